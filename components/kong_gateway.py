@@ -1,0 +1,169 @@
+"""KongGateway: the control-plane entities every region's data plane serves (global stack)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kong as kong
+import pulumi_tls as tls
+
+from gateway.model import ApiCatalog
+from partners.tiers import RateLimit, TierTable
+
+
+def tier_acl_group(tier: str) -> str:
+    """ACL group a partner consumer of `tier` belongs to."""
+    return f"tier-{tier}"
+
+
+def rate_limit_config(limits: RateLimit) -> str:
+    """rate-limiting plugin config for one tier's limits (local counters: one data plane per region)."""
+    return json.dumps({**limits.model_dump(), "policy": "local", "limit_by": "consumer"}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class KongGatewayArgs:
+    apis: ApiCatalog
+    """The API surface (gateway/apis.yaml)."""
+    tiers: TierTable
+    """The tier table: which tiers may call which API, and the rate-limit plans."""
+    upstream_domain: str = "svc.cluster.local"
+    """Cluster DNS suffix of the upstream services in each region."""
+
+
+class KongGateway(pulumi.ComponentResource):
+    service_ids: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: KongGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:kong_gateway:KongGateway", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        plugins = args.apis.global_plugins
+        lowest_tier = next(iter(args.tiers.tiers.values()))
+
+        kong.Plugin(
+            f"{name}-correlation-id",
+            name="correlation-id",
+            config_json=json.dumps(plugins.correlation_id.model_dump(), sort_keys=True),
+            opts=child,
+        )
+        kong.Plugin(
+            f"{name}-prometheus",
+            name="prometheus",
+            config_json=json.dumps({"per_consumer": True, "status_code_metrics": True, "latency_metrics": True}),
+            opts=child,
+        )
+        kong.Plugin(
+            f"{name}-request-size-limiting",
+            name="request-size-limiting",
+            config_json=json.dumps({"allowed_payload_size": plugins.request_size_limit_mb, "size_unit": "megabytes"}),
+            opts=child,
+        )
+        kong.Plugin(
+            f"{name}-cors",
+            name="cors",
+            config_json=json.dumps(
+                {
+                    "origins": list(plugins.cors_origins),
+                    "methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                    "headers": ["Authorization", "Content-Type", "apikey", plugins.correlation_id.header_name],
+                    "exposed_headers": [plugins.correlation_id.header_name, "Deprecation", "Sunset", "Link"],
+                    "credentials": False,
+                    "max_age": 3600,
+                },
+                sort_keys=True,
+            ),
+            opts=child,
+        )
+        # The default plan: any consumer without its own (tier) rate-limiting plugin gets the lowest tier's limits;
+        # Kong gives a consumer-scoped plugin precedence over this global one.
+        kong.Plugin(
+            f"{name}-default-rate-limit",
+            name="rate-limiting",
+            config_json=rate_limit_config(lowest_tier.rate_limit),
+            opts=child,
+        )
+
+        self.service_ids = {}
+        for api_name, api in args.apis.apis.items():
+            upstream = api.upstream
+            service = kong.Service(
+                f"{name}-{api_name}",
+                name=f"{api_name}-api",
+                protocol=upstream.protocol,
+                host=f"{upstream.host}.{args.apis.upstream_namespace}.{args.upstream_domain}",
+                port=upstream.port,
+                path=upstream.path,
+                retries=3,
+                connect_timeout=5000,
+                read_timeout=3_600_000 if api.websocket else 60_000,
+                write_timeout=3_600_000 if api.websocket else 60_000,
+                tags=["platform", f"api:{api_name}"],
+                opts=child,
+            )
+            self.service_ids[api_name] = service.id
+            kong.Plugin(
+                f"{name}-{api_name}-key-auth",
+                name="key-auth",
+                service_id=service.id,
+                config_json=json.dumps({"key_names": ["apikey"], "hide_credentials": True}),
+                opts=child,
+            )
+            kong.Plugin(
+                f"{name}-{api_name}-acl",
+                name="acl",
+                service_id=service.id,
+                config_json=json.dumps(
+                    {"allow": [tier_acl_group(t) for t in args.tiers.holding(api.feature)], "hide_groups_header": True}
+                ),
+                opts=child,
+            )
+            for version, spec in api.versions.items():
+                prefix = f"/{version}" if api_name == "rest" else f"/{version}/{api_name}"
+                route = kong.Route(
+                    f"{name}-{api_name}-{version}",
+                    name=f"{api_name}-{version}",
+                    service_id=service.id,
+                    protocols=["https"],
+                    paths=[prefix],
+                    strip_path=False,
+                    preserve_host=False,
+                    https_redirect_status_code=426,
+                    tags=["platform", f"api:{api_name}", f"version:{version}"],
+                    opts=child,
+                )
+                if spec.sunset is not None:
+                    kong.Plugin(
+                        f"{name}-{api_name}-{version}-deprecation",
+                        name="response-transformer",
+                        route_id=route.id,
+                        config_json=json.dumps(
+                            {
+                                "add": {
+                                    "headers": [
+                                        "Deprecation: true",
+                                        f"Sunset: {spec.sunset.strftime('%a, %d %b %Y 23:59:59 GMT')}",
+                                        f'Link: </{spec.successor}>; rel="successor-version"',
+                                    ]
+                                }
+                            }
+                        ),
+                        opts=child,
+                    )
+
+        # Hybrid mode, shared mTLS: control plane and every regional data plane present this certificate.
+        cluster_key = tls.PrivateKey(f"{name}-cluster-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
+        cluster_cert = tls.SelfSignedCert(
+            f"{name}-cluster-cert",
+            private_key_pem=cluster_key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(common_name="kong_clustering"),
+            validity_period_hours=24 * 365 * 3,
+            early_renewal_hours=24 * 90,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+            opts=child,
+        )
+        self.cluster_cert = cluster_cert.cert_pem
+        self.cluster_key = pulumi.Output.secret(cluster_key.private_key_pem)
+        self.rate_limit_plans = {name_: rate_limit_config(t.rate_limit) for name_, t in args.tiers.tiers.items()}
+        self.register_outputs({"service_ids": self.service_ids, "rate_limit_plans": self.rate_limit_plans})

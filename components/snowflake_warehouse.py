@@ -1,0 +1,229 @@
+"""SnowflakeWarehouse: one region's database, warehouses, roles, the shared usage table and metric views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_snowflake as snowflake
+
+PLATFORM_ROLES = {
+    "loader": "Writes metered usage into RAW.",
+    "analyst": "Reads the ANALYTICS views across all partners.",
+    "admin": "Owns the region's data objects.",
+}
+PARTNER_ROLE_PATTERN = "^PARTNER_(.+)_READER$"
+"""A partner's reader role is PARTNER_<ID>_READER; the row access policy maps it back to the partner id."""
+
+
+def partner_reader_role(snowflake_id: str) -> str:
+    return f"PARTNER_{snowflake_id}_READER"
+
+
+@dataclass(frozen=True)
+class SnowflakeWarehouseArgs:
+    region_code: str
+    """Platform region code, used in object names."""
+    monthly_credit_quota: int
+    """Credits the region's warehouses may burn per month before they are suspended."""
+    retention_days: int
+    """Time Travel kept on the RAW schema (at most the strictest launched country's retention)."""
+
+
+class SnowflakeWarehouse(pulumi.ComponentResource):
+    database_name: str
+    partner_warehouse_name: str
+
+    def __init__(self, name: str, args: SnowflakeWarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ident = args.region_code.upper().replace("-", "_")
+        self.database_name = f"PLATFORM_{ident}"
+        database = snowflake.Database(
+            f"{name}-database",
+            name=self.database_name,
+            comment=f"Platform data for region {args.region_code}",
+            data_retention_time_in_days=min(args.retention_days, 90),
+            drop_public_schema_on_creation=True,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        raw = snowflake.Schema(
+            f"{name}-raw",
+            database=database.name,
+            name="RAW",
+            comment="Metered usage as it arrives",
+            with_managed_access="true",
+            data_retention_time_in_days=min(args.retention_days, 90),
+            opts=child,
+        )
+        analytics = snowflake.Schema(
+            f"{name}-analytics",
+            database=database.name,
+            name="ANALYTICS",
+            comment="Success-metric views",
+            with_managed_access="true",
+            opts=child,
+        )
+
+        monitor = snowflake.ResourceMonitor(
+            f"{name}-monitor",
+            name=f"PLATFORM_{ident}_MONITOR",
+            credit_quota=args.monthly_credit_quota,
+            frequency="MONTHLY",
+            start_timestamp="IMMEDIATELY",
+            notify_triggers=[75, 90],
+            suspend_trigger=100,
+            suspend_immediate_trigger=110,
+            opts=child,
+        )
+        warehouses = {}
+        for purpose, size, suspend in (("LOAD", "XSMALL", 60), ("ANALYTICS", "SMALL", 300), ("PARTNERS", "XSMALL", 60)):
+            warehouses[purpose] = snowflake.Warehouse(
+                f"{name}-{purpose.lower()}-wh",
+                name=f"PLATFORM_{ident}_{purpose}_WH",
+                warehouse_size=size,
+                auto_suspend=suspend,
+                auto_resume="true",
+                initially_suspended=True,
+                resource_monitor=monitor.name,
+                comment=f"{purpose.title()} warehouse of region {args.region_code}",
+                opts=child,
+            )
+        self.partner_warehouse_name = f"PLATFORM_{ident}_PARTNERS_WH"
+
+        roles = {
+            key: snowflake.AccountRole(
+                f"{name}-{key}-role", name=f"PLATFORM_{ident}_{key.upper()}", comment=comment, opts=child
+            )
+            for key, comment in PLATFORM_ROLES.items()
+        }
+
+        usage = snowflake.Table(
+            f"{name}-usage-events",
+            database=database.name,
+            schema=raw.name,
+            name="USAGE_EVENTS",
+            comment="One row per metered call; partners see only their own rows",
+            change_tracking=True,
+            columns=[
+                snowflake.TableColumnArgs(name="EVENT_ID", type="VARCHAR(64)", nullable=False),
+                snowflake.TableColumnArgs(name="PARTNER_ID", type="VARCHAR(40)", nullable=False),
+                snowflake.TableColumnArgs(name="CUSTOMER_ID", type="VARCHAR(64)", nullable=False),
+                snowflake.TableColumnArgs(name="COUNTRY", type="VARCHAR(2)", nullable=False),
+                snowflake.TableColumnArgs(name="CALL_STARTED_AT", type="TIMESTAMP_TZ", nullable=False),
+                snowflake.TableColumnArgs(name="DURATION_SECONDS", type="NUMBER(10,0)", nullable=False),
+                snowflake.TableColumnArgs(name="AMOUNT_MINOR", type="NUMBER(18,0)", nullable=False),
+                snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
+            ],
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        partners = snowflake.Table(
+            f"{name}-partners",
+            database=database.name,
+            schema=raw.name,
+            name="PARTNERS",
+            comment="Partner roster with tier pricing, loaded from the specs",
+            columns=[
+                snowflake.TableColumnArgs(name="PARTNER_ID", type="VARCHAR(40)", nullable=False),
+                snowflake.TableColumnArgs(name="TIER", type="VARCHAR(16)", nullable=False),
+                snowflake.TableColumnArgs(name="BASE_FEE_MINOR", type="NUMBER(18,0)", nullable=False),
+                snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
+                snowflake.TableColumnArgs(name="ACTIVE", type="BOOLEAN", nullable=False),
+            ],
+            opts=child,
+        )
+
+        platform_roles = ", ".join(f"'PLATFORM_{ident}_{key.upper()}'" for key in PLATFORM_ROLES)
+        policy = snowflake.RowAccessPolicy(
+            f"{name}-partner-rows",
+            database=database.name,
+            schema=raw.name,
+            name="PARTNER_ROWS",
+            arguments=[snowflake.RowAccessPolicyArgumentArgs(name="ROW_PARTNER_ID", type="VARCHAR")],
+            body=(
+                f"CURRENT_ROLE() IN ({platform_roles}) OR "
+                f"UPPER(REPLACE(ROW_PARTNER_ID, '-', '_')) = REGEXP_SUBSTR(CURRENT_ROLE(), '{PARTNER_ROLE_PATTERN}', 1, 1, 'e', 1)"
+            ),
+            comment="A partner's reader role sees only rows of its own partner id",
+            opts=child,
+        )
+        usage_fqn = f"{self.database_name}.RAW.USAGE_EVENTS"
+        policy_fqn = f"{self.database_name}.RAW.PARTNER_ROWS"
+        # The provider's table resource cannot attach a row access policy; this statement pair can, reversibly.
+        snowflake.Execute(
+            f"{name}-usage-row-policy",
+            execute=f"ALTER TABLE {usage_fqn} ADD ROW ACCESS POLICY {policy_fqn} ON (PARTNER_ID)",
+            revert=f"ALTER TABLE {usage_fqn} DROP ROW ACCESS POLICY {policy_fqn}",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, policy]),
+        )
+
+        raw_fqn = f"{self.database_name}.RAW"
+        views = {
+            "MRR": (
+                "Monthly recurring revenue by currency: base fees of active partners plus this month's usage",
+                f"SELECT p.CURRENCY, SUM(p.BASE_FEE_MINOR) + COALESCE(SUM(u.AMOUNT_MINOR), 0) AS MRR_MINOR "
+                f"FROM {raw_fqn}.PARTNERS p LEFT JOIN (SELECT PARTNER_ID, SUM(AMOUNT_MINOR) AS AMOUNT_MINOR "
+                f"FROM {raw_fqn}.USAGE_EVENTS WHERE CALL_STARTED_AT >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) "
+                f"GROUP BY PARTNER_ID) u ON u.PARTNER_ID = p.PARTNER_ID WHERE p.ACTIVE GROUP BY p.CURRENCY",
+            ),
+            "ACTIVE_PARTNERS": (
+                "Partners with at least one call in the last 30 days",
+                f"SELECT COUNT(DISTINCT PARTNER_ID) AS ACTIVE_PARTNERS FROM {raw_fqn}.USAGE_EVENTS "
+                f"WHERE CALL_STARTED_AT >= DATEADD('day', -30, CURRENT_TIMESTAMP())",
+            ),
+            "MINUTES_PER_PARTNER": (
+                "Call minutes per partner per month",
+                f"SELECT PARTNER_ID, DATE_TRUNC('month', CALL_STARTED_AT) AS MONTH, "
+                f"SUM(DURATION_SECONDS) / 60 AS MINUTES FROM {raw_fqn}.USAGE_EVENTS GROUP BY 1, 2",
+            ),
+        }
+        for view_name, (comment, statement) in views.items():
+            snowflake.View(
+                f"{name}-{view_name.lower().replace('_', '-')}-view",
+                database=database.name,
+                schema=analytics.name,
+                name=view_name,
+                is_secure="true",
+                comment=comment,
+                statement=statement,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, partners]),
+            )
+
+        def grant(suffix: str, role: str, privileges: list[str], **target: object) -> None:
+            snowflake.GrantPrivilegesToAccountRole(
+                f"{name}-{suffix}", account_role_name=roles[role].name, privileges=privileges, opts=child, **target
+            )
+
+        for role in PLATFORM_ROLES:
+            grant(
+                f"{role}-db-usage",
+                role,
+                ["USAGE"],
+                on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                    object_type="DATABASE", object_name=database.name
+                ),
+            )
+        grant("loader-raw-usage", "loader", ["USAGE"],
+              on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=raw_fqn))
+        grant("loader-raw-insert", "loader", ["INSERT", "SELECT"],
+              on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
+                  all=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectAllArgs(object_type_plural="TABLES", in_schema=raw_fqn)))
+        grant("loader-wh", "loader", ["USAGE"],
+              on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                  object_type="WAREHOUSE", object_name=warehouses["LOAD"].name))
+        grant("analyst-analytics-usage", "analyst", ["USAGE"],
+              on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=f"{self.database_name}.ANALYTICS"))
+        grant("analyst-views", "analyst", ["SELECT"],
+              on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
+                  future=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectFutureArgs(
+                      object_type_plural="VIEWS", in_schema=f"{self.database_name}.ANALYTICS")))
+        grant("analyst-wh", "analyst", ["USAGE"],
+              on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                  object_type="WAREHOUSE", object_name=warehouses["ANALYTICS"].name))
+        grant("admin-db-manage", "admin", ["CREATE SCHEMA", "MONITOR"],
+              on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                  object_type="DATABASE", object_name=database.name))
+
+        self.register_outputs(
+            {"database": database.name, "partner_warehouse": warehouses["PARTNERS"].name, "raw_schema": raw.name}
+        )

@@ -1,0 +1,1 @@
+"""The public API surface behind Kong (`gateway/apis.yaml`) and its model."""

@@ -1,0 +1,97 @@
+"""Model and loader of `gateway/apis.yaml`."""
+
+from __future__ import annotations
+
+import datetime
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from platformctl.errors import InputError
+from platformctl.yamlio import load_yaml_file, validation_problems
+
+APIS_FILE = Path(__file__).resolve().parent / "apis.yaml"
+Version = Annotated[str, StringConstraints(pattern=r"^v[0-9]+$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Upstream(_Frozen):
+    host: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+    """Kubernetes service name in the upstream namespace."""
+    port: int = Field(ge=1, le=65535)
+    """Service port."""
+    path: str = "/"
+    """Path prefix on the upstream."""
+    protocol: Literal["http", "https"] = "http"
+    """Protocol Kong speaks to the upstream."""
+
+
+class ApiVersion(_Frozen):
+    sunset: datetime.date | None = None
+    """Date the version stops working; set means deprecated."""
+    successor: Version | None = None
+    """Version clients should move to."""
+
+
+class Api(_Frozen):
+    upstream: Upstream
+    """Where Kong forwards the API's traffic."""
+    feature: str
+    """Tier feature whose holders may call the API."""
+    websocket: bool = False
+    """The API streams over WebSocket upgrades."""
+    versions: dict[Version, ApiVersion] = Field(min_length=1)
+    """Published versions, each one route."""
+
+    @model_validator(mode="after")
+    def _successors_exist(self) -> Api:
+        for name, version in self.versions.items():
+            if version.successor and version.successor not in self.versions:
+                raise ValueError(f"version {name} names unknown successor {version.successor}")
+            if version.sunset and not version.successor:
+                raise ValueError(f"deprecated version {name} needs a successor")
+        return self
+
+
+class CorrelationId(_Frozen):
+    header_name: str
+    """Header carrying the id."""
+    generator: Literal["uuid", "uuid#counter", "tracker"]
+    """How Kong generates ids."""
+    echo_downstream: bool
+    """Return the id to the client."""
+
+
+class GlobalPlugins(_Frozen):
+    correlation_id: CorrelationId
+    """correlation-id plugin settings."""
+    request_size_limit_mb: int = Field(ge=1, le=128)
+    """Largest request body accepted."""
+    cors_origins: tuple[str, ...] = Field(min_length=1)
+    """Origins allowed by the cors plugin."""
+
+
+class ApiCatalog(_Frozen):
+    upstream_namespace: str
+    """Namespace of the upstream services in every regional cluster."""
+    apis: dict[str, Api] = Field(min_length=1)
+    """APIs by name."""
+    global_plugins: GlobalPlugins
+    """Plugins applied to every request."""
+
+
+def load_api_catalog(path: Path = APIS_FILE) -> ApiCatalog:
+    return _load_cached(path.resolve())
+
+
+@cache
+def _load_cached(path: Path) -> ApiCatalog:
+    try:
+        return ApiCatalog.model_validate(load_yaml_file(path))
+    except ValidationError as exc:
+        raise InputError(validation_problems(str(path), exc)) from None

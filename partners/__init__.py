@@ -1,0 +1,1 @@
+"""Partner specs (one YAML file each in this folder), the PartnerSpec model and the tier table."""

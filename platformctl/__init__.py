@@ -1,0 +1,1 @@
+"""platformctl: the library layer behind the `platformctl` CLI (no Typer here)."""

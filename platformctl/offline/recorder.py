@@ -1,0 +1,273 @@
+"""Run the Pulumi program for one stack in-process under the SDK's mocks and record what it registers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from platformctl.errors import EngineError, InputError
+from platformctl.stacks import PROJECT
+
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+_SIG_KEY = rpc._special_sig_key
+_SECRET_SIG = rpc._special_secret_sig
+_RESOURCE_SIG = rpc._special_resource_sig
+_REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
+"""Marks a referenced stack's output that is unknown until that stack is applied."""
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    """The resource's URN."""
+    type: str
+    """Type token."""
+    name: str
+    """Logical name."""
+    custom: bool
+    """Managed by a provider (False for components)."""
+    parent: str
+    """Parent URN."""
+    provider: str
+    """Provider reference (URN::id), empty for the default provider."""
+    inputs: dict[str, Any]
+    """Inputs as registered: secrets as "[secret]", values not known before apply as "[unknown]"."""
+    protect: bool = False
+    """The resource is protected from deletion."""
+    retain_on_delete: bool = False
+    """Deleting it from the stack leaves the cloud resource in place."""
+    dependencies: list[str] = field(default_factory=list)
+    """URNs this resource depends on."""
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Per input, the URNs its value came from."""
+
+    def new_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"type": self.type, "urn": self.urn, "custom": self.custom, "parent": self.parent}
+        if self.provider:
+            state["provider"] = self.provider
+        state["inputs"] = self.inputs
+        if self.protect:
+            state["protect"] = True
+        if self.retain_on_delete:
+            state["retainOnDelete"] = True
+        if self.dependencies:
+            state["dependencies"] = self.dependencies
+        if self.property_dependencies:
+            state["propertyDependencies"] = self.property_dependencies
+        return state
+
+
+@dataclass
+class StackRecording:
+    stack: str
+    """Stack name."""
+    resources: list[RecordedResource]
+    """Every registered resource in registration order (the Stack resource first)."""
+    outputs: dict[str, Any]
+    """Stack outputs, redacted like inputs."""
+    reference_outputs: dict[str, Any]
+    """Stack outputs as another stack's StackReference sees them (secret values kept, unknowns marked)."""
+    secret_outputs: list[str]
+    """Names of outputs that are secret."""
+    warnings: list[str]
+    """Warnings the program logged."""
+
+
+StackOutputsLookup = Callable[[str], "StackRecording | None"]
+
+
+class _Recorder(mocks.MockMonitor):
+    def __init__(self, mock: mocks.Mocks) -> None:
+        super().__init__(mock)
+        self.records: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        urn = response.urn
+        self.records.append(
+            RecordedResource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                provider=request.provider,
+                inputs=redact(json_format.MessageToDict(request.object)),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                dependencies=sorted(set(request.dependencies)),
+                property_dependencies={
+                    key: sorted(set(value.urns)) for key, value in request.propertyDependencies.items() if value.urns
+                },
+            )
+        )
+        return response
+
+
+class _PlanMocks(mocks.Mocks):
+    """Answers like a preview: ids and computed outputs are unknown; stack references read planned outputs."""
+
+    def __init__(self, lookup: StackOutputsLookup) -> None:
+        self.lookup = lookup
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            referenced = args.inputs.get("name", args.name).split("/")[-1]
+            recording = self.lookup(referenced)
+            if recording is None:
+                raise EngineError(f"stack reference {args.name!r}: stack {referenced!r} has no plan")
+            return args.name, {
+                "name": args.name,
+                "outputs": recording.reference_outputs,
+                "secretOutputNames": recording.secret_outputs,
+            }
+        return "", dict(args.inputs)
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        raise EngineError(f"the offline plan cannot run data source {args.token}; pass the value in as config")
+
+
+def redact(value: Any) -> Any:
+    """Registered property values → plan JSON: secrets hidden, unknowns marked, integral numbers as ints."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return value.get("urn", UNKNOWN)
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, str) and (value == rpc.UNKNOWN or _REFERENCE_UNKNOWN in value):
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def configure(config: Mapping[str, Any], secret_keys: list[str]) -> None:
+    """Install stack config the way the Pulumi CLI hands it to a program (structured values as JSON)."""
+    pulumi.runtime.set_all_config(
+        {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}, secret_keys
+    )
+
+
+def record_stack(
+    root: Path,
+    stack: str,
+    config: Mapping[str, Any],
+    lookup: StackOutputsLookup,
+    secret_keys: list[str] | None = None,
+) -> StackRecording:
+    """Run `root/__main__.py` as stack `stack`; the runtime is reset before and after, so calls can repeat."""
+    _reset_runtime()
+    configure(config, secret_keys or [])
+    recorder = _Recorder(_PlanMocks(lookup))
+    warnings: list[str] = []
+    pulumi.runtime.set_mocks(
+        recorder.mocks, project=PROJECT, stack=stack, preview=True, monitor=recorder, logger=_WarningCollector(warnings)
+    )
+    program = root / "__main__.py"
+    root_str = str(root)
+    added = root_str not in sys.path
+    if added:
+        sys.path.insert(0, root_str)
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        reference, shown, secret = _sync_await(_resolve_outputs(stack))
+    except pulumi.RunError as exc:
+        raise InputError.single(f"stack {stack}", "", str(exc)) from None
+    except (InputError, EngineError):
+        raise
+    except Exception as exc:  # the program's own failure, reported with its type
+        raise EngineError(f"stack {stack}: the program failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if added:
+            sys.path.remove(root_str)
+        _reset_runtime()
+    return StackRecording(
+        stack=stack,
+        resources=recorder.records,
+        outputs=shown,
+        reference_outputs=reference,
+        secret_outputs=secret,
+        warnings=warnings,
+    )
+
+
+async def _resolve_outputs(stack: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    root_resource = settings.get_root_resource()
+    raw = dict(getattr(root_resource, "outputs", {}) or {})
+    reference: dict[str, Any] = {}
+    shown: dict[str, Any] = {}
+    secret_names: list[str] = []
+    for name, value in raw.items():
+        ref_value, shown_value, is_secret = await _resolve(value, f"{stack}.{name}")
+        reference[name], shown[name] = ref_value, shown_value
+        if is_secret:
+            secret_names.append(name)
+    return reference, shown, secret_names
+
+
+async def _resolve(value: Any, path: str) -> tuple[Any, Any, bool]:
+    """Resolve one exported value, keeping the known parts of dicts and lists of Outputs known."""
+    if isinstance(value, dict):
+        parts = {key: await _resolve(item, f"{path}.{key}") for key, item in value.items()}
+        secret = any(part[2] for part in parts.values())
+        return (
+            {key: part[0] for key, part in parts.items()},
+            SECRET if secret else {key: part[1] for key, part in parts.items()},
+            secret,
+        )
+    if isinstance(value, list | tuple):
+        items = [await _resolve(item, f"{path}.{index}") for index, item in enumerate(value)]
+        secret = any(item[2] for item in items)
+        return [item[0] for item in items], SECRET if secret else [item[1] for item in items], secret
+    output = pulumi.Output.from_input(value)
+    known, secret = await output.is_known(), await output.is_secret()
+    resolved = await output.future() if known else None
+    if known and isinstance(resolved, dict | list):
+        ref_value, shown_value, inner_secret = await _resolve(resolved, path)
+        secret = secret or inner_secret
+        return ref_value, SECRET if secret else shown_value, secret
+    ref_value = resolved if known else f"{_REFERENCE_UNKNOWN}{path}"
+    shown_value = SECRET if secret else (resolved if known else UNKNOWN)
+    return ref_value, shown_value, secret
+
+
+class _WarningCollector:
+    """Logger stand-in for the mock engine: keeps warnings and errors for the plan."""
+
+    def __init__(self, sink: list[str]) -> None:
+        self.sink = sink
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        self.sink.append(message)
+
+    def error(self, message: str) -> None:
+        self.sink.append(message)
+
+
+def _reset_runtime() -> None:
+    settings.reset_options()
+    pulumi.runtime.set_all_config({}, [])
+    asyncio.set_event_loop(asyncio.new_event_loop())

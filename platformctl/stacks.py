@@ -1,0 +1,66 @@
+"""Stack names, kinds and files: `global`, `region-<code>`, `partner-<id>`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from platformctl.errors import InputError
+from partners.spec import PARTNER_ID_PATTERN
+
+REGION_CODE_PATTERN = r"^[a-z]{2}-[a-z]+$"
+PROJECT = "platform"
+
+
+class StackKind(str, Enum):
+    GLOBAL = "global"
+    REGION = "region"
+    PARTNER = "partner"
+
+
+KIND_ORDER = {StackKind.GLOBAL: 0, StackKind.REGION: 1, StackKind.PARTNER: 2}
+"""Planning order: a stack reads only stacks of a smaller rank."""
+
+
+@dataclass(frozen=True, order=True)
+class StackName:
+    kind: StackKind
+    """Which program branch builds the stack."""
+    key: str
+    """Region code or partner id; empty for the global stack."""
+
+    def __str__(self) -> str:
+        return "global" if self.kind is StackKind.GLOBAL else f"{self.kind.value}-{self.key}"
+
+    @property
+    def rank(self) -> int:
+        return KIND_ORDER[self.kind]
+
+    def config_file(self, root: Path) -> Path:
+        return root / "stacks" / f"Pulumi.{self}.yaml"
+
+
+def parse_stack_name(name: str) -> StackName:
+    """Parse a stack name; anything else (including path tricks) is an InputError."""
+    if name == "global":
+        return StackName(StackKind.GLOBAL, "")
+    for kind, pattern in ((StackKind.REGION, REGION_CODE_PATTERN), (StackKind.PARTNER, PARTNER_ID_PATTERN)):
+        prefix = f"{kind.value}-"
+        if name.startswith(prefix) and re.match(pattern, name[len(prefix) :]):
+            return StackName(kind, name[len(prefix) :])
+    raise InputError.single(
+        "stack", "", f"unknown stack name {name!r}: expected global, region-<code> or partner-<id>"
+    )
+
+
+def region_stack(code: str) -> StackName:
+    return StackName(StackKind.REGION, code)
+
+
+def partner_stack(partner_id: str) -> StackName:
+    return StackName(StackKind.PARTNER, partner_id)
+
+
+GLOBAL = StackName(StackKind.GLOBAL, "")

@@ -1,0 +1,125 @@
+"""Safe, bounded YAML reading and atomic file writing for specs, catalogs and stack files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from platformctl.errors import InputError, Problem
+
+MAX_YAML_BYTES = 256 * 1024
+"""A spec or catalog file larger than this is refused before parsing."""
+MAX_ALIASES = 64
+"""Alias references allowed in one document: enough for hand-written anchors, far too few for a bomb."""
+MAX_DEPTH = 32
+"""Nesting depth allowed in one document."""
+
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader (no Python tags) that also bounds aliases and depth and refuses duplicate keys."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} alias references (possible alias bomb)")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(None, None, "mapping keys must be scalars", key_node.start_mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse one YAML document safely; every failure is an InputError naming `source`."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
+        raise InputError.single(source, "", f"file is larger than {MAX_YAML_BYTES // 1024} KiB")
+    try:
+        loader = _BoundedLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise InputError.single(source, "", f"not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise InputError.single(source, "", "YAML nesting is too deep") from None
+
+
+def load_yaml_file(path: Path, display: str | None = None) -> Any:
+    """Read and parse `path`, refusing non-files, oversized files and undecodable bytes."""
+    source = display or str(path)
+    try:
+        if not path.is_file():
+            raise InputError.single(source, "", "no such file")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise InputError.single(source, "", f"file is larger than {MAX_YAML_BYTES // 1024} KiB")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError.single(source, "", f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError.single(source, "", "not UTF-8 text") from None
+    return load_yaml_text(text, source)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validation_problems(source: str, exc: Any, prefix: str = "") -> list[Problem]:
+    """Turn a pydantic ValidationError into one Problem per error, with dotted field paths."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        field = ".".join(([prefix] if prefix else []) + loc)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(Problem(source, field, message))
+    return problems
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
