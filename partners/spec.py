@@ -24,6 +24,7 @@ PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
 """A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _HEX_COLOR = r"^#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"
@@ -43,7 +44,7 @@ MAX_CUSTOM_CSS = 16 * 1024
 
 
 def _plain_text(value: str) -> str:
-    if _CONTROL.search(value):
+    if _CONTROL_OR_NEWLINE.search(value):
         raise ValueError("control or bidirectional-override characters are not allowed")
     if value != value.strip():
         raise ValueError("leading or trailing whitespace is not allowed")
