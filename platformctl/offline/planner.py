@@ -1,19 +1,27 @@
-"""Plan stacks offline in dependency order and shape the result like `pulumi preview --json`."""
+"""Plan stacks offline in dependency order, in a pool of worker processes when there are many."""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from partners.spec import load_spec
-from platformctl.errors import InputError
 from platformctl.offline.recorder import StackRecording, record_stack
-from platformctl.stackconfig import load_stack_config
+from platformctl.stackconfig import StackConfig, load_stack_config
 from platformctl.stacks import GLOBAL, StackKind, StackName, region_stack
 
 STACK_TYPE = "pulumi:pulumi:Stack"
+SEQUENTIAL_BELOW = 8
+"""Fewer stacks than this are planned in-process: a pool's start-up would cost more than it saves."""
+
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -25,17 +33,25 @@ class StackPlan:
 
     def preview(self) -> dict[str, Any]:
         """The stack's plan in the shape of `pulumi preview --json` (every step a create)."""
-        steps = [
-            {"op": "create", "urn": r.urn, "newState": r.new_state()}
-            for r in self.recording.resources
-        ]
-        summary = Counter(step["op"] for step in steps)
+        steps = [{"op": "create", "urn": r.urn, "newState": r.new_state()} for r in self.recording.resources]
         return {
             "steps": steps,
-            "changeSummary": dict(summary),
+            "changeSummary": {"create": len(steps)} if steps else {},
             "outputs": self.recording.outputs,
             "diagnostics": [{"severity": "warning", "message": w} for w in self.recording.warnings],
         }
+
+    @property
+    def resource_count(self) -> int:
+        return sum(1 for r in self.recording.resources if r.type != STACK_TYPE)
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What a StackReference needs of an already planned stack (cheap to send to a worker)."""
+
+    reference_outputs: dict[str, Any]
+    secret_outputs: list[str] = field(default_factory=list)
 
 
 def dependencies(root: Path, stack: StackName) -> list[StackName]:
@@ -48,33 +64,67 @@ def dependencies(root: Path, stack: StackName) -> list[StackName]:
     return [GLOBAL, region_stack(spec.home_region)]
 
 
-def with_dependencies(root: Path, stacks: list[StackName]) -> list[StackName]:
-    """`stacks` plus everything they read, in planning order (global, regions, partners)."""
-    needed: set[StackName] = set()
+def with_dependencies(root: Path, stacks: list[StackName]) -> tuple[list[StackName], dict[StackName, list[StackName]]]:
+    """`stacks` plus everything they read, in planning order, and each one's dependencies."""
+    deps: dict[StackName, list[StackName]] = {}
     pending = list(stacks)
     while pending:
         stack = pending.pop()
-        if stack not in needed:
-            needed.add(stack)
-            pending.extend(dependencies(root, stack))
-    return sorted(needed, key=lambda s: (s.rank, s.key))
+        if stack not in deps:
+            deps[stack] = dependencies(root, stack)
+            pending.extend(deps[stack])
+    return sorted(deps, key=lambda s: (s.rank, s.key)), deps
 
 
-def plan_stacks(root: Path, stacks: list[StackName]) -> dict[str, StackPlan]:
-    """Plan `stacks` (and what they read) in order; returns every planned stack by name."""
-    ordered = with_dependencies(root, stacks)
+def plan_stacks(
+    root: Path, stacks: list[StackName], workers: int | None = None, progress: Progress | None = None
+) -> dict[str, StackPlan]:
+    """Plan `stacks` and what they read; returns every planned stack by name, in planning order."""
+    ordered, deps = with_dependencies(root, stacks)
     configs = {stack: load_stack_config(root, stack) for stack in ordered}
+    workers = workers or os.cpu_count() or 1
+    references: dict[str, _Reference] = {}
     recordings: dict[str, StackRecording] = {}
-    for stack in ordered:
-        config = configs[stack]
-        recordings[str(stack)] = record_stack(
-            root, str(stack), config.values, recordings.get, secret_keys=config.secret_keys
-        )
+
+    def done(recording: StackRecording) -> None:
+        recordings[recording.stack] = recording
+        references[recording.stack] = _Reference(recording.reference_outputs, recording.secret_outputs)
+        if progress:
+            progress(recording.stack)
+
+    if workers <= 1 or len(ordered) < SEQUENTIAL_BELOW:
+        for stack in ordered:
+            done(_plan_one(root, str(stack), configs[stack], {str(d): references[str(d)] for d in deps[stack]}))
+    else:
+        # fork: workers inherit the parent's imports and start in milliseconds.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker, initargs=(root,)) as pool:
+            for _, phase in groupby(ordered, key=lambda s: s.rank):
+                batch = list(phase)
+                jobs = [
+                    (root, str(s), configs[s], {str(d): references[str(d)] for d in deps[s]}) for s in batch
+                ]
+                chunk = max(1, len(jobs) // (workers * 4))
+                for recording in pool.map(_plan_job, jobs, chunksize=chunk):
+                    done(recording)
     return {name: StackPlan(name, recording) for name, recording in recordings.items()}
 
 
-def resource_count(plan: StackPlan) -> int:
-    return sum(1 for r in plan.recording.resources if r.type != STACK_TYPE)
+def _plan_one(root: Path, stack: str, config: StackConfig, refs: dict[str, _Reference]) -> StackRecording:
+    return record_stack(root, stack, config.values, refs.get, secret_keys=config.secret_keys)
 
 
-__all__ = ["InputError", "StackPlan", "dependencies", "plan_stacks", "with_dependencies"]
+def _plan_job(job: tuple[Path, str, StackConfig, dict[str, _Reference]]) -> StackRecording:
+    return _plan_one(*job)
+
+
+def _warm_worker(root: Path) -> None:
+    """Import the providers and components once per worker, not once per stack."""
+    sys.path.insert(0, str(root))
+    import pulumi_aws  # noqa: F401
+    import pulumi_kong  # noqa: F401
+    import pulumi_kubernetes  # noqa: F401
+    import pulumi_snowflake  # noqa: F401
+
+    import components.partner_tenant  # noqa: F401
+    import components.regional_deployment  # noqa: F401

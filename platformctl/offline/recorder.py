@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 from google.protobuf import json_format
@@ -86,7 +86,14 @@ class StackRecording:
     """Warnings the program logged."""
 
 
-StackOutputsLookup = Callable[[str], "StackRecording | None"]
+class ReferencedStack(Protocol):
+    """What a StackReference reads of a planned stack."""
+
+    reference_outputs: dict[str, Any]
+    secret_outputs: list[str]
+
+
+StackOutputsLookup = Callable[[str], "ReferencedStack | None"]
 
 
 class _Recorder(mocks.MockMonitor):

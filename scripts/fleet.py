@@ -1,0 +1,55 @@
+"""Generate a fleet of partner specs and stacks in a copy of the platform repository (for benchmarks and tests)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from partners.tiers import TIER_NAMES
+from platformctl.yamlio import dump_yaml
+from regions.catalog import load_catalog
+
+REPO_CONTENT = ("Pulumi.yaml", "__main__.py", "stacks", "partners", "regions", "gateway")
+
+
+def copy_repo(source: Path, target: Path) -> Path:
+    """Copy the program, its data and the stack files (not the tooling) into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in REPO_CONTENT:
+        path = source / item
+        if path.is_dir():
+            shutil.copytree(path, target / item, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, target / item)
+    return target
+
+
+def generate_partners(root: Path, count: int) -> list[str]:
+    """Write `count` valid partner specs and their stack files, spread over every region and tier."""
+    catalog = load_catalog(root / "regions")
+    regions = list(catalog.regions.values())
+    ids = []
+    for index in range(count):
+        region = regions[index % len(regions)]
+        partner_id = f"fleet-{index:04d}"
+        spec = {
+            "id": partner_id,
+            "company_name": f"Fleet Partner {index:04d} Ltd",
+            "tier": TIER_NAMES[index % len(TIER_NAMES)],
+            "domain": f"voice.{partner_id}.example",
+            "home_region": region.code,
+            "countries": list(region.serves[: 1 + index % len(region.serves)]),
+            "contact": {"name": "Ops Team", "email": f"ops@{partner_id}.example"},
+            "branding": {
+                "primary_color": "#0A84FF",
+                "logo_url": f"https://cdn.{partner_id}.example/logo.svg",
+                "voice_greeting": f"Thanks for calling partner {index}.",
+            },
+            "billing": {"currency": catalog.country(region.serves[0]).currency, "payout_method": "stripe_connect"},
+        }
+        (root / "partners" / f"{partner_id}.yaml").write_text(dump_yaml(spec))
+        (root / "stacks" / f"Pulumi.partner-{partner_id}.yaml").write_text(
+            dump_yaml({"config": {"aws:region": region.aws_region}})
+        )
+        ids.append(partner_id)
+    return ids
