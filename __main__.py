@@ -170,6 +170,7 @@ def build_partner(partner_id: str) -> None:
             snowflake_warehouse=region_ref.get_output("snowflake_partner_warehouse"),
             rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
             retain_data=not config.get_bool("purgeData"),
+            active=not config.get("offboardedOn"),
         ),
         opts=pulumi.ResourceOptions(providers=providers),
     )

@@ -49,6 +49,8 @@ class PartnerTenantArgs:
     """Kong REST API service the custom domain routes to (global stack output)."""
     retain_data: bool = True
     """Keep data-bearing resources (buckets, keys, schema) when the stack deletes them."""
+    active: bool = True
+    """False once offboarded: only the data-bearing resources remain, until their retention runs out."""
 
 
 class PartnerTenant(pulumi.ComponentResource):
@@ -63,10 +65,14 @@ class PartnerTenant(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         data = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data)
 
-        self._kubernetes(name, args, labels, child)
-        self._gateway(name, args, child)
-        self._warehouse(name, args, child, data)
-        self._storage(name, args, child, data)
+        self.outputs: dict[str, object] = {"namespace": self.namespace, "active": args.active}
+        schema = self._schema(name, args, data)
+        key = self._dedicated_storage(name, args, child, data) if args.tier.dedicated_storage else None
+        if args.active:
+            self._kubernetes(name, args, labels, child)
+            self._gateway(name, args, child)
+            self._warehouse_access(name, args, schema, child)
+            self._workload_identity(name, args, key, child)
         self.register_outputs(self.outputs)
 
     def _kubernetes(self, name: str, args: PartnerTenantArgs, labels: dict[str, str], child: pulumi.ResourceOptions) -> None:
@@ -233,24 +239,25 @@ class PartnerTenant(pulumi.ComponentResource):
             opts=child,
         )
         self.api_key = key.result
-        self.outputs: dict[str, object] = {
-            "namespace": self.namespace,
-            "kong_consumer": self.namespace,
-            "api_key": pulumi.Output.secret(key.result),
-        }
+        self.outputs.update({"kong_consumer": self.namespace, "api_key": pulumi.Output.secret(key.result)})
 
-    def _warehouse(self, name: str, args: PartnerTenantArgs, child: pulumi.ResourceOptions, data: pulumi.ResourceOptions) -> None:
-        sf_id = args.spec.snowflake_id
-        schema_name = f"PARTNER_{sf_id}"
-        role_name = partner_reader_role(sf_id)
-        schema = snowflake.Schema(
+    def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
+        self.outputs["snowflake_schema"] = f"PARTNER_{args.spec.snowflake_id}"
+        return snowflake.Schema(
             f"{name}-schema",
             database=args.snowflake_database,
-            name=schema_name,
+            name=f"PARTNER_{args.spec.snowflake_id}",
             comment=f"Partner {args.spec.id}: its own views of platform data",
             with_managed_access="true",
             opts=data,
         )
+
+    def _warehouse_access(
+        self, name: str, args: PartnerTenantArgs, schema: snowflake.Schema, child: pulumi.ResourceOptions
+    ) -> None:
+        sf_id = args.spec.snowflake_id
+        schema_name = f"PARTNER_{sf_id}"
+        role_name = partner_reader_role(sf_id)
         schema_fqn = pulumi.Output.concat(args.snowflake_database, ".", schema_name)
         usage_source = pulumi.Output.concat(args.snowflake_database, ".RAW.USAGE_EVENTS")
         snowflake.View(
@@ -318,47 +325,63 @@ class PartnerTenant(pulumi.ComponentResource):
         snowflake.GrantAccountRole(f"{name}-service-user-role", role_name=role.name, user_name=user.name, opts=child)
         self.outputs.update(
             {
-                "snowflake_schema": schema_name,
                 "snowflake_role": role_name,
                 "snowflake_user": user.name,
                 "snowflake_private_key": pulumi.Output.secret(key.private_key_pem),
             }
         )
 
-    def _storage(self, name: str, args: PartnerTenantArgs, child: pulumi.ResourceOptions, data: pulumi.ResourceOptions) -> None:
+    def _dedicated_storage(
+        self, name: str, args: PartnerTenantArgs, child: pulumi.ResourceOptions, data: pulumi.ResourceOptions
+    ) -> str:
+        """Enterprise tenants: their own KMS key and bucket. Returns the key's alias."""
         spec = args.spec
-        if args.tier.dedicated_storage:
-            key = aws.kms.Key(
-                f"{name}-data-key",
-                description=f"Call data of partner {spec.id}",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                opts=data,
-            )
-            key_alias = f"alias/{args.name_prefix}-partner-{spec.id}"
-            aws.kms.Alias(f"{name}-data-key-alias", name=key_alias, target_key_id=key.key_id, opts=child)
-            bucket_name = f"{args.name_prefix}-partner-{spec.id}"
-            SecureBucket(
-                f"{name}-data",
-                SecureBucketArgs(
-                    bucket_name=bucket_name,
-                    kms_key_arn=key.arn,
-                    retention_days=args.retention_days,
-                    retain_on_delete=args.retain_data,
-                    tags={"platform:partner": spec.id, "platform:data": "partner"},
-                ),
-                opts=child,
-            )
+        key = aws.kms.Key(
+            f"{name}-data-key",
+            description=f"Call data of partner {spec.id}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            opts=data,
+        )
+        key_alias = f"alias/{args.name_prefix}-partner-{spec.id}"
+        aws.kms.Alias(f"{name}-data-key-alias", name=key_alias, target_key_id=key.key_id, opts=child)
+        bucket_name = self._dedicated_bucket_name(args)
+        SecureBucket(
+            f"{name}-data",
+            SecureBucketArgs(
+                bucket_name=bucket_name,
+                kms_key_arn=key.arn,
+                retention_days=args.retention_days,
+                retain_on_delete=args.retain_data,
+                tags={"platform:partner": spec.id, "platform:data": "partner"},
+            ),
+            opts=child,
+        )
+        self.outputs["data_bucket"] = bucket_name
+        return key_alias
+
+    @staticmethod
+    def _dedicated_bucket_name(args: PartnerTenantArgs) -> str:
+        return f"{args.name_prefix}-partner-{args.spec.id}"
+
+    def _workload_identity(
+        self, name: str, args: PartnerTenantArgs, dedicated_key_alias: str | None, child: pulumi.ResourceOptions
+    ) -> None:
+        """An IAM role for the tenant's pods (EKS Pod Identity), limited to the tenant's own data."""
+        spec = args.spec
+        list_statement: dict[str, object] = {"Effect": "Allow", "Action": "s3:ListBucket"}
+        key_alias: pulumi.Input[str]
+        if dedicated_key_alias is not None:
+            bucket_name = self._dedicated_bucket_name(args)
+            key_alias = dedicated_key_alias
             object_arns: list[pulumi.Input[str]] = [f"arn:aws:s3:::{bucket_name}/*"]
-            bucket_arns: list[pulumi.Input[str]] = [f"arn:aws:s3:::{bucket_name}"]
-            prefix_condition: dict[str, object] = {}
-            self.outputs["data_bucket"] = bucket_name
+            list_statement["Resource"] = [f"arn:aws:s3:::{bucket_name}"]
         else:
             prefix = f"partners/{spec.id}/"
             key_alias = args.region_key_alias
             object_arns = [pulumi.Output.concat("arn:aws:s3:::", b, "/", prefix, "*") for b in args.region_buckets.values()]
-            bucket_arns = [pulumi.Output.concat("arn:aws:s3:::", b) for b in args.region_buckets.values()]
-            prefix_condition = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+            list_statement["Resource"] = [pulumi.Output.concat("arn:aws:s3:::", b) for b in args.region_buckets.values()]
+            list_statement["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
             self.outputs["data_prefix"] = prefix
 
         role = aws.iam.Role(
@@ -378,9 +401,6 @@ class PartnerTenant(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        list_statement: dict[str, object] = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arns}
-        if prefix_condition:
-            list_statement["Condition"] = prefix_condition
         aws.iam.RolePolicy(
             f"{name}-workload-data-access",
             role=role.name,

@@ -37,6 +37,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
     def __init__(self, name: str, args: SnowflakeWarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        data = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         ident = args.region_code.upper().replace("-", "_")
         self.database_name = f"PLATFORM_{ident}"
         database = snowflake.Database(
@@ -45,7 +46,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             comment=f"Platform data for region {args.region_code}",
             data_retention_time_in_days=min(args.retention_days, 90),
             drop_public_schema_on_creation=True,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=data,
         )
         raw = snowflake.Schema(
             f"{name}-raw",
@@ -54,7 +55,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             comment="Metered usage as it arrives",
             with_managed_access="true",
             data_retention_time_in_days=min(args.retention_days, 90),
-            opts=child,
+            opts=data,
         )
         analytics = snowflake.Schema(
             f"{name}-analytics",
@@ -62,7 +63,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             name="ANALYTICS",
             comment="Success-metric views",
             with_managed_access="true",
-            opts=child,
+            opts=data,
         )
 
         monitor = snowflake.ResourceMonitor(
@@ -115,7 +116,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 snowflake.TableColumnArgs(name="AMOUNT_MINOR", type="NUMBER(18,0)", nullable=False),
                 snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
             ],
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=data,
         )
         partners = snowflake.Table(
             f"{name}-partners",

@@ -1,0 +1,1 @@
+"""The `platformctl` command line: parses arguments and prints; the work is in `platformctl`."""

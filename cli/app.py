@@ -1,0 +1,368 @@
+"""`platformctl`: commands parse arguments, call the library and print. Exit codes: 0 ok, 1 failure, 2 bad input."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from platformctl.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
+
+app = typer.Typer(
+    name="platformctl",
+    help="Describe, review and change the voice platform's infrastructure.\n\n"
+    "Example: platformctl plan --all",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class State:
+    root: Path | None = None
+    debug: bool = False
+
+
+state = State()
+
+
+def _repo() -> Any:
+    from platformctl.repo import Repo, find_root
+
+    return Repo(find_root(state.root))
+
+
+@app.callback()
+def main_options(
+    root: Annotated[Path | None, typer.Option("--root", help="The platform repository (default: $PLATFORMCTL_ROOT, else the nearest Pulumi.yaml upwards).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Describe, review and change the voice platform's infrastructure.
+
+    Example: platformctl plan --all
+    """
+    state.root = root
+    state.debug = debug
+
+
+# ---------------------------------------------------------------- plan
+
+
+@app.command()
+def plan(
+    stacks: Annotated[list[str] | None, typer.Argument(help="Stacks to plan: global, region-<code>, partner-<id>.")] = None,
+    all_stacks: Annotated[bool, typer.Option("--all", help="Every stack that has a file in stacks/.")] = False,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write the plan as JSON (pulumi preview --json shape).")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="An earlier plan JSON: ops become create/update/delete/same.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: one per core).")] = None,
+) -> None:
+    """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
+
+    Example: platformctl plan partner-acme-voice --json plan.json
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cli import render
+    from platformctl.planning import run_plan, select_stacks
+    from platformctl.yamlio import write_atomic
+
+    repo = _repo()
+    selected = select_stacks(repo, stacks or [], all_stacks)
+    with Progress(TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("plan", total=None)
+        result = run_plan(
+            repo, selected, workers=workers, against=against, include_removed=all_stacks,
+            progress=lambda _: bar.advance(task),
+        )
+    render.plan(out, result)
+    render.violations(err, result)
+    if json_file is not None:
+        document = {**result.document, "violations": [v.__dict__ for v in result.violations]}
+        write_atomic(json_file, json.dumps(document, indent=1, sort_keys=False) + "\n")
+    if result.mandatory:
+        raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
+
+
+# ---------------------------------------------------------------- specs
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Spec files to check (default: the catalogs, every spec and stack file).")] = None,
+) -> None:
+    """Validate the catalog, the tier table and partner specs without planning.
+
+    Example: platformctl validate partners/examples/pampas-voz.yaml
+    """
+    from cli import render
+    from platformctl import listings
+
+    for warning in listings.validate(_repo(), list(paths or [])):
+        render.plain(err, f"warning: {warning}", "yellow")
+    out.print("valid")
+
+
+def _mode(dry_run: bool, no_apply: bool) -> Any:
+    from platformctl.changes import Mode
+
+    if dry_run and no_apply:
+        raise InputError.single("arguments", "--dry-run", "choose one of --dry-run and --no-apply")
+    return Mode.DRY_RUN if dry_run else Mode.NO_APPLY if no_apply else Mode.APPLY
+
+
+def _carry_out(change: Any, mode: Any, yes: bool, recheck: Any = None) -> None:
+    """Print, then plan (dry run), write (no-apply) or write + preview + update (apply)."""
+    from cli import render
+    from platformctl import changes, engine
+    from platformctl.planning import run_plan
+
+    repo = _repo()
+    for warning in change.warnings:
+        render.plain(err, f"warning: {warning}", "yellow")
+    if mode is changes.Mode.DRY_RUN:
+        if change.stacks:
+            with changes.overlay(repo, change) as scratch:
+                from platformctl.repo import Repo
+
+                result = run_plan(Repo(scratch), change.stacks, workers=1)
+            render.plan(out, result)
+            render.violations(err, result)
+            if result.mandatory:
+                raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
+        for note in change.notes:
+            render.plain(out, f"{note} (dry run: nothing written)")
+        return
+    changes.write_change(repo, change, recheck)
+    for path, text in change.files.items():
+        render.plain(out, f"{'removed' if text is None else 'wrote'} {repo.display(path)}")
+    for note in change.notes:
+        render.plain(out, note)
+    if mode is changes.Mode.NO_APPLY or not change.operations:
+        return
+    for stack in dict.fromkeys(s for s, _ in change.operations):
+        engine.run(repo, stack, "preview", on_output=lambda line: out.print(line, end="", markup=False))
+    _confirm(yes, "apply these changes")
+    for stack, operation in change.operations:
+        engine.run(repo, stack, operation, on_output=lambda line: out.print(line, end="", markup=False))
+    for path in change.delete_after_apply:
+        path.unlink(missing_ok=True)
+        render.plain(out, f"removed {repo.display(path)}")
+
+
+def _confirm(yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError.single("arguments", "--yes", f"no terminal to confirm on: pass --yes to {what}")
+    if not typer.confirm(f"Do you want to {what}?", default=False):
+        raise typer.Abort()
+
+
+@app.command("onboard-partner")
+def onboard_partner(
+    specs: Annotated[list[Path], typer.Argument(help="Partner spec files (YAML).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the new stack's offline plan.")] = False,
+    no_apply: Annotated[bool, typer.Option("--no-apply", help="Write partners/<id>.yaml and its stack file, then stop.")] = False,
+    update: Annotated[bool, typer.Option("--update", help="Allow changing a partner that exists.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+) -> None:
+    """Validate partner specs against the model and the catalog, write them with their stacks, then apply.
+
+    Example: platformctl onboard-partner partners/examples/pampas-voz.yaml --dry-run
+    """
+    from platformctl import changes
+
+    mode = _mode(dry_run, no_apply)
+    repo = _repo()
+    change = changes.plan_onboarding(repo, specs, update)
+    _carry_out(change, mode, yes, recheck=lambda: changes.recheck_onboarding(repo, change, update))
+
+
+@app.command("offboard-partner")
+def offboard_partner(
+    partner_id: Annotated[str, typer.Argument(metavar="ID", help="The partner's id.")],
+    purge: Annotated[bool, typer.Option("--purge", help="Let the data go too (only once its retention has run out).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the offline plan.")] = False,
+    no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the stack file, then stop.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+) -> None:
+    """Offboard a partner: its tenant goes, its data (buckets, keys, schema) stays until retention runs out.
+
+    Example: platformctl offboard-partner acme-voice --no-apply
+    """
+    from platformctl import changes
+
+    mode = _mode(dry_run, no_apply)
+    change = changes.plan_offboarding(_repo(), partner_id, purge, datetime.date.today())
+    _carry_out(change, mode, yes)
+
+
+@app.command("launch-country")
+def launch_country(
+    country: Annotated[str, typer.Argument(metavar="CC", help="ISO 3166-1 alpha-2 code.")],
+    region: Annotated[str | None, typer.Option("--region", help="Region to launch in (needed where several serve the country).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the region's offline plan.")] = False,
+    no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the region's stack file, then stop.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+) -> None:
+    """Launch a country in its region: telephony, payment, language and compliance settings follow.
+
+    Example: platformctl launch-country AR --region sa-east --dry-run
+    """
+    from platformctl import changes
+
+    mode = _mode(dry_run, no_apply)
+    _carry_out(changes.plan_country_launch(_repo(), country, region), mode, yes)
+
+
+# ---------------------------------------------------------------- listings
+
+
+def _listing(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    from cli import render
+
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"no {title.lower()}")
+        return
+    columns = list(rows[0])
+    render.table(out, title, columns, [[", ".join(v) if isinstance(v, list) else str(v) for v in r.values()] for r in rows])
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command()
+def partners(as_json: JsonFlag = False) -> None:
+    """List partners. Example: platformctl partners --json"""
+    from platformctl import listings
+
+    _listing(listings.partners(_repo()), as_json, "Partners")
+
+
+@app.command()
+def regions(as_json: JsonFlag = False) -> None:
+    """List regions with their launched countries. Example: platformctl regions"""
+    from platformctl import listings
+
+    _listing(listings.regions(_repo()), as_json, "Regions")
+
+
+@app.command()
+def countries(as_json: JsonFlag = False) -> None:
+    """List the catalog's countries and compliance profiles. Example: platformctl countries"""
+    from platformctl import listings
+
+    _listing(listings.countries(_repo()), as_json, "Countries")
+
+
+@app.command("stacks")
+def list_stacks(as_json: JsonFlag = False) -> None:
+    """List the stacks that have a file in stacks/. Example: platformctl stacks"""
+    from platformctl import listings
+
+    _listing(listings.stacks(_repo()), as_json, "Stacks")
+
+
+# ---------------------------------------------------------------- real engine
+
+
+def _engine_command(operation: str, stack_name: str, yes: bool) -> None:
+    from platformctl import engine
+    from platformctl.planning import select_stacks
+
+    repo = _repo()
+    (stack,) = select_stacks(repo, [stack_name], False)
+    if operation in ("up", "destroy"):
+        _confirm(yes, f"{operation} {stack}")
+    summary = engine.run(repo, stack, operation, on_output=lambda line: out.print(line, end="", markup=False))  # type: ignore[arg-type]
+    out.print(f"{operation} {stack}: " + (", ".join(f"{k} {v}" for k, v in summary.items()) or "no changes"))
+
+
+StackArg = Annotated[str, typer.Argument(metavar="STACK", help="global, region-<code> or partner-<id>.")]
+YesFlag = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+
+
+@app.command()
+def preview(stack: StackArg, yes: YesFlag = False) -> None:
+    """`pulumi preview` of one stack through the Automation API. Example: platformctl preview global"""
+    _engine_command("preview", stack, yes)
+
+
+@app.command()
+def up(stack: StackArg, yes: YesFlag = False) -> None:
+    """`pulumi up` of one stack. Example: platformctl up region-eu-central --yes"""
+    _engine_command("up", stack, yes)
+
+
+@app.command()
+def destroy(stack: StackArg, yes: YesFlag = False) -> None:
+    """`pulumi destroy` of one stack. Example: platformctl destroy partner-acme-voice --yes"""
+    _engine_command("destroy", stack, yes)
+
+
+@app.command()
+def refresh(stack: StackArg, yes: YesFlag = False) -> None:
+    """`pulumi refresh` of one stack. Example: platformctl refresh global"""
+    _engine_command("refresh", stack, yes)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error ends here and becomes an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="platformctl", standalone_mode=False)
+        return EXIT_OK
+    except InputError as exc:
+        _report(exc, [str(p) for p in exc.problems] or [str(exc)], debug)
+        return EXIT_BAD_INPUT
+    except PlatformError as exc:
+        _report(exc, [str(exc)], debug)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        return EXIT_FAILURE
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument, bad value
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False)
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+        _report(exc, [f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"], debug)
+        return EXIT_FAILURE
+
+
+def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
+    from cli import render
+
+    if debug:
+        err.print("".join(traceback.format_exception(exc)), markup=False)
+    for line in lines:
+        render.plain(err, f"error: {line}", "red")
+
+
+def entry() -> None:
+    sys.exit(main())

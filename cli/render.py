@@ -1,0 +1,99 @@
+"""How plans, problems and listings look in a terminal."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from platformctl.planning import PlanResult
+
+OP_STYLE = {"create": "green", "update": "yellow", "delete": "red", "same": "dim"}
+OP_SIGN = {"create": "+", "update": "~", "delete": "-", "same": " "}
+TREE_LIMIT = 3
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """Show control and bidi characters as escapes: input can be hostile, the terminal must not obey it."""
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+def plain(console: Console, text: str, style: str | None = None) -> None:
+    console.print(Text(safe(text), style=style or ""), soft_wrap=True)
+
+
+def plan(console: Console, result: PlanResult) -> None:
+    stacks = result.document["stacks"]
+    if len(stacks) <= TREE_LIMIT:
+        for name, stack in stacks.items():
+            console.print(_tree(name, stack))
+    else:
+        console.print(_summary_table(stacks))
+    totals: dict[str, int] = defaultdict(int)
+    for stack in stacks.values():
+        for op, count in stack["changeSummary"].items():
+            totals[op] += count
+    summary = ", ".join(f"{count} to {op}" if op != "same" else f"{count} unchanged" for op, count in totals.items())
+    plain(console, f"{len(stacks)} stack(s): {summary or 'no resources'}", "bold")
+    for warning in result.warnings:
+        plain(console, f"warning: {warning}", "yellow")
+
+
+def _summary_table(stacks: dict[str, Any]) -> Table:
+    table = Table(title="Offline plan", show_lines=False)
+    table.add_column("stack")
+    for op in ("create", "update", "delete", "same"):
+        table.add_column(op, justify="right", style=OP_STYLE[op])
+    for name, stack in stacks.items():
+        counts = stack["changeSummary"]
+        table.add_row(safe(name), *(str(counts.get(op, 0) or "") for op in ("create", "update", "delete", "same")))
+    return table
+
+
+def _tree(name: str, stack: dict[str, Any]) -> Tree:
+    root = Tree(Text(f"{name}  ", style="bold").append(_counts(stack["changeSummary"])))
+    nodes: dict[str, Tree] = {}
+    stack_urn = ""
+    for step in stack["steps"]:
+        state = step.get("newState") or step.get("oldState") or {}
+        if state.get("type") == "pulumi:pulumi:Stack":
+            stack_urn = step["urn"]
+            nodes[step["urn"]] = root
+            continue
+        op = step["op"]
+        label = Text(f"{OP_SIGN[op]} ", style=OP_STYLE[op])
+        label.append(safe(step["urn"].rsplit("::", 1)[-1]), style="bold" if not state.get("custom") else "")
+        label.append(f"  {state.get('type', '')}", style="dim")
+        if step.get("diffs"):
+            label.append(f"  [{', '.join(step['diffs'][:6])}{', …' if len(step['diffs']) > 6 else ''}]", style="yellow")
+        parent = nodes.get(state.get("parent") or stack_urn, root)
+        nodes[step["urn"]] = parent.add(label)
+    return root
+
+
+def _counts(summary: dict[str, int]) -> Text:
+    text = Text()
+    for op, count in summary.items():
+        text.append(f"{OP_SIGN[op].strip() or '='}{count} ", style=OP_STYLE[op])
+    return text
+
+
+def violations(console: Console, result: PlanResult) -> None:
+    for violation in result.violations:
+        style = "red" if violation.level == "mandatory" else "yellow"
+        plain(console, f"{violation.level} policy {violation.policy}: {violation.stack}: {violation.urn}: {violation.message}", style)
+
+
+def table(console: Console, title: str, columns: list[str], rows: list[list[str]]) -> None:
+    out = Table(title=title)
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*(safe(cell) for cell in row))
+    console.print(out)

@@ -1,0 +1,92 @@
+"""The real engine: the Pulumi Automation API over this repository (LocalWorkspace)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal
+
+from platformctl.errors import EngineError
+from platformctl.repo import Repo
+from platformctl.stacks import StackName
+
+Operation = Literal["preview", "up", "destroy", "refresh"]
+INSTALL_HINT = (
+    "the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/, e.g. "
+    "`curl -fsSL https://get.pulumi.com | sh`), or use `platformctl plan` for an offline plan"
+)
+
+
+def _automation() -> ModuleType:
+    """Imported on first use: `platformctl --help` must not pay for the Automation API."""
+    from pulumi import automation
+
+    return automation
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    backend_url: str
+    """Where state lives: PULUMI_BACKEND_URL, else a file backend in the repo's .platformctl/state."""
+    env: dict[str, str]
+    """Environment handed to the Pulumi CLI."""
+    policy_packs: list[str]
+    """Policy packs every preview and update runs."""
+    secrets_provider: str | None
+    """`passphrase` on the local file backend; the backend's default elsewhere."""
+
+
+def settings_for(repo: Repo) -> EngineSettings:
+    backend = os.environ.get("PULUMI_BACKEND_URL") or (repo.state_dir / "state").as_uri()
+    env = {"PULUMI_BACKEND_URL": backend}
+    if backend.startswith("file://"):
+        (repo.state_dir / "state").mkdir(parents=True, exist_ok=True)
+        if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
+            raise EngineError(
+                "the local file backend encrypts secrets with a passphrase: set PULUMI_CONFIG_PASSPHRASE "
+                "(or PULUMI_CONFIG_PASSPHRASE_FILE), or point PULUMI_BACKEND_URL at another backend"
+            )
+    packs = [str(repo.root / "policies")] if (repo.root / "policies" / "PulumiPolicy.yaml").is_file() else []
+    secrets = "passphrase" if backend.startswith("file://") else None
+    return EngineSettings(backend_url=backend, env=env, policy_packs=packs, secrets_provider=secrets)
+
+
+def run(
+    repo: Repo,
+    stack: StackName,
+    operation: Operation,
+    on_output: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run one operation on one stack; returns its change summary. Any engine failure is an EngineError."""
+    if shutil.which("pulumi") is None:
+        raise EngineError(INSTALL_HINT)
+    settings = settings_for(repo)
+    auto = _automation()
+    try:
+        workspace_stack = auto.create_or_select_stack(
+            stack_name=str(stack),
+            work_dir=str(repo.root),
+            opts=auto.LocalWorkspaceOptions(env_vars=settings.env, secrets_provider=settings.secrets_provider),
+        )
+        if operation == "preview":
+            result = workspace_stack.preview(on_output=on_output, policy_packs=settings.policy_packs, diff=True)
+            return dict(result.change_summary)
+        if operation == "up":
+            result = workspace_stack.up(on_output=on_output, policy_packs=settings.policy_packs, diff=True)
+            return dict(result.summary.resource_changes or {})
+        if operation == "destroy":
+            result = workspace_stack.destroy(on_output=on_output)
+            return dict(result.summary.resource_changes or {})
+        result = workspace_stack.refresh(on_output=on_output)
+        return dict(result.summary.resource_changes or {})
+    except EngineError:
+        raise
+    except Exception as exc:  # the Automation API raises CommandError and friends
+        raise EngineError(f"pulumi {operation} {stack} failed: {_first_lines(str(exc))}") from exc
+
+
+def _first_lines(text: str, limit: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[:limit])

@@ -1,0 +1,106 @@
+"""Plan documents in the shape of `pulumi preview --json`, and diffs between two of them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from platformctl.errors import InputError
+
+OPS = ("create", "update", "delete", "same")
+COMPARED_STATE = ("type", "parent", "provider", "inputs", "protect", "retainOnDelete")
+
+
+def plan_document(stacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"stacks": stacks}
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    """Read an earlier plan JSON (for --against); a file that is not one is bad input."""
+    source = str(path)
+    try:
+        if path.stat().st_size > 512 * 1024 * 1024:
+            raise InputError.single(source, "", "plan file is larger than 512 MiB")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError.single(source, "", "no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError.single(source, "", f"not a plan JSON file: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("stacks"), dict):
+        raise InputError.single(source, "stacks", "not a plan JSON file (expected a `stacks` mapping)")
+    for name, stack in doc["stacks"].items():
+        if not isinstance(stack, dict) or not isinstance(stack.get("steps"), list):
+            raise InputError.single(source, f"stacks.{name}.steps", "must be a list of steps")
+        for index, step in enumerate(stack["steps"]):
+            if not isinstance(step, dict) or not isinstance(step.get("urn"), str):
+                raise InputError.single(source, f"stacks.{name}.steps.{index}", "a step needs a `urn`")
+    return doc
+
+
+def _state(step: dict[str, Any]) -> dict[str, Any]:
+    return step.get("newState") or step.get("oldState") or {}
+
+
+def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths (list indexes as [i]) where two input trees differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        paths: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                paths.append(path)
+            else:
+                paths.extend(changed_paths(old[key], new[key], path))
+        return paths
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        paths = []
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
+            paths.extend(changed_paths(a, b, f"{prefix}[{index}]"))
+        return paths
+    return [] if old == new else [prefix or "(value)"]
+
+
+def diff_stack(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    """Ops of `new` against `old` (either may be missing: a stack created or deleted)."""
+    old_steps = {s["urn"]: s for s in (old or {}).get("steps", []) if s.get("op") != "delete"}
+    new_steps = (new or {}).get("steps", [])
+    steps: list[dict[str, Any]] = []
+    for step in new_steps:
+        new_state = _state(step)
+        before = old_steps.pop(step["urn"], None)
+        if before is None:
+            steps.append({"op": "create", "urn": step["urn"], "newState": new_state})
+            continue
+        old_state = _state(before)
+        diffs: list[str] = []
+        for key in COMPARED_STATE:
+            if key == "inputs":
+                diffs.extend(changed_paths(old_state.get("inputs", {}), new_state.get("inputs", {})))
+            elif old_state.get(key) != new_state.get(key):
+                diffs.append(f"({key})")
+        if diffs:
+            steps.append({"op": "update", "urn": step["urn"], "oldState": old_state, "newState": new_state, "diffs": diffs})
+        else:
+            steps.append({"op": "same", "urn": step["urn"], "newState": new_state})
+    for urn, before in old_steps.items():
+        steps.append({"op": "delete", "urn": urn, "oldState": _state(before)})
+    result: dict[str, Any] = {"steps": steps, "changeSummary": summarize(steps)}
+    if new is not None and "outputs" in new:
+        result["outputs"] = new["outputs"]
+    return result
+
+
+def summarize(steps: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts = Counter(step["op"] for step in steps)
+    return {op: counts[op] for op in OPS if counts[op]}
+
+
+def diff_plans(old: dict[str, Any], new: dict[str, Any], include_removed: bool) -> dict[str, Any]:
+    """Diff every stack of `new`; stacks only in `old` become all-delete when `include_removed`."""
+    names = list(new["stacks"])
+    if include_removed:
+        names += [name for name in old["stacks"] if name not in new["stacks"]]
+    return plan_document({name: diff_stack(old["stacks"].get(name), new["stacks"].get(name)) for name in names})

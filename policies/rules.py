@@ -1,0 +1,338 @@
+"""The rules of ARCHITECTURE.md as pure functions: (resources of one stack, its context) -> violations."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from partners.tiers import Tier
+from regions.catalog import Catalog, ResidencyVerdict
+
+Level = Literal["mandatory", "advisory"]
+UNKNOWN = "[unknown]"
+
+
+@dataclass(frozen=True)
+class Resource:
+    urn: str
+    """The resource's URN."""
+    type: str
+    """Type token."""
+    name: str
+    """Logical name."""
+    inputs: dict[str, Any]
+    """Inputs as planned (camelCase keys, as the engine sees them)."""
+    parent: str = ""
+    """Parent URN (resources of one component share it)."""
+    retain_on_delete: bool = False
+    """Deleting it from the stack leaves the cloud resource."""
+
+
+@dataclass(frozen=True)
+class StackContext:
+    stack: str
+    """Stack name."""
+    kind: Literal["global", "region", "partner"]
+    """Stack kind."""
+    catalog: Catalog
+    """The region and country catalog."""
+    region: str | None = None
+    """Region code: the region stack's own, or the partner's home region."""
+    countries: tuple[str, ...] = ()
+    """Countries whose data the stack holds: launched countries, or the partner's countries."""
+    partner_id: str | None = None
+    """Partner id (partner stacks)."""
+    tier_name: str | None = None
+    """Partner tier (partner stacks)."""
+    tier: Tier | None = None
+    """The partner's row of the tier table (partner stacks)."""
+    purge: bool = False
+    """Data-bearing resources may be deleted (offboarding with --purge)."""
+
+    @property
+    def namespace(self) -> str:
+        return f"partner-{self.partner_id}"
+
+    @property
+    def snowflake_id(self) -> str:
+        return (self.partner_id or "").upper().replace("-", "_")
+
+    @property
+    def strictest_retention(self) -> int:
+        return self.catalog.strictest_retention_days(list(self.countries))
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    """Rule name."""
+    level: Level
+    """mandatory fails the plan; advisory is reported."""
+    stack: str
+    """Stack name."""
+    urn: str
+    """Offending resource (the stack's URN for stack-wide findings)."""
+    message: str
+    """What is wrong."""
+
+
+Finding = tuple[str, str]
+"""(urn, message)."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    """Rule name, as shown in reports."""
+    level: Level
+    """Default enforcement level."""
+    description: str
+    """One line for reports and the policy pack."""
+    check: Callable[[list[Resource], StackContext], Iterable[Finding]]
+    """The rule itself."""
+    levels: Callable[[StackContext], Level] | None = field(default=None)
+    """Level that depends on the stack (e.g. only mandatory where a profile asks)."""
+
+    def level_for(self, context: StackContext) -> Level:
+        return self.levels(context) if self.levels else self.level
+
+
+def _of_type(resources: list[Resource], suffix: str) -> list[Resource]:
+    return [r for r in resources if r.type == suffix or r.type.endswith(f":{suffix}")]
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _stack_urn(resources: list[Resource], context: StackContext) -> str:
+    return next((r.urn for r in resources if r.type == "pulumi:pulumi:Stack"), f"stack:{context.stack}")
+
+
+_PARTNER_REF = re.compile(r"partners?[-/]([a-z][a-z0-9-]{1,38}[a-z0-9])")
+_SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]*?)(?:_READER|_SVC)?\b")
+
+
+def check_isolation(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """A partner's resources name only its own namespace, schema, role, consumer and storage."""
+    if context.kind != "partner":
+        return
+    own, own_sf = context.partner_id or "", context.snowflake_id
+    for resource in resources:
+        metadata = resource.inputs.get("metadata")
+        if resource.type.startswith("kubernetes:") and isinstance(metadata, dict):
+            where = metadata.get("name") if resource.type == "kubernetes:core/v1:Namespace" else metadata.get("namespace")
+            if where != context.namespace:
+                yield resource.urn, f"Kubernetes object is in namespace {where!r}, not {context.namespace!r}"
+        if resource.type == "kong:index/consumer:Consumer" and resource.inputs.get("username") != context.namespace:
+            yield resource.urn, f"Kong consumer {resource.inputs.get('username')!r} is not {context.namespace!r}"
+        if resource.type == "kong:index/consumerAcl:ConsumerAcl":
+            allowed = {context.namespace, f"tier-{context.tier_name}"}
+            if resource.inputs.get("group") not in allowed:
+                yield resource.urn, f"ACL group {resource.inputs.get('group')!r} is not one of {sorted(allowed)}"
+        for text in _strings(resource.inputs):
+            for match in _PARTNER_REF.finditer(text):
+                ref = match.group(1)
+                if not (ref == own or ref.startswith(f"{own}-")):
+                    yield resource.urn, f"references another partner ({match.group(0)!r})"
+            if resource.type.startswith("snowflake:"):
+                for match in _SNOWFLAKE_PARTNER_REF.finditer(text):
+                    if match.group(1) != own_sf:
+                        yield resource.urn, f"references another partner's Snowflake object ({match.group(0)!r})"
+
+
+def check_tenant_baseline(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Every partner namespace has a default-deny network policy, a resource quota and a limit range."""
+    if context.kind != "partner":
+        return
+    stack = _stack_urn(resources, context)
+    namespaces = _of_type(resources, "kubernetes:core/v1:Namespace")
+    if not namespaces:
+        yield stack, "no tenant namespace"
+    for ns in namespaces:
+        labels = ns.inputs.get("metadata", {}).get("labels", {})
+        if labels.get("partner_id") != context.partner_id or labels.get("isolation") != "strict":
+            yield ns.urn, "namespace must be labelled partner_id=<id> and isolation=strict"
+    policies = _of_type(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    default_deny = [
+        p for p in policies
+        if p.inputs.get("spec", {}).get("podSelector") == {}
+        and set(p.inputs.get("spec", {}).get("policyTypes", [])) == {"Ingress", "Egress"}
+        and not p.inputs["spec"].get("ingress") and not p.inputs["spec"].get("egress")
+    ]
+    if not default_deny:
+        yield stack, "no default-deny NetworkPolicy (empty pod selector, Ingress and Egress, no rules)"
+    if not _of_type(resources, "kubernetes:core/v1:ResourceQuota"):
+        yield stack, "no ResourceQuota in the tenant namespace"
+    if not _of_type(resources, "kubernetes:core/v1:LimitRange"):
+        yield stack, "no LimitRange in the tenant namespace"
+
+
+def check_tier_consistency(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Quota, container limits, rate limit and ACL tier group all come from the partner's tier."""
+    if context.kind != "partner" or context.tier is None:
+        return
+    tier = context.tier
+    for quota in _of_type(resources, "kubernetes:core/v1:ResourceQuota"):
+        if quota.inputs.get("spec", {}).get("hard") != tier.quota.hard():
+            yield quota.urn, f"ResourceQuota differs from the {context.tier_name} tier's quota"
+    limits = tier.container_limits
+    expected_max = {"cpu": limits.max_cpu, "memory": limits.max_memory}
+    for limit_range in _of_type(resources, "kubernetes:core/v1:LimitRange"):
+        items = limit_range.inputs.get("spec", {}).get("limits", [])
+        if not any(item.get("max") == expected_max for item in items):
+            yield limit_range.urn, f"LimitRange max differs from the {context.tier_name} tier's {expected_max}"
+    expected_rate = tier.rate_limit.model_dump()
+    for plugin in _of_type(resources, "kong:index/plugin:Plugin"):
+        if plugin.inputs.get("name") != "rate-limiting":
+            continue
+        config = _json(plugin.inputs.get("configJson"))
+        if config is None or {k: config.get(k) for k in expected_rate} != expected_rate:
+            yield plugin.urn, f"rate limit differs from the {context.tier_name} tier's {expected_rate}"
+    groups = {r.inputs.get("group") for r in _of_type(resources, "kong:index/consumerAcl:ConsumerAcl")}
+    tier_groups = {g for g in groups if isinstance(g, str) and g.startswith("tier-")}
+    if tier_groups and tier_groups != {f"tier-{context.tier_name}"}:
+        yield _stack_urn(resources, context), f"consumer is in ACL groups {sorted(tier_groups)}, billed as {context.tier_name}"
+
+
+def check_residency(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Data of a country that requires residency stays in a region that serves it."""
+    if context.kind == "global" or context.region is None:
+        return
+    stack = _stack_urn(resources, context)
+    catalog = context.catalog
+    for cc in context.countries:
+        if cc in catalog.countries and catalog.residency_verdict(cc, context.region) is ResidencyVerdict.FORBIDDEN:
+            yield stack, f"{cc} requires data residency and cannot be served from {context.region}"
+    aws_region = catalog.region(context.region).aws_region
+    for provider in _of_type(resources, "pulumi:providers:aws"):
+        if provider.inputs.get("region") not in (aws_region, UNKNOWN) and context.kind == "partner":
+            yield provider.urn, f"AWS provider targets {provider.inputs.get('region')}, the home region is {aws_region}"
+    database = f"PLATFORM_{context.region.upper().replace('-', '_')}"
+    for schema in _of_type(resources, "snowflake:index/schema:Schema"):
+        if schema.inputs.get("database") not in (database, UNKNOWN):
+            yield schema.urn, f"schema lives in {schema.inputs.get('database')}, not the home region's {database}"
+
+
+def residency_advice(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """A country that prefers residency is served from elsewhere (allowed, with a documented transfer basis)."""
+    if context.kind == "global" or context.region is None:
+        return
+    for cc in context.countries:
+        if cc in context.catalog.countries and context.catalog.residency_verdict(cc, context.region) is ResidencyVerdict.WARN:
+            yield _stack_urn(resources, context), f"{cc} prefers data residency but is served from {context.region}"
+
+
+def _siblings(resources: list[Resource], bucket: Resource, type_: str) -> list[Resource]:
+    return [r for r in _of_type(resources, type_) if r.parent == bucket.parent]
+
+
+def check_customer_managed_key(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Every bucket is encrypted with a KMS key the platform manages (SSE-KMS with an explicit key)."""
+    for bucket in _of_type(resources, "aws:s3/bucket:Bucket"):
+        configs = _siblings(resources, bucket, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+        rules = [rule for c in configs for rule in c.inputs.get("rules", [])]
+        defaults = [rule.get("applyServerSideEncryptionByDefault", {}) for rule in rules]
+        if not any(d.get("sseAlgorithm") in ("aws:kms", "aws:kms:dsse") and d.get("kmsMasterKeyId") for d in defaults):
+            yield bucket.urn, "bucket is not encrypted with a customer-managed KMS key"
+
+
+def _cmk_level(context: StackContext) -> Level:
+    profiles = [context.catalog.country(cc).compliance for cc in context.countries if cc in context.catalog.countries]
+    return "mandatory" if any(p.customer_managed_key for p in profiles) else "advisory"
+
+
+def check_retention(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Bucket data expires no later than the strictest retention of the stack's countries."""
+    limit = context.strictest_retention
+    for bucket in _of_type(resources, "aws:s3/bucket:Bucket"):
+        lifecycles = _siblings(resources, bucket, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        days = [
+            rule.get("expiration", {}).get("days")
+            for lc in lifecycles
+            for rule in lc.inputs.get("rules", [])
+            if rule.get("status") == "Enabled"
+        ]
+        days = [d for d in days if isinstance(d, int)]
+        if not days:
+            yield bucket.urn, f"bucket has no expiry; the strictest retention here is {limit} days"
+        elif min(days) > limit:
+            yield bucket.urn, f"bucket keeps data {min(days)} days, longer than the strictest retention ({limit} days)"
+
+
+def check_no_public_buckets(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Buckets block all public access and grant nothing to everyone."""
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    for bucket in _of_type(resources, "aws:s3/bucket:Bucket"):
+        if bucket.inputs.get("acl") in ("public-read", "public-read-write", "authenticated-read"):
+            yield bucket.urn, f"bucket ACL {bucket.inputs['acl']!r} is public"
+        blocks = _siblings(resources, bucket, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+        if not any(all(b.inputs.get(flag) is True for flag in flags) for b in blocks):
+            yield bucket.urn, "bucket has no public access block with all four settings on"
+    for policy in _of_type(resources, "aws:s3/bucketPolicy:BucketPolicy"):
+        document = _json(policy.inputs.get("policy")) or {}
+        for statement in document.get("Statement", []):
+            principal = statement.get("Principal")
+            if statement.get("Effect") == "Allow" and (principal == "*" or principal == {"AWS": "*"}):
+                yield policy.urn, "bucket policy allows everyone"
+
+
+DATA_BEARING = (
+    "aws:s3/bucket:Bucket",
+    "aws:kms/key:Key",
+    "snowflake:index/schema:Schema",
+    "snowflake:index/database:Database",
+)
+
+
+def check_data_retained(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Data-bearing resources survive a stack delete unless the partner is purged."""
+    if context.purge:
+        return
+    for resource in resources:
+        if resource.type in DATA_BEARING and not resource.retain_on_delete:
+            yield resource.urn, "data-bearing resource would be destroyed with the stack (set retain_on_delete)"
+
+
+def _json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+POLICIES: tuple[Policy, ...] = (
+    Policy("partner-isolation", "mandatory", "A partner's resources reference only its own namespace, schema, role and consumer.", check_isolation),
+    Policy("tenant-baseline", "mandatory", "Each partner namespace has a default-deny network policy, a quota and a limit range.", check_tenant_baseline),
+    Policy("tier-consistency", "mandatory", "Quota, limits, rate limit and ACL tier agree with the billed tier.", check_tier_consistency),
+    Policy("data-residency", "mandatory", "Data of a country with required residency stays in a region that serves it.", check_residency),
+    Policy("residency-preference", "advisory", "Countries that prefer residency are served from their own region.", residency_advice),
+    Policy("customer-managed-key", "mandatory", "Buckets are encrypted with a customer-managed KMS key where a profile asks.", check_customer_managed_key, levels=_cmk_level),
+    Policy("retention", "mandatory", "Data expires within the strictest retention of the stack's countries.", check_retention),
+    Policy("no-public-buckets", "mandatory", "No bucket is public.", check_no_public_buckets),
+    Policy("data-retained-on-delete", "advisory", "Data-bearing resources are retained when a stack is deleted.", check_data_retained),
+)
+
+
+def evaluate(resources: list[Resource], context: StackContext, policies: Iterable[Policy] = POLICIES) -> list[Violation]:
+    violations = []
+    for policy in policies:
+        level = policy.level_for(context)
+        seen: set[Finding] = set()
+        for finding in policy.check(resources, context):
+            if finding not in seen:
+                seen.add(finding)
+                violations.append(Violation(policy.name, level, context.stack, finding[0], finding[1]))
+    return violations
