@@ -1,0 +1,154 @@
+"""`platformctl plan`: output, JSON shape, secret redaction, --against diffs, policies, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import tree_snapshot
+
+SPEC = "partners/acme-voice.yaml"
+
+
+def test_single_stack_prints_a_tree(cli, repo_copy: Path) -> None:
+    run = cli("plan", "partner-acme-voice", root=repo_copy)
+    assert "partner-acme-voice" in run.out
+    assert "tenant-namespace" in run.out and "kubernetes:core/v1:Namespace" in run.out
+    assert "1 stack(s): 37 to create" in run.out
+
+
+def test_all_prints_a_summary_table_and_writes_the_preview_json(cli, repo_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    run = cli("plan", "--all", "--json", str(out), "--workers", "2", root=repo_copy)
+    assert "region-eu-central" in run.out and "19 stack(s)" in run.out
+    doc = json.loads(out.read_text())
+    assert len(doc["stacks"]) == 19 and doc["violations"] == []
+    stack = doc["stacks"]["partner-acme-voice"]
+    assert stack["changeSummary"] == {"create": len(stack["steps"])}
+    step = next(s for s in stack["steps"] if s["newState"]["type"] == "kubernetes:core/v1:Namespace")
+    assert step["op"] == "create"
+    assert set(step["newState"]) >= {"type", "urn", "custom", "parent", "provider", "inputs"}
+    assert step["urn"] == "urn:pulumi:partner-acme-voice::platform::platform:partner_tenant:PartnerTenant$kubernetes:core/v1:Namespace::tenant-namespace"
+    assert step["newState"]["parent"].endswith("platform:partner_tenant:PartnerTenant::tenant")
+    assert step["newState"]["provider"].startswith("urn:pulumi:partner-acme-voice::platform::pulumi:providers:kubernetes::k8s::")
+    assert stack["outputs"]["namespace"] == "partner-acme-voice"
+
+
+def test_secrets_are_redacted_in_the_json(cli, repo_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    cli("plan", "partner-sakura-calls", "region-eu-central", "global", "--json", str(out), root=repo_copy)
+    text = out.read_text()
+    assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
+    doc = json.loads(text)
+    key_auth = next(s for s in doc["stacks"]["partner-sakura-calls"]["steps"] if s["newState"]["type"].endswith("ConsumerKeyAuth"))
+    assert key_auth["newState"]["inputs"]["key"] == "[secret]"
+    assert doc["stacks"]["partner-sakura-calls"]["outputs"]["api_key"] == "[secret]"
+    assert doc["stacks"]["region-eu-central"]["outputs"]["kubeconfig"] == "[secret]"
+    assert doc["stacks"]["global"]["outputs"]["kong_cluster_key"] == "[secret]"
+
+
+def test_against_an_identical_plan_everything_is_same(cli, repo_copy: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    cli("plan", "partner-acme-voice", "--json", str(old), root=repo_copy)
+    new = tmp_path / "new.json"
+    cli("plan", "partner-acme-voice", "--against", str(old), "--json", str(new), root=repo_copy)
+    summary = json.loads(new.read_text())["stacks"]["partner-acme-voice"]["changeSummary"]
+    assert list(summary) == ["same"]
+
+
+def test_against_shows_updates_creates_and_deletes_with_changed_paths(cli, repo_copy: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    cli("plan", "partner-acme-voice", "--json", str(old), root=repo_copy)
+    spec = repo_copy / SPEC
+    spec.write_text(spec.read_text().replace("tier: professional", "tier: enterprise"))
+    new = tmp_path / "new.json"
+    run = cli("plan", "partner-acme-voice", "--against", str(old), "--json", str(new), root=repo_copy)
+    stack = json.loads(new.read_text())["stacks"]["partner-acme-voice"]
+    ops = {s["urn"].rsplit("::", 1)[1]: s for s in stack["steps"]}
+    assert ops["tenant-quota"]["op"] == "update"
+    assert "spec.hard.requests.cpu" in ops["tenant-quota"]["diffs"]
+    assert ops["tenant-data-bucket"]["op"] == "create"  # enterprise: dedicated storage
+    assert ops["tenant-acl-tier-professional"]["op"] == "delete"
+    assert ops["tenant-acl-tier-enterprise"]["op"] == "create"
+    assert ops["tenant-namespace"]["op"] == "update"  # the tier label
+    assert stack["changeSummary"]["update"] >= 3 and stack["changeSummary"]["delete"] >= 1
+    assert "~ tenant-quota" in run.out
+
+
+def test_against_with_all_deletes_a_removed_partner(cli, repo_copy: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    cli("plan", "--all", "--json", str(old), root=repo_copy)
+    (repo_copy / "partners" / "sunrise-telecom.yaml").unlink()
+    (repo_copy / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
+    new = tmp_path / "new.json"
+    cli("plan", "--all", "--against", str(old), "--json", str(new), root=repo_copy)
+    stacks = json.loads(new.read_text())["stacks"]
+    removed = stacks["partner-sunrise-telecom"]
+    assert {s["op"] for s in removed["steps"]} == {"delete"}
+    assert set(stacks["global"]["changeSummary"]) == {"same"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan"], "name at least one stack"),
+        (["plan", "partner-nope"], "has no file in stacks/"),
+        (["plan", "partner-../../etc"], "unknown stack name"),
+        (["plan", "region-eu-mars"], "has no file in stacks/"),
+        (["plan", "--all", "global"], "not both"),
+        (["plan", "global", "--against", "missing.json"], "no such file"),
+        (["plan", "global", "--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_arguments_exit_2(cli, repo_copy: Path, args: list[str], message: str) -> None:
+    run = cli(*args, code=2, root=repo_copy)
+    assert message in run.err
+
+
+def test_against_a_file_that_is_not_a_plan(cli, repo_copy: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"stacks": {"global": {"steps": "nope"}}}')
+    run = cli("plan", "global", "--against", str(bad), code=2, root=repo_copy)
+    assert "stacks.global.steps" in run.err
+
+
+def test_a_broken_spec_names_file_and_field(cli, repo_copy: Path) -> None:
+    spec = repo_copy / SPEC
+    spec.write_text(spec.read_text().replace("tier: professional", "tier: gold"))
+    before = tree_snapshot(repo_copy)
+    run = cli("plan", "partner-acme-voice", code=2, root=repo_copy)
+    assert "partners/acme-voice.yaml: tier:" in run.err
+    assert tree_snapshot(repo_copy) == before
+
+
+def test_a_mandatory_policy_violation_exits_1_naming_resource_and_rule(cli, repo_copy: Path, monkeypatch) -> None:
+    import components.partner_tenant as tenant
+
+    # A component bug: the tenant's rate limit no longer comes from its tier.
+    monkeypatch.setattr(tenant, "rate_limit_config", lambda limits: json.dumps({"second": 1, "minute": 1, "hour": 1}))
+    run = cli("plan", "partner-acme-voice", code=1, root=repo_copy)
+    assert "mandatory policy tier-consistency" in run.err
+    assert "tenant-rate-limit" in run.err
+    assert "1 mandatory policy violation" in run.err
+
+
+def test_root_from_environment_and_not_a_repository(cli, repo_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLATFORMCTL_ROOT", str(repo_copy))
+    assert "partner-acme-voice" in cli("stacks").out
+    run = cli("stacks", code=2, root=tmp_path / "nowhere")
+    assert "not a platform repository" in run.err
+
+
+def test_internal_errors_are_one_line_unless_debug(cli, repo_copy: Path, monkeypatch) -> None:
+    import platformctl.listings as listings
+
+    def boom(repo):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(listings, "stacks", boom)
+    run = cli("stacks", code=1, root=repo_copy)
+    assert "internal error: RuntimeError: kaput (rerun with --debug" in run.err
+    debug = cli("--debug", "stacks", code=1, root=repo_copy)
+    assert "Traceback" in debug.err
