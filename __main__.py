@@ -14,7 +14,7 @@ import pulumi
 from platformctl.errors import PlatformError
 from platformctl.stacks import StackKind, parse_stack_name
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay links this file
 
 
 def main() -> None:

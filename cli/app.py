@@ -245,7 +245,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 @app.command()
 def partners(as_json: JsonFlag = False) -> None:
-    """List partners. Example: platformctl partners --json"""
+    """List partners.
+
+    Example: platformctl partners --json
+    """
     from platformctl import listings
 
     _listing(listings.partners(_repo()), as_json, "Partners")
@@ -253,7 +256,10 @@ def partners(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def regions(as_json: JsonFlag = False) -> None:
-    """List regions with their launched countries. Example: platformctl regions"""
+    """List regions with their launched countries.
+
+    Example: platformctl regions
+    """
     from platformctl import listings
 
     _listing(listings.regions(_repo()), as_json, "Regions")
@@ -261,7 +267,10 @@ def regions(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def countries(as_json: JsonFlag = False) -> None:
-    """List the catalog's countries and compliance profiles. Example: platformctl countries"""
+    """List the catalog's countries and compliance profiles.
+
+    Example: platformctl countries
+    """
     from platformctl import listings
 
     _listing(listings.countries(_repo()), as_json, "Countries")
@@ -269,7 +278,10 @@ def countries(as_json: JsonFlag = False) -> None:
 
 @app.command("stacks")
 def list_stacks(as_json: JsonFlag = False) -> None:
-    """List the stacks that have a file in stacks/. Example: platformctl stacks"""
+    """List the stacks that have a file in stacks/.
+
+    Example: platformctl stacks
+    """
     from platformctl import listings
 
     _listing(listings.stacks(_repo()), as_json, "Stacks")
@@ -296,25 +308,37 @@ YesFlag = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmatio
 
 @app.command()
 def preview(stack: StackArg, yes: YesFlag = False) -> None:
-    """`pulumi preview` of one stack through the Automation API. Example: platformctl preview global"""
+    """`pulumi preview` of one stack through the Automation API.
+
+    Example: platformctl preview global
+    """
     _engine_command("preview", stack, yes)
 
 
 @app.command()
 def up(stack: StackArg, yes: YesFlag = False) -> None:
-    """`pulumi up` of one stack. Example: platformctl up region-eu-central --yes"""
+    """`pulumi up` of one stack.
+
+    Example: platformctl up region-eu-central --yes
+    """
     _engine_command("up", stack, yes)
 
 
 @app.command()
 def destroy(stack: StackArg, yes: YesFlag = False) -> None:
-    """`pulumi destroy` of one stack. Example: platformctl destroy partner-acme-voice --yes"""
+    """`pulumi destroy` of one stack.
+
+    Example: platformctl destroy partner-acme-voice --yes
+    """
     _engine_command("destroy", stack, yes)
 
 
 @app.command()
 def refresh(stack: StackArg, yes: YesFlag = False) -> None:
-    """`pulumi refresh` of one stack. Example: platformctl refresh global"""
+    """`pulumi refresh` of one stack.
+
+    Example: platformctl refresh global
+    """
     _engine_command("refresh", stack, yes)
 
 

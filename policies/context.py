@@ -31,4 +31,5 @@ def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackCo
         tier_name=spec.tier,
         tier=load_tiers(root / "partners" / "tiers.yaml")[spec.tier],
         purge=purge,
+        active=not config.get("platform:offboardedOn"),
     )

@@ -51,6 +51,8 @@ class StackContext:
     """The partner's row of the tier table (partner stacks)."""
     purge: bool = False
     """Data-bearing resources may be deleted (offboarding with --purge)."""
+    active: bool = True
+    """False for an offboarded partner: only its retained data remains, no tenant."""
 
     @property
     def namespace(self) -> str:
@@ -153,7 +155,7 @@ def check_isolation(resources: list[Resource], context: StackContext) -> Iterabl
 
 def check_tenant_baseline(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
     """Every partner namespace has a default-deny network policy, a resource quota and a limit range."""
-    if context.kind != "partner":
+    if context.kind != "partner" or not context.active:
         return
     stack = _stack_urn(resources, context)
     namespaces = _of_type(resources, "kubernetes:core/v1:Namespace")

@@ -1,15 +1,17 @@
-"""Shared fixtures: the one place that runs the Pulumi program under the SDK's mocks."""
+"""Shared fixtures: the one place that runs the Pulumi program under the SDK's mocks, and the one CLI runner."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli.app import main
 from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.offline.recorder import RecordedResource
 from platformctl.stacks import parse_stack_name
@@ -52,13 +54,15 @@ def fleet() -> Plan:
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """A scratch copy of the platform repository's program and data, to plan edited specs and stacks."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
     for item in REPO_CONTENT:
         source = ROOT / item
         if source.is_dir():
-            shutil.copytree(source, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, tmp_path / item)
-    return tmp_path
+            shutil.copy2(source, repo / item)
+    return repo
 
 
 @pytest.fixture
@@ -69,3 +73,44 @@ def plan_in() -> Callable[..., Plan]:
         return Plan(plan_stacks(root, [parse_stack_name(s) for s in stacks]))
 
     return run
+
+
+
+@dataclass
+class Run:
+    code: int
+    """Exit code."""
+    out: str
+    """Standard output."""
+    err: str
+    """Standard error."""
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """`cli(*args, code=0, root=None)`: run platformctl, assert its exit code and that no traceback leaked."""
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("PLATFORMCTL_ROOT", raising=False)
+
+    def run(*args: str, code: int = 0, root: Path | None = None) -> Run:
+        argv = (["--root", str(root)] if root is not None else []) + list(args)
+        capsys.readouterr()
+        exit_code = main(argv)
+        captured = capsys.readouterr()
+        result = Run(exit_code, captured.out, captured.err)
+        assert exit_code == code, f"exit {exit_code} (wanted {code})\nstdout:\n{result.out}\nstderr:\n{result.err}"
+        if "--debug" not in args:
+            assert "Traceback" not in result.out + result.err, result.err
+        return result
+
+    return run
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under the repository's partners/ and stacks/ (to prove nothing was written)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in ("partners", "stacks")
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import tree_snapshot
+from tests.conftest import tree_snapshot
 
 SPEC = "partners/acme-voice.yaml"
 
