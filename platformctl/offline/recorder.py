@@ -187,6 +187,7 @@ def record_stack(
 ) -> StackRecording:
     """Run `root/__main__.py` as stack `stack`; the runtime is reset before and after, so calls can repeat."""
     _reset_runtime()
+    _skip_source_positions()
     configure(config, secret_keys or [])
     recorder = _Recorder(_PlanMocks(lookup))
     warnings: list[str] = []
@@ -278,6 +279,20 @@ class _WarningCollector:
 
     def error(self, message: str) -> None:
         self.sink.append(message)
+
+
+def _no_stack_trace() -> Any:
+    from pulumi.runtime.proto import source_pb2
+
+    return source_pb2.StackTrace()
+
+
+def _skip_source_positions() -> None:
+    """The SDK walks the caller's stack (and reads its source lines) at every registration so the real engine can
+    point diagnostics at program lines. A plan has no use for them, and they cost an eighth of its time."""
+    from pulumi.runtime import resource as runtime_resource
+
+    runtime_resource._get_stack_trace = _no_stack_trace  # type: ignore[attr-defined]
 
 
 def _reset_runtime() -> None:

@@ -1,0 +1,237 @@
+"""Fleet benchmark: `platformctl plan --all` on global + 15 regions + N generated partners.
+
+Measures, in one run on this machine:
+  - wall time and peak memory (summed RSS of the process tree) of `platformctl plan --all`;
+  - the bare SDK floor: the same resources (types, names, parents, providers, inputs, in the same order)
+    registered through the SDK's mocks by a minimal replay with the provider SDKs' own resource classes,
+    in the same number of worker processes (and, for reference, with generic pulumi.CustomResource);
+  - `platformctl --help` and `onboard-partner SPEC --dry-run` wall times.
+
+    ./dev bench                      # 500 partners, one worker per core
+    ./dev bench --partners 100 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants, from /proc."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending.extend(int(c) for c in children.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+    """Run `command`; return wall seconds, peak tree RSS (KiB) and the completed process."""
+    peak = 0
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kib(process.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return elapsed, peak, subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+# ---------------------------------------------------------------- the bare SDK floor
+
+
+def _provider_class_table() -> dict[str, tuple[str, str]]:
+    """Type token → (module, class name), read from each provider package's own registration table."""
+    import importlib.util
+    import re
+
+    table: dict[str, tuple[str, str]] = {}
+    for package in ("pulumi_aws", "pulumi_kubernetes", "pulumi_kong", "pulumi_snowflake", "pulumi_random", "pulumi_tls"):
+        spec = importlib.util.find_spec(package)
+        source = Path(spec.origin or "").read_text() if spec else ""
+        for kind in ("resource_modules", "resource_packages"):
+            match = re.search(kind + r'="""(.*?)"""', source, re.S)
+            for entry in json.loads(match.group(1)) if match else []:
+                if kind == "resource_packages":
+                    table[entry["token"]] = (entry["fqn"], entry["class"])
+                else:
+                    table.update({token: (entry["fqn"], name) for token, name in entry["classes"].items()})
+    return table
+
+
+def _typed_class(type_: str) -> type | None:
+    import importlib
+
+    if type_ not in _TYPED:
+        location = _TABLE.get(type_)
+        _TYPED[type_] = getattr(importlib.import_module(location[0]), location[1]) if location else None  # type: ignore[assignment]
+    return _TYPED[type_]
+
+
+def _snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_TABLE: dict[str, tuple[str, str]] = {}
+_TYPED: dict[str, type | None] = {}
+
+
+def _replay_stack(job: tuple[str, list[dict], bool]) -> int:
+    """Register one planned stack's resources through the SDK's mocks: the provider SDK classes or generic ones."""
+    import asyncio
+
+    import pulumi
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    stack, steps, typed = job
+
+    class Echo(pulumi.runtime.Mocks):
+        def new_resource(self, args):  # type: ignore[no-untyped-def]
+            return "", dict(args.inputs)
+
+        def call(self, args):  # type: ignore[no-untyped-def]
+            return {}
+
+    settings.reset_options()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    pulumi.runtime.set_mocks(Echo(), project="platform", stack=stack, preview=True)
+
+    def program() -> None:
+        objects: dict[str, pulumi.Resource] = {}
+        for step in steps:
+            state = step["newState"]
+            type_, name = state["type"], step["urn"].rsplit("::", 1)[1]
+            if type_ == "pulumi:pulumi:Stack":
+                continue
+            provider = objects.get(state.get("provider", "").rsplit("::", 1)[0])
+            opts = pulumi.ResourceOptions(parent=objects.get(state.get("parent", "")), provider=provider)  # type: ignore[arg-type]
+            cls = _typed_class(type_) if typed else None
+            if cls is not None:
+                kwargs = {_snake(key): value for key, value in state["inputs"].items()}
+                resource: pulumi.Resource = cls(name, opts=opts, **kwargs)
+            elif type_.startswith("pulumi:providers:"):
+                resource = pulumi.ProviderResource(type_.split(":")[-1], name, state["inputs"], opts)
+            elif state.get("custom"):
+                resource = pulumi.CustomResource(type_, name, state["inputs"], opts)
+            else:
+                resource = pulumi.ComponentResource(type_, name, None, opts)
+            objects[step["urn"]] = resource
+
+    _sync_await(run_pulumi_func(program))
+    settings.reset_options()
+    return len(steps)
+
+
+def floor(plan_file: Path, workers: int, typed: bool) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pulumi  # noqa: F401 - imported once, before the workers fork
+
+    if typed:
+        _TABLE.update(_provider_class_table())
+        for type_ in {s["newState"]["type"] for st in json.loads(plan_file.read_text())["stacks"].values() for s in st["steps"]}:
+            _typed_class(type_)  # import before the workers fork, as platformctl's workers do
+    stacks = json.loads(plan_file.read_text())["stacks"]
+    jobs = [(name, stack["steps"], typed) for name, stack in stacks.items()]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        registered = sum(pool.map(_replay_stack, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+    print(registered)
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partners", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--typed", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.floor:
+        floor(args.floor, args.workers, args.typed)
+        return 0
+
+    from scripts.fleet import copy_repo, generate_partners
+
+    bin_dir = Path(sys.executable).parent
+    platformctl = [str(bin_dir / "platformctl")]
+    with tempfile.TemporaryDirectory(prefix="platformctl-bench-") as tmp:
+        root = copy_repo(REPO, Path(tmp) / "fleet")
+        generate_partners(root, args.partners)
+        stacks = len(list((root / "stacks").glob("Pulumi.*.yaml")))
+        plan_file = Path(tmp) / "plan.json"
+
+        help_times = [measure([*platformctl, "--help"])[0] for _ in range(5)]
+        dry_time, _, dry = measure([*platformctl, "--root", str(REPO), "onboard-partner",
+                                    str(REPO / "partners" / "examples" / "pampas-voz.yaml"), "--dry-run"])
+        plan_time, plan_rss, planned = measure(
+            [*platformctl, "--root", str(root), "plan", "--all", "--json", str(plan_file), "--workers", str(args.workers)]
+        )
+        if planned.returncode != 0:
+            print(planned.stderr, file=sys.stderr)
+            return 1
+        resources = sum(len(s["steps"]) for s in json.loads(plan_file.read_text())["stacks"].values())
+        floor_command = [sys.executable, __file__, "--floor", str(plan_file), "--workers", str(args.workers)]
+        floor_time, floor_rss, floored = measure([*floor_command, "--typed"])
+        generic_time, _, generic = measure(floor_command)
+        for run in (floored, generic, dry):
+            if run.returncode != 0:
+                print(run.stderr, file=sys.stderr)
+                return 1
+        shutil.rmtree(root)
+
+    report = {
+        "stacks": stacks,
+        "resources": resources,
+        "workers": args.workers,
+        "plan_all_seconds": round(plan_time, 2),
+        "plan_all_peak_rss_mib": round(plan_rss / 1024),
+        "sdk_floor_seconds": round(floor_time, 2),
+        "sdk_floor_peak_rss_mib": round(floor_rss / 1024),
+        "overhead_vs_floor": round(plan_time / floor_time, 2),
+        "generic_resource_floor_seconds": round(generic_time, 2),
+        "help_seconds_best_of_5": round(min(help_times), 3),
+        "onboard_dry_run_seconds": round(dry_time, 2),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
