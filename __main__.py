@@ -1,8 +1,8 @@
 """The platform's Pulumi program: the stack name picks what is built.
 
-    global            Kong control plane entities, DNS zone, Snowflake accounts
-    region-<code>     one RegionalDeployment with its launched countries
-    partner-<id>      one PartnerTenant, from partners/<id>.yaml
+global            Kong control plane entities, DNS zone, Snowflake accounts
+region-<code>     one RegionalDeployment with its launched countries
+partner-<id>      one PartnerTenant, from partners/<id>.yaml
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def build_global(_: str) -> None:
     )
     gateway = KongGateway(
         "gateway",
-        KongGatewayArgs(apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"), tiers=load_tiers(ROOT / "partners" / "tiers.yaml")),
+        KongGatewayArgs(
+            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"), tiers=load_tiers(ROOT / "partners" / "tiers.yaml")
+        ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     # Route 53 is a global service; its API lives in us-east-1.
@@ -64,7 +66,9 @@ def build_global(_: str) -> None:
     org_provider = snowflake.Provider("snowflake-org", role="ORGADMIN")
     org = SnowflakeOrganization(
         "snowflake-org",
-        SnowflakeOrganizationArgs(regions=tuple(catalog.regions.values()), admin_email=config.require("snowflakeAdminEmail")),
+        SnowflakeOrganizationArgs(
+            regions=tuple(catalog.regions.values()), admin_email=config.require("snowflakeAdminEmail")
+        ),
         opts=pulumi.ResourceOptions(providers=[org_provider]),
     )
     pulumi.export("kong_service_ids", gateway.service_ids)
@@ -139,10 +143,17 @@ def build_partner(partner_id: str) -> None:
     global_ref = stack_reference("global")
 
     providers = [
-        aws.Provider("aws", region=region.aws_region, default_tags=aws.ProviderDefaultTagsArgs(
-            tags={"platform:partner": spec.id, "platform:region": region.code, "platform:managed-by": "platformctl"})),
+        aws.Provider(
+            "aws",
+            region=region.aws_region,
+            default_tags=aws.ProviderDefaultTagsArgs(
+                tags={"platform:partner": spec.id, "platform:region": region.code, "platform:managed-by": "platformctl"}
+            ),
+        ),
         k8s.Provider("k8s", kubeconfig=region_ref.get_output("kubeconfig"), enable_server_side_apply=True),
-        kong.Provider("kong", kong_admin_uri=config.require("kongAdminUrl"), kong_admin_token=config.get_secret("kongAdminToken")),
+        kong.Provider(
+            "kong", kong_admin_uri=config.require("kongAdminUrl"), kong_admin_token=config.get_secret("kongAdminToken")
+        ),
         snowflake.Provider(
             "snowflake",
             organization_name=config.require("snowflakeOrganization"),

@@ -16,8 +16,7 @@ from platformctl.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError
 
 app = typer.Typer(
     name="platformctl",
-    help="Describe, review and change the voice platform's infrastructure.\n\n"
-    "Example: platformctl plan --all",
+    help="Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,7 +42,12 @@ def _repo() -> Any:
 
 @app.callback()
 def main_options(
-    root: Annotated[Path | None, typer.Option("--root", help="The platform repository (default: $PLATFORMCTL_ROOT, else the nearest Pulumi.yaml upwards).")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root", help="The platform repository (default: $PLATFORMCTL_ROOT, else the nearest Pulumi.yaml upwards)."
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Describe, review and change the voice platform's infrastructure.
@@ -59,11 +63,19 @@ def main_options(
 
 @app.command()
 def plan(
-    stacks: Annotated[list[str] | None, typer.Argument(help="Stacks to plan: global, region-<code>, partner-<id>.")] = None,
+    stacks: Annotated[
+        list[str] | None, typer.Argument(help="Stacks to plan: global, region-<code>, partner-<id>.")
+    ] = None,
     all_stacks: Annotated[bool, typer.Option("--all", help="Every stack that has a file in stacks/.")] = False,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write the plan as JSON (pulumi preview --json shape).")] = None,
-    against: Annotated[Path | None, typer.Option("--against", help="An earlier plan JSON: ops become create/update/delete/same.")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: one per core).")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the plan as JSON (pulumi preview --json shape).")
+    ] = None,
+    against: Annotated[
+        Path | None, typer.Option("--against", help="An earlier plan JSON: ops become create/update/delete/same.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: one per core).")
+    ] = None,
 ) -> None:
     """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
 
@@ -77,10 +89,16 @@ def plan(
 
     repo = _repo()
     selected = select_stacks(repo, stacks or [], all_stacks)
-    with Progress(TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
         task = bar.add_task("plan", total=None)
         result = run_plan(
-            repo, selected, workers=workers, against=against, include_removed=all_stacks,
+            repo,
+            selected,
+            workers=workers,
+            against=against,
+            include_removed=all_stacks,
             progress=lambda _: bar.advance(task),
         )
     render.plan(out, result)
@@ -97,7 +115,10 @@ def plan(
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Spec files to check (default: the catalogs, every spec and stack file).")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Spec files to check (default: the catalogs, every spec and stack file)."),
+    ] = None,
 ) -> None:
     """Validate the catalog, the tier table and partner specs without planning.
 
@@ -170,8 +191,12 @@ def _confirm(yes: bool, what: str) -> None:
 @app.command("onboard-partner")
 def onboard_partner(
     specs: Annotated[list[Path], typer.Argument(help="Partner spec files (YAML).")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the new stack's offline plan.")] = False,
-    no_apply: Annotated[bool, typer.Option("--no-apply", help="Write partners/<id>.yaml and its stack file, then stop.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write nothing; print the new stack's offline plan.")
+    ] = False,
+    no_apply: Annotated[
+        bool, typer.Option("--no-apply", help="Write partners/<id>.yaml and its stack file, then stop.")
+    ] = False,
     update: Annotated[bool, typer.Option("--update", help="Allow changing a partner that exists.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
 ) -> None:
@@ -190,7 +215,9 @@ def onboard_partner(
 @app.command("offboard-partner")
 def offboard_partner(
     partner_id: Annotated[str, typer.Argument(metavar="ID", help="The partner's id.")],
-    purge: Annotated[bool, typer.Option("--purge", help="Let the data go too (only once its retention has run out).")] = False,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Let the data go too (only once its retention has run out).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
@@ -209,7 +236,9 @@ def offboard_partner(
 @app.command("launch-country")
 def launch_country(
     country: Annotated[str, typer.Argument(metavar="CC", help="ISO 3166-1 alpha-2 code.")],
-    region: Annotated[str | None, typer.Option("--region", help="Region to launch in (needed where several serve the country).")] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Region to launch in (needed where several serve the country).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the region's offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the region's stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
@@ -237,7 +266,9 @@ def _listing(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
         out.print(f"no {title.lower()}")
         return
     columns = list(rows[0])
-    render.table(out, title, columns, [[", ".join(v) if isinstance(v, list) else str(v) for v in r.values()] for r in rows])
+    render.table(
+        out, title, columns, [[", ".join(v) if isinstance(v, list) else str(v) for v in r.values()] for r in rows]
+    )
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

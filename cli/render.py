@@ -87,7 +87,11 @@ def _counts(summary: dict[str, int]) -> Text:
 def violations(console: Console, result: PlanResult) -> None:
     for violation in result.violations:
         style = "red" if violation.level == "mandatory" else "yellow"
-        plain(console, f"{violation.level} policy {violation.policy}: {violation.stack}: {violation.urn}: {violation.message}", style)
+        plain(
+            console,
+            f"{violation.level} policy {violation.policy}: {violation.stack}: {violation.urn}: {violation.message}",
+            style,
+        )
 
 
 def table(console: Console, title: str, columns: list[str], rows: list[list[str]]) -> None:

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kong as kong
 import pulumi_tls as tls
 
+from components.outputs import secret
 from gateway.model import ApiCatalog
 from partners.tiers import RateLimit, TierTable
 
@@ -164,6 +165,6 @@ class KongGateway(pulumi.ComponentResource):
             opts=child,
         )
         self.cluster_cert = cluster_cert.cert_pem
-        self.cluster_key = pulumi.Output.secret(cluster_key.private_key_pem)
+        self.cluster_key = secret(cluster_key.private_key_pem)
         self.rate_limit_plans = {name_: rate_limit_config(t.rate_limit) for name_, t in args.tiers.tiers.items()}
         self.register_outputs({"service_ids": self.service_ids, "rate_limit_plans": self.rate_limit_plans})

@@ -15,6 +15,7 @@ import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
 from components.kong_gateway import rate_limit_config, tier_acl_group
+from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_warehouse import partner_reader_role
@@ -59,7 +60,7 @@ class PartnerTenant(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PartnerTenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:partner_tenant:PartnerTenant", name, None, opts)
-        spec, tier = args.spec, args.tier
+        spec = args.spec
         self.namespace = f"partner-{spec.id}"
         labels = {"partner_id": spec.id, "isolation": "strict", "platform/tier": spec.tier}
         child = pulumi.ResourceOptions(parent=self)
@@ -75,7 +76,9 @@ class PartnerTenant(pulumi.ComponentResource):
             self._workload_identity(name, args, key, child)
         self.register_outputs(self.outputs)
 
-    def _kubernetes(self, name: str, args: PartnerTenantArgs, labels: dict[str, str], child: pulumi.ResourceOptions) -> None:
+    def _kubernetes(
+        self, name: str, args: PartnerTenantArgs, labels: dict[str, str], child: pulumi.ResourceOptions
+    ) -> None:
         spec, tier, ns = args.spec, args.tier, self.namespace
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -90,7 +93,10 @@ class PartnerTenant(pulumi.ComponentResource):
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=labels)
 
         k8s.core.v1.ResourceQuota(
-            f"{name}-quota", metadata=meta("tenant-quota"), spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=tier.quota.hard()), opts=in_ns
+            f"{name}-quota",
+            metadata=meta("tenant-quota"),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=tier.quota.hard()),
+            opts=in_ns,
         )
         limits = tier.container_limits
         k8s.core.v1.LimitRange(
@@ -157,7 +163,9 @@ class PartnerTenant(pulumi.ComponentResource):
             ),
         }
         for policy_name, policy_spec in policies.items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-{policy_name}", metadata=meta(policy_name), spec=policy_spec, opts=in_ns)
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy_name}", metadata=meta(policy_name), spec=policy_spec, opts=in_ns
+            )
 
         self.service_account = f"{spec.id}-workload"
         k8s.core.v1.ServiceAccount(f"{name}-workload-sa", metadata=meta(self.service_account), opts=in_ns)
@@ -176,7 +184,11 @@ class PartnerTenant(pulumi.ComponentResource):
                 "heading_font": branding.heading_font or branding.font_family,
                 "base_size": branding.base_size,
             },
-            "logo": {"url": branding.logo_url, "favicon": branding.favicon_url, "email_header": branding.email_logo_url},
+            "logo": {
+                "url": branding.logo_url,
+                "favicon": branding.favicon_url,
+                "email_header": branding.email_logo_url,
+            },
             "company_name": spec.company_name,
             "domain": spec.domain,
         }
@@ -234,12 +246,14 @@ class PartnerTenant(pulumi.ComponentResource):
             f"{name}-domain-partner-header",
             name="request-transformer",
             route_id=route.id,
-            config_json=json.dumps({"remove": {"headers": ["X-Partner-Id"]}, "add": {"headers": [f"X-Partner-Id:{spec.id}"]}}),
+            config_json=json.dumps(
+                {"remove": {"headers": ["X-Partner-Id"]}, "add": {"headers": [f"X-Partner-Id:{spec.id}"]}}
+            ),
             tags=[f"partner:{spec.id}"],
             opts=child,
         )
         self.api_key = key.result
-        self.outputs.update({"kong_consumer": self.namespace, "api_key": pulumi.Output.secret(key.result)})
+        self.outputs.update({"kong_consumer": self.namespace, "api_key": secret(key.result)})
 
     def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
         self.outputs["snowflake_schema"] = f"PARTNER_{args.spec.snowflake_id}"
@@ -268,7 +282,8 @@ class PartnerTenant(pulumi.ComponentResource):
             is_secure="true",
             comment="The partner's metered calls (the row access policy on the source keeps other partners' rows out)",
             statement=pulumi.Output.concat(
-                "SELECT EVENT_ID, CUSTOMER_ID, COUNTRY, CALL_STARTED_AT, DURATION_SECONDS, AMOUNT_MINOR, CURRENCY FROM ",
+                "SELECT EVENT_ID, CUSTOMER_ID, COUNTRY, CALL_STARTED_AT, DURATION_SECONDS, AMOUNT_MINOR, CURRENCY "
+                "FROM ",
                 usage_source,
             ),
             opts=child,
@@ -284,7 +299,8 @@ class PartnerTenant(pulumi.ComponentResource):
                 ),
             ),
             "schema-usage": dict(
-                privileges=["USAGE"], on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=schema_fqn)
+                privileges=["USAGE"],
+                on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=schema_fqn),
             ),
             "views-select": dict(
                 privileges=["SELECT"],
@@ -310,7 +326,9 @@ class PartnerTenant(pulumi.ComponentResource):
             ),
         }
         for suffix, grant in grants.items():
-            snowflake.GrantPrivilegesToAccountRole(f"{name}-grant-{suffix}", account_role_name=role.name, opts=child, **grant)
+            snowflake.GrantPrivilegesToAccountRole(
+                f"{name}-grant-{suffix}", account_role_name=role.name, opts=child, **grant
+            )
         key = tls.PrivateKey(f"{name}-service-key", algorithm="RSA", rsa_bits=4096, opts=child)
         user = snowflake.ServiceUser(
             f"{name}-service-user",
@@ -327,7 +345,7 @@ class PartnerTenant(pulumi.ComponentResource):
             {
                 "snowflake_role": role_name,
                 "snowflake_user": user.name,
-                "snowflake_private_key": pulumi.Output.secret(key.private_key_pem),
+                "snowflake_private_key": secret(key.private_key_pem),
             }
         )
 
@@ -379,8 +397,12 @@ class PartnerTenant(pulumi.ComponentResource):
         else:
             prefix = f"partners/{spec.id}/"
             key_alias = args.region_key_alias
-            object_arns = [pulumi.Output.concat("arn:aws:s3:::", b, "/", prefix, "*") for b in args.region_buckets.values()]
-            list_statement["Resource"] = [pulumi.Output.concat("arn:aws:s3:::", b) for b in args.region_buckets.values()]
+            object_arns = [
+                pulumi.Output.concat("arn:aws:s3:::", b, "/", prefix, "*") for b in args.region_buckets.values()
+            ]
+            list_statement["Resource"] = [
+                pulumi.Output.concat("arn:aws:s3:::", b) for b in args.region_buckets.values()
+            ]
             list_statement["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
             self.outputs["data_prefix"] = prefix
 

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 import pulumi_snowflake as snowflake
 
 from components.country_launch import CountryLaunch, CountryLaunchArgs
+from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_warehouse import SnowflakeWarehouse, SnowflakeWarehouseArgs
 from regions.catalog import Country, Region
@@ -94,13 +95,16 @@ class RegionalDeployment(pulumi.ComponentResource):
         private_subnets, public_subnets = self._network(name, region, aws_opts)
         cluster = self._cluster(name, base_name, args, key, private_subnets, public_subnets, aws_opts)
 
-        kubeconfig = pulumi.Output.secret(
+        kubeconfig = secret(
             pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
                 lambda parts: _kubeconfig(parts[0], parts[1], parts[2], region.aws_region)
             )
         )
         k8s_provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=kubeconfig, enable_server_side_apply=True, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-k8s",
+            kubeconfig=kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=k8s_provider)
         namespace = k8s.core.v1.Namespace(
@@ -290,7 +294,10 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "cluster_cert_key": "/etc/secrets/kong-cluster-cert/tls.key",
                     "lua_ssl_trusted_certificate": "system",
                 },
-                "proxy": {"type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
+                "proxy": {
+                    "type": "LoadBalancer",
+                    "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+                },
                 "ingressController": {"enabled": False},
                 "replicaCount": 3,
                 "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
@@ -326,7 +333,9 @@ def _kubeconfig(cluster_name: str, endpoint: str, ca_data: str, aws_region: str)
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
             "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
             "current-context": cluster_name,
             "users": [

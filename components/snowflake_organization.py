@@ -8,6 +8,7 @@ import pulumi
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
+from components.outputs import secret
 from regions.catalog import Region
 
 
@@ -38,7 +39,12 @@ class SnowflakeOrganization(pulumi.ComponentResource):
         super().__init__("platform:snowflake_organization:SnowflakeOrganization", name, None, opts)
         self.accounts, self.admin_keys = {}, {}
         for region in args.regions:
-            key = tls.PrivateKey(f"{name}-{region.code}-admin-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self))
+            key = tls.PrivateKey(
+                f"{name}-{region.code}-admin-key",
+                algorithm="RSA",
+                rsa_bits=4096,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             snowflake.Account(
                 f"{name}-{region.code}",
                 name=account_name(region.code),
@@ -53,5 +59,5 @@ class SnowflakeOrganization(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
             self.accounts[region.code] = account_name(region.code)
-            self.admin_keys[region.code] = pulumi.Output.secret(key.private_key_pem)
+            self.admin_keys[region.code] = secret(key.private_key_pem)
         self.register_outputs({"accounts": self.accounts, "admin_keys": self.admin_keys})

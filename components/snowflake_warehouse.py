@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_snowflake as snowflake
@@ -143,7 +144,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             arguments=[snowflake.RowAccessPolicyArgumentArgs(name="ROW_PARTNER_ID", type="VARCHAR")],
             body=(
                 f"CURRENT_ROLE() IN ({platform_roles}) OR "
-                f"UPPER(REPLACE(ROW_PARTNER_ID, '-', '_')) = REGEXP_SUBSTR(CURRENT_ROLE(), '{PARTNER_ROLE_PATTERN}', 1, 1, 'e', 1)"
+                "UPPER(REPLACE(ROW_PARTNER_ID, '-', '_')) = "
+                f"REGEXP_SUBSTR(CURRENT_ROLE(), '{PARTNER_ROLE_PATTERN}', 1, 1, 'e', 1)"
             ),
             comment="A partner's reader role sees only rows of its own partner id",
             opts=child,
@@ -190,7 +192,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, partners]),
             )
 
-        def grant(suffix: str, role: str, privileges: list[str], **target: object) -> None:
+        def grant(suffix: str, role: str, privileges: list[str], **target: Any) -> None:
             snowflake.GrantPrivilegesToAccountRole(
                 f"{name}-{suffix}", account_role_name=roles[role].name, privileges=privileges, opts=child, **target
             )
@@ -204,26 +206,62 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                     object_type="DATABASE", object_name=database.name
                 ),
             )
-        grant("loader-raw-usage", "loader", ["USAGE"],
-              on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=raw_fqn))
-        grant("loader-raw-insert", "loader", ["INSERT", "SELECT"],
-              on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
-                  all=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectAllArgs(object_type_plural="TABLES", in_schema=raw_fqn)))
-        grant("loader-wh", "loader", ["USAGE"],
-              on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                  object_type="WAREHOUSE", object_name=warehouses["LOAD"].name))
-        grant("analyst-analytics-usage", "analyst", ["USAGE"],
-              on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=f"{self.database_name}.ANALYTICS"))
-        grant("analyst-views", "analyst", ["SELECT"],
-              on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
-                  future=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectFutureArgs(
-                      object_type_plural="VIEWS", in_schema=f"{self.database_name}.ANALYTICS")))
-        grant("analyst-wh", "analyst", ["USAGE"],
-              on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                  object_type="WAREHOUSE", object_name=warehouses["ANALYTICS"].name))
-        grant("admin-db-manage", "admin", ["CREATE SCHEMA", "MONITOR"],
-              on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                  object_type="DATABASE", object_name=database.name))
+        grant(
+            "loader-raw-usage",
+            "loader",
+            ["USAGE"],
+            on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=raw_fqn),
+        )
+        grant(
+            "loader-raw-insert",
+            "loader",
+            ["INSERT", "SELECT"],
+            on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
+                all=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectAllArgs(
+                    object_type_plural="TABLES", in_schema=raw_fqn
+                )
+            ),
+        )
+        grant(
+            "loader-wh",
+            "loader",
+            ["USAGE"],
+            on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                object_type="WAREHOUSE", object_name=warehouses["LOAD"].name
+            ),
+        )
+        grant(
+            "analyst-analytics-usage",
+            "analyst",
+            ["USAGE"],
+            on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=f"{self.database_name}.ANALYTICS"),
+        )
+        grant(
+            "analyst-views",
+            "analyst",
+            ["SELECT"],
+            on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
+                future=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectFutureArgs(
+                    object_type_plural="VIEWS", in_schema=f"{self.database_name}.ANALYTICS"
+                )
+            ),
+        )
+        grant(
+            "analyst-wh",
+            "analyst",
+            ["USAGE"],
+            on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                object_type="WAREHOUSE", object_name=warehouses["ANALYTICS"].name
+            ),
+        )
+        grant(
+            "admin-db-manage",
+            "admin",
+            ["CREATE SCHEMA", "MONITOR"],
+            on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
+                object_type="DATABASE", object_name=database.name
+            ),
+        )
 
         self.register_outputs(
             {"database": database.name, "partner_warehouse": warehouses["PARTNERS"].name, "raw_schema": raw.name}

@@ -60,7 +60,10 @@ def _hostname(value: str) -> str:
         raise ValueError("must be a fully qualified hostname such as voice.example.com")
     labels = host.split(".")
     if not all(_HOST_LABEL.match(label) for label in labels):
-        raise ValueError("must be a hostname only: letters, digits and '-' in dot-separated labels (no scheme, port, path or wildcard)")
+        raise ValueError(
+            "must be a hostname only: letters, digits and '-' in dot-separated labels "
+            "(no scheme, port, path or wildcard)"
+        )
     if not labels[-1].isalpha():
         raise ValueError("must end in an alphabetic top-level domain")
     return host
@@ -156,9 +159,7 @@ class PartnerSpec(_Frozen):
     """The partner's custom domain: a hostname, nothing else."""
     home_region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}-[a-z]+$")]
     """Region code that hosts the tenant and its data."""
-    countries: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")], ...] = Field(
-        min_length=1, max_length=64
-    )
+    countries: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")], ...] = Field(min_length=1, max_length=64)
     """ISO 3166-1 alpha-2 codes the partner sells in."""
     contact: Contact
     """Operations contact."""

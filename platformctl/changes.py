@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from regions.catalog import Catalog, ResidencyVerdict, load_catalog
 OVERLAY_LINKS = ("__main__.py", "Pulumi.yaml", "components", "regions", "gateway", "platformctl", "policies")
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     DRY_RUN = "dry-run"
     """Write nothing; plan the change offline."""
     NO_APPLY = "no-apply"
@@ -79,7 +79,13 @@ def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
         seen[spec.id] = display
         target = repo.partner_file(spec.id)
         if target.exists() and not update:
-            problems.append(Problem(display, "id", f"partner {spec.id!r} already exists (partners/{spec.id}.yaml); pass --update to change it"))
+            problems.append(
+                Problem(
+                    display,
+                    "id",
+                    f"partner {spec.id!r} already exists (partners/{spec.id}.yaml); pass --update to change it",
+                )
+            )
             continue
         if not target.exists() and update:
             change.notes.append(f"{spec.id}: new partner (--update given, nothing to update)")
@@ -88,7 +94,9 @@ def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
         change.stacks.append(partner_stack(spec.id))
         change.locks.append(f"partner-{spec.id}")
         change.operations.append((partner_stack(spec.id), "up"))
-        change.notes.append(f"{spec.id}: {'updated' if target.exists() else 'onboarded'} ({spec.tier}, {spec.home_region})")
+        change.notes.append(
+            f"{spec.id}: {'updated' if target.exists() else 'onboarded'} ({spec.tier}, {spec.home_region})"
+        )
     if problems:
         raise InputError(problems)
     return change
@@ -100,7 +108,9 @@ def recheck_onboarding(repo: Repo, change: Change, update: bool) -> None:
         return
     for stack in change.stacks:
         if repo.partner_file(stack.key).exists():
-            raise InputError.single(f"partners/{stack.key}.yaml", "id", f"partner {stack.key!r} was onboarded by another run")
+            raise InputError.single(
+                f"partners/{stack.key}.yaml", "id", f"partner {stack.key!r} was onboarded by another run"
+            )
 
 
 def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.date) -> Change:
@@ -115,7 +125,9 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
     change = Change(stacks=[stack], locks=[f"partner-{partner_id}"])
     if not purge:
         if offboarded_on:
-            raise InputError.single("arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}")
+            raise InputError.single(
+                "arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}"
+            )
         change.files[stack.config_file(repo.root)] = partner_stack_text(
             spec, catalog, {"platform:offboardedOn": today.isoformat()}
         )
@@ -128,17 +140,21 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
     retention = catalog.strictest_retention_days(spec.countries)
     if not offboarded_on:
         raise InputError.single(
-            "arguments", "--purge",
+            "arguments",
+            "--purge",
             f"partner {partner_id!r} is still active: offboard it first; its data may be purged {retention} days later",
         )
     try:
         since = datetime.date.fromisoformat(offboarded_on)
     except ValueError:
-        raise InputError.single(f"stacks/Pulumi.{stack}.yaml", "config.platform:offboardedOn", "not a YYYY-MM-DD date") from None
+        raise InputError.single(
+            f"stacks/Pulumi.{stack}.yaml", "config.platform:offboardedOn", "not a YYYY-MM-DD date"
+        ) from None
     purge_from = since + datetime.timedelta(days=retention)
     if today < purge_from:
         raise InputError.single(
-            "arguments", "--purge",
+            "arguments",
+            "--purge",
             f"the retention of {partner_id!r}'s countries ({', '.join(spec.countries)}: {retention} days from "
             f"{since.isoformat()}) runs until {purge_from.isoformat()}; purging is refused before then",
         )
@@ -159,19 +175,24 @@ def plan_country_launch(repo: Repo, country: str, region: str | None) -> Change:
     catalog = load_catalog(repo.root / "regions")
     code = country.upper()
     if code not in catalog.countries:
-        raise InputError.single("arguments", "CC", f"unknown country {country!r}; known: {', '.join(sorted(catalog.countries))}")
+        raise InputError.single(
+            "arguments", "CC", f"unknown country {country!r}; known: {', '.join(sorted(catalog.countries))}"
+        )
     serving = catalog.regions_serving(code)
     if region is None:
         if len(serving) != 1:
             choices = ", ".join(serving) if serving else ", ".join(catalog.regions)
-            raise InputError.single("arguments", "--region", f"{code} can be served from several regions; choose one of: {choices}")
+            raise InputError.single(
+                "arguments", "--region", f"{code} can be served from several regions; choose one of: {choices}"
+            )
         region = serving[0]
     if region not in catalog.regions:
         raise InputError.single("arguments", "--region", f"unknown region {region!r}")
     verdict = catalog.residency_verdict(code, region)
     if verdict is ResidencyVerdict.FORBIDDEN:
         raise InputError.single(
-            "arguments", "--region",
+            "arguments",
+            "--region",
             f"{code} requires data residency and may only be served from: {', '.join(serving)}",
         )
     stack = region_stack(region)
@@ -181,7 +202,9 @@ def plan_country_launch(repo: Repo, country: str, region: str | None) -> Change:
     launched = list(config.get("platform:launchedCountries") or [])
     change = Change(stacks=[stack], locks=[str(stack)])
     if verdict is ResidencyVerdict.WARN:
-        change.warnings.append(f"{code} prefers data residency in {', '.join(serving)}; {region} needs a documented transfer basis")
+        change.warnings.append(
+            f"{code} prefers data residency in {', '.join(serving)}; {region} needs a documented transfer basis"
+        )
     if code in launched:
         change.notes.append(f"{code} is already launched in {region}; nothing to change")
         change.stacks = []

@@ -37,7 +37,7 @@ def regions(repo: Repo) -> list[dict[str, Any]]:
     rows = []
     for code, region in catalog.regions.items():
         stack = region_stack(code)
-        launched = []
+        launched: list[str] = []
         if stack.config_file(repo.root).is_file():
             launched = load_stack_config(repo.root, stack).values.get("platform:launchedCountries") or []
         rows.append(
@@ -116,4 +116,3 @@ def validate(repo: Repo, paths: list[Any]) -> list[str]:
     if problems:
         raise InputError(problems)
     return warnings
-

@@ -82,7 +82,9 @@ def diff_stack(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[s
             elif old_state.get(key) != new_state.get(key):
                 diffs.append(f"({key})")
         if diffs:
-            steps.append({"op": "update", "urn": step["urn"], "oldState": old_state, "newState": new_state, "diffs": diffs})
+            steps.append(
+                {"op": "update", "urn": step["urn"], "oldState": old_state, "newState": new_state, "diffs": diffs}
+            )
         else:
             steps.append({"op": "same", "urn": step["urn"], "newState": new_state})
     for urn, before in old_steps.items():

@@ -46,7 +46,9 @@ def declarations(root: Path) -> dict[str, ConfigDeclaration]:
     result = {}
     for key, decl in (doc.get("config") or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
-        result[full] = ConfigDeclaration(full, decl.get("type", "string"), decl.get("default"), bool(decl.get("secret")))
+        result[full] = ConfigDeclaration(
+            full, decl.get("type", "string"), decl.get("default"), bool(decl.get("secret"))
+        )
     return result
 
 
@@ -84,7 +86,9 @@ def load_stack_config(root: Path, stack: StackName) -> StackConfig:
             if decl is None:
                 problems.append(Problem(display, field, "unknown config key (not declared in Pulumi.yaml)"))
                 continue
-            if not isinstance(value, _TYPES.get(decl.type, (object,))) or (decl.type == "integer" and isinstance(value, bool)):
+            if not isinstance(value, _TYPES.get(decl.type, (object,))) or (
+                decl.type == "integer" and isinstance(value, bool)
+            ):
                 problems.append(Problem(display, field, f"must be of type {decl.type}"))
                 continue
         values[key] = value

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
-from platformctl.errors import InputError
 from partners.spec import PARTNER_ID_PATTERN
+from platformctl.errors import InputError
 
 REGION_CODE_PATTERN = r"^[a-z]{2}-[a-z]+$"
 PROJECT = "platform"
 
 
-class StackKind(str, Enum):
+class StackKind(StrEnum):
     GLOBAL = "global"
     REGION = "region"
     PARTNER = "partner"
@@ -50,9 +50,7 @@ def parse_stack_name(name: str) -> StackName:
         prefix = f"{kind.value}-"
         if name.startswith(prefix) and re.match(pattern, name[len(prefix) :]):
             return StackName(kind, name[len(prefix) :])
-    raise InputError.single(
-        "stack", "", f"unknown stack name {name!r}: expected global, region-<code> or partner-<id>"
-    )
+    raise InputError.single("stack", "", f"unknown stack name {name!r}: expected global, region-<code> or partner-<id>")
 
 
 def region_stack(code: str) -> StackName:

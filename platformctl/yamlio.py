@@ -19,7 +19,6 @@ MAX_DEPTH = 32
 """Nesting depth allowed in one document."""
 
 
-
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader (no Python tags) that also bounds aliases and depth and refuses duplicate keys."""
 
@@ -48,9 +47,7 @@ class _BoundedLoader(yaml.SafeLoader):
             if isinstance(key, list | dict):
                 raise yaml.constructor.ConstructorError(None, None, "mapping keys must be scalars", key_node.start_mark)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

@@ -19,7 +19,9 @@ def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackCo
         return StackContext(stack=str(stack), kind="global", catalog=catalog)
     if stack.kind is StackKind.REGION:
         launched = config.get("platform:launchedCountries") or []
-        return StackContext(stack=str(stack), kind="region", catalog=catalog, region=stack.key, countries=tuple(launched), purge=purge)
+        return StackContext(
+            stack=str(stack), kind="region", catalog=catalog, region=stack.key, countries=tuple(launched), purge=purge
+        )
     spec = load_spec(root / "partners" / f"{stack.key}.yaml", f"partners/{stack.key}.yaml")
     return StackContext(
         stack=str(stack),

@@ -133,7 +133,9 @@ def check_isolation(resources: list[Resource], context: StackContext) -> Iterabl
     for resource in resources:
         metadata = resource.inputs.get("metadata")
         if resource.type.startswith("kubernetes:") and isinstance(metadata, dict):
-            where = metadata.get("name") if resource.type == "kubernetes:core/v1:Namespace" else metadata.get("namespace")
+            where = (
+                metadata.get("name") if resource.type == "kubernetes:core/v1:Namespace" else metadata.get("namespace")
+            )
             if where != context.namespace:
                 yield resource.urn, f"Kubernetes object is in namespace {where!r}, not {context.namespace!r}"
         if resource.type == "kong:index/consumer:Consumer" and resource.inputs.get("username") != context.namespace:
@@ -167,10 +169,12 @@ def check_tenant_baseline(resources: list[Resource], context: StackContext) -> I
             yield ns.urn, "namespace must be labelled partner_id=<id> and isolation=strict"
     policies = _of_type(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
     default_deny = [
-        p for p in policies
+        p
+        for p in policies
         if p.inputs.get("spec", {}).get("podSelector") == {}
         and set(p.inputs.get("spec", {}).get("policyTypes", [])) == {"Ingress", "Egress"}
-        and not p.inputs["spec"].get("ingress") and not p.inputs["spec"].get("egress")
+        and not p.inputs["spec"].get("ingress")
+        and not p.inputs["spec"].get("egress")
     ]
     if not default_deny:
         yield stack, "no default-deny NetworkPolicy (empty pod selector, Ingress and Egress, no rules)"
@@ -204,7 +208,10 @@ def check_tier_consistency(resources: list[Resource], context: StackContext) -> 
     groups = {r.inputs.get("group") for r in _of_type(resources, "kong:index/consumerAcl:ConsumerAcl")}
     tier_groups = {g for g in groups if isinstance(g, str) and g.startswith("tier-")}
     if tier_groups and tier_groups != {f"tier-{context.tier_name}"}:
-        yield _stack_urn(resources, context), f"consumer is in ACL groups {sorted(tier_groups)}, billed as {context.tier_name}"
+        yield (
+            _stack_urn(resources, context),
+            f"consumer is in ACL groups {sorted(tier_groups)}, billed as {context.tier_name}",
+        )
 
 
 def check_residency(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
@@ -231,7 +238,10 @@ def residency_advice(resources: list[Resource], context: StackContext) -> Iterab
     if context.kind == "global" or context.region is None:
         return
     for cc in context.countries:
-        if cc in context.catalog.countries and context.catalog.residency_verdict(cc, context.region) is ResidencyVerdict.WARN:
+        if (
+            cc in context.catalog.countries
+            and context.catalog.residency_verdict(cc, context.region) is ResidencyVerdict.WARN
+        ):
             yield _stack_urn(resources, context), f"{cc} prefers data residency but is served from {context.region}"
 
 
@@ -242,7 +252,9 @@ def _siblings(resources: list[Resource], bucket: Resource, type_: str) -> list[R
 def check_customer_managed_key(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
     """Every bucket is encrypted with a KMS key the platform manages (SSE-KMS with an explicit key)."""
     for bucket in _of_type(resources, "aws:s3/bucket:Bucket"):
-        configs = _siblings(resources, bucket, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+        configs = _siblings(
+            resources, bucket, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        )
         rules = [rule for c in configs for rule in c.inputs.get("rules", [])]
         defaults = [rule.get("applyServerSideEncryptionByDefault", {}) for rule in rules]
         if not any(d.get("sseAlgorithm") in ("aws:kms", "aws:kms:dsse") and d.get("kmsMasterKeyId") for d in defaults):
@@ -316,19 +328,62 @@ def _json(value: Any) -> Any:
 
 
 POLICIES: tuple[Policy, ...] = (
-    Policy("partner-isolation", "mandatory", "A partner's resources reference only its own namespace, schema, role and consumer.", check_isolation),
-    Policy("tenant-baseline", "mandatory", "Each partner namespace has a default-deny network policy, a quota and a limit range.", check_tenant_baseline),
-    Policy("tier-consistency", "mandatory", "Quota, limits, rate limit and ACL tier agree with the billed tier.", check_tier_consistency),
-    Policy("data-residency", "mandatory", "Data of a country with required residency stays in a region that serves it.", check_residency),
-    Policy("residency-preference", "advisory", "Countries that prefer residency are served from their own region.", residency_advice),
-    Policy("customer-managed-key", "mandatory", "Buckets are encrypted with a customer-managed KMS key where a profile asks.", check_customer_managed_key, levels=_cmk_level),
-    Policy("retention", "mandatory", "Data expires within the strictest retention of the stack's countries.", check_retention),
+    Policy(
+        "partner-isolation",
+        "mandatory",
+        "A partner's resources reference only its own namespace, schema, role and consumer.",
+        check_isolation,
+    ),
+    Policy(
+        "tenant-baseline",
+        "mandatory",
+        "Each partner namespace has a default-deny network policy, a quota and a limit range.",
+        check_tenant_baseline,
+    ),
+    Policy(
+        "tier-consistency",
+        "mandatory",
+        "Quota, limits, rate limit and ACL tier agree with the billed tier.",
+        check_tier_consistency,
+    ),
+    Policy(
+        "data-residency",
+        "mandatory",
+        "Data of a country with required residency stays in a region that serves it.",
+        check_residency,
+    ),
+    Policy(
+        "residency-preference",
+        "advisory",
+        "Countries that prefer residency are served from their own region.",
+        residency_advice,
+    ),
+    Policy(
+        "customer-managed-key",
+        "mandatory",
+        "Buckets are encrypted with a customer-managed KMS key where a profile asks.",
+        check_customer_managed_key,
+        levels=_cmk_level,
+    ),
+    Policy(
+        "retention",
+        "mandatory",
+        "Data expires within the strictest retention of the stack's countries.",
+        check_retention,
+    ),
     Policy("no-public-buckets", "mandatory", "No bucket is public.", check_no_public_buckets),
-    Policy("data-retained-on-delete", "advisory", "Data-bearing resources are retained when a stack is deleted.", check_data_retained),
+    Policy(
+        "data-retained-on-delete",
+        "advisory",
+        "Data-bearing resources are retained when a stack is deleted.",
+        check_data_retained,
+    ),
 )
 
 
-def evaluate(resources: list[Resource], context: StackContext, policies: Iterable[Policy] = POLICIES) -> list[Violation]:
+def evaluate(
+    resources: list[Resource], context: StackContext, policies: Iterable[Policy] = POLICIES
+) -> list[Violation]:
     violations = []
     for policy in policies:
         level = policy.level_for(context)

@@ -24,13 +24,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Residency(str, enum.Enum):
+class Residency(enum.StrEnum):
     REQUIRED = "required"
     PREFERRED = "preferred"
     OPTIONAL = "optional"
 
 
-class ResidencyVerdict(str, enum.Enum):
+class ResidencyVerdict(enum.StrEnum):
     """What the residency rule says about serving a country from a region."""
 
     ALLOWED = "allowed"
@@ -177,9 +177,7 @@ def _load_catalog_cached(directory: Path) -> Catalog:
     regions_file = directory / "regions.yaml"
     countries_file = directory / "countries.yaml"
     regions_doc = _mapping(load_yaml_file(regions_file), str(regions_file), ("regions",))
-    countries_doc = _mapping(
-        load_yaml_file(countries_file), str(countries_file), ("compliance_defaults", "countries")
-    )
+    countries_doc = _mapping(load_yaml_file(countries_file), str(countries_file), ("compliance_defaults", "countries"))
     problems: list[Problem] = []
 
     defaults = countries_doc["compliance_defaults"]

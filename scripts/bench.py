@@ -1,7 +1,7 @@
 """Fleet benchmark: `platformctl plan --all` on global + 15 regions + N generated partners.
 
 Measures, in one run on this machine:
-  - wall time and peak memory (summed RSS of the process tree) of `platformctl plan --all`;
+  - wall time and peak memory (PSS summed over the process tree) of `platformctl plan --all`;
   - the bare SDK floor: the same resources (types, names, parents, providers, inputs, in the same order)
     registered through the SDK's mocks by a minimal replay with the provider SDKs' own resource classes,
     in the same number of worker processes (and, for reference, with generic pulumi.CustomResource);
@@ -23,31 +23,37 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants, from /proc."""
-    total, pending = 0, [pid]
+def _tree_memory_kib(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) of `pid` and all its descendants, from /proc. PSS splits pages that forked workers share."""
+    pss = rss = 0
+    pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            with open(f"/proc/{current}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+            with open(f"/proc/{current}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+                    elif line.startswith("Rss:"):
+                        rss += int(line.split()[1])
             with open(f"/proc/{current}/task/{current}/children") as children:
                 pending.extend(int(c) for c in children.read().split())
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return pss, rss
 
 
-def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, subprocess.CompletedProcess[str]]:
-    """Run `command`; return wall seconds, peak tree RSS (KiB) and the completed process."""
-    peak = 0
+def measure(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[float, tuple[int, int], subprocess.CompletedProcess[str]]:
+    """Run `command`; return wall seconds, peak tree (PSS, RSS) in KiB and the completed process."""
+    peak = (0, 0)
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     done = threading.Event()
@@ -55,7 +61,8 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_kib(process.pid))
+            pss, rss = _tree_memory_kib(process.pid)
+            peak = (max(peak[0], pss), max(peak[1], rss))
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -76,7 +83,14 @@ def _provider_class_table() -> dict[str, tuple[str, str]]:
     import re
 
     table: dict[str, tuple[str, str]] = {}
-    for package in ("pulumi_aws", "pulumi_kubernetes", "pulumi_kong", "pulumi_snowflake", "pulumi_random", "pulumi_tls"):
+    for package in (
+        "pulumi_aws",
+        "pulumi_kubernetes",
+        "pulumi_kong",
+        "pulumi_snowflake",
+        "pulumi_random",
+        "pulumi_tls",
+    ):
         spec = importlib.util.find_spec(package)
         source = Path(spec.origin or "").read_text() if spec else ""
         for kind in ("resource_modules", "resource_packages"):
@@ -94,7 +108,7 @@ def _typed_class(type_: str) -> type | None:
 
     if type_ not in _TYPED:
         location = _TABLE.get(type_)
-        _TYPED[type_] = getattr(importlib.import_module(location[0]), location[1]) if location else None  # type: ignore[assignment]
+        _TYPED[type_] = getattr(importlib.import_module(location[0]), location[1]) if location else None
     return _TYPED[type_]
 
 
@@ -120,10 +134,10 @@ def _replay_stack(job: tuple[str, list[dict], bool]) -> int:
     stack, steps, typed = job
 
     class Echo(pulumi.runtime.Mocks):
-        def new_resource(self, args):  # type: ignore[no-untyped-def]
+        def new_resource(self, args):
             return "", dict(args.inputs)
 
-        def call(self, args):  # type: ignore[no-untyped-def]
+        def call(self, args):
             return {}
 
     settings.reset_options()
@@ -137,8 +151,8 @@ def _replay_stack(job: tuple[str, list[dict], bool]) -> int:
             type_, name = state["type"], step["urn"].rsplit("::", 1)[1]
             if type_ == "pulumi:pulumi:Stack":
                 continue
-            provider = objects.get(state.get("provider", "").rsplit("::", 1)[0])
-            opts = pulumi.ResourceOptions(parent=objects.get(state.get("parent", "")), provider=provider)  # type: ignore[arg-type]
+            provider = cast("pulumi.ProviderResource | None", objects.get(state.get("provider", "").rsplit("::", 1)[0]))
+            opts = pulumi.ResourceOptions(parent=objects.get(state.get("parent", "")), provider=provider)
             cls = _typed_class(type_) if typed else None
             if cls is not None:
                 kwargs = {_snake(key): value for key, value in state["inputs"].items()}
@@ -164,7 +178,9 @@ def floor(plan_file: Path, workers: int, typed: bool) -> None:
 
     if typed:
         _TABLE.update(_provider_class_table())
-        for type_ in {s["newState"]["type"] for st in json.loads(plan_file.read_text())["stacks"].values() for s in st["steps"]}:
+        for type_ in {
+            s["newState"]["type"] for st in json.loads(plan_file.read_text())["stacks"].values() for s in st["steps"]
+        }:
             _typed_class(type_)  # import before the workers fork, as platformctl's workers do
     stacks = json.loads(plan_file.read_text())["stacks"]
     jobs = [(name, stack["steps"], typed) for name, stack in stacks.items()]
@@ -198,10 +214,28 @@ def main() -> int:
         plan_file = Path(tmp) / "plan.json"
 
         help_times = [measure([*platformctl, "--help"])[0] for _ in range(5)]
-        dry_time, _, dry = measure([*platformctl, "--root", str(REPO), "onboard-partner",
-                                    str(REPO / "partners" / "examples" / "pampas-voz.yaml"), "--dry-run"])
+        dry_time, _, dry = measure(
+            [
+                *platformctl,
+                "--root",
+                str(REPO),
+                "onboard-partner",
+                str(REPO / "partners" / "examples" / "pampas-voz.yaml"),
+                "--dry-run",
+            ]
+        )
         plan_time, plan_rss, planned = measure(
-            [*platformctl, "--root", str(root), "plan", "--all", "--json", str(plan_file), "--workers", str(args.workers)]
+            [
+                *platformctl,
+                "--root",
+                str(root),
+                "plan",
+                "--all",
+                "--json",
+                str(plan_file),
+                "--workers",
+                str(args.workers),
+            ]
         )
         if planned.returncode != 0:
             print(planned.stderr, file=sys.stderr)
@@ -221,9 +255,10 @@ def main() -> int:
         "resources": resources,
         "workers": args.workers,
         "plan_all_seconds": round(plan_time, 2),
-        "plan_all_peak_rss_mib": round(plan_rss / 1024),
+        "plan_all_peak_pss_mib": round(plan_rss[0] / 1024),
+        "plan_all_peak_rss_sum_mib": round(plan_rss[1] / 1024),
         "sdk_floor_seconds": round(floor_time, 2),
-        "sdk_floor_peak_rss_mib": round(floor_rss / 1024),
+        "sdk_floor_peak_pss_mib": round(floor_rss[0] / 1024),
         "overhead_vs_floor": round(plan_time / floor_time, 2),
         "generic_resource_floor_seconds": round(generic_time, 2),
         "help_seconds_best_of_5": round(min(help_times), 3),

@@ -75,7 +75,6 @@ def plan_in() -> Callable[..., Plan]:
     return run
 
 
-
 @dataclass
 class Run:
     code: int

@@ -101,9 +101,7 @@ def plan_stacks(
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker, initargs=(root,)) as pool:
             for _, phase in groupby(ordered, key=lambda s: s.rank):
                 batch = list(phase)
-                jobs = [
-                    (root, str(s), configs[s], {str(d): references[str(d)] for d in deps[s]}) for s in batch
-                ]
+                jobs = [(root, str(s), configs[s], {str(d): references[str(d)] for d in deps[s]}) for s in batch]
                 chunk = max(1, len(jobs) // (workers * 4))
                 for recording in pool.map(_plan_job, jobs, chunksize=chunk):
                     done(recording)
@@ -111,7 +109,7 @@ def plan_stacks(
 
 
 def _plan_one(root: Path, stack: str, config: StackConfig, refs: dict[str, _Reference]) -> StackRecording:
-    return record_stack(root, stack, config.values, refs.get, secret_keys=config.secret_keys)
+    return record_stack(root, stack, config.values, lambda name: refs.get(name), secret_keys=config.secret_keys)
 
 
 def _plan_job(job: tuple[Path, str, StackConfig, dict[str, _Reference]]) -> StackRecording:
@@ -126,5 +124,5 @@ def _warm_worker(root: Path) -> None:
     import pulumi_kubernetes  # noqa: F401
     import pulumi_snowflake  # noqa: F401
 
-    import components.partner_tenant  # noqa: F401
+    import components.partner_tenant
     import components.regional_deployment  # noqa: F401

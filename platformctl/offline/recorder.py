@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import runpy
 import sys
 from collections.abc import Callable, Mapping
@@ -89,8 +90,11 @@ class StackRecording:
 class ReferencedStack(Protocol):
     """What a StackReference reads of a planned stack."""
 
-    reference_outputs: dict[str, Any]
-    secret_outputs: list[str]
+    @property
+    def reference_outputs(self) -> dict[str, Any]: ...
+
+    @property
+    def secret_outputs(self) -> list[str]: ...
 
 
 StackOutputsLookup = Callable[[str], "ReferencedStack | None"]
@@ -192,7 +196,7 @@ def record_stack(
     recorder = _Recorder(_PlanMocks(lookup))
     warnings: list[str] = []
     pulumi.runtime.set_mocks(
-        recorder.mocks, project=PROJECT, stack=stack, preview=True, monitor=recorder, logger=_WarningCollector(warnings)
+        recorder.mocks, project=PROJECT, stack=stack, preview=True, monitor=recorder, logger=_warning_logger(warnings)
     )
     program = root / "__main__.py"
     root_str = str(root)
@@ -200,7 +204,11 @@ def record_stack(
     if added:
         sys.path.insert(0, root_str)
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+
+        def run_program() -> None:
+            runpy.run_path(str(program), run_name="__main__")
+
+        _sync_await(run_pulumi_func(run_program))
         reference, shown, secret = _sync_await(_resolve_outputs(stack))
     except pulumi.RunError as exc:
         raise InputError.single(f"stack {stack}", "", str(exc)) from None
@@ -262,23 +270,21 @@ async def _resolve(value: Any, path: str) -> tuple[Any, Any, bool]:
     return ref_value, shown_value, secret
 
 
-class _WarningCollector:
-    """Logger stand-in for the mock engine: keeps warnings and errors for the plan."""
-
+class _Collect(logging.Handler):
     def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.WARNING)
         self.sink = sink
 
-    def debug(self, message: str) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
 
-    def info(self, message: str) -> None:
-        pass
 
-    def warning(self, message: str) -> None:
-        self.sink.append(message)
-
-    def error(self, message: str) -> None:
-        self.sink.append(message)
+def _warning_logger(sink: list[str]) -> logging.Logger:
+    """Logger for the mock engine: the program's warnings and errors go into the plan, not the terminal."""
+    logger = logging.Logger(f"platformctl.plan.{id(sink)}")
+    logger.addHandler(_Collect(sink))
+    logger.propagate = False
+    return logger
 
 
 def _no_stack_trace() -> Any:
@@ -292,7 +298,7 @@ def _skip_source_positions() -> None:
     point diagnostics at program lines. A plan has no use for them, and they cost an eighth of its time."""
     from pulumi.runtime import resource as runtime_resource
 
-    runtime_resource._get_stack_trace = _no_stack_trace  # type: ignore[attr-defined]
+    runtime_resource._get_stack_trace = _no_stack_trace
 
 
 def _reset_runtime() -> None:

@@ -7,8 +7,21 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ["plan", "validate", "onboard-partner", "offboard-partner", "launch-country", "partners", "regions",
-            "countries", "stacks", "preview", "up", "destroy", "refresh"]
+COMMANDS = [
+    "plan",
+    "validate",
+    "onboard-partner",
+    "offboard-partner",
+    "launch-country",
+    "partners",
+    "regions",
+    "countries",
+    "stacks",
+    "preview",
+    "up",
+    "destroy",
+    "refresh",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

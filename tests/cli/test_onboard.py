@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import tree_snapshot
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tree_snapshot
 
 EXAMPLE = ROOT / "partners" / "examples" / "pampas-voz.yaml"
 
@@ -65,19 +64,28 @@ def test_residency_is_checked_against_the_catalog(cli, repo_copy: Path, tmp_path
     spec = spec_file(tmp_path, home_region="us-east")
     run = cli("onboard-partner", str(spec), "--dry-run", code=2, root=repo_copy)
     assert "countries.0: BR requires data residency" in run.err
-    jp = spec_file(tmp_path, "jp.yaml", id="nihon-calls", home_region="ap-singapore", countries=["JP"], billing={"currency": "JPY", "payout_method": "stripe_connect"})
+    jp = spec_file(
+        tmp_path,
+        "jp.yaml",
+        id="nihon-calls",
+        home_region="ap-singapore",
+        countries=["JP"],
+        billing={"currency": "JPY", "payout_method": "stripe_connect"},
+    )
     run = cli("onboard-partner", str(jp), "--no-apply", root=repo_copy)
     assert "JP prefers data residency in ap-tokyo" in run.err
 
 
 HOSTILE = {
-    "yaml-bomb": "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n"
-    "d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e]\n"
-    "g: &g [*f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g]\ni: &i [*h, *h, *h, *h, *h, *h, *h, *h]\n",
-    "python-tag": "id: !!python/object/apply:os.system ['touch /tmp/platformctl-pwned']\n",
+    # Nine levels of eight aliases each: 8**9 nodes if expanded.
+    "yaml-bomb": "a: &a [x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 8)}]\n" for i in range(8)),
+    "python-tag": "id: !!python/object/apply:os.system ['touch platformctl-pwned']\n",
     "path-trick-id": EXAMPLE.read_text().replace("id: pampas-voz", "id: ../../stacks/evil"),
     "absolute-id": EXAMPLE.read_text().replace("id: pampas-voz", "id: /etc/passwd"),
-    "wrong-types": EXAMPLE.read_text().replace("countries: [BR, AR]", "countries: {BR: 1}").replace("tier: starter", "tier: [starter]"),
+    "wrong-types": EXAMPLE.read_text()
+    .replace("countries: [BR, AR]", "countries: {BR: 1}")
+    .replace("tier: starter", "tier: [starter]"),
     "custom-js": EXAMPLE.read_text().replace("branding:\n", "branding:\n  custom_js: document.cookie\n"),
     "huge": "id: pampas-voz\ncompany_name: " + "A" * (400 * 1024) + "\n",
     "binary": "\x00\x01\x02",
@@ -93,7 +101,7 @@ def test_hostile_specs_exit_2_with_a_message_and_write_nothing(cli, repo_copy: P
     run = cli("onboard-partner", str(path), "--no-apply", code=2, root=repo_copy)
     assert str(path) in run.err
     assert tree_snapshot(repo_copy) == before
-    assert not Path("/tmp/platformctl-pwned").exists()
+    assert not Path("platformctl-pwned").exists() and not (repo_copy / "platformctl-pwned").exists()
     if name == "custom-js":
         assert "custom JavaScript is not accepted" in run.err
 
@@ -127,10 +135,20 @@ def test_stale_lock_of_a_dead_run_is_taken_over(cli, repo_copy: Path) -> None:
 
 
 def test_two_runs_at_once_one_wins_the_other_exits_2(repo_copy: Path) -> None:
-    command = [sys.executable, "-c", "from cli.app import entry; entry()", "--root", str(repo_copy),
-               "onboard-partner", str(EXAMPLE), "--no-apply"]
+    command = [
+        sys.executable,
+        "-c",
+        "from cli.app import entry; entry()",
+        "--root",
+        str(repo_copy),
+        "onboard-partner",
+        str(EXAMPLE),
+        "--no-apply",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 2], results

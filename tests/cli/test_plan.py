@@ -30,9 +30,15 @@ def test_all_prints_a_summary_table_and_writes_the_preview_json(cli, repo_copy: 
     step = next(s for s in stack["steps"] if s["newState"]["type"] == "kubernetes:core/v1:Namespace")
     assert step["op"] == "create"
     assert set(step["newState"]) >= {"type", "urn", "custom", "parent", "provider", "inputs"}
-    assert step["urn"] == "urn:pulumi:partner-acme-voice::platform::platform:partner_tenant:PartnerTenant$kubernetes:core/v1:Namespace::tenant-namespace"
+    tenant_type = "platform:partner_tenant:PartnerTenant"
+    assert (
+        step["urn"]
+        == f"urn:pulumi:partner-acme-voice::platform::{tenant_type}$kubernetes:core/v1:Namespace::tenant-namespace"
+    )
     assert step["newState"]["parent"].endswith("platform:partner_tenant:PartnerTenant::tenant")
-    assert step["newState"]["provider"].startswith("urn:pulumi:partner-acme-voice::platform::pulumi:providers:kubernetes::k8s::")
+    assert step["newState"]["provider"].startswith(
+        "urn:pulumi:partner-acme-voice::platform::pulumi:providers:kubernetes::k8s::"
+    )
     assert stack["outputs"]["namespace"] == "partner-acme-voice"
 
 
@@ -42,7 +48,9 @@ def test_secrets_are_redacted_in_the_json(cli, repo_copy: Path, tmp_path: Path) 
     text = out.read_text()
     assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
     doc = json.loads(text)
-    key_auth = next(s for s in doc["stacks"]["partner-sakura-calls"]["steps"] if s["newState"]["type"].endswith("ConsumerKeyAuth"))
+    key_auth = next(
+        s for s in doc["stacks"]["partner-sakura-calls"]["steps"] if s["newState"]["type"].endswith("ConsumerKeyAuth")
+    )
     assert key_auth["newState"]["inputs"]["key"] == "[secret]"
     assert doc["stacks"]["partner-sakura-calls"]["outputs"]["api_key"] == "[secret]"
     assert doc["stacks"]["region-eu-central"]["outputs"]["kubeconfig"] == "[secret]"

@@ -23,7 +23,9 @@ def test_versioned_routes_and_deprecation_headers_on_the_older(fleet: Plan) -> N
     assert routes["graphql-v2"].inputs["paths"] == ["/v2/graphql"]
     deprecations = [r for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "response-transformer"]
     assert {d.property_dependencies["routeId"][0] for d in deprecations} == {
-        routes["rest-v1"].urn, routes["graphql-v1"].urn}
+        routes["rest-v1"].urn,
+        routes["graphql-v1"].urn,
+    }
     headers = json.loads(deprecations[0].inputs["configJson"])["add"]["headers"]
     assert "Deprecation: true" in headers
     assert "Sunset: Wed, 30 Jun 2027 23:59:59 GMT" in headers
@@ -31,8 +33,11 @@ def test_versioned_routes_and_deprecation_headers_on_the_older(fleet: Plan) -> N
 
 
 def test_global_plugins(fleet: Plan) -> None:
-    global_plugins = {r.inputs["name"]: json.loads(r.inputs["configJson"]) for r in fleet.resources("global", PLUGIN)
-                      if not ({"serviceId", "routeId", "consumerId"} & set(r.inputs))}
+    global_plugins = {
+        r.inputs["name"]: json.loads(r.inputs["configJson"])
+        for r in fleet.resources("global", PLUGIN)
+        if not ({"serviceId", "routeId", "consumerId"} & set(r.inputs))
+    }
     assert set(global_plugins) == {"correlation-id", "prometheus", "request-size-limiting", "cors", "rate-limiting"}
     assert global_plugins["request-size-limiting"]["allowed_payload_size"] == 8
     assert global_plugins["rate-limiting"]["minute"] == 300  # the starter plan is the default
@@ -40,8 +45,11 @@ def test_global_plugins(fleet: Plan) -> None:
 
 def test_tier_plans_gate_apis_by_feature(fleet: Plan) -> None:
     services = {r.urn: r.inputs["name"] for r in fleet.resources("global", "kong:index/service:Service")}
-    acls = {services[r.property_dependencies["serviceId"][0]]: json.loads(r.inputs["configJson"])["allow"]
-            for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "acl"}
+    acls = {
+        services[r.property_dependencies["serviceId"][0]]: json.loads(r.inputs["configJson"])["allow"]
+        for r in fleet.resources("global", PLUGIN)
+        if r.inputs["name"] == "acl"
+    }
     assert acls == {
         "rest-api": ["tier-starter", "tier-professional", "tier-enterprise"],
         "graphql-api": ["tier-professional", "tier-enterprise"],

@@ -27,8 +27,14 @@ def test_kubernetes_objects_stay_in_the_partners_namespace(fleet: Plan, partner:
     assert namespace.inputs["metadata"]["name"] == f"partner-{partner}"
     assert namespace.inputs["metadata"]["labels"]["partner_id"] == partner
     assert namespace.inputs["metadata"]["labels"]["isolation"] == "strict"
-    namespaced = [r for r in fleet.resources(stack) if r.type.startswith(NAMESPACED) and r.custom and r is not namespace
-                  and not r.type.startswith("pulumi:providers")]
+    namespaced = [
+        r
+        for r in fleet.resources(stack)
+        if r.type.startswith(NAMESPACED)
+        and r.custom
+        and r is not namespace
+        and not r.type.startswith("pulumi:providers")
+    ]
     assert len(namespaced) >= 8
     for resource in namespaced:
         assert resource.inputs["metadata"]["namespace"] == f"partner-{partner}", resource.urn
@@ -85,12 +91,17 @@ def test_quota_limits_and_rate_limit_follow_the_tier_table(fleet: Plan, partner:
     plugin = fleet.one(stack, "kong:index/plugin:Plugin", "tenant-rate-limit")
     config = json.loads(plugin.inputs["configJson"])
     assert (config["second"], config["minute"], config["hour"]) == (
-        tier.rate_limit.second, tier.rate_limit.minute, tier.rate_limit.hour)
+        tier.rate_limit.second,
+        tier.rate_limit.minute,
+        tier.rate_limit.hour,
+    )
 
 
 def test_tiers_differ_where_the_table_differs(fleet: Plan) -> None:
-    hard = {p: fleet.one(f"partner-{p}", "kubernetes:core/v1:ResourceQuota", "tenant-quota").inputs["spec"]["hard"]
-            for p in PARTNERS}
+    hard = {
+        p: fleet.one(f"partner-{p}", "kubernetes:core/v1:ResourceQuota", "tenant-quota").inputs["spec"]["hard"]
+        for p in PARTNERS
+    }
     assert hard["sunrise-telecom"]["requests.cpu"] == "4"  # starter
     assert hard["acme-voice"]["requests.cpu"] == "10"  # professional
     assert hard["sakura-calls"]["requests.cpu"] == "40"  # enterprise
@@ -98,8 +109,10 @@ def test_tiers_differ_where_the_table_differs(fleet: Plan) -> None:
 
 @pytest.mark.parametrize("partner", PARTNERS)
 def test_default_deny_network_policy_with_gateway_and_dns_allows(fleet: Plan, partner: str) -> None:
-    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"]
-                for r in fleet.resources(f"partner-{partner}", "kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    policies = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in fleet.resources(f"partner-{partner}", "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
     assert set(policies) == {"default-deny", "allow-same-namespace", "allow-gateway", "allow-dns"}
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     gateway_peer = policies["allow-gateway"]["ingress"][0]["from"][0]
@@ -110,7 +123,9 @@ def test_default_deny_network_policy_with_gateway_and_dns_allows(fleet: Plan, pa
 def test_shared_storage_tenant_is_confined_to_its_prefix_in_its_home_region(fleet: Plan) -> None:
     stack = "partner-acme-voice"  # DE + AT, residency required for DE
     assert not fleet.resources(stack, "aws:s3/bucket:Bucket")
-    policy = json.loads(fleet.one(stack, "aws:iam/rolePolicy:RolePolicy", "tenant-workload-data-access").inputs["policy"])
+    policy = json.loads(
+        fleet.one(stack, "aws:iam/rolePolicy:RolePolicy", "tenant-workload-data-access").inputs["policy"]
+    )
     objects = policy["Statement"][0]["Resource"]
     assert objects == [
         "arn:aws:s3:::voiceplat-eu-central-recordings/partners/acme-voice/*",
@@ -132,12 +147,16 @@ def test_enterprise_tenant_gets_its_own_encrypted_bucket_and_key(fleet: Plan) ->
     assert bucket.retain_on_delete
     key = fleet.one(stack, "aws:kms/key:Key", "tenant-data-key")
     assert key.inputs["enableKeyRotation"] is True
-    sse = fleet.one(stack, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-                    "tenant-data-encryption")
+    sse = fleet.one(
+        stack,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "tenant-data-encryption",
+    )
     assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
     assert sse.property_dependencies["rules"] == [key.urn]
-    lifecycle = fleet.one(stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-                          "tenant-data-retention")
+    lifecycle = fleet.one(
+        stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "tenant-data-retention"
+    )
     assert lifecycle.inputs["rules"][0]["expiration"]["days"] == 180  # JP
     assert fleet.one(stack, "pulumi:providers:aws", "aws").inputs["region"] == "ap-northeast-1"
 
@@ -165,7 +184,9 @@ def test_branding_configmap_carries_theme_and_greeting(fleet: Plan) -> None:
 def test_custom_domain_route_targets_the_global_rest_service(fleet: Plan) -> None:
     route = fleet.one("partner-acme-voice", "kong:index/route:Route", "tenant-domain-route")
     assert route.inputs["hosts"] == ["voice.acme.example"]
-    assert route.property_dependencies["serviceId"][0].endswith("pulumi:pulumi:StackReference::organization/platform/global")
+    assert route.property_dependencies["serviceId"][0].endswith(
+        "pulumi:pulumi:StackReference::organization/platform/global"
+    )
 
 
 def test_purge_config_lets_data_resources_go(repo_copy: Path, plan_in) -> None:
@@ -174,3 +195,16 @@ def test_purge_config_lets_data_resources_go(repo_copy: Path, plan_in) -> None:
     plan = plan_in(repo_copy, "partner-sakura-calls")
     assert not plan.one("partner-sakura-calls", "aws:s3/bucket:Bucket", "tenant-data-bucket").retain_on_delete
     assert not plan.one("partner-sakura-calls", "snowflake:index/schema:Schema", "tenant-schema").retain_on_delete
+
+
+def test_offboarded_tenant_keeps_only_its_data(repo_copy: Path, plan_in) -> None:
+    stack_file = repo_copy / "stacks" / "Pulumi.partner-sakura-calls.yaml"
+    stack_file.write_text(stack_file.read_text() + "  platform:offboardedOn: '2026-11-01'\n")
+    plan = plan_in(repo_copy, "partner-sakura-calls")
+    types = {
+        r.type for r in plan.resources("partner-sakura-calls") if r.custom and not r.type.startswith("pulumi:providers")
+    }
+    assert "kubernetes:core/v1:Namespace" not in types and "kong:index/consumer:Consumer" not in types
+    assert {"aws:s3/bucket:Bucket", "aws:kms/key:Key", "snowflake:index/schema:Schema"} <= types
+    assert all(r.retain_on_delete for r in plan.resources("partner-sakura-calls", "aws:s3/bucket:Bucket"))
+    assert plan.outputs("partner-sakura-calls")["active"] is False

@@ -51,10 +51,16 @@ def test_buckets_are_kms_encrypted_versioned_private_and_tls_only(fleet: Plan) -
         assert sse.property_dependencies["rules"] == [key.urn]
         versioning = fleet.one(stack, "aws:s3/bucketVersioning:BucketVersioning", f"region-{purpose}-versioning")
         assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
-        block = fleet.one(stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"region-{purpose}-public-access")
-        assert all(block.inputs[flag] is True for flag in
-                   ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
-        policy = json.loads(fleet.one(stack, "aws:s3/bucketPolicy:BucketPolicy", f"region-{purpose}-policy").inputs["policy"])
+        block = fleet.one(
+            stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"region-{purpose}-public-access"
+        )
+        assert all(
+            block.inputs[flag] is True
+            for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
+        policy = json.loads(
+            fleet.one(stack, "aws:s3/bucketPolicy:BucketPolicy", f"region-{purpose}-policy").inputs["policy"]
+        )
         deny_plain = next(s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport")
         assert deny_plain["Effect"] == "Deny"
         assert deny_plain["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -74,7 +80,11 @@ def test_every_region_runs_on_its_own_aws_region_provider(fleet: Plan) -> None:
 
 def test_network_spans_the_catalog_zones(fleet: Plan) -> None:
     subnets = fleet.resources("region-ca-central", "aws:ec2/subnet:Subnet")
-    assert sorted({s.inputs["availabilityZone"] for s in subnets}) == ["ca-central-1a", "ca-central-1b", "ca-central-1d"]
+    assert sorted({s.inputs["availabilityZone"] for s in subnets}) == [
+        "ca-central-1a",
+        "ca-central-1b",
+        "ca-central-1d",
+    ]
     vpc = fleet.one("region-ca-central", "aws:ec2/vpc:Vpc", "region-vpc")
     assert vpc.inputs["cidrBlock"] == "10.12.0.0/16"
 
@@ -87,8 +97,11 @@ def test_cluster_encrypts_secrets_and_exports_kubeconfig_as_secret(fleet: Plan) 
     assert fleet.one(stack, "aws:eks/nodeGroup:NodeGroup", "region-nodes").inputs["scalingConfig"]["minSize"] == 3
     roles = fleet.resources(stack, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert {r.inputs["policyArn"].rsplit("/", 1)[1] for r in roles} == {
-        "AmazonEKSClusterPolicy", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-        "AmazonEC2ContainerRegistryReadOnly"}
+        "AmazonEKSClusterPolicy",
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryReadOnly",
+    }
     assert fleet.outputs(stack)["kubeconfig"] == "[secret]"
     k8s_provider = fleet.one(stack, "pulumi:providers:kubernetes", "region-k8s")
     assert k8s_provider.inputs["kubeconfig"] == "[secret]"
@@ -105,8 +118,10 @@ def test_kong_data_plane_joins_the_control_plane_with_a_secret_key(fleet: Plan) 
 
 
 def test_launched_countries_carry_their_settings(fleet: Plan) -> None:
-    maps = {r.inputs["metadata"]["name"]: r.inputs["data"]
-            for r in fleet.resources("region-eu-central", "kubernetes:core/v1:ConfigMap")}
+    maps = {
+        r.inputs["metadata"]["name"]: r.inputs["data"]
+        for r in fleet.resources("region-eu-central", "kubernetes:core/v1:ConfigMap")
+    }
     assert set(maps) == {"country-de", "country-at"}
     compliance = json.loads(maps["country-de"]["compliance.json"])
     assert compliance["residency"] == "required" and compliance["encryption"] == "AES-256-GCM"

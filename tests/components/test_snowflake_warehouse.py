@@ -28,7 +28,8 @@ def test_usage_table_is_guarded_by_a_partner_row_access_policy(fleet: Plan) -> N
     attach = fleet.one(STACK, "snowflake:index/execute:Execute", "region-warehouse-usage-row-policy")
     assert attach.inputs["execute"] == (
         "ALTER TABLE PLATFORM_EU_CENTRAL.RAW.USAGE_EVENTS ADD ROW ACCESS POLICY "
-        "PLATFORM_EU_CENTRAL.RAW.PARTNER_ROWS ON (PARTNER_ID)")
+        "PLATFORM_EU_CENTRAL.RAW.PARTNER_ROWS ON (PARTNER_ID)"
+    )
     assert attach.inputs["revert"].startswith("ALTER TABLE PLATFORM_EU_CENTRAL.RAW.USAGE_EVENTS DROP ROW ACCESS POLICY")
 
 

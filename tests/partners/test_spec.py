@@ -108,9 +108,25 @@ def test_each_field_rejects_bad_values(field: str, value: Any, message: str) -> 
     assert any((f == path or f.startswith(f"{path}.")) and message in m for f, m in problems), problems
 
 
-@pytest.mark.parametrize("field", ["id", "company_name", "tier", "domain", "home_region", "countries", "contact",
-                                   "branding", "billing", "branding__primary_color", "branding__logo_url",
-                                   "branding__voice_greeting", "billing__currency", "contact__email"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "id",
+        "company_name",
+        "tier",
+        "domain",
+        "home_region",
+        "countries",
+        "contact",
+        "branding",
+        "billing",
+        "branding__primary_color",
+        "branding__logo_url",
+        "branding__voice_greeting",
+        "billing__currency",
+        "contact__email",
+    ],
+)
 def test_required_fields(field: str) -> None:
     problems = problems_of(spec_text(**{field: DELETE}))
     assert (field.replace("__", "."), "Field required") in problems
@@ -135,9 +151,13 @@ def test_norway_problem_gets_a_hint() -> None:
     ("text", "message"),
     [
         ("id: !!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),
-        ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-            f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)),
-         "alias"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)
+            ),
+            "alias",
+        ),
         ("[" * 100 + "]" * 100, "deeper"),
         ("id: a\nid: b\n", "duplicate key"),
         ("id: [unclosed\n", "not valid YAML"),

@@ -14,11 +14,20 @@ from platformctl.errors import InputError
 def test_product_plan_figures() -> None:
     tiers = load_tiers()
     assert [tiers[t].base_fee for t in ("starter", "professional", "enterprise")] == [
-        Decimal("299"), Decimal("999"), Decimal("4999")]
+        Decimal("299"),
+        Decimal("999"),
+        Decimal("4999"),
+    ]
     assert [tiers[t].per_minute_rate for t in ("starter", "professional", "enterprise")] == [
-        Decimal("0.02"), Decimal("0.015"), Decimal("0.01")]
+        Decimal("0.02"),
+        Decimal("0.015"),
+        Decimal("0.01"),
+    ]
     assert [tiers[t].revenue_share for t in ("starter", "professional", "enterprise")] == [
-        Decimal("0.20"), Decimal("0.30"), Decimal("0.40")]
+        Decimal("0.20"),
+        Decimal("0.30"),
+        Decimal("0.40"),
+    ]
     assert all(isinstance(tiers[t].base_fee, Decimal) for t in ("starter", "professional", "enterprise"))
 
 

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 import platformctl.engine as engine
-from tests.conftest import tree_snapshot
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tree_snapshot
 
 
 class FakeAutomation:
@@ -32,7 +31,9 @@ class FakeAutomation:
                 automation.calls.append((name, kwargs))
                 if automation.fail == name:
                     raise RuntimeError("code: 255\nstderr: error: could not load plugin")
-                return SimpleNamespace(change_summary={"create": 2}, summary=SimpleNamespace(resource_changes={"create": 2}))
+                return SimpleNamespace(
+                    change_summary={"create": 2}, summary=SimpleNamespace(resource_changes={"create": 2})
+                )
 
             def preview(self, **kw: Any) -> Any:
                 return self._op("preview", kw)

@@ -17,8 +17,16 @@ STACK = Resource("urn:stack", "pulumi:pulumi:Stack", "platform-partner-acme", {}
 
 
 def partner(**overrides: Any) -> StackContext:
-    values: dict[str, Any] = dict(stack="partner-acme", kind="partner", catalog=CATALOG, region="eu-central",
-                                  countries=("DE",), partner_id="acme", tier_name="starter", tier=TIERS["starter"])
+    values: dict[str, Any] = dict(
+        stack="partner-acme",
+        kind="partner",
+        catalog=CATALOG,
+        region="eu-central",
+        countries=("DE",),
+        partner_id="acme",
+        tier_name="starter",
+        tier=TIERS["starter"],
+    )
     values.update(overrides)
     return StackContext(**values)
 
@@ -40,25 +48,45 @@ def meta(namespace: str | None = None, name: str = "x", **labels: str) -> dict[s
 
 
 def test_every_rule_is_tested() -> None:
-    tested = {"partner-isolation", "tenant-baseline", "tier-consistency", "data-residency", "residency-preference",
-              "customer-managed-key", "retention", "no-public-buckets", "data-retained-on-delete"}
+    tested = {
+        "partner-isolation",
+        "tenant-baseline",
+        "tier-consistency",
+        "data-residency",
+        "residency-preference",
+        "customer-managed-key",
+        "retention",
+        "no-public-buckets",
+        "data-retained-on-delete",
+    }
     assert {p.name for p in POLICIES} == tested
 
 
 def test_isolation() -> None:
-    good = [res("kubernetes:core/v1:ConfigMap", "cm", metadata=meta("partner-acme")),
-            res("kong:index/consumer:Consumer", "c", username="partner-acme"),
-            res("kong:index/consumerAcl:ConsumerAcl", "a", group="tier-starter"),
-            res("snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole", "g",
-                accountRoleName="PARTNER_ACME_READER", onSchema={"schemaName": "PLATFORM_EU_CENTRAL.PARTNER_ACME"}),
-            res("aws:iam/rolePolicy:RolePolicy", "p", policy='{"Resource": "arn:aws:s3:::b/partners/acme/*"}')]
+    good = [
+        res("kubernetes:core/v1:ConfigMap", "cm", metadata=meta("partner-acme")),
+        res("kong:index/consumer:Consumer", "c", username="partner-acme"),
+        res("kong:index/consumerAcl:ConsumerAcl", "a", group="tier-starter"),
+        res(
+            "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole",
+            "g",
+            accountRoleName="PARTNER_ACME_READER",
+            onSchema={"schemaName": "PLATFORM_EU_CENTRAL.PARTNER_ACME"},
+        ),
+        res("aws:iam/rolePolicy:RolePolicy", "p", policy='{"Resource": "arn:aws:s3:::b/partners/acme/*"}'),
+    ]
     assert findings("partner-isolation", good, partner()) == []
-    bad = [res("kubernetes:core/v1:ConfigMap", "cm", metadata=meta("partner-other")),
-           res("kong:index/consumer:Consumer", "c", username="partner-other"),
-           res("kong:index/consumerAcl:ConsumerAcl", "a", group="tier-enterprise"),
-           res("snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole", "g",
-               accountRoleName="PARTNER_OTHER_READER"),
-           res("aws:iam/rolePolicy:RolePolicy", "p", policy='{"Resource": "arn:aws:s3:::b/partners/other/*"}')]
+    bad = [
+        res("kubernetes:core/v1:ConfigMap", "cm", metadata=meta("partner-other")),
+        res("kong:index/consumer:Consumer", "c", username="partner-other"),
+        res("kong:index/consumerAcl:ConsumerAcl", "a", group="tier-enterprise"),
+        res(
+            "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole",
+            "g",
+            accountRoleName="PARTNER_OTHER_READER",
+        ),
+        res("aws:iam/rolePolicy:RolePolicy", "p", policy='{"Resource": "arn:aws:s3:::b/partners/other/*"}'),
+    ]
     messages = findings("partner-isolation", bad, partner())
     assert any("namespace 'partner-other'" in m for m in messages)
     assert any("Kong consumer 'partner-other'" in m for m in messages)
@@ -70,13 +98,38 @@ def test_isolation() -> None:
 
 def baseline(deny: dict[str, Any] | None = None) -> list[Resource]:
     return [
-        res("kubernetes:core/v1:Namespace", "ns", metadata=meta(name="partner-acme", partner_id="acme", isolation="strict")),
-        res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "deny", metadata=meta("partner-acme"),
-            spec=deny or {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-        res("kubernetes:core/v1:ResourceQuota", "q", metadata=meta("partner-acme"), spec={"hard": TIERS["starter"].quota.hard()}),
-        res("kubernetes:core/v1:LimitRange", "l", metadata=meta("partner-acme"),
-            spec={"limits": [{"max": {"cpu": TIERS["starter"].container_limits.max_cpu,
-                                      "memory": TIERS["starter"].container_limits.max_memory}}]}),
+        res(
+            "kubernetes:core/v1:Namespace",
+            "ns",
+            metadata=meta(name="partner-acme", partner_id="acme", isolation="strict"),
+        ),
+        res(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+            "deny",
+            metadata=meta("partner-acme"),
+            spec=deny or {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        ),
+        res(
+            "kubernetes:core/v1:ResourceQuota",
+            "q",
+            metadata=meta("partner-acme"),
+            spec={"hard": TIERS["starter"].quota.hard()},
+        ),
+        res(
+            "kubernetes:core/v1:LimitRange",
+            "l",
+            metadata=meta("partner-acme"),
+            spec={
+                "limits": [
+                    {
+                        "max": {
+                            "cpu": TIERS["starter"].container_limits.max_cpu,
+                            "memory": TIERS["starter"].container_limits.max_memory,
+                        }
+                    }
+                ]
+            },
+        ),
     ]
 
 
@@ -90,37 +143,69 @@ def test_tenant_baseline() -> None:
 
 def test_tier_consistency() -> None:
     rate = json.dumps({**TIERS["starter"].rate_limit.model_dump(), "policy": "local"})
-    good = [*baseline(), res("kong:index/plugin:Plugin", "rl", name="rate-limiting", configJson=rate),
-            res("kong:index/consumerAcl:ConsumerAcl", "a", group="tier-starter")]
+    good = [
+        *baseline(),
+        res("kong:index/plugin:Plugin", "rl", name="rate-limiting", configJson=rate),
+        res("kong:index/consumerAcl:ConsumerAcl", "a", group="tier-starter"),
+    ]
     assert findings("tier-consistency", good, partner()) == []
     assert len(findings("tier-consistency", good, partner(tier_name="enterprise", tier=TIERS["enterprise"]))) == 4
 
 
 def test_data_residency() -> None:
-    good = [res("pulumi:providers:aws", "aws", region="eu-central-1"),
-            res("snowflake:index/schema:Schema", "s", database="PLATFORM_EU_CENTRAL")]
+    good = [
+        res("pulumi:providers:aws", "aws", region="eu-central-1"),
+        res("snowflake:index/schema:Schema", "s", database="PLATFORM_EU_CENTRAL"),
+    ]
     assert findings("data-residency", good, partner()) == []
-    bad = [res("pulumi:providers:aws", "aws", region="us-east-1"),
-           res("snowflake:index/schema:Schema", "s", database="PLATFORM_US_EAST")]
+    bad = [
+        res("pulumi:providers:aws", "aws", region="us-east-1"),
+        res("snowflake:index/schema:Schema", "s", database="PLATFORM_US_EAST"),
+    ]
     assert len(findings("data-residency", bad, partner())) == 2
     assert findings("data-residency", [], partner(region="us-east")) == [
-        "DE requires data residency and cannot be served from us-east"]
+        "DE requires data residency and cannot be served from us-east"
+    ]
 
 
 def test_residency_preference_is_advisory() -> None:
     violations = evaluate([STACK], partner(region="ap-singapore", countries=("JP",)), [rule("residency-preference")])
-    assert [(v.level, v.message) for v in violations] == [("advisory", "JP prefers data residency but is served from ap-singapore")]
+    assert [(v.level, v.message) for v in violations] == [
+        ("advisory", "JP prefers data residency but is served from ap-singapore")
+    ]
     assert evaluate([STACK], partner(region="ap-tokyo", countries=("JP",)), [rule("residency-preference")]) == []
 
 
-def bucket(sse: dict[str, Any] | None = None, days: int | None = 90, block: bool = True, acl: str | None = None,
-           retain: bool = True) -> list[Resource]:
+def bucket(
+    sse: dict[str, Any] | None = None,
+    days: int | None = 90,
+    block: bool = True,
+    acl: str | None = None,
+    retain: bool = True,
+) -> list[Resource]:
     resources = [res("aws:s3/bucket:Bucket", "b", parent="urn:sb", retain=retain, **({"acl": acl} if acl else {}))]
-    resources.append(res("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "e",
-                         parent="urn:sb", rules=[{"applyServerSideEncryptionByDefault": sse or {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "[unknown]"}}]))
+    resources.append(
+        res(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            "e",
+            parent="urn:sb",
+            rules=[
+                {
+                    "applyServerSideEncryptionByDefault": sse
+                    or {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "[unknown]"}
+                }
+            ],
+        )
+    )
     if days is not None:
-        resources.append(res("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "l", parent="urn:sb",
-                             rules=[{"status": "Enabled", "expiration": {"days": days}}]))
+        resources.append(
+            res(
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                "l",
+                parent="urn:sb",
+                rules=[{"status": "Enabled", "expiration": {"days": days}}],
+            )
+        )
     flags = dict.fromkeys(("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), block)
     resources.append(res("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "pab", parent="urn:sb", **flags))
     return resources
@@ -143,8 +228,11 @@ def test_retention(days: int | None, count: int) -> None:
 def test_no_public_buckets() -> None:
     assert findings("no-public-buckets", bucket(), partner()) == []
     assert len(findings("no-public-buckets", bucket(block=False, acl="public-read"), partner())) == 2
-    open_policy = res("aws:s3/bucketPolicy:BucketPolicy", "p",
-                      policy=json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]}))
+    open_policy = res(
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "p",
+        policy=json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]}),
+    )
     assert findings("no-public-buckets", [*bucket(), open_policy], partner()) == ["bucket policy allows everyone"]
 
 

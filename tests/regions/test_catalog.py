@@ -12,13 +12,20 @@ from regions.catalog import CATALOG_DIR, Residency, ResidencyVerdict, load_catal
 
 CATALOG = load_catalog()
 EXPECTED = {
-    "us-east": ("us-east-1", {"US", "MX"}), "us-west": ("us-west-2", {"US", "MX"}),
-    "ca-central": ("ca-central-1", {"CA"}), "sa-east": ("sa-east-1", {"BR", "AR", "CL", "CO"}),
-    "eu-west": ("eu-west-1", {"IE", "NL", "BE"}), "eu-london": ("eu-west-2", {"GB"}),
-    "eu-central": ("eu-central-1", {"DE", "AT", "CH"}), "eu-paris": ("eu-west-3", {"FR"}),
-    "eu-milan": ("eu-south-1", {"IT"}), "eu-spain": ("eu-south-2", {"ES", "PT"}),
-    "eu-north": ("eu-north-1", {"SE", "NO", "DK", "FI"}), "ap-tokyo": ("ap-northeast-1", {"JP"}),
-    "ap-singapore": ("ap-southeast-1", {"SG"}), "ap-sydney": ("ap-southeast-2", {"AU", "NZ"}),
+    "us-east": ("us-east-1", {"US", "MX"}),
+    "us-west": ("us-west-2", {"US", "MX"}),
+    "ca-central": ("ca-central-1", {"CA"}),
+    "sa-east": ("sa-east-1", {"BR", "AR", "CL", "CO"}),
+    "eu-west": ("eu-west-1", {"IE", "NL", "BE"}),
+    "eu-london": ("eu-west-2", {"GB"}),
+    "eu-central": ("eu-central-1", {"DE", "AT", "CH"}),
+    "eu-paris": ("eu-west-3", {"FR"}),
+    "eu-milan": ("eu-south-1", {"IT"}),
+    "eu-spain": ("eu-south-2", {"ES", "PT"}),
+    "eu-north": ("eu-north-1", {"SE", "NO", "DK", "FI"}),
+    "ap-tokyo": ("ap-northeast-1", {"JP"}),
+    "ap-singapore": ("ap-southeast-1", {"SG"}),
+    "ap-sydney": ("ap-southeast-2", {"AU", "NZ"}),
     "ap-mumbai": ("ap-south-1", {"IN"}),
 }
 
@@ -85,15 +92,34 @@ def catalog_copy(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("file", "old", "new", "field", "message"),
     [
-        ("regions.yaml", "aws_region: us-east-1,", "aws_region: us-east-1, extra: 1,", "regions.us-east.extra", "unknown field"),
+        (
+            "regions.yaml",
+            "aws_region: us-east-1,",
+            "aws_region: us-east-1, extra: 1,",
+            "regions.us-east.extra",
+            "unknown field",
+        ),
         ("regions.yaml", "cidr: 10.11.0.0/16", "cidr: 10.10.0.0/16", "", "overlaps"),
         ("regions.yaml", "serves: [CA]", "serves: [CA, XX]", "", "unknown countries"),
-        ("countries.yaml", "retention_days: 90", "retention_days: ninety", "countries.DE.compliance.retention_days", "integer"),
-        ("countries.yaml", "residency: required, retention_days: 120", "residency: always, retention_days: 120",
-         "countries.BR.compliance.residency", "Input should be"),
+        (
+            "countries.yaml",
+            "retention_days: 90",
+            "retention_days: ninety",
+            "countries.DE.compliance.retention_days",
+            "integer",
+        ),
+        (
+            "countries.yaml",
+            "residency: required, retention_days: 120",
+            "residency: always, retention_days: 120",
+            "countries.BR.compliance.residency",
+            "Input should be",
+        ),
     ],
 )
-def test_bad_catalog_names_file_and_field(catalog_copy: Path, file: str, old: str, new: str, field: str, message: str) -> None:
+def test_bad_catalog_names_file_and_field(
+    catalog_copy: Path, file: str, old: str, new: str, field: str, message: str
+) -> None:
     path = catalog_copy / file
     text = path.read_text()
     assert old in text
