@@ -20,7 +20,16 @@ from platformctl.stacks import StackName, partner_stack, region_stack
 from platformctl.yamlio import dump_yaml, load_yaml_file, write_atomic
 from regions.catalog import Catalog, ResidencyVerdict, load_catalog
 
-OVERLAY_LINKS = ("__main__.py", "Pulumi.yaml", "components", "regions", "gateway", "platformctl", "policies")
+OVERLAY_LINKS = (
+    "__main__.py",
+    "Pulumi.yaml",
+    "components",
+    "regions",
+    "gateway",
+    "platformctl",
+    "policies",
+    ".platformctl",
+)
 
 
 class Mode(StrEnum):

@@ -22,7 +22,7 @@ class PlanResult:
     stacks: list[str]
     """The stacks asked for, in planning order."""
     plans: dict[str, StackPlan]
-    """Every planned stack (including dependencies planned to resolve references)."""
+    """Every planned stack (the requested ones, and dependencies not served from the reference cache)."""
     document: dict[str, Any]
     """The JSON document (`--json`), diffed when an earlier plan was given."""
     violations: list[Violation] = field(default_factory=list)
@@ -72,7 +72,7 @@ def run_plan(
     progress: Callable[[str], None] | None = None,
 ) -> PlanResult:
     old = load_plan(against) if against else None
-    plans = plan_stacks(repo.root, stacks, workers=workers, progress=progress)
+    plans = plan_stacks(repo.root, stacks, workers=workers, progress=progress, cache_dir=repo.state_dir / "cache")
     requested = [str(s) for s in sorted(stacks, key=lambda s: (s.rank, s.key))]
     document = plan_document({name: plans[name].preview() for name in requested})
     if old is not None:

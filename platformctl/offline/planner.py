@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from partners.spec import load_spec
+from platformctl.offline.cache import ReferenceCache, stack_key
 from platformctl.offline.recorder import StackRecording, record_stack
 from platformctl.stackconfig import StackConfig, load_stack_config
 from platformctl.stacks import GLOBAL, StackKind, StackName, region_stack
@@ -77,18 +78,37 @@ def with_dependencies(root: Path, stacks: list[StackName]) -> tuple[list[StackNa
 
 
 def plan_stacks(
-    root: Path, stacks: list[StackName], workers: int | None = None, progress: Progress | None = None
+    root: Path,
+    stacks: list[StackName],
+    workers: int | None = None,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, StackPlan]:
-    """Plan `stacks` and what they read; returns every planned stack by name, in planning order."""
+    """Plan `stacks` and what they read; returns the planned stacks by name, in planning order.
+
+    With `cache_dir`, a stack that is only read (not asked for) comes from the reference cache when nothing it
+    depends on changed, and is then absent from the result."""
     ordered, deps = with_dependencies(root, stacks)
     configs = {stack: load_stack_config(root, stack) for stack in ordered}
     workers = workers or os.cpu_count() or 1
     references: dict[str, _Reference] = {}
     recordings: dict[str, StackRecording] = {}
+    cache = ReferenceCache(cache_dir)
+    keys: dict[str, str] = {}
+    for stack in ordered:
+        spec = root / "partners" / f"{stack.key}.yaml" if stack.kind is StackKind.PARTNER else None
+        keys[str(stack)] = stack_key(root, stack.config_file(root), spec, [keys[str(d)] for d in deps[stack]])
+    requested = set(stacks)
+    for stack in ordered:
+        cached = cache.get(str(stack), keys[str(stack)]) if stack not in requested else None
+        if cached is not None:
+            references[str(stack)] = _Reference(cached["outputs"], cached["secret"])
+    ordered = [s for s in ordered if str(s) not in references]
 
     def done(recording: StackRecording) -> None:
         recordings[recording.stack] = recording
         references[recording.stack] = _Reference(recording.reference_outputs, recording.secret_outputs)
+        cache.put(recording.stack, keys[recording.stack], recording.reference_outputs, recording.secret_outputs)
         if progress:
             progress(recording.stack)
 

@@ -1,0 +1,84 @@
+"""Planned outputs of stacks that were only planned to be read (a partner's region and global), kept between runs.
+
+A stack's key hashes everything its plan depends on: the program and the tool's code, the catalogs, the stack's
+config file, its spec, the keys of the stacks it reads, and the SDK and provider versions. Any change is a miss."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from platformctl.yamlio import write_atomic
+
+PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "partners/tiers.yaml")
+PROGRAM_TREES = {"components": "*.py", "platformctl": "*.py", "policies": "*.py", "regions": "*", "gateway": "*"}
+PACKAGES = (
+    "pulumi",
+    "pulumi-aws",
+    "pulumi-kubernetes",
+    "pulumi-kong",
+    "pulumi-snowflake",
+    "pulumi-random",
+    "pulumi-tls",
+)
+
+
+@cache
+def program_fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
+    paths = [root / name for name in PROGRAM_FILES]
+    for tree, pattern in PROGRAM_TREES.items():
+        paths += [p for p in (root / tree).rglob(pattern) if p.is_file() and "__pycache__" not in p.parts]
+    for path in sorted(set(paths)):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in PACKAGES:
+        try:
+            digest.update(f"{package}=={metadata.version(package)}\0".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package}==none\0".encode())
+    return digest.hexdigest()
+
+
+def stack_key(root: Path, config_file: Path, spec_file: Path | None, dependency_keys: list[str]) -> str:
+    digest = hashlib.sha256(program_fingerprint(root).encode())
+    for path in (config_file, spec_file):
+        if path is not None and path.is_file():
+            digest.update(path.read_bytes() + b"\0")
+    for key in dependency_keys:
+        digest.update(key.encode())
+    return digest.hexdigest()
+
+
+class ReferenceCache:
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def _path(self, stack: str, key: str) -> Path | None:
+        return self.directory / f"{stack}.{key[:32]}.json" if self.directory else None
+
+    def get(self, stack: str, key: str) -> dict[str, Any] | None:
+        path = self._path(stack, key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("key") == key else None
+
+    def put(self, stack: str, key: str, reference_outputs: dict[str, Any], secret_outputs: list[str]) -> None:
+        path = self._path(stack, key)
+        if path is None:
+            return
+        for stale in path.parent.glob(f"{stack}.*.json"):
+            stale.unlink(missing_ok=True)
+        try:
+            # Secret outputs of a plan are unknown or placeholders, never real secrets: safe to keep on disk.
+            write_atomic(path, json.dumps({"key": key, "outputs": reference_outputs, "secret": secret_outputs}))
+        except OSError:
+            pass

@@ -1,0 +1,36 @@
+"""The reference cache: stacks that are only read are planned once, until anything they depend on changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformctl.offline.planner import plan_stacks
+from platformctl.stacks import parse_stack_name
+
+PARTNER = [parse_stack_name("partner-acme-voice")]
+
+
+def test_dependencies_come_from_the_cache_until_their_inputs_change(repo_copy: Path) -> None:
+    cache = repo_copy / ".platformctl" / "cache"
+    first = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    assert list(first) == ["global", "region-eu-central", "partner-acme-voice"]
+    second = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    assert list(second) == ["partner-acme-voice"]
+
+    def inputs(plans):
+        return {r.urn: r.inputs for r in plans["partner-acme-voice"].recording.resources}
+
+    assert inputs(second) == inputs(first)
+
+    stack_file = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
+    stack_file.write_text(stack_file.read_text().replace("  - AT\n", ""))
+    third = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    assert list(third) == ["region-eu-central", "partner-acme-voice"]
+    assert len(list(cache.glob("region-eu-central.*.json"))) == 1
+
+
+def test_the_cache_holds_no_secret_values(repo_copy: Path) -> None:
+    cache = repo_copy / ".platformctl" / "cache"
+    plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    text = "".join(p.read_text() for p in cache.glob("*.json"))
+    assert "PRIVATE KEY" not in text and "BEGIN" not in text
