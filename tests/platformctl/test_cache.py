@@ -34,3 +34,14 @@ def test_the_cache_holds_no_secret_values(repo_copy: Path) -> None:
     plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
     text = "".join(p.read_text() for p in cache.glob("*.json"))
     assert "PRIVATE KEY" not in text and "BEGIN" not in text
+
+
+def test_secret_outputs_are_cached_as_unknowns(tmp_path: Path) -> None:
+    from platformctl.offline.cache import ReferenceCache
+
+    cache = ReferenceCache(tmp_path)
+    cache.put("global", "k" * 64, {"keys": {"eu": "hunter2"}, "name": "x"}, ["keys"])
+    cached = cache.get("global", "k" * 64)
+    assert cached is not None and cached["outputs"]["name"] == "x"
+    assert "hunter2" not in (tmp_path / f"global.{'k' * 32}.json").read_text()
+    assert set(cached["outputs"]["keys"]) == {"eu"}
