@@ -5,6 +5,7 @@ config file, its spec, the keys of the stacks it reads, and the SDK and provider
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from functools import cache
@@ -12,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from platformctl.offline.recorder import mask_unknown
 from platformctl.yamlio import write_atomic
 
 PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "partners/tiers.yaml")
@@ -77,8 +79,10 @@ class ReferenceCache:
             return
         for stale in path.parent.glob(f"{stack}.*.json"):
             stale.unlink(missing_ok=True)
-        try:
-            # Secret outputs of a plan are unknown or placeholders, never real secrets: safe to keep on disk.
-            write_atomic(path, json.dumps({"key": key, "outputs": reference_outputs, "secret": secret_outputs}))
-        except OSError:
-            pass
+        # Secret outputs are kept as unknowns: whatever a plan knows of a secret stays off the disk.
+        outputs = {
+            name: mask_unknown(value, f"{stack}.{name}") if name in secret_outputs else value
+            for name, value in reference_outputs.items()
+        }
+        with contextlib.suppress(OSError):
+            write_atomic(path, json.dumps({"key": key, "outputs": outputs, "secret": secret_outputs}))

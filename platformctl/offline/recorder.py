@@ -175,6 +175,15 @@ def redact(value: Any) -> Any:
     return value
 
 
+def mask_unknown(value: Any, path: str) -> Any:
+    """`value` with every leaf replaced by an unknown marker (dict and list structure kept for indexing)."""
+    if isinstance(value, dict):
+        return {key: mask_unknown(item, f"{path}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_unknown(item, f"{path}.{index}") for index, item in enumerate(value)]
+    return f"{_REFERENCE_UNKNOWN}{path}"
+
+
 def configure(config: Mapping[str, Any], secret_keys: list[str]) -> None:
     """Install stack config the way the Pulumi CLI hands it to a program (structured values as JSON)."""
     pulumi.runtime.set_all_config(
