@@ -1,0 +1,12 @@
+"""pulumi-policy entry point: `pulumi preview --policy-pack policies` runs this."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
+
+from policies.pack import pack_policies  # noqa: E402
+
+PolicyPack(name="platform-compliance", enforcement_level=EnforcementLevel.MANDATORY, policies=pack_policies())

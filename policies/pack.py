@@ -1,0 +1,71 @@
+"""The policy rules as a pulumi-policy pack: the same functions, run by a real `pulumi preview --policy-pack policies`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+
+from platformctl.errors import PlatformError
+from platformctl.stackconfig import load_stack_config
+from platformctl.stacks import parse_stack_name
+from policies.context import context_for
+from policies.rules import POLICIES, Policy, Resource
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
+
+
+def stack_of(urns: list[str]) -> str | None:
+    """The stack name, read from a URN (urn:pulumi:<stack>::<project>::...): analyzers are not told it."""
+    for urn in urns:
+        if urn.startswith("urn:pulumi:"):
+            return urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+    return None
+
+
+def resources_of(args: StackValidationArgs) -> list[Resource]:
+    # Analyzers do not see retainOnDelete; counting data as retained keeps that (advisory) rule offline-only.
+    return [
+        Resource(r.urn, r.resource_type, r.name, dict(r.props), r.parent.urn if r.parent else "", True)
+        for r in args.resources
+    ]
+
+
+def _validator(policy: Policy, level: str, root: Path) -> Any:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = resources_of(args)
+        stack_name = stack_of([r.urn for r in resources])
+        if stack_name is None:
+            return
+        try:
+            stack = parse_stack_name(stack_name)
+            context = context_for(root, stack, load_stack_config(root, stack).values)
+        except PlatformError as exc:
+            report_violation(f"cannot evaluate {policy.name} for {stack_name}: {exc}", None)
+            return
+        if policy.level_for(context) != level:
+            return
+        for urn, message in dict.fromkeys(policy.check(resources, context)):
+            report_violation(message, urn)
+
+    return validate
+
+
+def pack_policies(root: Path = ROOT) -> list[StackValidationPolicy]:
+    """One pack policy per rule and level (a rule whose level depends on the stack appears at both levels)."""
+    policies = []
+    for policy in POLICIES:
+        levels = ["mandatory", "advisory"] if policy.levels else [policy.level]
+        for level in levels:
+            name = policy.name if level == policy.level else f"{policy.name}-{level}"
+            policies.append(
+                StackValidationPolicy(
+                    name=name,
+                    description=policy.description,
+                    validate=_validator(policy, level, root),
+                    enforcement_level=LEVELS[level],
+                )
+            )
+    return policies

@@ -1,0 +1,72 @@
+"""The pulumi-policy pack runs the same rules on what a real preview hands an analyzer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pulumi_policy import EnforcementLevel, PolicyResource, PolicyResourceOptions, StackValidationArgs
+
+from policies.pack import pack_policies, stack_of
+from tests.conftest import ROOT, Plan
+
+
+def analyzer_view(plan: Plan, stack: str, mutate=None) -> StackValidationArgs:
+    """The stack's resources as the policy SDK presents them (parents as PolicyResource objects)."""
+    by_urn: dict[str, PolicyResource] = {}
+    for recorded in plan.resources(stack):
+        props = json.loads(json.dumps(recorded.inputs))
+        if mutate:
+            mutate(recorded.name, props)
+        options = PolicyResourceOptions(False, [], None, [], None, [], recorded.parent or None)
+        by_urn[recorded.urn] = PolicyResource(
+            recorded.type, props, recorded.urn, recorded.name, options, None, by_urn.get(recorded.parent), [], {}
+        )
+    return StackValidationArgs(list(by_urn.values()))
+
+
+def run_pack(args: StackValidationArgs) -> list[tuple[str, str, str | None]]:
+    reports: list[tuple[str, str, str | None]] = []
+    for policy in pack_policies(ROOT):
+        policy.validate(args, lambda message, urn=None, p=policy: reports.append((p.name, message, urn)))
+    return reports
+
+
+def test_pack_file_and_levels() -> None:
+    pack = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"]["name"] == "python"
+    levels = {p.name: p.enforcement_level for p in pack_policies(ROOT)}
+    assert levels["partner-isolation"] == EnforcementLevel.MANDATORY
+    assert levels["residency-preference"] == EnforcementLevel.ADVISORY
+    assert levels["customer-managed-key"] == EnforcementLevel.MANDATORY
+    assert levels["customer-managed-key-advisory"] == EnforcementLevel.ADVISORY
+
+
+def test_stack_name_comes_from_the_urns() -> None:
+    assert stack_of(["urn:pulumi:partner-acme-voice::platform::pulumi:pulumi:Stack::x"]) == "partner-acme-voice"
+    assert stack_of([]) is None
+
+
+def test_clean_stacks_pass(fleet: Plan) -> None:
+    for stack in ("global", "region-eu-central", "partner-acme-voice", "partner-sakura-calls"):
+        assert run_pack(analyzer_view(fleet, stack)) == [], stack
+
+
+def test_a_violation_is_reported_against_the_resource(fleet: Plan) -> None:
+    def unencrypted(name: str, props: dict) -> None:
+        if name == "region-recordings-encryption":
+            props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
+
+    reports = run_pack(analyzer_view(fleet, "region-eu-central", unencrypted))
+    assert [(name, urn.rsplit("::", 1)[1]) for name, _, urn in reports] == [
+        ("customer-managed-key", "region-recordings-bucket")
+    ]
+
+
+def test_an_unknown_stack_is_reported_not_crashed(tmp_path: Path, fleet: Plan) -> None:
+    args = analyzer_view(fleet, "partner-acme-voice")
+    reports = []
+    for policy in pack_policies(tmp_path):  # a root without the specs
+        policy.validate(args, lambda message, urn=None: reports.append(message))
+    assert reports and all("cannot evaluate" in m for m in reports)
