@@ -253,6 +253,52 @@ def launch_country(
     _carry_out(changes.plan_country_launch(_repo(), country, region), mode, yes)
 
 
+# ---------------------------------------------------------------- CI
+
+
+@app.command("ci-preview")
+def ci_preview(
+    base: Annotated[str, typer.Option("--base", help="Git ref the change is measured from (e.g. origin/main).")],
+    head: Annotated[str, typer.Option("--head", help="Git ref of the change.")] = "HEAD",
+    markdown_file: Annotated[
+        Path | None, typer.Option("--markdown", help="Write the pull-request comment here.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write stacks, steps and violations as JSON.")
+    ] = None,
+) -> None:
+    """Plan every stack a change affects at base and at head, diff them and check the policies.
+
+    Example: platformctl ci-preview --base origin/main --markdown preview.md --json preview.json
+    """
+    from cli import render
+    from platformctl import ci
+    from platformctl.yamlio import write_atomic
+
+    repo = _repo()
+    preview = ci.ci_preview(repo.root, base, head)
+    text = ci.markdown(preview)
+    if markdown_file is not None:
+        write_atomic(markdown_file, text)
+    if json_file is not None:
+        write_atomic(json_file, json.dumps(preview.document(), indent=1) + "\n")
+    if not preview.affected:
+        out.print("This change touches nothing plannable: no stack is affected.")
+        return
+    for stack, result in preview.stacks.items():
+        counts = result.get("changeSummary", {})
+        render.plain(out, f"{stack}: " + (", ".join(f"{op} {n}" for op, n in counts.items()) or "no resources"))
+    for violation in preview.violations:
+        style = "red" if violation["level"] == "mandatory" else "yellow"
+        render.plain(
+            err,
+            f"{violation['level']} policy {violation['policy']}: {violation['stack']}: {violation['message']}",
+            style,
+        )
+    if preview.mandatory:
+        raise PolicyError(f"{len(preview.mandatory)} mandatory policy violation(s)")
+
+
 # ---------------------------------------------------------------- listings
 
 

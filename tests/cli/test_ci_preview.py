@@ -1,0 +1,158 @@
+"""`platformctl ci-preview` on a temporary git repository built from the project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PROJECT = (
+    "Pulumi.yaml",
+    "__main__.py",
+    "components",
+    "regions",
+    "partners",
+    "gateway",
+    "stacks",
+    "platformctl",
+    "policies",
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def project_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository holding the project at a `base` commit; each test branches from it."""
+    repo = tmp_path_factory.mktemp("ci") / "platform"
+    repo.mkdir()
+    for item in PROJECT:
+        source = ROOT / item
+        if source.is_dir():
+            shutil.copytree(source, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.lock", "cache"))
+        else:
+            shutil.copy2(source, repo / item)
+    (repo / "README.md").write_text("platform\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "add", "-A")
+    git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-qm", "base")
+    git(repo, "tag", "base")
+    return repo
+
+
+def change(repo: Path, branch: str, edit) -> None:
+    git(repo, "checkout", "-q", "-B", branch, "base")
+    edit(repo)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-qm", branch)
+
+
+def preview(cli, repo: Path, tmp_path: Path, code: int = 0) -> tuple[dict, str, str]:
+    out_json, out_md = tmp_path / "preview.json", tmp_path / "preview.md"
+    status_before = git(repo, "status", "--porcelain")
+    run = cli(
+        "ci-preview",
+        "--base",
+        "base",
+        "--head",
+        "HEAD",
+        "--json",
+        str(out_json),
+        "--markdown",
+        str(out_md),
+        code=code,
+        root=repo,
+    )
+    assert git(repo, "status", "--porcelain") == status_before  # the working tree is never touched
+    return json.loads(out_json.read_text()), out_md.read_text(), run.err
+
+
+def ops(doc: dict, stack: str) -> set[str]:
+    return {step["op"] for step in doc["stacks"][stack]["steps"]}
+
+
+def test_adding_a_partner(cli, project_repo: Path, tmp_path: Path) -> None:
+    def add(repo: Path) -> None:
+        shutil.copy2(repo / "partners" / "examples" / "pampas-voz.yaml", repo / "partners" / "pampas-voz.yaml")
+        (repo / "stacks" / "Pulumi.partner-pampas-voz.yaml").write_text("config:\n  aws:region: sa-east-1\n")
+
+    change(project_repo, "add-partner", add)
+    doc, md, _ = preview(cli, project_repo, tmp_path)
+    assert list(doc["stacks"]) == ["partner-pampas-voz"]
+    assert ops(doc, "partner-pampas-voz") == {"create"}
+    assert doc["violations"] == [] and doc["head"] == git(project_repo, "rev-parse", "HEAD")
+    assert "### `partner-pampas-voz`" in md and "create 37" in md
+
+
+def test_launching_a_country_touches_the_region_and_its_partners(cli, project_repo: Path, tmp_path: Path) -> None:
+    def launch(repo: Path) -> None:
+        stack = repo / "stacks" / "Pulumi.region-eu-central.yaml"
+        stack.write_text(stack.read_text().replace("  - AT\n", "  - AT\n  - CH\n"))
+
+    change(project_repo, "launch-ch", launch)
+    doc, md, _ = preview(cli, project_repo, tmp_path)
+    assert set(doc["stacks"]) == {"region-eu-central", "partner-acme-voice"}
+    region = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in doc["stacks"]["region-eu-central"]["steps"]}
+    assert region["region-country-ch"] == "create" and region["region-country-ch-settings"] == "create"
+    assert ops(doc, "region-eu-central") == {"create", "same"}
+    assert ops(doc, "partner-acme-voice") == {"same"}
+
+
+def test_editing_a_component_touches_every_stack_that_imports_it(cli, project_repo: Path, tmp_path: Path) -> None:
+    def edit(repo: Path) -> None:
+        component = repo / "components" / "partner_tenant.py"
+        component.write_text(component.read_text().replace('meta("tenant-limits")', 'meta("tenant-limit-range")'))
+
+    change(project_repo, "edit-component", edit)
+    doc, md, _ = preview(cli, project_repo, tmp_path)
+    assert set(doc["stacks"]) == {"partner-acme-voice", "partner-sakura-calls", "partner-sunrise-telecom"}
+    for stack in doc["stacks"].values():
+        updates = [s for s in stack["steps"] if s["op"] == "update"]
+        assert [s["urn"].rsplit("::", 1)[1] for s in updates] == ["tenant-limits"]
+        assert updates[0]["diffs"] == ["metadata.name"]
+    assert "`metadata.name`" in md and "<details>" in md
+
+
+def test_deleting_a_partner_plans_its_deletes(cli, project_repo: Path, tmp_path: Path) -> None:
+    def delete(repo: Path) -> None:
+        (repo / "partners" / "sunrise-telecom.yaml").unlink()
+        (repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
+
+    change(project_repo, "delete-partner", delete)
+    doc, _, _ = preview(cli, project_repo, tmp_path)
+    assert list(doc["stacks"]) == ["partner-sunrise-telecom"]
+    assert ops(doc, "partner-sunrise-telecom") == {"delete"}
+
+
+def test_breaking_residency_fails(cli, project_repo: Path, tmp_path: Path) -> None:
+    def move(repo: Path) -> None:
+        spec = repo / "partners" / "acme-voice.yaml"
+        spec.write_text(spec.read_text().replace("home_region: eu-central", "home_region: us-east"))
+
+    change(project_repo, "break-residency", move)
+    doc, md, err = preview(cli, project_repo, tmp_path, code=1)
+    assert list(doc["stacks"]) == ["partner-acme-voice"]
+    (violation,) = doc["violations"]
+    assert violation["level"] == "mandatory" and violation["stack"] == "partner-acme-voice"
+    assert "DE requires data residency" in violation["message"]
+    assert md.index("mandatory policy violation") < md.index("### `partner-acme-voice`")
+    assert "1 mandatory policy violation" in err
+
+
+def test_a_change_that_touches_nothing_plannable(cli, project_repo: Path, tmp_path: Path) -> None:
+    change(project_repo, "docs", lambda repo: (repo / "README.md").write_text("platform, documented\n"))
+    doc, md, _ = preview(cli, project_repo, tmp_path)
+    assert doc["stacks"] == {} and "touches nothing plannable" in md
+
+
+def test_unknown_refs_exit_2(cli, project_repo: Path) -> None:
+    run = cli("ci-preview", "--base", "no-such-ref", code=2, root=project_repo)
+    assert "unknown git ref 'no-such-ref'" in run.err
+    cli("ci-preview", "--base", "--upload-pack=evil", code=2, root=project_repo)
