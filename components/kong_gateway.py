@@ -11,17 +11,8 @@ import pulumi_tls as tls
 
 from components.outputs import secret
 from gateway.model import ApiCatalog
-from partners.tiers import RateLimit, TierTable
-
-
-def tier_acl_group(tier: str) -> str:
-    """ACL group a partner consumer of `tier` belongs to."""
-    return f"tier-{tier}"
-
-
-def rate_limit_config(limits: RateLimit) -> str:
-    """rate-limiting plugin config for one tier's limits (local counters: one data plane per region)."""
-    return json.dumps({**limits.model_dump(), "policy": "local", "limit_by": "consumer"}, sort_keys=True)
+from gateway.plans import rate_limit_config, tier_acl_group
+from partners.tiers import TierTable
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import pulumi_random as random
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
-from components.kong_gateway import rate_limit_config, tier_acl_group
 from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_warehouse import partner_reader_role
+from gateway.plans import rate_limit_config, tier_acl_group
 from partners.spec import PartnerSpec
 from partners.tiers import Tier
 

@@ -377,9 +377,8 @@ def markdown(preview: Preview) -> str:
             for step in changed:
                 state = step.get("newState") or step.get("oldState") or {}
                 diffs = ", ".join(f"`{d}`" for d in step.get("diffs", []))
-                lines.append(
-                    f"| {step['op']} | `{_cell(step['urn'].rsplit('::', 1)[-1])}` | `{state.get('type', '')}` | {diffs} |"
-                )
+                name = _cell(step["urn"].rsplit("::", 1)[-1])
+                lines.append(f"| {step['op']} | `{name}` | `{state.get('type', '')}` | {diffs} |")
             lines += ["", "</details>", ""]
         lines.append(f"<sub>affected by: {', '.join(f'`{p}`' for p in preview.affected[stack])}</sub>")
         lines.append("")

@@ -1,4 +1,4 @@
-"""The policy rules as a pulumi-policy pack: the same functions, run by a real `pulumi preview --policy-pack policies`."""
+"""The policy rules as a pulumi-policy pack: the same functions, run by `pulumi preview --policy-pack policies`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import Policy as PackPolicy
 
 from platformctl.errors import PlatformError
 from platformctl.stackconfig import load_stack_config
@@ -53,9 +54,9 @@ def _validator(policy: Policy, level: str, root: Path) -> Any:
     return validate
 
 
-def pack_policies(root: Path = ROOT) -> list[StackValidationPolicy]:
+def pack_policies(root: Path = ROOT) -> list[PackPolicy]:
     """One pack policy per rule and level (a rule whose level depends on the stack appears at both levels)."""
-    policies = []
+    policies: list[PackPolicy] = []
     for policy in POLICIES:
         levels = ["mandatory", "advisory"] if policy.levels else [policy.level]
         for level in levels:

@@ -97,7 +97,7 @@ def test_launching_a_country_touches_the_region_and_its_partners(cli, project_re
         stack.write_text(stack.read_text().replace("  - AT\n", "  - AT\n  - CH\n"))
 
     change(project_repo, "launch-ch", launch)
-    doc, md, _ = preview(cli, project_repo, tmp_path)
+    doc, _, _ = preview(cli, project_repo, tmp_path)
     assert set(doc["stacks"]) == {"region-eu-central", "partner-acme-voice"}
     region = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in doc["stacks"]["region-eu-central"]["steps"]}
     assert region["region-country-ch"] == "create" and region["region-country-ch-settings"] == "create"

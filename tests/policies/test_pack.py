@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import yaml
-from pulumi_policy import EnforcementLevel, PolicyResource, PolicyResourceOptions, StackValidationArgs
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    StackValidationArgs,
+)
 
 from policies.pack import pack_policies, stack_of
 from tests.conftest import ROOT, Plan
@@ -19,7 +25,7 @@ def analyzer_view(plan: Plan, stack: str, mutate=None) -> StackValidationArgs:
         props = json.loads(json.dumps(recorded.inputs))
         if mutate:
             mutate(recorded.name, props)
-        options = PolicyResourceOptions(False, [], None, [], None, [], recorded.parent or None)
+        options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], recorded.parent or None)
         by_urn[recorded.urn] = PolicyResource(
             recorded.type, props, recorded.urn, recorded.name, options, None, by_urn.get(recorded.parent), [], {}
         )
@@ -29,7 +35,11 @@ def analyzer_view(plan: Plan, stack: str, mutate=None) -> StackValidationArgs:
 def run_pack(args: StackValidationArgs) -> list[tuple[str, str, str | None]]:
     reports: list[tuple[str, str, str | None]] = []
     for policy in pack_policies(ROOT):
-        policy.validate(args, lambda message, urn=None, p=policy: reports.append((p.name, message, urn)))
+
+        def report(message: str, urn: str | None = None, name: str = policy.name) -> None:
+            reports.append((name, message, urn))
+
+        policy.validate(args, report)  # type: ignore[attr-defined]
     return reports
 
 
@@ -59,14 +69,18 @@ def test_a_violation_is_reported_against_the_resource(fleet: Plan) -> None:
             props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
 
     reports = run_pack(analyzer_view(fleet, "region-eu-central", unencrypted))
-    assert [(name, urn.rsplit("::", 1)[1]) for name, _, urn in reports] == [
+    assert [(name, (urn or "").rsplit("::", 1)[1]) for name, _, urn in reports] == [
         ("customer-managed-key", "region-recordings-bucket")
     ]
 
 
 def test_an_unknown_stack_is_reported_not_crashed(tmp_path: Path, fleet: Plan) -> None:
     args = analyzer_view(fleet, "partner-acme-voice")
-    reports = []
+    reports: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        reports.append(message)
+
     for policy in pack_policies(tmp_path):  # a root without the specs
-        policy.validate(args, lambda message, urn=None: reports.append(message))
+        policy.validate(args, report)  # type: ignore[attr-defined]
     assert reports and all("cannot evaluate" in m for m in reports)
