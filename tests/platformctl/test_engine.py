@@ -131,3 +131,13 @@ def test_purge_applies_then_destroys_then_removes_the_files(cli, repo_copy: Path
     assert "removed partners/sunrise-telecom.yaml" in run.out
     assert "partners/sunrise-telecom.yaml" not in tree_snapshot(repo_copy)
     assert not stack_file.exists()
+
+
+def test_previews_and_updates_run_the_policy_pack(cli, repo_copy: Path, automation) -> None:
+    import shutil
+
+    shutil.copytree(ROOT / "policies", repo_copy / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    cli("preview", "global", root=repo_copy)
+    cli("up", "global", "--yes", root=repo_copy)
+    packs = [kw["policy_packs"] for name, kw in automation.calls if name in ("preview", "up")]
+    assert packs == [[str(repo_copy.resolve() / "policies")]] * 2
