@@ -14,7 +14,7 @@ from typing import Any
 
 from partners.spec import load_spec
 from platformctl.offline.cache import ReferenceCache, stack_key
-from platformctl.offline.recorder import StackRecording, record_stack
+from platformctl.offline.recorder import RecordedResource, StackRecording, record_stack
 from platformctl.stackconfig import StackConfig, load_stack_config
 from platformctl.stacks import GLOBAL, StackKind, StackName, region_stack
 
@@ -33,14 +33,31 @@ class StackPlan:
     """What the program registered."""
 
     def preview(self) -> dict[str, Any]:
-        """The stack's plan in the shape of `pulumi preview --json` (every step a create)."""
-        steps = [{"op": "create", "urn": r.urn, "newState": r.new_state()} for r in self.recording.resources]
+        """The stack's plan in the shape of `pulumi preview --json` (every step a create).
+
+        Steps come parents first, siblings by URN: the same program and inputs give the same document whatever
+        order the SDK's asynchronous registrations happened to complete in."""
+        steps = [{"op": "create", "urn": r.urn, "newState": r.new_state()} for r in self.ordered_resources()]
         return {
             "steps": steps,
             "changeSummary": {"create": len(steps)} if steps else {},
             "outputs": self.recording.outputs,
             "diagnostics": [{"severity": "warning", "message": w} for w in self.recording.warnings],
         }
+
+    def ordered_resources(self) -> list[RecordedResource]:
+        resources = self.recording.resources
+        children: dict[str, list[RecordedResource]] = {}
+        for resource in resources:
+            children.setdefault(resource.parent, []).append(resource)
+        ordered: list[RecordedResource] = []
+        pending = sorted(children.get("", []), key=lambda r: r.urn, reverse=True)
+        while pending:
+            resource = pending.pop()
+            ordered.append(resource)
+            pending.extend(sorted(children.get(resource.urn, []), key=lambda r: r.urn, reverse=True))
+        placed = {r.urn for r in ordered}
+        return ordered + sorted((r for r in resources if r.urn not in placed), key=lambda r: r.urn)
 
     @property
     def resource_count(self) -> int:
@@ -108,7 +125,8 @@ def plan_stacks(
     def done(recording: StackRecording) -> None:
         recordings[recording.stack] = recording
         references[recording.stack] = _Reference(recording.reference_outputs, recording.secret_outputs)
-        cache.put(recording.stack, keys[recording.stack], recording.reference_outputs, recording.secret_outputs)
+        if not recording.stack.startswith(f"{StackKind.PARTNER.value}-"):  # no stack reads a partner's outputs
+            cache.put(recording.stack, keys[recording.stack], recording.reference_outputs, recording.secret_outputs)
         if progress:
             progress(recording.stack)
 

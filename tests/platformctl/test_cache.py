@@ -45,3 +45,16 @@ def test_secret_outputs_are_cached_as_unknowns(tmp_path: Path) -> None:
     assert cached is not None and cached["outputs"]["name"] == "x"
     assert "hunter2" not in (tmp_path / f"global.{'k' * 32}.json").read_text()
     assert set(cached["outputs"]["keys"]) == {"eu"}
+
+
+def test_plans_are_ordered_the_same_way_every_time(repo_copy: Path) -> None:
+    first = plan_stacks(repo_copy, PARTNER, workers=1)["partner-acme-voice"].preview()
+    second = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=repo_copy / ".platformctl" / "cache")
+    assert first == second["partner-acme-voice"].preview()
+    urns = [step["urn"] for step in first["steps"]]
+    seen: set[str] = set()
+    for step in first["steps"]:
+        parent = step["newState"]["parent"]
+        assert not parent or parent in seen  # parents first
+        seen.add(step["urn"])
+    assert urns[0].endswith("pulumi:pulumi:Stack::platform-partner-acme-voice")
