@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -16,6 +15,7 @@ import pulumi_tls as tls
 
 from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
+from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_warehouse import partner_reader_role
 from gateway.plans import rate_limit_config, tier_acl_group
@@ -291,44 +291,18 @@ class PartnerTenant(pulumi.ComponentResource):
         role = snowflake.AccountRole(
             f"{name}-reader-role", name=role_name, comment=f"Read-only access for partner {args.spec.id}", opts=child
         )
-        grants: dict[str, dict[str, Any]] = {
-            "db-usage": dict(
-                privileges=["USAGE"],
-                on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                    object_type="DATABASE", object_name=args.snowflake_database
-                ),
-            ),
-            "schema-usage": dict(
-                privileges=["USAGE"],
-                on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=schema_fqn),
-            ),
-            "views-select": dict(
-                privileges=["SELECT"],
-                on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
-                    all=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectAllArgs(
-                        object_type_plural="VIEWS", in_schema=schema_fqn
-                    )
-                ),
-            ),
-            "future-views-select": dict(
-                privileges=["SELECT"],
-                on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
-                    future=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectFutureArgs(
-                        object_type_plural="VIEWS", in_schema=schema_fqn
-                    )
-                ),
-            ),
-            "warehouse-usage": dict(
-                privileges=["USAGE"],
-                on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                    object_type="WAREHOUSE", object_name=args.snowflake_warehouse
-                ),
-            ),
-        }
-        for suffix, grant in grants.items():
-            snowflake.GrantPrivilegesToAccountRole(
-                f"{name}-grant-{suffix}", account_role_name=role.name, opts=child, **grant
-            )
+        grant_all(
+            f"{name}-grant",
+            role.name,
+            {
+                "db-usage": Grant(("USAGE",), on_object("DATABASE", args.snowflake_database)),
+                "schema-usage": Grant(("USAGE",), on_schema(schema_fqn)),
+                "views-select": Grant(("SELECT",), on_all("VIEWS", schema_fqn)),
+                "future-views-select": Grant(("SELECT",), on_future("VIEWS", schema_fqn)),
+                "warehouse-usage": Grant(("USAGE",), on_object("WAREHOUSE", args.snowflake_warehouse)),
+            },
+            child,
+        )
         key = tls.PrivateKey(f"{name}-service-key", algorithm="RSA", rsa_bits=4096, opts=child)
         user = snowflake.ServiceUser(
             f"{name}-service-user",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_snowflake as snowflake
+
+from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 
 PLATFORM_ROLES = {
     "loader": "Writes metered usage into RAW.",
@@ -192,76 +193,27 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, partners]),
             )
 
-        def grant(suffix: str, role: str, privileges: list[str], **target: Any) -> None:
-            snowflake.GrantPrivilegesToAccountRole(
-                f"{name}-{suffix}", account_role_name=roles[role].name, privileges=privileges, opts=child, **target
-            )
-
-        for role in PLATFORM_ROLES:
-            grant(
-                f"{role}-db-usage",
-                role,
-                ["USAGE"],
-                on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                    object_type="DATABASE", object_name=database.name
-                ),
-            )
-        grant(
-            "loader-raw-usage",
-            "loader",
-            ["USAGE"],
-            on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=raw_fqn),
-        )
-        grant(
-            "loader-raw-insert",
-            "loader",
-            ["INSERT", "SELECT"],
-            on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
-                all=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectAllArgs(
-                    object_type_plural="TABLES", in_schema=raw_fqn
-                )
-            ),
-        )
-        grant(
-            "loader-wh",
-            "loader",
-            ["USAGE"],
-            on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                object_type="WAREHOUSE", object_name=warehouses["LOAD"].name
-            ),
-        )
-        grant(
-            "analyst-analytics-usage",
-            "analyst",
-            ["USAGE"],
-            on_schema=snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=f"{self.database_name}.ANALYTICS"),
-        )
-        grant(
-            "analyst-views",
-            "analyst",
-            ["SELECT"],
-            on_schema_object=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(
-                future=snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectFutureArgs(
-                    object_type_plural="VIEWS", in_schema=f"{self.database_name}.ANALYTICS"
-                )
-            ),
-        )
-        grant(
-            "analyst-wh",
-            "analyst",
-            ["USAGE"],
-            on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                object_type="WAREHOUSE", object_name=warehouses["ANALYTICS"].name
-            ),
-        )
-        grant(
-            "admin-db-manage",
-            "admin",
-            ["CREATE SCHEMA", "MONITOR"],
-            on_account_object=snowflake.GrantPrivilegesToAccountRoleOnAccountObjectArgs(
-                object_type="DATABASE", object_name=database.name
-            ),
-        )
+        analytics_fqn = f"{self.database_name}.ANALYTICS"
+        role_grants = {
+            "loader": {
+                "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
+                "raw-usage": Grant(("USAGE",), on_schema(raw_fqn)),
+                "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn)),
+                "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["LOAD"].name)),
+            },
+            "analyst": {
+                "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
+                "analytics-usage": Grant(("USAGE",), on_schema(analytics_fqn)),
+                "views": Grant(("SELECT",), on_future("VIEWS", analytics_fqn)),
+                "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["ANALYTICS"].name)),
+            },
+            "admin": {
+                "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
+                "db-manage": Grant(("CREATE SCHEMA", "MONITOR"), on_object("DATABASE", database.name)),
+            },
+        }
+        for role, grants in role_grants.items():
+            grant_all(f"{name}-{role}", roles[role].name, grants, child)
 
         self.register_outputs(
             {"database": database.name, "partner_warehouse": warehouses["PARTNERS"].name, "raw_schema": raw.name}

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from platformctl.errors import EngineError, InputError, PlatformError
 from platformctl.planjson import diff_stack
 from platformctl.stacks import StackKind
+from platformctl.yamlio import load_yaml_file
 
 EVERY_STACK = ("Pulumi.yaml", "policies/")
 """Changes here can alter any stack's plan or its policy results."""
@@ -168,11 +167,16 @@ def _stacks_in(tree: Path) -> set[str]:
     return {p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (tree / "stacks").glob("Pulumi.*.yaml")}
 
 
-def _home_region(tree: Path, partner_id: str) -> str | None:
+def _read(path: Path) -> Any:
+    """A YAML file of either side, read with the bounded loader (a pull request's files are untrusted)."""
     try:
-        doc = yaml.safe_load((tree / "partners" / f"{partner_id}.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return load_yaml_file(path)
+    except InputError:
         return None
+
+
+def _home_region(tree: Path, partner_id: str) -> str | None:
+    doc = _read(tree / "partners" / f"{partner_id}.yaml")
     return doc.get("home_region") if isinstance(doc, dict) else None
 
 
@@ -186,11 +190,8 @@ def _partners_homed(trees: list[Path], region: str) -> set[str]:
 
 
 def _region_entries(tree: Path) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load((tree / "regions" / "regions.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return (doc or {}).get("regions") or {} if isinstance(doc, dict) else {}
+    doc = _read(tree / "regions" / "regions.yaml")
+    return (doc.get("regions") or {}) if isinstance(doc, dict) else {}
 
 
 def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[str, list[str]]:
