@@ -18,7 +18,6 @@ from platformctl.offline.recorder import RecordedResource, StackRecording, recor
 from platformctl.stackconfig import StackConfig, load_stack_config
 from platformctl.stacks import GLOBAL, StackKind, StackName, region_stack
 
-STACK_TYPE = "pulumi:pulumi:Stack"
 SEQUENTIAL_BELOW = 8
 """Fewer stacks than this are planned in-process: a pool's start-up would cost more than it saves."""
 
@@ -58,10 +57,6 @@ class StackPlan:
             pending.extend(sorted(children.get(resource.urn, []), key=lambda r: r.urn, reverse=True))
         placed = {r.urn for r in ordered}
         return ordered + sorted((r for r in resources if r.urn not in placed), key=lambda r: r.urn)
-
-    @property
-    def resource_count(self) -> int:
-        return sum(1 for r in self.recording.resources if r.type != STACK_TYPE)
 
 
 @dataclass(frozen=True)
