@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import runpy
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pulumi
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -112,8 +114,13 @@ class _Recorder(mocks.MockMonitor):
         return super().make_urn(parent, type_, name)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
-        urn = response.urn
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = json_format.MessageToDict(request.object)
+        if request.type != "pulumi:pulumi:Stack":
+            self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, "", inputs)
+        # A preview knows a new resource's inputs and nothing else: echo them as its state, the id unknown. (The
+        # SDK's mock does the same through a deserialize/serialize round trip on a worker thread.)
+        response = resource_pb2.RegisterResourceResponse(urn=urn, id="", object=request.object)
         self.records.append(
             RecordedResource(
                 urn=urn,
@@ -122,7 +129,7 @@ class _Recorder(mocks.MockMonitor):
                 custom=bool(request.custom),
                 parent=request.parent,
                 provider=request.provider,
-                inputs=redact(json_format.MessageToDict(request.object)),
+                inputs=redact(inputs),
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 dependencies=sorted(set(request.dependencies)),
@@ -133,6 +140,35 @@ class _Recorder(mocks.MockMonitor):
         )
         return response
 
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        if request.type != "pulumi:pulumi:StackReference":
+            return super().ReadResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        args = mocks.MockResourceArgs(
+            typ=request.type, name=request.name, inputs={"name": request.id}, resource_id=request.id
+        )
+        id_, state = self.mocks.new_resource(args)
+        properties = struct_pb2.Struct()
+        properties.update(state)  # plain JSON: the referenced stack's planned outputs
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_ or "", state)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=properties)
+
+
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs the SDK's monitor calls on the calling thread: the recorder answers at once, a thread hop buys nothing.
+    (A ThreadPoolExecutor only because asyncio accepts nothing else as a loop's default executor; it starts none.)"""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the awaiting coroutine, as a thread pool would
+            future.set_exception(exc)
+        return future
+
+
+_INLINE = _InlineExecutor()
+
 
 class _PlanMocks(mocks.Mocks):
     """Answers like a preview: ids and computed outputs are unknown; stack references read planned outputs."""
@@ -142,7 +178,7 @@ class _PlanMocks(mocks.Mocks):
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
-            referenced = args.inputs.get("name", args.name).split("/")[-1]
+            referenced = (args.inputs.get("name") or args.name).split("/")[-1]
             recording = self.lookup(referenced)
             if recording is None:
                 raise EngineError(f"stack reference {args.name!r}: stack {referenced!r} has no plan")
@@ -200,7 +236,7 @@ def record_stack(
 ) -> StackRecording:
     """Run `root/__main__.py` as stack `stack`; the runtime is reset before and after, so calls can repeat."""
     _reset_runtime()
-    _skip_source_positions()
+    _trim_sdk_for_planning()
     configure(config, secret_keys or [])
     recorder = _Recorder(_PlanMocks(lookup))
     warnings: list[str] = []
@@ -290,7 +326,7 @@ class _Collect(logging.Handler):
 
 def _warning_logger(sink: list[str]) -> logging.Logger:
     """Logger for the mock engine: the program's warnings and errors go into the plan, not the terminal."""
-    logger = logging.Logger(f"platformctl.plan.{id(sink)}")
+    logger = logging.Logger(f"platformctl.plan.{id(sink)}", logging.WARNING)
     logger.addHandler(_Collect(sink))
     logger.propagate = False
     return logger
@@ -302,15 +338,23 @@ def _no_stack_trace() -> Any:
     return source_pb2.StackTrace()
 
 
-def _skip_source_positions() -> None:
-    """The SDK walks the caller's stack (and reads its source lines) at every registration so the real engine can
-    point diagnostics at program lines. A plan has no use for them, and they cost an eighth of its time."""
+def _no_debug_log(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _trim_sdk_for_planning() -> None:
+    """Switch off two SDK services a plan has no use for, which cost it a sixth of its time: at every registration
+    the SDK walks the caller's stack (reading source lines) so the real engine can point diagnostics at program
+    lines, and it builds a protobuf request for each of its debug messages, which only `pulumi -v` shows."""
     from pulumi.runtime import resource as runtime_resource
 
     runtime_resource._get_stack_trace = _no_stack_trace
+    pulumi.log.debug = _no_debug_log
 
 
 def _reset_runtime() -> None:
     settings.reset_options()
     pulumi.runtime.set_all_config({}, [])
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(_INLINE)
+    asyncio.set_event_loop(loop)
