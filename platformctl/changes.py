@@ -96,15 +96,13 @@ def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
                 )
             )
             continue
-        if not target.exists() and update:
-            change.notes.append(f"{spec.id}: new partner (--update given, nothing to update)")
         change.files[target] = path.read_text(encoding="utf-8")
         change.files[partner_stack(spec.id).config_file(repo.root)] = partner_stack_text(spec, catalog)
         change.stacks.append(partner_stack(spec.id))
         change.locks.append(f"partner-{spec.id}")
         change.operations.append((partner_stack(spec.id), "up"))
         change.notes.append(
-            f"{spec.id}: {'updated' if target.exists() else 'onboarded'} ({spec.tier}, {spec.home_region})"
+            f"{spec.id}: {'changed partner' if target.exists() else 'new partner'} ({spec.tier}, {spec.home_region})"
         )
     if problems:
         raise InputError(problems)
