@@ -29,7 +29,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(cli, repo_copy: Path) -> Non
     assert "partner-pampas-voz" in run.out and "tenant-namespace" in run.out
     assert "dry run: nothing written" in run.out
     assert tree_snapshot(repo_copy) == before
-    assert not list((repo_copy / ".platformctl").glob("*.lock")) if (repo_copy / ".platformctl").exists() else True
+    assert not list((repo_copy / ".platformctl").glob("*.lock"))
 
 
 def test_no_apply_writes_spec_and_stack_then_refuses_a_second_time(cli, repo_copy: Path) -> None:
