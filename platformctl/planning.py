@@ -11,7 +11,6 @@ from platformctl.errors import InputError
 from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from platformctl.repo import Repo
-from platformctl.stackconfig import load_stack_config
 from platformctl.stacks import StackName, parse_stack_name
 from policies.context import context_for
 from policies.rules import Resource, Violation, evaluate
@@ -55,7 +54,7 @@ def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackN
 
 def check_policies(root: Path, plan: StackPlan) -> list[Violation]:
     stack = parse_stack_name(plan.stack)
-    context = context_for(root, stack, load_stack_config(root, stack).values)
+    context = context_for(root, stack, plan.config)
     resources = [
         Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete) for r in plan.recording.resources
     ]

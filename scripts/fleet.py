@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from partners.spec import PartnerSpec
 from partners.tiers import TIER_NAMES
+from platformctl.changes import partner_stack_text
+from platformctl.stacks import partner_stack
 from platformctl.yamlio import dump_yaml
 from regions.catalog import load_catalog
 
@@ -48,8 +51,7 @@ def generate_partners(root: Path, count: int) -> list[str]:
             "billing": {"currency": catalog.country(region.serves[0]).currency, "payout_method": "stripe_connect"},
         }
         (root / "partners" / f"{partner_id}.yaml").write_text(dump_yaml(spec))
-        (root / "stacks" / f"Pulumi.partner-{partner_id}.yaml").write_text(
-            dump_yaml({"config": {"aws:region": region.aws_region}})
-        )
+        stack_file = partner_stack(partner_id).config_file(root)
+        stack_file.write_text(partner_stack_text(PartnerSpec.model_validate(spec), catalog))
         ids.append(partner_id)
     return ids

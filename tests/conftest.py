@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +13,11 @@ import pytest
 from cli.app import main
 from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.offline.recorder import RecordedResource
+from platformctl.repo import Repo
 from platformctl.stacks import parse_stack_name
+from scripts.fleet import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
-REPO_CONTENT = ("Pulumi.yaml", "__main__.py", "stacks", "partners", "regions", "gateway")
-
-
-def all_stacks(root: Path) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml"))
 
 
 class Plan:
@@ -48,21 +44,13 @@ class Plan:
 @pytest.fixture(scope="session")
 def fleet() -> Plan:
     """Every stack of the repository's example fleet, planned once under the mocks."""
-    return Plan(plan_stacks(ROOT, [parse_stack_name(s) for s in all_stacks(ROOT)]))
+    return Plan(plan_stacks(ROOT, Repo(ROOT).stack_names()))
 
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """A scratch copy of the platform repository's program and data, to plan edited specs and stacks."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for item in REPO_CONTENT:
-        source = ROOT / item
-        if source.is_dir():
-            shutil.copytree(source, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, repo / item)
-    return repo
+    return copy_repo(ROOT, tmp_path / "repo")
 
 
 @pytest.fixture

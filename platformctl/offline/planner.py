@@ -30,6 +30,8 @@ class StackPlan:
     """Stack name."""
     recording: StackRecording
     """What the program registered."""
+    config: dict[str, Any]
+    """The stack config it was planned with (declared defaults overlaid by the stack file)."""
 
     def preview(self) -> dict[str, Any]:
         """The stack's plan in the shape of `pulumi preview --json` (every step a create).
@@ -138,7 +140,8 @@ def plan_stacks(
                 chunk = max(1, len(jobs) // (workers * 4))
                 for recording in pool.map(_plan_job, jobs, chunksize=chunk):
                     done(recording)
-    return {name: StackPlan(name, recording) for name, recording in recordings.items()}
+    config_of = {str(stack): configs[stack].values for stack in configs}
+    return {name: StackPlan(name, recording, config_of[name]) for name, recording in recordings.items()}
 
 
 def _plan_one(root: Path, stack: str, config: StackConfig, refs: dict[str, _Reference]) -> StackRecording:
