@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pulumi
 
-from platformctl.errors import PlatformError
-from platformctl.stacks import StackKind, parse_stack_name
+from fleet.repo import Repo, for_program
+from foundation.errors import PlatformError
+from foundation.stacks import StackKind, parse_stack_name
 
 ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay links this file
 
@@ -21,7 +22,7 @@ def main() -> None:
     try:
         stack = parse_stack_name(pulumi.get_stack())
         builders = {StackKind.GLOBAL: build_global, StackKind.REGION: build_region, StackKind.PARTNER: build_partner}
-        builders[stack.kind](stack.key)
+        builders[stack.kind](for_program(ROOT), stack.key)
     except PlatformError as exc:
         # RunError reports the message without a Python traceback.
         raise pulumi.RunError(str(exc)) from None
@@ -32,27 +33,22 @@ def stack_reference(stack: str) -> pulumi.StackReference:
     return pulumi.StackReference(f"{org}/{pulumi.get_project()}/{stack}")
 
 
-def build_global(_: str) -> None:
+def build_global(repo: Repo, _: str) -> None:
     import pulumi_aws as aws
     import pulumi_kong as kong
     import pulumi_snowflake as snowflake
 
     from components.kong_gateway import KongGateway, KongGatewayArgs
     from components.snowflake_organization import SnowflakeOrganization, SnowflakeOrganizationArgs
-    from gateway.model import load_api_catalog
-    from partners.tiers import load_tiers
-    from regions.catalog import load_catalog
 
     config = pulumi.Config("platform")
-    catalog = load_catalog(ROOT / "regions")
+    catalog = repo.catalog()
     kong_provider = kong.Provider(
         "kong", kong_admin_uri=config.require("kongAdminUrl"), kong_admin_token=config.get_secret("kongAdminToken")
     )
     gateway = KongGateway(
         "gateway",
-        KongGatewayArgs(
-            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"), tiers=load_tiers(ROOT / "partners" / "tiers.yaml")
-        ),
+        KongGatewayArgs(apis=repo.api_catalog(), tiers=repo.tiers()),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     # Route 53 is a global service; its API lives in us-east-1.
@@ -83,20 +79,18 @@ def build_global(_: str) -> None:
     pulumi.export("snowflake_admin_keys", org.admin_keys)
 
 
-def build_region(code: str) -> None:
+def build_region(repo: Repo, code: str) -> None:
     from components.regional_deployment import RegionalDeployment, RegionalDeploymentArgs
-    from regions.catalog import ResidencyVerdict, load_catalog
+    from fleet.checks import launched_country_problems
 
     config = pulumi.Config("platform")
-    catalog = load_catalog(ROOT / "regions")
+    catalog = repo.catalog()
     if code not in catalog.regions:
         raise pulumi.RunError(f"stack region-{code}: {code!r} is not a region of regions/regions.yaml")
     launched = config.get_object("launchedCountries") or []
-    for cc in launched:
-        if cc not in catalog.countries:
-            raise pulumi.RunError(f"stack region-{code}: platform:launchedCountries: unknown country {cc!r}")
-        if catalog.residency_verdict(cc, code) is ResidencyVerdict.FORBIDDEN:
-            raise pulumi.RunError(f"stack region-{code}: platform:launchedCountries: {cc} requires residency elsewhere")
+    problems = launched_country_problems(catalog, code, launched, f"stacks/Pulumi.region-{code}.yaml")
+    if problems:
+        raise pulumi.RunError("; ".join(str(p) for p in problems))
     global_ref = stack_reference("global")
     deployment = RegionalDeployment(
         "region",
@@ -119,24 +113,18 @@ def build_region(code: str) -> None:
         pulumi.export(key, value)
 
 
-def build_partner(partner_id: str) -> None:
+def build_partner(repo: Repo, partner_id: str) -> None:
     import pulumi_aws as aws
     import pulumi_kong as kong
     import pulumi_kubernetes as k8s
     import pulumi_snowflake as snowflake
 
     from components.partner_tenant import PartnerTenant, PartnerTenantArgs
-    from partners.spec import check_against_catalog, load_spec
-    from partners.tiers import load_tiers
-    from regions.catalog import load_catalog
 
     config = pulumi.Config("platform")
-    catalog = load_catalog(ROOT / "regions")
-    spec_file = ROOT / "partners" / f"{partner_id}.yaml"
-    spec = load_spec(spec_file, f"partners/{partner_id}.yaml")
-    if spec.id != partner_id:
-        raise pulumi.RunError(f"partners/{partner_id}.yaml: id: is {spec.id!r}, the stack is partner-{partner_id}")
-    for warning in check_against_catalog(spec, catalog, f"partners/{partner_id}.yaml"):
+    catalog = repo.catalog()
+    spec = repo.spec(partner_id)  # parsed and checked against the catalog once per run
+    for warning in repo.spec_warnings(partner_id):
         pulumi.log.warn(warning)
     region = catalog.region(spec.home_region)
     region_ref = stack_reference(f"region-{spec.home_region}")
@@ -168,7 +156,7 @@ def build_partner(partner_id: str) -> None:
         "tenant",
         PartnerTenantArgs(
             spec=spec,
-            tier=load_tiers(ROOT / "partners" / "tiers.yaml")[spec.tier],
+            tier=repo.tiers()[spec.tier],
             retention_days=catalog.strictest_retention_days(spec.countries),
             name_prefix=config.require("namePrefix"),
             cluster_name=region_ref.get_output("cluster_name"),

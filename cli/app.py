@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from platformctl.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
+from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
 
 app = typer.Typer(
     name="platformctl",
@@ -35,7 +35,7 @@ state = State()
 
 
 def _repo() -> Any:
-    from platformctl.repo import Repo, find_root
+    from fleet.repo import Repo, find_root
 
     return Repo(find_root(state.root))
 
@@ -84,10 +84,12 @@ def plan(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cli import render
+    from foundation.yamlio import check_output_file, write_atomic
     from platformctl.planning import run_plan, select_stacks
-    from platformctl.yamlio import write_atomic
 
     repo = _repo()
+    if json_file is not None:
+        check_output_file(json_file, "--json")
     selected = select_stacks(repo, stacks or [], all_stacks)
     with Progress(
         TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
@@ -120,14 +122,14 @@ def validate(
         typer.Argument(help="Spec files to check (default: the catalogs, every spec and stack file)."),
     ] = None,
 ) -> None:
-    """Validate the catalog, the tier table and partner specs without planning.
+    """Validate the catalogs, the tier table, partner specs and stack files (types and meaning) without planning.
 
     Example: platformctl validate partners/examples/pampas-voz.yaml
     """
     from cli import render
     from platformctl import listings
 
-    for warning in listings.validate(_repo(), list(paths or [])):
+    for warning in listings.validate(_repo(), list(paths or []), datetime.date.today()):
         render.plain(err, f"warning: {warning}", "yellow")
     out.print("valid")
 
@@ -140,52 +142,35 @@ def _mode(dry_run: bool, no_apply: bool) -> Any:
     return Mode.DRY_RUN if dry_run else Mode.NO_APPLY if no_apply else Mode.APPLY
 
 
-def _carry_out(change: Any, mode: Any, yes: bool, recheck: Any = None) -> None:
-    """Print, then plan (dry run), write (no-apply) or write + preview + update (apply)."""
+def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool) -> None:
+    """Hand the change to the library with this terminal's ways to talk, then print what happened."""
     from cli import render
-    from platformctl import changes, engine
-    from platformctl.planning import run_plan
+    from platformctl import changes
 
     repo = _repo()
-    for warning in change.warnings:
-        render.plain(err, f"warning: {warning}", "yellow")
-    if mode is changes.Mode.DRY_RUN:
-        if change.stacks:
-            with changes.overlay(repo, change) as scratch:
-                from platformctl.repo import Repo
-
-                result = run_plan(Repo(scratch), change.stacks, workers=1)
-            render.plan(out, result)
-            render.violations(err, result)
-            if result.mandatory:
-                raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
-        for note in change.notes:
-            render.plain(out, f"{note} (dry run: nothing written)")
-        return
-    changes.write_change(repo, change, recheck)
-    for path, text in change.files.items():
-        render.plain(out, f"{'removed' if text is None else 'wrote'} {repo.display(path)}")
-    for note in change.notes:
-        render.plain(out, note)
-    if mode is changes.Mode.NO_APPLY or not change.operations:
-        return
-    for stack in dict.fromkeys(s for s, _ in change.operations):
-        engine.run(repo, stack, "preview", on_output=lambda line: out.print(line, end="", markup=False))
-    _confirm(yes, "apply these changes")
-    for stack, operation in change.operations:
-        engine.run(repo, stack, operation, on_output=lambda line: out.print(line, end="", markup=False))
-    for path in change.delete_after_apply:
-        path.unlink(missing_ok=True)
-        render.plain(out, f"removed {repo.display(path)}")
+    hooks = changes.Hooks(
+        say=lambda line: render.plain(out, line),
+        warn=lambda line: render.plain(err, f"warning: {line}", "yellow"),
+        confirm=lambda what: _confirm(yes, what),
+        engine_output=lambda line: out.print(line, end="", markup=False),
+    )
+    outcome = changes.carry_out(repo.root, locks, decide, mode, hooks)
+    if outcome.plan is not None:
+        render.plan(out, outcome.plan)
+        render.violations(err, outcome.plan)
+    suffix = " (dry run: nothing written)" if mode is changes.Mode.DRY_RUN else ""
+    for note in outcome.change.notes:
+        render.plain(out, f"{note}{suffix}")
+    if outcome.plan is not None and outcome.plan.mandatory:
+        raise PolicyError(f"{len(outcome.plan.mandatory)} mandatory policy violation(s)")
 
 
-def _confirm(yes: bool, what: str) -> None:
+def _confirm(yes: bool, what: str) -> bool:
     if yes:
-        return
+        return True
     if not sys.stdin.isatty():
         raise InputError.single("arguments", "--yes", f"no terminal to confirm on: pass --yes to {what}")
-    if not typer.confirm(f"Do you want to {what}?", default=False):
-        raise typer.Abort()
+    return typer.confirm(f"Do you want to {what}?", default=False)
 
 
 @app.command("onboard-partner")
@@ -198,6 +183,9 @@ def onboard_partner(
         bool, typer.Option("--no-apply", help="Write partners/<id>.yaml and its stack file, then stop.")
     ] = False,
     update: Annotated[bool, typer.Option("--update", help="Allow changing a partner that exists.")] = False,
+    reactivate: Annotated[
+        bool, typer.Option("--reactivate", help="With --update: bring back an offboarded partner.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
 ) -> None:
     """Validate partner specs against the model and the catalog, write them with their stacks, then apply.
@@ -207,9 +195,9 @@ def onboard_partner(
     from platformctl import changes
 
     mode = _mode(dry_run, no_apply)
-    repo = _repo()
-    change = changes.plan_onboarding(repo, specs, update)
-    _carry_out(change, mode, yes, recheck=lambda: changes.recheck_onboarding(repo, change, update))
+    inputs = changes.read_spec_inputs(specs)
+    locks = changes.onboarding_locks(inputs)
+    _carry_out(locks, lambda repo: changes.plan_onboarding(repo, inputs, update, reactivate), mode, yes)
 
 
 @app.command("offboard-partner")
@@ -229,8 +217,9 @@ def offboard_partner(
     from platformctl import changes
 
     mode = _mode(dry_run, no_apply)
-    change = changes.plan_offboarding(_repo(), partner_id, purge, datetime.date.today())
-    _carry_out(change, mode, yes)
+    stack = changes.partner_argument(partner_id)
+    today = datetime.date.today()
+    _carry_out([str(stack)], lambda repo: changes.plan_offboarding(repo, partner_id, purge, today), mode, yes)
 
 
 @app.command("launch-country")
@@ -247,10 +236,12 @@ def launch_country(
 
     Example: platformctl launch-country AR --region sa-east --dry-run
     """
+    from foundation.stacks import region_stack
     from platformctl import changes
 
     mode = _mode(dry_run, no_apply)
-    _carry_out(changes.plan_country_launch(_repo(), country, region), mode, yes)
+    code, chosen = changes.launch_region(_repo(), country, region)
+    _carry_out([str(region_stack(chosen))], lambda repo: changes.plan_country_launch(repo, code, chosen), mode, yes)
 
 
 # ---------------------------------------------------------------- CI
@@ -272,11 +263,16 @@ def ci_preview(
     Example: platformctl ci-preview --base origin/main --markdown preview.md --json preview.json
     """
     from cli import render
+    from foundation.yamlio import check_output_file, write_atomic
     from platformctl import ci
-    from platformctl.yamlio import write_atomic
 
     repo = _repo()
+    for path, option in ((markdown_file, "--markdown"), (json_file, "--json")):
+        if path is not None:
+            check_output_file(path, option)
     preview = ci.ci_preview(repo.root, base, head)
+    for note in preview.notes:
+        render.plain(err, f"note: {note}", "yellow")
     text = ci.markdown(preview)
     if markdown_file is not None:
         write_atomic(markdown_file, text)
@@ -373,9 +369,9 @@ def _engine_command(operation: str, stack_name: str, yes: bool) -> None:
 
     repo = _repo()
     (stack,) = select_stacks(repo, [stack_name], False)
-    if operation in ("up", "destroy"):
-        _confirm(yes, f"{operation} {stack}")
-    summary = engine.run(repo, stack, operation, on_output=lambda line: out.print(line, end="", markup=False))  # type: ignore[arg-type]
+    if operation in ("up", "destroy") and not _confirm(yes, f"{operation} {stack}"):
+        raise typer.Abort()
+    summary = engine.run_locked(repo, stack, operation, on_output=lambda line: out.print(line, end="", markup=False))  # type: ignore[arg-type]
     out.print(f"{operation} {stack}: " + (", ".join(f"{k} {v}" for k, v in summary.items()) or "no changes"))
 
 

@@ -11,10 +11,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from platformctl.planjson import OPS
 from platformctl.planning import PlanResult
 
-OP_STYLE = {"create": "green", "update": "yellow", "delete": "red", "same": "dim"}
-OP_SIGN = {"create": "+", "update": "~", "delete": "-", "same": " "}
+OP_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
+OP_SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
 TREE_LIMIT = 3
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -39,7 +40,14 @@ def plan(console: Console, result: PlanResult) -> None:
     for stack in stacks.values():
         for op, count in stack["changeSummary"].items():
             totals[op] += count
-    summary = ", ".join(f"{count} to {op}" if op != "same" else f"{count} unchanged" for op, count in totals.items())
+    summary = ", ".join(
+        f"{count} unchanged"
+        if op == "same"
+        else f"{count} to replace (delete, then create)"
+        if op == "replace"
+        else f"{count} to {op}"
+        for op, count in totals.items()
+    )
     plain(console, f"{len(stacks)} stack(s): {summary or 'no resources'}", "bold")
     for warning in result.warnings:
         plain(console, f"warning: {warning}", "yellow")
@@ -48,11 +56,11 @@ def plan(console: Console, result: PlanResult) -> None:
 def _summary_table(stacks: dict[str, Any]) -> Table:
     table = Table(title="Offline plan", show_lines=False)
     table.add_column("stack")
-    for op in ("create", "update", "delete", "same"):
+    for op in OPS:
         table.add_column(op, justify="right", style=OP_STYLE[op])
     for name, stack in stacks.items():
         counts = stack["changeSummary"]
-        table.add_row(safe(name), *(str(counts.get(op, 0) or "") for op in ("create", "update", "delete", "same")))
+        table.add_row(safe(name), *(str(counts.get(op, 0) or "") for op in OPS))
     return table
 
 

@@ -10,8 +10,9 @@ import pulumi_kong as kong
 import pulumi_tls as tls
 
 from components.outputs import secret
+from foundation.naming import tier_acl_group
 from gateway.model import ApiCatalog
-from gateway.plans import rate_limit_config, tier_acl_group
+from gateway.plans import rate_limit_config
 from partners.tiers import TierTable
 
 

@@ -17,8 +17,14 @@ from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
-from components.snowflake_warehouse import partner_reader_role
-from gateway.plans import rate_limit_config, tier_acl_group
+from foundation.naming import (
+    partner_namespace,
+    partner_reader_role,
+    partner_schema,
+    partner_service_user,
+    tier_acl_group,
+)
+from gateway.plans import rate_limit_config
 from partners.spec import PartnerSpec
 from partners.tiers import Tier
 
@@ -61,7 +67,7 @@ class PartnerTenant(pulumi.ComponentResource):
     def __init__(self, name: str, args: PartnerTenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:partner_tenant:PartnerTenant", name, None, opts)
         spec = args.spec
-        self.namespace = f"partner-{spec.id}"
+        self.namespace = partner_namespace(spec.id)
         labels = {"partner_id": spec.id, "isolation": "strict", "platform/tier": spec.tier}
         child = pulumi.ResourceOptions(parent=self)
         data = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data)
@@ -256,11 +262,11 @@ class PartnerTenant(pulumi.ComponentResource):
         self.outputs.update({"kong_consumer": self.namespace, "api_key": secret(key.result)})
 
     def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
-        self.outputs["snowflake_schema"] = f"PARTNER_{args.spec.snowflake_id}"
+        self.outputs["snowflake_schema"] = partner_schema(args.spec.id)
         return snowflake.Schema(
             f"{name}-schema",
             database=args.snowflake_database,
-            name=f"PARTNER_{args.spec.snowflake_id}",
+            name=partner_schema(args.spec.id),
             comment=f"Partner {args.spec.id}: its own views of platform data",
             with_managed_access="true",
             opts=data,
@@ -269,9 +275,8 @@ class PartnerTenant(pulumi.ComponentResource):
     def _warehouse_access(
         self, name: str, args: PartnerTenantArgs, schema: snowflake.Schema, child: pulumi.ResourceOptions
     ) -> None:
-        sf_id = args.spec.snowflake_id
-        schema_name = f"PARTNER_{sf_id}"
-        role_name = partner_reader_role(sf_id)
+        schema_name = partner_schema(args.spec.id)
+        role_name = partner_reader_role(args.spec.id)
         schema_fqn = pulumi.Output.concat(args.snowflake_database, ".", schema_name)
         usage_source = pulumi.Output.concat(args.snowflake_database, ".RAW.USAGE_EVENTS")
         snowflake.View(
@@ -306,7 +311,7 @@ class PartnerTenant(pulumi.ComponentResource):
         key = tls.PrivateKey(f"{name}-service-key", algorithm="RSA", rsa_bits=4096, opts=child)
         user = snowflake.ServiceUser(
             f"{name}-service-user",
-            name=f"PARTNER_{sf_id}_SVC",
+            name=partner_service_user(args.spec.id),
             comment=f"Service user of partner {args.spec.id}",
             default_role=role.name,
             default_warehouse=args.snowflake_warehouse,

@@ -9,6 +9,7 @@ import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
 from components.outputs import secret
+from foundation.naming import region_account
 from regions.catalog import Region
 
 
@@ -27,10 +28,6 @@ def rsa_public_key_body(pem: str) -> str:
     return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
 
 
-def account_name(region_code: str) -> str:
-    return f"PLATFORM_{region_code.upper().replace('-', '_')}"
-
-
 class SnowflakeOrganization(pulumi.ComponentResource):
     accounts: dict[str, str]
     admin_keys: dict[str, pulumi.Output[str]]
@@ -47,7 +44,7 @@ class SnowflakeOrganization(pulumi.ComponentResource):
             )
             snowflake.Account(
                 f"{name}-{region.code}",
-                name=account_name(region.code),
+                name=region_account(region.code),
                 region=region.snowflake_region,
                 edition=args.edition,
                 admin_name="PLATFORMCTL",
@@ -58,6 +55,6 @@ class SnowflakeOrganization(pulumi.ComponentResource):
                 grace_period_in_days=14,
                 opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
-            self.accounts[region.code] = account_name(region.code)
+            self.accounts[region.code] = region_account(region.code)
             self.admin_keys[region.code] = secret(key.private_key_pem)
         self.register_outputs({"accounts": self.accounts, "admin_keys": self.admin_keys})

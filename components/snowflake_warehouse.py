@@ -8,18 +8,13 @@ import pulumi
 import pulumi_snowflake as snowflake
 
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
+from foundation.naming import PARTNER_ROLE_PATTERN, region_database, region_object
 
 PLATFORM_ROLES = {
     "loader": "Writes metered usage into RAW.",
     "analyst": "Reads the ANALYTICS views across all partners.",
     "admin": "Owns the region's data objects.",
 }
-PARTNER_ROLE_PATTERN = "^PARTNER_(.+)_READER$"
-"""A partner's reader role is PARTNER_<ID>_READER; the row access policy maps it back to the partner id."""
-
-
-def partner_reader_role(snowflake_id: str) -> str:
-    return f"PARTNER_{snowflake_id}_READER"
 
 
 @dataclass(frozen=True)
@@ -40,8 +35,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         data = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
-        ident = args.region_code.upper().replace("-", "_")
-        self.database_name = f"PLATFORM_{ident}"
+        self.database_name = region_database(args.region_code)
         database = snowflake.Database(
             f"{name}-database",
             name=self.database_name,
@@ -70,7 +64,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
 
         monitor = snowflake.ResourceMonitor(
             f"{name}-monitor",
-            name=f"PLATFORM_{ident}_MONITOR",
+            name=region_object(args.region_code, "MONITOR"),
             credit_quota=args.monthly_credit_quota,
             frequency="MONTHLY",
             start_timestamp="IMMEDIATELY",
@@ -83,7 +77,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         for purpose, size, suspend in (("LOAD", "XSMALL", 60), ("ANALYTICS", "SMALL", 300), ("PARTNERS", "XSMALL", 60)):
             warehouses[purpose] = snowflake.Warehouse(
                 f"{name}-{purpose.lower()}-wh",
-                name=f"PLATFORM_{ident}_{purpose}_WH",
+                name=region_object(args.region_code, f"{purpose}_WH"),
                 warehouse_size=size,
                 auto_suspend=suspend,
                 auto_resume="true",
@@ -92,11 +86,11 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 comment=f"{purpose.title()} warehouse of region {args.region_code}",
                 opts=child,
             )
-        self.partner_warehouse_name = f"PLATFORM_{ident}_PARTNERS_WH"
+        self.partner_warehouse_name = region_object(args.region_code, "PARTNERS_WH")
 
         roles = {
             key: snowflake.AccountRole(
-                f"{name}-{key}-role", name=f"PLATFORM_{ident}_{key.upper()}", comment=comment, opts=child
+                f"{name}-{key}-role", name=region_object(args.region_code, key.upper()), comment=comment, opts=child
             )
             for key, comment in PLATFORM_ROLES.items()
         }
@@ -136,7 +130,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             opts=child,
         )
 
-        platform_roles = ", ".join(f"'PLATFORM_{ident}_{key.upper()}'" for key in PLATFORM_ROLES)
+        platform_roles = ", ".join(f"'{region_object(args.region_code, key.upper())}'" for key in PLATFORM_ROLES)
         policy = snowflake.RowAccessPolicy(
             f"{name}-partner-rows",
             database=database.name,

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from platformctl.errors import InputError
-from platformctl.yamlio import load_yaml_file, validation_problems
+from foundation.errors import InputError
+from foundation.yamlio import load_yaml_file, validation_problems
 
 APIS_FILE = Path(__file__).resolve().parent / "apis.yaml"
 Version = Annotated[str, StringConstraints(pattern=r"^v[0-9]+$")]
@@ -83,6 +83,11 @@ class ApiCatalog(_Frozen):
     """APIs by name."""
     global_plugins: GlobalPlugins
     """Plugins applied to every request."""
+
+
+def api_catalog_file(root: Path) -> Path:
+    """The API catalog of the repository at `root`."""
+    return root / "gateway" / APIS_FILE.name
 
 
 def load_api_catalog(path: Path = APIS_FILE) -> ApiCatalog:

@@ -7,11 +7,6 @@ import json
 from partners.tiers import RateLimit
 
 
-def tier_acl_group(tier: str) -> str:
-    """ACL group a partner consumer of `tier` belongs to."""
-    return f"tier-{tier}"
-
-
 def rate_limit_config(limits: RateLimit) -> str:
     """rate-limiting plugin config for one tier's limits (local counters: one data plane per region)."""
     return json.dumps({**limits.model_dump(), "policy": "local", "limit_by": "consumer"}, sort_keys=True)

@@ -16,12 +16,16 @@ from pydantic import (
     field_validator,
 )
 
-from platformctl.errors import InputError, Problem
-from platformctl.yamlio import load_yaml_file, load_yaml_text, validation_problems
+from foundation.errors import InputError, Problem
+from foundation.naming import (
+    COUNTRY_CODE_PATTERN,
+    PARTNER_ID_PATTERN,
+    REGION_CODE_PATTERN,
+    RESERVED_PARTNER_IDS,
+    TierName,
+)
+from foundation.yamlio import load_yaml_bytes, read_bounded, validation_problems
 from regions.catalog import Catalog, ResidencyVerdict
-
-PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
-"""A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -54,8 +58,14 @@ def _plain_text(value: str) -> str:
 PlainText = Annotated[str, AfterValidator(_plain_text)]
 
 
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_PARTNER_IDS:
+        raise ValueError(f"{value!r} is reserved (a data file or folder beside the specs); choose another id")
+    return value
+
+
 def _hostname(value: str) -> str:
-    host = value.lower()
+    host = value.lower().removesuffix(".")  # a fully qualified name may end in the root's dot
     if len(host) > 253 or "." not in host:
         raise ValueError("must be a fully qualified hostname such as voice.example.com")
     labels = host.split(".")
@@ -149,17 +159,19 @@ class Billing(_Frozen):
 
 
 class PartnerSpec(_Frozen):
-    id: Annotated[str, StringConstraints(pattern=PARTNER_ID_PATTERN)]
+    id: Annotated[str, StringConstraints(pattern=PARTNER_ID_PATTERN), AfterValidator(_not_reserved)]
     """DNS label naming the tenant everywhere: 3-40 of a-z, 0-9, '-', starting with a letter."""
     company_name: Annotated[PlainText, StringConstraints(min_length=1, max_length=200)]
     """Legal name of the partner."""
-    tier: Literal["starter", "professional", "enterprise"]
+    tier: TierName
     """Commercial tier (partners/tiers.yaml)."""
     domain: Annotated[str, AfterValidator(_hostname)]
     """The partner's custom domain: a hostname, nothing else."""
-    home_region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}-[a-z]+$")]
+    home_region: Annotated[str, StringConstraints(pattern=REGION_CODE_PATTERN)]
     """Region code that hosts the tenant and its data."""
-    countries: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")], ...] = Field(min_length=1, max_length=64)
+    countries: tuple[Annotated[str, StringConstraints(pattern=COUNTRY_CODE_PATTERN)], ...] = Field(
+        min_length=1, max_length=64
+    )
     """ISO 3166-1 alpha-2 codes the partner sells in."""
     contact: Contact
     """Operations contact."""
@@ -182,11 +194,6 @@ class PartnerSpec(_Frozen):
             raise ValueError("each country may be listed once")
         return value
 
-    @property
-    def snowflake_id(self) -> str:
-        """The id as a Snowflake identifier fragment (upper case, '_' for '-')."""
-        return self.id.upper().replace("-", "_")
-
 
 def parse_spec(doc: Any, source: str) -> PartnerSpec:
     if not isinstance(doc, dict):
@@ -197,14 +204,18 @@ def parse_spec(doc: Any, source: str) -> PartnerSpec:
         raise InputError(validation_problems(source, exc)) from None
 
 
-def load_spec(path: Path, display: str | None = None) -> PartnerSpec:
-    """Read and validate one spec file (shape only; see `check_against_catalog`)."""
-    source = display or str(path)
-    return parse_spec(load_yaml_file(path, source), source)
+def parse_spec_bytes(raw: bytes, source: str) -> PartnerSpec:
+    return parse_spec(load_yaml_bytes(raw, source), source)
 
 
 def load_spec_text(text: str, source: str) -> PartnerSpec:
-    return parse_spec(load_yaml_text(text, source), source)
+    return parse_spec_bytes(text.encode("utf-8"), source)
+
+
+def load_spec(path: Path, display: str | None = None) -> PartnerSpec:
+    """Read and validate one spec file (shape only; see `check_against_catalog`)."""
+    source = display or str(path)
+    return parse_spec_bytes(read_bounded(path, source), source)
 
 
 def check_against_catalog(spec: PartnerSpec, catalog: Catalog, source: str) -> list[str]:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from platformctl.errors import InputError
-from platformctl.yamlio import load_yaml_file, validation_problems
+from foundation.errors import InputError
+from foundation.naming import TIER_NAMES, TierName
+from foundation.yamlio import load_yaml_file, validation_problems
 
 TIERS_FILE = Path(__file__).resolve().parent / "tiers.yaml"
 
-TierName = Literal["starter", "professional", "enterprise"]
-TIER_NAMES: tuple[TierName, ...] = ("starter", "professional", "enterprise")
 
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
 
@@ -120,6 +119,11 @@ class TierTable(_Frozen):
     def holding(self, feature: str) -> list[str]:
         """Tiers that include `feature`, in table order."""
         return [name for name, tier in self.tiers.items() if tier.has(feature)]
+
+
+def tiers_file(root: Path) -> Path:
+    """The tier table of the repository at `root`."""
+    return root / "partners" / TIERS_FILE.name
 
 
 def load_tiers(path: Path = TIERS_FILE) -> TierTable:

@@ -1,35 +1,42 @@
-"""Spec-to-stack changes: onboard and offboard partners, launch countries. Validate all, then write atomically."""
+"""Spec-to-stack changes: onboard and offboard partners, launch countries.
+
+A change is decided and written under the locks of everything it touches, so what it read cannot change
+before it writes: the partner's or region's own lock, held through the engine apply, and the fleet lock while
+it checks fleet-wide rules (domain ownership) and writes. Stack files are edited in place (every key, comment
+and encrypted value the command does not own survives); the spec bytes that were validated are the bytes
+written; all files of one change are written under a journal, so a crash leaves all or none (see `journal`).
+"""
 
 from __future__ import annotations
 
 import datetime
+import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from partners.spec import PartnerSpec, check_against_catalog, load_spec
-from platformctl.errors import InputError, Problem
-from platformctl.locking import exclusive
-from platformctl.repo import Repo
-from platformctl.stackconfig import load_stack_config
-from platformctl.stacks import StackName, partner_stack, region_stack
-from platformctl.yamlio import dump_yaml, load_yaml_file, write_atomic
-from regions.catalog import Catalog, ResidencyVerdict, load_catalog
-
-OVERLAY_LINKS = (
-    "__main__.py",
-    "Pulumi.yaml",
-    "components",
-    "regions",
-    "gateway",
-    "platformctl",
-    "policies",
-    ".platformctl",
+from fleet.checks import (
+    domain_problems,
+    fleet_domain_problems,
+    fleet_domains,
+    launched_country_problems,
+    parse_offboarding_date,
+    platform_zone,
+    purge_allowed_from,
 )
+from fleet.program import top_level_entries
+from fleet.repo import Repo
+from foundation.errors import InputError, PlatformError, Problem
+from foundation.stacks import StackName, partner_stack, region_stack
+from foundation.yamlio import decode_text, dump_yaml, edit_yaml_text, read_bounded, write_atomic
+from partners.spec import PartnerSpec, parse_spec_bytes
+from platformctl import journal as journals
+from platformctl.locking import FLEET, holding
+from regions.catalog import Catalog, ResidencyVerdict
 
 
 class Mode(StrEnum):
@@ -43,100 +50,214 @@ class Mode(StrEnum):
 
 @dataclass
 class Change:
-    """What a command decided: the files it writes (path → text) and the stacks they affect."""
+    """What a command decided: the files it writes and the stacks they affect."""
 
-    files: dict[Path, str | None] = field(default_factory=dict)
-    """New text per file; None deletes the file."""
+    files: dict[Path, bytes | None] = field(default_factory=dict)
+    """New bytes per file; None deletes the file."""
     stacks: list[StackName] = field(default_factory=list)
     """Stacks whose plan the change alters."""
     warnings: list[str] = field(default_factory=list)
     """Things worth saying that do not stop the change."""
     notes: list[str] = field(default_factory=list)
     """What was done, for the summary."""
-    locks: list[str] = field(default_factory=list)
-    """Lock names to hold while writing."""
     operations: list[tuple[StackName, str]] = field(default_factory=list)
     """Engine operations to run after writing (APPLY mode), in order."""
     delete_after_apply: list[Path] = field(default_factory=list)
     """Files removed once the engine operations succeeded (APPLY mode)."""
+    compare: bool = False
+    """The stacks exist already: a dry run shows what changes against their current plan."""
 
 
-def partner_stack_text(spec: PartnerSpec, catalog: Catalog, extra: dict[str, Any] | None = None) -> str:
-    config: dict[str, Any] = {"aws:region": catalog.region(spec.home_region).aws_region, **(extra or {})}
+class AbortedError(PlatformError):
+    """The user declined to apply; the files were restored."""
+
+
+@dataclass(frozen=True)
+class SpecInput:
+    """A spec file given on the command line, read once."""
+
+    display: str
+    """The path as the user gave it (for messages)."""
+    raw: bytes
+    """Its bytes: validated and, unchanged, written."""
+
+
+# ---------------------------------------------------------------- stack files, edited in place
+
+STACK_HEADER = "# Written by platformctl; reviewed in pull requests.\n"
+
+
+def edit_stack_file(repo: Repo, stack: StackName, set_values: dict[str, Any], delete: tuple[str, ...] = ()) -> bytes:
+    """The stack file with `set_values` set and `delete` removed under `config:`; everything else kept."""
+    path = repo.stack_file(stack)
+    display = f"stacks/{path.name}"
+    if not path.exists():
+        return (STACK_HEADER + dump_yaml({"config": dict(set_values)})).encode("utf-8")
+    text = decode_text(read_bounded(path, display), display)
+    repo.stack_config(stack)  # the file must be a valid stack file before it is edited
+
+    def edit(document: Any) -> None:
+        from ruamel.yaml.comments import CommentedMap
+
+        if document.get("config") is None:
+            document["config"] = CommentedMap()
+        config = document["config"]
+        for key in delete:
+            config.pop(key, None)
+        for key, value in set_values.items():
+            config[key] = value
+
+    return edit_yaml_text(text, display, edit).encode("utf-8")
+
+
+def new_partner_stack_text(spec: PartnerSpec, catalog: Catalog) -> str:
+    """A new partner's stack file (the fleet generator and tests write the same)."""
+    config = {"aws:region": catalog.region(spec.home_region).aws_region}
     return f"# Written by platformctl; the spec is partners/{spec.id}.yaml.\n" + dump_yaml({"config": config})
 
 
-def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
-    """Validate every spec (model and catalog) before anything is written; one bad spec, nothing written."""
-    if not spec_files:
+# ---------------------------------------------------------------- onboarding
+
+
+def read_spec_inputs(paths: list[Path]) -> list[SpecInput]:
+    """Read each spec file once (bounded); these bytes are validated and written."""
+    if not paths:
         raise InputError.single("arguments", "SPEC", "give at least one partner spec file")
-    catalog = load_catalog(repo.root / "regions")
+    return [SpecInput(str(path), read_bounded(path, str(path))) for path in paths]
+
+
+def onboarding_locks(inputs: list[SpecInput]) -> list[str]:
+    """The partner locks a batch needs: its ids, read from the validated bytes (bad specs fail here)."""
+    problems: list[Problem] = []
+    locks = []
+    for item in inputs:
+        try:
+            locks.append(str(partner_stack(parse_spec_bytes(item.raw, item.display).id)))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    return locks
+
+
+def plan_onboarding(repo: Repo, inputs: list[SpecInput], update: bool, reactivate: bool = False) -> Change:
+    """Validate every spec (model, catalog, fleet) before anything is written; one bad spec, nothing written."""
     change = Change()
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for path in spec_files:
-        display = repo.display(path)
+    batch: dict[str, tuple[str, str]] = {}
+    for item in inputs:
         try:
-            spec = load_spec(path, display)
-            change.warnings += check_against_catalog(spec, catalog, display)
+            spec = parse_spec_bytes(item.raw, item.display)
+            change.warnings += repo.check_spec(spec, item.display)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
         if spec.id in seen:
-            problems.append(Problem(display, "id", f"{spec.id!r} is also the id in {seen[spec.id]}"))
+            problems.append(Problem(item.display, "id", f"{spec.id!r} is also the id in {seen[spec.id]}"))
             continue
-        seen[spec.id] = display
-        target = repo.partner_file(spec.id)
-        if target.exists() and not update:
-            problems.append(
-                Problem(
-                    display,
-                    "id",
-                    f"partner {spec.id!r} already exists (partners/{spec.id}.yaml); pass --update to change it",
-                )
-            )
-            continue
-        change.files[target] = path.read_text(encoding="utf-8")
-        change.files[partner_stack(spec.id).config_file(repo.root)] = partner_stack_text(spec, catalog)
-        change.stacks.append(partner_stack(spec.id))
-        change.locks.append(f"partner-{spec.id}")
-        change.operations.append((partner_stack(spec.id), "up"))
-        change.notes.append(
-            f"{spec.id}: {'changed partner' if target.exists() else 'new partner'} ({spec.tier}, {spec.home_region})"
-        )
+        seen[spec.id] = item.display
+        batch[spec.id] = (spec.domain, item.display)
+        try:
+            _onboard_one(repo, spec, item, update, reactivate, change)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    problems += _domain_ownership(repo, batch, change)
     if problems:
         raise InputError(problems)
     return change
 
 
-def recheck_onboarding(repo: Repo, change: Change, update: bool) -> None:
-    """Under the locks: a run that won the race may have written the partner since we validated."""
-    if update:
-        return
-    for stack in change.stacks:
-        if repo.partner_file(stack.key).exists():
-            raise InputError.single(
-                f"partners/{stack.key}.yaml", "id", f"partner {stack.key!r} was onboarded by another run"
-            )
+def _onboard_one(
+    repo: Repo, spec: PartnerSpec, item: SpecInput, update: bool, reactivate: bool, change: Change
+) -> None:
+    stack = partner_stack(spec.id)
+    target = repo.partner_file(spec.id)
+    exists = target.exists() or target.is_symlink()
+    if exists and not update:
+        raise InputError.single(
+            item.display,
+            "id",
+            f"partner {spec.id!r} already exists (partners/{spec.id}.yaml); pass --update to change it",
+        )
+    offboarded = repo.offboarded_on(spec.id) if repo.has_stack(stack) else ""
+    if offboarded and not reactivate:
+        raise InputError.single(
+            item.display,
+            "id",
+            f"partner {spec.id!r} was offboarded on {offboarded}; pass --reactivate to bring it back",
+        )
+    if reactivate and not offboarded:
+        change.warnings.append(f"{spec.id}: --reactivate has nothing to do, the partner is active")
+    region = repo.catalog().region(spec.home_region)
+    previous = _current_spec(repo, spec.id) if exists else None
+    if previous is not None and previous.home_region != spec.home_region:
+        change.warnings.append(
+            f"{spec.id}: moves from {previous.home_region} to {spec.home_region}: every resource of {stack} is "
+            f"replaced (deleted in {previous.home_region}, created in {spec.home_region}); data-bearing resources "
+            f"in {previous.home_region} are retained, not copied"
+        )
+    change.files[target] = item.raw
+    change.files[repo.stack_file(stack)] = edit_stack_file(
+        repo,
+        stack,
+        {"aws:region": region.aws_region},
+        delete=("platform:offboardedOn", "platform:purgeData") if reactivate else (),
+    )
+    change.stacks.append(stack)
+    change.operations.append((stack, "up"))
+    change.compare = change.compare or exists
+    what = "reactivated partner" if offboarded else "changed partner" if exists else "new partner"
+    change.notes.append(f"{spec.id}: {what} ({spec.tier}, {spec.home_region})")
+
+
+def _current_spec(repo: Repo, partner_id: str) -> PartnerSpec | None:
+    try:
+        return repo.spec(partner_id)
+    except InputError:
+        return None  # a broken spec being replaced: nothing to compare with
+
+
+def _domain_ownership(repo: Repo, batch: dict[str, tuple[str, str]], change: Change) -> list[Problem]:
+    """The batch's domains on their own, against each other and against the rest of the fleet (read under the
+    fleet lock, so two runs cannot both claim one domain)."""
+    zone = platform_zone(repo)
+    others, warnings = fleet_domains(repo, skip=batch)
+    change.warnings += warnings
+    problems: list[Problem] = []
+    checked: dict[str, tuple[str, str]] = dict(others)
+    for partner_id, (domain, source) in batch.items():
+        problems += domain_problems(domain, zone, source)
+        problems += [
+            p for p in fleet_domain_problems({**checked, partner_id: (domain, source)}, "") if p.source == source
+        ]
+        checked[partner_id] = (domain, source)
+    return problems
+
+
+# ---------------------------------------------------------------- offboarding
 
 
 def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.date) -> Change:
-    stack = partner_stack(partner_id)  # validates the id: no path tricks reach the filesystem
+    stack = partner_argument(partner_id)
     spec_file = repo.partner_file(stack.key)
     if not spec_file.is_file():
         raise InputError.single("arguments", "ID", f"no partner {partner_id!r} (no partners/{partner_id}.yaml)")
-    spec = load_spec(spec_file, f"partners/{partner_id}.yaml")
-    catalog = load_catalog(repo.root / "regions")
-    config = load_stack_config(repo.root, stack).file_values
-    offboarded_on = config.get("platform:offboardedOn") or ""
-    change = Change(stacks=[stack], locks=[f"partner-{partner_id}"])
+    if not repo.has_stack(stack):
+        raise InputError.single(
+            "arguments", "ID", f"partner {partner_id!r} has no stack file (stacks/Pulumi.{stack}.yaml)"
+        )
+    spec = repo.spec(stack.key)
+    source = f"stacks/Pulumi.{stack}.yaml"
+    offboarded_on = repo.stack_config(stack).file_values.get("platform:offboardedOn") or ""
+    change = Change(stacks=[stack], compare=True)
     if not purge:
         if offboarded_on:
             raise InputError.single(
                 "arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}"
             )
-        change.files[stack.config_file(repo.root)] = partner_stack_text(
-            spec, catalog, {"platform:offboardedOn": today.isoformat()}
+        change.files[repo.stack_file(stack)] = edit_stack_file(
+            repo, stack, {"platform:offboardedOn": today.isoformat()}
         )
         change.operations.append((stack, "up"))
         change.notes.append(
@@ -144,20 +265,15 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
             "its data (buckets, keys, schema) is kept until the retention runs out"
         )
         return change
-    retention = catalog.strictest_retention_days(spec.countries)
+    retention = repo.catalog().strictest_retention_days(spec.countries)
     if not offboarded_on:
         raise InputError.single(
             "arguments",
             "--purge",
             f"partner {partner_id!r} is still active: offboard it first; its data may be purged {retention} days later",
         )
-    try:
-        since = datetime.date.fromisoformat(offboarded_on)
-    except ValueError:
-        raise InputError.single(
-            f"stacks/Pulumi.{stack}.yaml", "config.platform:offboardedOn", "not a YYYY-MM-DD date"
-        ) from None
-    purge_from = since + datetime.timedelta(days=retention)
+    since = parse_offboarding_date(offboarded_on, source, today)
+    purge_from = purge_allowed_from(since, retention, source)
     if today < purge_from:
         raise InputError.single(
             "arguments",
@@ -166,11 +282,9 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
             f"{since.isoformat()}) runs until {purge_from.isoformat()}; purging is refused before then",
         )
     # The retain flags live in the state: an update with purgeData lifts them, then the destroy deletes the data.
-    change.files[stack.config_file(repo.root)] = partner_stack_text(
-        spec, catalog, {"platform:offboardedOn": offboarded_on, "platform:purgeData": True}
-    )
+    change.files[repo.stack_file(stack)] = edit_stack_file(repo, stack, {"platform:purgeData": True})
     change.operations += [(stack, "up"), (stack, "destroy")]
-    change.delete_after_apply += [stack.config_file(repo.root), spec_file]
+    change.delete_after_apply += [repo.stack_file(stack), spec_file]
     change.notes.append(
         f"{partner_id}: retention ran out on {purge_from.isoformat()}; data-bearing resources are no longer retained "
         "(apply, then destroy the stack to delete them)"
@@ -178,8 +292,22 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
     return change
 
 
-def plan_country_launch(repo: Repo, country: str, region: str | None) -> Change:
-    catalog = load_catalog(repo.root / "regions")
+def partner_argument(partner_id: str) -> StackName:
+    """An id from the command line, validated exactly as a spec's id is (no path tricks reach the filesystem)."""
+    try:
+        return partner_stack(partner_id)
+    except InputError:
+        raise InputError.single(
+            "arguments", "ID", f"{partner_id!r} is not a partner id (3-40 of a-z, 0-9, '-', starting with a letter)"
+        ) from None
+
+
+# ---------------------------------------------------------------- country launches
+
+
+def launch_region(repo: Repo, country: str, region: str | None) -> tuple[str, str]:
+    """The country code and the region to launch it in (decided before the region's lock is taken)."""
+    catalog = repo.catalog()
     code = country.upper()
     if code not in catalog.countries:
         raise InputError.single(
@@ -195,48 +323,188 @@ def plan_country_launch(repo: Repo, country: str, region: str | None) -> Change:
         region = serving[0]
     if region not in catalog.regions:
         raise InputError.single("arguments", "--region", f"unknown region {region!r}")
-    verdict = catalog.residency_verdict(code, region)
-    if verdict is ResidencyVerdict.FORBIDDEN:
+    if catalog.residency_verdict(code, region) is ResidencyVerdict.FORBIDDEN:
         raise InputError.single(
             "arguments",
             "--region",
             f"{code} requires data residency and may only be served from: {', '.join(serving)}",
         )
+    return code, region
+
+
+def plan_country_launch(repo: Repo, code: str, region: str) -> Change:
+    catalog = repo.catalog()
     stack = region_stack(region)
-    path = stack.config_file(repo.root)
-    doc = load_yaml_file(path, f"stacks/{path.name}") or {}
-    config = dict(doc.get("config") or {})
-    launched = list(config.get("platform:launchedCountries") or [])
-    change = Change(stacks=[stack], locks=[str(stack)])
-    if verdict is ResidencyVerdict.WARN:
+    source = f"stacks/Pulumi.{stack}.yaml"
+    if not repo.has_stack(stack):
+        raise InputError.single(source, "", f"region {region} has no stack file")
+    launched = repo.stack_config(stack).values.get("platform:launchedCountries") or []
+    problems = launched_country_problems(catalog, region, launched, source)
+    if problems:
+        raise InputError(problems)  # never add to a list that is already wrong
+    change = Change(stacks=[stack], compare=True)
+    if catalog.residency_verdict(code, region) is ResidencyVerdict.WARN:
         change.warnings.append(
-            f"{code} prefers data residency in {', '.join(serving)}; {region} needs a documented transfer basis"
+            f"{code} prefers data residency in {', '.join(catalog.regions_serving(code))}; "
+            f"{region} needs a documented transfer basis"
         )
     if code in launched:
         change.notes.append(f"{code} is already launched in {region}; nothing to change")
         change.stacks = []
         return change
-    config["platform:launchedCountries"] = [*launched, code]
-    header = "# Written by platformctl (launch-country); reviewed in pull requests.\n"
-    change.files[path] = header + dump_yaml({"config": config})
-    retention = catalog.strictest_retention_days(config["platform:launchedCountries"])
+    updated = [*launched, code]
+    problems = launched_country_problems(catalog, region, updated, source)
+    if problems:
+        raise InputError(problems)
+    change.files[repo.stack_file(stack)] = edit_stack_file(repo, stack, {"platform:launchedCountries": updated})
+    retention = catalog.strictest_retention_days(updated)
     change.operations.append((stack, "up"))
     change.notes.append(f"{code} launched in {region}; the region's data now expires after {retention} days")
     return change
 
 
-def write_change(repo: Repo, change: Change, recheck: Any = None) -> None:
-    """Hold every lock, re-check, then write each file atomically (or delete it)."""
-    with ExitStack() as locks:
-        for name in sorted(set(change.locks)):
-            locks.enter_context(exclusive(repo.state_dir, name))
-        if recheck is not None:
-            recheck()
-        for path, text in change.files.items():
-            if text is None:
-                path.unlink(missing_ok=True)
-            else:
-                write_atomic(path, text)
+# ---------------------------------------------------------------- carrying a change out
+
+
+@dataclass
+class Hooks:
+    """How a change talks to the person running it (the CLI supplies these; tests supply their own)."""
+
+    say: Callable[[str], None]
+    """Print one line of progress."""
+    warn: Callable[[str], None]
+    """Print one warning."""
+    confirm: Callable[[str], bool]
+    """Ask before applying; False stops the change and restores the files."""
+    engine_output: Callable[[str], None] | None = None
+    """Stream the engine's output."""
+
+
+@dataclass
+class Outcome:
+    change: Change
+    """What was decided."""
+    plan: Any = None
+    """The dry run's PlanResult (diffed against the current files when the stacks exist)."""
+
+
+def carry_out(
+    root: Path,
+    locks: list[str],
+    decide: Callable[[Repo], Change],
+    mode: Mode,
+    hooks: Hooks,
+    engine: Any = None,
+) -> Outcome:
+    """Decide the change under its locks, then plan it (dry run), write it, or write and apply it.
+
+    `decide` runs against a fresh read of the repository taken after the locks are held, so nothing it read can
+    change before the files are written."""
+    if mode is Mode.DRY_RUN:
+        repo = Repo(root)
+        change = decide(repo)
+        _warn_all(hooks, repo, change)
+        return Outcome(change, dry_run_plan(repo, change))
+    state_dir = Repo(root).state_dir
+    wanted = _with_journal_locks(root, state_dir, locks)
+    with holding(state_dir, wanted):
+        for note in journals.recover([j for j in journals.pending(root, state_dir) if set(j.locks) <= set(wanted)]):
+            hooks.warn(f"recovered: {note}")
+        with holding(state_dir, [FLEET]):
+            repo = Repo(root)
+            change = decide(repo)
+            _warn_all(hooks, repo, change)
+            if not change.files:
+                return Outcome(change)
+            journal = journals.begin(root, state_dir, wanted, list(change.files))
+            _write(change)
+            journal.move_to("written")
+        for path, content in change.files.items():
+            hooks.say(f"{'removed' if content is None else 'wrote'} {repo.display(path)}")
+        if mode is Mode.NO_APPLY or not change.operations:
+            journal.close()
+            return Outcome(change)
+        _apply(repo, change, journal, hooks, engine)
+        return Outcome(change)
+
+
+def _with_journal_locks(root: Path, state_dir: Path, locks: list[str]) -> list[str]:
+    """A crashed change that touched one of our stacks is finished first, under all of its locks."""
+    wanted = set(locks)
+    for journal in journals.pending(root, state_dir):
+        if wanted & set(journal.locks):
+            wanted |= set(journal.locks)
+    return sorted(wanted)
+
+
+def _warn_all(hooks: Hooks, repo: Repo, change: Change) -> None:
+    for warning in dict.fromkeys([*repo.warnings, *change.warnings]):
+        hooks.warn(warning)
+
+
+def _write(change: Change) -> None:
+    for path, content in change.files.items():
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomic(path, content)
+
+
+def _apply(repo: Repo, change: Change, journal: journals.Journal, hooks: Hooks, engine: Any) -> None:
+    if engine is None:
+        from platformctl import engine as real_engine
+
+        engine = real_engine
+    try:
+        for stack in dict.fromkeys(s for s, _ in change.operations):
+            engine.run(repo, stack, "preview", on_output=hooks.engine_output)
+    except PlatformError:
+        restored = journal.rollback()
+        hooks.warn(f"preview failed: the files were restored ({', '.join(restored) or 'unchanged'})")
+        raise
+    if not hooks.confirm("apply these changes"):
+        restored = journal.rollback()
+        raise AbortedError(f"not applied: the files were restored ({', '.join(restored) or 'unchanged'})")
+    journal.move_to("applying")
+    for stack, operation in change.operations:
+        try:
+            engine.run(repo, stack, operation, on_output=hooks.engine_output)
+        except PlatformError as exc:
+            journal.close()
+            raise type(exc)(
+                f"{exc}\nthe files stay as written (they describe what was being applied); "
+                f"fix the cause and run `platformctl {operation} {stack}`"
+            ) from exc
+    for path in change.delete_after_apply:
+        path.unlink(missing_ok=True)
+        hooks.say(f"removed {repo.display(path)}")
+    journal.close()
+
+
+def dry_run_plan(repo: Repo, change: Change) -> Any:
+    """Plan the changed stacks on a scratch view with the change applied; when the stacks exist, diff the result
+    against their plan from the current files (so a region move shows its deletes and creates)."""
+    from platformctl.planning import run_plan
+
+    if not change.stacks:
+        return None
+    with overlay(repo, change) as scratch:
+        after = run_plan(Repo(scratch), change.stacks, workers=1)
+    if not change.compare:
+        return after
+    existing = [s for s in change.stacks if repo.has_stack(s) and _plannable(repo, s)]
+    if not existing:
+        return after
+    before = run_plan(repo, existing, workers=1)
+    return after.against(before.document)
+
+
+def _plannable(repo: Repo, stack: StackName) -> bool:
+    try:
+        repo.dependencies(stack)
+        return True
+    except InputError:
+        return False
 
 
 @contextmanager
@@ -244,17 +512,20 @@ def overlay(repo: Repo, change: Change) -> Iterator[Path]:
     """A scratch view of the repository with the change applied, for --dry-run plans; the repo is untouched."""
     with tempfile.TemporaryDirectory(prefix="platformctl-dry-run-") as tmp:
         root = Path(tmp)
-        for name in OVERLAY_LINKS:
+        for name in top_level_entries(repo.root):
+            if name in ("partners", "stacks"):
+                continue
             if (repo.root / name).exists():
                 (root / name).symlink_to(repo.root / name)
         for folder in ("partners", "stacks"):
             (root / folder).mkdir()
             for item in (repo.root / folder).iterdir():
-                if item.is_file():
-                    (root / folder / item.name).symlink_to(item)
-        for path, text in change.files.items():
+                if item.is_file() and not item.is_symlink():
+                    # Copies, not links: a spec must be a regular file where it is read.
+                    shutil.copy2(item, root / folder / item.name)
+        for path, content in change.files.items():
             target = root / path.relative_to(repo.root)
             target.unlink(missing_ok=True)
-            if text is not None:
-                target.write_text(text, encoding="utf-8")
+            if content is not None:
+                target.write_bytes(content)
         yield root

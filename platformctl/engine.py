@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
-from platformctl.errors import EngineError
-from platformctl.repo import Repo
-from platformctl.stacks import StackName
+from fleet.repo import Repo
+from foundation.errors import EngineError
+from foundation.stacks import StackName
 
 Operation = Literal["preview", "up", "destroy", "refresh"]
 INSTALL_HINT = (
@@ -86,6 +86,21 @@ def run(
         raise
     except Exception as exc:  # the Automation API raises CommandError and friends
         raise EngineError(f"pulumi {operation} {stack} failed: {_first_lines(str(exc))}") from exc
+
+
+def run_locked(
+    repo: Repo,
+    stack: StackName,
+    operation: Operation,
+    on_output: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """`run` while holding the stack's lock, so no spec change lands in the middle of an update."""
+    from platformctl.locking import exclusive
+
+    if operation == "preview":
+        return run(repo, stack, operation, on_output)
+    with exclusive(repo.state_dir, str(stack)):
+        return run(repo, stack, operation, on_output)
 
 
 def _first_lines(text: str, limit: int = 20) -> str:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
+from pathlib import Path
 from typing import Any
 
+from fleet.checks import fleet_problems
+from fleet.repo import Repo
+from foundation.errors import InputError, Problem
 from partners.spec import load_spec
-from platformctl.errors import InputError, Problem
-from platformctl.repo import Repo
-from platformctl.stackconfig import load_stack_config
-from platformctl.stacks import partner_stack, region_stack
-from regions.catalog import Catalog, load_catalog
+from platformctl import journal as journals
 
 
 def partners(repo: Repo) -> list[dict[str, Any]]:
     rows = []
-    for path in repo.partner_spec_files():
-        spec = load_spec(path, repo.display(path))
-        stack = partner_stack(spec.id)
-        config = load_stack_config(repo.root, stack).file_values if stack.config_file(repo.root).is_file() else {}
+    for partner_id in repo.partner_ids():
+        spec = repo.spec(partner_id)
         rows.append(
             {
                 "id": spec.id,
@@ -26,34 +25,31 @@ def partners(repo: Repo) -> list[dict[str, Any]]:
                 "home_region": spec.home_region,
                 "countries": list(spec.countries),
                 "domain": spec.domain,
-                "status": "offboarded" if config.get("platform:offboardedOn") else "active",
+                "status": "offboarded" if repo.offboarded_on(spec.id) else "active",
             }
         )
     return rows
 
 
 def regions(repo: Repo) -> list[dict[str, Any]]:
-    catalog = load_catalog(repo.root / "regions")
+    catalog = repo.catalog()
     rows = []
     for code, region in catalog.regions.items():
-        stack = region_stack(code)
-        launched: list[str] = []
-        if stack.config_file(repo.root).is_file():
-            launched = load_stack_config(repo.root, stack).values.get("platform:launchedCountries") or []
+        launched = repo.launched_countries(code)
         rows.append(
             {
                 "code": code,
                 "aws_region": region.aws_region,
                 "serves": list(region.serves),
                 "launched": launched,
-                "retention_days": catalog.strictest_retention_days(launched),
+                "retention_days": catalog.strictest_retention_days([cc for cc in launched if cc in catalog.countries]),
             }
         )
     return rows
 
 
 def countries(repo: Repo) -> list[dict[str, Any]]:
-    catalog = load_catalog(repo.root / "regions")
+    catalog = repo.catalog()
     return [
         {
             "code": code,
@@ -73,46 +69,48 @@ def stacks(repo: Repo) -> list[dict[str, Any]]:
     return [{"stack": str(s), "kind": s.kind.value, "file": f"stacks/Pulumi.{s}.yaml"} for s in repo.stack_names()]
 
 
-def validate(repo: Repo, paths: list[Any]) -> list[str]:
-    """Validate the catalog, the tier table, the API catalog and every spec (or the given files).
-
-    Returns residency warnings; raises one InputError carrying every problem found."""
-    from gateway.model import load_api_catalog
-    from partners.spec import check_against_catalog
-    from partners.tiers import load_tiers
-
+def validate(repo: Repo, paths: list[Path], today: datetime.date) -> list[str]:
+    """Validate the catalogs, the tier table, the API catalog, and every spec and stack file (or the given spec
+    files): types, then meaning (see fleet.checks). Returns warnings; raises one InputError with every problem."""
     problems: list[Problem] = []
-    warnings: list[str] = []
-    catalog: Catalog | None = None
-    try:
-        catalog = load_catalog(repo.root / "regions")
-    except InputError as exc:
-        problems.extend(exc.problems)
-    for loader in (
-        lambda: load_tiers(repo.root / "partners" / "tiers.yaml"),
-        lambda: load_api_catalog(repo.root / "gateway" / "apis.yaml"),
-    ):
+    for loader in (repo.catalog, repo.tiers, repo.api_catalog):
         try:
             loader()
         except InputError as exc:
             problems.extend(exc.problems)
-    files = paths or repo.partner_spec_files()
-    for path in files:
-        display = repo.display(path)
-        try:
-            spec = load_spec(path, display)
-            if catalog is not None:
-                warnings += check_against_catalog(spec, catalog, display)
-            if not paths and path.stem != spec.id:
-                problems.append(Problem(display, "id", f"is {spec.id!r} but the file is named {path.name}"))
-        except InputError as exc:
-            problems.extend(exc.problems)
-    if not paths:
-        for stack in repo.stack_names():
+    if problems:
+        raise InputError(problems)  # specs cannot be checked against a broken catalog
+    if paths:
+        for path in paths:
+            display = repo.display(path)
             try:
-                load_stack_config(repo.root, stack)
+                repo.check_spec(load_spec(path, display), display)
             except InputError as exc:
                 problems.extend(exc.problems)
+    else:
+        try:
+            ids = repo.partner_ids()
+        except InputError as exc:
+            problems.extend(exc.problems)
+            ids = []
+        for partner_id in ids:
+            try:
+                repo.spec(partner_id)
+            except InputError as exc:
+                problems.extend(exc.problems)
+        try:
+            problems += fleet_problems(repo, today)
+        except InputError as exc:
+            problems.extend(exc.problems)
+        problems += [
+            Problem(
+                f".platformctl/journal/{j.path.name}",
+                "",
+                f"an interrupted change to {', '.join(j.locks)} "
+                "is pending: the next change to those stacks recovers it",
+            )
+            for j in journals.pending(repo.root, repo.state_dir)
+        ]
     if problems:
-        raise InputError(problems)
-    return warnings
+        raise InputError(list(dict.fromkeys(problems)))
+    return list(repo.warnings)

@@ -8,9 +8,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from platformctl.errors import InputError
+from foundation.errors import InputError
 
-OPS = ("create", "update", "delete", "same")
+OPS = ("create", "update", "replace", "delete", "same")
+PROVIDER_PREFIX = "pulumi:providers:"
+REPLACING_PROVIDER_INPUTS = {
+    "pulumi:providers:aws": ("region",),
+    "pulumi:providers:kubernetes": ("kubeconfig", "cluster", "context"),
+    "pulumi:providers:snowflake": ("accountName", "organizationName"),
+}
+"""Provider settings whose change moves every resource of that provider somewhere else: the engine replaces them
+(a new region, cluster or account cannot hold the old resources). Secret or unknown settings cannot be compared,
+so a provider whose settings now come from other resources than before counts as moved too."""
 COMPARED_STATE = ("type", "parent", "provider", "inputs", "protect", "retainOnDelete")
 
 
@@ -24,9 +33,13 @@ def load_plan(path: Path) -> dict[str, Any]:
     try:
         if path.stat().st_size > 512 * 1024 * 1024:
             raise InputError.single(source, "", "plan file is larger than 512 MiB")
+        if path.is_dir():
+            raise InputError.single(source, "", "is a directory, not a plan JSON file")
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError.single(source, "", "no such file") from None
+    except RecursionError:
+        raise InputError.single(source, "", "not a plan JSON file: nested too deeply") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError.single(source, "", f"not a plan JSON file: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("stacks"), dict):
@@ -35,8 +48,17 @@ def load_plan(path: Path) -> dict[str, Any]:
         if not isinstance(stack, dict) or not isinstance(stack.get("steps"), list):
             raise InputError.single(source, f"stacks.{name}.steps", "must be a list of steps")
         for index, step in enumerate(stack["steps"]):
+            where = f"stacks.{name}.steps.{index}"
             if not isinstance(step, dict) or not isinstance(step.get("urn"), str):
-                raise InputError.single(source, f"stacks.{name}.steps.{index}", "a step needs a `urn`")
+                raise InputError.single(source, where, "a step needs a `urn`")
+            for key in ("newState", "oldState"):
+                state = step.get(key)
+                if state is not None and not isinstance(state, dict):
+                    raise InputError.single(source, f"{where}.{key}", "must be a mapping")
+                if isinstance(state, dict) and not isinstance(state.get("inputs", {}), dict):
+                    raise InputError.single(source, f"{where}.{key}.inputs", "must be a mapping")
+            if not isinstance(step.get("op", ""), str):
+                raise InputError.single(source, f"{where}.op", "must be a string")
     return doc
 
 
@@ -87,12 +109,34 @@ def diff_stack(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[s
             )
         else:
             steps.append({"op": "same", "urn": step["urn"], "newState": new_state})
+    _replace_under_moved_providers(steps)
     for urn, before in old_steps.items():
         steps.append({"op": "delete", "urn": urn, "oldState": _state(before)})
     result: dict[str, Any] = {"steps": steps, "changeSummary": summarize(steps)}
     if new is not None and "outputs" in new:
         result["outputs"] = new["outputs"]
     return result
+
+
+def _replace_under_moved_providers(steps: list[dict[str, Any]]) -> None:
+    moved = set()
+    for step in steps:
+        state = step.get("newState") or {}
+        kind = str(state.get("type", ""))
+        if step["op"] != "update" or not kind.startswith(PROVIDER_PREFIX):
+            continue
+        triggers = REPLACING_PROVIDER_INPUTS.get(kind, ())
+        changed = {str(d).split(".")[0].split("[")[0] for d in step.get("diffs", [])}
+        old_deps = set((step.get("oldState") or {}).get("dependencies") or [])
+        if changed & set(triggers) or old_deps != set(state.get("dependencies") or []):
+            moved.add(step["urn"])
+    if not moved:
+        return
+    for step in steps:
+        provider = str((step.get("newState") or {}).get("provider") or "")
+        if step["op"] in ("update", "same") and provider.rsplit("::", 1)[0] in moved:
+            step["op"] = "replace"
+            step.setdefault("diffs", []).append("(provider)")
 
 
 def summarize(steps: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -105,4 +149,7 @@ def diff_plans(old: dict[str, Any], new: dict[str, Any], include_removed: bool) 
     names = list(new["stacks"])
     if include_removed:
         names += [name for name in old["stacks"] if name not in new["stacks"]]
-    return plan_document({name: diff_stack(old["stacks"].get(name), new["stacks"].get(name)) for name in names})
+    try:
+        return plan_document({name: diff_stack(old["stacks"].get(name), new["stacks"].get(name)) for name in names})
+    except RecursionError:
+        raise InputError.single("--against", "", "the earlier plan's inputs are nested too deeply to compare") from None

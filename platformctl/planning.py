@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from platformctl.errors import InputError
+from fleet.repo import Repo
+from foundation.errors import InputError
+from foundation.stacks import StackName, parse_stack_name
 from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.planjson import diff_plans, load_plan, plan_document
-from platformctl.repo import Repo
-from platformctl.stacks import StackName, parse_stack_name
 from policies.context import context_for
 from policies.rules import Resource, Violation, evaluate
 
@@ -27,13 +27,20 @@ class PlanResult:
     violations: list[Violation] = field(default_factory=list)
     """Policy findings on the requested stacks."""
 
+    def against(self, earlier: dict[str, Any]) -> PlanResult:
+        """This plan with its steps diffed against an earlier plan document (create/update/delete/same)."""
+        document = diff_plans(earlier, self.document, include_removed=False)
+        return PlanResult(self.stacks, self.plans, document, self.violations)
+
     @property
     def mandatory(self) -> list[Violation]:
         return [v for v in self.violations if v.level == "mandatory"]
 
     @property
     def warnings(self) -> list[str]:
-        return [w for name in self.stacks for w in self.plans[name].recording.warnings]
+        """The program's warnings on the requested stacks, each once (a residency warning is one, however many
+        stacks or reads met it)."""
+        return list(dict.fromkeys(w for name in self.stacks for w in self.plans[name].recording.warnings))
 
 
 def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackName]:
@@ -46,15 +53,15 @@ def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackN
     stacks = []
     for name in dict.fromkeys(names):
         stack = parse_stack_name(name)
-        if not stack.config_file(repo.root).is_file():
+        if not repo.has_stack(stack):
             raise InputError.single("arguments", "STACK", f"stack {name!r} has no file in stacks/")
         stacks.append(stack)
     return stacks
 
 
-def check_policies(root: Path, plan: StackPlan) -> list[Violation]:
+def check_policies(repo: Repo, plan: StackPlan) -> list[Violation]:
     stack = parse_stack_name(plan.stack)
-    context = context_for(root, stack, plan.config)
+    context = context_for(repo, stack, plan.config)
     resources = [
         Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete) for r in plan.recording.resources
     ]
@@ -71,10 +78,10 @@ def run_plan(
     progress: Callable[[str], None] | None = None,
 ) -> PlanResult:
     old = load_plan(against) if against else None
-    plans = plan_stacks(repo.root, stacks, workers=workers, progress=progress, cache_dir=repo.state_dir / "cache")
+    plans = plan_stacks(repo, stacks, workers=workers, progress=progress, cache_dir=repo.state_dir / "cache")
     requested = [str(s) for s in sorted(stacks, key=lambda s: (s.rank, s.key))]
     document = plan_document({name: plans[name].preview() for name in requested})
     if old is not None:
         document = diff_plans(old, document, include_removed=include_removed)
-    violations = [v for name in requested for v in check_policies(repo.root, plans[name])]
+    violations = [v for name in requested for v in check_policies(repo, plans[name])]
     return PlanResult(stacks=requested, plans=plans, document=document, violations=violations)

@@ -1,28 +1,34 @@
-"""The context a stack's policies are evaluated in, built from the repository's specs and stack config."""
+"""The context a stack's policies are evaluated in, read through the repository's one reader."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from partners.spec import load_spec
-from partners.tiers import load_tiers
-from platformctl.stacks import StackKind, StackName
+from fleet.checks import fleet_domains, platform_zone
+from fleet.repo import Repo
+from foundation.stacks import StackKind, StackName
 from policies.rules import StackContext
-from regions.catalog import load_catalog
 
 
-def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackContext:
-    catalog = load_catalog(root / "regions")
+def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackContext:
+    catalog = repo.catalog()
     purge = bool(config.get("platform:purgeData", False))
+    fleet_ids = tuple(repo.partner_ids())
     if stack.kind is StackKind.GLOBAL:
-        return StackContext(stack=str(stack), kind="global", catalog=catalog)
+        return StackContext(stack=str(stack), kind="global", catalog=catalog, fleet_partner_ids=fleet_ids)
     if stack.kind is StackKind.REGION:
         launched = config.get("platform:launchedCountries") or []
         return StackContext(
-            stack=str(stack), kind="region", catalog=catalog, region=stack.key, countries=tuple(launched), purge=purge
+            stack=str(stack),
+            kind="region",
+            catalog=catalog,
+            region=stack.key,
+            countries=tuple(launched),
+            purge=purge,
+            fleet_partner_ids=fleet_ids,
         )
-    spec = load_spec(root / "partners" / f"{stack.key}.yaml", f"partners/{stack.key}.yaml")
+    spec = repo.spec(stack.key)
+    domains, _ = fleet_domains(repo)
     return StackContext(
         stack=str(stack),
         kind="partner",
@@ -31,7 +37,10 @@ def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackCo
         countries=spec.countries,
         partner_id=spec.id,
         tier_name=spec.tier,
-        tier=load_tiers(root / "partners" / "tiers.yaml")[spec.tier],
+        tier=repo.tiers()[spec.tier],
         purge=purge,
         active=not config.get("platform:offboardedOn"),
+        fleet_partner_ids=fleet_ids,
+        fleet_domains=tuple((pid, domain) for pid, (domain, _) in sorted(domains.items())),
+        platform_zone=platform_zone(repo),
     )

@@ -8,9 +8,9 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy import Policy as PackPolicy
 
-from platformctl.errors import PlatformError
-from platformctl.stackconfig import load_stack_config
-from platformctl.stacks import parse_stack_name
+from fleet.repo import Repo
+from foundation.errors import PlatformError
+from foundation.stacks import parse_stack_name
 from policies.context import context_for
 from policies.rules import POLICIES, Policy, Resource
 
@@ -42,7 +42,8 @@ def _validator(policy: Policy, level: str, root: Path) -> Any:
             return
         try:
             stack = parse_stack_name(stack_name)
-            context = context_for(root, stack, load_stack_config(root, stack).values)
+            repo = Repo(root)
+            context = context_for(repo, stack, repo.stack_config(stack).values)
         except PlatformError as exc:
             report_violation(f"cannot evaluate {policy.name} for {stack_name}: {exc}", None)
             return

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from foundation.naming import partner_namespace, region_database, snowflake_ident, tier_acl_group
 from partners.tiers import Tier
 from regions.catalog import Catalog, ResidencyVerdict
 
@@ -53,14 +54,20 @@ class StackContext:
     """Data-bearing resources may be deleted (offboarding with --purge)."""
     active: bool = True
     """False for an offboarded partner: only its retained data remains, no tenant."""
+    fleet_partner_ids: tuple[str, ...] = ()
+    """Every partner id of the fleet: a reference is attributed to the partner whose id it names most precisely."""
+    fleet_domains: tuple[tuple[str, str], ...] = ()
+    """(partner id, domain) of every partner of the fleet."""
+    platform_zone: str = ""
+    """The platform's own DNS zone (lower case, no trailing dot)."""
 
     @property
     def namespace(self) -> str:
-        return f"partner-{self.partner_id}"
+        return partner_namespace(self.partner_id or "")
 
     @property
     def snowflake_id(self) -> str:
-        return (self.partner_id or "").upper().replace("-", "_")
+        return snowflake_ident(self.partner_id or "")
 
     @property
     def strictest_retention(self) -> int:
@@ -125,6 +132,14 @@ _PARTNER_REF = re.compile(r"partners?[-/]([a-z][a-z0-9-]{1,38}[a-z0-9])")
 _SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]*?)(?:_READER|_SVC)?\b")
 
 
+def _owner_of(reference: str, own: str, fleet: tuple[str, ...]) -> str | None:
+    """The partner a name like `acme-voice-domain` belongs to: the longest id it equals or extends with '-'.
+
+    Prefix matching alone would give `partner-acme-voice` to partner `acme`; the fleet's ids settle it."""
+    candidates = [p for p in {*fleet, own} if p and (reference == p or reference.startswith(f"{p}-"))]
+    return max(candidates, key=len) if candidates else None
+
+
 def check_isolation(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
     """A partner's resources name only its own namespace, schema, role, consumer and storage."""
     if context.kind != "partner":
@@ -141,13 +156,12 @@ def check_isolation(resources: list[Resource], context: StackContext) -> Iterabl
         if resource.type == "kong:index/consumer:Consumer" and resource.inputs.get("username") != context.namespace:
             yield resource.urn, f"Kong consumer {resource.inputs.get('username')!r} is not {context.namespace!r}"
         if resource.type == "kong:index/consumerAcl:ConsumerAcl":
-            allowed = {context.namespace, f"tier-{context.tier_name}"}
+            allowed = {context.namespace, tier_acl_group(context.tier_name or "")}
             if resource.inputs.get("group") not in allowed:
                 yield resource.urn, f"ACL group {resource.inputs.get('group')!r} is not one of {sorted(allowed)}"
         for text in _strings(resource.inputs):
             for match in _PARTNER_REF.finditer(text):
-                ref = match.group(1)
-                if not (ref == own or ref.startswith(f"{own}-")):
+                if _owner_of(match.group(1), own, context.fleet_partner_ids) != own:
                     yield resource.urn, f"references another partner ({match.group(0)!r})"
             if resource.type.startswith("snowflake:"):
                 for match in _SNOWFLAKE_PARTNER_REF.finditer(text):
@@ -207,7 +221,7 @@ def check_tier_consistency(resources: list[Resource], context: StackContext) -> 
             yield plugin.urn, f"rate limit differs from the {context.tier_name} tier's {expected_rate}"
     groups = {r.inputs.get("group") for r in _of_type(resources, "kong:index/consumerAcl:ConsumerAcl")}
     tier_groups = {g for g in groups if isinstance(g, str) and g.startswith("tier-")}
-    if tier_groups and tier_groups != {f"tier-{context.tier_name}"}:
+    if tier_groups and tier_groups != {tier_acl_group(context.tier_name or "")}:
         yield (
             _stack_urn(resources, context),
             f"consumer is in ACL groups {sorted(tier_groups)}, billed as {context.tier_name}",
@@ -227,7 +241,7 @@ def check_residency(resources: list[Resource], context: StackContext) -> Iterabl
     for provider in _of_type(resources, "pulumi:providers:aws"):
         if provider.inputs.get("region") not in (aws_region, UNKNOWN) and context.kind == "partner":
             yield provider.urn, f"AWS provider targets {provider.inputs.get('region')}, the home region is {aws_region}"
-    database = f"PLATFORM_{context.region.upper().replace('-', '_')}"
+    database = region_database(context.region)
     for schema in _of_type(resources, "snowflake:index/schema:Schema"):
         if schema.inputs.get("database") not in (database, UNKNOWN):
             yield schema.urn, f"schema lives in {schema.inputs.get('database')}, not the home region's {database}"
@@ -327,7 +341,38 @@ def _json(value: Any) -> Any:
         return None
 
 
+def _domain_overlap(a: str, b: str) -> bool:
+    return a == b or a.endswith(f".{b}") or b.endswith(f".{a}")
+
+
+def check_domain_ownership(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """A host a partner's routes claim is its own: not another partner's domain (nor above or below it), not
+    the platform's zone except the partner's own names under `<id>.<zone>`."""
+    if context.kind != "partner":
+        return
+    own = context.partner_id or ""
+    others = [(pid, d.lower().rstrip(".")) for pid, d in context.fleet_domains if pid != own]
+    zone = context.platform_zone
+    for route in _of_type(resources, "kong:index/route:Route"):
+        hosts = route.inputs.get("hosts") or []
+        for host in hosts if isinstance(hosts, list) else [hosts]:
+            if not isinstance(host, str) or host == UNKNOWN:
+                continue
+            name = host.lower().rstrip(".")
+            for other, domain in others:
+                if _domain_overlap(name, domain):
+                    yield route.urn, f"route host {name} claims {domain}, the domain of partner {other!r}"
+            if zone and (name == zone or name.endswith(f".{zone}")) and not name.endswith(f".{own}.{zone}"):
+                yield route.urn, f"route host {name} is in the platform's zone {zone} outside the partner's own names"
+
+
 POLICIES: tuple[Policy, ...] = (
+    Policy(
+        "domain-ownership",
+        "mandatory",
+        "A partner's routes claim only its own domain and its names under the platform zone.",
+        check_domain_ownership,
+    ),
     Policy(
         "partner-isolation",
         "mandatory",

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from platformctl.errors import InputError, Problem
-from platformctl.yamlio import load_yaml_file, validation_problems
+from foundation.errors import InputError, Problem
+from foundation.yamlio import load_yaml_file, validation_problems
 
 CATALOG_DIR = Path(__file__).resolve().parent
 

@@ -5,25 +5,27 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from fleet.program import program_files
+from foundation.naming import TIER_NAMES
+from foundation.stacks import partner_stack
+from foundation.yamlio import dump_yaml
 from partners.spec import PartnerSpec
-from partners.tiers import TIER_NAMES
-from platformctl.changes import partner_stack_text
-from platformctl.stacks import partner_stack
-from platformctl.yamlio import dump_yaml
+from platformctl.changes import new_partner_stack_text
 from regions.catalog import load_catalog
-
-REPO_CONTENT = ("Pulumi.yaml", "__main__.py", "stacks", "partners", "regions", "gateway")
 
 
 def copy_repo(source: Path, target: Path) -> Path:
-    """Copy the program, its data and the stack files (not the tooling) into `target`."""
+    """Copy the program's files (as derived from its imports), the specs and the stack files into `target`."""
     target.mkdir(parents=True, exist_ok=True)
-    for item in REPO_CONTENT:
-        path = source / item
-        if path.is_dir():
-            shutil.copytree(path, target / item, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-        else:
-            shutil.copy2(path, target / item)
+    for relative in program_files(source):
+        path = source / relative
+        if path.is_file():
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / relative)
+    for folder in ("stacks", "partners"):
+        shutil.copytree(
+            source / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+        )
     return target
 
 
@@ -52,6 +54,6 @@ def generate_partners(root: Path, count: int) -> list[str]:
         }
         (root / "partners" / f"{partner_id}.yaml").write_text(dump_yaml(spec))
         stack_file = partner_stack(partner_id).config_file(root)
-        stack_file.write_text(partner_stack_text(PartnerSpec.model_validate(spec), catalog))
+        stack_file.write_text(new_partner_stack_text(PartnerSpec.model_validate(spec), catalog))
         ids.append(partner_id)
     return ids

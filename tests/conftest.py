@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from cli.app import main
+from fleet.repo import Repo
+from foundation.stacks import parse_stack_name
 from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.offline.recorder import RecordedResource
-from platformctl.repo import Repo
-from platformctl.stacks import parse_stack_name
 from scripts.fleet import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,8 @@ class Plan:
 @pytest.fixture(scope="session")
 def fleet() -> Plan:
     """Every stack of the repository's example fleet, planned once under the mocks."""
-    return Plan(plan_stacks(ROOT, Repo(ROOT).stack_names()))
+    repo = Repo(ROOT)
+    return Plan(plan_stacks(repo, repo.stack_names()))
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def plan_in() -> Callable[..., Plan]:
     """Plan the given stacks of a repository (usually `repo_copy`)."""
 
     def run(root: Path, *stacks: str) -> Plan:
-        return Plan(plan_stacks(root, [parse_stack_name(s) for s in stacks]))
+        return Plan(plan_stacks(Repo(root), [parse_stack_name(s) for s in stacks]))
 
     return run
 

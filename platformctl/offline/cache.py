@@ -13,11 +13,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fleet.program import program_paths
+from foundation.yamlio import write_atomic
 from platformctl.offline.recorder import mask_unknown
-from platformctl.yamlio import write_atomic
 
-PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "partners/tiers.yaml")
-PROGRAM_TREES = {"components": "*.py", "platformctl": "*.py", "policies": "*.py", "regions": "*", "gateway": "*"}
 PACKAGES = (
     "pulumi",
     "pulumi-aws",
@@ -32,12 +31,17 @@ PACKAGES = (
 @cache
 def program_fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
-    paths = [root / name for name in PROGRAM_FILES]
-    for tree, pattern in PROGRAM_TREES.items():
-        paths += [p for p in (root / tree).rglob(pattern) if p.is_file() and "__pycache__" not in p.parts]
-    for path in sorted(set(paths)):
+    for name, path in program_paths(root).items():
         if path.is_file():
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(versions_fingerprint().encode())
+    return digest.hexdigest()
+
+
+@cache
+def versions_fingerprint() -> str:
+    """The SDK and provider versions a plan was made with."""
+    digest = hashlib.sha256()
     for package in PACKAGES:
         try:
             digest.update(f"{package}=={metadata.version(package)}\0".encode())
@@ -71,7 +75,11 @@ class ReferenceCache:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) and data.get("key") == key else None
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None  # a foreign or stale entry: plan again
+        if not isinstance(data.get("outputs"), dict) or not isinstance(data.get("secret"), list):
+            return None  # corrupted: plan again
+        return data
 
     def put(self, stack: str, key: str, reference_outputs: dict[str, Any], secret_outputs: list[str]) -> None:
         path = self._path(stack, key)

@@ -12,11 +12,12 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from partners.spec import load_spec
+from fleet.repo import Repo, active
+from fleet.stackconfig import StackConfig
+from foundation.errors import InputError
+from foundation.stacks import StackKind, StackName
 from platformctl.offline.cache import ReferenceCache, stack_key
 from platformctl.offline.recorder import RecordedResource, StackRecording, record_stack
-from platformctl.stackconfig import StackConfig, load_stack_config
-from platformctl.stacks import GLOBAL, StackKind, StackName, region_stack
 
 SEQUENTIAL_BELOW = 8
 """Fewer stacks than this are planned in-process: a pool's start-up would cost more than it saves."""
@@ -69,30 +70,20 @@ class _Reference:
     secret_outputs: list[str] = field(default_factory=list)
 
 
-def dependencies(root: Path, stack: StackName) -> list[StackName]:
-    """The stacks whose outputs `stack` reads."""
-    if stack.kind is StackKind.GLOBAL:
-        return []
-    if stack.kind is StackKind.REGION:
-        return [GLOBAL]
-    spec = load_spec(root / "partners" / f"{stack.key}.yaml", f"partners/{stack.key}.yaml")
-    return [GLOBAL, region_stack(spec.home_region)]
-
-
-def with_dependencies(root: Path, stacks: list[StackName]) -> tuple[list[StackName], dict[StackName, list[StackName]]]:
+def with_dependencies(repo: Repo, stacks: list[StackName]) -> tuple[list[StackName], dict[StackName, list[StackName]]]:
     """`stacks` plus everything they read, in planning order, and each one's dependencies."""
     deps: dict[StackName, list[StackName]] = {}
     pending = list(stacks)
     while pending:
         stack = pending.pop()
         if stack not in deps:
-            deps[stack] = dependencies(root, stack)
+            deps[stack] = repo.dependencies(stack)
             pending.extend(deps[stack])
     return sorted(deps, key=lambda s: (s.rank, s.key)), deps
 
 
 def plan_stacks(
-    root: Path,
+    repo: Repo,
     stacks: list[StackName],
     workers: int | None = None,
     progress: Progress | None = None,
@@ -102,16 +93,33 @@ def plan_stacks(
 
     With `cache_dir`, a stack that is only read (not asked for) comes from the reference cache when nothing it
     depends on changed, and is then absent from the result."""
-    ordered, deps = with_dependencies(root, stacks)
-    configs = {stack: load_stack_config(root, stack) for stack in ordered}
+    with active(repo):
+        return _plan_stacks(repo, stacks, workers, progress, cache_dir)
+
+
+def _plan_stacks(
+    repo: Repo,
+    stacks: list[StackName],
+    workers: int | None,
+    progress: Progress | None,
+    cache_dir: Path | None,
+) -> dict[str, StackPlan]:
+    root = repo.root
+    ordered, deps = with_dependencies(repo, stacks)
+    for stack in ordered:
+        if not repo.has_stack(stack):
+            raise InputError.single(
+                f"stacks/Pulumi.{stack}.yaml", "", f"no stack file for {stack}, which {_readers(stack, deps)} read(s)"
+            )
+    configs = {stack: repo.stack_config(stack) for stack in ordered}
     workers = workers or os.cpu_count() or 1
     references: dict[str, _Reference] = {}
     recordings: dict[str, StackRecording] = {}
     cache = ReferenceCache(cache_dir)
     keys: dict[str, str] = {}
     for stack in ordered:
-        spec = root / "partners" / f"{stack.key}.yaml" if stack.kind is StackKind.PARTNER else None
-        keys[str(stack)] = stack_key(root, stack.config_file(root), spec, [keys[str(d)] for d in deps[stack]])
+        spec = repo.partner_file(stack.key) if stack.kind is StackKind.PARTNER else None
+        keys[str(stack)] = stack_key(root, repo.stack_file(stack), spec, [keys[str(d)] for d in deps[stack]])
     requested = set(stacks)
     for stack in ordered:
         cached = cache.get(str(stack), keys[str(stack)]) if stack not in requested else None
@@ -142,6 +150,10 @@ def plan_stacks(
                     done(recording)
     config_of = {str(stack): configs[stack].values for stack in configs}
     return {name: StackPlan(name, recording, config_of[name]) for name, recording in recordings.items()}
+
+
+def _readers(stack: StackName, deps: dict[StackName, list[StackName]]) -> str:
+    return ", ".join(str(s) for s, reads in deps.items() if stack in reads) or "nothing"
 
 
 def _plan_one(root: Path, stack: str, config: StackConfig, refs: dict[str, _Reference]) -> StackRecording:

@@ -20,8 +20,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from platformctl.errors import EngineError, InputError
-from platformctl.stacks import PROJECT
+from foundation.errors import EngineError, InputError
+from foundation.stacks import PROJECT
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
@@ -106,6 +106,8 @@ class _Recorder(mocks.MockMonitor):
     def __init__(self, mock: mocks.Mocks) -> None:
         super().__init__(mock)
         self.records: list[RecordedResource] = []
+        self.registered: set[str] = set()
+        self.duplicates: list[str] = []
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine leaves the root Stack out of its children's qualified types; the SDK's mock does not.
@@ -116,6 +118,10 @@ class _Recorder(mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
         inputs = json_format.MessageToDict(request.object)
+        if urn in self.resources or urn in self.registered:
+            # The engine refuses a second registration of one URN ("Duplicate resource URN"); so does a plan.
+            self.duplicates.append(urn)
+        self.registered.add(urn)
         if request.type != "pulumi:pulumi:Stack":
             self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, "", inputs)
         # A preview knows a new resource's inputs and nothing else: echo them as its state, the id unknown. (The
@@ -255,6 +261,10 @@ def record_stack(
 
         _sync_await(run_pulumi_func(run_program))
         reference, shown, secret = _sync_await(_resolve_outputs(stack))
+        if recorder.duplicates:
+            raise EngineError(
+                f"stack {stack}: duplicate resource URN(s), which the engine refuses: {', '.join(recorder.duplicates)}"
+            )
     except pulumi.RunError as exc:
         raise InputError.single(f"stack {stack}", "", str(exc)) from None
     except (InputError, EngineError):

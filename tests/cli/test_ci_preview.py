@@ -9,19 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from fleet.program import top_level_entries
 from tests.conftest import ROOT
 
-PROJECT = (
-    "Pulumi.yaml",
-    "__main__.py",
-    "components",
-    "regions",
-    "partners",
-    "gateway",
-    "stacks",
-    "platformctl",
-    "policies",
-)
+PROJECT = tuple(top_level_entries(ROOT))
+"""The program and its data, as derived from its imports, with the specs and stack files."""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -40,6 +32,7 @@ def project_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(source, repo / item)
     (repo / "README.md").write_text("platform\n")
+    shutil.copy2(ROOT / ".gitignore", repo / ".gitignore")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "add", "-A")
     git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-qm", "base")
@@ -126,9 +119,50 @@ def test_deleting_a_partner_plans_its_deletes(cli, project_repo: Path, tmp_path:
         (repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
 
     change(project_repo, "delete-partner", delete)
-    doc, _, _ = preview(cli, project_repo, tmp_path)
+    doc, md, err = preview(cli, project_repo, tmp_path, code=1)
     assert list(doc["stacks"]) == ["partner-sunrise-telecom"]
     assert ops(doc, "partner-sunrise-telecom") == {"delete"}
+    (violation,) = doc["violations"]
+    assert (violation["policy"], violation["level"]) == ("offboard-first", "mandatory")
+    assert "offboard-first" in err and "offboard-first" in md
+
+
+def test_deleting_an_offboarded_partner_is_allowed(cli, project_repo: Path, tmp_path: Path) -> None:
+    def offboard(repo: Path) -> None:
+        stack = repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml"
+        stack.write_text(stack.read_text() + "  platform:offboardedOn: '2020-01-01'\n")
+
+    change(project_repo, "offboarded", offboard)
+
+    def delete(repo: Path) -> None:
+        (repo / "partners" / "sunrise-telecom.yaml").unlink()
+        (repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
+
+    git(project_repo, "checkout", "-q", "-B", "purge", "offboarded")
+    delete(project_repo)
+    git(project_repo, "add", "-A")
+    git(project_repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-qm", "purge")
+    run = cli("ci-preview", "--base", "offboarded", "--head", "HEAD", root=project_repo)
+    assert "partner-sunrise-telecom: delete" in run.out
+
+
+def test_a_symlinked_spec_is_bad_input(cli, project_repo: Path) -> None:
+    def link(repo: Path) -> None:
+        (repo / "partners" / "evil.yaml").symlink_to(repo / "partners" / "acme-voice.yaml")
+
+    change(project_repo, "symlink", link)
+    run = cli("ci-preview", "--base", "base", "--head", "HEAD", code=2, root=project_repo)
+    assert "partners/evil.yaml" in run.err and "symbolic link" in run.err
+
+
+def test_a_dirty_working_tree_is_said(cli, project_repo: Path) -> None:
+    change(project_repo, "dirty", lambda repo: (repo / "README.md").write_text("platform, documented\n"))
+    (project_repo / "README.md").write_text("uncommitted\n")
+    try:
+        run = cli("ci-preview", "--base", "base", "--head", "HEAD", root=project_repo)
+    finally:
+        git(project_repo, "checkout", "-q", "--", "README.md")
+    assert "uncommitted changes" in run.err
 
 
 def test_breaking_residency_fails(cli, project_repo: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet.repo import Repo
 from tests.conftest import tree_snapshot
 
 
@@ -48,10 +49,10 @@ def test_purge_after_retention_lifts_the_retain_flags(cli, repo_copy: Path) -> N
     run = cli("offboard-partner", "sakura-calls", "--purge", "--no-apply", root=repo_copy)
     assert "retention ran out on 2020-06-29" in run.out  # JP: 180 days
     assert stack_config(repo_copy, "partner-sakura-calls")["platform:purgeData"] is True
+    from foundation.stacks import parse_stack_name
     from platformctl.offline.planner import plan_stacks
-    from platformctl.stacks import parse_stack_name
 
-    plans = plan_stacks(repo_copy, [parse_stack_name("partner-sakura-calls")])
+    plans = plan_stacks(Repo(repo_copy), [parse_stack_name("partner-sakura-calls")])
     data = [r for r in plans["partner-sakura-calls"].recording.resources if r.type == "aws:s3/bucket:Bucket"]
     assert data and not any(r.retain_on_delete for r in data)
 

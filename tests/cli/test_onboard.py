@@ -116,24 +116,6 @@ def test_dry_run_and_no_apply_exclude_each_other(cli, repo_copy: Path) -> None:
     assert "choose one of" in run.err
 
 
-def test_held_lock_refuses_with_exit_2_and_writes_nothing(cli, repo_copy: Path) -> None:
-    locks = repo_copy / ".platformctl"
-    locks.mkdir()
-    (locks / "partner-pampas-voz.lock").write_text(str(os.getpid()))  # a live holder
-    before = tree_snapshot(repo_copy)
-    run = cli("onboard-partner", str(EXAMPLE), "--no-apply", code=2, root=repo_copy)
-    assert "another platformctl run" in run.err
-    assert tree_snapshot(repo_copy) == before
-
-
-def test_stale_lock_of_a_dead_run_is_taken_over(cli, repo_copy: Path) -> None:
-    locks = repo_copy / ".platformctl"
-    locks.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (locks / "partner-pampas-voz.lock").write_text(dead.stdout.strip())
-    cli("onboard-partner", str(EXAMPLE), "--no-apply", root=repo_copy)
-
-
 def test_two_runs_at_once_one_wins_the_other_exits_2(repo_copy: Path) -> None:
     command = [
         sys.executable,
@@ -160,8 +142,47 @@ def test_two_runs_at_once_one_wins_the_other_exits_2(repo_copy: Path) -> None:
     assert not [p for p in (repo_copy / "partners").iterdir() if p.name.startswith(".")]
 
 
-def test_apply_without_the_pulumi_cli_writes_then_fails_with_a_pointer(cli, repo_copy: Path, monkeypatch) -> None:
+def test_apply_without_the_pulumi_cli_restores_the_files_and_points_to_plan(cli, repo_copy: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
+    before = tree_snapshot(repo_copy)
     run = cli("onboard-partner", str(EXAMPLE), "--yes", code=1, root=repo_copy)
     assert "wrote partners/pampas-voz.yaml" in run.out
     assert "Pulumi CLI is not on PATH" in run.err and "platformctl plan" in run.err
+    assert "files were restored" in run.err
+    assert tree_snapshot(repo_copy) == before
+
+
+@pytest.mark.parametrize(
+    "domain", ["voice.acme.example", "VOICE.ACME.EXAMPLE.", "acme.example", "x.voice.acme.example"]
+)
+def test_a_domain_another_partner_owns_is_refused(cli, repo_copy: Path, tmp_path: Path, domain: str) -> None:
+    before = tree_snapshot(repo_copy)
+    run = cli("onboard-partner", str(spec_file(tmp_path, domain=domain)), "--no-apply", code=2, root=repo_copy)
+    assert ": domain: " in run.err and "partner 'acme-voice'" in run.err
+    assert tree_snapshot(repo_copy) == before
+
+
+def test_two_specs_of_one_batch_cannot_share_a_domain(cli, repo_copy: Path, tmp_path: Path) -> None:
+    first = spec_file(tmp_path, "a.yaml", id="pampas-a", domain="voz.pampas.example")
+    second = spec_file(tmp_path, "b.yaml", id="pampas-b", domain="voz.pampas.example")
+    run = cli("onboard-partner", str(first), str(second), "--no-apply", code=2, root=repo_copy)
+    assert "domain" in run.err and "is the same as" in run.err
+
+
+def test_the_platform_zone_is_not_a_partner_domain(cli, repo_copy: Path, tmp_path: Path) -> None:
+    run = cli(
+        "onboard-partner",
+        str(spec_file(tmp_path, domain="evil.voice-platform.example")),
+        "--dry-run",
+        code=2,
+        root=repo_copy,
+    )
+    assert "platform's own zone" in run.err
+
+
+def test_a_residency_warning_prints_once(cli, repo_copy: Path, tmp_path: Path) -> None:
+    # JP prefers residency in ap-tokyo: served from sa-east it warns, once, though the spec is read twice.
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    path = spec_file(tmp_path, countries=[*doc["countries"], "JP"])
+    run = cli("onboard-partner", str(path), "--dry-run", root=repo_copy)
+    assert (run.out + run.err).count("JP prefers data residency") == 1

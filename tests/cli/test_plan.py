@@ -160,3 +160,30 @@ def test_internal_errors_are_one_line_unless_debug(cli, repo_copy: Path, monkeyp
     assert "internal error: RuntimeError: kaput (rerun with --debug" in run.err
     debug = cli("--debug", "stacks", code=1, root=repo_copy)
     assert "Traceback" in debug.err
+
+
+def test_json_pointing_at_a_directory_is_bad_input_before_any_work(cli, repo_copy: Path, tmp_path: Path) -> None:
+    run = cli("plan", "global", "--json", str(tmp_path), code=2, root=repo_copy)
+    assert "--json" in run.err and "is a directory" in run.err
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ('{"stacks": {"global": {"steps": [{"urn": "u", "newState": []}]}}}', "steps.0.newState"),
+        ('{"stacks": {"global": {"steps": [{"urn": "u", "newState": {"inputs": 3}}]}}}', "newState.inputs"),
+        ('{"stacks": {"global": {"steps": [{"urn": "u", "op": 7}]}}}', "steps.0.op"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        ("\xff\xfe", "not a plan JSON file"),
+    ],
+)
+def test_a_malformed_against_file_is_bad_input(cli, repo_copy: Path, tmp_path: Path, content: str, field: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content, encoding="latin-1")
+    run = cli("plan", "global", "--against", str(bad), code=2, root=repo_copy)
+    assert field in run.err
+
+
+def test_a_directory_as_against_is_bad_input(cli, repo_copy: Path, tmp_path: Path) -> None:
+    run = cli("plan", "global", "--against", str(tmp_path), code=2, root=repo_copy)
+    assert "is a directory" in run.err

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from platformctl.errors import InputError
+from foundation.errors import InputError
 from platformctl.offline.recorder import record_stack
 from tests.conftest import ROOT, Plan
 
@@ -19,7 +20,7 @@ def test_an_unknown_stack_name_is_a_clear_error() -> None:
 def test_a_spec_whose_id_differs_from_its_file_is_refused(repo_copy: Path, plan_in) -> None:
     spec = repo_copy / "partners" / "acme-voice.yaml"
     spec.write_text(spec.read_text().replace("id: acme-voice", "id: acme-voices"))
-    with pytest.raises(InputError, match="id: is 'acme-voices', the stack is partner-acme-voice"):
+    with pytest.raises(InputError, match=re.escape("id: is 'acme-voices' but the file is named acme-voice.yaml")):
         plan_in(repo_copy, "partner-acme-voice")
 
 

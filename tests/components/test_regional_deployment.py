@@ -141,9 +141,9 @@ def test_launching_a_country_tightens_the_region(repo_copy: Path, plan_in) -> No
 
 
 def test_launching_a_forbidden_country_is_refused(repo_copy: Path, plan_in) -> None:
-    from platformctl.errors import InputError
+    from foundation.errors import InputError
 
     stack_file = repo_copy / "stacks" / "Pulumi.region-us-east.yaml"
     stack_file.write_text(stack_file.read_text().replace("  - US\n", "  - US\n  - DE\n"))
-    with pytest.raises(InputError, match="DE requires residency elsewhere"):
+    with pytest.raises(InputError, match="DE requires data residency"):
         plan_in(repo_copy, "region-us-east")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from foundation.errors import InputError
 from partners.spec import check_against_catalog, load_spec, load_spec_text
-from platformctl.errors import InputError
 from regions.catalog import load_catalog
 from tests.conftest import ROOT
 
@@ -179,7 +179,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_spec(binary)
     with pytest.raises(InputError, match="no such file"):
         load_spec(tmp_path / "missing.yaml")
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="not a regular file"):
         load_spec(tmp_path)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import InputError
 from partners.tiers import TIERS_FILE, load_tiers
-from platformctl.errors import InputError
 
 
 def test_product_plan_figures() -> None:

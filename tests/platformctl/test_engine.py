@@ -136,7 +136,9 @@ def test_purge_applies_then_destroys_then_removes_the_files(cli, repo_copy: Path
 def test_previews_and_updates_run_the_policy_pack(cli, repo_copy: Path, automation) -> None:
     import shutil
 
-    shutil.copytree(ROOT / "policies", repo_copy / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "policies", repo_copy / "policies", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+    )
     cli("preview", "global", root=repo_copy)
     cli("up", "global", "--yes", root=repo_copy)
     packs = [kw["policy_packs"] for name, kw in automation.calls if name in ("preview", "up")]

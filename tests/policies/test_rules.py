@@ -58,6 +58,7 @@ def test_every_rule_is_tested() -> None:
         "retention",
         "no-public-buckets",
         "data-retained-on-delete",
+        "domain-ownership",
     }
     assert {p.name for p in POLICIES} == tested
 
@@ -243,8 +244,41 @@ def test_data_retained_on_delete() -> None:
 
 
 def test_the_example_fleet_is_clean(fleet) -> None:
+    from fleet.repo import Repo
     from platformctl.planning import check_policies
     from tests.conftest import ROOT
 
+    repo = Repo(ROOT)
     for name, plan in fleet.plans.items():
-        assert check_policies(ROOT, plan) == [], name
+        assert check_policies(repo, plan) == [], name
+
+
+def test_domain_ownership() -> None:
+    fleet = partner(
+        fleet_domains=(("acme", "voice.acme.example"), ("acme-voice", "voice.acmevoice.example")),
+        fleet_partner_ids=("acme", "acme-voice"),
+        platform_zone="voice-platform.example",
+    )
+    good = [
+        res("kong:index/route:Route", "own", hosts=["voice.acme.example"]),
+        res("kong:index/route:Route", "names", hosts=["api.acme.voice-platform.example"]),
+    ]
+    assert findings("domain-ownership", good, fleet) == []
+    bad = [
+        res("kong:index/route:Route", "theirs", hosts=["VOICE.acmevoice.example."]),
+        res("kong:index/route:Route", "under", hosts=["eu.voice.acmevoice.example"]),
+        res("kong:index/route:Route", "zone", hosts=["voice-platform.example"]),
+        res("kong:index/route:Route", "other-names", hosts=["api.acme-voice.voice-platform.example"]),
+    ]
+    messages = findings("domain-ownership", bad, fleet)
+    assert len(messages) == 4, messages
+    assert sum("domain of partner 'acme-voice'" in m for m in messages) == 2
+
+
+def test_isolation_attributes_names_to_the_longest_partner_id() -> None:
+    # partner-acme-voice-domain is acme-voice's route, not acme's: prefix matching alone would allow it.
+    context = partner(fleet_partner_ids=("acme", "acme-voice"))
+    theirs = [res("kong:index/route:Route", "r", name="partner-acme-voice-domain")]
+    assert findings("partner-isolation", theirs, context)
+    ours = [res("kong:index/route:Route", "r", name="partner-acme-domain")]
+    assert findings("partner-isolation", ours, context) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.errors import InputError
+from foundation.errors import InputError
 from regions.catalog import CATALOG_DIR, Residency, ResidencyVerdict, load_catalog
 
 CATALOG = load_catalog()

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from fleet.repo import Repo
+from foundation.stacks import parse_stack_name
 from platformctl.offline.planner import plan_stacks
-from platformctl.stacks import parse_stack_name
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
 
 
 def test_dependencies_come_from_the_cache_until_their_inputs_change(repo_copy: Path) -> None:
     cache = repo_copy / ".platformctl" / "cache"
-    first = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    first = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
     assert list(first) == ["global", "region-eu-central", "partner-acme-voice"]
-    second = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    second = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
     assert list(second) == ["partner-acme-voice"]
 
     def inputs(plans):
@@ -24,14 +28,14 @@ def test_dependencies_come_from_the_cache_until_their_inputs_change(repo_copy: P
 
     stack_file = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
     stack_file.write_text(stack_file.read_text().replace("  - AT\n", ""))
-    third = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    third = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
     assert list(third) == ["region-eu-central", "partner-acme-voice"]
     assert len(list(cache.glob("region-eu-central.*.json"))) == 1
 
 
 def test_the_cache_holds_no_secret_values(repo_copy: Path) -> None:
     cache = repo_copy / ".platformctl" / "cache"
-    plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=cache)
+    plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
     text = "".join(p.read_text() for p in cache.glob("*.json"))
     assert "PRIVATE KEY" not in text and "BEGIN" not in text
 
@@ -48,8 +52,8 @@ def test_secret_outputs_are_cached_as_unknowns(tmp_path: Path) -> None:
 
 
 def test_plans_are_ordered_the_same_way_every_time(repo_copy: Path) -> None:
-    first = plan_stacks(repo_copy, PARTNER, workers=1)["partner-acme-voice"].preview()
-    second = plan_stacks(repo_copy, PARTNER, workers=1, cache_dir=repo_copy / ".platformctl" / "cache")
+    first = plan_stacks(Repo(repo_copy), PARTNER, workers=1)["partner-acme-voice"].preview()
+    second = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=repo_copy / ".platformctl" / "cache")
     assert first == second["partner-acme-voice"].preview()
     urns = [step["urn"] for step in first["steps"]]
     seen: set[str] = set()
@@ -58,3 +62,25 @@ def test_plans_are_ordered_the_same_way_every_time(repo_copy: Path) -> None:
         assert not parent or parent in seen  # parents first
         seen.add(step["urn"])
     assert urns[0].endswith("pulumi:pulumi:Stack::platform-partner-acme-voice")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["not json", "[]", '{"key": "K", "outputs": [], "secret": []}', '{"key": "K", "outputs": {}, "secret": "x"}'],
+)
+def test_a_corrupted_or_foreign_entry_is_ignored(tmp_path: Path, content: str) -> None:
+    from platformctl.offline.cache import ReferenceCache
+
+    key = "K" * 64
+    (tmp_path / f"global.{key[:32]}.json").write_text(content.replace('"K"', f'"{key}"'))
+    assert ReferenceCache(tmp_path).get("global", key) is None
+
+
+def test_a_corrupted_cache_is_replanned(repo_copy: Path) -> None:
+    cache = repo_copy / ".platformctl" / "cache"
+    plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
+    for entry in cache.glob("*.json"):
+        data = json.loads(entry.read_text())
+        entry.write_text(json.dumps({"key": data["key"], "outputs": 3, "secret": []}))  # right key, broken body
+    replanned = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
+    assert list(replanned) == ["global", "region-eu-central", "partner-acme-voice"]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.ci import FileChange, affected_stacks, kind_modules
-from platformctl.stacks import StackKind
+from fleet.program import kind_modules
+from foundation.stacks import StackKind
+from platformctl.ci import FileChange, affected_stacks
 from tests.conftest import ROOT
 
 REGIONS = {f"region-{p.name[14:-5]}" for p in (ROOT / "stacks").glob("Pulumi.region-*.yaml")}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from platformctl.errors import InputError, Problem
+from foundation.errors import InputError, Problem
 
 MAX_YAML_BYTES = 256 * 1024
 """A spec or catalog file larger than this is refused before parsing."""
@@ -68,41 +70,103 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise InputError.single(source, "", "YAML nesting is too deep") from None
 
 
-def load_yaml_file(path: Path, display: str | None = None) -> Any:
-    """Read and parse `path`, refusing non-files, oversized files and undecodable bytes."""
+def read_bounded(path: Path, display: str | None = None) -> bytes:
+    """The bytes of `path`, refusing non-files and files over the size bound (read once: what is parsed is
+    what a change later writes)."""
     source = display or str(path)
     try:
         if not path.is_file():
-            raise InputError.single(source, "", "no such file")
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise InputError.single(source, "", f"file is larger than {MAX_YAML_BYTES // 1024} KiB")
-        raw = path.read_bytes()
+            raise InputError.single(source, "", "no such file" if not path.exists() else "not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise InputError.single(source, "", f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise InputError.single(source, "", f"file is larger than {MAX_YAML_BYTES // 1024} KiB")
+    return raw
+
+
+def decode_text(raw: bytes, source: str) -> str:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError.single(source, "", "not UTF-8 text") from None
-    return load_yaml_text(text, source)
+
+
+def load_yaml_bytes(raw: bytes, source: str) -> Any:
+    return load_yaml_text(decode_text(raw, source), source)
+
+
+def load_yaml_file(path: Path, display: str | None = None) -> Any:
+    """Read and parse `path`, refusing non-files, oversized files and undecodable bytes."""
+    source = display or str(path)
+    return load_yaml_bytes(read_bounded(path, source), source)
+
+
+def edit_yaml_text(text: str, source: str, edit: Callable[[Any], None]) -> str:
+    """Apply `edit` to a round-trip parse of `text` and return the new text: comments, key order, quoting and
+    every key `edit` does not touch survive. `text` must already pass the bounded loader."""
+    from ruamel.yaml import YAML
+
+    load_yaml_text(text, source)  # the bounded checks (aliases, depth, duplicates, no tags) come first
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 100
+    document = rt.load(text)
+    if document is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        document = CommentedMap()
+    edit(document)
+    buffer = io.StringIO()
+    rt.dump(document, buffer)
+    return buffer.getvalue()
 
 
 def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and a rename."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write `content` to `path` through a temporary file in the same directory, fsync, rename, fsync the
+    directory: a crash leaves the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """An output file named on the command line must be writable as a file: refuse it before any work."""
+    if path.is_dir():
+        raise InputError.single(str(path), option, "is a directory; give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InputError.single(str(path), option, f"{parent} is not a directory")
+    if not parent.exists():
+        raise InputError.single(str(path), option, f"directory {parent} does not exist")
 
 
 def validation_problems(source: str, exc: Any, prefix: str = "") -> list[Problem]:

@@ -7,9 +7,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from platformctl.errors import InputError, Problem
-from platformctl.stacks import PROJECT, StackName
-from platformctl.yamlio import load_yaml_file
+from foundation.errors import InputError, Problem
+from foundation.stacks import PROJECT, StackName
+from foundation.yamlio import load_yaml_file
 
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "boolean": (bool,), "integer": (int,), "array": (list,)}
 SECRET_PLACEHOLDER = "[secret]"

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from partners.spec import PARTNER_ID_PATTERN
-from platformctl.errors import InputError
+from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN, REGION_CODE_PATTERN
 
-REGION_CODE_PATTERN = r"^[a-z]{2}-[a-z]+$"
 PROJECT = "platform"
 
 
@@ -48,16 +47,22 @@ def parse_stack_name(name: str) -> StackName:
         return StackName(StackKind.GLOBAL, "")
     for kind, pattern in ((StackKind.REGION, REGION_CODE_PATTERN), (StackKind.PARTNER, PARTNER_ID_PATTERN)):
         prefix = f"{kind.value}-"
-        if name.startswith(prefix) and re.match(pattern, name[len(prefix) :]):
+        if name.startswith(prefix) and re.fullmatch(pattern, name[len(prefix) :]):
             return StackName(kind, name[len(prefix) :])
     raise InputError.single("stack", "", f"unknown stack name {name!r}: expected global, region-<code> or partner-<id>")
 
 
 def region_stack(code: str) -> StackName:
+    """The region's stack; a code that is not one is an InputError (it names files and locks)."""
+    if not isinstance(code, str) or not re.fullmatch(REGION_CODE_PATTERN, code):
+        raise InputError.single("stack", "", f"{code!r} is not a region code")
     return StackName(StackKind.REGION, code)
 
 
 def partner_stack(partner_id: str) -> StackName:
+    """The partner's stack; an id that is not one is an InputError (it names files and locks)."""
+    if not isinstance(partner_id, str) or not re.fullmatch(PARTNER_ID_PATTERN, partner_id):
+        raise InputError.single("stack", "", f"{partner_id!r} is not a partner id")
     return StackName(StackKind.PARTNER, partner_id)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.errors import InputError
-from platformctl.stackconfig import declarations, load_stack_config
-from platformctl.stacks import parse_stack_name
+from fleet.stackconfig import declarations, load_stack_config
+from foundation.errors import InputError
+from foundation.stacks import parse_stack_name
 
 
 def test_every_key_the_program_reads_is_declared_with_a_description() -> None:

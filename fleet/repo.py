@@ -1,0 +1,244 @@
+"""The platform repository, read through one object: catalogs, tier table, API catalog, specs and stack files.
+
+Every reader (the Pulumi program, the planner, policies, changes, listings, ci-preview) asks a `Repo`, which
+parses each file once per run, checks each spec against the catalog once and keeps the residency warnings so
+they are reported once. A `Repo` never writes: changes write files and start a fresh `Repo` to read them back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fleet.stackconfig import StackConfig, declarations, load_stack_config
+from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN, RESERVED_PARTNER_IDS
+from foundation.stacks import StackKind, StackName, parse_stack_name, partner_stack, region_stack
+from foundation.yamlio import read_bounded
+
+if TYPE_CHECKING:
+    from gateway.model import ApiCatalog
+    from partners.spec import PartnerSpec
+    from partners.tiers import TierTable
+    from regions.catalog import Catalog
+
+ROOT_ENV = "PLATFORMCTL_ROOT"
+STATE_DIR = ".platformctl"
+
+
+def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
+    """`--root`, else $PLATFORMCTL_ROOT, else the nearest directory upwards that holds Pulumi.yaml."""
+    chosen = explicit or (Path(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None)
+    if chosen is not None:
+        if not (chosen / "Pulumi.yaml").is_file():
+            raise InputError.single(str(chosen), "--root", "not a platform repository (no Pulumi.yaml)")
+        return chosen.resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    raise InputError.single(str(here), "--root", "no Pulumi.yaml here or above; pass --root or set PLATFORMCTL_ROOT")
+
+
+class Repo:
+    """One run's view of the repository at `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.warnings: list[str] = []
+        """Residency warnings met while reading specs, each once, in the order met."""
+        self._catalog: Catalog | None = None
+        self._tiers: TierTable | None = None
+        self._apis: ApiCatalog | None = None
+        self._specs: dict[str, PartnerSpec] = {}
+        self._spec_warnings: dict[str, list[str]] = {}
+        self._spec_bytes: dict[str, bytes] = {}
+        self._configs: dict[StackName, StackConfig] = {}
+
+    def __repr__(self) -> str:
+        return f"Repo({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def stacks_dir(self) -> Path:
+        return self.root / "stacks"
+
+    @property
+    def partners_dir(self) -> Path:
+        return self.root / "partners"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def partner_file(self, partner_id: str) -> Path:
+        return self.partners_dir / f"{partner_id}.yaml"
+
+    def stack_file(self, stack: StackName) -> Path:
+        return stack.config_file(self.root)
+
+    def display(self, path: Path) -> str:
+        """A path as shown in messages: relative to the repository when inside it."""
+        try:
+            return str(path.absolute().relative_to(self.root.absolute()))
+        except ValueError:
+            try:
+                return str(path.resolve().relative_to(self.root.resolve()))
+            except ValueError:
+                return str(path)
+
+    # ------------------------------------------------------------------ catalogs
+
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            from regions.catalog import load_catalog
+
+            self._catalog = load_catalog(self.root / "regions")
+        return self._catalog
+
+    def tiers(self) -> TierTable:
+        if self._tiers is None:
+            from partners.tiers import load_tiers, tiers_file
+
+            self._tiers = load_tiers(tiers_file(self.root))
+        return self._tiers
+
+    def api_catalog(self) -> ApiCatalog:
+        if self._apis is None:
+            from gateway.model import api_catalog_file, load_api_catalog
+
+            self._apis = load_api_catalog(api_catalog_file(self.root))
+        return self._apis
+
+    # ------------------------------------------------------------------ partners
+
+    def partner_spec_files(self) -> list[Path]:
+        """partners/<id>.yaml files (not the tier table or other data files, not examples)."""
+        return sorted(
+            p
+            for p in self.partners_dir.glob("*.yaml")
+            if p.stem not in RESERVED_PARTNER_IDS and not p.name.startswith(".")
+        )
+
+    def partner_ids(self) -> list[str]:
+        """Ids of the partners that have a spec file; a file whose name is not an id is bad input."""
+        ids = []
+        for path in self.partner_spec_files():
+            if not re.fullmatch(PARTNER_ID_PATTERN, path.stem):
+                raise InputError.single(self.display(path), "", "file name is not a partner id (partners/<id>.yaml)")
+            ids.append(path.stem)
+        return ids
+
+    def spec_bytes(self, partner_id: str) -> bytes:
+        """The spec file's bytes as read (and parsed) in this run."""
+        self.spec(partner_id)
+        return self._spec_bytes[partner_id]
+
+    def spec(self, partner_id: str) -> PartnerSpec:
+        """partners/<id>.yaml, validated and checked against the catalog (once per run)."""
+        cached = self._specs.get(partner_id)
+        if cached is not None:
+            return cached
+        from partners.spec import parse_spec_bytes
+
+        partner_stack(partner_id)  # validates the id before it reaches the filesystem
+        path = self.partner_file(partner_id)
+        display = f"partners/{partner_id}.yaml"
+        if path.is_symlink():
+            raise InputError.single(display, "", "a partner spec must be a regular file, not a symbolic link")
+        raw = read_bounded(path, display)
+        spec = parse_spec_bytes(raw, display)
+        if spec.id != partner_id:
+            raise InputError.single(display, "id", f"is {spec.id!r} but the file is named {partner_id}.yaml")
+        self._spec_warnings[partner_id] = self.check_spec(spec, display)
+        self._specs[partner_id] = spec
+        self._spec_bytes[partner_id] = raw
+        return spec
+
+    def check_spec(self, spec: PartnerSpec, source: str) -> list[str]:
+        """Catalog check of a spec (home region, countries, residency); returns its warnings, kept once."""
+        from partners.spec import check_against_catalog
+
+        warnings = check_against_catalog(spec, self.catalog(), source)
+        for warning in warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return warnings
+
+    def spec_warnings(self, partner_id: str) -> list[str]:
+        self.spec(partner_id)
+        return list(self._spec_warnings[partner_id])
+
+    def specs(self) -> dict[str, PartnerSpec]:
+        return {partner_id: self.spec(partner_id) for partner_id in self.partner_ids()}
+
+    # ------------------------------------------------------------------ stacks
+
+    def stack_names(self) -> list[StackName]:
+        """Every stack that has a file in stacks/, in planning order."""
+        names = [
+            parse_stack_name(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+            for path in self.stacks_dir.glob("Pulumi.*.yaml")
+        ]
+        return sorted(names, key=lambda s: (s.rank, s.key))
+
+    def has_stack(self, stack: StackName) -> bool:
+        return self.stack_file(stack).is_file()
+
+    def stack_config(self, stack: StackName) -> StackConfig:
+        config = self._configs.get(stack)
+        if config is None:
+            config = self._configs[stack] = load_stack_config(self.root, stack)
+        return config
+
+    def declarations(self) -> dict[str, object]:
+        return dict(declarations(self.root))
+
+    def launched_countries(self, region: str) -> list[str]:
+        stack = region_stack(region)
+        if not self.has_stack(stack):
+            return []
+        return list(self.stack_config(stack).values.get("platform:launchedCountries") or [])
+
+    def offboarded_on(self, partner_id: str) -> str:
+        stack = partner_stack(partner_id)
+        if not self.has_stack(stack):
+            return ""
+        return str(self.stack_config(stack).file_values.get("platform:offboardedOn") or "")
+
+    def dependencies(self, stack: StackName) -> list[StackName]:
+        """The stacks whose outputs `stack` reads."""
+        if stack.kind is StackKind.GLOBAL:
+            return []
+        global_stack = parse_stack_name("global")
+        if stack.kind is StackKind.REGION:
+            return [global_stack]
+        return [global_stack, region_stack(self.spec(stack.key).home_region)]
+
+
+_ACTIVE: dict[Path, Repo] = {}
+
+
+@contextmanager
+def active(repo: Repo) -> Iterator[Repo]:
+    """Make `repo` the one the Pulumi program reads while planning in this process (and in forked workers)."""
+    key = repo.root.absolute()
+    previous = _ACTIVE.get(key)
+    _ACTIVE[key] = repo
+    try:
+        yield repo
+    finally:
+        if previous is None:
+            _ACTIVE.pop(key, None)
+        else:
+            _ACTIVE[key] = previous
+
+
+def for_program(root: Path) -> Repo:
+    """The program's reader: the planner's `Repo` for this root when one is active, else a new one."""
+    return _ACTIVE.get(root.absolute()) or Repo(root)

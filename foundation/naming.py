@@ -1,0 +1,77 @@
+"""Every naming convention of the platform, in one place: components, policies and the tool import these.
+
+A partner id becomes a Kubernetes namespace, a Kong consumer and ACL group, Snowflake identifiers; a region
+code becomes a Snowflake database. Retyping any of these elsewhere is how isolation checks drift from what
+the components create.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
+"""A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
+RESERVED_PARTNER_IDS = frozenset({"tiers", "prices", "examples", "global", "platform"})
+"""Ids no partner may take: names of data files and folders beside the specs, and of platform stacks."""
+REGION_CODE_PATTERN = r"^[a-z]{2}-[a-z]{2,24}$"
+"""A platform region code such as eu-central."""
+COUNTRY_CODE_PATTERN = r"^[A-Z]{2}$"
+"""ISO 3166-1 alpha-2."""
+
+TierName = Literal["starter", "professional", "enterprise"]
+TIER_NAMES: tuple[TierName, ...] = ("starter", "professional", "enterprise")
+"""The commercial tiers, cheapest first (the tier table must define each)."""
+
+
+def is_partner_id(value: str) -> bool:
+    return bool(re.fullmatch(PARTNER_ID_PATTERN, value))
+
+
+def partner_namespace(partner_id: str) -> str:
+    """The tenant's Kubernetes namespace; also its Kong consumer username and private ACL group."""
+    return f"partner-{partner_id}"
+
+
+def tier_acl_group(tier: str) -> str:
+    """Kong ACL group a partner consumer of `tier` belongs to."""
+    return f"tier-{tier}"
+
+
+def snowflake_ident(text: str) -> str:
+    """A partner id or region code as a Snowflake identifier fragment (upper case, '_' for '-')."""
+    return text.upper().replace("-", "_")
+
+
+def region_database(region_code: str) -> str:
+    """The region's Snowflake database (also the account name of the region in the organization)."""
+    return f"PLATFORM_{snowflake_ident(region_code)}"
+
+
+def region_account(region_code: str) -> str:
+    """The region's Snowflake account in the organization."""
+    return f"PLATFORM_{snowflake_ident(region_code)}"
+
+
+def region_object(region_code: str, suffix: str) -> str:
+    """A region-level Snowflake object (warehouse, role, monitor) named after the region."""
+    return f"{region_database(region_code)}_{suffix}"
+
+
+def partner_schema(partner_id: str) -> str:
+    """The partner's schema in its home region's database."""
+    return f"PARTNER_{snowflake_ident(partner_id)}"
+
+
+def partner_reader_role(partner_id: str) -> str:
+    """The partner's reader role; the row access policy maps it back to the partner id (PARTNER_ROLE_PATTERN)."""
+    return f"PARTNER_{snowflake_ident(partner_id)}_READER"
+
+
+PARTNER_ROLE_PATTERN = "^PARTNER_(.+)_READER$"
+"""Inverse of `partner_reader_role`, as a Snowflake regular expression."""
+
+
+def partner_service_user(partner_id: str) -> str:
+    """The partner's key-pair service user."""
+    return f"PARTNER_{snowflake_ident(partner_id)}_SVC"

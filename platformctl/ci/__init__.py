@@ -1,0 +1,64 @@
+"""`platformctl ci-preview`: what a change between two git refs does to every stack it touches.
+
+Both sides are exported with `git archive` into temporary directories (the working tree is never touched) and each
+is planned by its own code in a child process, so an edited component is planned as edited. The parts, by concern:
+`git` (refs, changed files, exports), `affected` (which stacks and why), `sides` (planning both trees), `report`
+(the result and its Markdown).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from fleet.repo import STATE_DIR
+from platformctl.ci.affected import affected_stacks, removed_active_partners
+from platformctl.ci.git import FileChange, changed_files, export_tree, refuse_links, resolve_ref, working_tree_dirty
+from platformctl.ci.report import Preview, markdown
+from platformctl.ci.sides import SideCache, plan_tree, plan_tree_main
+from platformctl.planjson import diff_stack
+
+__all__ = ["FileChange", "Preview", "affected_stacks", "ci_preview", "markdown", "plan_tree_main"]
+
+
+def ci_preview(root: Path, base_ref: str, head_ref: str) -> Preview:
+    base, head = resolve_ref(root, base_ref), resolve_ref(root, head_ref)
+    changes = changed_files(root, base, head)
+    notes = []
+    if working_tree_dirty(root):
+        notes.append(
+            "the working tree has uncommitted changes: ci-preview compares the commits "
+            f"{base[:10]}..{head[:10]} and leaves them out"
+        )
+    with tempfile.TemporaryDirectory(prefix="platformctl-ci-") as tmp:
+        base_tree = export_tree(root, base, Path(tmp) / "base")
+        head_tree = export_tree(root, head, Path(tmp) / "head")
+        refuse_links(head_tree, head)
+        affected = affected_stacks(base_tree, head_tree, changes)
+        preview = Preview(base=base, head=head, affected=affected, notes=notes)
+        preview.violations += removed_active_partners(base_tree, head_tree, changes)
+        if not affected:
+            return preview
+        cache_dir = root / STATE_DIR / "ci-cache"
+        before = plan_tree(base_tree, list(affected), SideCache(cache_dir, base))
+        after = plan_tree(head_tree, list(affected), SideCache(cache_dir, head))
+    for stack in affected:
+        if stack in after["errors"]:
+            preview.stacks[stack] = {"steps": [], "changeSummary": {}, "error": after["errors"][stack]}
+            preview.violations.append(
+                {
+                    "stack": stack,
+                    "urn": f"stack:{stack}",
+                    "policy": "plannable",
+                    "level": "mandatory",
+                    "message": after["errors"][stack],
+                }
+            )
+            continue
+        diffed = diff_stack(before["stacks"].get(stack), after["stacks"].get(stack))
+        diffed.pop("outputs", None)
+        preview.stacks[stack] = diffed
+    preview.violations += [
+        {key: v[key] for key in ("stack", "urn", "policy", "level", "message")} for v in after["violations"]
+    ]
+    return preview

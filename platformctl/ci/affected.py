@@ -1,0 +1,128 @@
+"""Which stacks a change between two trees affects, and why (the changed files behind each stack)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from fleet.program import data_owners, kind_modules
+from foundation.errors import InputError
+from foundation.stacks import StackKind
+from foundation.yamlio import load_yaml_file
+from platformctl.ci.git import FileChange
+
+EVERY_STACK = ("Pulumi.yaml", "policies/")
+"""Changes here can alter any stack's plan or its policy results."""
+
+
+def _stacks_in(tree: Path) -> set[str]:
+    return {p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (tree / "stacks").glob("Pulumi.*.yaml")}
+
+
+def _read(path: Path) -> Any:
+    """A YAML file of either side, read with the bounded loader (a pull request's files are untrusted)."""
+    try:
+        return load_yaml_file(path)
+    except InputError:
+        return None
+
+
+def _home_region(tree: Path, partner_id: str) -> str | None:
+    doc = _read(tree / "partners" / f"{partner_id}.yaml")
+    return doc.get("home_region") if isinstance(doc, dict) else None
+
+
+def _partners_homed(trees: list[Path], region: str) -> set[str]:
+    return {
+        f"partner-{p.stem}"
+        for tree in trees
+        for p in (tree / "partners").glob("*.yaml")
+        if p.name != "tiers.yaml" and _home_region(tree, p.stem) == region
+    }
+
+
+def _region_entries(tree: Path) -> dict[str, Any]:
+    doc = _read(tree / "regions" / "regions.yaml")
+    return (doc.get("regions") or {}) if isinstance(doc, dict) else {}
+
+
+def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[str, list[str]]:
+    """Stack name → the changed files that affect it."""
+    trees = [head, base]
+    every = _stacks_in(head) | _stacks_in(base)
+    of_kind = {kind: {s for s in every if s == kind.value or s.startswith(f"{kind.value}-")} for kind in StackKind}
+    usage = [kind_modules(tree) for tree in trees]
+    reasons: dict[str, set[str]] = defaultdict(set)
+
+    def hit(stacks: set[str], path: str) -> None:
+        for stack in stacks:
+            reasons[stack].add(path)
+
+    def kinds_using(modules: set[str]) -> set[str]:
+        return {s for kind in StackKind for use in usage if modules & use[kind] for s in of_kind[kind]}
+
+    for change in changes:
+        for path in {change.path, change.old_path} - {None}:
+            assert path is not None
+            match = re.fullmatch(r"stacks/Pulumi\.(.+)\.yaml", path)
+            spec = re.fullmatch(r"partners/([a-z][a-z0-9-]*)\.yaml", path)
+            if path in EVERY_STACK or any(path.startswith(p) for p in EVERY_STACK if p.endswith("/")):
+                hit(every, path)
+            elif match:
+                stack = match.group(1)
+                hit({stack}, path)
+                if stack == "global":
+                    hit(every, path)
+                elif stack.startswith("region-"):
+                    hit(_partners_homed(trees, stack.removeprefix("region-")), path)
+            elif spec and spec.group(1) != "tiers":
+                hit({f"partner-{spec.group(1)}"}, path)
+            elif path == "regions/regions.yaml":
+                before, after = _region_entries(base), _region_entries(head)
+                for code in set(before) | set(after):
+                    if before.get(code) != after.get(code):
+                        hit({f"region-{code}"} | _partners_homed(trees, code), path)
+            elif path.endswith(".py") and not path.startswith(("tests/", "cli/", "scripts/")):
+                module = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+                hit(kinds_using({module}), path)
+            elif path.endswith((".yaml", ".yml", ".json")) and "/" in path:
+                owners = set().union(*(data_owners(tree, path) for tree in trees))
+                hit(kinds_using(owners), path)
+    return {stack: sorted(paths) for stack, paths in sorted(reasons.items())}
+
+
+def removed_active_partners(base: Path, head: Path, changes: list[FileChange]) -> list[dict[str, Any]]:
+    """A change that deletes a partner's spec or stack file while the partner is active (not offboarded at base)
+    would destroy a live tenant: a mandatory violation, "offboard first"."""
+    violations = []
+    removed: set[str] = set()
+    for change in changes:
+        if change.status not in ("D", "R"):
+            continue
+        path = change.old_path or change.path
+        for pattern in (r"partners/([a-z][a-z0-9-]*)\.yaml", r"stacks/Pulumi\.partner-([a-z][a-z0-9-]*)\.yaml"):
+            match = re.fullmatch(pattern, path)
+            if match and match.group(1) not in ("tiers", "prices"):
+                removed.add(match.group(1))
+    for partner_id in sorted(removed):
+        if (head / "partners" / f"{partner_id}.yaml").is_file() and (
+            head / "stacks" / f"Pulumi.partner-{partner_id}.yaml"
+        ).is_file():
+            continue  # renamed or moved back: still there
+        doc = _read(base / "stacks" / f"Pulumi.partner-{partner_id}.yaml")
+        config = doc.get("config") if isinstance(doc, dict) else None
+        offboarded = isinstance(config, dict) and bool(config.get("platform:offboardedOn"))
+        if not offboarded:
+            violations.append(
+                {
+                    "stack": f"partner-{partner_id}",
+                    "urn": f"stack:partner-{partner_id}",
+                    "policy": "offboard-first",
+                    "level": "mandatory",
+                    "message": f"partner {partner_id!r} is active: its files may only be removed after "
+                    "`platformctl offboard-partner` has landed (and its retention has run out)",
+                }
+            )
+    return violations

@@ -1,0 +1,127 @@
+"""A change's write-ahead journal: several files change as one, or not at all.
+
+Before a change writes, `.platformctl/journal/<id>.json` records each file's previous bytes (or that it did not
+exist) and the locks the change holds. The files are then written one by one (each atomically), and the journal
+moves to `written`. A run that dies in between leaves a `writing` journal: the next change that takes the same
+locks rolls the files back to what they were and says so. A journal left in `applying` (the engine was running)
+is closed without touching the files, with a note to rerun the engine: the files are what was applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from foundation.yamlio import write_atomic
+
+Phase = Literal["writing", "written", "applying"]
+
+
+@dataclass
+class Journal:
+    path: Path
+    """The journal file."""
+    root: Path
+    """Repository the recorded paths are relative to."""
+    locks: list[str]
+    """Locks the change held."""
+    before: dict[str, bytes | None]
+    """Each file's bytes before the change (None: it did not exist), by repository-relative path."""
+    phase: Phase
+    """How far the change got."""
+
+    def save(self) -> None:
+        document = {
+            "locks": self.locks,
+            "phase": self.phase,
+            "before": {k: None if v is None else base64.b64encode(v).decode() for k, v in self.before.items()},
+        }
+        write_atomic(self.path, json.dumps(document, indent=1) + "\n")
+
+    def move_to(self, phase: Phase) -> None:
+        self.phase = phase
+        self.save()
+
+    def rollback(self) -> list[str]:
+        """Put every file back as it was; returns the paths restored."""
+        restored = []
+        for relative, content in self.before.items():
+            target = self.root / relative
+            if content is None:
+                if target.exists() or target.is_symlink():
+                    target.unlink()
+                    restored.append(relative)
+            elif not target.is_file() or target.read_bytes() != content:
+                write_atomic(target, content)
+                restored.append(relative)
+        self.close()
+        return restored
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def journal_dir(state_dir: Path) -> Path:
+    return state_dir / "journal"
+
+
+def begin(root: Path, state_dir: Path, locks: list[str], files: list[Path]) -> Journal:
+    before: dict[str, bytes | None] = {}
+    for path in files:
+        relative = str(path.relative_to(root))
+        before[relative] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    journal = Journal(journal_dir(state_dir) / f"{uuid.uuid4().hex}.json", root, sorted(locks), before, "writing")
+    journal.save()
+    return journal
+
+
+def pending(root: Path, state_dir: Path) -> list[Journal]:
+    """Journals left by runs that did not finish (unreadable ones are reported as such by `load`)."""
+    directory = journal_dir(state_dir)
+    if not directory.is_dir():
+        return []
+    return [journal for path in sorted(directory.glob("*.json")) if (journal := load(root, path)) is not None]
+
+
+def load(root: Path, path: Path) -> Journal | None:
+    try:
+        document: Any = json.loads(path.read_text(encoding="utf-8"))
+        locks = [str(lock) for lock in document["locks"]]
+        phase = document["phase"]
+        before = {}
+        for relative, content in document["before"].items():
+            parts = PurePosixPath(relative).parts
+            if PurePosixPath(relative).is_absolute() or ".." in parts or not parts:
+                return None  # never restore outside the repository
+            before[relative] = None if content is None else base64.b64decode(content, validate=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if phase not in ("writing", "written", "applying"):
+        return None
+    return Journal(path, root, locks, before, phase)
+
+
+def recover(journals: list[Journal]) -> list[str]:
+    """Finish what crashed runs left (the caller holds their locks); returns what was done, for the user."""
+    notes = []
+    for journal in journals:
+        names = ", ".join(journal.locks)
+        if journal.phase == "writing":
+            restored = journal.rollback()
+            notes.append(
+                f"an interrupted change to {names} was rolled back"
+                + (f" (restored {', '.join(restored)})" if restored else " (no file had changed)")
+            )
+        elif journal.phase == "applying":
+            journal.close()
+            notes.append(
+                f"an earlier run was interrupted while applying {names}: its files stand as written; "
+                "run `platformctl up` for those stacks to finish"
+            )
+        else:
+            journal.close()
+    return notes

@@ -1,0 +1,207 @@
+"""Changes: stack files edited in place, validated bytes written, two files as one, offboarded partners, launches."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platformctl import changes
+from platformctl import journal as journals
+from tests.conftest import ROOT, tree_snapshot
+
+EXAMPLE = ROOT / "partners" / "examples" / "pampas-voz.yaml"
+HAND_EDITED = """# Reviewed by the platform team. Do not remove the encryption settings.
+secretsprovider: awskms://alias/platform-stacks?region=eu-central-1
+encryptedkey: AQICAHhQ0lKc2VjcmV0==
+encryptionsalt: v1:c2FsdA==:v1:AAAA
+config:
+  aws:region: eu-central-1  # pinned by ops
+  platform:kongAdminToken:
+    secure: v1:Zm9vYmFy
+  platform:kongAdminUrl: https://kong-admin.internal.example
+"""
+KEPT = (
+    "# Reviewed by the platform team",
+    "secretsprovider: awskms://alias/platform-stacks?region=eu-central-1",
+    "encryptedkey: AQICAHhQ0lKc2VjcmV0==",
+    "encryptionsalt: v1:c2FsdA==:v1:AAAA",
+    "# pinned by ops",
+    "secure: v1:Zm9vYmFy",
+    "platform:kongAdminUrl: https://kong-admin.internal.example",
+)
+
+
+def stack_text(root: Path, stack: str) -> str:
+    return (root / "stacks" / f"Pulumi.{stack}.yaml").read_text()
+
+
+def test_offboarding_edits_the_stack_file_in_place(cli, repo_copy: Path) -> None:
+    (repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml").write_text(HAND_EDITED)
+    cli("offboard-partner", "acme-voice", "--no-apply", root=repo_copy)
+    text = stack_text(repo_copy, "partner-acme-voice")
+    for kept in KEPT:
+        assert kept in text, kept
+    assert yaml.safe_load(text)["config"]["platform:offboardedOn"] == datetime.date.today().isoformat()
+
+
+def test_onboarding_update_keeps_what_it_does_not_own(cli, repo_copy: Path) -> None:
+    (repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml").write_text(HAND_EDITED)
+    cli("onboard-partner", str(repo_copy / "partners" / "acme-voice.yaml"), "--update", "--no-apply", root=repo_copy)
+    text = stack_text(repo_copy, "partner-acme-voice")
+    for kept in KEPT:
+        assert kept in text, kept
+
+
+def test_launch_edits_the_region_file_in_place(cli, repo_copy: Path) -> None:
+    path = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
+    path.write_text("# eu-central, owned by team-eu\n" + path.read_text() + "  platform:namePrefix: euplat  # legacy\n")
+    cli("launch-country", "CH", "--region", "eu-central", "--no-apply", root=repo_copy)
+    text = path.read_text()
+    assert "# eu-central, owned by team-eu" in text and "platform:namePrefix: euplat  # legacy" in text
+    assert yaml.safe_load(text)["config"]["platform:launchedCountries"] == ["DE", "AT", "CH"]
+
+
+def test_the_validated_bytes_are_the_bytes_written(cli, repo_copy: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "pampas.yaml"
+    raw = b"# Pampas Voz, signed off 2026-11-01\n" + EXAMPLE.read_bytes().replace(b"\n", b"   \n", 1)
+    spec.write_bytes(raw)
+    cli("onboard-partner", str(spec), "--no-apply", root=repo_copy)
+    assert (repo_copy / "partners" / "pampas-voz.yaml").read_bytes() == raw
+
+
+def test_update_refuses_an_offboarded_partner_unless_reactivated(cli, repo_copy: Path) -> None:
+    cli("offboard-partner", "acme-voice", "--no-apply", root=repo_copy)
+    spec = str(repo_copy / "partners" / "acme-voice.yaml")
+    run = cli("onboard-partner", spec, "--update", "--no-apply", code=2, root=repo_copy)
+    assert "was offboarded on" in run.err and "--reactivate" in run.err
+    cli("onboard-partner", spec, "--update", "--reactivate", "--no-apply", root=repo_copy)
+    config = yaml.safe_load(stack_text(repo_copy, "partner-acme-voice"))["config"]
+    assert "platform:offboardedOn" not in config
+
+
+def test_a_region_move_says_so_and_shows_deletes_and_creates(cli, repo_copy: Path, tmp_path: Path) -> None:
+    doc = yaml.safe_load((repo_copy / "partners" / "sunrise-telecom.yaml").read_text())
+    assert doc["home_region"] == "us-east"
+    doc["home_region"] = "us-west"
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(yaml.safe_dump(doc))
+    run = cli("onboard-partner", str(moved), "--update", "--dry-run", root=repo_copy)
+    assert "moves from us-east to us-west" in run.err
+    assert "to replace (delete, then create)" in run.out
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "message"),
+    [
+        ("config: [1, 2]\n", "config", "must be a mapping"),
+        ("config:\n  platform:launchedCountries: BR\n", "config.platform:launchedCountries", "type array"),
+        ("config:\n  platform:launchedCountries: [BR, ZZ]\n", "config.platform:launchedCountries.1", "unknown country"),
+        ("config:\n  platform:launchedCountries: [BR, BR]\n", "config.platform:launchedCountries.1", "more than once"),
+        ("config:\n  platform:launchedCountries: [BR, DE]\n", "config.platform:launchedCountries.1", "residency"),
+        ("config:\n  platform:launchedCountries: [BR, [AR]]\n", "config.platform:launchedCountries.1", "unknown"),
+        ("config:\n  platform:launchedCountries: [BR, NO]\n", "config.platform:launchedCountries.1", "boolean"),
+        ("- just a list\n", "", "config"),
+    ],
+)
+def test_launch_on_a_malformed_region_file_names_the_field(
+    cli, repo_copy: Path, config: str, field: str, message: str
+) -> None:
+    path = repo_copy / "stacks" / "Pulumi.region-sa-east.yaml"
+    path.write_text(config)
+    run = cli("launch-country", "CO", "--region", "sa-east", "--no-apply", code=2, root=repo_copy)
+    assert f"stacks/Pulumi.region-sa-east.yaml: {field}".rstrip(": ") in run.err and message in run.err
+    assert path.read_text() == config
+
+
+def test_launching_twice_never_repeats_a_country(cli, repo_copy: Path) -> None:
+    path = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
+    before = path.read_bytes()
+    run = cli("launch-country", "DE", "--region", "eu-central", "--no-apply", root=repo_copy)
+    assert "already launched" in run.out and path.read_bytes() == before
+
+
+def test_a_crash_between_the_two_files_is_rolled_back_by_the_next_run(
+    cli, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = tree_snapshot(repo_copy)
+    real_write = changes.write_atomic
+    written: list[Path] = []
+
+    def crash_on_second(path, content):
+        if written:
+            raise KeyboardInterrupt  # the process dies between the two renames
+        written.append(path)
+        real_write(path, content)
+
+    monkeypatch.setattr(changes, "write_atomic", crash_on_second)
+    hooks = changes.Hooks(say=lambda _: None, warn=lambda _: None, confirm=lambda _: True)
+    inputs = changes.read_spec_inputs([EXAMPLE])
+    with pytest.raises(KeyboardInterrupt):
+        changes.carry_out(
+            repo_copy,
+            changes.onboarding_locks(inputs),
+            lambda repo: changes.plan_onboarding(repo, inputs, update=False),
+            changes.Mode.NO_APPLY,
+            hooks,
+        )
+    monkeypatch.setattr(changes, "write_atomic", real_write)
+    assert tree_snapshot(repo_copy) != before  # half written: one file of two
+    assert len(journals.pending(repo_copy, repo_copy / ".platformctl")) == 1
+    run = cli("validate", code=2, root=repo_copy)
+    assert "interrupted change" in run.err
+    run = cli("onboard-partner", str(EXAMPLE), "--no-apply", root=repo_copy)
+    assert "rolled back" in run.err
+    assert (repo_copy / "partners" / "pampas-voz.yaml").read_bytes() == EXAMPLE.read_bytes()
+    assert (repo_copy / "stacks" / "Pulumi.partner-pampas-voz.yaml").is_file()
+    assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
+
+
+def test_declining_the_apply_restores_the_files(repo_copy: Path) -> None:
+    before = tree_snapshot(repo_copy)
+    calls = []
+
+    class Engine:
+        @staticmethod
+        def run(repo, stack, operation, on_output=None):
+            calls.append(operation)
+            return {}
+
+    hooks = changes.Hooks(say=lambda _: None, warn=lambda _: None, confirm=lambda _: False)
+    with pytest.raises(changes.AbortedError, match="files were restored"):
+        changes.carry_out(
+            repo_copy,
+            ["region-eu-central"],
+            lambda repo: changes.plan_country_launch(repo, "CH", "eu-central"),
+            changes.Mode.APPLY,
+            hooks,
+            engine=Engine,
+        )
+    assert calls == ["preview"]
+    assert tree_snapshot(repo_copy) == before
+
+
+def test_a_failed_update_keeps_the_files_and_says_how_to_finish(repo_copy: Path) -> None:
+    from foundation.errors import EngineError
+
+    class Engine:
+        @staticmethod
+        def run(repo, stack, operation, on_output=None):
+            if operation == "up":
+                raise EngineError("pulumi up region-eu-central failed: quota")
+            return {}
+
+    hooks = changes.Hooks(say=lambda _: None, warn=lambda _: None, confirm=lambda _: True)
+    with pytest.raises(EngineError, match="platformctl up region-eu-central"):
+        changes.carry_out(
+            repo_copy,
+            ["region-eu-central"],
+            lambda repo: changes.plan_country_launch(repo, "CH", "eu-central"),
+            changes.Mode.APPLY,
+            hooks,
+            engine=Engine,
+        )
+    assert "CH" in stack_text(repo_copy, "region-eu-central")
+    assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
