@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pulumi
 
-from platformctl.errors import PlatformError
+from platformctl.errors import InputError, PlatformError
 from platformctl.stacks import StackKind, parse_stack_name
 
 ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay links this file
@@ -117,6 +117,11 @@ def build_region(code: str) -> None:
     )
     for key, value in deployment.outputs.items():
         pulumi.export(key, value)
+    # Public endpoints in the platform zone: Twilio calls the voice endpoint (through the regional gateway) and posts
+    # call status to the meter, whose signed callback URL names the partner.
+    zone = global_ref.get_output("dns_zone_name")
+    pulumi.export("meter_public_url", pulumi.Output.concat("https://meter.", code, ".", zone))
+    pulumi.export("voice_endpoint_url", pulumi.Output.concat("https://voice.", code, ".", zone, "/twilio/voice"))
 
 
 def build_partner(partner_id: str) -> None:
@@ -127,8 +132,10 @@ def build_partner(partner_id: str) -> None:
 
     from components.partner_tenant import PartnerTenant, PartnerTenantArgs
     from partners.spec import check_against_catalog, load_spec
+    from partners.telephony import check_telephony, number_slots
     from partners.tiers import load_tiers
     from regions.catalog import load_catalog
+    from regions.telephony import load_telephony
 
     config = pulumi.Config("platform")
     catalog = load_catalog(ROOT / "regions")
@@ -138,6 +145,14 @@ def build_partner(partner_id: str) -> None:
         raise pulumi.RunError(f"partners/{partner_id}.yaml: id: is {spec.id!r}, the stack is partner-{partner_id}")
     for warning in check_against_catalog(spec, catalog, f"partners/{partner_id}.yaml"):
         pulumi.log.warn(warning)
+    if spec.telephony is not None:
+        problems, warnings = check_telephony(
+            spec, load_telephony(catalog, ROOT / "regions"), _launched(spec.home_region), f"partners/{partner_id}.yaml"
+        )
+        if problems:
+            raise InputError(problems)
+        for warning in warnings:
+            pulumi.log.warn(warning)
     region = catalog.region(spec.home_region)
     region_ref = stack_reference(f"region-{spec.home_region}")
     global_ref = stack_reference("global")
@@ -182,6 +197,10 @@ def build_partner(partner_id: str) -> None:
             rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
+            number_slots=tuple(number_slots(spec)),
+            voice_endpoint_url=region_ref.get_output("voice_endpoint_url"),
+            meter_public_url=region_ref.get_output("meter_public_url"),
+            keep_numbers=not (config.get_bool("purgeData") or config.get_bool("releaseNumbers")),
         ),
         opts=pulumi.ResourceOptions(providers=providers),
     )
@@ -190,6 +209,18 @@ def build_partner(partner_id: str) -> None:
     pulumi.export("home_region", spec.home_region)
     for key, value in tenant.outputs.items():
         pulumi.export(key, value)
+
+
+def _launched(region: str) -> list[str]:
+    """The home region's launched countries, from its stack file (the catalog check needs them before any output)."""
+    from platformctl.stacks import region_stack
+    from platformctl.yamlio import load_yaml_file
+
+    path = region_stack(region).config_file(ROOT)
+    doc = load_yaml_file(path, f"stacks/{path.name}") if path.is_file() else None
+    config = (doc or {}).get("config") or {} if isinstance(doc, dict) else {}
+    launched = config.get("platform:launchedCountries") or [] if isinstance(config, dict) else []
+    return [str(cc) for cc in launched] if isinstance(launched, list) else []
 
 
 main()

@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from partners.telephony import Telephony
 from platformctl.errors import InputError, Problem
 from platformctl.yamlio import load_yaml_file, load_yaml_text, validation_problems
 from regions.catalog import Catalog, ResidencyVerdict
@@ -167,6 +168,8 @@ class PartnerSpec(_Frozen):
     """White-label branding."""
     billing: Billing
     """Billing and payout settings."""
+    telephony: Telephony | None = None
+    """Twilio numbers the partner holds (in its own subaccount), per country and type."""
 
     @field_validator("countries", mode="before")
     @classmethod
