@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.telephony import numbers as numbers_command
 from platformctl.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
 
 app = typer.Typer(
@@ -363,6 +364,8 @@ def list_stacks(as_json: JsonFlag = False) -> None:
 
     _listing(listings.stacks(_repo()), as_json, "Stacks")
 
+
+app.command("numbers")(numbers_command)
 
 # ---------------------------------------------------------------- real engine
 

@@ -68,23 +68,41 @@ def _client() -> Any:
     return Client(sid, token, http_client=_RedirectedHttpClient(timeout=30))
 
 
-def _explain(exc: Exception, doing: str) -> TwilioError:
-    from twilio.base.exceptions import TwilioRestException
+def _failure(exc: Exception) -> tuple[int, int | None, str] | None:
+    """(HTTP status, Twilio code, message) of a refused request: the client raises TwilioRestException for single
+    resources and TwilioException('Unable to fetch page', response) for lists."""
+    import json
+
+    from twilio.base.exceptions import TwilioException, TwilioRestException
 
     if isinstance(exc, TwilioRestException):
-        if exc.status == 401 or exc.code == 20003:
-            return TwilioError(
-                f"{doing}: Twilio refused the credentials (HTTP {exc.status}); check TWILIO_ACCOUNT_SID and "
-                "TWILIO_AUTH_TOKEN"
-            )
-        return TwilioError(f"{doing}: Twilio answered HTTP {exc.status}, error {exc.code}: {exc.msg}")
-    return TwilioError(f"{doing}: {type(exc).__name__}: {exc}")
+        return exc.status, exc.code, str(exc.msg)
+    if isinstance(exc, TwilioException) and len(exc.args) > 1 and hasattr(exc.args[1], "status_code"):
+        response = exc.args[1]
+        try:
+            body = json.loads(response.text)
+        except (TypeError, ValueError):
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        return response.status_code, body.get("code"), str(body.get("message", "no message"))
+    return None
+
+
+def _explain(exc: Exception, doing: str) -> TwilioError:
+    failure = _failure(exc)
+    if failure is None:
+        return TwilioError(f"{doing}: {type(exc).__name__}: {exc}")
+    status, code, message = failure
+    if status == 401 or code == 20003:
+        return TwilioError(
+            f"{doing}: Twilio refused the credentials (HTTP {status}); check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+        )
+    return TwilioError(f"{doing}: Twilio answered HTTP {status}, error {code}: {message}")
 
 
 def _is_missing(exc: Exception) -> bool:
-    from twilio.base.exceptions import TwilioRestException
-
-    return isinstance(exc, TwilioRestException) and exc.status == 404
+    failure = _failure(exc)
+    return failure is not None and failure[0] == 404
 
 
 # ---------------------------------------------------------------- subaccounts
@@ -194,10 +212,9 @@ class TwilioNumberProvider(ResourceProvider):
                     **self._regulatory(props),
                 )
             except Exception as exc:
-                from twilio.base.exceptions import TwilioRestException
-
-                if isinstance(exc, TwilioRestException) and exc.code in _NOT_AVAILABLE:
-                    failures.append(f"{candidate.phone_number}: {exc.msg}")
+                failure = _failure(exc)
+                if failure is not None and failure[1] in _NOT_AVAILABLE:
+                    failures.append(f"{candidate.phone_number}: {failure[2]}")
                     continue
                 raise _explain(
                     exc, f"buying {candidate.phone_number} for slot {name!r} ({props['country']} {props['number_type']})"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from partners.spec import PartnerSpec, check_against_catalog, load_spec
+from platformctl import telephony
 from platformctl.errors import InputError, Problem
 from platformctl.locking import exclusive
 from platformctl.repo import Repo
@@ -79,6 +80,7 @@ def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
         try:
             spec = load_spec(path, display)
             change.warnings += check_against_catalog(spec, catalog, display)
+            change.warnings += telephony.check_spec(repo, spec, catalog, display)
         except InputError as exc:
             problems.extend(exc.problems)
             continue

@@ -80,12 +80,14 @@ def validate(repo: Repo, paths: list[Any]) -> list[str]:
     from gateway.model import load_api_catalog
     from partners.spec import check_against_catalog
     from partners.tiers import load_tiers
+    from platformctl import telephony
 
     problems: list[Problem] = []
     warnings: list[str] = []
     catalog: Catalog | None = None
     try:
         catalog = load_catalog(repo.root / "regions")
+        telephony.load_telephony(catalog, repo.root / "regions")
     except InputError as exc:
         problems.extend(exc.problems)
     for loader in (
@@ -103,6 +105,7 @@ def validate(repo: Repo, paths: list[Any]) -> list[str]:
             spec = load_spec(path, display)
             if catalog is not None:
                 warnings += check_against_catalog(spec, catalog, display)
+                warnings += telephony.check_spec(repo, spec, catalog, display)
             if not paths and path.stem != spec.id:
                 problems.append(Problem(display, "id", f"is {spec.id!r} but the file is named {path.name}"))
         except InputError as exc:
