@@ -219,6 +219,9 @@ def offboard_partner(
     purge: Annotated[
         bool, typer.Option("--purge", help="Let the data go too (only once its retention has run out).")
     ] = False,
+    release_numbers: Annotated[
+        bool, typer.Option("--release-numbers", help="Release its Twilio numbers and close its subaccount too.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
@@ -230,7 +233,7 @@ def offboard_partner(
     from platformctl import changes
 
     mode = _mode(dry_run, no_apply)
-    change = changes.plan_offboarding(_repo(), partner_id, purge, datetime.date.today())
+    change = changes.plan_offboarding(_repo(), partner_id, purge, datetime.date.today(), release_numbers)
     _carry_out(change, mode, yes)
 
 

@@ -122,7 +122,18 @@ def recheck_onboarding(repo: Repo, change: Change, update: bool) -> None:
             )
 
 
-def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.date) -> Change:
+def _numbers_note(spec: PartnerSpec, released: bool) -> str:
+    count = sum(n.count for n in spec.telephony.numbers) if spec.telephony else 0
+    if not count:
+        return ""
+    if released:
+        return f"; its {count} Twilio number(s) are released and its Twilio subaccount closed when the stack drops them"
+    return f"; its {count} Twilio number(s) and Twilio subaccount are kept (pass --release-numbers to let them go)"
+
+
+def plan_offboarding(
+    repo: Repo, partner_id: str, purge: bool, today: datetime.date, release_numbers: bool = False
+) -> Change:
     stack = partner_stack(partner_id)  # validates the id: no path tricks reach the filesystem
     spec_file = repo.partner_file(stack.key)
     if not spec_file.is_file():
@@ -137,13 +148,14 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
             raise InputError.single(
                 "arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}"
             )
-        change.files[stack.config_file(repo.root)] = partner_stack_text(
-            spec, catalog, {"platform:offboardedOn": today.isoformat()}
-        )
+        extra: dict[str, Any] = {"platform:offboardedOn": today.isoformat()}
+        if release_numbers:
+            extra["platform:releaseNumbers"] = True
+        change.files[stack.config_file(repo.root)] = partner_stack_text(spec, catalog, extra)
         change.operations.append((stack, "up"))
         change.notes.append(
             f"{partner_id}: offboarded; its namespace, gateway consumer and warehouse access go, "
-            "its data (buckets, keys, schema) is kept until the retention runs out"
+            "its data (buckets, keys, schema) is kept until the retention runs out" + _numbers_note(spec, release_numbers)
         )
         return change
     retention = catalog.strictest_retention_days(spec.countries)
@@ -175,7 +187,7 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
     change.delete_after_apply += [stack.config_file(repo.root), spec_file]
     change.notes.append(
         f"{partner_id}: retention ran out on {purge_from.isoformat()}; data-bearing resources are no longer retained "
-        "(apply, then destroy the stack to delete them)"
+        "(apply, then destroy the stack to delete them)" + _numbers_note(spec, True)
     )
     return change
 
