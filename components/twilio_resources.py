@@ -57,7 +57,7 @@ def _client() -> Any:
         raise TwilioError(f"{API_URL_ENV} must be an https:// origin, or http:// on the loopback interface (no path)")
     origin = base.rstrip("/")
 
-    class _RedirectedHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    class _RedirectedHttpClient(TwilioHttpClient):
         """The client's documented seam (a custom http_client): same requests, another origin."""
 
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -217,7 +217,8 @@ class TwilioNumberProvider(ResourceProvider):
                     failures.append(f"{candidate.phone_number}: {failure[2]}")
                     continue
                 raise _explain(
-                    exc, f"buying {candidate.phone_number} for slot {name!r} ({props['country']} {props['number_type']})"
+                    exc,
+                    f"buying {candidate.phone_number} for slot {name!r} ({props['country']} {props['number_type']})",
                 ) from None
             return CreateResult(number.sid, self._outs(props, number))
         raise TwilioError(

@@ -128,7 +128,11 @@ def check_telephony(
         cc = request.country
         if cc not in spec.countries:
             problems.append(
-                Problem(source, f"{field}.country", f"{cc} is not a country the partner serves ({', '.join(spec.countries)})")
+                Problem(
+                    source,
+                    f"{field}.country",
+                    f"{cc} is not a country the partner serves ({', '.join(spec.countries)})",
+                )
             )
             continue
         if cc not in launched:
@@ -154,7 +158,11 @@ def check_telephony(
             continue
         if request.type not in offered:
             problems.append(
-                Problem(source, f"{field}.type", f"{cc} does not offer {request.type} numbers; offered: {', '.join(offered)}")
+                Problem(
+                    source,
+                    f"{field}.type",
+                    f"{cc} does not offer {request.type} numbers; offered: {', '.join(offered)}",
+                )
             )
             continue
         needs = telephony.requirements(cc, request.type)

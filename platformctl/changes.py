@@ -155,7 +155,8 @@ def plan_offboarding(
         change.operations.append((stack, "up"))
         change.notes.append(
             f"{partner_id}: offboarded; its namespace, gateway consumer and warehouse access go, "
-            "its data (buckets, keys, schema) is kept until the retention runs out" + _numbers_note(spec, release_numbers)
+            "its data (buckets, keys, schema) is kept until the retention runs out"
+            + _numbers_note(spec, release_numbers)
         )
         return change
     retention = catalog.strictest_retention_days(spec.countries)

@@ -37,25 +37,48 @@ def test_onboarding_pampas_voz_plans_a_subaccount_and_its_numbers(cli, repo_copy
     [
         ([{"country": "MX", "type": "local"}], {}, "telephony.numbers.0.country", "not a country the partner serves"),
         (
-            [{"country": "BR", "type": "toll_free"}, {"country": "AR", "type": "toll_free"},
-             {"country": "CL", "type": "local"}],
+            [
+                {"country": "BR", "type": "toll_free"},
+                {"country": "AR", "type": "toll_free"},
+                {"country": "CL", "type": "local"},
+            ],
             {},
             "telephony.numbers.2.type",
             "CL does not offer local numbers; offered: toll_free",
         ),
-        ([{"country": "CO", "type": "toll_free"}], {"countries": ["BR", "CO"]}, "telephony.numbers.0.country",
-         "CO is not launched in sa-east"),
+        (
+            [{"country": "CO", "type": "toll_free"}],
+            {"countries": ["BR", "CO"]},
+            "telephony.numbers.0.country",
+            "CO is not launched in sa-east",
+        ),
         ([{"country": "BR", "type": "landline"}], {}, "telephony.numbers.0.type", "Input should be"),
         ([{"country": "BR", "type": "toll_free", "count": 0}], {}, "telephony.numbers.0.count", "greater than"),
         ([{"country": "BR", "type": "toll_free", "count": 20}] * 6, {}, "telephony", "at most 100 per partner"),
-        ([{"country": "BR", "type": "toll_free", "locality": "<script>"}], {}, "telephony.numbers.0.locality",
-         "place name"),
-        ([{"country": "BR", "type": "toll_free", "area_code": "11; rm"}], {}, "telephony.numbers.0.area_code",
-         "pattern"),
-        ([{"country": "BR", "type": "toll_free", "bundle_sid": "BU../../x"}], {}, "telephony.numbers.0.bundle_sid",
-         "pattern"),
-        ([{"country": "BR", "type": "toll_free", "voice_url": "https://evil.example"}], {},
-         "telephony.numbers.0.voice_url", "unknown field"),
+        (
+            [{"country": "BR", "type": "toll_free", "locality": "<script>"}],
+            {},
+            "telephony.numbers.0.locality",
+            "place name",
+        ),
+        (
+            [{"country": "BR", "type": "toll_free", "area_code": "11; rm"}],
+            {},
+            "telephony.numbers.0.area_code",
+            "pattern",
+        ),
+        (
+            [{"country": "BR", "type": "toll_free", "bundle_sid": "BU../../x"}],
+            {},
+            "telephony.numbers.0.bundle_sid",
+            "pattern",
+        ),
+        (
+            [{"country": "BR", "type": "toll_free", "voice_url": "https://evil.example"}],
+            {},
+            "telephony.numbers.0.voice_url",
+            "unknown field",
+        ),
         ([{"country": False, "type": "toll_free"}], {}, "telephony.numbers.0.country", "read as a boolean"),
     ],
 )
@@ -85,8 +108,11 @@ def test_a_requirement_the_spec_does_not_meet_is_a_warning(cli, repo_copy: Path,
     doc["config"]["platform:launchedCountries"] = sorted({*launched, "MX"})
     stack.write_text(yaml.safe_dump(doc))
     spec = with_numbers(
-        tmp_path, [{"country": "MX", "type": "local"}], home_region="us-east", countries=["MX"], billing=
-        {"currency": "MXN", "payout_method": "stripe_connect"}
+        tmp_path,
+        [{"country": "MX", "type": "local"}],
+        home_region="us-east",
+        countries=["MX"],
+        billing={"currency": "MXN", "payout_method": "stripe_connect"},
     )
     run = cli("validate", str(spec), root=repo_copy)
     assert "telephony.numbers.0.address_sid: MX local numbers need an address (locality)" in run.err

@@ -52,8 +52,12 @@ def test_twilio_only_values_are_unknown_and_the_provider_blob_is_not_shown(pampa
     outputs = pampas.outputs(STACK)
     assert outputs["twilio_subaccount"] == "[unknown]"
     assert [n["phone_number"] for n in outputs["telephony_numbers"]] == ["[unknown]"] * 4
-    assert {n["slot"] for n in outputs["telephony_numbers"]} == {"br-toll-free-0", "br-toll-free-1", "ar-toll-free-0",
-                                                                  "cl-toll-free-0"}
+    assert {n["slot"] for n in outputs["telephony_numbers"]} == {
+        "br-toll-free-0",
+        "br-toll-free-1",
+        "ar-toll-free-0",
+        "cl-toll-free-0",
+    }
     for resource in pampas.resources(STACK, NUMBER) + pampas.resources(STACK, SUBACCOUNT):
         assert resource.inputs["__provider"] == "[provider]"
     preview = pampas.preview_json(STACK)
@@ -130,8 +134,13 @@ def test_the_serialized_provider_holds_no_secret(monkeypatch: pytest.MonkeyPatch
     finally:
         pulumi.runtime.settings.reset_options()
     blobs = {name: inputs["__provider"] for name, inputs in capture.inputs.items() if "__provider" in inputs}
-    assert set(blobs) == {"tel-subaccount", "tel-number-br-toll-free-0", "tel-number-br-toll-free-1",
-                          "tel-number-ar-toll-free-0", "tel-number-cl-toll-free-0"}
+    assert set(blobs) == {
+        "tel-subaccount",
+        "tel-number-br-toll-free-0",
+        "tel-number-br-toll-free-1",
+        "tel-number-ar-toll-free-0",
+        "tel-number-cl-toll-free-0",
+    }
     for blob in blobs.values():
         assert isinstance(blob, dict) and set(blob) == {pulumi.runtime.rpc._special_sig_key, "value"}  # a Pulumi secret
         raw = base64.b64decode(blob["value"])

@@ -65,8 +65,12 @@ def test_subaccount_is_created_once_and_adopted_after_a_crash(twilio: FakeTwilio
     provider = TwilioSubaccountProvider()
     first = provider.create({"partner_id": "pampas-voz", "friendly_name": "pctl:pampas-voz"})
     assert first.id.startswith("AC") and first.id != MASTER
-    assert first.outs == {"partner_id": "pampas-voz", "friendly_name": "pctl:pampas-voz", "sid": first.id,
-                          "status": "active"}
+    assert first.outs == {
+        "partner_id": "pampas-voz",
+        "friendly_name": "pctl:pampas-voz",
+        "sid": first.id,
+        "status": "active",
+    }
     assert "auth_token" not in first.outs
     again = provider.create({"partner_id": "pampas-voz", "friendly_name": "pctl:pampas-voz"})
     assert again.id == first.id
@@ -78,8 +82,10 @@ def test_subaccount_read_update_and_close(twilio: FakeTwilio) -> None:
     sid = subaccount(twilio)
     assert provider.read(sid, {"partner_id": "pampas-voz"}).id == sid
     renamed = provider.update(sid, {}, {"partner_id": "pampas-voz", "friendly_name": "pctl:pampas-voz-2"})
-    assert renamed.outs["friendly_name"] == "pctl:pampas-voz-2"
-    assert provider.diff(sid, {"partner_id": "a", "friendly_name": "x"}, {"partner_id": "b", "friendly_name": "x"}).replaces == ["partner_id"]
+    assert renamed.outs is not None and renamed.outs["friendly_name"] == "pctl:pampas-voz-2"
+    assert provider.diff(
+        sid, {"partner_id": "a", "friendly_name": "x"}, {"partner_id": "b", "friendly_name": "x"}
+    ).replaces == ["partner_id"]
     provider.delete(sid, {})
     assert twilio.accounts[sid]["status"] == "closed"
     assert provider.read(sid, {"partner_id": "pampas-voz"}).id is None
@@ -198,7 +204,9 @@ def test_release_and_release_again(twilio: FakeTwilio) -> None:
     assert [r[0] for r in twilio.requests if bought.id in r[1]] == ["DELETE", "DELETE"]
 
 
-def test_bad_credentials_are_a_clear_error_without_the_token(twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_credentials_are_a_clear_error_without_the_token(
+    twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "wrong-token-fedcba9876543210")
     with pytest.raises(TwilioError) as err:
         TwilioSubaccountProvider().create({"partner_id": "pampas-voz", "friendly_name": "pctl:pampas-voz"})

@@ -45,8 +45,13 @@ class FakeTwilio:
 
     def offer(self, country: str, number_type: str, *phone_numbers: str, locality: str = "") -> None:
         self.available.setdefault((country, number_type), []).extend(
-            {"phone_number": n, "friendly_name": n, "iso_country": country, "locality": locality or None,
-             "capabilities": {"voice": True, "SMS": False, "MMS": False}}
+            {
+                "phone_number": n,
+                "friendly_name": n,
+                "iso_country": country,
+                "locality": locality or None,
+                "capabilities": {"voice": True, "SMS": False, "MMS": False},
+            }
             for n in phone_numbers
         )
 
@@ -55,10 +60,17 @@ class FakeTwilio:
 
     def _account(self, sid: str, name: str, owner: str | None) -> dict[str, Any]:
         return {
-            "sid": sid, "friendly_name": name, "status": "active", "type": "Full", "owner_account_sid": owner or sid,
-            "auth_token": "subaccount-token-never-stored", "date_created": "Sun, 29 Nov 2026 10:00:00 +0000",
-            "date_updated": "Sun, 29 Nov 2026 10:00:00 +0000", "uri": f"{API}/Accounts/{sid}.json",
-            "subresource_uris": {}, "status_callback": None,
+            "sid": sid,
+            "friendly_name": name,
+            "status": "active",
+            "type": "Full",
+            "owner_account_sid": owner or sid,
+            "auth_token": "subaccount-token-never-stored",
+            "date_created": "Sun, 29 Nov 2026 10:00:00 +0000",
+            "date_updated": "Sun, 29 Nov 2026 10:00:00 +0000",
+            "uri": f"{API}/Accounts/{sid}.json",
+            "subresource_uris": {},
+            "status_callback": None,
         }
 
     # ------------------------------------------------------------ request handling
@@ -102,7 +114,8 @@ class FakeTwilio:
             if method == "GET":
                 name = one.get("FriendlyName")
                 found = [
-                    n for n in self.numbers.values()
+                    n
+                    for n in self.numbers.values()
                     if n["account_sid"] == owner and (name is None or n["friendly_name"] == name)
                 ]
                 return 200, _page("incoming_phone_numbers", found, path)
@@ -114,12 +127,18 @@ class FakeTwilio:
                 return 400, _error(21422, f"PhoneNumber {phone} is not available", 400)
             sid = self.sid("PN")
             self.numbers[sid] = {
-                "sid": sid, "account_sid": owner, "phone_number": phone, "friendly_name": one.get("FriendlyName", phone),
-                "voice_url": one.get("VoiceUrl"), "voice_method": one.get("VoiceMethod", "POST"),
+                "sid": sid,
+                "account_sid": owner,
+                "phone_number": phone,
+                "friendly_name": one.get("FriendlyName", phone),
+                "voice_url": one.get("VoiceUrl"),
+                "voice_method": one.get("VoiceMethod", "POST"),
                 "status_callback": one.get("StatusCallback"),
                 "status_callback_method": one.get("StatusCallbackMethod", "POST"),
-                "address_sid": one.get("AddressSid"), "bundle_sid": one.get("BundleSid"),
-                "capabilities": {"voice": True}, "uri": f"{API}/Accounts/{owner}/IncomingPhoneNumbers/{sid}.json",
+                "address_sid": one.get("AddressSid"),
+                "bundle_sid": one.get("BundleSid"),
+                "capabilities": {"voice": True},
+                "uri": f"{API}/Accounts/{owner}/IncomingPhoneNumbers/{sid}.json",
             }
             return 201, self.numbers[sid]
         if m := re.fullmatch(r"IncomingPhoneNumbers/(PN\w+)\.json", rest):
@@ -140,12 +159,26 @@ class FakeTwilio:
 
 
 def _page(key: str, items: list[dict[str, Any]], path: str) -> dict[str, Any]:
-    return {key: items, "page": 0, "page_size": 50, "uri": path, "first_page_uri": path, "next_page_uri": None,
-            "previous_page_uri": None, "start": 0, "end": max(len(items) - 1, 0)}
+    return {
+        key: items,
+        "page": 0,
+        "page_size": 50,
+        "uri": path,
+        "first_page_uri": path,
+        "next_page_uri": None,
+        "previous_page_uri": None,
+        "start": 0,
+        "end": max(len(items) - 1, 0),
+    }
 
 
 def _error(code: int, message: str, status: int) -> dict[str, Any]:
-    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
 def serve(fake: FakeTwilio) -> ThreadingHTTPServer:

@@ -22,7 +22,7 @@ def test_the_catalog_offers_what_it_cites() -> None:
     lines = (CATALOG_DIR / "telephony.yaml").read_text().splitlines()
     for cc in telephony.countries:
         at = lines.index(f"  {cc}:")
-        comment = []
+        comment: list[str] = []
         while lines[at - 1 - len(comment)].startswith("  #"):
             comment.append(lines[at - 1 - len(comment)])
         cited = " ".join(comment)
