@@ -111,6 +111,11 @@ def build_region(repo: Repo, code: str) -> None:
     )
     for key, value in deployment.outputs.items():
         pulumi.export(key, value)
+    # Public endpoints in the platform zone: Twilio calls the voice endpoint (through the regional gateway) and posts
+    # call status to the meter, whose signed callback URL names the partner.
+    zone = global_ref.get_output("dns_zone_name")
+    pulumi.export("meter_public_url", pulumi.Output.concat("https://meter.", code, ".", zone))
+    pulumi.export("voice_endpoint_url", pulumi.Output.concat("https://voice.", code, ".", zone, "/twilio/voice"))
 
 
 def build_partner(repo: Repo, partner_id: str) -> None:
@@ -120,6 +125,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     import pulumi_snowflake as snowflake
 
     from components.partner_tenant import PartnerTenant, PartnerTenantArgs
+    from partners.telephony import number_slots
 
     config = pulumi.Config("platform")
     catalog = repo.catalog()
@@ -170,6 +176,10 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
+            number_slots=tuple(number_slots(spec)),
+            voice_endpoint_url=region_ref.get_output("voice_endpoint_url"),
+            meter_public_url=region_ref.get_output("meter_public_url"),
+            keep_numbers=not (config.get_bool("purgeData") or config.get_bool("releaseNumbers")),
         ),
         opts=pulumi.ResourceOptions(providers=providers),
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.telephony import numbers as numbers_command
 from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
 
 app = typer.Typer(
@@ -206,6 +207,9 @@ def offboard_partner(
     purge: Annotated[
         bool, typer.Option("--purge", help="Let the data go too (only once its retention has run out).")
     ] = False,
+    release_numbers: Annotated[
+        bool, typer.Option("--release-numbers", help="Release its Twilio numbers and close its subaccount too.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
@@ -219,7 +223,12 @@ def offboard_partner(
     mode = _mode(dry_run, no_apply)
     stack = changes.partner_argument(partner_id)
     today = datetime.date.today()
-    _carry_out([str(stack)], lambda repo: changes.plan_offboarding(repo, partner_id, purge, today), mode, yes)
+    _carry_out(
+        [str(stack)],
+        lambda repo: changes.plan_offboarding(repo, partner_id, purge, today, release_numbers),
+        mode,
+        yes,
+    )
 
 
 @app.command("launch-country")
@@ -359,6 +368,8 @@ def list_stacks(as_json: JsonFlag = False) -> None:
 
     _listing(listings.stacks(_repo()), as_json, "Stacks")
 
+
+app.command("numbers")(numbers_command)
 
 # ---------------------------------------------------------------- real engine
 

@@ -14,6 +14,7 @@ import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
 from components.outputs import secret
+from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
@@ -26,6 +27,7 @@ from foundation.naming import (
 )
 from gateway.plans import rate_limit_config
 from partners.spec import PartnerSpec
+from partners.telephony import NumberSlot
 from partners.tiers import Tier
 
 GATEWAY_NAMESPACE = "platform"
@@ -58,6 +60,14 @@ class PartnerTenantArgs:
     """Keep data-bearing resources (buckets, keys, schema) when the stack deletes them."""
     active: bool = True
     """False once offboarded: only the data-bearing resources remain, until their retention runs out."""
+    number_slots: tuple[NumberSlot, ...] = ()
+    """Twilio number slots from the spec's `telephony` section (none: no subaccount either)."""
+    voice_endpoint_url: pulumi.Input[str] = ""
+    """Home region's voice endpoint through the gateway (region stack output), the numbers' voice URL."""
+    meter_public_url: pulumi.Input[str] = ""
+    """Home region's meter (region stack output); the numbers' status callback is under it."""
+    keep_numbers: bool = True
+    """Keep numbers and subaccount, also once offboarded; False on purge or an explicit release."""
 
 
 class PartnerTenant(pulumi.ComponentResource):
@@ -75,6 +85,8 @@ class PartnerTenant(pulumi.ComponentResource):
         self.outputs: dict[str, object] = {"namespace": self.namespace, "active": args.active}
         schema = self._schema(name, args, data)
         key = self._dedicated_storage(name, args, child, data) if args.tier.dedicated_storage else None
+        if args.number_slots:
+            self._telephony(name, args)
         if args.active:
             self._kubernetes(name, args, labels, child)
             self._gateway(name, args, child)
@@ -260,6 +272,20 @@ class PartnerTenant(pulumi.ComponentResource):
         )
         self.api_key = key.result
         self.outputs.update({"kong_consumer": self.namespace, "api_key": secret(key.result)})
+
+    def _telephony(self, name: str, args: PartnerTenantArgs) -> None:
+        telephony = PartnerTelephony(
+            f"{name}-telephony",
+            PartnerTelephonyArgs(
+                partner_id=args.spec.id,
+                slots=args.number_slots,
+                voice_url=args.voice_endpoint_url,
+                status_callback=pulumi.Output.concat(args.meter_public_url, f"/twilio/{args.spec.id}/status"),
+                keep_on_delete=args.keep_numbers,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.outputs.update(telephony.outputs)
 
     def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
         self.outputs["snowflake_schema"] = partner_schema(args.spec.id)

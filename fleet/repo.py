@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from partners.spec import PartnerSpec
     from partners.tiers import TierTable
     from regions.catalog import Catalog
+    from regions.telephony import TelephonyCatalog
 
 ROOT_ENV = "PLATFORMCTL_ROOT"
 STATE_DIR = ".platformctl"
@@ -54,6 +55,7 @@ class Repo:
         self._catalog: Catalog | None = None
         self._tiers: TierTable | None = None
         self._apis: ApiCatalog | None = None
+        self._telephony: TelephonyCatalog | None = None
         self._specs: dict[str, PartnerSpec] = {}
         self._spec_warnings: dict[str, list[str]] = {}
         self._spec_bytes: dict[str, bytes] = {}
@@ -115,6 +117,13 @@ class Repo:
             self._apis = load_api_catalog(api_catalog_file(self.root))
         return self._apis
 
+    def telephony(self) -> TelephonyCatalog:
+        if self._telephony is None:
+            from regions.telephony import load_telephony
+
+            self._telephony = load_telephony(self.catalog(), self.root / "regions")
+        return self._telephony
+
     # ------------------------------------------------------------------ partners
 
     def partner_spec_files(self) -> list[Path]:
@@ -165,6 +174,13 @@ class Repo:
         from partners.spec import check_against_catalog
 
         warnings = check_against_catalog(spec, self.catalog(), source)
+        if spec.telephony is not None:
+            from partners.telephony import check_telephony
+
+            problems, more = check_telephony(spec, self.telephony(), self.launched_countries(spec.home_region), source)
+            if problems:
+                raise InputError(problems)
+            warnings += more
         for warning in warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)

@@ -25,6 +25,7 @@ from foundation.naming import (
     TierName,
 )
 from foundation.yamlio import load_yaml_bytes, read_bounded, validation_problems
+from partners.telephony import Telephony
 from regions.catalog import Catalog, ResidencyVerdict
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -179,6 +180,8 @@ class PartnerSpec(_Frozen):
     """White-label branding."""
     billing: Billing
     """Billing and payout settings."""
+    telephony: Telephony | None = None
+    """Twilio numbers the partner holds (in its own subaccount), per country and type."""
 
     @field_validator("countries", mode="before")
     @classmethod

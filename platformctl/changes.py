@@ -238,7 +238,18 @@ def _domain_ownership(repo: Repo, batch: dict[str, tuple[str, str]], change: Cha
 # ---------------------------------------------------------------- offboarding
 
 
-def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.date) -> Change:
+def _numbers_note(spec: PartnerSpec, released: bool) -> str:
+    count = sum(n.count for n in spec.telephony.numbers) if spec.telephony else 0
+    if not count:
+        return ""
+    if released:
+        return f"; its {count} Twilio number(s) are released and its Twilio subaccount closed when the stack drops them"
+    return f"; its {count} Twilio number(s) and Twilio subaccount are kept (pass --release-numbers to let them go)"
+
+
+def plan_offboarding(
+    repo: Repo, partner_id: str, purge: bool, today: datetime.date, release_numbers: bool = False
+) -> Change:
     stack = partner_argument(partner_id)
     spec_file = repo.partner_file(stack.key)
     if not spec_file.is_file():
@@ -256,13 +267,15 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
             raise InputError.single(
                 "arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}"
             )
-        change.files[repo.stack_file(stack)] = edit_stack_file(
-            repo, stack, {"platform:offboardedOn": today.isoformat()}
-        )
+        values: dict[str, Any] = {"platform:offboardedOn": today.isoformat()}
+        if release_numbers:
+            values["platform:releaseNumbers"] = True
+        change.files[repo.stack_file(stack)] = edit_stack_file(repo, stack, values)
         change.operations.append((stack, "up"))
         change.notes.append(
             f"{partner_id}: offboarded; its namespace, gateway consumer and warehouse access go, "
             "its data (buckets, keys, schema) is kept until the retention runs out"
+            + _numbers_note(spec, release_numbers)
         )
         return change
     retention = repo.catalog().strictest_retention_days(spec.countries)
@@ -287,7 +300,7 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
     change.delete_after_apply += [repo.stack_file(stack), spec_file]
     change.notes.append(
         f"{partner_id}: retention ran out on {purge_from.isoformat()}; data-bearing resources are no longer retained "
-        "(apply, then destroy the stack to delete them)"
+        "(apply, then destroy the stack to delete them)" + _numbers_note(spec, True)
     )
     return change
 

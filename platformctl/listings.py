@@ -73,7 +73,7 @@ def validate(repo: Repo, paths: list[Path], today: datetime.date) -> list[str]:
     """Validate the catalogs, the tier table, the API catalog, and every spec and stack file (or the given spec
     files): types, then meaning (see fleet.checks). Returns warnings; raises one InputError with every problem."""
     problems: list[Problem] = []
-    for loader in (repo.catalog, repo.tiers, repo.api_catalog):
+    for loader in (repo.catalog, repo.tiers, repo.api_catalog, repo.telephony):
         try:
             loader()
         except InputError as exc:

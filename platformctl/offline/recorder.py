@@ -25,6 +25,9 @@ from foundation.stacks import PROJECT
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
+PROVIDER_BLOB = "[provider]"
+"""Shown for a dynamic resource's `__provider` input: a pickled provider is code, not something to review."""
+_DYNAMIC_PROVIDER_KEY = "__provider"
 _SIG_KEY = rpc._special_sig_key
 _SECRET_SIG = rpc._special_secret_sig
 _RESOURCE_SIG = rpc._special_resource_sig
@@ -135,7 +138,7 @@ class _Recorder(mocks.MockMonitor):
                 custom=bool(request.custom),
                 parent=request.parent,
                 provider=request.provider,
-                inputs=redact(inputs),
+                inputs=_redact_inputs(inputs),
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 dependencies=sorted(set(request.dependencies)),
@@ -197,6 +200,13 @@ class _PlanMocks(mocks.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         raise EngineError(f"the offline plan cannot run data source {args.token}; pass the value in as config")
+
+
+def _redact_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    shown = redact(inputs)
+    if _DYNAMIC_PROVIDER_KEY in shown:
+        shown[_DYNAMIC_PROVIDER_KEY] = PROVIDER_BLOB
+    return shown
 
 
 def redact(value: Any) -> Any:

@@ -65,12 +65,12 @@ def test_offboarding_an_unknown_or_hostile_id_exits_2(cli, repo_copy: Path, part
 
 
 def test_launch_records_the_country_and_the_region_plan_carries_it(cli, repo_copy: Path) -> None:
-    run = cli("launch-country", "AR", "--region", "sa-east", "--no-apply", root=repo_copy)
-    assert "AR launched in sa-east" in run.out and "120 days" in run.out
-    assert stack_config(repo_copy, "region-sa-east")["platform:launchedCountries"] == ["BR", "AR"]
+    run = cli("launch-country", "CO", "--region", "sa-east", "--no-apply", root=repo_copy)
+    assert "CO launched in sa-east" in run.out and "120 days" in run.out
+    assert stack_config(repo_copy, "region-sa-east")["platform:launchedCountries"] == ["BR", "AR", "CL", "CO"]
     plan = cli("plan", "region-sa-east", root=repo_copy).out
-    assert "region-country-ar" in plan
-    again = cli("launch-country", "ar", "--region", "sa-east", "--no-apply", root=repo_copy)
+    assert "region-country-co" in plan
+    again = cli("launch-country", "co", "--region", "sa-east", "--no-apply", root=repo_copy)
     assert "already launched" in again.out
 
 

@@ -133,10 +133,10 @@ def test_launched_countries_carry_their_settings(fleet: Plan) -> None:
 
 def test_launching_a_country_tightens_the_region(repo_copy: Path, plan_in) -> None:
     stack_file = repo_copy / "stacks" / "Pulumi.region-sa-east.yaml"
-    stack_file.write_text(stack_file.read_text().replace("  - BR\n", "  - BR\n  - AR\n"))
+    stack_file.write_text(stack_file.read_text().replace("  - CL\n", "  - CL\n  - CO\n"))
     plan = plan_in(repo_copy, "region-sa-east")
     names = {r.inputs["metadata"]["name"] for r in plan.resources("region-sa-east", "kubernetes:core/v1:ConfigMap")}
-    assert names == {"country-br", "country-ar"}
+    assert names == {"country-br", "country-ar", "country-cl", "country-co"}
     assert plan.outputs("region-sa-east")["retention_days"] == 120
 
 

@@ -1,0 +1,69 @@
+"""PartnerTelephony: a partner's Twilio subaccount and one number per slot of its spec's `telephony` section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.twilio_resources import TwilioNumber, TwilioSubaccount
+from partners.telephony import NumberSlot, subaccount_friendly_name
+
+
+@dataclass(frozen=True)
+class PartnerTelephonyArgs:
+    partner_id: str
+    """The partner."""
+    slots: tuple[NumberSlot, ...]
+    """Number slots from the spec (partners.telephony.number_slots)."""
+    voice_url: pulumi.Input[str]
+    """Where Twilio sends the partner's calls: the home region's voice endpoint through the gateway."""
+    status_callback: pulumi.Input[str]
+    """The meter's signed callback for the partner: `<meter_public_url>/twilio/<partner-id>/status`."""
+    keep_on_delete: bool = True
+    """Keep numbers and subaccount when the stack drops them (a partner may come back; numbers are hard to get)."""
+
+
+class PartnerTelephony(pulumi.ComponentResource):
+    def __init__(self, name: str, args: PartnerTelephonyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:partner_telephony:PartnerTelephony", name, None, opts)
+        keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep_on_delete)
+        subaccount = TwilioSubaccount(
+            f"{name}-subaccount", args.partner_id, subaccount_friendly_name(args.partner_id), opts=keep
+        )
+        numbers = []
+        for slot in args.slots:
+            number = TwilioNumber(
+                f"{name}-number-{slot.key}",
+                {
+                    "partner_id": slot.partner_id,
+                    "country": slot.country,
+                    "number_type": slot.type,
+                    "index": slot.index,
+                    "friendly_name": slot.friendly_name,
+                    "subaccount_sid": subaccount.sid,
+                    "area_code": slot.request.area_code,
+                    "locality": slot.request.locality,
+                    "address_sid": slot.request.address_sid,
+                    "bundle_sid": slot.request.bundle_sid,
+                    "voice_url": args.voice_url,
+                    "status_callback": args.status_callback,
+                },
+                opts=keep,
+            )
+            numbers.append(
+                {
+                    "slot": slot.key,
+                    "country": slot.country,
+                    "type": slot.type,
+                    "friendly_name": slot.friendly_name,
+                    "phone_number": number.phone_number,
+                    "sid": number.sid,
+                }
+            )
+        self.outputs = {
+            "twilio_subaccount": subaccount.sid,
+            "telephony_numbers": numbers,
+            "telephony_kept_on_delete": args.keep_on_delete,
+        }
+        self.register_outputs(self.outputs)

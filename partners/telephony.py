@@ -1,0 +1,183 @@
+"""The `telephony` section of a partner spec: which Twilio numbers the partner gets, and its number slots."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from foundation.errors import Problem
+
+if TYPE_CHECKING:
+    from partners.spec import PartnerSpec
+    from regions.telephony import TelephonyCatalog
+
+MAX_PER_REQUEST = 20
+"""Numbers one entry may ask for."""
+MAX_NUMBERS = 100
+"""Numbers one partner may hold through its spec: a typo must not buy a thousand numbers."""
+FRIENDLY_NAME_PREFIX = "pctl"
+"""Marks Twilio objects platformctl owns; short, because a friendly name holds at most 64 characters."""
+
+# Letters of any script, spaces and a few separators: a town name, nothing that reads as markup or a path.
+_LOCALITY = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .'-]){0,63}$")
+
+
+def _locality(value: str) -> str:
+    if not _LOCALITY.match(value) or value != value.strip() or "  " in value:
+        raise ValueError("must be a place name: letters, single spaces, '.', \"'\" and '-' (at most 64 characters)")
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=256)
+
+
+class NumberRequest(_Frozen):
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    """ISO 3166-1 alpha-2 code of the number's country (one the partner serves)."""
+    type: Literal["local", "mobile", "toll_free"]
+    """Number type; the country must offer it (regions/telephony.yaml)."""
+    count: int = Field(default=1, ge=1, le=MAX_PER_REQUEST)
+    """How many numbers of this country and type."""
+    area_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,6}$")] | None = None
+    """Area code (digits) the numbers should start with after the country code."""
+    locality: Annotated[str, AfterValidator(_locality)] | None = None
+    """Town or city the numbers should belong to."""
+    address_sid: Annotated[str, StringConstraints(pattern=r"^AD[0-9a-f]{32}$")] | None = None
+    """Twilio Address (in the partner's subaccount) that satisfies the country's address requirement."""
+    bundle_sid: Annotated[str, StringConstraints(pattern=r"^BU[0-9a-f]{32}$")] | None = None
+    """Approved Twilio regulatory bundle for the country and type, where one is required."""
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _norway(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a country code was read as a boolean: quote it (YAML reads NO, YES, ON, OFF as booleans)")
+        return value
+
+
+class Telephony(_Frozen):
+    numbers: tuple[NumberRequest, ...] = Field(min_length=1, max_length=32)
+    """Numbers to hold, per country and type."""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Telephony:
+        total = sum(n.count for n in self.numbers)
+        if total > MAX_NUMBERS:
+            raise ValueError(f"asks for {total} numbers; at most {MAX_NUMBERS} per partner")
+        return self
+
+
+@dataclass(frozen=True)
+class NumberSlot:
+    """One number the partner holds: its place in the spec decides its name, so a rerun finds the same number."""
+
+    partner_id: str
+    """The partner."""
+    country: str
+    """ISO country code."""
+    type: str
+    """local, mobile or toll_free."""
+    index: int
+    """Position among the partner's numbers of this country and type."""
+    request: NumberRequest
+    """The spec entry the slot comes from (filters, address, bundle)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.country.lower()}-{self.type.replace('_', '-')}-{self.index}"
+
+    @property
+    def friendly_name(self) -> str:
+        """At most 61 characters (Twilio allows 64): 'pctl:' 5 + id 40 + ':CC:toll_free:NN' 16."""
+        return f"{FRIENDLY_NAME_PREFIX}:{self.partner_id}:{self.country}:{self.type}:{self.index}"
+
+
+def subaccount_friendly_name(partner_id: str) -> str:
+    return f"{FRIENDLY_NAME_PREFIX}:{partner_id}"
+
+
+def number_slots(spec: PartnerSpec) -> list[NumberSlot]:
+    if spec.telephony is None:
+        return []
+    counters: dict[tuple[str, str], int] = {}
+    slots = []
+    for request in spec.telephony.numbers:
+        for _ in range(request.count):
+            index = counters.get((request.country, request.type), 0)
+            counters[(request.country, request.type)] = index + 1
+            slots.append(NumberSlot(spec.id, request.country, request.type, index, request))
+    return slots
+
+
+def check_telephony(
+    spec: PartnerSpec, telephony: TelephonyCatalog, launched: Sequence[str], source: str
+) -> tuple[list[Problem], list[str]]:
+    """Problems (the partner must serve the country, its home region must have launched it, the country must offer the
+    type) and warnings (a requirement the spec does not show how it meets)."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    if spec.telephony is None:
+        return problems, warnings
+    for index, request in enumerate(spec.telephony.numbers):
+        field = f"telephony.numbers.{index}"
+        cc = request.country
+        if cc not in spec.countries:
+            problems.append(
+                Problem(
+                    source,
+                    f"{field}.country",
+                    f"{cc} is not a country the partner serves ({', '.join(spec.countries)})",
+                )
+            )
+            continue
+        if cc not in launched:
+            problems.append(
+                Problem(
+                    source,
+                    f"{field}.country",
+                    f"{cc} is not launched in {spec.home_region} (launched: {', '.join(launched) or 'none'}); "
+                    f"run `platformctl launch-country {cc} --region {spec.home_region}` first",
+                )
+            )
+            continue
+        offered = telephony.offered(cc)
+        if not offered:
+            problems.append(
+                Problem(
+                    source,
+                    f"{field}.country",
+                    f"no Twilio numbers are offered in {cc}: regions/telephony.yaml lists no number type there "
+                    "(only facts from Twilio's guidelines are listed)",
+                )
+            )
+            continue
+        if request.type not in offered:
+            problems.append(
+                Problem(
+                    source,
+                    f"{field}.type",
+                    f"{cc} does not offer {request.type} numbers; offered: {', '.join(offered)}",
+                )
+            )
+            continue
+        needs = telephony.requirements(cc, request.type)
+        if needs is None:
+            continue
+        if needs.address in ("any", "country", "locality") and request.address_sid is None:
+            warnings.append(
+                f"{source}: {field}.address_sid: {cc} {request.type} numbers need an address ({needs.address}); "
+                "the purchase fails until the spec names one"
+            )
+        if needs.bundle == "required" and request.bundle_sid is None:
+            warnings.append(
+                f"{source}: {field}.bundle_sid: {cc} {request.type} numbers need an approved regulatory bundle; "
+                "the purchase fails until the spec names one"
+            )
+        if (request.area_code or request.locality) and request.type == "toll_free":
+            warnings.append(f"{source}: {field}: toll-free numbers are national; area_code and locality may find none")
+    return problems, warnings

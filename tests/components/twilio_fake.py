@@ -1,0 +1,209 @@
+"""A loopback stand-in for the parts of Twilio's 2010-04-01 REST API the providers call, answering in Twilio's shapes
+(JSON resources, paged lists, error bodies with `code`/`message`/`status`, HTTP Basic auth)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+API = "/2010-04-01"
+_TYPES = {"Local": "local", "Mobile": "mobile", "TollFree": "toll_free"}
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str
+    """The master account the credentials belong to."""
+    auth_token: str
+    """Its token: requests with anything else get Twilio's 401."""
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Accounts by SID (the master and its subaccounts)."""
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Incoming phone numbers by SID (each names its account)."""
+    available: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """Numbers for sale by (country, type)."""
+    purchase_error: tuple[int, int, str] | None = None
+    """(HTTP status, Twilio code, message) every purchase answers with, when set."""
+    taken: set[str] = field(default_factory=set)
+    """Numbers that were sold to someone else between search and purchase (error 21422)."""
+    requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
+    """(method, path, parameters) of every request, in order."""
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.accounts[self.account_sid] = self._account(self.account_sid, "Platform master", None)
+
+    def sid(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):032x}"
+
+    def offer(self, country: str, number_type: str, *phone_numbers: str, locality: str = "") -> None:
+        self.available.setdefault((country, number_type), []).extend(
+            {
+                "phone_number": n,
+                "friendly_name": n,
+                "iso_country": country,
+                "locality": locality or None,
+                "capabilities": {"voice": True, "SMS": False, "MMS": False},
+            }
+            for n in phone_numbers
+        )
+
+    def purchases(self) -> list[tuple[str, str, dict[str, list[str]]]]:
+        return [r for r in self.requests if r[0] == "POST" and r[1].endswith("/IncomingPhoneNumbers.json")]
+
+    def _account(self, sid: str, name: str, owner: str | None) -> dict[str, Any]:
+        return {
+            "sid": sid,
+            "friendly_name": name,
+            "status": "active",
+            "type": "Full",
+            "owner_account_sid": owner or sid,
+            "auth_token": "subaccount-token-never-stored",
+            "date_created": "Sun, 29 Nov 2026 10:00:00 +0000",
+            "date_updated": "Sun, 29 Nov 2026 10:00:00 +0000",
+            "uri": f"{API}/Accounts/{sid}.json",
+            "subresource_uris": {},
+            "status_callback": None,
+        }
+
+    # ------------------------------------------------------------ request handling
+
+    def handle(self, method: str, path: str, params: dict[str, list[str]], auth: str) -> tuple[int, Any]:
+        self.requests.append((method, path, params))
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if auth != expected:
+            return 401, _error(20003, "Authenticate", 401)
+        one = {k: v[0] for k, v in params.items()}
+        if path == f"{API}/Accounts.json":
+            if method == "GET":
+                name = one.get("FriendlyName")
+                found = [a for a in self.accounts.values() if name is None or a["friendly_name"] == name]
+                return 200, _page("accounts", found, path)
+            sid = self.sid("AC")
+            self.accounts[sid] = self._account(sid, one.get("FriendlyName", ""), self.account_sid)
+            return 201, self.accounts[sid]
+        if match := re.fullmatch(rf"{API}/Accounts/(AC\w+)\.json", path):
+            account = self.accounts.get(match.group(1))
+            if account is None:
+                return 404, _error(20404, f"The requested resource {path} was not found", 404)
+            if method == "POST":
+                if "Status" in one:
+                    account["status"] = one["Status"]
+                if "FriendlyName" in one:
+                    account["friendly_name"] = one["FriendlyName"]
+            return 200, account
+        match = re.fullmatch(rf"{API}/Accounts/(AC\w+)/(.+)", path)
+        if match is None or match.group(1) not in self.accounts:
+            return 404, _error(20404, f"The requested resource {path} was not found", 404)
+        owner, rest = match.groups()
+        if m := re.fullmatch(r"AvailablePhoneNumbers/([A-Z]{2})/(Local|Mobile|TollFree)\.json", rest):
+            offered = self.available.get((m.group(1), _TYPES[m.group(2)]))
+            if offered is None:
+                return 404, _error(20404, f"The requested resource {path} was not found", 404)
+            hits = [n for n in offered if not one.get("InLocality") or n["locality"] == one["InLocality"]]
+            hits = [n for n in hits if n["phone_number"] not in self._owned_numbers()]
+            return 200, _page("available_phone_numbers", hits[: int(one.get("PageSize", 50))], path)
+        if rest == "IncomingPhoneNumbers.json":
+            if method == "GET":
+                name = one.get("FriendlyName")
+                found = [
+                    n
+                    for n in self.numbers.values()
+                    if n["account_sid"] == owner and (name is None or n["friendly_name"] == name)
+                ]
+                return 200, _page("incoming_phone_numbers", found, path)
+            phone = one["PhoneNumber"]
+            if self.purchase_error is not None:
+                status, code, message = self.purchase_error
+                return status, _error(code, message, status)
+            if phone in self.taken or phone in self._owned_numbers():
+                return 400, _error(21422, f"PhoneNumber {phone} is not available", 400)
+            sid = self.sid("PN")
+            self.numbers[sid] = {
+                "sid": sid,
+                "account_sid": owner,
+                "phone_number": phone,
+                "friendly_name": one.get("FriendlyName", phone),
+                "voice_url": one.get("VoiceUrl"),
+                "voice_method": one.get("VoiceMethod", "POST"),
+                "status_callback": one.get("StatusCallback"),
+                "status_callback_method": one.get("StatusCallbackMethod", "POST"),
+                "address_sid": one.get("AddressSid"),
+                "bundle_sid": one.get("BundleSid"),
+                "capabilities": {"voice": True},
+                "uri": f"{API}/Accounts/{owner}/IncomingPhoneNumbers/{sid}.json",
+            }
+            return 201, self.numbers[sid]
+        if m := re.fullmatch(r"IncomingPhoneNumbers/(PN\w+)\.json", rest):
+            number = self.numbers.get(m.group(1))
+            if number is None or number["account_sid"] != owner:
+                return 404, _error(20404, f"The requested resource {path} was not found", 404)
+            if method == "DELETE":
+                del self.numbers[m.group(1)]
+                return 204, None
+            if method == "POST":
+                for key, value in one.items():
+                    number[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
+            return 200, number
+        return 404, _error(20404, f"The requested resource {path} was not found", 404)
+
+    def _owned_numbers(self) -> set[str]:
+        return {n["phone_number"] for n in self.numbers.values()}
+
+
+def _page(key: str, items: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    return {
+        key: items,
+        "page": 0,
+        "page_size": 50,
+        "uri": path,
+        "first_page_uri": path,
+        "next_page_uri": None,
+        "previous_page_uri": None,
+        "start": 0,
+        "end": max(len(items) - 1, 0),
+    }
+
+
+def _error(code: int, message: str, status: int) -> dict[str, Any]:
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def serve(fake: FakeTwilio) -> ThreadingHTTPServer:
+    """Start the fake on 127.0.0.1 (an ephemeral port) in a daemon thread; the caller shuts it down."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            params = urllib.parse.parse_qs(url.query)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                params.update(urllib.parse.parse_qs(self.rfile.read(length).decode()))
+            status, body = fake.handle(self.command, url.path, params, self.headers.get("Authorization", ""))
+            payload = b"" if body is None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's method names
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
