@@ -157,7 +157,7 @@ def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool) -> None:
     )
     outcome = changes.carry_out(repo.root, locks, decide, mode, hooks)
     if outcome.plan is not None:
-        render.plan(out, outcome.plan)
+        render.plan(out, outcome.plan, warnings=False)
         render.violations(err, outcome.plan)
     suffix = " (dry run: nothing written)" if mode is changes.Mode.DRY_RUN else ""
     for note in outcome.change.notes:
@@ -198,7 +198,7 @@ def onboard_partner(
     mode = _mode(dry_run, no_apply)
     inputs = changes.read_spec_inputs(specs)
     locks = changes.onboarding_locks(inputs)
-    _carry_out(locks, lambda repo: changes.plan_onboarding(repo, inputs, update, reactivate), mode, yes)
+    _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes)
 
 
 @app.command("offboard-partner")
@@ -225,7 +225,7 @@ def offboard_partner(
     today = datetime.date.today()
     _carry_out(
         [str(stack)],
-        lambda repo: changes.plan_offboarding(repo, partner_id, purge, today, release_numbers),
+        lambda repo: changes.offboarding_change(repo, partner_id, purge, today, release_numbers),
         mode,
         yes,
     )
@@ -250,7 +250,7 @@ def launch_country(
 
     mode = _mode(dry_run, no_apply)
     code, chosen = changes.launch_region(_repo(), country, region)
-    _carry_out([str(region_stack(chosen))], lambda repo: changes.plan_country_launch(repo, code, chosen), mode, yes)
+    _carry_out([str(region_stack(chosen))], lambda repo: changes.country_launch_change(repo, code, chosen), mode, yes)
 
 
 # ---------------------------------------------------------------- CI

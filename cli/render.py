@@ -29,7 +29,9 @@ def plain(console: Console, text: str, style: str | None = None) -> None:
     console.print(Text(safe(text), style=style or ""), soft_wrap=True)
 
 
-def plan(console: Console, result: PlanResult) -> None:
+def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
+    """The plan as a tree (few stacks) or a table, its totals, and the program's warnings unless the caller has
+    already said them (a change prints its spec's warnings before planning)."""
     stacks = result.document["stacks"]
     if len(stacks) <= TREE_LIMIT:
         for name, stack in stacks.items():
@@ -49,7 +51,7 @@ def plan(console: Console, result: PlanResult) -> None:
         for op, count in totals.items()
     )
     plain(console, f"{len(stacks)} stack(s): {summary or 'no resources'}", "bold")
-    for warning in result.warnings:
+    for warning in result.warnings if warnings else []:
         plain(console, f"warning: {warning}", "yellow")
 
 

@@ -219,12 +219,16 @@ def fleet_domain_problems(domains: dict[str, tuple[str, str]], zone: str) -> lis
     for domain, source in sorted(domains.values()):
         problems += domain_problems(domain, zone, source)
     items = sorted((normalize_domain(domain), partner_id, source) for partner_id, (domain, source) in domains.items())
-    for i, (name, _, source) in enumerate(items):
-        for other, other_id, _ in items[i + 1 :]:
+    for i, (name, partner_id, source) in enumerate(items):
+        for other, other_id, other_source in items[i + 1 :]:
             if _overlap(name, other):
+                # Said on both sides: whichever file a reader opens names the clash.
                 relation = "is the same as" if name == other else "overlaps"
                 problems.append(
                     Problem(source, "domain", f"{name} {relation} {other}, the domain of partner {other_id!r}")
+                )
+                problems.append(
+                    Problem(other_source, "domain", f"{other} {relation} {name}, the domain of partner {partner_id!r}")
                 )
     return problems
 

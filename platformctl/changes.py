@@ -140,7 +140,7 @@ def onboarding_locks(inputs: list[SpecInput]) -> list[str]:
     return locks
 
 
-def plan_onboarding(repo: Repo, inputs: list[SpecInput], update: bool, reactivate: bool = False) -> Change:
+def onboarding_change(repo: Repo, inputs: list[SpecInput], update: bool, reactivate: bool = False) -> Change:
     """Validate every spec (model, catalog, fleet) before anything is written; one bad spec, nothing written."""
     change = Change()
     problems: list[Problem] = []
@@ -247,7 +247,7 @@ def _numbers_note(spec: PartnerSpec, released: bool) -> str:
     return f"; its {count} Twilio number(s) and Twilio subaccount are kept (pass --release-numbers to let them go)"
 
 
-def plan_offboarding(
+def offboarding_change(
     repo: Repo, partner_id: str, purge: bool, today: datetime.date, release_numbers: bool = False
 ) -> Change:
     stack = partner_argument(partner_id)
@@ -345,7 +345,7 @@ def launch_region(repo: Repo, country: str, region: str | None) -> tuple[str, st
     return code, region
 
 
-def plan_country_launch(repo: Repo, code: str, region: str) -> Change:
+def country_launch_change(repo: Repo, code: str, region: str) -> Change:
     catalog = repo.catalog()
     stack = region_stack(region)
     source = f"stacks/Pulumi.{stack}.yaml"

@@ -31,7 +31,8 @@ def test_offboarding_keeps_only_the_data(cli, repo_copy: Path, tmp_path: Path) -
 def test_offboard_dry_run_shows_the_plan_and_writes_nothing(cli, repo_copy: Path) -> None:
     before = tree_snapshot(repo_copy)
     run = cli("offboard-partner", "acme-voice", "--dry-run", root=repo_copy)
-    assert "tenant-schema" in run.out and "tenant-namespace" not in run.out
+    # Against the partner's current plan: the tenant goes (deletes), its data stays (unchanged).
+    assert "- tenant-namespace" in run.out and "  tenant-schema" in run.out and "+ " not in run.out
     assert tree_snapshot(repo_copy) == before
 
 

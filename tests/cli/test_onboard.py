@@ -186,4 +186,4 @@ def test_a_residency_warning_prints_once(cli, repo_copy: Path, tmp_path: Path) -
     doc = yaml.safe_load(EXAMPLE.read_text())
     path = spec_file(tmp_path, countries=[*doc["countries"], "JP"])
     run = cli("onboard-partner", str(path), "--dry-run", root=repo_copy)
-    assert (run.out + run.err).count("JP prefers data residency") == 1
+    assert (run.out + run.err).count("needs a documented transfer basis") == 1

@@ -101,4 +101,4 @@ def test_domain_rules_directly() -> None:
     assert domain_problems("10.0.0.1", "zone.example", "s")  # an address, not a name
     assert not domain_problems("voice.partner.com", "zone.example", "s")
     clash = fleet_domain_problems({"a": ("x.example.com", "a.yaml"), "b": ("X.Example.com.", "b.yaml")}, "")
-    assert len(clash) == 1 and "is the same as" in clash[0].message
+    assert {p.source for p in clash} == {"a.yaml", "b.yaml"} and all("is the same as" in p.message for p in clash)

@@ -143,7 +143,7 @@ def test_a_crash_between_the_two_files_is_rolled_back_by_the_next_run(
         changes.carry_out(
             repo_copy,
             changes.onboarding_locks(inputs),
-            lambda repo: changes.plan_onboarding(repo, inputs, update=False),
+            lambda repo: changes.onboarding_change(repo, inputs, update=False),
             changes.Mode.NO_APPLY,
             hooks,
         )
@@ -174,7 +174,7 @@ def test_declining_the_apply_restores_the_files(repo_copy: Path) -> None:
         changes.carry_out(
             repo_copy,
             ["region-eu-central"],
-            lambda repo: changes.plan_country_launch(repo, "CH", "eu-central"),
+            lambda repo: changes.country_launch_change(repo, "CH", "eu-central"),
             changes.Mode.APPLY,
             hooks,
             engine=Engine,
@@ -198,7 +198,7 @@ def test_a_failed_update_keeps_the_files_and_says_how_to_finish(repo_copy: Path)
         changes.carry_out(
             repo_copy,
             ["region-eu-central"],
-            lambda repo: changes.plan_country_launch(repo, "CH", "eu-central"),
+            lambda repo: changes.country_launch_change(repo, "CH", "eu-central"),
             changes.Mode.APPLY,
             hooks,
             engine=Engine,

@@ -127,7 +127,7 @@ def test_the_lock_is_held_through_the_apply(repo_copy: Path) -> None:
     changes.carry_out(
         repo_copy,
         changes.onboarding_locks(inputs),
-        lambda repo: changes.plan_onboarding(repo, inputs, update=False),
+        lambda repo: changes.onboarding_change(repo, inputs, update=False),
         changes.Mode.APPLY,
         hooks,
         engine=Engine,
