@@ -38,7 +38,8 @@ def build_global(_: str) -> None:
     import pulumi_snowflake as snowflake
 
     from components.kong_gateway import KongGateway, KongGatewayArgs
-    from components.snowflake_organization import SnowflakeOrganization, SnowflakeOrganizationArgs
+    from components.snowflake_organization import SNOWFLAKE_TYPES, SnowflakeOrganization, SnowflakeOrganizationArgs
+    from components.snowflake_preview import features_for
     from gateway.model import load_api_catalog
     from partners.tiers import load_tiers
     from regions.catalog import load_catalog
@@ -63,7 +64,9 @@ def build_global(_: str) -> None:
         comment="Platform public zone",
         opts=pulumi.ResourceOptions(provider=dns_provider, protect=True),
     )
-    org_provider = snowflake.Provider("snowflake-org", role="ORGADMIN")
+    org_provider = snowflake.Provider(
+        "snowflake-org", role="ORGADMIN", preview_features_enabled=features_for(SNOWFLAKE_TYPES)
+    )
     org = SnowflakeOrganization(
         "snowflake-org",
         SnowflakeOrganizationArgs(
@@ -84,6 +87,8 @@ def build_global(_: str) -> None:
 
 
 def build_region(code: str) -> None:
+    import datetime
+
     from components.regional_deployment import RegionalDeployment, RegionalDeploymentArgs
     from regions.catalog import ResidencyVerdict, load_catalog
 
@@ -91,6 +96,9 @@ def build_region(code: str) -> None:
     catalog = load_catalog(ROOT / "regions")
     if code not in catalog.regions:
         raise pulumi.RunError(f"stack region-{code}: {code!r} is not a region of regions/regions.yaml")
+    version_problem = catalog.cloud.standard_support_problem(config.require("kubernetesVersion"), datetime.date.today())
+    if version_problem:
+        raise pulumi.RunError(f"stack region-{code}: platform:kubernetesVersion: {version_problem}")
     launched = config.get_object("launchedCountries") or []
     for cc in launched:
         if cc not in catalog.countries:
@@ -125,10 +133,12 @@ def build_partner(partner_id: str) -> None:
     import pulumi_kubernetes as k8s
     import pulumi_snowflake as snowflake
 
-    from components.partner_tenant import PartnerTenant, PartnerTenantArgs
+    from components.partner_tenant import SNOWFLAKE_TYPES, PartnerTenant, PartnerTenantArgs
+    from components.snowflake_preview import features_for
     from partners.spec import check_against_catalog, load_spec
     from partners.tiers import load_tiers
     from regions.catalog import load_catalog
+    from regions.network import address_plan
 
     config = pulumi.Config("platform")
     catalog = load_catalog(ROOT / "regions")
@@ -162,6 +172,7 @@ def build_partner(partner_id: str) -> None:
             authenticator="SNOWFLAKE_JWT",
             private_key=global_ref.get_output("snowflake_admin_keys")[spec.home_region],
             role="ACCOUNTADMIN",
+            preview_features_enabled=features_for(SNOWFLAKE_TYPES),
         ),
     ]
     tenant = PartnerTenant(
@@ -180,6 +191,7 @@ def build_partner(partner_id: str) -> None:
             snowflake_database=region_ref.get_output("snowflake_database"),
             snowflake_warehouse=region_ref.get_output("snowflake_partner_warehouse"),
             rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
+            endpoint_cidrs=tuple(str(cidr) for cidr in address_plan(region).endpoints),
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
         ),

@@ -12,6 +12,10 @@ from components.outputs import secret
 from regions.catalog import Region
 
 
+SNOWFLAKE_TYPES = ("snowflake:index/account:Account",)
+"""Resource types this component registers: its provider enables the preview features they need."""
+
+
 @dataclass(frozen=True)
 class SnowflakeOrganizationArgs:
     regions: tuple[Region, ...]

@@ -7,7 +7,8 @@ from typing import Any
 
 from partners.spec import load_spec
 from partners.tiers import load_tiers
-from platformctl.stacks import StackKind, StackName
+from platformctl.stackconfig import load_stack_config
+from platformctl.stacks import StackKind, StackName, parse_stack_name
 from policies.rules import StackContext
 from regions.catalog import load_catalog
 
@@ -20,7 +21,13 @@ def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackCo
     if stack.kind is StackKind.REGION:
         launched = config.get("platform:launchedCountries") or []
         return StackContext(
-            stack=str(stack), kind="region", catalog=catalog, region=stack.key, countries=tuple(launched), purge=purge
+            stack=str(stack),
+            kind="region",
+            catalog=catalog,
+            region=stack.key,
+            countries=tuple(launched),
+            purge=purge,
+            kubernetes_version=_version(config),
         )
     spec = load_spec(root / "partners" / f"{stack.key}.yaml", f"partners/{stack.key}.yaml")
     return StackContext(
@@ -34,4 +41,18 @@ def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackCo
         tier=load_tiers(root / "partners" / "tiers.yaml")[spec.tier],
         purge=purge,
         active=not config.get("platform:offboardedOn"),
+        kubernetes_version=_home_cluster_version(root, spec.home_region),
     )
+
+
+def _version(config: dict[str, Any]) -> str | None:
+    value = config.get("platform:kubernetesVersion")
+    return value if isinstance(value, str) else None
+
+
+def _home_cluster_version(root: Path, region: str) -> str | None:
+    """The partner's objects go to its home region's cluster: that stack's version (None when it has no file)."""
+    home = parse_stack_name(f"region-{region}")
+    if not home.config_file(root).is_file():
+        return None
+    return _version(load_stack_config(root, home).values)

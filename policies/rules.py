@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from partners.tiers import Tier
+from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
 from regions.catalog import Catalog, ResidencyVerdict
 
 Level = Literal["mandatory", "advisory"]
@@ -29,6 +30,8 @@ class Resource:
     """Parent URN (resources of one component share it)."""
     retain_on_delete: bool = False
     """Deleting it from the stack leaves the cloud resource."""
+    provider: str = ""
+    """Provider reference (`<provider urn>::<id>`), empty for the default provider."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class StackContext:
     """Data-bearing resources may be deleted (offboarding with --purge)."""
     active: bool = True
     """False for an offboarded partner: only its retained data remains, no tenant."""
+    kubernetes_version: str | None = None
+    """Version of the cluster the stack's Kubernetes objects go to (region stacks and partner stacks)."""
 
     @property
     def namespace(self) -> str:
@@ -377,6 +382,18 @@ POLICIES: tuple[Policy, ...] = (
         "advisory",
         "Data-bearing resources are retained when a stack is deleted.",
         check_data_retained,
+    ),
+    Policy(
+        "snowflake-preview-features",
+        "mandatory",
+        "Preview-gated Snowflake resources have a provider that enables their preview feature.",
+        check_snowflake_preview_features,
+    ),
+    Policy(
+        "kubernetes-schema",
+        "mandatory",
+        "Every Kubernetes object validates (strict) against the OpenAPI schema of its cluster's version.",
+        check_kubernetes_schema,
     ),
 )
 
