@@ -11,7 +11,6 @@ import pulumi_tls as tls
 from components.outputs import secret
 from regions.catalog import Region
 
-
 SNOWFLAKE_TYPES = ("snowflake:index/account:Account",)
 """Resource types this component registers: its provider enables the preview features they need."""
 

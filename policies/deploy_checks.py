@@ -41,16 +41,22 @@ def check_snowflake_preview_features(resources: list[Resource], context: StackCo
             continue
         provider = providers.get(_provider_urn(resource.provider)) if resource.provider else None
         if provider is None:
-            yield resource.urn, (
-                f"{resource.type} is a pulumi-snowflake preview feature and the default provider does not enable "
-                f"{feature!r}; give it a provider with preview_features_enabled=[{feature!r}]"
+            yield (
+                resource.urn,
+                (
+                    f"{resource.type} is a pulumi-snowflake preview feature and the default provider does not enable "
+                    f"{feature!r}; give it a provider with preview_features_enabled=[{feature!r}]"
+                ),
             )
             continue
         enabled = _list_input(provider.inputs.get("previewFeaturesEnabled"))
         if enabled is None or feature not in enabled:
-            yield resource.urn, (
-                f"{resource.type} needs preview feature {feature!r}, which its provider {provider.name} does not "
-                "enable (preview_features_enabled); the real engine would refuse to create it"
+            yield (
+                resource.urn,
+                (
+                    f"{resource.type} needs preview feature {feature!r}, which its provider {provider.name} does not "
+                    "enable (preview_features_enabled); the real engine would refuse to create it"
+                ),
             )
 
 
@@ -102,7 +108,10 @@ def check_kubernetes_schema(resources: list[Resource], context: StackContext) ->
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             where = ".".join(str(part) for part in exc.path) or "(object)"
-            yield resource.urn, f"{manifest['kind']} does not validate against Kubernetes {version}: {where}: {exc.message}"
+            yield (
+                resource.urn,
+                f"{manifest['kind']} does not validate against Kubernetes {version}: {where}: {exc.message}",
+            )
         except kubernetes_validate.SchemaNotFoundError:
             yield resource.urn, f"{manifest['apiVersion']} {manifest['kind']} is not served by Kubernetes {version}"
         except kubernetes_validate.utils.VersionNotSupportedError:

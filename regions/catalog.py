@@ -145,7 +145,10 @@ class CloudFacts(_Frozen):
         offered = ", ".join(v for v, facts in self.kubernetes_versions.items() if facts.standard_support_ends >= on)
         facts = self.kubernetes_versions.get(version)
         if facts is None:
-            return f"Kubernetes {version!r} is not in the EKS calendar (regions/cloud.yaml); in standard support: {offered}"
+            return (
+                f"Kubernetes {version!r} is not in the EKS calendar (regions/cloud.yaml); "
+                f"in standard support: {offered}"
+            )
         if facts.released > on:
             return f"Kubernetes {version} is not offered by EKS before {facts.released}; in standard support: {offered}"
         if facts.standard_support_ends < on:
@@ -189,10 +192,14 @@ class Catalog(_Frozen):
             raise ValueError(f"region {code}: AWS region {region.aws_region} is not in cloud.yaml")
         unknown = [z for z in region.zone_ids if z not in aws.zone_ids]
         if unknown:
-            raise ValueError(f"region {code}: zones {unknown} are not zone IDs of {region.aws_region} {list(aws.zone_ids)}")
+            raise ValueError(
+                f"region {code}: zones {unknown} are not zone IDs of {region.aws_region} {list(aws.zone_ids)}"
+            )
         restricted = [z for z in region.zone_ids if z in aws.restricted_zone_ids]
         if restricted:
-            raise ValueError(f"region {code}: zones {restricted} are closed to most accounts; use others of {region.aws_region}")
+            raise ValueError(
+                f"region {code}: zones {restricted} are closed to most accounts; use others of {region.aws_region}"
+            )
         if len(set(region.zone_ids)) != len(region.zone_ids):
             raise ValueError(f"region {code}: zone_ids repeat a zone")
         located = self.cloud.snowflake_regions.get(region.snowflake_region)

@@ -35,6 +35,4 @@ def address_plan(region: Region) -> AddressPlan:
     zones = len(region.zone_ids)
     private = list(region.cidr.subnets(new_prefix=19))
     top = list(private[-1].subnets(new_prefix=24))
-    return AddressPlan(
-        private=tuple(private[:zones]), public=tuple(top[:zones]), endpoints=tuple(top[16 : 16 + zones])
-    )
+    return AddressPlan(private=tuple(private[:zones]), public=tuple(top[:zones]), endpoints=tuple(top[16 : 16 + zones]))

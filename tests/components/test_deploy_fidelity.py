@@ -1,5 +1,6 @@
 """What a real `pulumi up` needs that the mocks would not refuse: zones by ID, enforced network policy with the
-endpoints tenants need, Snowflake preview features, grants that wait for what they name, a KMS-friendly bucket policy."""
+endpoints tenants need, Snowflake preview features, grants that wait for what they name, a KMS-friendly bucket
+policy."""
 
 from __future__ import annotations
 
@@ -77,9 +78,7 @@ def test_tenant_egress_reaches_only_what_it_needs(fleet: Plan) -> None:
 def test_tenant_egress_ports(fleet: Plan) -> None:
     spec = next(p for p in fleet.resources(PARTNER, NETWORK_POLICY) if p.name == "tenant-allow-aws-apis").inputs["spec"]
     assert spec["policyTypes"] == ["Egress"]
-    ports = {
-        rule["to"][0]["ipBlock"]["cidr"]: [p["port"] for p in rule["ports"]] for rule in spec["egress"]
-    }
+    ports = {rule["to"][0]["ipBlock"]["cidr"]: [p["port"] for p in rule["ports"]] for rule in spec["egress"]}
     assert ports["169.254.170.23/32"] == [80]
     assert all(v == [443] for k, v in ports.items() if k != "169.254.170.23/32")
 
@@ -182,7 +181,7 @@ def test_bucket_policy_allows_default_encryption_and_multipart_parts() -> None:
 def test_the_old_condition_refused_default_encryption() -> None:
     """The former statement denied a header-less upload (default encryption, UploadPart); so would StringNotEquals
     alone: the `Null` condition is what lets them through."""
-    old = {
+    old: dict[str, Any] = {
         "Statement": [
             {
                 "Effect": "Deny",

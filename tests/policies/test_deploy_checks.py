@@ -12,7 +12,7 @@ from platformctl.planning import check_policies
 from platformctl.stacks import parse_stack_name
 from policies.context import context_for
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features, manifest_of
-from policies.rules import Resource
+from policies.rules import Resource, StackContext
 from tests.conftest import ROOT, Plan
 
 REGION = "region-eu-central"
@@ -26,7 +26,7 @@ def _resources(fleet: Plan, stack: str) -> list[Resource]:
     ]
 
 
-def _context(fleet: Plan, stack: str):  # type: ignore[no-untyped-def]
+def _context(fleet: Plan, stack: str) -> StackContext:
     return context_for(ROOT, parse_stack_name(stack), fleet.plans[stack].config)
 
 
@@ -81,7 +81,7 @@ def test_kubernetes_objects_validate_against_the_cluster_version(fleet: Plan) ->
         ("tenant-limits", lambda i: i["metadata"].update(labelz={}), "labelz"),
     ],
 )
-def test_a_broken_manifest_is_caught(fleet: Plan, name: str, break_it, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_manifest_is_caught(fleet: Plan, name: str, break_it, message: str) -> None:
     resources = _resources(fleet, PARTNER)
     target = next(r for r in resources if r.name == name)
     break_it(target.inputs)

@@ -13,6 +13,8 @@ from regions.catalog import CATALOG_DIR, Residency, load_catalog
 from regions.network import address_plan
 
 CATALOG = load_catalog()
+MILAN = "snowflake_region: AWS_EU_CENTRAL_1,   cidr: 10.24"
+TOKYO = "[apne1-az1, apne1-az2, apne1-az4]}"
 
 
 @pytest.fixture
@@ -39,8 +41,7 @@ def test_every_region_has_a_real_snowflake_region_in_its_jurisdiction() -> None:
     for code, region in CATALOG.regions.items():
         located = CATALOG.cloud.snowflake_regions[region.snowflake_region]
         assert (
-            CATALOG.cloud.aws_regions[located].jurisdiction
-            == CATALOG.cloud.aws_regions[region.aws_region].jurisdiction
+            CATALOG.cloud.aws_regions[located].jurisdiction == CATALOG.cloud.aws_regions[region.aws_region].jurisdiction
         ), code
 
 
@@ -64,13 +65,23 @@ def test_required_residency_holds_for_warehouse_data() -> None:
 
 
 def test_a_snowflake_region_that_does_not_exist_is_refused(catalog_copy: Path) -> None:
-    _edit(catalog_copy, "regions.yaml", "snowflake_region: AWS_EU_CENTRAL_1,   cidr: 10.24", "snowflake_region: AWS_EU_SOUTH_1,   cidr: 10.24")
+    _edit(
+        catalog_copy,
+        "regions.yaml",
+        "snowflake_region: AWS_EU_CENTRAL_1,   cidr: 10.24",
+        "snowflake_region: AWS_EU_SOUTH_1,   cidr: 10.24",
+    )
     assert "AWS_EU_SOUTH_1 is not a Snowflake region" in _problem(catalog_copy)
 
 
 def test_a_snowflake_region_outside_the_jurisdiction_is_refused(catalog_copy: Path) -> None:
     # Zurich is nearer to Milan than Frankfurt, but not in the EU.
-    _edit(catalog_copy, "regions.yaml", "snowflake_region: AWS_EU_CENTRAL_1,   cidr: 10.24", "snowflake_region: AWS_EU_CENTRAL_2,   cidr: 10.24")
+    _edit(
+        catalog_copy,
+        "regions.yaml",
+        "snowflake_region: AWS_EU_CENTRAL_1,   cidr: 10.24",
+        "snowflake_region: AWS_EU_CENTRAL_2,   cidr: 10.24",
+    )
     assert "outside the region's jurisdiction EU" in _problem(catalog_copy)
 
 
@@ -98,10 +109,14 @@ def test_tokyo_avoids_the_zone_new_accounts_cannot_use() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("[apne1-az1, apne1-az2, apne1-az4]}", "[apne1-az1, apne1-az2, apne1-az3]}", "closed to most accounts"),
-        ("[apne1-az1, apne1-az2, apne1-az4]}", "[apne1-az1, euw1-az2, apne1-az4]}", "are not zone IDs of ap-northeast-1"),
-        ("[apne1-az1, apne1-az2, apne1-az4]}", "[apne1-az1, apne1-az1]}", "repeat"),
-        ("[apne1-az1, apne1-az2, apne1-az4]}", "[a, b, c]}", "String should match pattern"),
+        (TOKYO, "[apne1-az1, apne1-az2, apne1-az3]}", "closed to most accounts"),
+        (
+            "[apne1-az1, apne1-az2, apne1-az4]}",
+            "[apne1-az1, euw1-az2, apne1-az4]}",
+            "are not zone IDs of ap-northeast-1",
+        ),
+        (TOKYO, "[apne1-az1, apne1-az1]}", "repeat"),
+        (TOKYO, "[a, b, c]}", "String should match pattern"),
     ],
 )
 def test_bad_zones_are_refused(catalog_copy: Path, old: str, new: str, message: str) -> None:
