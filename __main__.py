@@ -39,7 +39,8 @@ def build_global(repo: Repo, _: str) -> None:
     import pulumi_snowflake as snowflake
 
     from components.kong_gateway import KongGateway, KongGatewayArgs
-    from components.snowflake_organization import SnowflakeOrganization, SnowflakeOrganizationArgs
+    from components.snowflake_organization import SNOWFLAKE_TYPES, SnowflakeOrganization, SnowflakeOrganizationArgs
+    from components.snowflake_preview import features_for
 
     config = pulumi.Config("platform")
     catalog = repo.catalog()
@@ -59,7 +60,9 @@ def build_global(repo: Repo, _: str) -> None:
         comment="Platform public zone",
         opts=pulumi.ResourceOptions(provider=dns_provider, protect=True),
     )
-    org_provider = snowflake.Provider("snowflake-org", role="ORGADMIN")
+    org_provider = snowflake.Provider(
+        "snowflake-org", role="ORGADMIN", preview_features_enabled=features_for(SNOWFLAKE_TYPES)
+    )
     org = SnowflakeOrganization(
         "snowflake-org",
         SnowflakeOrganizationArgs(
@@ -80,6 +83,8 @@ def build_global(repo: Repo, _: str) -> None:
 
 
 def build_region(repo: Repo, code: str) -> None:
+    import datetime
+
     from components.regional_deployment import RegionalDeployment, RegionalDeploymentArgs
     from fleet.checks import launched_country_problems
 
@@ -87,6 +92,9 @@ def build_region(repo: Repo, code: str) -> None:
     catalog = repo.catalog()
     if code not in catalog.regions:
         raise pulumi.RunError(f"stack region-{code}: {code!r} is not a region of regions/regions.yaml")
+    version_problem = catalog.cloud.standard_support_problem(config.require("kubernetesVersion"), datetime.date.today())
+    if version_problem:
+        raise pulumi.RunError(f"stack region-{code}: platform:kubernetesVersion: {version_problem}")
     launched = config.get_object("launchedCountries") or []
     problems = launched_country_problems(catalog, code, launched, f"stacks/Pulumi.region-{code}.yaml")
     if problems:
@@ -124,8 +132,10 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     import pulumi_kubernetes as k8s
     import pulumi_snowflake as snowflake
 
-    from components.partner_tenant import PartnerTenant, PartnerTenantArgs
+    from components.partner_tenant import SNOWFLAKE_TYPES, PartnerTenant, PartnerTenantArgs
+    from components.snowflake_preview import features_for
     from partners.telephony import number_slots
+    from regions.network import address_plan
 
     config = pulumi.Config("platform")
     catalog = repo.catalog()
@@ -156,6 +166,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             authenticator="SNOWFLAKE_JWT",
             private_key=global_ref.get_output("snowflake_admin_keys")[spec.home_region],
             role="ACCOUNTADMIN",
+            preview_features_enabled=features_for(SNOWFLAKE_TYPES),
         ),
     ]
     tenant = PartnerTenant(
@@ -174,6 +185,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             snowflake_database=region_ref.get_output("snowflake_database"),
             snowflake_warehouse=region_ref.get_output("snowflake_partner_warehouse"),
             rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
+            endpoint_cidrs=tuple(str(cidr) for cidr in address_plan(region).endpoints),
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
             number_slots=tuple(number_slots(spec)),

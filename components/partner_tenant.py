@@ -29,9 +29,19 @@ from gateway.plans import rate_limit_config
 from partners.spec import PartnerSpec
 from partners.telephony import NumberSlot
 from partners.tiers import Tier
+from regions.network import POD_IDENTITY_AGENT
 
 GATEWAY_NAMESPACE = "platform"
 GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "kong"}
+SNOWFLAKE_TYPES = (
+    "snowflake:index/schema:Schema",
+    "snowflake:index/view:View",
+    "snowflake:index/accountRole:AccountRole",
+    "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole",
+    "snowflake:index/serviceUser:ServiceUser",
+    "snowflake:index/grantAccountRole:GrantAccountRole",
+)
+"""Resource types this component registers: its provider enables the preview features they need."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class PartnerTenantArgs:
     """Home region's warehouse for partner queries (region stack output)."""
     rest_service_id: pulumi.Input[str]
     """Kong REST API service the custom domain routes to (global stack output)."""
+    endpoint_cidrs: tuple[str, ...] = ()
+    """Home region's interface-endpoint subnets (S3, KMS, STS): the only VPC addresses tenant pods may call."""
     retain_data: bool = True
     """Keep data-bearing resources (buckets, keys, schema) when the stack deletes them."""
     active: bool = True
@@ -132,55 +144,7 @@ class PartnerTenant(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
-        same_namespace = k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs())
-        policies = {
-            "default-deny": k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]
-            ),
-            "allow-same-namespace": k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                policy_types=["Ingress", "Egress"],
-                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[same_namespace])],
-                egress=[k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[same_namespace])],
-            ),
-            "allow-gateway": k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": GATEWAY_NAMESPACE}
-                                ),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=GATEWAY_POD_LABELS),
-                            )
-                        ]
-                    )
-                ],
-            ),
-            "allow-dns": k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                policy_types=["Egress"],
-                egress=[
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                                ),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
-                            )
-                        ],
-                        ports=[
-                            k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53),
-                            k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=53),
-                        ],
-                    )
-                ],
-            ),
-        }
-        for policy_name, policy_spec in policies.items():
+        for policy_name, policy_spec in tenant_network_policies(args.endpoint_cidrs).items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}", metadata=meta(policy_name), spec=policy_spec, opts=in_ns
             )
@@ -301,11 +265,11 @@ class PartnerTenant(pulumi.ComponentResource):
     def _warehouse_access(
         self, name: str, args: PartnerTenantArgs, schema: snowflake.Schema, child: pulumi.ResourceOptions
     ) -> None:
-        schema_name = partner_schema(args.spec.id)
         role_name = partner_reader_role(args.spec.id)
-        schema_fqn = pulumi.Output.concat(args.snowflake_database, ".", schema_name)
+        # From the schema's own output: grants and the user's default namespace wait for the schema.
+        schema_fqn = pulumi.Output.concat(args.snowflake_database, ".", schema.name)
         usage_source = pulumi.Output.concat(args.snowflake_database, ".RAW.USAGE_EVENTS")
-        snowflake.View(
+        view = snowflake.View(
             f"{name}-usage-view",
             database=args.snowflake_database,
             schema=schema.name,
@@ -328,7 +292,7 @@ class PartnerTenant(pulumi.ComponentResource):
             {
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", args.snowflake_database)),
                 "schema-usage": Grant(("USAGE",), on_schema(schema_fqn)),
-                "views-select": Grant(("SELECT",), on_all("VIEWS", schema_fqn)),
+                "views-select": Grant(("SELECT",), on_all("VIEWS", schema_fqn), after=(view,)),
                 "future-views-select": Grant(("SELECT",), on_future("VIEWS", schema_fqn)),
                 "warehouse-usage": Grant(("USAGE",), on_object("WAREHOUSE", args.snowflake_warehouse)),
             },
@@ -461,3 +425,64 @@ class PartnerTenant(pulumi.ComponentResource):
             opts=child,
         )
         self.outputs["workload_role"] = role.arn
+
+
+def _peer(
+    namespace: str | None = None, pods: dict[str, str] | None = None, cidr: str | None = None
+) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    if cidr is not None:
+        return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=(
+            k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
+            if namespace is not None
+            else None
+        ),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pods or {}),
+    )
+
+
+def tenant_network_policies(endpoint_cidrs: tuple[str, ...]) -> dict[str, k8s.networking.v1.NetworkPolicySpecArgs]:
+    """Default deny, then exactly what a tenant needs: its own namespace, the gateway (both ways), cluster DNS, the
+    region's interface endpoints (S3, KMS, STS) and the node-local Pod Identity agent. Nothing else: no other
+    namespace, no instance metadata (169.254.169.254, the node's credentials), no internet. Enforced by the VPC CNI's
+    network policy agent (RegionalDeployment enables it)."""
+    everything = k8s.meta.v1.LabelSelectorArgs()
+    np = k8s.networking.v1
+
+    def port(number: int, protocol: str = "TCP") -> k8s.networking.v1.NetworkPolicyPortArgs:
+        return np.NetworkPolicyPortArgs(protocol=protocol, port=number)
+
+    gateway = _peer(GATEWAY_NAMESPACE, GATEWAY_POD_LABELS)
+    identity_agent = np.NetworkPolicyEgressRuleArgs(to=[_peer(cidr=POD_IDENTITY_AGENT)], ports=[port(80)])
+    endpoints = [np.NetworkPolicyEgressRuleArgs(to=[_peer(cidr=c) for c in endpoint_cidrs], ports=[port(443)])]
+    return {
+        "default-deny": np.NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Ingress", "Egress"]),
+        "allow-same-namespace": np.NetworkPolicySpecArgs(
+            pod_selector=everything,
+            policy_types=["Ingress", "Egress"],
+            ingress=[np.NetworkPolicyIngressRuleArgs(from_=[_peer()])],
+            egress=[np.NetworkPolicyEgressRuleArgs(to=[_peer()])],
+        ),
+        "allow-gateway": np.NetworkPolicySpecArgs(
+            pod_selector=everything,
+            policy_types=["Ingress", "Egress"],
+            ingress=[np.NetworkPolicyIngressRuleArgs(from_=[gateway])],
+            # Calls to platform APIs go out through the regional gateway, like any partner's.
+            egress=[np.NetworkPolicyEgressRuleArgs(to=[gateway])],
+        ),
+        "allow-dns": np.NetworkPolicySpecArgs(
+            pod_selector=everything,
+            policy_types=["Egress"],
+            egress=[
+                np.NetworkPolicyEgressRuleArgs(
+                    to=[_peer("kube-system", {"k8s-app": "kube-dns"})], ports=[port(53, "UDP"), port(53)]
+                )
+            ],
+        ),
+        "allow-aws-apis": np.NetworkPolicySpecArgs(
+            pod_selector=everything,
+            policy_types=["Egress"],
+            egress=(endpoints if endpoint_cidrs else []) + [identity_agent],
+        ),
+    }

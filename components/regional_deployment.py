@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -14,13 +13,19 @@ import pulumi_snowflake as snowflake
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
-from components.snowflake_warehouse import SnowflakeWarehouse, SnowflakeWarehouseArgs
+from components.snowflake_preview import features_for
+from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
 from regions.catalog import Country, Region
+from regions.network import INTERFACE_ENDPOINT_SERVICES, address_plan
 
 PLATFORM_NAMESPACE = "platform"
 KONG_CHART_VERSION = "2.52.0"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+"""The VPC CNI leaves NetworkPolicy objects unenforced unless its add-on turns the network policy agent on.
+Source: AWS EKS user guide, "Restrict Pod network traffic with Kubernetes network policies",
+https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html (read 2026-11-29)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             authenticator="SNOWFLAKE_JWT",
             private_key=args.snowflake_private_key,
             role="ACCOUNTADMIN",
+            preview_features_enabled=features_for(SNOWFLAKE_TYPES),
             opts=pulumi.ResourceOptions(parent=self),
         )
         warehouse = SnowflakeWarehouse(
@@ -171,9 +177,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             tags={"Name": f"platform-{region.code}"},
             opts=opts,
         )
-        # /16 → private /19s first, then public /24s from the top of the range.
-        private_ranges = list(region.cidr.subnets(new_prefix=19))
-        public_ranges = list(ipaddress.ip_network(private_ranges[-1]).subnets(new_prefix=24))
+        plan = address_plan(region)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=opts)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt",
@@ -181,19 +185,20 @@ class RegionalDeployment(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             opts=opts,
         )
-        private_subnets, public_subnets = [], []
-        for index, zone in enumerate(region.availability_zones):
+        private_subnets, public_subnets, endpoint_subnets = [], [], []
+        # Zone IDs, not names: a zone name is a different physical zone in each account.
+        for zone_id, cidr in zip(region.zone_ids, plan.public, strict=True):
             public = aws.ec2.Subnet(
-                f"{name}-public-{zone[-1]}",
+                f"{name}-public-{zone_id}",
                 vpc_id=vpc.id,
-                availability_zone=zone,
-                cidr_block=str(public_ranges[index]),
+                availability_zone_id=zone_id,
+                cidr_block=str(cidr),
                 map_public_ip_on_launch=False,
                 tags={"kubernetes.io/role/elb": "1"},
                 opts=opts,
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-public-{zone[-1]}-rt", subnet_id=public.id, route_table_id=public_rt.id, opts=opts
+                f"{name}-public-{zone_id}-rt", subnet_id=public.id, route_table_id=public_rt.id, opts=opts
             )
             public_subnets.append(public)
         eip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", opts=opts)
@@ -204,20 +209,80 @@ class RegionalDeployment(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
             opts=opts,
         )
-        for index, zone in enumerate(region.availability_zones):
+        for zone_id, cidr in zip(region.zone_ids, plan.private, strict=True):
             private = aws.ec2.Subnet(
-                f"{name}-private-{zone[-1]}",
+                f"{name}-private-{zone_id}",
                 vpc_id=vpc.id,
-                availability_zone=zone,
-                cidr_block=str(private_ranges[index]),
+                availability_zone_id=zone_id,
+                cidr_block=str(cidr),
                 tags={"kubernetes.io/role/internal-elb": "1"},
                 opts=opts,
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone[-1]}-rt", subnet_id=private.id, route_table_id=private_rt.id, opts=opts
+                f"{name}-private-{zone_id}-rt", subnet_id=private.id, route_table_id=private_rt.id, opts=opts
             )
             private_subnets.append(private)
+        for zone_id, cidr in zip(region.zone_ids, plan.endpoints, strict=True):
+            endpoint_subnets.append(
+                aws.ec2.Subnet(
+                    f"{name}-endpoints-{zone_id}",
+                    vpc_id=vpc.id,
+                    availability_zone_id=zone_id,
+                    cidr_block=str(cidr),
+                    tags={"platform:subnet": "endpoints"},
+                    opts=opts,
+                )
+            )
+        self._endpoints(name, region, vpc, private_rt, endpoint_subnets, opts)
         return private_subnets, public_subnets
+
+    def _endpoints(
+        self,
+        name: str,
+        region: Region,
+        vpc: aws.ec2.Vpc,
+        private_rt: aws.ec2.RouteTable,
+        subnets: list[aws.ec2.Subnet],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        """AWS APIs inside the VPC: tenants reach S3, KMS and STS without the NAT, and network policy can name them."""
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3-gateway",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{region.aws_region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[private_rt.id],
+            opts=opts,
+        )
+        https_in = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            description="HTTPS from the VPC to its interface endpoints",
+            vpc_id=vpc.id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[str(region.cidr)]
+                )
+            ],
+            opts=opts,
+        )
+        for service in INTERFACE_ENDPOINT_SERVICES:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service}-endpoint",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{region.aws_region}.{service}",
+                vpc_endpoint_type="Interface",
+                subnet_ids=[s.id for s in subnets],
+                security_group_ids=[https_in.id],
+                private_dns_enabled=True,
+                # S3 has a gateway endpoint too: answer the VPC's own lookups with the interface endpoint's addresses,
+                # the only S3 addresses a tenant's NetworkPolicy lets its pods reach.
+                dns_options=(
+                    aws.ec2.VpcEndpointDnsOptionsArgs(private_dns_only_for_inbound_resolver_endpoint=False)
+                    if service == "s3"
+                    else None
+                ),
+                opts=opts,
+            )
 
     def _cluster(
         self,
@@ -261,6 +326,16 @@ class RegionalDeployment(pulumi.ComponentResource):
         )
         # Partner workloads get their AWS permissions through EKS Pod Identity.
         aws.eks.Addon(f"{name}-pod-identity", cluster_name=cluster.name, addon_name="eks-pod-identity-agent", opts=opts)
+        aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=cluster.name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps(VPC_CNI_CONFIGURATION),
+            # EKS installs the CNI itself; the add-on takes it over with this configuration.
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=opts,
+        )
         return cluster
 
     def _kong_data_plane(

@@ -101,7 +101,14 @@ class SecureBucket(pulumi.ComponentResource):
 
 
 def tls_only_policy(bucket_name: str) -> str:
-    """Deny any request not made over TLS 1.2+, and any upload not encrypted with KMS."""
+    """Deny any request not made over TLS 1.2+, and any upload that asks for an encryption other than KMS.
+
+    An upload without the encryption header is allowed: the bucket's default encryption (SSE-KMS with the region's
+    key) encrypts it, and multipart parts (UploadPart, also authorized as s3:PutObject) never carry the header.
+    Hence `Null: false` (the header is present) AND `StringNotEquals` (it names something else); the former
+    `StringNotEqualsIfExists` is true when the header is absent and so refused both. Source: AWS IAM user guide,
+    "IAM JSON policy elements: Condition operators" (...IfExists, Null), and S3 user guide, "Requiring server-side
+    encryption" / "UploadPart" (read 2026-11-29)."""
     bucket_arn = f"arn:aws:s3:::{bucket_name}"
     return json.dumps(
         {
@@ -124,12 +131,15 @@ def tls_only_policy(bucket_name: str) -> str:
                     "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
                 },
                 {
-                    "Sid": "DenyUnencryptedUploads",
+                    "Sid": "DenyNonKmsEncryptionHeader",
                     "Effect": "Deny",
                     "Principal": "*",
                     "Action": "s3:PutObject",
                     "Resource": f"{bucket_arn}/*",
-                    "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                    "Condition": {
+                        "Null": {"s3:x-amz-server-side-encryption": "false"},
+                        "StringNotEquals": {"s3:x-amz-server-side-encryption": ["aws:kms", "aws:kms:dsse"]},
+                    },
                 },
             ],
         },

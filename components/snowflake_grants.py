@@ -15,6 +15,8 @@ class Grant:
     """Privileges granted."""
     target: dict[str, Any]
     """One of the grant resource's on_* arguments, from the helpers below."""
+    after: tuple[pulumi.Resource, ...] = ()
+    """Objects an "all existing" grant must wait for: it covers only what exists when it runs."""
 
 
 def on_object(object_type: str, name: pulumi.Input[str]) -> dict[str, Any]:
@@ -43,10 +45,17 @@ def on_future(plural: str, schema: pulumi.Input[str]) -> dict[str, Any]:
 def grant_all(
     name: str, role: pulumi.Input[str], grants: dict[str, Grant], opts: pulumi.ResourceOptions
 ) -> list[snowflake.GrantPrivilegesToAccountRole]:
-    """One GrantPrivilegesToAccountRole per entry, named f"{name}-{key}"."""
+    """One GrantPrivilegesToAccountRole per entry, named f"{name}-{key}". Pass names as outputs of the objects they
+    name (role.name, Output.concat(database.name, ".", schema.name)), so each grant waits for what it names."""
     return [
         snowflake.GrantPrivilegesToAccountRole(
-            f"{name}-{key}", account_role_name=role, privileges=list(grant.privileges), opts=opts, **grant.target
+            f"{name}-{key}",
+            account_role_name=role,
+            privileges=list(grant.privileges),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(grant.after)))
+            if grant.after
+            else opts,
+            **grant.target,
         )
         for key, grant in grants.items()
     ]

@@ -12,6 +12,9 @@ from components.outputs import secret
 from foundation.naming import region_account
 from regions.catalog import Region
 
+SNOWFLAKE_TYPES = ("snowflake:index/account:Account",)
+"""Resource types this component registers: its provider enables the preview features they need."""
+
 
 @dataclass(frozen=True)
 class SnowflakeOrganizationArgs:

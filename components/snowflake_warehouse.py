@@ -10,6 +10,20 @@ import pulumi_snowflake as snowflake
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from foundation.naming import PARTNER_ROLE_PATTERN, region_database, region_object
 
+SNOWFLAKE_TYPES = (
+    "snowflake:index/database:Database",
+    "snowflake:index/schema:Schema",
+    "snowflake:index/resourceMonitor:ResourceMonitor",
+    "snowflake:index/warehouse:Warehouse",
+    "snowflake:index/accountRole:AccountRole",
+    "snowflake:index/table:Table",
+    "snowflake:index/rowAccessPolicy:RowAccessPolicy",
+    "snowflake:index/execute:Execute",
+    "snowflake:index/view:View",
+    "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole",
+)
+"""Resource types this component registers: its provider enables the preview features they need."""
+
 PLATFORM_ROLES = {
     "loader": "Writes metered usage into RAW.",
     "analyst": "Reads the ANALYTICS views across all partners.",
@@ -145,37 +159,53 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             comment="A partner's reader role sees only rows of its own partner id",
             opts=child,
         )
-        usage_fqn = f"{self.database_name}.RAW.USAGE_EVENTS"
-        policy_fqn = f"{self.database_name}.RAW.PARTNER_ROWS"
+        # Names built from the outputs of what they name, so the engine creates each statement, view and grant after
+        # the objects it mentions (a plain string would let it run first and fail).
+        raw_fqn = pulumi.Output.concat(database.name, ".", raw.name)
+        usage_fqn = pulumi.Output.concat(raw_fqn, ".", usage.name)
+        partners_fqn = pulumi.Output.concat(raw_fqn, ".", partners.name)
+        policy_fqn = pulumi.Output.concat(raw_fqn, ".", policy.name)
         # The provider's table resource cannot attach a row access policy; this statement pair can, reversibly.
         snowflake.Execute(
             f"{name}-usage-row-policy",
-            execute=f"ALTER TABLE {usage_fqn} ADD ROW ACCESS POLICY {policy_fqn} ON (PARTNER_ID)",
-            revert=f"ALTER TABLE {usage_fqn} DROP ROW ACCESS POLICY {policy_fqn}",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, policy]),
+            execute=pulumi.Output.concat(
+                "ALTER TABLE ", usage_fqn, " ADD ROW ACCESS POLICY ", policy_fqn, " ON (PARTNER_ID)"
+            ),
+            revert=pulumi.Output.concat("ALTER TABLE ", usage_fqn, " DROP ROW ACCESS POLICY ", policy_fqn),
+            opts=child,
         )
 
-        raw_fqn = f"{self.database_name}.RAW"
         views = {
             "MRR": (
                 "Monthly recurring revenue by currency: base fees of active partners plus this month's usage",
-                f"SELECT p.CURRENCY, SUM(p.BASE_FEE_MINOR) + COALESCE(SUM(u.AMOUNT_MINOR), 0) AS MRR_MINOR "
-                f"FROM {raw_fqn}.PARTNERS p LEFT JOIN (SELECT PARTNER_ID, SUM(AMOUNT_MINOR) AS AMOUNT_MINOR "
-                f"FROM {raw_fqn}.USAGE_EVENTS WHERE CALL_STARTED_AT >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) "
-                f"GROUP BY PARTNER_ID) u ON u.PARTNER_ID = p.PARTNER_ID WHERE p.ACTIVE GROUP BY p.CURRENCY",
+                pulumi.Output.concat(
+                    "SELECT p.CURRENCY, SUM(p.BASE_FEE_MINOR) + COALESCE(SUM(u.AMOUNT_MINOR), 0) AS MRR_MINOR FROM ",
+                    partners_fqn,
+                    " p LEFT JOIN (SELECT PARTNER_ID, SUM(AMOUNT_MINOR) AS AMOUNT_MINOR FROM ",
+                    usage_fqn,
+                    " WHERE CALL_STARTED_AT >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) GROUP BY PARTNER_ID) u "
+                    "ON u.PARTNER_ID = p.PARTNER_ID WHERE p.ACTIVE GROUP BY p.CURRENCY",
+                ),
             ),
             "ACTIVE_PARTNERS": (
                 "Partners with at least one call in the last 30 days",
-                f"SELECT COUNT(DISTINCT PARTNER_ID) AS ACTIVE_PARTNERS FROM {raw_fqn}.USAGE_EVENTS "
-                f"WHERE CALL_STARTED_AT >= DATEADD('day', -30, CURRENT_TIMESTAMP())",
+                pulumi.Output.concat(
+                    "SELECT COUNT(DISTINCT PARTNER_ID) AS ACTIVE_PARTNERS FROM ",
+                    usage_fqn,
+                    " WHERE CALL_STARTED_AT >= DATEADD('day', -30, CURRENT_TIMESTAMP())",
+                ),
             ),
             "MINUTES_PER_PARTNER": (
                 "Call minutes per partner per month",
-                f"SELECT PARTNER_ID, DATE_TRUNC('month', CALL_STARTED_AT) AS MONTH, "
-                f"SUM(DURATION_SECONDS) / 60 AS MINUTES FROM {raw_fqn}.USAGE_EVENTS GROUP BY 1, 2",
+                pulumi.Output.concat(
+                    "SELECT PARTNER_ID, DATE_TRUNC('month', CALL_STARTED_AT) AS MONTH, "
+                    "SUM(DURATION_SECONDS) / 60 AS MINUTES FROM ",
+                    usage_fqn,
+                    " GROUP BY 1, 2",
+                ),
             ),
         }
-        for view_name, (comment, statement) in views.items():
+        created_views = [
             snowflake.View(
                 f"{name}-{view_name.lower().replace('_', '-')}-view",
                 database=database.name,
@@ -184,21 +214,25 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 is_secure="true",
                 comment=comment,
                 statement=statement,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, partners]),
+                opts=child,
             )
+            for view_name, (comment, statement) in views.items()
+        ]
 
-        analytics_fqn = f"{self.database_name}.ANALYTICS"
+        analytics_fqn = pulumi.Output.concat(database.name, ".", analytics.name)
+        existing_views = tuple(created_views)
         role_grants = {
             "loader": {
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
                 "raw-usage": Grant(("USAGE",), on_schema(raw_fqn)),
-                "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn)),
+                "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn), after=(usage, partners)),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["LOAD"].name)),
             },
             "analyst": {
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
                 "analytics-usage": Grant(("USAGE",), on_schema(analytics_fqn)),
-                "views": Grant(("SELECT",), on_future("VIEWS", analytics_fqn)),
+                "views": Grant(("SELECT",), on_all("VIEWS", analytics_fqn), after=existing_views),
+                "future-views": Grant(("SELECT",), on_future("VIEWS", analytics_fqn)),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["ANALYTICS"].name)),
             },
             "admin": {

@@ -63,7 +63,8 @@ def check_policies(repo: Repo, plan: StackPlan) -> list[Violation]:
     stack = parse_stack_name(plan.stack)
     context = context_for(repo, stack, plan.config)
     resources = [
-        Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete) for r in plan.recording.resources
+        Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete, r.provider)
+        for r in plan.recording.resources
     ]
     return evaluate(resources, context)
 

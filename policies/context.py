@@ -6,7 +6,7 @@ from typing import Any
 
 from fleet.checks import fleet_domains, platform_zone
 from fleet.repo import Repo
-from foundation.stacks import StackKind, StackName
+from foundation.stacks import StackKind, StackName, region_stack
 from policies.rules import StackContext
 
 
@@ -26,6 +26,7 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
             countries=tuple(launched),
             purge=purge,
             fleet_partner_ids=fleet_ids,
+            kubernetes_version=_version(config),
         )
     spec = repo.spec(stack.key)
     domains, _ = fleet_domains(repo)
@@ -43,4 +44,18 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
         fleet_partner_ids=fleet_ids,
         fleet_domains=tuple((pid, domain) for pid, (domain, _) in sorted(domains.items())),
         platform_zone=platform_zone(repo),
+        kubernetes_version=_home_cluster_version(repo, spec.home_region),
     )
+
+
+def _version(config: dict[str, Any]) -> str | None:
+    value = config.get("platform:kubernetesVersion")
+    return value if isinstance(value, str) else None
+
+
+def _home_cluster_version(repo: Repo, region: str) -> str | None:
+    """The partner's objects go to its home region's cluster: that stack's version (None when it has no file)."""
+    home = region_stack(region)
+    if not repo.has_stack(home):
+        return None
+    return _version(repo.stack_config(home).values)

@@ -28,10 +28,26 @@ def stack_of(urns: list[str]) -> str | None:
 
 def resources_of(args: StackValidationArgs) -> list[Resource]:
     # Analyzers do not see retainOnDelete; counting data as retained keeps that (advisory) rule offline-only.
-    return [
-        Resource(r.urn, r.resource_type, r.name, dict(r.props), r.parent.urn if r.parent else "", True)
+    resources = [
+        Resource(
+            r.urn,
+            r.resource_type,
+            r.name,
+            dict(r.props),
+            r.parent.urn if r.parent else "",
+            True,
+            r.provider.urn if r.provider else "",
+        )
         for r in args.resources
     ]
+    # Analyzers see providers only through the resources they manage: add each once, as the offline plan has it.
+    seen = {r.urn for r in resources}
+    for r in args.resources:
+        provider = r.provider
+        if provider is not None and provider.urn not in seen:
+            seen.add(provider.urn)
+            resources.append(Resource(provider.urn, provider.resource_type, provider.name, dict(provider.props)))
+    return resources
 
 
 def _validator(policy: Policy, level: str, root: Path) -> Any:

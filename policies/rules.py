@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from foundation.naming import partner_namespace, region_database, snowflake_ident, tier_acl_group
 from partners.tiers import Tier
+from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
 from regions.catalog import Catalog, ResidencyVerdict
 
 Level = Literal["mandatory", "advisory"]
@@ -30,6 +31,8 @@ class Resource:
     """Parent URN (resources of one component share it)."""
     retain_on_delete: bool = False
     """Deleting it from the stack leaves the cloud resource."""
+    provider: str = ""
+    """Provider reference (`<provider urn>::<id>`), empty for the default provider."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class StackContext:
     """(partner id, domain) of every partner of the fleet."""
     platform_zone: str = ""
     """The platform's own DNS zone (lower case, no trailing dot)."""
+    kubernetes_version: str | None = None
+    """Version of the cluster the stack's Kubernetes objects go to (region stacks and partner stacks)."""
 
     @property
     def namespace(self) -> str:
@@ -422,6 +427,18 @@ POLICIES: tuple[Policy, ...] = (
         "advisory",
         "Data-bearing resources are retained when a stack is deleted.",
         check_data_retained,
+    ),
+    Policy(
+        "snowflake-preview-features",
+        "mandatory",
+        "Preview-gated Snowflake resources have a provider that enables their preview feature.",
+        check_snowflake_preview_features,
+    ),
+    Policy(
+        "kubernetes-schema",
+        "mandatory",
+        "Every Kubernetes object validates (strict) against the OpenAPI schema of its cluster's version.",
+        check_kubernetes_schema,
     ),
 )
 

@@ -1,7 +1,8 @@
-"""Models and loader for `regions/regions.yaml` and `regions/countries.yaml`."""
+"""Models and loader for `regions/regions.yaml`, `regions/countries.yaml` and `regions/cloud.yaml` (cloud facts)."""
 
 from __future__ import annotations
 
+import datetime
 import enum
 import ipaddress
 from functools import cache
@@ -18,6 +19,9 @@ CATALOG_DIR = Path(__file__).resolve().parent
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}-[a-z]+$")]
 LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}-[A-Z]{2}$")]
+ZoneId = Annotated[str, StringConstraints(pattern=r"^[a-z]+[0-9]-az[0-9]+$")]
+SnowflakeRegionId = Annotated[str, StringConstraints(pattern=r"^AWS_[A-Z]+_[A-Z]+_[0-9]$")]
+KubernetesMinor = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{1,3}$")]
 
 
 class _Frozen(BaseModel):
@@ -98,20 +102,61 @@ class Region(_Frozen):
     """Platform region code (the key in regions.yaml)."""
     aws_region: str
     """AWS region the deployment runs in."""
-    snowflake_region: str
-    """Snowflake region id of the regional account."""
+    snowflake_region: SnowflakeRegionId
+    """Snowflake Region ID of the regional account (one of cloud.yaml's snowflake_regions)."""
     cidr: ipaddress.IPv4Network
     """VPC address range."""
     serves: tuple[CountryCode, ...] = Field(min_length=1)
     """Countries this region may serve under a `required` residency rule."""
-    zones: tuple[Annotated[str, StringConstraints(pattern=r"^[a-f]$")], ...] = Field(
-        default=("a", "b", "c"), min_length=2
-    )
-    """Availability-zone letters the network spans."""
+    zone_ids: tuple[ZoneId, ...] = Field(min_length=2)
+    """Availability Zone IDs the network spans (IDs name the same zone in every account; letters do not)."""
 
-    @property
-    def availability_zones(self) -> list[str]:
-        return [f"{self.aws_region}{zone}" for zone in self.zones]
+
+class AwsRegion(_Frozen):
+    jurisdiction: str = Field(pattern=r"^[A-Z]{2}$")
+    """Legal area the region's data sits in (EU, GB, CH, US, ...)."""
+    opt_in: bool
+    """The region is disabled until the account opts in."""
+    zone_ids: tuple[ZoneId, ...] = Field(min_length=1)
+    """Every Availability Zone ID of the region."""
+    restricted_zone_ids: tuple[ZoneId, ...] = ()
+    """Zones that most accounts cannot place subnets (or EKS clusters) in."""
+
+
+class KubernetesVersion(_Frozen):
+    released: datetime.date
+    """Day EKS offered the version."""
+    standard_support_ends: datetime.date
+    """Last day of EKS standard support; after it the version costs extended support."""
+    extended_support_ends: datetime.date
+    """Last day of extended support; after it EKS upgrades the cluster itself."""
+
+
+class CloudFacts(_Frozen):
+    aws_regions: dict[str, AwsRegion]
+    """AWS regions by name."""
+    snowflake_regions: dict[SnowflakeRegionId, str]
+    """Snowflake Region ID -> the AWS region it runs in."""
+    kubernetes_versions: dict[KubernetesMinor, KubernetesVersion]
+    """EKS support calendar by Kubernetes minor version."""
+
+    def standard_support_problem(self, version: str, on: datetime.date) -> str | None:
+        """Why a new cluster may not be created on `version` on day `on`; None when it may."""
+        offered = ", ".join(v for v, facts in self.kubernetes_versions.items() if facts.standard_support_ends >= on)
+        facts = self.kubernetes_versions.get(version)
+        if facts is None:
+            return (
+                f"Kubernetes {version!r} is not in the EKS calendar (regions/cloud.yaml); "
+                f"in standard support: {offered}"
+            )
+        if facts.released > on:
+            return f"Kubernetes {version} is not offered by EKS before {facts.released}; in standard support: {offered}"
+        if facts.standard_support_ends < on:
+            return (
+                f"Kubernetes {version} left EKS standard support on {facts.standard_support_ends} (planned on {on}); "
+                f"a new cluster needs a version in standard support: {offered}"
+            )
+        return None
 
 
 class Catalog(_Frozen):
@@ -121,6 +166,8 @@ class Catalog(_Frozen):
     """Countries by ISO code."""
     default_compliance: ComplianceProfile
     """Profile of a country that has no overrides."""
+    cloud: CloudFacts
+    """AWS regions and zones, Snowflake regions, the EKS calendar (cloud.yaml)."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> Catalog:
@@ -131,11 +178,53 @@ class Catalog(_Frozen):
         for cc, country in self.countries.items():
             if country.compliance.residency is Residency.REQUIRED and not self.regions_serving(cc):
                 raise ValueError(f"country {cc} requires residency but no region serves it")
+        for code, region in self.regions.items():
+            self._check_cloud(code, region)
         networks = [r.cidr for r in self.regions.values()]
         for i, net in enumerate(networks):
             if any(net.overlaps(other) for other in networks[i + 1 :]):
                 raise ValueError(f"region VPC range {net} overlaps another region's")
         return self
+
+    def _check_cloud(self, code: str, region: Region) -> None:
+        aws = self.cloud.aws_regions.get(region.aws_region)
+        if aws is None:
+            raise ValueError(f"region {code}: AWS region {region.aws_region} is not in cloud.yaml")
+        unknown = [z for z in region.zone_ids if z not in aws.zone_ids]
+        if unknown:
+            raise ValueError(
+                f"region {code}: zones {unknown} are not zone IDs of {region.aws_region} {list(aws.zone_ids)}"
+            )
+        restricted = [z for z in region.zone_ids if z in aws.restricted_zone_ids]
+        if restricted:
+            raise ValueError(
+                f"region {code}: zones {restricted} are closed to most accounts; use others of {region.aws_region}"
+            )
+        if len(set(region.zone_ids)) != len(region.zone_ids):
+            raise ValueError(f"region {code}: zone_ids repeat a zone")
+        located = self.cloud.snowflake_regions.get(region.snowflake_region)
+        if located is None:
+            raise ValueError(f"region {code}: {region.snowflake_region} is not a Snowflake region on AWS (cloud.yaml)")
+        where = self.cloud.aws_regions.get(located)
+        if where is None or where.jurisdiction != aws.jurisdiction:
+            raise ValueError(
+                f"region {code}: Snowflake region {region.snowflake_region} ({located}) is outside the region's "
+                f"jurisdiction {aws.jurisdiction}"
+            )
+        for cc in region.serves:
+            country = self.countries.get(cc)
+            if country is None or country.compliance.residency is not Residency.REQUIRED:
+                continue
+            allowed = {self.regions[r].aws_region for r in self.regions_serving(cc)}
+            if located not in allowed:
+                raise ValueError(
+                    f"region {code}: {cc} requires residency, but its warehouse data would live in {located} "
+                    f"({region.snowflake_region}), which no region serving {cc} runs in"
+                )
+
+    def snowflake_aws_region(self, code: str) -> str:
+        """The AWS region a platform region's warehouse data lives in."""
+        return self.cloud.snowflake_regions[self.regions[code].snowflake_region]
 
     def region(self, code: str) -> Region:
         return self.regions[code]
@@ -168,7 +257,7 @@ class Catalog(_Frozen):
 
 
 def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
-    """Read regions.yaml and countries.yaml from `directory`; every problem is reported with its file."""
+    """Read regions.yaml, countries.yaml and cloud.yaml from `directory`; every problem is reported with its file."""
     return _load_catalog_cached(directory.resolve())
 
 
@@ -178,6 +267,14 @@ def _load_catalog_cached(directory: Path) -> Catalog:
     countries_file = directory / "countries.yaml"
     regions_doc = _mapping(load_yaml_file(regions_file), str(regions_file), ("regions",))
     countries_doc = _mapping(load_yaml_file(countries_file), str(countries_file), ("compliance_defaults", "countries"))
+    cloud_file = directory / "cloud.yaml"
+    cloud_doc = _mapping(
+        load_yaml_file(cloud_file), str(cloud_file), ("aws_regions", "snowflake_regions", "kubernetes_versions")
+    )
+    try:
+        cloud = CloudFacts.model_validate(cloud_doc)
+    except ValidationError as exc:
+        raise InputError(validation_problems(str(cloud_file), exc, "")) from None
     problems: list[Problem] = []
 
     defaults = countries_doc["compliance_defaults"]
@@ -210,7 +307,7 @@ def _load_catalog_cached(directory: Path) -> Catalog:
     if problems:
         raise InputError(problems)
     try:
-        return Catalog(regions=regions, countries=countries, default_compliance=default_profile)
+        return Catalog(regions=regions, countries=countries, default_compliance=default_profile, cloud=cloud)
     except ValidationError as exc:
         raise InputError(
             [Problem(str(directory), "", err["msg"].removeprefix("Value error, ")) for err in exc.errors()]

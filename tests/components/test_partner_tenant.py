@@ -113,7 +113,7 @@ def test_default_deny_network_policy_with_gateway_and_dns_allows(fleet: Plan, pa
         r.inputs["metadata"]["name"]: r.inputs["spec"]
         for r in fleet.resources(f"partner-{partner}", "kubernetes:networking.k8s.io/v1:NetworkPolicy")
     }
-    assert set(policies) == {"default-deny", "allow-same-namespace", "allow-gateway", "allow-dns"}
+    assert set(policies) == {"default-deny", "allow-same-namespace", "allow-gateway", "allow-dns", "allow-aws-apis"}
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     gateway_peer = policies["allow-gateway"]["ingress"][0]["from"][0]
     assert gateway_peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "platform"}

@@ -9,6 +9,7 @@ import yaml
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     StackValidationArgs,
@@ -19,15 +20,29 @@ from tests.conftest import ROOT, Plan
 
 
 def analyzer_view(plan: Plan, stack: str, mutate=None) -> StackValidationArgs:
-    """The stack's resources as the policy SDK presents them (parents as PolicyResource objects)."""
+    """The stack's resources as the policy SDK presents them (parents as PolicyResource objects, providers as
+    PolicyProviderResource objects)."""
     by_urn: dict[str, PolicyResource] = {}
+    providers = {
+        r.urn: PolicyProviderResource(r.type, json.loads(json.dumps(r.inputs)), r.urn, r.name)
+        for r in plan.resources(stack)
+        if r.type.startswith("pulumi:providers:")
+    }
     for recorded in plan.resources(stack):
         props = json.loads(json.dumps(recorded.inputs))
         if mutate:
             mutate(recorded.name, props)
         options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], recorded.parent or None)
         by_urn[recorded.urn] = PolicyResource(
-            recorded.type, props, recorded.urn, recorded.name, options, None, by_urn.get(recorded.parent), [], {}
+            recorded.type,
+            props,
+            recorded.urn,
+            recorded.name,
+            options,
+            providers.get(recorded.provider.rsplit("::", 1)[0]) if recorded.provider else None,
+            by_urn.get(recorded.parent),
+            [],
+            {},
         )
     return StackValidationArgs(list(by_urn.values()))
 
@@ -84,3 +99,17 @@ def test_an_unknown_stack_is_reported_not_crashed(tmp_path: Path, fleet: Plan) -
     for policy in pack_policies(tmp_path):  # a root without the specs
         policy.validate(args, report)  # type: ignore[attr-defined]
     assert reports and all("cannot evaluate" in m for m in reports)
+
+
+def test_the_pack_catches_a_missing_snowflake_preview_feature(fleet: Plan) -> None:
+    def strip(name: str, props: dict[str, object]) -> None:
+        if name == "region-snowflake":
+            props.pop("previewFeaturesEnabled")
+
+    # The analyzer sees the provider through each resource; the mutation must reach that view too.
+    args = analyzer_view(fleet, "region-eu-central", strip)
+    for resource in args.resources:
+        if resource.provider is not None and resource.provider.name == "region-snowflake":
+            dict.pop(resource.provider.props, "previewFeaturesEnabled", None)  # type: ignore[call-overload]
+    reports = [r for r in run_pack(args) if r[0] == "snowflake-preview-features"]
+    assert len(reports) == 2 and all("snowflake_table_resource" in message for _, message, _ in reports)

@@ -84,7 +84,7 @@ def test_strictest_retention() -> None:
 
 @pytest.fixture
 def catalog_copy(tmp_path: Path) -> Path:
-    for name in ("regions.yaml", "countries.yaml"):
+    for name in ("regions.yaml", "countries.yaml", "cloud.yaml"):
         shutil.copy2(CATALOG_DIR / name, tmp_path / name)
     return tmp_path
 
