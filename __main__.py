@@ -51,7 +51,9 @@ def build_global(_: str) -> None:
     gateway = KongGateway(
         "gateway",
         KongGatewayArgs(
-            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"), tiers=load_tiers(ROOT / "partners" / "tiers.yaml")
+            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"),
+            tiers=load_tiers(ROOT / "partners" / "tiers.yaml"),
+            dns_zone=config.require("dnsZone"),
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
@@ -110,6 +112,8 @@ def build_region(code: str) -> None:
             kong_telemetry_endpoint=global_ref.get_output("kong_telemetry_endpoint"),
             kong_cluster_cert=global_ref.get_output("kong_cluster_cert"),
             kong_cluster_key=global_ref.get_output("kong_cluster_key"),
+            dns_zone_id=global_ref.get_output("dns_zone_id"),
+            acme_email=config.require("acmeEmail"),
             snowflake_organization=config.require("snowflakeOrganization"),
             snowflake_account=global_ref.get_output("snowflake_accounts")[code],
             snowflake_private_key=global_ref.get_output("snowflake_admin_keys")[code],
@@ -126,6 +130,7 @@ def build_partner(partner_id: str) -> None:
     import pulumi_snowflake as snowflake
 
     from components.partner_tenant import PartnerTenant, PartnerTenantArgs
+    from gateway.model import load_api_catalog
     from partners.spec import check_against_catalog, load_spec
     from partners.tiers import load_tiers
     from regions.catalog import load_catalog
@@ -179,7 +184,14 @@ def build_partner(partner_id: str) -> None:
             },
             snowflake_database=region_ref.get_output("snowflake_database"),
             snowflake_warehouse=region_ref.get_output("snowflake_partner_warehouse"),
-            rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
+            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"),
+            kong_service_ids=global_ref.get_output("kong_service_ids"),
+            dns_zone=config.require("dnsZone"),
+            dns_zone_id=global_ref.get_output("dns_zone_id"),
+            gateway_hostname=region_ref.get_output("gateway_hostname"),
+            # Set by platformctl after it checked the partner's TXT proof; naming the domain, so a changed domain
+            # needs a new proof.
+            domain_verified=config.get("domainVerified") == spec.domain,
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
         ),
