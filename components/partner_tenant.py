@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -289,7 +290,7 @@ class PartnerTenant(pulumi.ComponentResource):
             route = kong.Route(
                 f"{name}-{route_spec.name}",
                 name=f"{self.namespace}-{route_spec.name}",
-                service_id=pulumi.Output.from_input(args.kong_service_ids).apply(lambda ids, a=route_spec.api: ids[a]),
+                service_id=pulumi.Output.from_input(args.kong_service_ids).apply(_item(route_spec.api)),
                 protocols=["https"],
                 hosts=hosts,
                 snis=hosts,
@@ -527,6 +528,10 @@ class PartnerTenant(pulumi.ComponentResource):
         self.outputs["workload_role"] = role.arn
 
 
-def _pem(data: dict[str, str] | None, key: str) -> str:
+def _item(key: str) -> Callable[[Mapping[str, str]], str]:
+    return lambda mapping: mapping[key]
+
+
+def _pem(data: Mapping[str, str] | None, key: str) -> str:
     """A PEM value of a Secret's base64 `data` (empty until cert-manager has written it)."""
     return base64.b64decode((data or {}).get(key, "")).decode()

@@ -34,4 +34,5 @@ def context_for(root: Path, stack: StackName, config: dict[str, Any]) -> StackCo
         tier=load_tiers(root / "partners" / "tiers.yaml")[spec.tier],
         purge=purge,
         active=not config.get("platform:offboardedOn"),
+        partner_domain=spec.domain,
     )

@@ -27,7 +27,15 @@ def analyzer_view(plan: Plan, stack: str, mutate=None) -> StackValidationArgs:
             mutate(recorded.name, props)
         options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], recorded.parent or None)
         by_urn[recorded.urn] = PolicyResource(
-            recorded.type, props, recorded.urn, recorded.name, options, None, by_urn.get(recorded.parent), [], {}
+            recorded.type,
+            props,
+            recorded.urn,
+            recorded.name,
+            options,
+            None,
+            by_urn.get(recorded.parent),
+            [by_urn[d] for d in recorded.dependencies if d in by_urn],
+            {},
         )
     return StackValidationArgs(list(by_urn.values()))
 
