@@ -17,7 +17,7 @@ from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_warehouse import SnowflakeWarehouse, SnowflakeWarehouseArgs
 from gateway.kong_plugins import KONG_IMAGE_TAG
-from gateway.plans import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
+from gateway.redis import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
 from gateway.tls import ACME_ISSUER
 from regions.catalog import Country, Region
 
