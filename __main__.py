@@ -49,7 +49,7 @@ def build_global(repo: Repo, _: str) -> None:
     )
     gateway = KongGateway(
         "gateway",
-        KongGatewayArgs(apis=repo.api_catalog(), tiers=repo.tiers()),
+        KongGatewayArgs(apis=repo.api_catalog(), tiers=repo.tiers(), dns_zone=config.require("dnsZone")),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     # Route 53 is a global service; its API lives in us-east-1.
@@ -112,6 +112,8 @@ def build_region(repo: Repo, code: str) -> None:
             kong_telemetry_endpoint=global_ref.get_output("kong_telemetry_endpoint"),
             kong_cluster_cert=global_ref.get_output("kong_cluster_cert"),
             kong_cluster_key=global_ref.get_output("kong_cluster_key"),
+            dns_zone_id=global_ref.get_output("dns_zone_id"),
+            acme_email=config.require("acmeEmail"),
             snowflake_organization=config.require("snowflakeOrganization"),
             snowflake_account=global_ref.get_output("snowflake_accounts")[code],
             snowflake_private_key=global_ref.get_output("snowflake_admin_keys")[code],
@@ -184,7 +186,14 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             },
             snowflake_database=region_ref.get_output("snowflake_database"),
             snowflake_warehouse=region_ref.get_output("snowflake_partner_warehouse"),
-            rest_service_id=global_ref.get_output("kong_service_ids")["rest"],
+            apis=repo.api_catalog(),
+            kong_service_ids=global_ref.get_output("kong_service_ids"),
+            dns_zone=config.require("dnsZone"),
+            dns_zone_id=global_ref.get_output("dns_zone_id"),
+            gateway_hostname=region_ref.get_output("gateway_hostname"),
+            # Set by platformctl after it checked the partner's TXT proof; naming the domain, so a changed domain
+            # needs a new proof.
+            domain_verified=config.get("domainVerified") == spec.domain,
             endpoint_cidrs=tuple(str(cidr) for cidr in address_plan(region).endpoints),
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),

@@ -11,8 +11,10 @@ import pulumi_tls as tls
 
 from components.outputs import secret
 from foundation.naming import tier_acl_group
+from gateway.cors import origin_regex
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
+from gateway.routes import platform_routes, strip_partner_header_config
 from partners.tiers import TierTable
 
 
@@ -22,6 +24,8 @@ class KongGatewayArgs:
     """The API surface (gateway/apis.yaml)."""
     tiers: TierTable
     """The tier table: which tiers may call which API, and the rate-limit plans."""
+    dns_zone: str
+    """The platform's public zone (stack config platform:dnsZone): CORS origins are its subdomains."""
     upstream_domain: str = "svc.cluster.local"
     """Cluster DNS suffix of the upstream services in each region."""
 
@@ -58,7 +62,8 @@ class KongGateway(pulumi.ComponentResource):
             name="cors",
             config_json=json.dumps(
                 {
-                    "origins": list(plugins.cors_origins),
+                    # Anchored regexes: Kong treats an origin with '*' as a regex, not as a wildcard.
+                    "origins": [origin_regex(o, args.dns_zone) for o in plugins.cors_origins],
                     "methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                     "headers": ["Authorization", "Content-Type", "apikey", plugins.correlation_id.header_name],
                     "exposed_headers": [plugins.correlation_id.header_name, "Deprecation", "Sunset", "Link"],
@@ -67,6 +72,15 @@ class KongGateway(pulumi.ComponentResource):
                 },
                 sort_keys=True,
             ),
+            opts=child,
+        )
+        # Upstreams learn the partner from the authenticated consumer (key-auth sets X-Consumer-Custom-ID to its
+        # custom_id, the partner id), never from the client: a client's X-Partner-Id goes on every route. No route or
+        # service has a request-transformer of its own, which would replace this global one there.
+        kong.Plugin(
+            f"{name}-strip-partner-header",
+            name="request-transformer",
+            config_json=strip_partner_header_config(),
             opts=child,
         )
         # The default plan: any consumer without its own (tier) rate-limiting plugin gets the lowest tier's limits;
@@ -112,38 +126,27 @@ class KongGateway(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            for version, spec in api.versions.items():
-                prefix = f"/{version}" if api_name == "rest" else f"/{version}/{api_name}"
-                route = kong.Route(
-                    f"{name}-{api_name}-{version}",
-                    name=f"{api_name}-{version}",
-                    service_id=service.id,
-                    protocols=["https"],
-                    paths=[prefix],
-                    strip_path=False,
-                    preserve_host=False,
-                    https_redirect_status_code=426,
-                    tags=["platform", f"api:{api_name}", f"version:{version}"],
+        for spec in platform_routes(args.apis):
+            route = kong.Route(
+                f"{name}-{spec.name}",
+                name=spec.name,
+                service_id=self.service_ids[spec.api],
+                protocols=["https"],
+                paths=[spec.path],
+                strip_path=False,
+                preserve_host=False,
+                https_redirect_status_code=426,
+                tags=["platform", f"api:{spec.api}", f"version:{spec.version}"],
+                opts=child,
+            )
+            if spec.deprecation is not None:
+                kong.Plugin(
+                    f"{name}-{spec.name}-deprecation",
+                    name="response-transformer",
+                    route_id=route.id,
+                    config_json=spec.deprecation,
                     opts=child,
                 )
-                if spec.sunset is not None:
-                    kong.Plugin(
-                        f"{name}-{api_name}-{version}-deprecation",
-                        name="response-transformer",
-                        route_id=route.id,
-                        config_json=json.dumps(
-                            {
-                                "add": {
-                                    "headers": [
-                                        "Deprecation: true",
-                                        f"Sunset: {spec.sunset.strftime('%a, %d %b %Y 23:59:59 GMT')}",
-                                        f'Link: </{spec.successor}>; rel="successor-version"',
-                                    ]
-                                }
-                            }
-                        ),
-                        opts=child,
-                    )
 
         # Hybrid mode, shared mTLS: control plane and every regional data plane present this certificate.
         cluster_key = tls.PrivateKey(f"{name}-cluster-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)

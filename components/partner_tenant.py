@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -25,7 +27,10 @@ from foundation.naming import (
     partner_service_user,
     tier_acl_group,
 )
+from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
+from gateway.routes import platform_routes
+from gateway.tls import ACME_ISSUER, acme_delegation_target, challenge_record, platform_hosts
 from partners.spec import PartnerSpec
 from partners.telephony import NumberSlot
 from partners.tiers import Tier
@@ -64,8 +69,18 @@ class PartnerTenantArgs:
     """Home region's Snowflake database (region stack output)."""
     snowflake_warehouse: pulumi.Input[str]
     """Home region's warehouse for partner queries (region stack output)."""
-    rest_service_id: pulumi.Input[str]
-    """Kong REST API service the custom domain routes to (global stack output)."""
+    apis: ApiCatalog
+    """The API surface (gateway/apis.yaml): the partner's hosts get a copy of every platform route."""
+    kong_service_ids: pulumi.Input[dict[str, str]]
+    """Kong service id per API (global stack output)."""
+    dns_zone: str
+    """The platform's public zone: the partner's platform names are api/dashboard/webhooks.<id>.<zone>."""
+    dns_zone_id: pulumi.Input[str]
+    """Route 53 hosted zone of that zone (global stack output)."""
+    gateway_hostname: pulumi.Input[str]
+    """Home region's gateway load balancer name (region stack output): the platform names' CNAME target."""
+    domain_verified: bool = False
+    """The partner's TXT proof for its domain was checked (stack config platform:domainVerified names the domain)."""
     endpoint_cidrs: tuple[str, ...] = ()
     """Home region's interface-endpoint subnets (S3, KMS, STS): the only VPC addresses tenant pods may call."""
     retain_data: bool = True
@@ -117,6 +132,7 @@ class PartnerTenant(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.namespace_resource = namespace
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
         def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
@@ -211,29 +227,7 @@ class PartnerTenant(pulumi.ComponentResource):
             tags=[f"partner:{spec.id}"],
             opts=child,
         )
-        route = kong.Route(
-            f"{name}-domain-route",
-            name=f"{self.namespace}-domain",
-            service_id=args.rest_service_id,
-            protocols=["https"],
-            hosts=[spec.domain],
-            snis=[spec.domain],
-            preserve_host=True,
-            strip_path=False,
-            tags=[f"partner:{spec.id}"],
-            opts=child,
-        )
-        # Upstreams learn which brand a request came in on from the gateway, never from the client.
-        kong.Plugin(
-            f"{name}-domain-partner-header",
-            name="request-transformer",
-            route_id=route.id,
-            config_json=json.dumps(
-                {"remove": {"headers": ["X-Partner-Id"]}, "add": {"headers": [f"X-Partner-Id:{spec.id}"]}}
-            ),
-            tags=[f"partner:{spec.id}"],
-            opts=child,
-        )
+        self._hosts(name, args, child)
         self.api_key = key.result
         self.outputs.update({"kong_consumer": self.namespace, "api_key": secret(key.result)})
 
@@ -250,6 +244,108 @@ class PartnerTenant(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.outputs.update(telephony.outputs)
+
+    def _hosts(self, name: str, args: PartnerTenantArgs, child: pulumi.ResourceOptions) -> None:
+        """DNS, certificates and routes of every host the partner is served on (see gateway/tls.py for the design)."""
+        spec = args.spec
+        platform_names = platform_hosts(spec.id, args.dns_zone)
+        for label, host in platform_names.items():
+            aws.route53.Record(
+                f"{name}-dns-{label}",
+                zone_id=args.dns_zone_id,
+                name=host,
+                type="CNAME",
+                ttl=300,
+                records=[args.gateway_hostname],
+                opts=child,
+            )
+        # The partner proves its domain with a TXT record holding this token, which only it is told (secret output).
+        token = random.RandomPassword(f"{name}-domain-token", length=40, special=False, opts=child)
+        self.outputs.update(
+            {
+                "platform_hosts": list(platform_names.values()),
+                "domain_challenge_record": challenge_record(spec.domain),
+                "domain_challenge_token": secret(token.result),
+                "acme_delegation": {
+                    "name": f"_acme-challenge.{spec.domain}",
+                    "type": "CNAME",
+                    "value": acme_delegation_target(spec.id, args.dns_zone),
+                },
+                "domain_verified": args.domain_verified,
+            }
+        )
+        bindings = [self._certificate(name, "platform-hosts", list(platform_names.values()), args, child)]
+        hosts = [platform_names["api"]]
+        if args.domain_verified:
+            bindings.append(self._certificate(name, "custom-domain", [spec.domain], args, child))
+            hosts.append(spec.domain)
+        # A route is created only after the Kong certificate for each of its hosts: Kong never has a route on a host
+        # it would answer with its default certificate. https only: plain http gets 426, no TLS at all.
+        after_certs = pulumi.ResourceOptions(parent=self, depends_on=bindings)
+        for route_spec in platform_routes(args.apis):
+            route = kong.Route(
+                f"{name}-{route_spec.name}",
+                name=f"{self.namespace}-{route_spec.name}",
+                service_id=pulumi.Output.from_input(args.kong_service_ids).apply(_item(route_spec.api)),
+                protocols=["https"],
+                hosts=hosts,
+                snis=hosts,
+                paths=[route_spec.path],
+                strip_path=False,
+                preserve_host=True,
+                https_redirect_status_code=426,
+                tags=[f"partner:{spec.id}", f"api:{route_spec.api}", f"version:{route_spec.version}"],
+                opts=after_certs,
+            )
+            if route_spec.deprecation is not None:
+                kong.Plugin(
+                    f"{name}-{route_spec.name}-deprecation",
+                    name="response-transformer",
+                    route_id=route.id,
+                    config_json=route_spec.deprecation,
+                    tags=[f"partner:{spec.id}"],
+                    opts=child,
+                )
+        self.outputs["routed_hosts"] = hosts
+
+    def _certificate(
+        self, name: str, purpose: str, hosts: list[str], args: PartnerTenantArgs, child: pulumi.ResourceOptions
+    ) -> kong.Certificate:
+        """cert-manager obtains the certificate (ACME DNS-01) into the tenant's namespace; once it is Ready, its
+        Secret is read and bound to the gateway for those hosts (Kong certificate + SNIs)."""
+        secret_name = f"tls-{purpose}"
+        certificate = k8s.apiextensions.CustomResource(
+            f"{name}-cert-{purpose}",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=purpose,
+                namespace=self.namespace,
+                labels={"partner_id": args.spec.id},
+                # pulumi-kubernetes >= 4.18: the create waits until cert-manager reports the certificate issued.
+                annotations={"pulumi.com/waitFor": "condition=Ready", "pulumi.com/timeoutSeconds": "900"},
+            ),
+            spec={
+                "secretName": secret_name,
+                "dnsNames": hosts,
+                "issuerRef": {"kind": "ClusterIssuer", "name": ACME_ISSUER},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource]),
+        )
+        issued = k8s.core.v1.Secret.get(
+            f"{name}-cert-{purpose}-secret",
+            f"{self.namespace}/{secret_name}",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[certificate]),
+        )
+        return kong.Certificate(
+            f"{name}-kong-cert-{purpose}",
+            certificate=secret(issued.data.apply(lambda d: _pem(d, "tls.crt"))),
+            private_key=secret(issued.data.apply(lambda d: _pem(d, "tls.key"))),
+            snis=hosts,
+            tags=[f"partner:{args.spec.id}"],
+            opts=child,
+        )
 
     def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
         self.outputs["snowflake_schema"] = partner_schema(args.spec.id)
@@ -425,6 +521,15 @@ class PartnerTenant(pulumi.ComponentResource):
             opts=child,
         )
         self.outputs["workload_role"] = role.arn
+
+
+def _item(key: str) -> Callable[[Mapping[str, str]], str]:
+    return lambda mapping: mapping[key]
+
+
+def _pem(data: Mapping[str, str] | None, key: str) -> str:
+    """A PEM value of a Secret's base64 `data` (empty until cert-manager has written it)."""
+    return base64.b64decode((data or {}).get(key, "")).decode()
 
 
 def _peer(

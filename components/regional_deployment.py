@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import pulumi_snowflake as snowflake
 
 from components.country_launch import CountryLaunch, CountryLaunchArgs
@@ -15,11 +16,17 @@ from components.outputs import secret
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_preview import features_for
 from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
+from gateway.kong_plugins import KONG_IMAGE_TAG
+from gateway.redis import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
+from gateway.tls import ACME_ISSUER
 from regions.catalog import Country, Region
 from regions.network import INTERFACE_ENDPOINT_SERVICES, address_plan
 
 PLATFORM_NAMESPACE = "platform"
 KONG_CHART_VERSION = "2.52.0"
+CERT_MANAGER_CHART_VERSION = "v1.18.2"
+ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
+GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "kong", "app.kubernetes.io/instance": "kong-dp"}
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
 VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
@@ -48,6 +55,10 @@ class RegionalDeploymentArgs:
     """PEM certificate shared by the Kong control plane and data planes (global stack output)."""
     kong_cluster_key: pulumi.Input[str]
     """PEM private key of that certificate (secret global stack output)."""
+    dns_zone_id: pulumi.Input[str]
+    """Route 53 zone of the platform (global stack output): cert-manager answers DNS-01 challenges in it."""
+    acme_email: str
+    """Account address of the ACME (Let's Encrypt) registration."""
     snowflake_organization: str
     """Snowflake organization name."""
     snowflake_account: pulumi.Input[str]
@@ -120,7 +131,9 @@ class RegionalDeployment(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
-        self._kong_data_plane(name, args, namespace, k8s_opts)
+        redis_endpoint, redis_token = self._redis(name, base_name, key, cluster, aws_opts)
+        gateway = self._kong_data_plane(name, args, namespace, redis_endpoint, redis_token, k8s_opts)
+        self._cert_manager(name, base_name, args, cluster, aws_opts, k8s_opts)
         for country in args.launched:
             CountryLaunch(
                 f"{name}-country-{country.code.lower()}",
@@ -160,6 +173,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             "cluster_name": cluster.name,
             "kubeconfig": kubeconfig,
             "platform_namespace": namespace.metadata.name,
+            "gateway_hostname": gateway.status.apply(_load_balancer_hostname),
             "snowflake_database": warehouse.database_name,
             "snowflake_partner_warehouse": warehouse.partner_warehouse_name,
             "snowflake_account": args.snowflake_account,
@@ -169,7 +183,7 @@ class RegionalDeployment(pulumi.ComponentResource):
     def _network(
         self, name: str, region: Region, opts: pulumi.ResourceOptions
     ) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.Subnet]]:
-        vpc = aws.ec2.Vpc(
+        vpc = self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=str(region.cidr),
             enable_dns_hostnames=True,
@@ -234,6 +248,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 )
             )
         self._endpoints(name, region, vpc, private_rt, endpoint_subnets, opts)
+        self.private_subnets = private_subnets
         return private_subnets, public_subnets
 
     def _endpoints(
@@ -338,9 +353,67 @@ class RegionalDeployment(pulumi.ComponentResource):
         )
         return cluster
 
+    def _redis(
+        self, name: str, base_name: str, key: aws.kms.Key, cluster: aws.eks.Cluster, opts: pulumi.ResourceOptions
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The region's Redis for the gateway's shared counters (gateway/plans.py says how Kong finds it)."""
+        token = random.RandomPassword(
+            f"{name}-kong-redis-token", length=64, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        subnets = aws.elasticache.SubnetGroup(
+            f"{name}-kong-redis-subnets",
+            name=f"{base_name}-kong-redis",
+            description=f"Gateway Redis of {base_name} (private subnets)",
+            subnet_ids=[s.id for s in self.private_subnets],
+            opts=opts,
+        )
+        # Only the cluster's nodes (EKS's cluster security group, which managed node groups use) reach Redis.
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-kong-redis-sg",
+            vpc_id=self.vpc.id,
+            description="Gateway Redis: TLS from the EKS cluster only",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp",
+                    from_port=REDIS_PORT,
+                    to_port=REDIS_PORT,
+                    security_groups=[cluster.vpc_config.cluster_security_group_id],
+                    description="Kong data plane",
+                )
+            ],
+            opts=opts,
+        )
+        redis = aws.elasticache.ReplicationGroup(
+            f"{name}-kong-redis",
+            replication_group_id=f"{base_name}-kong"[:40],
+            description=f"Gateway rate-limit counters of {base_name}",
+            engine="redis",
+            engine_version="7.1",
+            node_type="cache.t4g.small",
+            num_cache_clusters=2,
+            automatic_failover_enabled=True,
+            multi_az_enabled=True,
+            port=REDIS_PORT,
+            subnet_group_name=subnets.name,
+            security_group_ids=[security_group.id],
+            transit_encryption_enabled=True,
+            at_rest_encryption_enabled=True,
+            kms_key_id=key.arn,
+            auth_token=secret(token.result),
+            apply_immediately=True,
+            opts=opts,
+        )
+        return redis.primary_endpoint_address, secret(token.result)
+
     def _kong_data_plane(
-        self, name: str, args: RegionalDeploymentArgs, namespace: k8s.core.v1.Namespace, opts: pulumi.ResourceOptions
-    ) -> None:
+        self,
+        name: str,
+        args: RegionalDeploymentArgs,
+        namespace: k8s.core.v1.Namespace,
+        redis_endpoint: pulumi.Input[str],
+        redis_token: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.Service:
         cert = k8s.core.v1.Secret(
             f"{name}-kong-cluster-cert",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="kong-cluster-cert", namespace=namespace.metadata.name),
@@ -348,7 +421,22 @@ class RegionalDeployment(pulumi.ComponentResource):
             string_data={"tls.crt": args.kong_cluster_cert, "tls.key": pulumi.Output.secret(args.kong_cluster_key)},
             opts=opts,
         )
-        k8s.helm.v3.Release(
+        # The same in-cluster name in every region, aliasing this region's Redis: the one global plugin config
+        # names it, each data plane resolves it to its own region.
+        k8s.core.v1.Service(
+            f"{name}-kong-redis",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=REDIS_SERVICE, namespace=REDIS_NAMESPACE),
+            spec=k8s.core.v1.ServiceSpecArgs(type="ExternalName", external_name=redis_endpoint),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespace])),
+        )
+        redis_auth = k8s.core.v1.Secret(
+            f"{name}-kong-redis-auth",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="kong-redis-auth", namespace=namespace.metadata.name),
+            type="Opaque",
+            string_data={"token": redis_token},
+            opts=opts,
+        )
+        release = k8s.helm.v3.Release(
             f"{name}-kong-data-plane",
             name="kong-dp",
             chart="kong",
@@ -356,7 +444,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://charts.konghq.com"),
             namespace=namespace.metadata.name,
             values={
-                "image": {"repository": "kong", "tag": "3.9"},
+                "image": {"repository": "kong", "tag": KONG_IMAGE_TAG},
                 "secretVolumes": [cert.metadata.name],
                 "admin": {"enabled": False},
                 "env": {
@@ -369,16 +457,137 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "cluster_cert_key": "/etc/secrets/kong-cluster-cert/tls.key",
                     "lua_ssl_trusted_certificate": "system",
                 },
-                "proxy": {
-                    "type": "LoadBalancer",
-                    "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+                # Not KONG_-prefixed (customEnv): Kong's env vault reads it for {vault://env/platform-redis-auth}.
+                "customEnv": {
+                    REDIS_AUTH_ENV.replace("-", "_"): {
+                        "valueFrom": {"secretKeyRef": {"name": redis_auth.metadata.name, "key": "token"}}
+                    }
                 },
+                # The public load balancer is the Service below, whose name the region exports for DNS.
+                "proxy": {"type": "ClusterIP"},
                 "ingressController": {"enabled": False},
                 "replicaCount": 3,
                 "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
             },
             opts=opts,
         )
+        return k8s.core.v1.Service(
+            f"{name}-gateway-lb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="kong-gateway",
+                namespace=namespace.metadata.name,
+                annotations={
+                    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+                    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+                },
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="LoadBalancer",
+                selector=GATEWAY_POD_LABELS,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(name="https", port=443, target_port=8443, protocol="TCP"),
+                    k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=8000, protocol="TCP"),
+                ],
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[release])),
+        )
+
+    def _cert_manager(
+        self,
+        name: str,
+        base_name: str,
+        args: RegionalDeploymentArgs,
+        cluster: aws.eks.Cluster,
+        aws_opts: pulumi.ResourceOptions,
+        k8s_opts: pulumi.ResourceOptions,
+    ) -> None:
+        """cert-manager with one ClusterIssuer: ACME DNS-01 in the platform's Route 53 zone (gateway/tls.py)."""
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-cert-manager-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name="cert-manager"), opts=k8s_opts
+        )
+        role = aws.iam.Role(
+            f"{name}-cert-manager-role",
+            description="cert-manager: DNS-01 answers in the platform zone",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "pods.eks.amazonaws.com"},
+                            "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        }
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-cert-manager-dns",
+            role=role.name,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "route53:GetChange", "Resource": "arn:aws:route53:::change/*"},
+                        {
+                            "Effect": "Allow",
+                            "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+                            "Resource": pulumi.Output.concat("arn:aws:route53:::hostedzone/", args.dns_zone_id),
+                        },
+                        {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{name}-cert-manager-identity",
+            cluster_name=cluster.name,
+            namespace="cert-manager",
+            service_account="cert-manager",
+            role_arn=role.arn,
+            opts=aws_opts,
+        )
+        release = k8s.helm.v3.Release(
+            f"{name}-cert-manager",
+            name="cert-manager",
+            chart="cert-manager",
+            version=CERT_MANAGER_CHART_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://charts.jetstack.io"),
+            namespace=namespace.metadata.name,
+            values={"crds": {"enabled": True}, "serviceAccount": {"name": "cert-manager"}},
+            opts=k8s_opts,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-acme-issuer",
+            api_version="cert-manager.io/v1",
+            kind="ClusterIssuer",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=ACME_ISSUER),
+            spec={
+                "acme": {
+                    "server": ACME_SERVER,
+                    "email": args.acme_email,
+                    "privateKeySecretRef": {"name": f"{ACME_ISSUER}-account"},
+                    "solvers": [
+                        {
+                            "dns01": {
+                                # Partner domains delegate _acme-challenge to a name in the platform zone (CNAME).
+                                "cnameStrategy": "Follow",
+                                "route53": {"region": "us-east-1", "hostedZoneID": args.dns_zone_id},
+                            }
+                        }
+                    ],
+                }
+            },
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[release])),
+        )
+
+
+def _load_balancer_hostname(status: object) -> str:
+    """The NLB's DNS name from a LoadBalancer Service's status ('' until AWS has assigned it)."""
+    ingress = (getattr(status, "load_balancer", None) and status.load_balancer.ingress) or []  # type: ignore[attr-defined]
+    return (ingress[0].hostname or "") if ingress else ""
 
 
 def _service_role(name: str, service: str, managed: tuple[str, ...], opts: pulumi.ResourceOptions) -> aws.iam.Role:

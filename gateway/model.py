@@ -7,13 +7,19 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from foundation.errors import InputError
 from foundation.yamlio import load_yaml_file, validation_problems
+from gateway.cors import origin_regex
 
 APIS_FILE = Path(__file__).resolve().parent / "apis.yaml"
 Version = Annotated[str, StringConstraints(pattern=r"^v[0-9]+$")]
+
+
+def route_prefix(api: str, version: str) -> str:
+    """The path a version's route matches: `/v2` for REST, `/v2/<api>` for the others."""
+    return f"/{version}" if api == "rest" else f"/{version}/{api}"
 
 
 class _Frozen(BaseModel):
@@ -73,7 +79,14 @@ class GlobalPlugins(_Frozen):
     request_size_limit_mb: int = Field(ge=1, le=128)
     """Largest request body accepted."""
     cors_origins: tuple[str, ...] = Field(min_length=1)
-    """Origins allowed by the cors plugin."""
+    """Origins allowed by the cors plugin: https://HOST or https://*.HOST, `{zone}` standing for the platform zone."""
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origin_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            origin_regex(pattern, "zone.example")
+        return value
 
 
 class ApiCatalog(_Frozen):
@@ -83,6 +96,20 @@ class ApiCatalog(_Frozen):
     """APIs by name."""
     global_plugins: GlobalPlugins
     """Plugins applied to every request."""
+
+    @model_validator(mode="after")
+    def _upstream_paths_do_not_double(self) -> ApiCatalog:
+        # Routes keep their path (strip_path false) and Kong prefixes the service path: a service path that the
+        # route's prefix already carries reaches the upstream twice (/graphql/v2/graphql).
+        for name, api in self.apis.items():
+            base = api.upstream.path.rstrip("/")
+            for version in api.versions:
+                if base and base in route_prefix(name, version):
+                    raise ValueError(
+                        f"apis.{name}.upstream.path {api.upstream.path!r} repeats in the route path "
+                        f"{route_prefix(name, version)!r}: the upstream would get it twice"
+                    )
+        return self
 
 
 def api_catalog_file(root: Path) -> Path:

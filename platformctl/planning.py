@@ -13,7 +13,7 @@ from foundation.stacks import StackName, parse_stack_name
 from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from policies.context import context_for
-from policies.rules import Resource, Violation, evaluate
+from policies.rules import Resource, Violation, evaluate, hosts_claimed_twice
 
 
 @dataclass
@@ -62,11 +62,14 @@ def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackN
 def check_policies(repo: Repo, plan: StackPlan) -> list[Violation]:
     stack = parse_stack_name(plan.stack)
     context = context_for(repo, stack, plan.config)
-    resources = [
-        Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete, r.provider)
+    return evaluate(_resources(plan), context)
+
+
+def _resources(plan: StackPlan) -> list[Resource]:
+    return [
+        Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete, r.provider, tuple(r.dependencies))
         for r in plan.recording.resources
     ]
-    return evaluate(resources, context)
 
 
 def run_plan(
@@ -85,4 +88,5 @@ def run_plan(
     if old is not None:
         document = diff_plans(old, document, include_removed=include_removed)
     violations = [v for name in requested for v in check_policies(repo, plans[name])]
+    violations += hosts_claimed_twice({name: _resources(plans[name]) for name in requested})
     return PlanResult(stacks=requested, plans=plans, document=document, violations=violations)

@@ -45,6 +45,7 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
         fleet_domains=tuple((pid, domain) for pid, (domain, _) in sorted(domains.items())),
         platform_zone=platform_zone(repo),
         kubernetes_version=_home_cluster_version(repo, spec.home_region),
+        partner_domain=spec.domain,
     )
 
 

@@ -37,6 +37,7 @@ def resources_of(args: StackValidationArgs) -> list[Resource]:
             r.parent.urn if r.parent else "",
             True,
             r.provider.urn if r.provider else "",
+            tuple(d.urn for d in r.dependencies or []),
         )
         for r in args.resources
     ]

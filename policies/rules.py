@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from foundation.naming import partner_namespace, region_database, snowflake_ident, tier_acl_group
+from gateway.kong_plugins import config_problems
+from gateway.tls import host_matches, is_platform_host
 from partners.tiers import Tier
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
 from regions.catalog import Catalog, ResidencyVerdict
@@ -33,6 +35,8 @@ class Resource:
     """Deleting it from the stack leaves the cloud resource."""
     provider: str = ""
     """Provider reference (`<provider urn>::<id>`), empty for the default provider."""
+    dependencies: tuple[str, ...] | None = None
+    """URNs the resource waits for (None where not known, as in the policy pack)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class StackContext:
     """The platform's own DNS zone (lower case, no trailing dot)."""
     kubernetes_version: str | None = None
     """Version of the cluster the stack's Kubernetes objects go to (region stacks and partner stacks)."""
+    partner_domain: str | None = None
+    """The partner's own domain (partner stacks)."""
 
     @property
     def namespace(self) -> str:
@@ -337,6 +343,84 @@ def check_data_retained(resources: list[Resource], context: StackContext) -> Ite
             yield resource.urn, "data-bearing resource would be destroyed with the stack (set retain_on_delete)"
 
 
+ROUTE = "kong:index/route:Route"
+KONG_CERTIFICATE = "kong:index/certificate:Certificate"
+
+
+def check_plugin_schema(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Every Kong plugin config names only fields its plugin's schema has (gateway/kong_plugins.py)."""
+    for plugin in _of_type(resources, "kong:index/plugin:Plugin"):
+        raw = plugin.inputs.get("configJson")
+        if raw in (None, UNKNOWN):
+            continue
+        config = _json(raw)
+        if config is None:
+            yield plugin.urn, "plugin config is not a JSON object"
+            continue
+        for problem in config_problems(str(plugin.inputs.get("name")), config):
+            yield plugin.urn, problem
+
+
+def _route_hosts(resources: list[Resource]) -> list[tuple[Resource, str]]:
+    return [
+        (route, host)
+        for route in _of_type(resources, ROUTE)
+        for host in route.inputs.get("hosts") or []
+        if isinstance(host, str)
+    ]
+
+
+def check_route_certificates(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """Every host a route serves has a Kong certificate whose SNIs cover it, and the route is created after it
+    (depends on it), so Kong never answers that host with its default certificate."""
+    certificates = _of_type(resources, KONG_CERTIFICATE)
+    for route, host in _route_hosts(resources):
+        covering = [c for c in certificates if any(host_matches(s, host) for s in c.inputs.get("snis") or [])]
+        if not covering:
+            yield route.urn, f"route host {host!r} has no certificate binding (Kong certificate with that SNI)"
+        elif route.dependencies is not None and not any(c.urn in route.dependencies for c in covering):
+            yield route.urn, f"route on {host!r} does not wait for its certificate (depends_on the Kong certificate)"
+        if host not in (route.inputs.get("snis") or []):
+            yield route.urn, f"route host {host!r} is not among the route's SNIs"
+
+
+def _claimed_hosts(resources: list[Resource]) -> set[str]:
+    claimed = {host.lower() for _, host in _route_hosts(resources)}
+    for certificate in _of_type(resources, KONG_CERTIFICATE):
+        claimed |= {s.lower() for s in certificate.inputs.get("snis") or [] if isinstance(s, str)}
+    return claimed
+
+
+def check_host_ownership(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+    """A partner stack routes and certifies only its own hosts: its platform names and its own domain."""
+    if context.kind != "partner":
+        return
+    own = context.partner_id or ""
+    for resource in _of_type(resources, ROUTE) + _of_type(resources, KONG_CERTIFICATE):
+        names = list(resource.inputs.get("hosts") or []) + list(resource.inputs.get("snis") or [])
+        for host in names:
+            if not isinstance(host, str) or host == UNKNOWN:
+                continue
+            if host.lower() != (context.partner_domain or "").lower() and not is_platform_host(host, own):
+                yield resource.urn, f"host {host!r} belongs neither to partner {own!r}'s platform names nor its domain"
+
+
+def hosts_claimed_twice(stacks: dict[str, list[Resource]]) -> list[Violation]:
+    """Across the partner stacks of one plan: a host that two partners route or certify (mandatory)."""
+    owners: dict[str, list[str]] = {}
+    for stack, resources in stacks.items():
+        if stack.startswith("partner-"):
+            for host in _claimed_hosts(resources):
+                owners.setdefault(host, []).append(stack)
+    return [
+        Violation("unique-hosts", "mandatory", stack, f"stack:{stack}", f"host {host!r} is also claimed by {others}")
+        for host, claimants in sorted(owners.items())
+        if len(claimants) > 1
+        for stack in claimants
+        for others in [", ".join(c for c in claimants if c != stack)]
+    ]
+
+
 def _json(value: Any) -> Any:
     if not isinstance(value, str):
         return None
@@ -422,6 +506,24 @@ POLICIES: tuple[Policy, ...] = (
         check_retention,
     ),
     Policy("no-public-buckets", "mandatory", "No bucket is public.", check_no_public_buckets),
+    Policy(
+        "kong-plugin-schema",
+        "mandatory",
+        "Every Kong plugin config uses only fields of its plugin's schema (Kong 3.9).",
+        check_plugin_schema,
+    ),
+    Policy(
+        "route-certificates",
+        "mandatory",
+        "Every host a Kong route serves has a certificate binding (SNI) created before the route.",
+        check_route_certificates,
+    ),
+    Policy(
+        "host-ownership",
+        "mandatory",
+        "A partner stack routes and certifies only its own platform names and its own domain.",
+        check_host_ownership,
+    ),
     Policy(
         "data-retained-on-delete",
         "advisory",

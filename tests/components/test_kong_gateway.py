@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
+from gateway.cors import kong_origin_allows
+from gateway.router import routes_from_plan, upstream_path
 from tests.conftest import Plan
 
 PLUGIN = "kong:index/plugin:Plugin"
@@ -29,7 +32,18 @@ def test_versioned_routes_and_deprecation_headers_on_the_older(fleet: Plan) -> N
     headers = json.loads(deprecations[0].inputs["configJson"])["add"]["headers"]
     assert "Deprecation: true" in headers
     assert "Sunset: Wed, 30 Jun 2027 23:59:59 GMT" in headers
-    assert 'Link: </v2>; rel="successor-version"' in headers
+    links = {
+        route.split("-")[0]: next(
+            h for h in json.loads(d.inputs["configJson"])["add"]["headers"] if h.startswith("Link")
+        )
+        for d in deprecations
+        for route in [next(n for n, r in routes.items() if r.urn == d.property_dependencies["routeId"][0])]
+    }
+    # Each deprecated version points at its own API's successor, GraphQL at GraphQL.
+    assert links == {
+        "rest": 'Link: </v2>; rel="successor-version"',
+        "graphql": 'Link: </v2/graphql>; rel="successor-version"',
+    }
 
 
 def test_global_plugins(fleet: Plan) -> None:
@@ -38,7 +52,15 @@ def test_global_plugins(fleet: Plan) -> None:
         for r in fleet.resources("global", PLUGIN)
         if not ({"serviceId", "routeId", "consumerId"} & set(r.inputs))
     }
-    assert set(global_plugins) == {"correlation-id", "prometheus", "request-size-limiting", "cors", "rate-limiting"}
+    assert set(global_plugins) == {
+        "correlation-id",
+        "prometheus",
+        "request-size-limiting",
+        "cors",
+        "rate-limiting",
+        "request-transformer",
+    }
+    assert global_plugins["request-transformer"] == {"remove": {"headers": ["X-Partner-Id"]}}
     assert global_plugins["request-size-limiting"]["allowed_payload_size"] == 8
     assert global_plugins["rate-limiting"]["minute"] == 300  # the starter plan is the default
 
@@ -66,3 +88,45 @@ def test_hybrid_cluster_key_and_snowflake_admin_keys_are_secret(fleet: Plan) -> 
     assert outputs["snowflake_accounts"]["eu-central"] == "PLATFORM_EU_CENTRAL"
     accounts = fleet.resources("global", "snowflake:index/account:Account")
     assert len(accounts) == 15 and all(a.protect for a in accounts)
+
+
+def test_rate_limits_count_in_the_regions_redis_not_per_pod(fleet: Plan) -> None:
+    configs = [
+        json.loads(r.inputs["configJson"])
+        for stack in ("global", "partner-acme-voice", "partner-sakura-calls")
+        for r in fleet.resources(stack, PLUGIN)
+        if r.inputs["name"] == "rate-limiting"
+    ]
+    assert len(configs) == 3
+    for config in configs:
+        assert config["policy"] == "redis" and config["sync_rate"] == -1
+        assert config["redis"]["host"] == "kong-redis.platform.svc.cluster.local"
+        assert config["redis"]["ssl"] is True and config["redis"]["ssl_verify"] is True
+        # The token is resolved by each data plane from its own environment: nothing secret in the config.
+        assert config["redis"]["password"] == "{vault://env/platform-redis-auth}"
+
+
+def test_graphql_upstream_gets_the_request_path_once(fleet: Plan) -> None:
+    services = {r.inputs["name"]: r.inputs for r in fleet.resources("global", "kong:index/service:Service")}
+    routes = [r for r in routes_from_plan(fleet.resources("global")) if r.service.endswith("graphql")]
+    assert routes
+    for route in routes:
+        assert upstream_path(route, services["graphql-api"]["path"], route.paths[0]) == route.paths[0]
+
+
+def test_cors_origins_match_subdomains_of_the_zone_only(fleet: Plan) -> None:
+    cors = next(r for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "cors")
+    origins = json.loads(cors.inputs["configJson"])["origins"]
+    zone = "voice-platform.example"
+    for origin in origins:
+        re.compile(origin)
+    allows = lambda o: any(kong_origin_allows(entry, o) for entry in origins)  # noqa: E731
+    assert allows(f"https://x.{zone}") and allows(f"https://dashboard-2.{zone}")
+    for hostile in (
+        f"https://x.{zone}.evil.com",
+        "https://evil.com",
+        f"https://x{zone}",
+        f"http://x.{zone}",
+        f"https://a.b.{zone}",
+    ):
+        assert not allows(hostile), hostile

@@ -181,11 +181,75 @@ def test_branding_configmap_carries_theme_and_greeting(fleet: Plan) -> None:
     assert data["voice-greeting"] == "Thanks for calling Acme."
 
 
-def test_custom_domain_route_targets_the_global_rest_service(fleet: Plan) -> None:
-    route = fleet.one("partner-acme-voice", "kong:index/route:Route", "tenant-domain-route")
-    assert route.inputs["hosts"] == ["voice.acme.example"]
-    assert route.property_dependencies["serviceId"][0].endswith(
-        "pulumi:pulumi:StackReference::organization/platform/global"
+def test_partner_routes_copy_every_platform_path_on_the_partners_hosts(fleet: Plan) -> None:
+    routes = {r.inputs["name"]: r for r in fleet.resources("partner-acme-voice", "kong:index/route:Route")}
+    platform = {r.inputs["name"]: r.inputs["paths"] for r in fleet.resources("global", "kong:index/route:Route")}
+    assert {name.removeprefix("partner-acme-voice-"): r.inputs["paths"] for name, r in routes.items()} == platform
+    for route in routes.values():
+        assert route.inputs["hosts"] == route.inputs["snis"] == ["api.acme-voice.voice-platform.example"]
+        assert route.inputs["protocols"] == ["https"]
+        assert route.property_dependencies["serviceId"][0].endswith(
+            "pulumi:pulumi:StackReference::organization/platform/global"
+        )
+    # The partner's domain is not routed before its proof was checked.
+    assert fleet.outputs("partner-acme-voice")["routed_hosts"] == ["api.acme-voice.voice-platform.example"]
+
+
+def test_platform_names_point_at_the_home_regions_gateway(fleet: Plan) -> None:
+    records = {r.inputs["name"]: r for r in fleet.resources("partner-acme-voice", "aws:route53/record:Record")}
+    assert set(records) == {f"{label}.acme-voice.voice-platform.example" for label in ("api", "dashboard", "webhooks")}
+    for record in records.values():
+        assert record.inputs["type"] == "CNAME"
+        assert record.property_dependencies["records"][0].endswith("organization/platform/region-eu-central")
+        assert record.property_dependencies["zoneId"][0].endswith("organization/platform/global")
+
+
+def test_certificates_come_from_cert_manager_and_bind_before_routes(fleet: Plan) -> None:
+    stack = "partner-acme-voice"
+    cert = fleet.one(stack, "kubernetes:cert-manager.io/v1:Certificate", "tenant-cert-platform-hosts")
+    assert cert.inputs["metadata"]["namespace"] == "partner-acme-voice"
+    assert cert.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+    assert cert.inputs["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "letsencrypt-dns01"}
+    kong_cert = fleet.one(stack, "kong:index/certificate:Certificate", "tenant-kong-cert-platform-hosts")
+    assert kong_cert.inputs["privateKey"] == "[secret]" and kong_cert.inputs["certificate"] == "[secret]"
+    assert set(kong_cert.inputs["snis"]) == set(cert.inputs["spec"]["dnsNames"])
+    for route in fleet.resources(stack, "kong:index/route:Route"):
+        assert kong_cert.urn in route.dependencies
+
+
+def test_domain_proof_is_a_secret_token_only_the_partner_is_shown(fleet: Plan) -> None:
+    outputs = fleet.outputs("partner-acme-voice")
+    assert outputs["domain_challenge_record"] == "_platform-challenge.voice.acme.example"
+    assert outputs["domain_challenge_token"] == "[secret]"
+    assert outputs["acme_delegation"] == {
+        "name": "_acme-challenge.voice.acme.example",
+        "type": "CNAME",
+        "value": "acme-voice.acme.voice-platform.example",
+    }
+
+
+def test_verified_domain_gets_its_certificate_then_its_routes(repo_copy: Path, plan_in) -> None:
+    stack_file = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    stack_file.write_text("config:\n  platform:domainVerified: voice.acme.example\n")
+    plan = plan_in(repo_copy, "partner-acme-voice")
+    stack = "partner-acme-voice"
+    domain_cert = plan.one(stack, "kong:index/certificate:Certificate", "tenant-kong-cert-custom-domain")
+    assert domain_cert.inputs["snis"] == ["voice.acme.example"]
+    for route in plan.resources(stack, "kong:index/route:Route"):
+        assert route.inputs["hosts"] == ["api.acme-voice.voice-platform.example", "voice.acme.example"]
+        assert domain_cert.urn in route.dependencies
+
+
+def test_a_proof_for_another_domain_does_not_count(repo_copy: Path, plan_in) -> None:
+    stack_file = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    stack_file.write_text("config:\n  platform:domainVerified: old.acme.example\n")
+    plan = plan_in(repo_copy, "partner-acme-voice")
+    assert not [
+        r for r in plan.resources("partner-acme-voice", "kong:index/certificate:Certificate") if "custom" in r.name
+    ]
+    assert all(
+        "voice.acme.example" not in r.inputs["hosts"]
+        for r in plan.resources("partner-acme-voice", "kong:index/route:Route")
     )
 
 

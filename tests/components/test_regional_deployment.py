@@ -144,3 +144,42 @@ def test_launching_a_forbidden_country_is_refused(repo_copy: Path, plan_in) -> N
     stack_file.write_text(stack_file.read_text().replace("  - US\n", "  - US\n  - DE\n"))
     with pytest.raises(InputError, match="DE requires data residency"):
         plan_in(repo_copy, "region-us-east")
+
+
+def test_gateway_redis_is_encrypted_private_and_its_token_secret(fleet: Plan) -> None:
+    stack = "region-eu-central"
+    redis = fleet.one(stack, "aws:elasticache/replicationGroup:ReplicationGroup", "region-kong-redis")
+    assert redis.inputs["transitEncryptionEnabled"] is True and redis.inputs["atRestEncryptionEnabled"] is True
+    assert redis.inputs["authToken"] == "[secret]"
+    assert redis.property_dependencies["kmsKeyId"] == [fleet.one(stack, "aws:kms/key:Key", "region-data-key").urn]
+    subnets = fleet.one(stack, "aws:elasticache/subnetGroup:SubnetGroup", "region-kong-redis-subnets")
+    private = {r.urn for r in fleet.resources(stack, "aws:ec2/subnet:Subnet") if "private" in r.name}
+    assert set(subnets.property_dependencies["subnetIds"]) == private
+    group = fleet.one(stack, "aws:ec2/securityGroup:SecurityGroup", "region-kong-redis-sg")
+    (rule,) = group.inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"]) == (6379, 6379) and "cidrBlocks" not in rule
+    assert fleet.one(stack, "aws:eks/cluster:Cluster", "region-cluster").urn in group.property_dependencies["ingress"]
+    alias = fleet.one(stack, "kubernetes:core/v1:Service", "region-kong-redis")
+    assert alias.inputs["metadata"] == {"name": "kong-redis", "namespace": "platform"}
+    assert alias.inputs["spec"]["type"] == "ExternalName"
+    assert fleet.one(stack, "kubernetes:core/v1:Secret", "region-kong-redis-auth").inputs["stringData"] == "[secret]"
+
+
+def test_data_plane_reads_the_redis_token_from_its_secret_and_exports_its_load_balancer(fleet: Plan) -> None:
+    stack = "region-eu-central"
+    release = fleet.one(stack, "kubernetes:helm.sh/v3:Release", "region-kong-data-plane")
+    env = release.inputs["values"]["customEnv"]["platform_redis_auth"]
+    assert env == {"valueFrom": {"secretKeyRef": {"name": "kong-redis-auth", "key": "token"}}}
+    lb = fleet.one(stack, "kubernetes:core/v1:Service", "region-gateway-lb")
+    assert lb.inputs["spec"]["type"] == "LoadBalancer"
+    assert "gateway_hostname" in fleet.outputs(stack)
+
+
+def test_cert_manager_answers_dns01_in_the_platform_zone(fleet: Plan) -> None:
+    stack = "region-eu-central"
+    issuer = fleet.one(stack, "kubernetes:cert-manager.io/v1:ClusterIssuer", "region-acme-issuer")
+    (solver,) = issuer.inputs["spec"]["acme"]["solvers"]
+    assert solver["dns01"]["cnameStrategy"] == "Follow"
+    assert issuer.property_dependencies["spec"][0].endswith("organization/platform/global")
+    release = fleet.one(stack, "kubernetes:helm.sh/v3:Release", "region-cert-manager")
+    assert release.urn in issuer.dependencies

@@ -41,7 +41,7 @@ def analyzer_view(plan: Plan, stack: str, mutate=None) -> StackValidationArgs:
             options,
             providers.get(recorded.provider.rsplit("::", 1)[0]) if recorded.provider else None,
             by_urn.get(recorded.parent),
-            [],
+            [by_urn[d] for d in recorded.dependencies if d in by_urn],
             {},
         )
     return StackValidationArgs(list(by_urn.values()))

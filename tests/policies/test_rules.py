@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from partners.tiers import load_tiers
-from policies.rules import POLICIES, Resource, StackContext, evaluate
+from policies.rules import POLICIES, Resource, StackContext, evaluate, hosts_claimed_twice
 from regions.catalog import load_catalog
 
 CATALOG = load_catalog()
@@ -61,6 +61,9 @@ def test_every_rule_is_tested() -> None:
         "domain-ownership",
         "snowflake-preview-features",  # tests/policies/test_deploy_checks.py
         "kubernetes-schema",  # tests/policies/test_deploy_checks.py
+        "kong-plugin-schema",
+        "route-certificates",
+        "host-ownership",
     }
     assert {p.name for p in POLICIES} == tested
 
@@ -284,3 +287,62 @@ def test_isolation_attributes_names_to_the_longest_partner_id() -> None:
     assert findings("partner-isolation", theirs, context)
     ours = [res("kong:index/route:Route", "r", name="partner-acme-domain")]
     assert findings("partner-isolation", ours, context) == []
+
+
+ROUTE = "kong:index/route:Route"
+CERT = "kong:index/certificate:Certificate"
+HOST = "api.acme.voice-platform.example"
+
+
+def test_plugin_configs_must_fit_the_plugin_schema() -> None:
+    ok = res("kong:index/plugin:Plugin", "p", name="cors", configJson=json.dumps({"origins": ["*"]}))
+    bad = res("kong:index/plugin:Plugin", "q", name="rate-limiting", configJson=json.dumps({"minute": 1, "burst": 2}))
+    assert findings("kong-plugin-schema", [ok], partner()) == []
+    assert findings("kong-plugin-schema", [bad], partner()) == [
+        "rate-limiting: config.burst is not a field of the rate-limiting plugin (Kong 3.9)"
+    ]
+
+
+def _route(hosts: list[str], deps: tuple[str, ...] = ("urn:cert",)) -> Resource:
+    return Resource(
+        "urn:route", ROUTE, "route", {"hosts": hosts, "snis": hosts, "paths": ["/v2"]}, "", False, dependencies=deps
+    )
+
+
+def test_every_route_host_has_a_certificate_created_before_the_route() -> None:
+    cert = Resource("urn:cert", CERT, "cert", {"snis": [HOST]})
+    assert findings("route-certificates", [cert, _route([HOST])], partner()) == []
+    assert findings("route-certificates", [_route([HOST])], partner()) == [
+        f"route host {HOST!r} has no certificate binding (Kong certificate with that SNI)"
+    ]
+    assert findings("route-certificates", [cert, _route([HOST], deps=())], partner()) == [
+        f"route on {HOST!r} does not wait for its certificate (depends_on the Kong certificate)"
+    ]
+    wildcard = Resource("urn:cert", CERT, "cert", {"snis": ["*.acme.voice-platform.example"]})
+    assert findings("route-certificates", [wildcard, _route([HOST])], partner()) == []
+
+
+def test_a_partner_stack_claims_only_its_own_hosts() -> None:
+    context = partner(partner_domain="voice.acme.example")
+    own = [_route([HOST, "voice.acme.example"])]
+    assert findings("host-ownership", own, context) == []
+    for foreign in ("api.other.voice-platform.example", "voice.other.example", "api.acme-evil.voice-platform.example"):
+        assert findings("host-ownership", [_route([foreign])], context) == [
+            f"host {foreign!r} belongs neither to partner 'acme''s platform names nor its domain"
+        ]
+
+
+def test_no_host_is_claimed_by_two_partners_in_one_plan() -> None:
+    shared = "voice.shared.example"
+    stacks = {
+        "partner-a": [Resource("urn:a", CERT, "c", {"snis": [shared]})],
+        "partner-b": [_route([shared])],
+        "partner-c": [_route(["voice.c.example"])],
+        "global": [_route([shared])],
+    }
+    violations = hosts_claimed_twice(stacks)
+    assert {(v.stack, v.policy, v.level) for v in violations} == {
+        ("partner-a", "unique-hosts", "mandatory"),
+        ("partner-b", "unique-hosts", "mandatory"),
+    }
+    assert hosts_claimed_twice({k: v for k, v in stacks.items() if k != "partner-b"}) == []

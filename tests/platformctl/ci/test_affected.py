@@ -35,9 +35,10 @@ def test_the_program_imports_per_kind() -> None:
         ("components/regional_deployment.py", REGIONS),
         ("components/kong_gateway.py", {"global"}),
         ("gateway/plans.py", {"global"} | PARTNERS),
+        ("gateway/redis.py", {"global"} | REGIONS | PARTNERS),  # regions create the Redis the rate limits name
         ("components/secure_bucket.py", REGIONS | PARTNERS),
         ("components/snowflake_organization.py", {"global"} | PARTNERS),  # the tenant imports its key helper
-        ("gateway/apis.yaml", {"global"}),
+        ("gateway/apis.yaml", {"global"} | PARTNERS),  # partners copy every platform route
         ("partners/tiers.yaml", {"global"} | PARTNERS),
         ("regions/countries.yaml", {"global"} | REGIONS | PARTNERS),
         ("Pulumi.yaml", {"global"} | REGIONS | PARTNERS),
