@@ -68,7 +68,17 @@ def _api_version(token: str) -> tuple[str, str] | None:
     group, version = parts[1].split("/", 1)
     if group in ("helm.sh", "kustomize", "yaml") or not version.startswith("v"):
         return None
+    if not _built_in(group):
+        return None  # a custom resource (cert-manager, ...): its schema ships with its CRD, not with Kubernetes
     return (version if group == "core" else f"{group}/{version}"), parts[2]
+
+
+BUILT_IN_GROUPS = frozenset({"core", "apps", "batch", "policy", "autoscaling", "extensions"})
+"""API groups Kubernetes itself serves besides the `*.k8s.io` ones (kubernetes-validate has their schemas)."""
+
+
+def _built_in(group: str) -> bool:
+    return group in BUILT_IN_GROUPS or group.endswith(".k8s.io")
 
 
 def _placeholders(value: Any) -> Any:

@@ -113,3 +113,13 @@ def test_partner_context_reads_the_home_region_version(tmp_path: Path) -> None:
     stack_file.write_text(stack_file.read_text() + '  platform:kubernetesVersion: "1.34"\n')
     context = context_for(Repo(repo), parse_stack_name(PARTNER), {})
     assert context.kubernetes_version == "1.34"
+
+
+def test_custom_resources_are_left_to_their_crds() -> None:
+    from policies.deploy_checks import manifest_of
+
+    certificate = Resource("urn:c", "kubernetes:cert-manager.io/v1:Certificate", "c", {"spec": {}})
+    deployment = Resource("urn:d", "kubernetes:apps/v1:Deployment", "d", {"spec": {}})
+    policy = Resource("urn:p", "kubernetes:networking.k8s.io/v1:NetworkPolicy", "p", {"spec": {}})
+    assert manifest_of(certificate) is None
+    assert manifest_of(deployment) is not None and manifest_of(policy) is not None
