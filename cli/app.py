@@ -119,16 +119,32 @@ def validate(
         list[Path] | None,
         typer.Argument(help="Spec files to check (default: the catalogs, every spec and stack file)."),
     ] = None,
+    for_deploy: Annotated[
+        str | None,
+        typer.Option(
+            "--for-deploy", metavar="STACK", help="Also list every config value STACK still has at a placeholder."
+        ),
+    ] = None,
 ) -> None:
     """Validate the catalog, the tier table and partner specs without planning.
 
     Example: platformctl validate partners/examples/pampas-voz.yaml
+    Example: platformctl validate --for-deploy region-eu-central
     """
     from cli import render
-    from platformctl import listings
+    from platformctl import deploy_readiness, listings
 
-    for warning in listings.validate(_repo(), list(paths or [])):
+    repo = _repo()
+    for warning in listings.validate(repo, list(paths or [])):
         render.plain(err, f"warning: {warning}", "yellow")
+    if for_deploy is not None:
+        findings = deploy_readiness.check(repo.root, for_deploy)
+        for finding in findings:
+            render.plain(out, str(finding))
+        if findings:
+            raise PlatformError(deploy_readiness.summary(findings))
+        out.print(f"{for_deploy}: ready for a real deploy (no placeholder values)")
+        return
     out.print("valid")
 
 
