@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.preflight import preflight as preflight_command
 from platformctl.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
 
 app = typer.Typer(
@@ -433,6 +434,9 @@ def refresh(stack: StackArg, yes: YesFlag = False) -> None:
     Example: platformctl refresh global
     """
     _engine_command("refresh", stack, yes)
+
+
+app.command("preflight")(preflight_command)
 
 
 # ---------------------------------------------------------------- entry point

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def write_stack(root: Path, stack: str, config: dict[str, object]) -> None:
+def write_stack(root: Path, stack: str, config: Mapping[str, object]) -> None:
     (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(dump_yaml({"config": config}))
 
 
-READY_GLOBAL = {
+READY_GLOBAL: dict[str, object] = {
     "platform:dnsZone": "voice.corp-platform.io",
     "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
     "platform:kongAdminToken": SECURE,
