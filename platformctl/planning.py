@@ -9,6 +9,7 @@ from typing import Any
 
 from platformctl.errors import InputError
 from platformctl.offline.planner import StackPlan, plan_stacks
+from platformctl.offline.recorder import RecordedResource
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from platformctl.repo import Repo
 from platformctl.stacks import StackName, parse_stack_name
@@ -55,10 +56,24 @@ def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackN
 def check_policies(root: Path, plan: StackPlan) -> list[Violation]:
     stack = parse_stack_name(plan.stack)
     context = context_for(root, stack, plan.config)
-    resources = [
-        Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete) for r in plan.recording.resources
+    return evaluate(policy_resources(plan.recording.resources), context)
+
+
+def policy_resources(recorded: list[RecordedResource]) -> list[Resource]:
+    """Recorded resources as the policies see them (as an analyzer sees a real preview's)."""
+    return [
+        Resource(
+            r.urn,
+            r.type,
+            r.name,
+            r.inputs,
+            r.parent,
+            r.retain_on_delete,
+            tuple(r.dependencies),
+            {key: tuple(urns) for key, urns in r.property_dependencies.items()},
+        )
+        for r in recorded
     ]
-    return evaluate(resources, context)
 
 
 def run_plan(

@@ -29,7 +29,16 @@ def stack_of(urns: list[str]) -> str | None:
 def resources_of(args: StackValidationArgs) -> list[Resource]:
     # Analyzers do not see retainOnDelete; counting data as retained keeps that (advisory) rule offline-only.
     return [
-        Resource(r.urn, r.resource_type, r.name, dict(r.props), r.parent.urn if r.parent else "", True)
+        Resource(
+            r.urn,
+            r.resource_type,
+            r.name,
+            dict(r.props),
+            r.parent.urn if r.parent else "",
+            True,
+            tuple(d.urn for d in r.dependencies or []),
+            {key: tuple(d.urn for d in deps) for key, deps in (r.property_dependencies or {}).items()},
+        )
         for r in args.resources
     ]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from partners.tiers import Tier
+from policies.references import check_named_without_dependency
 from regions.catalog import Catalog, ResidencyVerdict
 
 Level = Literal["mandatory", "advisory"]
@@ -29,6 +30,10 @@ class Resource:
     """Parent URN (resources of one component share it)."""
     retain_on_delete: bool = False
     """Deleting it from the stack leaves the cloud resource."""
+    dependencies: tuple[str, ...] = ()
+    """URNs the resource depends on (as in the plan's newState.dependencies)."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per input, the URNs its value came from (newState.propertyDependencies)."""
 
 
 @dataclass(frozen=True)
@@ -372,6 +377,13 @@ POLICIES: tuple[Policy, ...] = (
         check_retention,
     ),
     Policy("no-public-buckets", "mandatory", "No bucket is public.", check_no_public_buckets),
+    Policy(
+        # Advisory until the Snowflake grants and views pass outputs (issue 8, finding 5); then mandatory.
+        "named-without-dependency",
+        "advisory",
+        "A resource that names another planned resource by a plain string depends on it.",
+        check_named_without_dependency,
+    ),
     Policy(
         "data-retained-on-delete",
         "advisory",
