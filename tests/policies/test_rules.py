@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from partners.tiers import load_tiers
-from policies.rules import POLICIES, Resource, StackContext, Violation, evaluate
+from policies.rules import POLICIES, Resource, StackContext, evaluate
 from regions.catalog import load_catalog
 
 CATALOG = load_catalog()
@@ -245,12 +245,8 @@ def test_data_retained_on_delete() -> None:
 
 def test_the_example_fleet_is_clean(fleet) -> None:
     from platformctl.planning import check_policies
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, pending_snowflake_reference
 
     for name, plan in fleet.plans.items():
-        assert [v for v in check_policies(ROOT, plan) if not pending_snowflake_reference(v)] == [], name
-
-
-def pending_snowflake_reference(violation: Violation) -> bool:
-    """Snowflake grants still name schemas by string (issue 8, finding 5, fixed on another branch): drop at merge."""
-    return violation.policy == "named-without-dependency" and "$snowflake:index/" in violation.urn
+        found = check_policies(ROOT, plan)
+        assert [v for v in found if not pending_snowflake_reference(v.policy, v.urn)] == [], name
