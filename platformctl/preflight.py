@@ -155,7 +155,10 @@ class _Aws:
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
         if key not in self.clients:
-            self.clients[key] = self.session.client(service, region_name=region, config=self.config)
+            try:
+                self.clients[key] = self.session.client(service, region_name=region, config=self.config)
+            except ValueError as exc:  # botocore's answer to a malformed AWS_ENDPOINT_URL or region
+                raise PlatformError(f"cannot set up an AWS client for {service} in {region}: {exc}") from None
         return self.clients[key]
 
     def call(self, service: str, region: str, operation: str, **params: Any) -> dict[str, Any]:

@@ -108,6 +108,14 @@ def test_unreachable_endpoint_is_a_clear_error(
     assert "cannot reach AWS" in result.err
 
 
+def test_malformed_endpoint_is_a_clear_error(
+    cli: Callable[..., Run], aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "not a url")
+    result = cli("preflight", "global", code=1)
+    assert "cannot set up an AWS client" in result.err and "not a url" in result.err
+
+
 @pytest.mark.parametrize("name", ["nowhere", "region-../../x", "partner-unknown-partner", "region-zz-nowhere"])
 def test_bad_stack_exits_2(cli: Callable[..., Run], aws: str, repo_copy: Path, name: str) -> None:
     result = cli("preflight", name, root=repo_copy, code=2)
