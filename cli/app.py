@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.preflight import preflight as preflight_command
 from cli.telephony import numbers as numbers_command
 from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
 
@@ -122,16 +123,32 @@ def validate(
         list[Path] | None,
         typer.Argument(help="Spec files to check (default: the catalogs, every spec and stack file)."),
     ] = None,
+    for_deploy: Annotated[
+        str | None,
+        typer.Option(
+            "--for-deploy", metavar="STACK", help="Also list every config value STACK still has at a placeholder."
+        ),
+    ] = None,
 ) -> None:
     """Validate the catalogs, the tier table, partner specs and stack files (types and meaning) without planning.
 
     Example: platformctl validate partners/examples/pampas-voz.yaml
+    Example: platformctl validate --for-deploy region-eu-central
     """
     from cli import render
-    from platformctl import listings
+    from platformctl import deploy_readiness, listings
 
-    for warning in listings.validate(_repo(), list(paths or []), datetime.date.today()):
+    repo = _repo()
+    for warning in listings.validate(repo, list(paths or []), datetime.date.today()):
         render.plain(err, f"warning: {warning}", "yellow")
+    if for_deploy is not None:
+        findings = deploy_readiness.check(repo.root, for_deploy)
+        for finding in findings:
+            render.plain(out, str(finding))
+        if findings:
+            raise PlatformError(deploy_readiness.summary(findings))
+        out.print(f"{for_deploy}: ready for a real deploy (no placeholder values)")
+        return
     out.print("valid")
 
 
@@ -424,6 +441,9 @@ def refresh(stack: StackArg, yes: YesFlag = False) -> None:
     Example: platformctl refresh global
     """
     _engine_command("refresh", stack, yes)
+
+
+app.command("preflight")(preflight_command)
 
 
 # ---------------------------------------------------------------- entry point

@@ -11,6 +11,7 @@ from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import StackName, parse_stack_name
 from platformctl.offline.planner import StackPlan, plan_stacks
+from platformctl.offline.recorder import RecordedResource
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from policies.context import context_for
 from policies.rules import Resource, Violation, evaluate, hosts_claimed_twice
@@ -62,13 +63,24 @@ def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackN
 def check_policies(repo: Repo, plan: StackPlan) -> list[Violation]:
     stack = parse_stack_name(plan.stack)
     context = context_for(repo, stack, plan.config)
-    return evaluate(_resources(plan), context)
+    return evaluate(policy_resources(plan.recording.resources), context)
 
 
-def _resources(plan: StackPlan) -> list[Resource]:
+def policy_resources(recorded: list[RecordedResource]) -> list[Resource]:
+    """Recorded resources as the policies see them (as an analyzer sees a real preview's)."""
     return [
-        Resource(r.urn, r.type, r.name, r.inputs, r.parent, r.retain_on_delete, r.provider, tuple(r.dependencies))
-        for r in plan.recording.resources
+        Resource(
+            r.urn,
+            r.type,
+            r.name,
+            r.inputs,
+            r.parent,
+            r.retain_on_delete,
+            r.provider,
+            tuple(r.dependencies),
+            {key: tuple(urns) for key, urns in r.property_dependencies.items()},
+        )
+        for r in recorded
     ]
 
 
@@ -88,5 +100,5 @@ def run_plan(
     if old is not None:
         document = diff_plans(old, document, include_removed=include_removed)
     violations = [v for name in requested for v in check_policies(repo, plans[name])]
-    violations += hosts_claimed_twice({name: _resources(plans[name]) for name in requested})
+    violations += hosts_claimed_twice({name: policy_resources(plans[name].recording.resources) for name in requested})
     return PlanResult(stacks=requested, plans=plans, document=document, violations=violations)

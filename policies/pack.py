@@ -38,6 +38,7 @@ def resources_of(args: StackValidationArgs) -> list[Resource]:
             True,
             r.provider.urn if r.provider else "",
             tuple(d.urn for d in r.dependencies or []),
+            {key: tuple(d.urn for d in deps) for key, deps in (r.property_dependencies or {}).items()},
         )
         for r in args.resources
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -13,6 +13,7 @@ from gateway.kong_plugins import config_problems
 from gateway.tls import host_matches, is_platform_host
 from partners.tiers import Tier
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
+from policies.references import check_named_without_dependency
 from regions.catalog import Catalog, ResidencyVerdict
 
 Level = Literal["mandatory", "advisory"]
@@ -35,8 +36,10 @@ class Resource:
     """Deleting it from the stack leaves the cloud resource."""
     provider: str = ""
     """Provider reference (`<provider urn>::<id>`), empty for the default provider."""
-    dependencies: tuple[str, ...] | None = None
-    """URNs the resource waits for (None where not known, as in the policy pack)."""
+    dependencies: tuple[str, ...] = ()
+    """URNs the resource depends on (as in the plan's newState.dependencies)."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per input, the URNs its value came from (newState.propertyDependencies)."""
 
 
 @dataclass(frozen=True)
@@ -523,6 +526,13 @@ POLICIES: tuple[Policy, ...] = (
         "mandatory",
         "A partner stack routes and certifies only its own platform names and its own domain.",
         check_host_ownership,
+    ),
+    Policy(
+        # Advisory until the Snowflake grants and views pass outputs (issue 8, finding 5); then mandatory.
+        "named-without-dependency",
+        "advisory",
+        "A resource that names another planned resource by a plain string depends on it.",
+        check_named_without_dependency,
     ),
     Policy(
         "data-retained-on-delete",

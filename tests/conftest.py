@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,17 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
+def pending_snowflake_reference(policy: str, urn: str | None) -> bool:
+    """Today's Snowflake grants name schemas by string (issue 8, finding 5, fixed on another branch): the advisory
+    named-without-dependency finding they raise is expected until then. Remove with its callers once that lands."""
+    return policy == "named-without-dependency" and "$snowflake:index/" in (urn or "")
+
+
+def unexpected(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plan/preview JSON violations other than the pending Snowflake ones."""
+    return [v for v in violations if not pending_snowflake_reference(v["policy"], v["urn"])]
+
+
 def tree_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under the repository's partners/ and stacks/ (to prove nothing was written)."""
     return {
@@ -102,3 +113,47 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
         for p in sorted((root / folder).rglob("*"))
         if p.is_file()
     }
+
+
+AMBIENT_AWS = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+"""Environment that would lead boto3 to the developer's own AWS identity."""
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server (every AWS service boto3 calls) on a free loopback port; stopped when the session ends."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """boto3 pointed at a freshly reset moto server with test credentials and no user AWS config; its URL."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10).close()
+    for name in AMBIENT_AWS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return moto_server
