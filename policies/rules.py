@@ -528,9 +528,8 @@ POLICIES: tuple[Policy, ...] = (
         check_host_ownership,
     ),
     Policy(
-        # Advisory until the Snowflake grants and views pass outputs (issue 8, finding 5); then mandatory.
         "named-without-dependency",
-        "advisory",
+        "mandatory",
         "A resource that names another planned resource by a plain string depends on it.",
         check_named_without_dependency,
     ),

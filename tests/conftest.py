@@ -94,17 +94,6 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
-def pending_snowflake_reference(policy: str, urn: str | None) -> bool:
-    """Today's Snowflake grants name schemas by string (issue 8, finding 5, fixed on another branch): the advisory
-    named-without-dependency finding they raise is expected until then. Remove with its callers once that lands."""
-    return policy == "named-without-dependency" and "$snowflake:index/" in (urn or "")
-
-
-def unexpected(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Plan/preview JSON violations other than the pending Snowflake ones."""
-    return [v for v in violations if not pending_snowflake_reference(v["policy"], v["urn"])]
-
-
 def tree_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under the repository's partners/ and stacks/ (to prove nothing was written)."""
     return {

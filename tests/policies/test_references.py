@@ -144,9 +144,9 @@ def test_deployment_by_literal_names_both_namespace_and_service_account(tmp_path
     assert not any("labels" in m or "containers" in m for m in messages)
 
 
-def test_policy_is_registered_advisory_until_the_grants_are_fixed() -> None:
+def test_policy_is_mandatory_now_that_the_grants_pass_outputs() -> None:
     policy = next(p for p in POLICIES if p.name == "named-without-dependency")
-    assert policy.level == "advisory"
+    assert policy.level == "mandatory"
 
 
 def test_plan_json_carries_dependencies_like_pulumi_preview(plan_in, tmp_path: Path) -> None:
