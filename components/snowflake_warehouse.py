@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_snowflake as snowflake
 
-from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
+from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema, on_table
+from components.warehouse_tables import ANALYTICS, PARTNERS, RAW, SCHEMAS, TABLES, VIEWS
 
 PLATFORM_ROLES = {
     "loader": "Writes metered usage into RAW.",
@@ -53,8 +54,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         raw = snowflake.Schema(
             f"{name}-raw",
             database=database.name,
-            name="RAW",
-            comment="Metered usage as it arrives",
+            name=RAW,
+            comment=SCHEMAS[RAW],
             with_managed_access="true",
             data_retention_time_in_days=min(args.retention_days, 90),
             opts=data,
@@ -62,8 +63,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         analytics = snowflake.Schema(
             f"{name}-analytics",
             database=database.name,
-            name="ANALYTICS",
-            comment="Success-metric views",
+            name=ANALYTICS,
+            comment=SCHEMAS[ANALYTICS],
             with_managed_access="true",
             opts=data,
         )
@@ -101,40 +102,21 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             for key, comment in PLATFORM_ROLES.items()
         }
 
-        usage = snowflake.Table(
-            f"{name}-usage-events",
-            database=database.name,
-            schema=raw.name,
-            name="USAGE_EVENTS",
-            comment="One row per metered call; partners see only their own rows",
-            change_tracking=True,
-            columns=[
-                snowflake.TableColumnArgs(name="EVENT_ID", type="VARCHAR(64)", nullable=False),
-                snowflake.TableColumnArgs(name="PARTNER_ID", type="VARCHAR(40)", nullable=False),
-                snowflake.TableColumnArgs(name="CUSTOMER_ID", type="VARCHAR(64)", nullable=False),
-                snowflake.TableColumnArgs(name="COUNTRY", type="VARCHAR(2)", nullable=False),
-                snowflake.TableColumnArgs(name="CALL_STARTED_AT", type="TIMESTAMP_TZ", nullable=False),
-                snowflake.TableColumnArgs(name="DURATION_SECONDS", type="NUMBER(10,0)", nullable=False),
-                snowflake.TableColumnArgs(name="AMOUNT_MINOR", type="NUMBER(18,0)", nullable=False),
-                snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
-            ],
-            opts=data,
-        )
-        partners = snowflake.Table(
-            f"{name}-partners",
-            database=database.name,
-            schema=raw.name,
-            name="PARTNERS",
-            comment="Partner roster with tier pricing, loaded from the specs",
-            columns=[
-                snowflake.TableColumnArgs(name="PARTNER_ID", type="VARCHAR(40)", nullable=False),
-                snowflake.TableColumnArgs(name="TIER", type="VARCHAR(16)", nullable=False),
-                snowflake.TableColumnArgs(name="BASE_FEE_MINOR", type="NUMBER(18,0)", nullable=False),
-                snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
-                snowflake.TableColumnArgs(name="ACTIVE", type="BOOLEAN", nullable=False),
-            ],
-            opts=child,
-        )
+        tables = {
+            table.name: snowflake.Table(
+                f"{name}-{table.name.lower().replace('_', '-')}",
+                database=database.name,
+                schema=raw.name,
+                name=table.name,
+                comment=table.comment,
+                change_tracking=table.data_bearing,
+                columns=[
+                    snowflake.TableColumnArgs(name=c.name, type=c.type, nullable=c.nullable) for c in table.columns
+                ],
+                opts=data if table.data_bearing else child,
+            )
+            for table in TABLES
+        }
 
         platform_roles = ", ".join(f"'PLATFORM_{ident}_{key.upper()}'" for key in PLATFORM_ROLES)
         policy = snowflake.RowAccessPolicy(
@@ -151,46 +133,32 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             comment="A partner's reader role sees only rows of its own partner id",
             opts=child,
         )
-        usage_fqn = f"{self.database_name}.RAW.USAGE_EVENTS"
         policy_fqn = f"{self.database_name}.RAW.PARTNER_ROWS"
-        # The provider's table resource cannot attach a row access policy; this statement pair can, reversibly.
-        snowflake.Execute(
-            f"{name}-usage-row-policy",
-            execute=f"ALTER TABLE {usage_fqn} ADD ROW ACCESS POLICY {policy_fqn} ON (PARTNER_ID)",
-            revert=f"ALTER TABLE {usage_fqn} DROP ROW ACCESS POLICY {policy_fqn}",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, policy]),
-        )
+        for table in TABLES:
+            if not table.data_bearing:
+                continue
+            fqn = table.fqn(self.database_name)
+            # The provider's table resource cannot attach a row access policy; this statement pair can, reversibly.
+            snowflake.Execute(
+                # Named by the table's first word: the usage table's attachment keeps its original URN.
+                f"{name}-{table.name.split('_')[0].lower()}-row-policy",
+                execute=f"ALTER TABLE {fqn} ADD ROW ACCESS POLICY {policy_fqn} ON (PARTNER_ID)",
+                revert=f"ALTER TABLE {fqn} DROP ROW ACCESS POLICY {policy_fqn}",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[tables[table.name], policy]),
+            )
 
         raw_fqn = f"{self.database_name}.RAW"
-        views = {
-            "MRR": (
-                "Monthly recurring revenue by currency: base fees of active partners plus this month's usage",
-                f"SELECT p.CURRENCY, SUM(p.BASE_FEE_MINOR) + COALESCE(SUM(u.AMOUNT_MINOR), 0) AS MRR_MINOR "
-                f"FROM {raw_fqn}.PARTNERS p LEFT JOIN (SELECT PARTNER_ID, SUM(AMOUNT_MINOR) AS AMOUNT_MINOR "
-                f"FROM {raw_fqn}.USAGE_EVENTS WHERE CALL_STARTED_AT >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) "
-                f"GROUP BY PARTNER_ID) u ON u.PARTNER_ID = p.PARTNER_ID WHERE p.ACTIVE GROUP BY p.CURRENCY",
-            ),
-            "ACTIVE_PARTNERS": (
-                "Partners with at least one call in the last 30 days",
-                f"SELECT COUNT(DISTINCT PARTNER_ID) AS ACTIVE_PARTNERS FROM {raw_fqn}.USAGE_EVENTS "
-                f"WHERE CALL_STARTED_AT >= DATEADD('day', -30, CURRENT_TIMESTAMP())",
-            ),
-            "MINUTES_PER_PARTNER": (
-                "Call minutes per partner per month",
-                f"SELECT PARTNER_ID, DATE_TRUNC('month', CALL_STARTED_AT) AS MONTH, "
-                f"SUM(DURATION_SECONDS) / 60 AS MINUTES FROM {raw_fqn}.USAGE_EVENTS GROUP BY 1, 2",
-            ),
-        }
-        for view_name, (comment, statement) in views.items():
+        schemas = {RAW: raw, ANALYTICS: analytics}
+        for view in VIEWS:
             snowflake.View(
-                f"{name}-{view_name.lower().replace('_', '-')}-view",
+                f"{name}-{view.name.lower().replace('_', '-')}-view",
                 database=database.name,
-                schema=analytics.name,
-                name=view_name,
+                schema=schemas[view.schema].name,
+                name=view.name,
                 is_secure="true",
-                comment=comment,
-                statement=statement,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[usage, partners]),
+                comment=view.comment,
+                statement=view.statement(self.database_name),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(tables.values())),
             )
 
         analytics_fqn = f"{self.database_name}.ANALYTICS"
@@ -199,6 +167,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
                 "raw-usage": Grant(("USAGE",), on_schema(raw_fqn)),
                 "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn)),
+                # The roster is the one table whose rows change (tier, active); events are insert-only.
+                "partners-update": Grant(("UPDATE",), on_table(PARTNERS.fqn(self.database_name))),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["LOAD"].name)),
             },
             "analyst": {
