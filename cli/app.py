@@ -419,6 +419,11 @@ def refresh(stack: StackArg, yes: YesFlag = False) -> None:
     _engine_command("refresh", stack, yes)
 
 
+from cli.meter import register as register_meter  # noqa: E402  (the group needs `app`)
+
+register_meter(app)
+
+
 # ---------------------------------------------------------------- entry point
 
 
