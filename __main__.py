@@ -51,7 +51,9 @@ def build_global(_: str) -> None:
     gateway = KongGateway(
         "gateway",
         KongGatewayArgs(
-            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"), tiers=load_tiers(ROOT / "partners" / "tiers.yaml")
+            apis=load_api_catalog(ROOT / "gateway" / "apis.yaml"),
+            tiers=load_tiers(ROOT / "partners" / "tiers.yaml"),
+            meter_hosts=tuple(f"meter.{code}.{config.require('dnsZone')}" for code in catalog.regions),
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
@@ -81,6 +83,7 @@ def build_global(_: str) -> None:
     pulumi.export("dns_zone_name", zone.name)
     pulumi.export("snowflake_accounts", org.accounts)
     pulumi.export("snowflake_admin_keys", org.admin_keys)
+    pulumi.export("meter_kong_token", gateway.meter_token)
 
 
 def build_region(code: str) -> None:
@@ -98,6 +101,7 @@ def build_region(code: str) -> None:
         if catalog.residency_verdict(cc, code) is ResidencyVerdict.FORBIDDEN:
             raise pulumi.RunError(f"stack region-{code}: platform:launchedCountries: {cc} requires residency elsewhere")
     global_ref = stack_reference("global")
+    meter_public_url = pulumi.Output.concat("https://meter.", code, ".", global_ref.get_output("dns_zone_name"))
     deployment = RegionalDeployment(
         "region",
         RegionalDeploymentArgs(
@@ -113,6 +117,10 @@ def build_region(code: str) -> None:
             snowflake_organization=config.require("snowflakeOrganization"),
             snowflake_account=global_ref.get_output("snowflake_accounts")[code],
             snowflake_private_key=global_ref.get_output("snowflake_admin_keys")[code],
+            meter_image=config.require("servicesImage"),
+            meter_public_url=meter_public_url,
+            meter_kong_token=global_ref.get_output("meter_kong_token"),
+            twilio_auth_token=config.get_secret("twilioAuthToken") or "",
         ),
     )
     for key, value in deployment.outputs.items():

@@ -26,12 +26,23 @@ WarehouseOption = Annotated[
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8787,
-    warehouse: WarehouseOption = "local:.platformctl/warehouse",
+    warehouse: Annotated[
+        str,
+        typer.Option(
+            "--warehouse", envvar="METER_WAREHOUSE_URL", help="local:DIR (embedded fakesnow) or snowflake://ACCOUNT/DB?..."
+        ),
+    ] = "local:.platformctl/warehouse",
     public_url: Annotated[
-        str | None, typer.Option("--public-url", help="Base URL Twilio calls and signs (default http://HOST:PORT).")
+        str | None,
+        typer.Option(
+            "--public-url", envvar="METER_PUBLIC_URL", help="Base URL Twilio calls and signs (default http://HOST:PORT)."
+        ),
     ] = None,
     spool: Annotated[
         Path | None, typer.Option("--spool", help="Spool file (default .platformctl/meter/spool.db in the repository).")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Meter only partners homed in this region code (default: all).")
     ] = None,
     max_pending: Annotated[
         int, typer.Option("--max-pending", min=1, help="Events waiting for the warehouse before answering 503.")
@@ -54,6 +65,7 @@ def serve(
             public_url=public_url,
             spool_path=spool or repo.state_dir / "meter" / "spool.db",
             partners_dir=repo.partners_dir,
+            region=region,
             max_pending=max_pending,
         )
     )

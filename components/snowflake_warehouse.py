@@ -36,6 +36,8 @@ class SnowflakeWarehouseArgs:
 class SnowflakeWarehouse(pulumi.ComponentResource):
     database_name: str
     partner_warehouse_name: str
+    load_warehouse_name: str
+    loader_role_name: str
 
     def __init__(self, name: str, args: SnowflakeWarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
@@ -94,6 +96,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 opts=child,
             )
         self.partner_warehouse_name = f"PLATFORM_{ident}_PARTNERS_WH"
+        self.load_warehouse_name = f"PLATFORM_{ident}_LOAD_WH"
+        self.loader_role_name = f"PLATFORM_{ident}_LOADER"
 
         roles = {
             key: snowflake.AccountRole(

@@ -38,8 +38,11 @@ class Partner:
         }
 
 
-def load_roster(partners_dir: Path, prices: PriceBook | None = None) -> dict[str, Partner]:
-    """Every partners/<id>.yaml (not the tier table, the price book or examples), priced from the price book."""
+def load_roster(partners_dir: Path, region: str | None = None, prices: PriceBook | None = None) -> dict[str, Partner]:
+    """Every partners/<id>.yaml (not the tier table, the price book or examples), priced from the price book.
+
+    With `region`, only the partners homed there: usage never leaves its region.
+    """
     book = prices or load_prices(partners_dir / "prices.yaml")
     roster: dict[str, Partner] = {}
     for path in sorted(partners_dir.glob("*.yaml")):
@@ -48,6 +51,8 @@ def load_roster(partners_dir: Path, prices: PriceBook | None = None) -> dict[str
         spec = load_spec(path, f"partners/{path.name}")
         if spec.id != path.stem:
             raise InputError.single(f"partners/{path.name}", "id", f"is {spec.id!r}, the file name says {path.stem!r}")
+        if region is not None and spec.home_region != region:
+            continue
         price = book.price(spec.tier, spec.billing.currency)
         roster[spec.id] = Partner(
             id=spec.id,

@@ -43,6 +43,8 @@ class ServeConfig:
     """SQLite spool file."""
     partners_dir: Path
     """partners/ of the platform repository (specs and price book)."""
+    region: str | None = None
+    """Meter only the partners homed in this region (the deployed meter always sets it)."""
     max_pending: int = 1_000_000
     """Events the spool holds for the warehouse before it answers 503."""
     flush_interval: float = 0.5
@@ -74,7 +76,7 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
         warehouse.connect(config.warehouse_url)  # raises the InputError that names the accepted forms
     if config.warehouse_url.startswith("snowflake://"):
         warehouse.snowflake_params(config.warehouse_url, os.environ if env is None else env)
-    roster = load_roster(config.partners_dir)
+    roster = load_roster(config.partners_dir, config.region)
     spool = Spool(config.spool_path, max_pending=config.max_pending)
     state = MeterState(
         roster=roster, spool=spool, twilio_token=twilio_token, kong_token=kong_token, public_url=public_url
