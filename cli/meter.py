@@ -18,7 +18,10 @@ meter_app = typer.Typer(
 )
 
 WarehouseOption = Annotated[
-    str, typer.Option("--warehouse", help="local:DIR (embedded fakesnow) or snowflake://ACCOUNT/DATABASE?user=&role=&warehouse=")
+    str,
+    typer.Option(
+        "--warehouse", help="local:DIR (embedded fakesnow) or snowflake://ACCOUNT/DATABASE?user=&role=&warehouse="
+    ),
 ]
 
 
@@ -29,13 +32,17 @@ def serve(
     warehouse: Annotated[
         str,
         typer.Option(
-            "--warehouse", envvar="METER_WAREHOUSE_URL", help="local:DIR (embedded fakesnow) or snowflake://ACCOUNT/DB?..."
+            "--warehouse",
+            envvar="METER_WAREHOUSE_URL",
+            help="local:DIR (embedded fakesnow) or snowflake://ACCOUNT/DB?...",
         ),
     ] = "local:.platformctl/warehouse",
     public_url: Annotated[
         str | None,
         typer.Option(
-            "--public-url", envvar="METER_PUBLIC_URL", help="Base URL Twilio calls and signs (default http://HOST:PORT)."
+            "--public-url",
+            envvar="METER_PUBLIC_URL",
+            help="Base URL Twilio calls and signs (default http://HOST:PORT).",
         ),
     ] = None,
     spool: Annotated[

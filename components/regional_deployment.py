@@ -15,8 +15,8 @@ import pulumi_tls as tls
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.outputs import secret
 from components.runtime_service import SPOOL_MOUNT, RuntimeService, RuntimeServiceArgs
-from components.snowflake_organization import rsa_public_key_body
 from components.secure_bucket import SecureBucket, SecureBucketArgs
+from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_warehouse import SnowflakeWarehouse, SnowflakeWarehouseArgs
 from regions.catalog import Country, Region
 
@@ -189,7 +189,9 @@ class RegionalDeployment(pulumi.ComponentResource):
     ) -> None:
         """The usage meter: its own Snowflake service user holding only the loader role, and the RuntimeService."""
         sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
-        key = tls.PrivateKey(f"{name}-meter-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self))
+        key = tls.PrivateKey(
+            f"{name}-meter-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)
+        )
         user = snowflake.ServiceUser(
             f"{name}-meter-user",
             name=f"{warehouse.database_name}_METER",
@@ -204,8 +206,16 @@ class RegionalDeployment(pulumi.ComponentResource):
         )
         account = pulumi.Output.concat(args.snowflake_organization, "-", args.snowflake_account)
         warehouse_url = pulumi.Output.concat(
-            "snowflake://", account, "/", warehouse.database_name, "?user=", user.name,
-            "&role=", warehouse.loader_role_name, "&warehouse=", warehouse.load_warehouse_name,
+            "snowflake://",
+            account,
+            "/",
+            warehouse.database_name,
+            "?user=",
+            user.name,
+            "&role=",
+            warehouse.loader_role_name,
+            "&warehouse=",
+            warehouse.load_warehouse_name,
         )
         RuntimeService(
             f"{name}-meter",
@@ -214,8 +224,16 @@ class RegionalDeployment(pulumi.ComponentResource):
                 namespace=namespace.metadata.name,
                 image=args.meter_image,
                 args=(
-                    "meter", "serve", "--host", "0.0.0.0", "--port", str(METER_PORT),
-                    "--region", args.region.code, "--spool", f"{SPOOL_MOUNT}/spool.db",
+                    "meter",
+                    "serve",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    str(METER_PORT),
+                    "--region",
+                    args.region.code,
+                    "--spool",
+                    f"{SPOOL_MOUNT}/spool.db",
                 ),
                 port=METER_PORT,
                 admit_from=KONG_DATA_PLANE_LABELS,

@@ -22,6 +22,9 @@ from regions.catalog import Catalog, ResidencyVerdict
 
 PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
 """A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
+RESERVED_IDS = frozenset({"tiers", "prices"})
+"""partners/<id>.yaml names taken by the tier table and the price book: never partner ids."""
+NOT_PARTNER_SPECS = frozenset(f"{stem}.yaml" for stem in RESERVED_IDS)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -167,6 +170,13 @@ class PartnerSpec(_Frozen):
     """White-label branding."""
     billing: Billing
     """Billing and payout settings."""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if f"{value}.yaml" in NOT_PARTNER_SPECS:
+            raise ValueError(f"{value!r} is reserved: partners/{value}.yaml is a table, not a partner spec")
+        return value
 
     @field_validator("countries", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from partners.spec import NOT_PARTNER_SPECS
 from platformctl.errors import EngineError, InputError, PlatformError
 from platformctl.planjson import diff_stack
 from platformctl.stacks import StackKind
@@ -185,7 +186,7 @@ def _partners_homed(trees: list[Path], region: str) -> set[str]:
         f"partner-{p.stem}"
         for tree in trees
         for p in (tree / "partners").glob("*.yaml")
-        if p.name != "tiers.yaml" and _home_region(tree, p.stem) == region
+        if p.name not in NOT_PARTNER_SPECS and _home_region(tree, p.stem) == region
     }
 
 
@@ -223,7 +224,7 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
                     hit(every, path)
                 elif stack.startswith("region-"):
                     hit(_partners_homed(trees, stack.removeprefix("region-")), path)
-            elif spec and spec.group(1) != "tiers":
+            elif spec and f"{spec.group(1)}.yaml" not in NOT_PARTNER_SPECS:
                 hit({f"partner-{spec.group(1)}"}, path)
             elif path == "regions/regions.yaml":
                 before, after = _region_entries(base), _region_entries(head)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from partners.spec import NOT_PARTNER_SPECS
 from platformctl.errors import InputError
 from platformctl.stacks import StackName, parse_stack_name
 
@@ -53,8 +54,8 @@ class Repo:
         return sorted(names, key=lambda s: (s.rank, s.key))
 
     def partner_spec_files(self) -> list[Path]:
-        """partners/<id>.yaml files (not the tier table, not examples)."""
-        return sorted(p for p in self.partners_dir.glob("*.yaml") if p.name != "tiers.yaml")
+        """partners/<id>.yaml files (not the tier table or price book, not examples)."""
+        return sorted(p for p in self.partners_dir.glob("*.yaml") if p.name not in NOT_PARTNER_SPECS)
 
     def partner_file(self, partner_id: str) -> Path:
         return self.partners_dir / f"{partner_id}.yaml"

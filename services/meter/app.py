@@ -54,19 +54,19 @@ class MeterState:
         self.validator = RequestValidator(self.twilio_token)
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     pass
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise _TooLarge
+        raise _TooLargeError
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge
+            raise _TooLargeError
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -96,7 +96,7 @@ async def twilio_status(request: Request) -> Response:
     partner_id = request.path_params["partner_id"]
     try:
         body = await _read_body(request, MAX_TWILIO_BODY)
-    except _TooLarge:
+    except _TooLargeError:
         return _reject(state, "twilio", Rejected(413, "too_large", "the body is larger than a status callback"))
     if _media_type(request) != "application/x-www-form-urlencoded":
         return _reject(state, "twilio", Rejected(400, "content_type", "expected application/x-www-form-urlencoded"))
@@ -143,7 +143,7 @@ async def kong_log(request: Request) -> Response:
         return _reject(state, "kong", Rejected(403, "bad_token", "missing or wrong bearer token"))
     try:
         body = await _read_body(request, MAX_KONG_BODY)
-    except _TooLarge:
+    except _TooLargeError:
         return _reject(state, "kong", Rejected(413, "too_large", "the batch is too large"))
     if _media_type(request) != "application/json":
         return _reject(state, "kong", Rejected(400, "content_type", "expected application/json"))

@@ -75,9 +75,7 @@ def partner_id_ok(partner_id: str) -> bool:
     return bool(_PARTNER_ID.match(partner_id))
 
 
-def call_event(
-    partner: Partner, form: dict[str, str], now: dt.datetime
-) -> Event | Ignored | Rejected:
+def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Event | Ignored | Rejected:
     """One `completed` status callback -> one usage event keyed by CallSid."""
     sid = form.get("CallSid", "")
     if not _CALL_SID.match(sid):
@@ -161,7 +159,13 @@ def kong_event(entry: Any, roster: dict[str, Partner], now: dt.datetime) -> Even
     identity = (
         ("id", str(request_id))
         if isinstance(request_id, str) and request_id
-        else ("fields", str(started_ms), str(request.get("method")), str(request.get("uri")), str(entry.get("client_ip")))
+        else (
+            "fields",
+            str(started_ms),
+            str(request.get("method")),
+            str(request.get("uri")),
+            str(entry.get("client_ip")),
+        )
     )
     event_id = _digest(partner_id, *identity)
     row = {

@@ -91,7 +91,9 @@ class Flusher:
             self._metrics.warehouse_write(time.perf_counter() - started, {k: len(v) for k, v in by_kind.items()})
         except Exception as exc:  # any driver error: the events stay spooled and the write is retried
             self._metrics.warehouse_error()
-            log.warning("warehouse write failed, %d events wait in the spool: %s", self._spool.pending, _first_line(exc))
+            log.warning(
+                "warehouse write failed, %d events wait in the spool: %s", self._spool.pending, _first_line(exc)
+            )
             self._disconnect()
             return False
         reader.mark_flushed([seq for seq, _, _ in rows])

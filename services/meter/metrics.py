@@ -50,10 +50,7 @@ class Metrics:
             *(f'meter_ignored_total{{status="{s}"}} {n}' for s, n in sorted(self.ignored.items())),
             "# HELP meter_rejected_total Requests or entries refused, by reason; nothing was written for them.",
             "# TYPE meter_rejected_total counter",
-            *(
-                f'meter_rejected_total{{source="{s}",reason="{r}"}} {n}'
-                for (s, r), n in sorted(self.rejected.items())
-            ),
+            *(f'meter_rejected_total{{source="{s}",reason="{r}"}} {n}' for (s, r), n in sorted(self.rejected.items())),
             "# HELP meter_spool_depth Events durable in the spool, not yet in the warehouse.",
             "# TYPE meter_spool_depth gauge",
             f"meter_spool_depth {spool_depth}",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from partners.currencies import MINOR_UNITS, to_minor
 from partners.prices import PriceBook, load_prices
-from partners.spec import load_spec
+from partners.spec import NOT_PARTNER_SPECS, load_spec
 from platformctl.errors import InputError
 
 
@@ -46,7 +46,7 @@ def load_roster(partners_dir: Path, region: str | None = None, prices: PriceBook
     book = prices or load_prices(partners_dir / "prices.yaml")
     roster: dict[str, Partner] = {}
     for path in sorted(partners_dir.glob("*.yaml")):
-        if path.name in ("tiers.yaml", "prices.yaml"):
+        if path.name in NOT_PARTNER_SPECS:
             continue
         spec = load_spec(path, f"partners/{path.name}")
         if spec.id != path.stem:

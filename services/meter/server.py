@@ -103,8 +103,13 @@ def serve(config: ServeConfig) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         flusher.start()
-        log.info("meter listening on %s:%d, %d partners, %d events spooled", config.host, config.port,
-                 len(state.roster), state.spool.pending)
+        log.info(
+            "meter listening on %s:%d, %d partners, %d events spooled",
+            config.host,
+            config.port,
+            len(state.roster),
+            state.spool.pending,
+        )
         yield
         state.draining = True
         deadline = time.monotonic() + DRAIN_SECONDS - HTTP_GRACE_SECONDS - 1.0

@@ -35,7 +35,8 @@ def test_the_program_imports_per_kind() -> None:
         ("components/kong_gateway.py", {"global"}),
         ("gateway/plans.py", {"global"} | PARTNERS),
         ("components/secure_bucket.py", REGIONS | PARTNERS),
-        ("components/snowflake_organization.py", {"global"} | PARTNERS),  # the tenant imports its key helper
+        # The tenant and the region's meter user import its key helper.
+        ("components/snowflake_organization.py", {"global"} | REGIONS | PARTNERS),
         ("gateway/apis.yaml", {"global"}),
         ("partners/tiers.yaml", {"global"} | PARTNERS),
         ("regions/countries.yaml", {"global"} | REGIONS | PARTNERS),

@@ -132,7 +132,9 @@ def post_callback(
     )
 
 
-def kong_entry(partner: str = "acme-voice", status: int = 200, request_id: str | None = None, **over: Any) -> dict[str, Any]:
+def kong_entry(
+    partner: str = "acme-voice", status: int = 200, request_id: str | None = None, **over: Any
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "consumer": {"id": str(uuid.uuid4()), "username": f"partner-{partner}", "custom_id": partner},
         "route": {"name": "rest-v2", "id": str(uuid.uuid4())},

@@ -26,7 +26,10 @@ from tests.services.meter_harness import (
     warehouse_rows,
 )
 
-USAGE = "SELECT EVENT_ID, PARTNER_ID, BILLABLE_SECONDS, MINUTES, CURRENCY, RATE, AMOUNT FROM PLATFORM_LOCAL.RAW.USAGE_EVENTS"
+USAGE = (
+    "SELECT EVENT_ID, PARTNER_ID, BILLABLE_SECONDS, MINUTES, CURRENCY, RATE, AMOUNT "
+    "FROM PLATFORM_LOCAL.RAW.USAGE_EVENTS"
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +93,18 @@ def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
         ("json body", 400, "content_type", {"url": url, "json": good}),
         ("huge body", 413, "too_large", {"url": url, "content": b"a=" + b"x" * 100_000, "headers": form_headers}),
         ("no signature", 403, "bad_signature", {"url": url, "data": good}),
-        ("wrong token", 403, "bad_signature", {"url": url, "data": good, "headers": {"X-Twilio-Signature": sign(url, good, "other")}}),
-        ("replay with changed fields", 403, "bad_signature", {"url": url, "data": tampered, "headers": {"X-Twilio-Signature": signature}}),
+        (
+            "wrong token",
+            403,
+            "bad_signature",
+            {"url": url, "data": good, "headers": {"X-Twilio-Signature": sign(url, good, "other")}},
+        ),
+        (
+            "replay with changed fields",
+            403,
+            "bad_signature",
+            {"url": url, "data": tampered, "headers": {"X-Twilio-Signature": signature}},
+        ),
         ("unknown partner", 404, "unknown_partner", signed(unknown, "nobody-here")),
         ("path trick", 404, "not_found", {"url": meter.base + "/twilio/..%2F..%2Fetc/status", "data": good}),
         ("negative duration", 400, "bad_duration", signed(negative)),
@@ -114,7 +127,9 @@ def test_every_bad_input_is_refused_counted_and_not_written(meter: Meter, client
         if reason != "not_found":
             assert response.json()["error"] == reason, name
     after = meter.metrics()
-    assert after.get('meter_accepted_total{source="twilio"}', 0) == before.get('meter_accepted_total{source="twilio"}', 0)
+    assert after.get('meter_accepted_total{source="twilio"}', 0) == before.get(
+        'meter_accepted_total{source="twilio"}', 0
+    )
     for _, _, reason, _ in _bad_cases(meter):
         if reason != "not_found":
             key = f'meter_rejected_total{{source="twilio",reason="{reason}"}}'
@@ -132,7 +147,7 @@ def test_kong_batches(meter: Meter, client: httpx.Client) -> None:
     batch = [kong_entry(status=200 + i % 3 * 100) for i in range(100)]
     response = post_kong(client, meter, batch)
     assert response.status_code == 200 and response.json() == {"accepted": 100, "duplicates": 0, "rejected": {}}
-    again = post_kong(client, meter, batch[:10] + [kong_entry(partner="nobody-here"), {"consumer": None}])
+    again = post_kong(client, meter, [*batch[:10], kong_entry(partner="nobody-here"), {"consumer": None}])
     assert again.json() == {"accepted": 0, "duplicates": 10, "rejected": {"unknown_partner": 1, "no_consumer": 1}}
     # Without a request id the entry's identifying fields make the key: a resend is still one request.
     bare = kong_entry()
@@ -150,11 +165,23 @@ def test_kong_batches(meter: Meter, client: httpx.Client) -> None:
         (b"{}", {"Authorization": "Bearer wrong", "Content-Type": "application/json"}, 403, "bad_token"),
         (b"{}", {"Content-Type": "application/json"}, 403, "bad_token"),
         (b"{}", {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "text/plain"}, 400, "content_type"),
-        (b"[" + b"1," * 3_000_000 + b"1]", {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"}, 413, "too_large"),
-        (b"[" * 100_000, {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"}, 400, "malformed"),
+        (
+            b"[" + b"1," * 3_000_000 + b"1]",
+            {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"},
+            413,
+            "too_large",
+        ),
+        (
+            b"[" * 100_000,
+            {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"},
+            400,
+            "malformed",
+        ),
     ],
 )
-def test_bad_kong_posts(meter: Meter, client: httpx.Client, body: bytes, headers: dict[str, str], status: int, reason: str) -> None:
+def test_bad_kong_posts(
+    meter: Meter, client: httpx.Client, body: bytes, headers: dict[str, str], status: int, reason: str
+) -> None:
     response = client.post(f"{meter.base}/kong/http-log", content=body, headers=headers)
     assert response.status_code == status and response.json()["error"] == reason
     assert _counter(meter, f'meter_rejected_total{{source="kong",reason="{reason}"}}') >= 1
@@ -213,7 +240,9 @@ def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path:
         seconds = int(form["CallDuration"])
         minutes = -(-seconds // 60)
         assert row[1:] == ("acme-voice", seconds, minutes, "EUR", Decimal("0.015"), minutes * Decimal("0.015"))
-    count = warehouse_rows(tmp_path / "warehouse", "SELECT COUNT(*), COUNT(DISTINCT EVENT_ID) FROM PLATFORM_LOCAL.RAW.USAGE_EVENTS")
+    count = warehouse_rows(
+        tmp_path / "warehouse", "SELECT COUNT(*), COUNT(DISTINCT EVENT_ID) FROM PLATFORM_LOCAL.RAW.USAGE_EVENTS"
+    )
     assert count[0][0] == count[0][1]
 
 
