@@ -49,7 +49,12 @@ def build_global(repo: Repo, _: str) -> None:
     )
     gateway = KongGateway(
         "gateway",
-        KongGatewayArgs(apis=repo.api_catalog(), tiers=repo.tiers(), dns_zone=config.require("dnsZone")),
+        KongGatewayArgs(
+            apis=repo.api_catalog(),
+            tiers=repo.tiers(),
+            dns_zone=config.require("dnsZone"),
+            meter_hosts=tuple(f"meter.{code}.{config.require('dnsZone')}" for code in catalog.regions),
+        ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     # Route 53 is a global service; its API lives in us-east-1.
@@ -80,6 +85,7 @@ def build_global(repo: Repo, _: str) -> None:
     pulumi.export("dns_zone_name", zone.name)
     pulumi.export("snowflake_accounts", org.accounts)
     pulumi.export("snowflake_admin_keys", org.admin_keys)
+    pulumi.export("meter_kong_token", gateway.meter_token)
 
 
 def build_region(repo: Repo, code: str) -> None:
@@ -100,6 +106,7 @@ def build_region(repo: Repo, code: str) -> None:
     if problems:
         raise pulumi.RunError("; ".join(str(p) for p in problems))
     global_ref = stack_reference("global")
+    meter_public_url = pulumi.Output.concat("https://meter.", code, ".", global_ref.get_output("dns_zone_name"))
     deployment = RegionalDeployment(
         "region",
         RegionalDeploymentArgs(
@@ -117,6 +124,10 @@ def build_region(repo: Repo, code: str) -> None:
             snowflake_organization=config.require("snowflakeOrganization"),
             snowflake_account=global_ref.get_output("snowflake_accounts")[code],
             snowflake_private_key=global_ref.get_output("snowflake_admin_keys")[code],
+            meter_image=config.require("servicesImage"),
+            meter_public_url=meter_public_url,
+            meter_kong_token=global_ref.get_output("meter_kong_token"),
+            twilio_auth_token=config.get_secret("twilioAuthToken") or "",
         ),
     )
     for key, value in deployment.outputs.items():

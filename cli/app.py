@@ -445,6 +445,10 @@ def refresh(stack: StackArg, yes: YesFlag = False) -> None:
 
 app.command("preflight")(preflight_command)
 
+from cli.meter import register as register_meter  # noqa: E402  (the group needs `app`)
+
+register_meter(app)
+
 
 # ---------------------------------------------------------------- entry point
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kong as kong
+import pulumi_random as random
 import pulumi_tls as tls
 
 from components.outputs import secret
@@ -28,6 +29,12 @@ class KongGatewayArgs:
     """The platform's public zone (stack config platform:dnsZone): CORS origins are its subdomains."""
     upstream_domain: str = "svc.cluster.local"
     """Cluster DNS suffix of the upstream services in each region."""
+    meter_hosts: tuple[str, ...] = ()
+    """Public hosts of the regional meters (meter.<region>.<zone>): Twilio's status callbacks arrive there."""
+    meter_upstream: str = "meter.platform"
+    """The meter's Service (name.namespace) in every region's cluster; each data plane reaches its own."""
+    meter_port: int = 8787
+    """The meter's port."""
 
 
 class KongGateway(pulumi.ComponentResource):
@@ -148,6 +155,8 @@ class KongGateway(pulumi.ComponentResource):
                     opts=child,
                 )
 
+        self.meter_token = self._meter(name, args, child)
+
         # Hybrid mode, shared mTLS: control plane and every regional data plane present this certificate.
         cluster_key = tls.PrivateKey(f"{name}-cluster-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
         cluster_cert = tls.SelfSignedCert(
@@ -163,3 +172,64 @@ class KongGateway(pulumi.ComponentResource):
         self.cluster_key = secret(cluster_key.private_key_pem)
         self.rate_limit_plans = {name_: rate_limit_config(t.rate_limit) for name_, t in args.tiers.tiers.items()}
         self.register_outputs({"service_ids": self.service_ids, "rate_limit_plans": self.rate_limit_plans})
+
+    def _meter(self, name: str, args: KongGatewayArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        """The Twilio callback route to the regional meter, and http-log on every API service feeding it.
+
+        Kong http-log plugin schema (headers map, queue.max_batch_size; entries carry request.id and
+        consumer.custom_id): developer.konghq.com/plugins/http-log, Kong Gateway 3.9, checked 2026-11.
+        """
+        meter_base = f"http://{args.meter_upstream}.{args.upstream_domain}:{args.meter_port}"
+        token = random.RandomPassword(f"{name}-meter-token", length=48, special=False, opts=child)
+        service = kong.Service(
+            f"{name}-meter",
+            name="meter",
+            protocol="http",
+            host=f"{args.meter_upstream}.{args.upstream_domain}",
+            port=args.meter_port,
+            retries=3,
+            connect_timeout=2000,
+            read_timeout=10_000,
+            write_timeout=10_000,
+            tags=["platform", "service:meter"],
+            opts=child,
+        )
+        if args.meter_hosts:
+            kong.Route(
+                f"{name}-meter-twilio",
+                name="meter-twilio-status",
+                service_id=service.id,
+                protocols=["https"],
+                methods=["POST"],
+                hosts=list(args.meter_hosts),
+                # Only the callback path reaches the meter from outside; /kong/http-log and /metrics do not.
+                paths=["~/twilio/[a-z][a-z0-9-]{1,38}[a-z0-9]/status$"],
+                strip_path=False,
+                preserve_host=True,
+                https_redirect_status_code=426,
+                tags=["platform", "service:meter"],
+                opts=child,
+            )
+        log_config = token.result.apply(
+            lambda value: json.dumps(
+                {
+                    "http_endpoint": f"{meter_base}/kong/http-log",
+                    "method": "POST",
+                    "content_type": "application/json",
+                    "timeout": 10_000,
+                    "keepalive": 60_000,
+                    "headers": {"Authorization": f"Bearer {value}"},
+                    "queue": {"max_batch_size": 100, "max_coalescing_delay": 1},
+                },
+                sort_keys=True,
+            )
+        )
+        for api_name, service_id in self.service_ids.items():
+            kong.Plugin(
+                f"{name}-{api_name}-http-log",
+                name="http-log",
+                service_id=service_id,
+                config_json=secret(log_config),
+                opts=child,
+            )
+        return secret(token.result)

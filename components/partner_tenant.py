@@ -20,6 +20,7 @@ from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
+from components.warehouse_tables import PARTNER_USAGE_COLUMNS
 from foundation.naming import (
     partner_namespace,
     partner_reader_role,
@@ -373,8 +374,7 @@ class PartnerTenant(pulumi.ComponentResource):
             is_secure="true",
             comment="The partner's metered calls (the row access policy on the source keeps other partners' rows out)",
             statement=pulumi.Output.concat(
-                "SELECT EVENT_ID, CUSTOMER_ID, COUNTRY, CALL_STARTED_AT, DURATION_SECONDS, AMOUNT_MINOR, CURRENCY "
-                "FROM ",
+                f"SELECT {', '.join(PARTNER_USAGE_COLUMNS)} FROM ",
                 usage_source,
             ),
             opts=child,

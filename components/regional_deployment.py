@@ -10,10 +10,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_snowflake as snowflake
+import pulumi_tls as tls
 
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.outputs import secret
+from components.runtime_service import SPOOL_MOUNT, RuntimeService, RuntimeServiceArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
+from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_preview import features_for
 from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
 from gateway.kong_plugins import KONG_IMAGE_TAG
@@ -23,6 +26,9 @@ from regions.catalog import Country, Region
 from regions.network import INTERFACE_ENDPOINT_SERVICES, address_plan
 
 PLATFORM_NAMESPACE = "platform"
+METER_PORT = 8787
+KONG_DATA_PLANE_LABELS = {"app.kubernetes.io/instance": "kong-dp"}
+"""Labels the Kong chart puts on the data-plane pods of the `kong-dp` release: the only callers of the meter."""
 KONG_CHART_VERSION = "2.52.0"
 CERT_MANAGER_CHART_VERSION = "v1.18.2"
 ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
@@ -65,6 +71,14 @@ class RegionalDeploymentArgs:
     """The region's Snowflake account name (global stack output)."""
     snowflake_private_key: pulumi.Input[str]
     """PEM key of the account's admin service user (secret global stack output)."""
+    meter_image: str = ""
+    """Image of the platform services (`services/Dockerfile`) the meter runs from; empty: no meter."""
+    meter_public_url: pulumi.Input[str] = ""
+    """https://meter.<region>.<zone>: the URL Twilio calls and signs."""
+    meter_kong_token: pulumi.Input[str] = ""
+    """Bearer token Kong's http-log plugin sends to the meter (secret global stack output)."""
+    twilio_auth_token: pulumi.Input[str] = ""
+    """Twilio auth token that signs status callbacks (secret stack config)."""
     snowflake_monthly_credits: int = 200
     """Credit quota of the region's resource monitor."""
 
@@ -162,6 +176,9 @@ class RegionalDeployment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=snowflake_provider),
         )
 
+        if args.meter_image:
+            self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider)
+
         self.outputs = {
             "aws_region": region.aws_region,
             "kms_key_arn": key.arn,
@@ -177,8 +194,80 @@ class RegionalDeployment(pulumi.ComponentResource):
             "snowflake_database": warehouse.database_name,
             "snowflake_partner_warehouse": warehouse.partner_warehouse_name,
             "snowflake_account": args.snowflake_account,
+            "meter_public_url": args.meter_public_url,
         }
         self.register_outputs(self.outputs)
+
+    def _meter(
+        self,
+        name: str,
+        args: RegionalDeploymentArgs,
+        namespace: k8s.core.v1.Namespace,
+        warehouse: SnowflakeWarehouse,
+        k8s_opts: pulumi.ResourceOptions,
+        snowflake_provider: snowflake.Provider,
+    ) -> None:
+        """The usage meter: its own Snowflake service user holding only the loader role, and the RuntimeService."""
+        sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
+        key = tls.PrivateKey(
+            f"{name}-meter-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)
+        )
+        user = snowflake.ServiceUser(
+            f"{name}-meter-user",
+            name=f"{warehouse.database_name}_METER",
+            comment=f"The usage meter of region {args.region.code}",
+            default_role=warehouse.loader_role_name,
+            default_warehouse=warehouse.load_warehouse_name,
+            rsa_public_key=key.public_key_pem.apply(rsa_public_key_body),
+            opts=sf_opts,
+        )
+        snowflake.GrantAccountRole(
+            f"{name}-meter-user-role", role_name=warehouse.loader_role_name, user_name=user.name, opts=sf_opts
+        )
+        account = pulumi.Output.concat(args.snowflake_organization, "-", args.snowflake_account)
+        warehouse_url = pulumi.Output.concat(
+            "snowflake://",
+            account,
+            "/",
+            warehouse.database_name,
+            "?user=",
+            user.name,
+            "&role=",
+            warehouse.loader_role_name,
+            "&warehouse=",
+            warehouse.load_warehouse_name,
+        )
+        RuntimeService(
+            f"{name}-meter",
+            RuntimeServiceArgs(
+                service="meter",
+                namespace=namespace.metadata.name,
+                image=args.meter_image,
+                args=(
+                    "meter",
+                    "serve",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    str(METER_PORT),
+                    "--region",
+                    args.region.code,
+                    "--spool",
+                    f"{SPOOL_MOUNT}/spool.db",
+                ),
+                port=METER_PORT,
+                admit_from=KONG_DATA_PLANE_LABELS,
+                secret_env={
+                    "TWILIO_AUTH_TOKEN": args.twilio_auth_token,
+                    "METER_KONG_TOKEN": args.meter_kong_token,
+                    "SNOWFLAKE_PRIVATE_KEY": key.private_key_pem,
+                    "METER_WAREHOUSE_URL": warehouse_url,
+                    "METER_PUBLIC_URL": args.meter_public_url,
+                },
+                spool_size="10Gi",
+            ),
+            opts=k8s_opts,
+        )
 
     def _network(
         self, name: str, region: Region, opts: pulumi.ResourceOptions

@@ -30,6 +30,12 @@ def on_schema(schema: pulumi.Input[str]) -> dict[str, Any]:
     return {"on_schema": snowflake.GrantPrivilegesToAccountRoleOnSchemaArgs(schema_name=schema)}
 
 
+def on_table(table: pulumi.Input[str]) -> dict[str, Any]:
+    """One table, by its DATABASE.SCHEMA.TABLE name."""
+    args = snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectArgs(object_type="TABLE", object_name=table)
+    return {"on_schema_object": args}
+
+
 def on_all(plural: str, schema: pulumi.Input[str]) -> dict[str, Any]:
     """Every existing object of a kind (TABLES, VIEWS) in a schema."""
     all_args = snowflake.GrantPrivilegesToAccountRoleOnSchemaObjectAllArgs(object_type_plural=plural, in_schema=schema)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_snowflake as snowflake
 
-from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
+from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema, on_table
+from components.warehouse_tables import ANALYTICS, PARTNERS, RAW, SCHEMAS, TABLES, VIEWS
 from foundation.naming import PARTNER_ROLE_PATTERN, region_database, region_object
 
 SNOWFLAKE_TYPES = (
@@ -44,6 +45,8 @@ class SnowflakeWarehouseArgs:
 class SnowflakeWarehouse(pulumi.ComponentResource):
     database_name: str
     partner_warehouse_name: str
+    load_warehouse_name: str
+    loader_role_name: str
 
     def __init__(self, name: str, args: SnowflakeWarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
@@ -61,8 +64,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         raw = snowflake.Schema(
             f"{name}-raw",
             database=database.name,
-            name="RAW",
-            comment="Metered usage as it arrives",
+            name=RAW,
+            comment=SCHEMAS[RAW],
             with_managed_access="true",
             data_retention_time_in_days=min(args.retention_days, 90),
             opts=data,
@@ -70,8 +73,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         analytics = snowflake.Schema(
             f"{name}-analytics",
             database=database.name,
-            name="ANALYTICS",
-            comment="Success-metric views",
+            name=ANALYTICS,
+            comment=SCHEMAS[ANALYTICS],
             with_managed_access="true",
             opts=data,
         )
@@ -101,6 +104,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 opts=child,
             )
         self.partner_warehouse_name = region_object(args.region_code, "PARTNERS_WH")
+        self.load_warehouse_name = region_object(args.region_code, "LOAD_WH")
+        self.loader_role_name = region_object(args.region_code, "LOADER")
 
         roles = {
             key: snowflake.AccountRole(
@@ -109,40 +114,21 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             for key, comment in PLATFORM_ROLES.items()
         }
 
-        usage = snowflake.Table(
-            f"{name}-usage-events",
-            database=database.name,
-            schema=raw.name,
-            name="USAGE_EVENTS",
-            comment="One row per metered call; partners see only their own rows",
-            change_tracking=True,
-            columns=[
-                snowflake.TableColumnArgs(name="EVENT_ID", type="VARCHAR(64)", nullable=False),
-                snowflake.TableColumnArgs(name="PARTNER_ID", type="VARCHAR(40)", nullable=False),
-                snowflake.TableColumnArgs(name="CUSTOMER_ID", type="VARCHAR(64)", nullable=False),
-                snowflake.TableColumnArgs(name="COUNTRY", type="VARCHAR(2)", nullable=False),
-                snowflake.TableColumnArgs(name="CALL_STARTED_AT", type="TIMESTAMP_TZ", nullable=False),
-                snowflake.TableColumnArgs(name="DURATION_SECONDS", type="NUMBER(10,0)", nullable=False),
-                snowflake.TableColumnArgs(name="AMOUNT_MINOR", type="NUMBER(18,0)", nullable=False),
-                snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
-            ],
-            opts=data,
-        )
-        partners = snowflake.Table(
-            f"{name}-partners",
-            database=database.name,
-            schema=raw.name,
-            name="PARTNERS",
-            comment="Partner roster with tier pricing, loaded from the specs",
-            columns=[
-                snowflake.TableColumnArgs(name="PARTNER_ID", type="VARCHAR(40)", nullable=False),
-                snowflake.TableColumnArgs(name="TIER", type="VARCHAR(16)", nullable=False),
-                snowflake.TableColumnArgs(name="BASE_FEE_MINOR", type="NUMBER(18,0)", nullable=False),
-                snowflake.TableColumnArgs(name="CURRENCY", type="VARCHAR(3)", nullable=False),
-                snowflake.TableColumnArgs(name="ACTIVE", type="BOOLEAN", nullable=False),
-            ],
-            opts=child,
-        )
+        tables = {
+            table.name: snowflake.Table(
+                f"{name}-{table.name.lower().replace('_', '-')}",
+                database=database.name,
+                schema=raw.name,
+                name=table.name,
+                comment=table.comment,
+                change_tracking=table.data_bearing,
+                columns=[
+                    snowflake.TableColumnArgs(name=c.name, type=c.type, nullable=c.nullable) for c in table.columns
+                ],
+                opts=data if table.data_bearing else child,
+            )
+            for table in TABLES
+        }
 
         platform_roles = ", ".join(f"'{region_object(args.region_code, key.upper())}'" for key in PLATFORM_ROLES)
         policy = snowflake.RowAccessPolicy(
@@ -162,76 +148,54 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         # Names built from the outputs of what they name, so the engine creates each statement, view and grant after
         # the objects it mentions (a plain string would let it run first and fail).
         raw_fqn = pulumi.Output.concat(database.name, ".", raw.name)
-        usage_fqn = pulumi.Output.concat(raw_fqn, ".", usage.name)
-        partners_fqn = pulumi.Output.concat(raw_fqn, ".", partners.name)
         policy_fqn = pulumi.Output.concat(raw_fqn, ".", policy.name)
-        # The provider's table resource cannot attach a row access policy; this statement pair can, reversibly.
-        snowflake.Execute(
-            f"{name}-usage-row-policy",
-            execute=pulumi.Output.concat(
-                "ALTER TABLE ", usage_fqn, " ADD ROW ACCESS POLICY ", policy_fqn, " ON (PARTNER_ID)"
-            ),
-            revert=pulumi.Output.concat("ALTER TABLE ", usage_fqn, " DROP ROW ACCESS POLICY ", policy_fqn),
-            opts=child,
-        )
-
-        views = {
-            "MRR": (
-                "Monthly recurring revenue by currency: base fees of active partners plus this month's usage",
-                pulumi.Output.concat(
-                    "SELECT p.CURRENCY, SUM(p.BASE_FEE_MINOR) + COALESCE(SUM(u.AMOUNT_MINOR), 0) AS MRR_MINOR FROM ",
-                    partners_fqn,
-                    " p LEFT JOIN (SELECT PARTNER_ID, SUM(AMOUNT_MINOR) AS AMOUNT_MINOR FROM ",
-                    usage_fqn,
-                    " WHERE CALL_STARTED_AT >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) GROUP BY PARTNER_ID) u "
-                    "ON u.PARTNER_ID = p.PARTNER_ID WHERE p.ACTIVE GROUP BY p.CURRENCY",
+        table_fqns = {key: pulumi.Output.concat(raw_fqn, ".", table.name) for key, table in tables.items()}
+        for table in TABLES:
+            if not table.data_bearing:
+                continue
+            fqn = table_fqns[table.name]
+            # The provider's table resource cannot attach a row access policy; this statement pair can, reversibly.
+            snowflake.Execute(
+                # Named by the table's first word: the usage table's attachment keeps its original URN.
+                f"{name}-{table.name.split('_')[0].lower()}-row-policy",
+                execute=pulumi.Output.concat(
+                    "ALTER TABLE ", fqn, " ADD ROW ACCESS POLICY ", policy_fqn, " ON (PARTNER_ID)"
                 ),
-            ),
-            "ACTIVE_PARTNERS": (
-                "Partners with at least one call in the last 30 days",
-                pulumi.Output.concat(
-                    "SELECT COUNT(DISTINCT PARTNER_ID) AS ACTIVE_PARTNERS FROM ",
-                    usage_fqn,
-                    " WHERE CALL_STARTED_AT >= DATEADD('day', -30, CURRENT_TIMESTAMP())",
-                ),
-            ),
-            "MINUTES_PER_PARTNER": (
-                "Call minutes per partner per month",
-                pulumi.Output.concat(
-                    "SELECT PARTNER_ID, DATE_TRUNC('month', CALL_STARTED_AT) AS MONTH, "
-                    "SUM(DURATION_SECONDS) / 60 AS MINUTES FROM ",
-                    usage_fqn,
-                    " GROUP BY 1, 2",
-                ),
-            ),
-        }
-        created_views = [
-            snowflake.View(
-                f"{name}-{view_name.lower().replace('_', '-')}-view",
-                database=database.name,
-                schema=analytics.name,
-                name=view_name,
-                is_secure="true",
-                comment=comment,
-                statement=statement,
+                revert=pulumi.Output.concat("ALTER TABLE ", fqn, " DROP ROW ACCESS POLICY ", policy_fqn),
                 opts=child,
             )
-            for view_name, (comment, statement) in views.items()
+
+        schemas = {RAW: raw, ANALYTICS: analytics}
+        created_views = [
+            snowflake.View(
+                f"{name}-{view.name.lower().replace('_', '-')}-view",
+                database=database.name,
+                schema=schemas[view.schema].name,
+                name=view.name,
+                is_secure="true",
+                comment=view.comment,
+                # The statement names the RAW tables: it is built from the database output and waits for the tables.
+                statement=database.name.apply(view.statement),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(tables.values())),
+            )
+            for view in VIEWS
         ]
 
         analytics_fqn = pulumi.Output.concat(database.name, ".", analytics.name)
-        existing_views = tuple(created_views)
+        analytics_views = tuple(v for v, spec in zip(created_views, VIEWS, strict=True) if spec.schema == ANALYTICS)
         role_grants = {
             "loader": {
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
                 "raw-usage": Grant(("USAGE",), on_schema(raw_fqn)),
-                "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn), after=(usage, partners)),
+                "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn), after=tuple(tables.values())),
+                # The roster is the one table whose rows change (tier, active); events are insert-only.
+                "partners-update": Grant(("UPDATE",), on_table(table_fqns[PARTNERS.name])),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["LOAD"].name)),
             },
             "analyst": {
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
                 "analytics-usage": Grant(("USAGE",), on_schema(analytics_fqn)),
-                "views": Grant(("SELECT",), on_all("VIEWS", analytics_fqn), after=existing_views),
+                "views": Grant(("SELECT",), on_all("VIEWS", analytics_fqn), after=analytics_views),
                 "future-views": Grant(("SELECT",), on_future("VIEWS", analytics_fqn)),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["ANALYTICS"].name)),
             },

@@ -31,11 +31,13 @@ def test_usage_table_is_guarded_by_a_partner_row_access_policy(fleet: Plan) -> N
         "PLATFORM_EU_CENTRAL.RAW.PARTNER_ROWS ON (PARTNER_ID)"
     )
     assert attach.inputs["revert"].startswith("ALTER TABLE PLATFORM_EU_CENTRAL.RAW.USAGE_EVENTS DROP ROW ACCESS POLICY")
+    api = fleet.one(STACK, "snowflake:index/execute:Execute", "region-warehouse-api-row-policy")
+    assert "RAW.API_REQUESTS ADD ROW ACCESS POLICY" in api.inputs["execute"]
 
 
 def test_success_metric_views(fleet: Plan) -> None:
     views = {r.inputs["name"]: r.inputs for r in fleet.resources(STACK, "snowflake:index/view:View")}
-    assert set(views) == {"MRR", "ACTIVE_PARTNERS", "MINUTES_PER_PARTNER"}
+    assert set(views) == {"MRR", "ACTIVE_PARTNERS", "MINUTES_PER_PARTNER", "USAGE_BY_PERIOD", "API_REQUESTS_BY_PERIOD"}
     assert all(v["isSecure"] == "true" for v in views.values())
     assert "BASE_FEE_MINOR" in views["MRR"]["statement"]
 

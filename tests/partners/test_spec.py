@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from foundation.errors import InputError
+from foundation.naming import RESERVED_PARTNER_IDS
 from partners.spec import check_against_catalog, load_spec, load_spec_text
 from regions.catalog import load_catalog
 from tests.conftest import ROOT
 
 EXAMPLES = sorted([*ROOT.glob("partners/*.yaml"), *ROOT.glob("partners/examples/*.yaml")])
-EXAMPLES = [p for p in EXAMPLES if p.name != "tiers.yaml"]
+EXAMPLES = [p for p in EXAMPLES if p.stem not in RESERVED_PARTNER_IDS]
 BASE = yaml.safe_load((ROOT / "partners" / "acme-voice.yaml").read_text())
 
 
@@ -49,7 +50,7 @@ def test_example_specs_are_valid_and_fit_the_catalog(path: Path) -> None:
 
 
 def test_three_example_partners_one_per_tier_in_three_regions() -> None:
-    specs = [load_spec(p) for p in ROOT.glob("partners/*.yaml") if p.name != "tiers.yaml"]
+    specs = [load_spec(p) for p in ROOT.glob("partners/*.yaml") if p.stem not in RESERVED_PARTNER_IDS]
     assert sorted(s.tier for s in specs) == ["enterprise", "professional", "starter"]
     assert len({s.home_region for s in specs}) == 3
     for spec in specs:
@@ -200,3 +201,10 @@ def test_catalog_check_enforces_residency() -> None:
         check_against_catalog(load_spec_text(spec_text(home_region="eu-moon"), "s"), catalog, "s")
     with pytest.raises(InputError, match="unknown country 'ZZ'"):
         check_against_catalog(load_spec_text(spec_text(countries=["DE", "ZZ"]), "s"), catalog, "s")
+
+
+@pytest.mark.parametrize("reserved", ["tiers", "prices"])
+def test_table_file_names_are_not_partner_ids(reserved: str) -> None:
+    text = (ROOT / "partners" / "acme-voice.yaml").read_text().replace("id: acme-voice", f"id: {reserved}", 1)
+    with pytest.raises(InputError, match="reserved"):
+        load_spec_text(text, "spec.yaml")

@@ -1,0 +1,160 @@
+"""Meter benchmark: the real meter (`platformctl meter serve`) on loopback, a raw-socket load generator here.
+
+    .venv/bin/python scripts/bench_meter.py [--callbacks 20000] [--kong-entries 200000] [--memory-events 1000000]
+
+Reports signed Twilio callbacks accepted per second, Kong entries (batches of 100) per second, the p99
+acknowledgement latency at a paced 500 callbacks/s, and the meter's RSS before and after --memory-events Kong
+entries. Every phase is bounded in count and in time (--max-seconds); the meter and its spool live in a
+temporary directory that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.services.meter_harness import KONG_TOKEN, Meter, callback, kong_entry, sign
+
+
+def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body
+
+
+async def _send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _run(
+    port: int, requests: list[bytes], connections: int, deadline: float, rate: float | None = None
+) -> tuple[int, list[float]]:
+    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    for index, request in enumerate(requests):
+        queue.put_nowait((index, request))
+    ok = 0
+    latencies: list[float] = []
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal ok
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                try:
+                    index, request = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                if rate is not None:
+                    due = start + index / rate
+                    if due > time.perf_counter():
+                        await asyncio.sleep(due - time.perf_counter())
+                sent = time.perf_counter()
+                if await _send(reader, writer, request) == 200:
+                    ok += 1
+                latencies.append(time.perf_counter() - (start + index / rate if rate else sent))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return ok, latencies
+
+
+def _callbacks(meter: Meter, count: int) -> list[bytes]:
+    path = "/twilio/acme-voice/status"
+    out = []
+    for _ in range(count):
+        form = callback()
+        body = urllib.parse.urlencode(form).encode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": sign(meter.base + path, form),
+        }
+        out.append(_request(path, body, headers))
+    return out
+
+
+def _kong(count: int, offset: int = 0) -> list[bytes]:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KONG_TOKEN}"}
+    template = kong_entry()
+    out = []
+    for start in range(0, count, 100):
+        batch = []
+        for i in range(start, min(count, start + 100)):
+            entry = dict(template)
+            entry["request"] = {**template["request"], "id": f"bench-{offset + i:012d}"}
+            batch.append(entry)
+        out.append(_request("/kong/http-log", json.dumps(batch).encode(), headers))
+    return out
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--callbacks", type=int, default=20_000)
+    parser.add_argument("--kong-entries", type=int, default=200_000)
+    parser.add_argument("--memory-events", type=int, default=1_000_000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="Upper bound of each phase.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-meter-") as tmp:
+        meter = Meter(Path(tmp)).start()
+        assert meter.proc is not None
+        try:
+            requests = _callbacks(meter, args.callbacks)
+            t0 = time.perf_counter()
+            ok, _ = asyncio.run(_run(meter.port, requests, args.connections, t0 + args.max_seconds))
+            elapsed = time.perf_counter() - t0
+            print(f"signed Twilio callbacks: {ok} accepted in {elapsed:.1f} s = {ok / elapsed:,.0f}/s")
+
+            batches = _kong(args.kong_entries)
+            t0 = time.perf_counter()
+            ok, _ = asyncio.run(_run(meter.port, batches, min(args.connections, 8), t0 + args.max_seconds))
+            elapsed = time.perf_counter() - t0
+            print(f"Kong entries (batches of 100): {ok * 100} in {elapsed:.1f} s = {ok * 100 / elapsed:,.0f}/s")
+
+            paced = _callbacks(meter, 5000)
+            t0 = time.perf_counter()
+            ok, latencies = asyncio.run(_run(meter.port, paced, 64, t0 + args.max_seconds, rate=500.0))
+            latencies.sort()
+            p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
+            p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
+            print(f"paced 500 callbacks/s: {ok} ok, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+            before = _rss_mib(meter.proc.pid)
+            t0 = time.perf_counter()
+            sent, chunk = 0, 100_000
+            for offset in range(0, args.memory_events, chunk):  # generated in chunks: the generator stays small too
+                many = _kong(min(chunk, args.memory_events - offset), args.kong_entries + offset)
+                ok, _ = asyncio.run(_run(meter.port, many, 8, t0 + args.max_seconds * 3))
+                sent += ok * 100
+            after = _rss_mib(meter.proc.pid)
+            print(f"memory: RSS {before:.0f} MiB before, {after:.0f} MiB after {sent:,} more events")
+            print(f"spool depth at the end: {meter.metrics()['meter_spool_depth']:.0f}")
+        finally:
+            meter.stop()
+
+
+if __name__ == "__main__":
+    main()

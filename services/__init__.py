@@ -1,0 +1,1 @@
+"""Thin runtime services deployed by the region stacks (one image, `services/Dockerfile`)."""

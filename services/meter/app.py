@@ -1,0 +1,224 @@
+"""The meter's HTTP surface.
+
+Starlette on uvicorn: both are maintained by the Encode team, widely deployed, and keep the request path
+async end to end, so a request waiting for the spool's group commit holds no thread. uvicorn's httptools
+parser and uvloop (the `standard` extra) carry the throughput, and its signal handling gives the graceful
+SIGTERM drain the meter needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
+from services.meter import events
+from services.meter.events import Event, Ignored, Rejected
+from services.meter.metrics import Metrics
+from services.meter.roster import Partner
+from services.meter.spool import CONFLICT, NEW, Spool, SpoolFullError
+
+MAX_TWILIO_BODY = 16 * 1024
+"""A status callback is a few hundred bytes of form fields."""
+MAX_KONG_BODY = 4 * 1024 * 1024
+"""Kong batches of 100 entries with their headers stay well under this."""
+MAX_KONG_ENTRIES = 1000
+
+
+@dataclass
+class MeterState:
+    roster: dict[str, Partner]
+    """Partners this region meters."""
+    spool: Spool
+    """The durable spool."""
+    twilio_token: str = field(repr=False)
+    """TWILIO_AUTH_TOKEN (never printed)."""
+    kong_token: str = field(repr=False)
+    """METER_KONG_TOKEN (never printed)."""
+    public_url: str
+    """Base URL Twilio calls (what it signs), without a trailing slash."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """Counters."""
+    draining: bool = False
+    """Set on SIGTERM: refuse new events."""
+
+    def __post_init__(self) -> None:
+        self.validator = RequestValidator(self.twilio_token)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _TooLargeError
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject(state: MeterState, source: str, rejected: Rejected) -> Response:
+    state.metrics.reject(source, rejected.reason)
+    return JSONResponse({"error": rejected.reason, "detail": rejected.detail}, status_code=rejected.status)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _spool(state: MeterState, source: str, batch: list[Event]) -> list[str] | Response:
+    if state.draining:
+        return _reject(state, source, Rejected(503, "draining", "the meter is shutting down; retry"))
+    try:
+        return await state.spool.append(batch)
+    except SpoolFullError:
+        return _reject(state, source, Rejected(503, "spool_full", "the spool is full; retry later"))
+    except Exception:
+        return _reject(state, source, Rejected(503, "spool_error", "the spool could not write; retry"))
+
+
+async def twilio_status(request: Request) -> Response:
+    state: MeterState = request.app.state.meter
+    partner_id = request.path_params["partner_id"]
+    try:
+        body = await _read_body(request, MAX_TWILIO_BODY)
+    except _TooLargeError:
+        return _reject(state, "twilio", Rejected(413, "too_large", "the body is larger than a status callback"))
+    if _media_type(request) != "application/x-www-form-urlencoded":
+        return _reject(state, "twilio", Rejected(400, "content_type", "expected application/x-www-form-urlencoded"))
+    form = events.parse_form(body)
+    if isinstance(form, Rejected):
+        return _reject(state, "twilio", form)
+    if not events.partner_id_ok(partner_id):
+        # Not a partner id at all (path tricks, encoded slashes): nothing to sign or look up.
+        return _reject(state, "twilio", Rejected(404, "unknown_partner", "no such partner in this region"))
+    signature = request.headers.get("x-twilio-signature", "")
+    # The URL Twilio signed is the public one (behind Kong), not the one this process sees.
+    url = f"{state.public_url}/twilio/{partner_id}/status"
+    if not signature or not state.validator.validate(url, form, signature):
+        return _reject(state, "twilio", Rejected(403, "bad_signature", "X-Twilio-Signature does not match"))
+    partner = state.roster.get(partner_id)
+    if partner is None:
+        return _reject(state, "twilio", Rejected(404, "unknown_partner", "no such partner in this region"))
+    outcome = events.call_event(partner, form, dt.datetime.now(dt.UTC))
+    if isinstance(outcome, Rejected):
+        return _reject(state, "twilio", outcome)
+    if isinstance(outcome, Ignored):
+        state.metrics.ignored[outcome.status] += 1
+        return PlainTextResponse("ignored\n")
+    result = await _spool(state, "twilio", [outcome])
+    if isinstance(result, Response):
+        return result
+    (verdict,) = result
+    if verdict == CONFLICT:
+        return _reject(
+            state, "twilio", Rejected(409, "conflicting_replay", "this CallSid was metered with other fields")
+        )
+    if verdict == NEW:
+        state.metrics.accepted["twilio"] += 1
+    else:
+        state.metrics.duplicates["twilio"] += 1
+    return PlainTextResponse("ok\n")
+
+
+async def kong_log(request: Request) -> Response:
+    state: MeterState = request.app.state.meter
+    auth = request.headers.get("authorization", "")
+    expected = f"Bearer {state.kong_token}"
+    if not hmac.compare_digest(auth.encode("utf-8", "surrogateescape"), expected.encode()):
+        return _reject(state, "kong", Rejected(403, "bad_token", "missing or wrong bearer token"))
+    try:
+        body = await _read_body(request, MAX_KONG_BODY)
+    except _TooLargeError:
+        return _reject(state, "kong", Rejected(413, "too_large", "the batch is too large"))
+    if _media_type(request) != "application/json":
+        return _reject(state, "kong", Rejected(400, "content_type", "expected application/json"))
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return _reject(state, "kong", Rejected(400, "malformed", "the body is not JSON"))
+    entries = doc if isinstance(doc, list) else [doc]
+    if not entries or len(entries) > MAX_KONG_ENTRIES:
+        return _reject(state, "kong", Rejected(400, "malformed", f"a batch holds 1 to {MAX_KONG_ENTRIES} entries"))
+    now = dt.datetime.now(dt.UTC)
+    good: list[Event] = []
+    rejected: dict[str, int] = {}
+    last: Rejected | None = None
+    for entry in entries:
+        outcome = events.kong_event(entry, state.roster, now)
+        if isinstance(outcome, Rejected):
+            state.metrics.reject("kong", outcome.reason)
+            rejected[outcome.reason] = rejected.get(outcome.reason, 0) + 1
+            last = outcome
+        else:
+            good.append(outcome)
+    if not good and last is not None and len(entries) == 1:
+        return JSONResponse({"error": last.reason, "detail": last.detail}, status_code=last.status)
+    result = await _spool(state, "kong", good) if good else []
+    if isinstance(result, Response):
+        return result
+    accepted = result.count(NEW)
+    duplicates = len(result) - accepted - result.count(CONFLICT)
+    conflicts = result.count(CONFLICT)
+    state.metrics.accepted["kong"] += accepted
+    state.metrics.duplicates["kong"] += duplicates
+    if conflicts:
+        state.metrics.reject("kong", "conflicting_replay", conflicts)
+        rejected["conflicting_replay"] = conflicts
+    # A batch answers 200 for what it could take: Kong would resend a refused batch whole, and an entry that
+    # is bad once is bad on every resend. The refusals are counted under their reasons.
+    return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected})
+
+
+async def healthz(request: Request) -> Response:
+    state: MeterState = request.app.state.meter
+    if state.draining:
+        return PlainTextResponse("draining\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+async def metrics(request: Request) -> Response:
+    state: MeterState = request.app.state.meter
+    return PlainTextResponse(state.metrics.render(state.spool.pending), media_type="text/plain; version=0.0.4")
+
+
+async def _not_found(request: Request, exc: Any) -> Response:
+    return JSONResponse({"error": "not_found"}, status_code=404)
+
+
+async def _method(request: Request, exc: Any) -> Response:
+    return JSONResponse({"error": "method_not_allowed"}, status_code=405)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    # Never a traceback in a response.
+    return JSONResponse({"error": "internal"}, status_code=500)
+
+
+def build_app(state: MeterState, lifespan: Any = None) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/twilio/{partner_id}/status", twilio_status, methods=["POST"]),
+            Route("/kong/http-log", kong_log, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        exception_handlers={404: _not_found, 405: _method, Exception: _internal},
+        lifespan=lifespan,
+    )
+    app.state.meter = state
+    return app

@@ -1,0 +1,135 @@
+"""`platformctl meter serve`: the meter process - checks, spool, flusher, HTTP server, graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from foundation.errors import InputError
+from services import warehouse
+from services.meter.app import MeterState, build_app
+from services.meter.flusher import Flusher
+from services.meter.roster import load_roster
+from services.meter.spool import Spool
+
+TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
+KONG_TOKEN_ENV = "METER_KONG_TOKEN"
+DRAIN_SECONDS = 30.0
+"""SIGTERM to exit, at most (Kubernetes' default terminationGracePeriodSeconds)."""
+HTTP_GRACE_SECONDS = 5.0
+"""Of the drain: for requests in flight; the rest is for flushing."""
+log = logging.getLogger("meter")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str
+    """Address to listen on."""
+    port: int
+    """Port to listen on."""
+    warehouse_url: str
+    """local:DIR or snowflake://..."""
+    public_url: str | None
+    """Base URL Twilio calls (it signs this URL); default http://HOST:PORT."""
+    spool_path: Path
+    """SQLite spool file."""
+    partners_dir: Path
+    """partners/ of the platform repository (specs and price book)."""
+    region: str | None = None
+    """Meter only the partners homed in this region (the deployed meter always sets it)."""
+    max_pending: int = 1_000_000
+    """Events the spool holds for the warehouse before it answers 503."""
+    flush_interval: float = 0.5
+    """Seconds between flushes when idle."""
+
+
+def _tokens(env: Mapping[str, str]) -> tuple[str, str]:
+    missing = [name for name in (TWILIO_TOKEN_ENV, KONG_TOKEN_ENV) if not env.get(name)]
+    if missing:
+        raise InputError.single(
+            "environment", ", ".join(missing), "not set: the meter cannot authenticate callbacks without it"
+        )
+    return env[TWILIO_TOKEN_ENV], env[KONG_TOKEN_ENV]
+
+
+def _public_url(config: ServeConfig) -> str:
+    url = config.public_url or f"http://{config.host}:{config.port}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise InputError.single("--public-url", "", "must be http(s)://HOST[:PORT][/PREFIX], no query or credentials")
+    return url.rstrip("/")
+
+
+def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[MeterState, Flusher]:
+    """Everything `serve` checks and opens before it listens; bad input raises InputError (exit 2)."""
+    twilio_token, kong_token = _tokens(os.environ if env is None else env)
+    public_url = _public_url(config)
+    if not config.warehouse_url.startswith(("local:", "snowflake://")):
+        warehouse.connect(config.warehouse_url)  # raises the InputError that names the accepted forms
+    if config.warehouse_url.startswith("snowflake://"):
+        warehouse.snowflake_params(config.warehouse_url, os.environ if env is None else env)
+    roster = load_roster(config.partners_dir, config.region)
+    spool = Spool(config.spool_path, max_pending=config.max_pending)
+    state = MeterState(
+        roster=roster, spool=spool, twilio_token=twilio_token, kong_token=kong_token, public_url=public_url
+    )
+    flusher = Flusher(
+        spool,
+        lambda: warehouse.connect(config.warehouse_url),
+        state.metrics,
+        [p.roster_row() for p in roster.values()],
+        # The embedded warehouse is ours to create; a real account's objects are the SnowflakeWarehouse
+        # component's, and the loader role may only write rows.
+        create_schema=config.warehouse_url.startswith("local:"),
+        interval=config.flush_interval,
+    )
+    return state, flusher
+
+
+def serve(config: ServeConfig) -> None:
+    import uvicorn
+
+    state, flusher = prepare(config)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        flusher.start()
+        log.info(
+            "meter listening on %s:%d, %d partners, %d events spooled",
+            config.host,
+            config.port,
+            len(state.roster),
+            state.spool.pending,
+        )
+        yield
+        state.draining = True
+        deadline = time.monotonic() + DRAIN_SECONDS - HTTP_GRACE_SECONDS - 1.0
+        await asyncio.to_thread(flusher.stop, deadline)
+        log.info("meter stopped, %d events stay in the spool", state.spool.pending)
+
+    app = build_app(state, lifespan=lifespan)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=int(HTTP_GRACE_SECONDS),
+            log_level="info",
+            server_header=False,
+        )
+    )
+    try:
+        server.run()
+    finally:
+        state.spool.close()

@@ -1,0 +1,184 @@
+"""The regional warehouse, reached by URL: `local:DIR` (fakesnow persisting under DIR) or `snowflake://...`.
+
+Both give a DB-API connection that speaks Snowflake SQL; `ensure_schema` creates the tables and views from
+`components.warehouse_tables`, the definitions the SnowflakeWarehouse component deploys, and `merge_rows` is
+the one idempotent batch write (insert-if-absent by the table's key).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from components.warehouse_tables import SCHEMAS, TABLES, VIEWS, Table
+from foundation.errors import InputError, PlatformError
+
+DEFAULT_URL = "local:.platformctl/warehouse"
+LOCAL_DATABASE = "PLATFORM_LOCAL"
+"""Database name of the embedded warehouse (a region's real one is PLATFORM_<REGION>)."""
+KEY_ENV = "SNOWFLAKE_PRIVATE_KEY"
+"""PEM private key of the service user (key-pair auth); or a file named by SNOWFLAKE_PRIVATE_KEY_FILE."""
+KEY_FILE_ENV = "SNOWFLAKE_PRIVATE_KEY_FILE"
+KEY_PASSPHRASE_ENV = "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+
+class WarehouseUnavailableError(PlatformError):
+    """The warehouse cannot be reached or refused a statement; the caller retries later."""
+
+
+def connect(url: str = DEFAULT_URL) -> Any:
+    """A DB-API connection to the warehouse named by `url` (see the module docstring)."""
+    if url.startswith("local:"):
+        return _connect_local(url.removeprefix("local:"))
+    if url.startswith("snowflake://"):
+        return _connect_snowflake(url)
+    raise InputError.single("--warehouse", "", "must be local:DIR or snowflake://ACCOUNT/DATABASE?user=...")
+
+
+def _connect_local(directory: str) -> Any:
+    if not directory or "\x00" in directory:
+        raise InputError.single("--warehouse", "", "local: needs a directory, e.g. local:.platformctl/warehouse")
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError.single("--warehouse", "", f"cannot create {directory}: {exc.strerror}") from None
+    import duckdb
+    from fakesnow.instance import FakeSnow
+
+    # fakesnow copies DB-API results through Arrow and says so on every fetch; it is not our concern.
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+    instance = FakeSnow(db_path=path)
+    try:
+        conn = instance.connect(database=LOCAL_DATABASE)
+    except duckdb.Error as exc:
+        instance.duck_conn.close()
+        if any(word in str(exc).lower() for word in ("lock", "already attached", "in use")):
+            message = f"the warehouse under {directory} is in use by another process (a running meter?)"
+            raise PlatformError(message) from None
+        raise PlatformError(f"cannot open the warehouse under {directory}: {str(exc).splitlines()[0]}") from None
+    return _LocalConnection(conn, instance)
+
+
+class _LocalConnection:
+    """fakesnow's connection, whose close() also releases the DuckDB file (so another process can open it)."""
+
+    def __init__(self, conn: Any, instance: Any) -> None:
+        self._conn = conn
+        self._instance = instance
+        self.database = LOCAL_DATABASE
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def close(self) -> None:
+        self._conn.close()
+        self._instance.duck_conn.close()
+
+
+def snowflake_params(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Connector arguments for `snowflake://ACCOUNT/DATABASE?user=U&role=R&warehouse=W` with key-pair auth."""
+    parts = urlsplit(url)
+    if parts.password or parts.username:
+        raise InputError.single("--warehouse", "", "no credentials in the URL; the key comes from the environment")
+    account = parts.netloc
+    database = parts.path.strip("/")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if not _ACCOUNT.match(account):
+        raise InputError.single("--warehouse", "account", "must be the Snowflake account identifier (ORG-ACCOUNT)")
+    if not _IDENT.match(database):
+        raise InputError.single("--warehouse", "database", "must be one Snowflake identifier, e.g. PLATFORM_EU_CENTRAL")
+    unknown = sorted(set(query) - {"user", "role", "warehouse"})
+    if unknown:
+        raise InputError.single("--warehouse", "", f"unknown URL parameters {', '.join(unknown)}")
+    for key in ("user", "role", "warehouse"):
+        if not _IDENT.match(query.get(key, "")):
+            raise InputError.single("--warehouse", key, "required: one Snowflake identifier")
+    return {
+        "account": account,
+        "database": database,
+        "user": query["user"],
+        "role": query["role"],
+        "warehouse": query["warehouse"],
+        "private_key": _private_key(env),
+        "autocommit": True,
+    }
+
+
+def _private_key(env: Mapping[str, str]) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    pem = env.get(KEY_ENV, "")
+    if not pem and env.get(KEY_FILE_ENV):
+        try:
+            pem = Path(env[KEY_FILE_ENV]).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            raise InputError.single(KEY_FILE_ENV, "", "cannot read the key file") from None
+    if not pem:
+        raise InputError.single(KEY_ENV, "", f"not set: key-pair auth needs {KEY_ENV} or {KEY_FILE_ENV}")
+    passphrase = env.get(KEY_PASSPHRASE_ENV)
+    try:
+        key = serialization.load_pem_private_key(pem.encode("ascii"), passphrase.encode() if passphrase else None)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        # The key's text never goes into the message.
+        raise InputError.single(KEY_ENV, "", "not a PEM private key (or the passphrase is wrong)") from None
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _connect_snowflake(url: str) -> Any:
+    import snowflake.connector
+
+    params = snowflake_params(url, os.environ)
+    try:
+        return snowflake.connector.connect(**params)
+    except snowflake.connector.errors.Error as exc:
+        raise WarehouseUnavailableError(f"cannot connect to Snowflake account {params['account']}: {exc.msg}") from None
+
+
+def ensure_schema(conn: Any) -> None:
+    """Create the schemas, tables and views (if absent) in the connection's database."""
+    database = conn.database
+    cur = conn.cursor()
+    for schema in SCHEMAS:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}")
+    for table in TABLES:
+        cur.execute(table.create_sql(database))
+    for view in VIEWS:
+        # Secure views are an access concern of the real account (the component sets it); DuckDB has none.
+        cur.execute(f"CREATE OR REPLACE VIEW {database}.{view.schema}.{view.name} AS {view.statement(database)}")
+
+
+def merge_sql(table: Table, database: str) -> str:
+    """Insert-if-absent by the table's key, for a batch bound as one JSON array of row objects.
+
+    One parameter whatever the batch size: the statement stays short to compile (fakesnow parses every
+    statement with sqlglot; Snowflake compiles it once), and a retried batch changes nothing.
+    """
+    select = ", ".join(f"f.value:{c.name}::{c.type} AS {c.name}" for c in table.columns)
+    names = ", ".join(c.name for c in table.columns)
+    values = ", ".join(f"s.{c.name}" for c in table.columns)
+    return (
+        f"MERGE INTO {table.fqn(database)} t USING (SELECT {select} FROM LATERAL FLATTEN(INPUT => PARSE_JSON(%s)) f) s "
+        f"ON t.{table.key} = s.{table.key} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+def merge_rows(conn: Any, table: Table, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write `rows` (column name -> JSON-able value) insert-if-absent; returns how many were new."""
+    batch = list(rows)
+    if not batch:
+        return 0
+    cur = conn.cursor()
+    cur.execute(merge_sql(table, conn.database), (json.dumps(batch, separators=(",", ":")),))
+    result = cur.fetchone()
+    return int(result[0]) if result else 0

@@ -1,0 +1,165 @@
+"""Run the real meter (`platformctl meter serve`) as a subprocess on loopback, and talk to it like Twilio and Kong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parents[2]
+TWILIO_TOKEN = "test-twilio-token-" + "x" * 14
+KONG_TOKEN = "test-kong-token"
+PLATFORMCTL = str(Path(sys.executable).parent / "platformctl")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Meter:
+    def __init__(self, workdir: Path, port: int | None = None, warehouse: str | None = None, **extra: str) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.warehouse = warehouse or f"local:{workdir / 'warehouse'}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"meter-{self.port}.log"
+
+    def start(self, env: dict[str, str] | None = None, wait: bool = True) -> Meter:
+        args = [PLATFORMCTL, "--root", str(ROOT), "meter", "serve", "--port", str(self.port)]
+        args += ["--warehouse", self.warehouse, "--spool", str(self.workdir / "spool.db")]
+        for key, value in self.extra.items():
+            args += [f"--{key.replace('_', '-')}", value]
+        environment = {**os.environ, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "METER_KONG_TOKEN": KONG_TOKEN, **(env or {})}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=self.workdir)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"meter exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError(f"meter not ready: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 35.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def metrics(self) -> dict[str, float]:
+        text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def wait_flushed(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.metrics()["meter_spool_depth"] == 0:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"spool not flushed: {self.metrics()}")
+
+
+def call_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+def callback(
+    sid: str | None = None, duration: int | str = 61, when: dt.datetime | None = None, **fields: str
+) -> dict[str, str]:
+    stamp = when or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    form = {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": sid or call_sid(),
+        "CallStatus": "completed",
+        "CallDuration": str(duration),
+        "To": "+4930123456",
+        "From": "+4917012345678",
+        "Direction": "inbound",
+        "Timestamp": format_datetime(stamp),
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": "3",
+    }
+    form.update(fields)
+    return form
+
+
+def sign(url: str, form: dict[str, Any], token: str = TWILIO_TOKEN) -> str:
+    return str(RequestValidator(token).compute_signature(url, form))
+
+
+def post_callback(
+    client: httpx.Client, meter: Meter, partner: str, form: dict[str, str], signature: str | None = None
+) -> httpx.Response:
+    path = f"/twilio/{partner}/status"
+    return client.post(
+        f"{meter.base}{path}",
+        data=form,
+        headers={"X-Twilio-Signature": signature if signature is not None else sign(meter.base + path, form)},
+    )
+
+
+def kong_entry(
+    partner: str = "acme-voice", status: int = 200, request_id: str | None = None, **over: Any
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "consumer": {"id": str(uuid.uuid4()), "username": f"partner-{partner}", "custom_id": partner},
+        "route": {"name": "rest-v2", "id": str(uuid.uuid4())},
+        "service": {"name": "rest"},
+        "request": {"id": request_id or uuid.uuid4().hex, "method": "GET", "uri": "/v2/calls", "size": 120},
+        "response": {"status": status, "size": 512},
+        "started_at": int(time.time() * 1000) - 1000,
+        "client_ip": "203.0.113.7",
+        "latencies": {"kong": 1, "proxy": 20, "request": 21},
+    }
+    entry.update(over)
+    return entry
+
+
+def post_kong(client: httpx.Client, meter: Meter, body: Any, token: str = KONG_TOKEN) -> httpx.Response:
+    return client.post(f"{meter.base}/kong/http-log", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def warehouse_rows(directory: Path, sql: str) -> list[tuple[Any, ...]]:
+    from services.warehouse import connect
+
+    conn = connect(f"local:{directory}")
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return list(cur.fetchall())
+    finally:
+        conn.close()

@@ -1,0 +1,285 @@
+"""The meter over real HTTP on loopback: signed callbacks, Kong logs, every bad input, durability, drain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services.meter_harness import (
+    KONG_TOKEN,
+    TWILIO_TOKEN,
+    Meter,
+    call_sid,
+    callback,
+    kong_entry,
+    post_callback,
+    post_kong,
+    sign,
+    warehouse_rows,
+)
+
+USAGE = (
+    "SELECT EVENT_ID, PARTNER_ID, BILLABLE_SECONDS, MINUTES, CURRENCY, RATE, AMOUNT "
+    "FROM PLATFORM_LOCAL.RAW.USAGE_EVENTS"
+)
+
+
+@pytest.fixture(scope="module")
+def meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Meter]:
+    running = Meter(tmp_path_factory.mktemp("meter")).start()
+    yield running
+    assert running.stop() in (0, -signal.SIGTERM)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as c:
+        yield c
+
+
+def _counter(meter: Meter, name: str) -> float:
+    return meter.metrics().get(name, 0.0)
+
+
+def test_completed_call_is_metered_once(meter: Meter, client: httpx.Client) -> None:
+    form = callback(duration=61)
+    before = _counter(meter, 'meter_accepted_total{source="twilio"}')
+    assert post_callback(client, meter, "acme-voice", form).status_code == 200
+    assert post_callback(client, meter, "acme-voice", form).status_code == 200  # Twilio retry
+    assert _counter(meter, 'meter_accepted_total{source="twilio"}') == before + 1
+    assert _counter(meter, 'meter_duplicates_total{source="twilio"}') >= 1
+
+
+def test_non_final_statuses_bill_nothing(meter: Meter, client: httpx.Client) -> None:
+    before = _counter(meter, 'meter_accepted_total{source="twilio"}')
+    response = post_callback(client, meter, "acme-voice", callback(CallStatus="ringing"))
+    assert response.status_code == 200 and response.text == "ignored\n"
+    assert _counter(meter, 'meter_accepted_total{source="twilio"}') == before
+    assert _counter(meter, 'meter_ignored_total{status="ringing"}') >= 1
+
+
+def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
+    """(name, status, reason, request kwargs) for every bad input the issue names, and a few more."""
+    path = "/twilio/acme-voice/status"
+    url = meter.base + path
+    good = callback()
+    tampered = dict(good)
+    signature = sign(url, good)
+    tampered["CallDuration"] = "6000"
+    future = callback(when=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))
+    negative = callback(duration="-5")
+    text = callback(duration="sixty")
+    huge_duration = callback(duration="999999")
+    nanp = callback(To="+12125550100")
+    unknown = callback()
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def signed(form: dict[str, str], partner: str = "acme-voice") -> dict[str, object]:
+        p = f"/twilio/{partner}/status"
+        return {"url": meter.base + p, "data": form, "headers": {"X-Twilio-Signature": sign(meter.base + p, form)}}
+
+    return [
+        ("malformed form", 400, "malformed", {"url": url, "content": b"a=1&&&=%%", "headers": form_headers}),
+        ("not utf-8", 400, "malformed", {"url": url, "content": b"CallSid=\xff\xfe", "headers": form_headers}),
+        ("repeated field", 400, "malformed", {"url": url, "content": b"a=1&a=2", "headers": form_headers}),
+        ("json body", 400, "content_type", {"url": url, "json": good}),
+        ("huge body", 413, "too_large", {"url": url, "content": b"a=" + b"x" * 100_000, "headers": form_headers}),
+        ("no signature", 403, "bad_signature", {"url": url, "data": good}),
+        (
+            "wrong token",
+            403,
+            "bad_signature",
+            {"url": url, "data": good, "headers": {"X-Twilio-Signature": sign(url, good, "other")}},
+        ),
+        (
+            "replay with changed fields",
+            403,
+            "bad_signature",
+            {"url": url, "data": tampered, "headers": {"X-Twilio-Signature": signature}},
+        ),
+        ("unknown partner", 404, "unknown_partner", signed(unknown, "nobody-here")),
+        ("path trick", 404, "not_found", {"url": meter.base + "/twilio/..%2F..%2Fetc/status", "data": good}),
+        ("negative duration", 400, "bad_duration", signed(negative)),
+        ("duration not a number", 400, "bad_duration", signed(text)),
+        ("duration beyond any call", 400, "bad_duration", signed(huge_duration)),
+        ("timestamp in the future", 400, "future_timestamp", signed(future)),
+        ("no timestamp", 400, "bad_timestamp", signed({k: v for k, v in good.items() if k != "Timestamp"})),
+        ("bad call sid", 400, "malformed", signed(callback(sid="CA../../x"))),
+        ("NANP number without ToCountry", 400, "unknown_country", signed(nanp)),
+    ]
+
+
+def test_every_bad_input_is_refused_counted_and_not_written(meter: Meter, client: httpx.Client) -> None:
+    before = meter.metrics()
+    for name, status, reason, request in _bad_cases(meter):
+        url = request.pop("url")
+        response = client.post(str(url), **request)  # type: ignore[arg-type]
+        assert response.status_code == status, (name, response.text)
+        assert "Traceback" not in response.text
+        if reason != "not_found":
+            assert response.json()["error"] == reason, name
+    after = meter.metrics()
+    assert after.get('meter_accepted_total{source="twilio"}', 0) == before.get(
+        'meter_accepted_total{source="twilio"}', 0
+    )
+    for _, _, reason, _ in _bad_cases(meter):
+        if reason != "not_found":
+            key = f'meter_rejected_total{{source="twilio",reason="{reason}"}}'
+            assert after.get(key, 0) > before.get(key, 0), reason
+
+
+def test_a_replayed_sid_with_other_fields_and_a_valid_signature_is_refused(meter: Meter, client: httpx.Client) -> None:
+    sid = call_sid()
+    assert post_callback(client, meter, "acme-voice", callback(sid=sid, duration=30)).status_code == 200
+    response = post_callback(client, meter, "acme-voice", callback(sid=sid, duration=3000))
+    assert response.status_code == 409 and response.json()["error"] == "conflicting_replay"
+
+
+def test_kong_batches(meter: Meter, client: httpx.Client) -> None:
+    batch = [kong_entry(status=200 + i % 3 * 100) for i in range(100)]
+    response = post_kong(client, meter, batch)
+    assert response.status_code == 200 and response.json() == {"accepted": 100, "duplicates": 0, "rejected": {}}
+    again = post_kong(client, meter, [*batch[:10], kong_entry(partner="nobody-here"), {"consumer": None}])
+    assert again.json() == {"accepted": 0, "duplicates": 10, "rejected": {"unknown_partner": 1, "no_consumer": 1}}
+    # Without a request id the entry's identifying fields make the key: a resend is still one request.
+    bare = kong_entry()
+    bare["request"].pop("id")
+    assert post_kong(client, meter, bare).json()["accepted"] == 1
+    assert post_kong(client, meter, bare).json()["duplicates"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "reason"),
+    [
+        (b"[]", {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"}, 400, "malformed"),
+        (b"{not json", {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"}, 400, "malformed"),
+        (b"[1]" * 1, {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"}, 400, "malformed"),
+        (b"{}", {"Authorization": "Bearer wrong", "Content-Type": "application/json"}, 403, "bad_token"),
+        (b"{}", {"Content-Type": "application/json"}, 403, "bad_token"),
+        (b"{}", {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "text/plain"}, 400, "content_type"),
+        (
+            b"[" + b"1," * 3_000_000 + b"1]",
+            {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"},
+            413,
+            "too_large",
+        ),
+        (
+            b"[" * 100_000,
+            {"Authorization": f"Bearer {KONG_TOKEN}", "Content-Type": "application/json"},
+            400,
+            "malformed",
+        ),
+    ],
+)
+def test_bad_kong_posts(
+    meter: Meter, client: httpx.Client, body: bytes, headers: dict[str, str], status: int, reason: str
+) -> None:
+    response = client.post(f"{meter.base}/kong/http-log", content=body, headers=headers)
+    assert response.status_code == status and response.json()["error"] == reason
+    assert _counter(meter, f'meter_rejected_total{{source="kong",reason="{reason}"}}') >= 1
+
+
+def test_health_and_unknown_routes(meter: Meter, client: httpx.Client) -> None:
+    assert client.get(f"{meter.base}/healthz").text == "ok\n"
+    assert client.get(f"{meter.base}/nope").status_code == 404
+    assert client.get(f"{meter.base}/kong/http-log").status_code == 405
+    assert "meter_spool_depth" in client.get(f"{meter.base}/metrics").text
+
+
+def test_refuses_to_start_without_tokens(tmp_path: Path) -> None:
+    meter = Meter(tmp_path).start(env={"TWILIO_AUTH_TOKEN": ""}, wait=False)
+    assert meter.proc is not None and meter.proc.wait(timeout=30) == 2
+    log = meter.log.read_text()
+    assert "TWILIO_AUTH_TOKEN" in log and "Traceback" not in log
+    assert KONG_TOKEN not in log and TWILIO_TOKEN not in log
+
+
+def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path: Path) -> None:
+    meter = Meter(tmp_path).start()
+    acknowledged: list[dict[str, str]] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(timeout=5) as c:
+            while not stop.is_set():
+                form = callback(duration=int(time.time() * 1000) % 600)
+                try:
+                    if post_callback(c, meter, "acme-voice", form).status_code == 200:
+                        acknowledged.append(form)
+                except httpx.HTTPError:
+                    return
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for t in senders:
+        t.start()
+    time.sleep(1.5)
+    meter.stop(signal.SIGKILL)
+    stop.set()
+    for t in senders:
+        t.join(timeout=10)
+    assert len(acknowledged) > 20
+
+    restarted = Meter(tmp_path, port=meter.port).start()
+    with httpx.Client(timeout=10) as c:
+        for form in acknowledged[:20]:  # Twilio retries what it sent before the crash
+            assert post_callback(c, restarted, "acme-voice", form).status_code == 200
+    restarted.wait_flushed()
+    assert restarted.metrics()['meter_duplicates_total{source="twilio"}'] == 20
+    assert restarted.stop() in (0, -signal.SIGTERM)
+    rows = {r[0]: r for r in warehouse_rows(tmp_path / "warehouse", USAGE)}
+    for form in acknowledged:
+        row = rows[form["CallSid"]]
+        seconds = int(form["CallDuration"])
+        minutes = -(-seconds // 60)
+        assert row[1:] == ("acme-voice", seconds, minutes, "EUR", Decimal("0.015"), minutes * Decimal("0.015"))
+    count = warehouse_rows(
+        tmp_path / "warehouse", "SELECT COUNT(*), COUNT(DISTINCT EVENT_ID) FROM PLATFORM_LOCAL.RAW.USAGE_EVENTS"
+    )
+    assert count[0][0] == count[0][1]
+
+
+def test_warehouse_down_then_up(tmp_path: Path) -> None:
+    from services.warehouse import connect, ensure_schema
+
+    holder = connect(f"local:{tmp_path / 'warehouse'}")  # holds the DuckDB file: the meter cannot reach it
+    ensure_schema(holder)
+    meter = Meter(tmp_path).start()
+    with httpx.Client(timeout=10) as c:
+        forms = [callback() for _ in range(5)]
+        for form in forms:
+            assert post_callback(c, meter, "acme-voice", form).status_code == 200
+        assert post_kong(c, meter, [kong_entry() for _ in range(7)]).json()["accepted"] == 7
+    time.sleep(1.5)
+    metrics = meter.metrics()
+    assert metrics["meter_spool_depth"] == 12 and metrics["meter_warehouse_errors_total"] >= 1
+    holder.close()
+    meter.wait_flushed(timeout=40)
+    assert meter.stop() in (0, -signal.SIGTERM)
+    assert warehouse_rows(tmp_path / "warehouse", "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS") == [(7,)]
+    assert len(warehouse_rows(tmp_path / "warehouse", USAGE)) == 5
+
+
+def test_sigterm_drains_within_30_seconds_and_keeps_what_it_could_not_flush(tmp_path: Path) -> None:
+    from services.warehouse import connect
+
+    holder = connect(f"local:{tmp_path / 'warehouse'}")
+    meter = Meter(tmp_path).start()
+    with httpx.Client(timeout=10) as c:
+        assert post_kong(c, meter, [kong_entry() for _ in range(3)]).json()["accepted"] == 3
+    started = time.monotonic()
+    meter.stop()
+    assert time.monotonic() - started < 30
+    holder.close()
+    restarted = Meter(tmp_path, port=meter.port).start()
+    assert restarted.metrics()["meter_spool_depth"] in (0, 3)  # 3 until the first flush, then 0
+    restarted.wait_flushed()
+    restarted.stop()
+    assert warehouse_rows(tmp_path / "warehouse", "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS") == [(3,)]

@@ -1,0 +1,140 @@
+"""The warehouse URL, the schema from the one definition module, idempotent batch writes (fakesnow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from components.warehouse_tables import PARTNERS, TABLES, USAGE_EVENTS, VIEWS
+from foundation.errors import InputError, PlatformError
+from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
+from tests.conftest import Plan
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[Any]:
+    connection = connect(f"local:{tmp_path / 'wh'}")
+    ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+def _columns(conn: Any, table: str) -> list[tuple[str, str]]:
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    return cur.fetchall()
+
+
+def test_ensure_schema_creates_every_table_and_view_and_is_repeatable(conn: Any) -> None:
+    ensure_schema(conn)
+    for table in TABLES:
+        assert [name for name, _ in _columns(conn, table.name)] == [c.name for c in table.columns]
+    cur = conn.cursor()
+    for view in VIEWS:
+        cur.execute(f"SELECT * FROM {LOCAL_DATABASE}.{view.schema}.{view.name}")
+        cur.fetchall()
+
+
+def test_component_deploys_the_same_tables_and_views(fleet: Plan) -> None:
+    stack = "region-eu-central"
+    deployed = {r.inputs["name"]: r.inputs for r in fleet.resources(stack, "snowflake:index/table:Table")}
+    assert set(deployed) == {t.name for t in TABLES}
+    for table in TABLES:
+        assert [(c["name"], c["type"]) for c in deployed[table.name]["columns"]] == [
+            (c.name, c.type) for c in table.columns
+        ]
+    views = {r.inputs["name"]: r.inputs["statement"] for r in fleet.resources(stack, "snowflake:index/view:View")}
+    assert views == {v.name: v.statement("PLATFORM_EU_CENTRAL") for v in VIEWS}
+
+
+def test_merge_is_insert_if_absent(conn: Any) -> None:
+    row = {
+        "PARTNER_ID": "acme-voice",
+        "TIER": "professional",
+        "BASE_FEE_MINOR": 99900,
+        "CURRENCY": "EUR",
+        "MINOR_UNITS": 2,
+        "ACTIVE": True,
+    }
+    assert merge_rows(conn, PARTNERS, [row]) == 1
+    assert merge_rows(conn, PARTNERS, [row, {**row, "PARTNER_ID": "sakura-calls"}]) == 1
+    assert merge_rows(conn, PARTNERS, []) == 0
+    cur = conn.cursor()
+    cur.execute(f"SELECT COUNT(*) FROM {PARTNERS.fqn(LOCAL_DATABASE)}")
+    assert cur.fetchone()[0] == 2
+
+
+def test_hostile_strings_are_data_not_sql(conn: Any) -> None:
+    row = {c.name: None for c in USAGE_EVENTS.columns} | {
+        "EVENT_ID": "CA'; DROP TABLE RAW.USAGE_EVENTS; --",
+        "PARTNER_ID": "x\"'\\",
+        "COUNTRY": "DE",
+        "CALL_STARTED_AT": "2026-11-20T10:00:00+00:00",
+        "PERIOD": "2026-11",
+        "BILLABLE_SECONDS": 1,
+        "MINUTES": 1,
+        "TIER": "starter",
+        "CURRENCY": "EUR",
+        "RATE": "0.02",
+        "AMOUNT": "0.02",
+        "RECEIVED_AT": "2026-11-20T10:00:01+00:00",
+    }
+    assert merge_rows(conn, USAGE_EVENTS, [row]) == 1
+    cur = conn.cursor()
+    cur.execute(f"SELECT EVENT_ID, PARTNER_ID FROM {USAGE_EVENTS.fqn(LOCAL_DATABASE)}")
+    assert cur.fetchall() == [(row["EVENT_ID"], row["PARTNER_ID"])]
+
+
+def test_a_second_process_cannot_open_a_warehouse_in_use(conn: Any, tmp_path: Path) -> None:
+    with pytest.raises(PlatformError, match="in use"):
+        connect(f"local:{tmp_path / 'wh'}")
+
+
+@pytest.mark.parametrize("url", ["postgres://x/y", "local:", "snowflake://", "", "LOCAL:x"])
+def test_unknown_urls_are_input_errors(url: str) -> None:
+    with pytest.raises(InputError):
+        connect(url)
+
+
+def _pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def test_snowflake_url_uses_key_pair_auth_from_the_environment() -> None:
+    params = snowflake_params(
+        "snowflake://VOICEPLATFORM-EU_CENTRAL/PLATFORM_EU_CENTRAL?user=METER&role=PLATFORM_EU_CENTRAL_LOADER&warehouse=W",
+        {KEY_ENV: _pem()},
+    )
+    assert params["account"] == "VOICEPLATFORM-EU_CENTRAL"
+    assert params["database"] == "PLATFORM_EU_CENTRAL"
+    assert params["role"] == "PLATFORM_EU_CENTRAL_LOADER"
+    assert isinstance(params["private_key"], bytes) and "password" not in params
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "message"),
+    [
+        ("snowflake://A/DB?user=U&role=R&warehouse=W", {}, "not set"),
+        ("snowflake://A/DB?user=U&role=R&warehouse=W", {KEY_ENV: "-----BEGIN secret-----"}, "not a PEM"),
+        ("snowflake://u:p@A/DB?user=U&role=R&warehouse=W", {}, "no credentials"),
+        ("snowflake://A/DB;DROP?user=U&role=R&warehouse=W", {}, "identifier"),
+        ("snowflake://A/DB?user=U&role=R", {}, "required"),
+        ("snowflake://A/DB?user=U&role=R&warehouse=W&password=x", {}, "unknown URL parameters"),
+    ],
+)
+def test_bad_snowflake_urls(url: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        snowflake_params(url, env)
+    assert message in str(caught.value)
+    assert "secret" not in str(caught.value)
