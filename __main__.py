@@ -13,6 +13,7 @@ import pulumi
 
 from fleet.repo import Repo, for_program
 from foundation.errors import PlatformError
+from foundation.naming import meter_host, voice_host
 from foundation.stacks import StackKind, parse_stack_name
 
 ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay links this file
@@ -53,7 +54,7 @@ def build_global(repo: Repo, _: str) -> None:
             apis=repo.api_catalog(),
             tiers=repo.tiers(),
             dns_zone=config.require("dnsZone"),
-            meter_hosts=tuple(f"meter.{code}.{config.require('dnsZone')}" for code in catalog.regions),
+            meter_hosts=tuple(meter_host(code, config.require("dnsZone")) for code in catalog.regions),
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
@@ -106,7 +107,8 @@ def build_region(repo: Repo, code: str) -> None:
     if problems:
         raise pulumi.RunError("; ".join(str(p) for p in problems))
     global_ref = stack_reference("global")
-    meter_public_url = pulumi.Output.concat("https://meter.", code, ".", global_ref.get_output("dns_zone_name"))
+    zone = global_ref.get_output("dns_zone_name")
+    meter_public_url = zone.apply(lambda name: f"https://{meter_host(code, name)}")
     deployment = RegionalDeployment(
         "region",
         RegionalDeploymentArgs(
@@ -133,10 +135,9 @@ def build_region(repo: Repo, code: str) -> None:
     for key, value in deployment.outputs.items():
         pulumi.export(key, value)
     # Public endpoints in the platform zone: Twilio calls the voice endpoint (through the regional gateway) and posts
-    # call status to the meter, whose signed callback URL names the partner.
-    zone = global_ref.get_output("dns_zone_name")
-    pulumi.export("meter_public_url", pulumi.Output.concat("https://meter.", code, ".", zone))
-    pulumi.export("voice_endpoint_url", pulumi.Output.concat("https://voice.", code, ".", zone, "/twilio/voice"))
+    # call status to the meter (`meter_public_url`, exported with the deployment's outputs), whose signed callback
+    # URL names the partner.
+    pulumi.export("voice_endpoint_url", zone.apply(lambda name: f"https://{voice_host(code, name)}/twilio/voice"))
 
 
 def build_partner(repo: Repo, partner_id: str) -> None:

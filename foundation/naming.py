@@ -75,3 +75,13 @@ PARTNER_ROLE_PATTERN = "^PARTNER_(.+)_READER$"
 def partner_service_user(partner_id: str) -> str:
     """The partner's key-pair service user."""
     return f"PARTNER_{snowflake_ident(partner_id)}_SVC"
+
+
+def meter_host(region_code: str, zone: str) -> str:
+    """The region's usage meter in the platform zone (Twilio status callbacks and Kong logs reach it here)."""
+    return f"meter.{region_code}.{zone}"
+
+
+def voice_host(region_code: str, zone: str) -> str:
+    """The region's voice endpoint in the platform zone (Twilio numbers' voice URL)."""
+    return f"voice.{region_code}.{zone}"
