@@ -54,7 +54,6 @@ def build_global(repo: Repo, _: str) -> None:
             apis=repo.api_catalog(),
             tiers=repo.tiers(),
             dns_zone=config.require("dnsZone"),
-            meter_hosts=tuple(meter_host(code, config.require("dnsZone")) for code in catalog.regions),
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
@@ -87,6 +86,7 @@ def build_global(repo: Repo, _: str) -> None:
     pulumi.export("snowflake_accounts", org.accounts)
     pulumi.export("snowflake_admin_keys", org.admin_keys)
     pulumi.export("meter_kong_token", gateway.meter_token)
+    pulumi.export("kong_meter_service_id", gateway.meter_service_id)
 
 
 def build_region(repo: Repo, code: str) -> None:
@@ -109,6 +109,11 @@ def build_region(repo: Repo, code: str) -> None:
     global_ref = stack_reference("global")
     zone = global_ref.get_output("dns_zone_name")
     meter_public_url = zone.apply(lambda name: f"https://{meter_host(code, name)}")
+    import pulumi_kong as kong
+
+    kong_provider = kong.Provider(
+        "kong", kong_admin_uri=config.require("kongAdminUrl"), kong_admin_token=config.get_secret("kongAdminToken")
+    )
     deployment = RegionalDeployment(
         "region",
         RegionalDeploymentArgs(
@@ -129,8 +134,12 @@ def build_region(repo: Repo, code: str) -> None:
             meter_image=config.require("servicesImage"),
             meter_public_url=meter_public_url,
             meter_kong_token=global_ref.get_output("meter_kong_token"),
+            meter_host=zone.apply(lambda name: meter_host(code, name)),
+            kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
         ),
+        # The region routes its own meter host through the control plane (Kong entities are global).
+        opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     for key, value in deployment.outputs.items():
         pulumi.export(key, value)

@@ -29,8 +29,6 @@ class KongGatewayArgs:
     """The platform's public zone (stack config platform:dnsZone): CORS origins are its subdomains."""
     upstream_domain: str = "svc.cluster.local"
     """Cluster DNS suffix of the upstream services in each region."""
-    meter_hosts: tuple[str, ...] = ()
-    """Public hosts of the regional meters (meter.<region>.<zone>): Twilio's status callbacks arrive there."""
     meter_upstream: str = "meter.platform"
     """The meter's Service (name.namespace) in every region's cluster; each data plane reaches its own."""
     meter_port: int = 8787
@@ -39,6 +37,7 @@ class KongGatewayArgs:
 
 class KongGateway(pulumi.ComponentResource):
     service_ids: dict[str, pulumi.Output[str]]
+    meter_service_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: KongGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:kong_gateway:KongGateway", name, None, opts)
@@ -174,7 +173,8 @@ class KongGateway(pulumi.ComponentResource):
         self.register_outputs({"service_ids": self.service_ids, "rate_limit_plans": self.rate_limit_plans})
 
     def _meter(self, name: str, args: KongGatewayArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
-        """The Twilio callback route to the regional meter, and http-log on every API service feeding it.
+        """The meter's Kong service (each region stack routes its own meter host to it), and http-log on every API
+        service feeding it.
 
         Kong http-log plugin schema (headers map, queue.max_batch_size; entries carry request.id and
         consumer.custom_id): developer.konghq.com/plugins/http-log, Kong Gateway 3.9, checked 2026-11.
@@ -194,22 +194,8 @@ class KongGateway(pulumi.ComponentResource):
             tags=["platform", "service:meter"],
             opts=child,
         )
-        if args.meter_hosts:
-            kong.Route(
-                f"{name}-meter-twilio",
-                name="meter-twilio-status",
-                service_id=service.id,
-                protocols=["https"],
-                methods=["POST"],
-                hosts=list(args.meter_hosts),
-                # Only the callback path reaches the meter from outside; /kong/http-log and /metrics do not.
-                paths=["~/twilio/[a-z][a-z0-9-]{1,38}[a-z0-9]/status$"],
-                strip_path=False,
-                preserve_host=True,
-                https_redirect_status_code=426,
-                tags=["platform", "service:meter"],
-                opts=child,
-            )
+        # The route to the meter is per region: each region stack binds its meter host's certificate and routes it.
+        self.meter_service_id = service.id
         log_config = token.result.apply(
             lambda value: json.dumps(
                 {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import pulumi_random as random
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
+from components.gateway_certificates import bind_certificate
 from components.outputs import secret
 from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
@@ -31,7 +31,7 @@ from foundation.naming import (
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
 from gateway.routes import platform_routes
-from gateway.tls import ACME_ISSUER, acme_delegation_target, challenge_record, platform_hosts
+from gateway.tls import acme_delegation_target, challenge_record, platform_hosts
 from partners.spec import PartnerSpec
 from partners.telephony import NumberSlot
 from partners.tiers import Tier
@@ -312,40 +312,15 @@ class PartnerTenant(pulumi.ComponentResource):
     def _certificate(
         self, name: str, purpose: str, hosts: list[str], args: PartnerTenantArgs, child: pulumi.ResourceOptions
     ) -> kong.Certificate:
-        """cert-manager obtains the certificate (ACME DNS-01) into the tenant's namespace; once it is Ready, its
-        Secret is read and bound to the gateway for those hosts (Kong certificate + SNIs)."""
-        secret_name = f"tls-{purpose}"
-        certificate = k8s.apiextensions.CustomResource(
-            f"{name}-cert-{purpose}",
-            api_version="cert-manager.io/v1",
-            kind="Certificate",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=purpose,
-                namespace=self.namespace,
-                labels={"partner_id": args.spec.id},
-                # pulumi-kubernetes >= 4.18: the create waits until cert-manager reports the certificate issued.
-                annotations={"pulumi.com/waitFor": "condition=Ready", "pulumi.com/timeoutSeconds": "900"},
-            ),
-            spec={
-                "secretName": secret_name,
-                "dnsNames": hosts,
-                "issuerRef": {"kind": "ClusterIssuer", "name": ACME_ISSUER},
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource]),
-        )
-        issued = k8s.core.v1.Secret.get(
-            f"{name}-cert-{purpose}-secret",
-            f"{self.namespace}/{secret_name}",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[certificate]),
-        )
-        return kong.Certificate(
-            f"{name}-kong-cert-{purpose}",
-            certificate=secret(issued.data.apply(lambda d: _pem(d, "tls.crt"))),
-            private_key=secret(issued.data.apply(lambda d: _pem(d, "tls.key"))),
-            snis=hosts,
+        return bind_certificate(
+            name,
+            purpose,
+            hosts,
+            self.namespace,
+            labels={"partner_id": args.spec.id},
             tags=[f"partner:{args.spec.id}"],
-            opts=child,
+            parent=self,
+            depends_on=[self.namespace_resource],
         )
 
     def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
@@ -525,11 +500,6 @@ class PartnerTenant(pulumi.ComponentResource):
 
 def _item(key: str) -> Callable[[Mapping[str, str]], str]:
     return lambda mapping: mapping[key]
-
-
-def _pem(data: Mapping[str, str] | None, key: str) -> str:
-    """A PEM value of a Secret's base64 `data` (empty until cert-manager has written it)."""
-    return base64.b64decode((data or {}).get(key, "")).decode()
 
 
 def _peer(

@@ -7,18 +7,21 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kong as kong
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
 from components.country_launch import CountryLaunch, CountryLaunchArgs
+from components.gateway_certificates import bind_certificate
 from components.outputs import secret
 from components.runtime_service import SPOOL_MOUNT, RuntimeService, RuntimeServiceArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_preview import features_for
 from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
+from foundation.naming import region_object
 from gateway.kong_plugins import KONG_IMAGE_TAG
 from gateway.redis import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
 from gateway.tls import ACME_ISSUER
@@ -77,6 +80,10 @@ class RegionalDeploymentArgs:
     """https://meter.<region>.<zone>: the URL Twilio calls and signs."""
     meter_kong_token: pulumi.Input[str] = ""
     """Bearer token Kong's http-log plugin sends to the meter (secret global stack output)."""
+    meter_host: pulumi.Input[str] = ""
+    """meter.<region>.<zone>: the host Twilio's callbacks reach the meter on (routed through the region's gateway)."""
+    kong_meter_service_id: pulumi.Input[str] = ""
+    """Kong service of the meter (global stack output); the region routes its meter host to it."""
     twilio_auth_token: pulumi.Input[str] = ""
     """Twilio auth token that signs status callbacks (secret stack config)."""
     snowflake_monthly_credits: int = 200
@@ -178,6 +185,8 @@ class RegionalDeployment(pulumi.ComponentResource):
 
         if args.meter_image:
             self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider)
+            if args.meter_host:
+                self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
 
         self.outputs = {
             "aws_region": region.aws_region,
@@ -198,6 +207,56 @@ class RegionalDeployment(pulumi.ComponentResource):
         }
         self.register_outputs(self.outputs)
 
+    def _meter_route(
+        self,
+        name: str,
+        args: RegionalDeploymentArgs,
+        namespace: k8s.core.v1.Namespace,
+        gateway: k8s.core.v1.Service,
+        k8s_provider: k8s.Provider,
+        aws_opts: pulumi.ResourceOptions,
+    ) -> None:
+        """The meter's public host: a DNS name to this region's gateway, a certificate bound to Kong for it (SNI),
+        and the one route that reaches the meter from outside (Twilio's status callbacks), created after the
+        certificate so Kong never answers the host with its default certificate."""
+        host = args.meter_host
+        aws.route53.Record(
+            f"{name}-dns-meter",
+            zone_id=args.dns_zone_id,
+            name=host,
+            type="CNAME",
+            ttl=300,
+            records=[gateway.status.apply(_load_balancer_hostname)],
+            opts=aws_opts,
+        )
+        binding = bind_certificate(
+            name,
+            "meter",
+            [host],
+            PLATFORM_NAMESPACE,
+            labels={"app.kubernetes.io/name": "meter"},
+            tags=["platform", "service:meter", f"region:{args.region.code}"],
+            parent=self,
+            depends_on=[namespace],
+            k8s_provider=k8s_provider,
+        )
+        kong.Route(
+            f"{name}-meter-twilio",
+            name=f"meter-twilio-status-{args.region.code}",
+            service_id=args.kong_meter_service_id,
+            protocols=["https"],
+            methods=["POST"],
+            hosts=[host],
+            snis=[host],
+            # Only the callback path reaches the meter from outside; /kong/http-log and /metrics do not.
+            paths=["~/twilio/[a-z][a-z0-9-]{1,38}[a-z0-9]/status$"],
+            strip_path=False,
+            preserve_host=True,
+            https_redirect_status_code=426,
+            tags=["platform", "service:meter", f"region:{args.region.code}"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[binding]),
+        )
+
     def _meter(
         self,
         name: str,
@@ -214,15 +273,15 @@ class RegionalDeployment(pulumi.ComponentResource):
         )
         user = snowflake.ServiceUser(
             f"{name}-meter-user",
-            name=f"{warehouse.database_name}_METER",
+            name=region_object(args.region.code, "METER"),
             comment=f"The usage meter of region {args.region.code}",
-            default_role=warehouse.loader_role_name,
-            default_warehouse=warehouse.load_warehouse_name,
+            default_role=warehouse.loader_role,
+            default_warehouse=warehouse.load_warehouse,
             rsa_public_key=key.public_key_pem.apply(rsa_public_key_body),
             opts=sf_opts,
         )
         snowflake.GrantAccountRole(
-            f"{name}-meter-user-role", role_name=warehouse.loader_role_name, user_name=user.name, opts=sf_opts
+            f"{name}-meter-user-role", role_name=warehouse.loader_role, user_name=user.name, opts=sf_opts
         )
         account = pulumi.Output.concat(args.snowflake_organization, "-", args.snowflake_account)
         warehouse_url = pulumi.Output.concat(
@@ -233,9 +292,9 @@ class RegionalDeployment(pulumi.ComponentResource):
             "?user=",
             user.name,
             "&role=",
-            warehouse.loader_role_name,
+            warehouse.loader_role,
             "&warehouse=",
-            warehouse.load_warehouse_name,
+            warehouse.load_warehouse,
         )
         RuntimeService(
             f"{name}-meter",

@@ -45,8 +45,8 @@ class SnowflakeWarehouseArgs:
 class SnowflakeWarehouse(pulumi.ComponentResource):
     database_name: str
     partner_warehouse_name: str
-    load_warehouse_name: str
-    loader_role_name: str
+    load_warehouse: pulumi.Output[str]
+    loader_role: pulumi.Output[str]
 
     def __init__(self, name: str, args: SnowflakeWarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
@@ -104,8 +104,6 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 opts=child,
             )
         self.partner_warehouse_name = region_object(args.region_code, "PARTNERS_WH")
-        self.load_warehouse_name = region_object(args.region_code, "LOAD_WH")
-        self.loader_role_name = region_object(args.region_code, "LOADER")
 
         roles = {
             key: snowflake.AccountRole(
@@ -113,6 +111,10 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             )
             for key, comment in PLATFORM_ROLES.items()
         }
+
+        # Outputs, not names: whatever names them (the meter's user, its grants) waits for them.
+        self.load_warehouse = warehouses["LOAD"].name
+        self.loader_role = roles["loader"].name
 
         tables = {
             table.name: snowflake.Table(

@@ -18,6 +18,7 @@ from regions.catalog import Catalog, ResidencyVerdict
 
 Level = Literal["mandatory", "advisory"]
 UNKNOWN = "[unknown]"
+SECRET = "[secret]"
 
 
 @dataclass(frozen=True)
@@ -354,8 +355,8 @@ def check_plugin_schema(resources: list[Resource], context: StackContext) -> Ite
     """Every Kong plugin config names only fields its plugin's schema has (gateway/kong_plugins.py)."""
     for plugin in _of_type(resources, "kong:index/plugin:Plugin"):
         raw = plugin.inputs.get("configJson")
-        if raw in (None, UNKNOWN):
-            continue
+        if raw in (None, UNKNOWN, SECRET):
+            continue  # a config holding a secret (the meter's bearer token) is checked where it is built, in tests
         config = _json(raw)
         if config is None:
             yield plugin.urn, "plugin config is not a JSON object"

@@ -13,6 +13,8 @@ def test_every_planned_plugin_config_fits_its_schema(fleet: Plan) -> None:
     for stack in fleet.plans:
         for plugin in fleet.resources(stack, "kong:index/plugin:Plugin"):
             seen.add(plugin.inputs["name"])
+            if plugin.inputs["configJson"] == "[secret]":
+                continue  # the meter's http-log config carries its token: checked in tests/components
             assert config_problems(plugin.inputs["name"], json.loads(plugin.inputs["configJson"])) == []
     assert seen <= set(PLUGIN_FIELDS)
 
