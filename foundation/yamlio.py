@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +135,9 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600: keep the mode of the file replaced, else what the umask gives a new file,
+        # so specs and stack files stay readable by whoever could read them before.
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -143,6 +147,18 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        current = path.lstat()
+        if stat.S_ISREG(current.st_mode):
+            return stat.S_IMODE(current.st_mode)
+    except OSError:
+        pass
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def fsync_directory(directory: Path) -> None:
@@ -162,6 +178,9 @@ def check_output_file(path: Path, option: str) -> None:
     """An output file named on the command line must be writable as a file: refuse it before any work."""
     if path.is_dir():
         raise InputError.single(str(path), option, "is a directory; give a file path")
+    if path.exists() and not path.is_file():
+        # A device or a pipe (/dev/null, /dev/stdout) would be replaced by a regular file: the write renames over it.
+        raise InputError.single(str(path), option, "is not a regular file (a device or a pipe); give a file path")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise InputError.single(str(path), option, f"{parent} is not a directory")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,26 @@ def test_output_files_must_be_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         check_output_file(tmp_path / "no" / "plan.json", "--json")
     check_output_file(tmp_path / "plan.json", "--json")
+
+
+def test_atomic_write_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
+    kept = tmp_path / "kept.yaml"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    write_atomic(kept, "new")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.yaml", "new")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.yaml").stat().st_mode) == 0o644
+
+
+def test_output_files_must_not_be_devices_or_pipes(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        check_output_file(fifo, "--json")
+    with pytest.raises(InputError, match="not a regular file"):
+        check_output_file(Path(os.devnull), "--json")
