@@ -202,7 +202,7 @@ def _onboard_one(
         repo,
         stack,
         {"aws:region": region.aws_region},
-        delete=("platform:offboardedOn", "platform:purgeData") if reactivate else (),
+        delete=("platform:offboardedOn", "platform:purgeData", "platform:releaseNumbers") if reactivate else (),
     )
     change.stacks.append(stack)
     change.operations.append((stack, "up"))
@@ -268,9 +268,14 @@ def offboarding_change(
                 "arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}"
             )
         values: dict[str, Any] = {"platform:offboardedOn": today.isoformat()}
+        # Flags left from an earlier life of the stack must not act now: an offboarding never purges, and
+        # releases numbers only when asked this time.
+        stale: tuple[str, ...] = ("platform:purgeData",)
         if release_numbers:
             values["platform:releaseNumbers"] = True
-        change.files[repo.stack_file(stack)] = edit_stack_file(repo, stack, values)
+        else:
+            stale += ("platform:releaseNumbers",)
+        change.files[repo.stack_file(stack)] = edit_stack_file(repo, stack, values, delete=stale)
         change.operations.append((stack, "up"))
         change.notes.append(
             f"{partner_id}: offboarded; its namespace, gateway consumer and warehouse access go, "

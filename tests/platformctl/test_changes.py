@@ -82,6 +82,18 @@ def test_update_refuses_an_offboarded_partner_unless_reactivated(cli, repo_copy:
     assert "platform:offboardedOn" not in config
 
 
+def test_an_offboarding_after_a_reactivation_keeps_the_numbers_unless_asked(cli, repo_copy: Path) -> None:
+    spec = str(repo_copy / "partners" / "acme-voice.yaml")
+    cli("offboard-partner", "acme-voice", "--release-numbers", "--no-apply", root=repo_copy)
+    cli("onboard-partner", spec, "--update", "--reactivate", "--no-apply", root=repo_copy)
+    assert "platform:releaseNumbers" not in yaml.safe_load(stack_text(repo_copy, "partner-acme-voice"))["config"]
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    path.write_text(path.read_text() + "  platform:releaseNumbers: true\n  platform:purgeData: true\n")
+    cli("offboard-partner", "acme-voice", "--no-apply", root=repo_copy)
+    config = yaml.safe_load(stack_text(repo_copy, "partner-acme-voice"))["config"]
+    assert "platform:releaseNumbers" not in config and "platform:purgeData" not in config
+
+
 def test_a_region_move_says_so_and_shows_deletes_and_creates(cli, repo_copy: Path, tmp_path: Path) -> None:
     doc = yaml.safe_load((repo_copy / "partners" / "sunrise-telecom.yaml").read_text())
     assert doc["home_region"] == "us-east"
