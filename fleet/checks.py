@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,11 +60,12 @@ def parse_offboarding_date(value: Any, source: str, today: datetime.date) -> dat
     if not isinstance(value, str):
         raise InputError.single(source, field, "must be a YYYY-MM-DD date")
     try:
+        # fromisoformat also takes week dates (2026-W01-1), also ten characters: the shape is checked first.
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
         day = datetime.date.fromisoformat(value)
     except ValueError:
         raise InputError.single(source, field, f"{value!r} is not a YYYY-MM-DD date") from None
-    if len(value) != 10:
-        raise InputError.single(source, field, f"{value!r} is not a YYYY-MM-DD date")
     if day > today:
         raise InputError.single(source, field, f"{value} is in the future: a partner is offboarded on or before today")
     return day

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 from foundation.yamlio import write_atomic
 
 Phase = Literal["writing", "written", "applying"]
+_LOCK = re.compile(r"^[a-z][a-z0-9-]{0,80}$")
+_CHANGED_FILE = re.compile(r"(partners/[a-z][a-z0-9-]{1,38}[a-z0-9]|stacks/Pulumi\.[a-z][a-z0-9-]{0,80})\.yaml")
 
 
 @dataclass
@@ -90,13 +93,14 @@ def pending(root: Path, state_dir: Path) -> list[Journal]:
 def load(root: Path, path: Path) -> Journal | None:
     try:
         document: Any = json.loads(path.read_text(encoding="utf-8"))
-        locks = [str(lock) for lock in document["locks"]]
+        locks = document["locks"]
+        if not isinstance(locks, list) or not all(isinstance(lock, str) and _LOCK.match(lock) for lock in locks):
+            return None  # a lock name that is not one would stop every later change with an internal error
         phase = document["phase"]
         before = {}
         for relative, content in document["before"].items():
-            parts = PurePosixPath(relative).parts
-            if PurePosixPath(relative).is_absolute() or ".." in parts or not parts:
-                return None  # never restore outside the repository
+            if not _CHANGED_FILE.fullmatch(relative):
+                return None  # a change only ever writes specs and stack files: restore nothing else
             before[relative] = None if content is None else base64.b64decode(content, validate=True)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -71,6 +71,12 @@ def test_offboarding_dates_at_the_end_of_time_do_not_overflow(cli, repo_copy: Pa
     assert "in the future" in run.err
 
 
+def test_offboarding_dates_are_year_month_day_not_week_dates(cli, repo_copy: Path) -> None:
+    set_config(repo_copy, "partner-acme-voice", platform__offboardedOn="2026-W01-1")
+    assert "is not a YYYY-MM-DD date" in cli("validate", code=2, root=repo_copy).err
+    cli("offboard-partner", "acme-voice", "--purge", "--no-apply", code=2, root=repo_copy)
+
+
 def write_spec(root: Path, partner_id: str, domain: str) -> None:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc.update(id=partner_id, domain=domain)
