@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_snowflake as snowflake
 
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema, on_table
-from components.warehouse_tables import ANALYTICS, PARTNERS, RAW, SCHEMAS, TABLES, VIEWS
+from components.warehouse_tables import ANALYTICS, PARTNERS, RAW, SCHEMAS, TABLES, VIEWS, View
 from foundation.naming import PARTNER_ROLE_PATTERN, region_database, region_object
 
 SNOWFLAKE_TYPES = (
@@ -176,9 +178,11 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 name=view.name,
                 is_secure="true",
                 comment=view.comment,
-                # The statement names the RAW tables: it is built from the database output and waits for the tables.
-                statement=database.name.apply(view.statement),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(tables.values())),
+                # The statement names the RAW tables: built from their outputs, so the view waits for them.
+                statement=pulumi.Output.all(database.name, *(table.name for table in tables.values())).apply(
+                    _statement_of(view)
+                ),
+                opts=child,
             )
             for view in VIEWS
         ]
@@ -212,3 +216,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         self.register_outputs(
             {"database": database.name, "partner_warehouse": warehouses["PARTNERS"].name, "raw_schema": raw.name}
         )
+
+
+def _statement_of(view: View) -> Callable[[list[Any]], str]:
+    """The view's SQL once the database (first) and the tables it reads are known."""
+    return lambda parts: view.statement(str(parts[0]))

@@ -86,18 +86,26 @@ def test_offboarding_waits_for_no_one_while_an_update_holds_the_partner(cli, rep
     assert tree_snapshot(repo_copy) == before
 
 
-def _launch(root: Path, country: str) -> subprocess.Popen:
+def _launch(root: Path, country: str, region: str) -> subprocess.Popen:
     command = [sys.executable, "-c", "from cli.app import entry; entry()", "--root", str(root)]
-    command += ["launch-country", country, "--region", "sa-east", "--no-apply"]
+    command += ["launch-country", country, "--region", region, "--no-apply"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_two_launches_on_one_region_never_lose_an_update(repo_copy: Path) -> None:
-    stack = repo_copy / "stacks" / "Pulumi.region-sa-east.yaml"
-    launched = yaml.safe_load(stack.read_text())["config"]["platform:launchedCountries"]
-    first, second = [cc for cc in ("AR", "CL", "CO") if cc not in launched][:2]
-    runs = [_launch(repo_copy, first), _launch(repo_copy, second)]
+    from regions.catalog import load_catalog
+
+    catalog = load_catalog(repo_copy / "regions")
+    # A region that serves two countries not launched yet (the example fleet decides which).
+    for region in catalog.regions.values():
+        stack = repo_copy / "stacks" / f"Pulumi.region-{region.code}.yaml"
+        launched = (yaml.safe_load(stack.read_text()).get("config") or {}).get("platform:launchedCountries") or []
+        free = [cc for cc in region.serves if cc not in launched]
+        if len(free) >= 2:
+            break
+    first, second = free[:2]
+    runs = [_launch(repo_copy, first, region.code), _launch(repo_copy, second, region.code)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
     final = yaml.safe_load(stack.read_text())["config"]["platform:launchedCountries"]
     for (code, err), country in zip(results, (first, second), strict=True):

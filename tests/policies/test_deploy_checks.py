@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from components.warehouse_tables import TABLES
 from fleet.repo import Repo
 from foundation.stacks import parse_stack_name
 from platformctl.planning import check_policies
@@ -44,7 +45,7 @@ def test_a_table_without_its_preview_feature_fails(fleet: Plan) -> None:
         if r.type == "pulumi:providers:snowflake":
             r.inputs.pop("previewFeaturesEnabled")
     findings = list(check_snowflake_preview_features(resources, _context(fleet, REGION)))
-    assert len(findings) == 2  # USAGE_EVENTS and PARTNERS
+    assert len(findings) == len(TABLES)  # every table of components/warehouse_tables.py
     assert all("snowflake_table_resource" in message for _, message in findings)
 
 
@@ -60,7 +61,7 @@ def test_a_provider_enabling_another_feature_fails(fleet: Plan) -> None:
     for r in resources:
         if r.type == "pulumi:providers:snowflake":
             r.inputs["previewFeaturesEnabled"] = json.dumps(["snowflake_stage_resource"])
-    assert len(list(check_snowflake_preview_features(resources, _context(fleet, REGION)))) == 2
+    assert len(list(check_snowflake_preview_features(resources, _context(fleet, REGION)))) == len(TABLES)
 
 
 def test_kubernetes_objects_validate_against_the_cluster_version(fleet: Plan) -> None:

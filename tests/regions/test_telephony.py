@@ -30,8 +30,9 @@ def test_the_catalog_offers_what_it_cites() -> None:
 
 
 def copy_catalog(tmp_path: Path, telephony: str) -> Path:
-    for name in ("regions.yaml", "countries.yaml"):
-        shutil.copy2(CATALOG_DIR / name, tmp_path / name)
+    for source in CATALOG_DIR.glob("*.yaml"):
+        if source.name != "telephony.yaml":
+            shutil.copy2(source, tmp_path / source.name)
     (tmp_path / "telephony.yaml").write_text(telephony)
     return tmp_path
 
