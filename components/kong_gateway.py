@@ -174,11 +174,7 @@ class KongGateway(pulumi.ComponentResource):
 
     def _meter(self, name: str, args: KongGatewayArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
         """The meter's Kong service (each region stack routes its own meter host to it), and http-log on every API
-        service feeding it.
-
-        Kong http-log plugin schema (headers map, queue.max_batch_size; entries carry request.id and
-        consumer.custom_id): developer.konghq.com/plugins/http-log, Kong Gateway 3.9, checked 2026-11.
-        """
+        service feeding it (`meter_log_config`)."""
         meter_base = f"http://{args.meter_upstream}.{args.upstream_domain}:{args.meter_port}"
         token = random.RandomPassword(f"{name}-meter-token", length=48, special=False, opts=child)
         service = kong.Service(
@@ -196,20 +192,7 @@ class KongGateway(pulumi.ComponentResource):
         )
         # The route to the meter is per region: each region stack binds its meter host's certificate and routes it.
         self.meter_service_id = service.id
-        log_config = token.result.apply(
-            lambda value: json.dumps(
-                {
-                    "http_endpoint": f"{meter_base}/kong/http-log",
-                    "method": "POST",
-                    "content_type": "application/json",
-                    "timeout": 10_000,
-                    "keepalive": 60_000,
-                    "headers": {"Authorization": f"Bearer {value}"},
-                    "queue": {"max_batch_size": 100, "max_coalescing_delay": 1},
-                },
-                sort_keys=True,
-            )
-        )
+        log_config = token.result.apply(lambda value: json.dumps(meter_log_config(meter_base, value), sort_keys=True))
         for api_name, service_id in self.service_ids.items():
             kong.Plugin(
                 f"{name}-{api_name}-http-log",
@@ -219,3 +202,19 @@ class KongGateway(pulumi.ComponentResource):
                 opts=child,
             )
         return secret(token.result)
+
+
+def meter_log_config(meter_base: str, token: str) -> dict[str, object]:
+    """http-log plugin config feeding the meter: batches of 100, the meter's bearer token in a header.
+
+    Kong http-log plugin schema (headers map, queue.max_batch_size; entries carry request.id and
+    consumer.custom_id): developer.konghq.com/plugins/http-log, Kong Gateway 3.9, checked 2026-11."""
+    return {
+        "http_endpoint": f"{meter_base}/kong/http-log",
+        "method": "POST",
+        "content_type": "application/json",
+        "timeout": 10_000,
+        "keepalive": 60_000,
+        "headers": {"Authorization": f"Bearer {token}"},
+        "queue": {"max_batch_size": 100, "max_coalescing_delay": 1},
+    }

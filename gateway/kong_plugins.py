@@ -22,7 +22,38 @@ _HEADERS_JSON: Fields = {"json": None, "headers": None}
 _TYPED_JSON: Fields = {"json": None, "json_types": None, "headers": None}
 _BODY_HEADERS_QUERY: Fields = {"body": None, "headers": None, "querystring": None}
 
+_QUEUE: Fields = dict.fromkeys(
+    (
+        "max_batch_size",
+        "max_coalescing_delay",
+        "max_entries",
+        "max_bytes",
+        "max_retry_time",
+        "initial_retry_delay",
+        "max_retry_delay",
+        "concurrency_limit",
+    )
+)
+"""kong/tools/queue_schema.lua (3.9.1)."""
+
 PLUGIN_FIELDS: dict[str, Fields] = {
+    "http-log": {
+        **dict.fromkeys(
+            (
+                "http_endpoint",
+                "method",
+                "content_type",
+                "timeout",
+                "keepalive",
+                "retry_count",
+                "queue_size",
+                "flush_timeout",
+                "headers",
+                "custom_fields_by_lua",
+            )
+        ),
+        "queue": _QUEUE,
+    },
     "acl": dict.fromkeys(("allow", "deny", "hide_groups_header", "always_use_authenticated_groups")),
     "correlation-id": dict.fromkeys(("header_name", "generator", "echo_downstream")),
     "cors": dict.fromkeys(

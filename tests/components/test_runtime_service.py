@@ -84,9 +84,15 @@ def test_the_meter_user_holds_only_the_loader_role(fleet: Plan) -> None:
 
 
 def test_kong_routes_twilio_callbacks_and_logs_every_api_to_the_meter(fleet: Plan) -> None:
-    route = fleet.one("global", "kong:index/route:Route", "gateway-meter-twilio")
-    assert "meter.eu-central.voice-platform.example" in route.inputs["hosts"]
-    assert route.inputs["methods"] == ["POST"]
+    # Each region routes its own meter host, after binding that host's certificate (never Kong's default one).
+    route = fleet.one("region-eu-central", "kong:index/route:Route", "region-meter-twilio")
+    assert route.inputs["hosts"] == route.inputs["snis"] == ["meter.eu-central.voice-platform.example"]
+    assert route.inputs["methods"] == ["POST"] and route.inputs["protocols"] == ["https"]
+    binding = fleet.one("region-eu-central", "kong:index/certificate:Certificate", "region-kong-cert-meter")
+    assert binding.inputs["snis"] == route.inputs["hosts"] and binding.urn in route.dependencies
+    assert not fleet.resources("global", "kong:index/route:Route") or all(
+        "meter" not in r.name for r in fleet.resources("global", "kong:index/route:Route")
+    )
     logs = [r for r in fleet.resources("global", "kong:index/plugin:Plugin") if r.inputs.get("name") == "http-log"]
     assert {r.name for r in logs} == {"gateway-rest-http-log", "gateway-graphql-http-log", "gateway-streaming-http-log"}
     preview = fleet.preview_json("global")

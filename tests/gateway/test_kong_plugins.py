@@ -31,3 +31,13 @@ def test_unknown_and_misnested_fields_are_reported() -> None:
         "plugin 'acme' is not in the checked plugin list (gateway/kong_plugins.py): add its schema"
     ]
     assert config_problems("cors", ["x"]) == ["cors: config must be an object"]
+
+
+def test_the_meters_log_config_fits_the_http_log_schema() -> None:
+    # The planned config is secret (it carries the token): checked here, where it is built.
+    from components.kong_gateway import meter_log_config
+
+    assert config_problems("http-log", meter_log_config("http://meter.platform.svc.cluster.local:8787", "t")) == []
+    assert config_problems("http-log", {"queue": {"max_batch": 1}}) == [
+        "http-log: config.queue.max_batch is not a field of the http-log plugin (Kong 3.9)"
+    ]
