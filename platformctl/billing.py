@@ -1,0 +1,184 @@
+"""`platformctl billing connect` and `platformctl payouts run`: the glue between the repository and the payouts job."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from partners.spec import PartnerSpec, load_spec
+from partners.tiers import load_tiers
+from platformctl.errors import InputError
+from platformctl.locking import exclusive
+from platformctl.repo import Repo
+from platformctl.stackconfig import load_stack_config
+from platformctl.stacks import partner_stack
+from platformctl.yamlio import write_atomic
+from regions.catalog import load_catalog
+from services.payouts import money
+from services.payouts.job import Report, run_payouts
+from services.payouts.statements import open_store
+from services.payouts.stripe_gateway import StripeGateway
+
+STRIPE_ACCOUNT_KEY = "platform:stripeAccount"
+_ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
+
+
+def record_stripe_account(root: Path, partner_id: str, account_id: str) -> bool:
+    """Set `platform:stripeAccount` in the partner's stack file, edited in place (comments and order kept).
+
+    The one place that writes it: at merge this becomes main's `platformctl.changes.edit_stack_file`.
+    Returns whether the file changed.
+    """
+    if not _ACCOUNT_ID.match(account_id):
+        raise InputError.single("stripe", "account", f"{account_id!r} is not a Stripe account id")
+    stack = partner_stack(partner_id)
+    path = stack.config_file(root)
+    with exclusive(root / ".platformctl", f"partner-{partner_id}"):
+        current = load_stack_config(root, stack).file_values.get(STRIPE_ACCOUNT_KEY)
+        if current == account_id:
+            return False
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        entry = f"  {STRIPE_ACCOUNT_KEY}: {account_id}\n"
+        for index, line in enumerate(lines):
+            if line.lstrip().startswith(f"{STRIPE_ACCOUNT_KEY}:"):
+                lines[index] = entry
+                break
+        else:
+            for index, line in enumerate(lines):
+                if line.rstrip() == "config:":
+                    lines.insert(index + 1, entry)
+                    break
+            else:
+                raise InputError.single(f"stacks/{path.name}", "config", "no `config:` mapping to add the account to")
+        write_atomic(path, "".join(lines))
+        load_stack_config(root, stack)  # the edit must leave a valid stack file
+    return True
+
+
+def stripe_account_of(repo: Repo, partner_id: str) -> str | None:
+    if not partner_stack(partner_id).config_file(repo.root).is_file():
+        return None
+    value = load_stack_config(repo.root, partner_stack(partner_id)).file_values.get(STRIPE_ACCOUNT_KEY)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
+        raise InputError.single(f"stacks/Pulumi.partner-{partner_id}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_...")
+    return value
+
+
+def _spec(repo: Repo, partner_id: str) -> PartnerSpec:
+    partner_stack(partner_id)  # validates the id before it reaches the filesystem
+    path = repo.partner_file(partner_id)
+    if not path.is_file():
+        raise InputError.single("arguments", "PARTNER", f"no partner {partner_id!r} (no partners/{partner_id}.yaml)")
+    return load_spec(path, f"partners/{partner_id}.yaml")
+
+
+def billing_country(repo: Repo, spec: PartnerSpec) -> str:
+    """The first of the partner's countries that uses its billing currency (else its first country)."""
+    catalog = load_catalog(repo.root / "regions")
+    for code in spec.countries:
+        country = catalog.countries.get(code)
+        if country is not None and country.currency == spec.billing.currency:
+            return code
+    return spec.countries[0]
+
+
+@dataclass
+class Connection:
+    partner: str
+    account: str
+    created: bool
+    recorded: bool
+    country: str
+    currency: str
+
+
+def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
+    spec = _spec(repo, partner_id)
+    if spec.billing.payout_method != "stripe_connect":
+        raise InputError.single(
+            f"partners/{partner_id}.yaml", "billing.payout_method", "is not stripe_connect; no Stripe account is needed"
+        )
+    return {
+        "partner": spec.id,
+        "country": billing_country(repo, spec),
+        "currency": spec.billing.currency,
+        "email": spec.contact.email,
+        "existing": stripe_account_of(repo, spec.id),
+    }
+
+
+def connect(repo: Repo, partner_id: str, gateway: StripeGateway) -> Connection:
+    """Find or create the partner's Express account (idempotent by partner id) and record it in its stack file."""
+    plan = connect_plan(repo, partner_id)
+    account = None
+    if plan["existing"]:
+        account = gateway.retrieve_account(plan["existing"])
+    if account is None:
+        account = gateway.find_account(partner_id)
+    created = account is None
+    if account is None:
+        account = gateway.create_account(partner_id, plan["country"], plan["currency"], plan["email"])
+    recorded = record_stripe_account(repo.root, partner_id, account["id"])
+    return Connection(partner_id, account["id"], created, recorded, plan["country"], plan["currency"])
+
+
+def region_partners(repo: Repo, region: str | None) -> list[PartnerSpec]:
+    if region is not None:
+        catalog = load_catalog(repo.root / "regions")
+        if region not in catalog.regions:
+            raise InputError.single("--region", "", f"unknown region {region!r}")
+    specs = [load_spec(path, repo.display(path)) for path in repo.partner_spec_files()]
+    return [s for s in specs if region is None or s.home_region == region]
+
+
+def run(
+    repo: Repo,
+    period: str,
+    *,
+    region: str | None = None,
+    warehouse_url: str = "local:.platformctl/warehouse",
+    statements: str = "",
+    adjustments_file: Path | None = None,
+    dry_run: bool = False,
+    live: bool = False,
+) -> Report:
+    """Validate every argument, then run the job (see services.payouts.job)."""
+    from services import warehouse
+
+    money.check_period(period)
+    partners = region_partners(repo, region)
+    adjustments = money.load_adjustments(adjustments_file, period) if adjustments_file else []
+    store = open_store(statements, repo.state_dir / "statements")
+    gateway = None if dry_run else StripeGateway.from_env(os.environ, live=live)
+    conn = warehouse.connect(warehouse_url)
+    try:
+        if warehouse_url.startswith("local:"):
+            warehouse.ensure_schema(conn)
+
+        def account_of(partner_id: str) -> str | None:
+            recorded = stripe_account_of(repo, partner_id)
+            if recorded or gateway is None:
+                return recorded
+            # The deployed job has no stack files: the account is found by the metadata `billing connect` set.
+            found = gateway.find_account(partner_id)
+            return found["id"] if found else None
+
+        return run_payouts(
+            conn=conn,
+            period=period,
+            partners=partners,
+            tiers=load_tiers(repo.partners_dir / "tiers.yaml"),
+            account_of=account_of,
+            store=store,
+            gateway=gateway,
+            adjustments=adjustments,
+            region=region,
+            dry_run=dry_run,
+        )
+    finally:
+        conn.close()
