@@ -422,6 +422,9 @@ def refresh(stack: StackArg, yes: YesFlag = False) -> None:
 from cli.meter import register as register_meter  # noqa: E402  (the group needs `app`)
 
 register_meter(app)
+from cli.payouts import register as register_payouts  # noqa: E402
+
+register_payouts(app)
 
 
 # ---------------------------------------------------------------- entry point
