@@ -121,6 +121,7 @@ def build_region(code: str) -> None:
             meter_public_url=meter_public_url,
             meter_kong_token=global_ref.get_output("meter_kong_token"),
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
+            stripe_api_key=config.get_secret("stripeApiKey") or "",
         ),
     )
     for key, value in deployment.outputs.items():

@@ -148,8 +148,12 @@ def run(
     live: bool = False,
 ) -> Report:
     """Validate every argument, then run the job (see services.payouts.job)."""
+    import datetime as dt
+
     from services import warehouse
 
+    if period == "previous":  # the CronJob's argument: the month before the current UTC month
+        period = money.previous_period(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
     money.check_period(period)
     partners = region_partners(repo, region)
     adjustments = money.load_adjustments(adjustments_file, period) if adjustments_file else []
