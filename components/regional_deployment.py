@@ -312,7 +312,9 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "PAYOUTS_WAREHOUSE_URL": warehouse_url,
                 },
                 env={
-                    "PAYOUTS_STATEMENTS": pulumi.Output.concat("s3://", self.buckets["statements"].bucket.bucket, "/statements"),
+                    "PAYOUTS_STATEMENTS": pulumi.Output.concat(
+                        "s3://", self.buckets["statements"].bucket.bucket, "/statements"
+                    ),
                     "PAYOUTS_KMS_KEY_ID": key.arn,
                     "AWS_REGION": args.region.aws_region,
                 },

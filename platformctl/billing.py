@@ -65,7 +65,9 @@ def stripe_account_of(repo: Repo, partner_id: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
-        raise InputError.single(f"stacks/Pulumi.partner-{partner_id}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_...")
+        raise InputError.single(
+            f"stacks/Pulumi.partner-{partner_id}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_..."
+        )
     return value
 
 

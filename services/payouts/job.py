@@ -214,9 +214,13 @@ def run_payouts(
     for line in adjustments:
         if line.partner not in specs:
             raise money_error(f"adjustment for {line.partner}: not a partner of this run")
-        if line.currency != (usage[line.partner].currency if line.partner in usage else specs[line.partner].billing.currency):
+        if line.currency != (
+            usage[line.partner].currency if line.partner in usage else specs[line.partner].billing.currency
+        ):
             raise money_error(f"adjustment for {line.partner}: currency {line.currency} is not the statement's")
-        lines.setdefault(line.partner, []).append(Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason))
+        lines.setdefault(line.partner, []).append(
+            Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason)
+        )
     for partner_id in sorted(specs):
         spec = specs[partner_id]
         carry = _carry_in(store, spec, period)

@@ -139,9 +139,7 @@ def below_minimum(amount_minor: int, currency: str) -> str | None:
     if minimum is None:
         return f"Stripe documents no minimum amount for {currency}; held for review"
     if amount_minor < minimum:
-        return (
-            f"{format_minor(amount_minor, currency)} is below Stripe's minimum of {format_minor(minimum, currency)}"
-        )
+        return f"{format_minor(amount_minor, currency)} is below Stripe's minimum of {format_minor(minimum, currency)}"
     return None
 
 

@@ -41,7 +41,9 @@ def transfer_idempotency_key(partner_id: str, period: str) -> str:
 
 def _check_key(key: str, live: bool) -> str:
     if not key:
-        raise InputError.single(KEY_ENV, "", "not set: the Stripe secret key (sk_test_... or, with --live, sk_live_...)")
+        raise InputError.single(
+            KEY_ENV, "", "not set: the Stripe secret key (sk_test_... or, with --live, sk_live_...)"
+        )
     if key.startswith(("sk_live_", "rk_live_")):
         if not live:
             raise InputError.single(KEY_ENV, "", "is a live key; pass --live to move real money")
@@ -54,7 +56,9 @@ def _check_key(key: str, live: bool) -> str:
 def _check_base(base: str) -> str:
     parts = urlsplit(base)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.path not in ("", "/"):
-        raise InputError.single(BASE_ENV, "", "must be a base URL such as https://api.stripe.com (no path or credentials)")
+        raise InputError.single(
+            BASE_ENV, "", "must be a base URL such as https://api.stripe.com (no path or credentials)"
+        )
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise InputError.single(BASE_ENV, "", "plain http is allowed only on loopback (a local fake)")
     return base.rstrip("/")
@@ -89,9 +93,13 @@ class StripeGateway:
             except stripe.AuthenticationError:
                 raise StripeError(f"{what}: Stripe refused the API key ({KEY_ENV})") from None
             except stripe.IdempotencyError as exc:
-                raise StripeError(f"{what}: {exc.user_message or 'idempotency key reused with other parameters'}") from None
+                raise StripeError(
+                    f"{what}: {exc.user_message or 'idempotency key reused with other parameters'}"
+                ) from None
             except stripe.APIConnectionError:
-                raise StripeError(f"{what}: cannot reach Stripe (the request may have been made; rerun to settle)") from None
+                raise StripeError(
+                    f"{what}: cannot reach Stripe (the request may have been made; rerun to settle)"
+                ) from None
             except stripe.StripeError as exc:
                 status = exc.http_status or "no status"
                 raise StripeError(f"{what}: Stripe answered {status}: {exc.user_message or 'error'}") from None

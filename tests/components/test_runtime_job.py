@@ -1,4 +1,4 @@
-"""The payouts CronJob in a region stack (RuntimeJob) under the SDK's mocks; manifests checked by kubernetes-validate."""
+"""The payouts CronJob in a region stack (RuntimeJob) under the SDK's mocks; manifests validated strictly."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: dict[str, Any] | bytes) -> None:
@@ -88,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
@@ -124,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             items = items[ids.index(after) + 1 :] if after in ids else []
         return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "url": url}
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length", "0"))

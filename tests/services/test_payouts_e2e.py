@@ -51,11 +51,17 @@ def stripe_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
 
 
 def test_meter_to_statements_and_transfers(
-    tmp_path: Path, repo_copy: Path, cli: Callable[..., Any], s3: Any, stripe_fake: FakeStripe,
+    tmp_path: Path,
+    repo_copy: Path,
+    cli: Callable[..., Any],
+    s3: Any,
+    stripe_fake: FakeStripe,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     kms_key = boto3.client("kms").create_key(Description="statements")["KeyMetadata"]["Arn"]
-    s3.create_bucket(Bucket="voiceplat-eu-central-statements", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    s3.create_bucket(
+        Bucket="voiceplat-eu-central-statements", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
     s3.put_bucket_versioning(Bucket="voiceplat-eu-central-statements", VersioningConfiguration={"Status": "Enabled"})
     monkeypatch.setenv("PAYOUTS_KMS_KEY_ID", kms_key)
 
@@ -64,7 +70,9 @@ def test_meter_to_statements_and_transfers(
         with httpx.Client(timeout=10) as client:
             # acme-voice (EUR, 0.015/min): 1000 + 3 x 1 minutes = 1003 min = 15.045 EUR -> 1504 cents; x0.30 -> 451
             for seconds in (60_000, 1, 30, 59):
-                assert post_callback(client, meter, "acme-voice", callback(duration=seconds, when=WHEN)).status_code == 200
+                assert (
+                    post_callback(client, meter, "acme-voice", callback(duration=seconds, when=WHEN)).status_code == 200
+                )
             # sakura-calls (JPY, 1.5/min): 300 + 35 minutes = 502.5 yen -> 502; x0.40 -> 200
             for seconds in (18_000, 2_041):
                 form = callback(duration=seconds, when=WHEN, To="+81312345678")
@@ -82,7 +90,9 @@ def test_meter_to_statements_and_transfers(
     assert len(stripe_fake.accounts) == 2
 
     target = "s3://voiceplat-eu-central-statements/statements"
-    first = cli("payouts", "run", "--period", PERIOD, "--warehouse", warehouse, "--statements", target, "--json", root=repo_copy)
+    first = cli(
+        "payouts", "run", "--period", PERIOD, "--warehouse", warehouse, "--statements", target, "--json", root=repo_copy
+    )
     outcomes = {p["partner"]: p for p in json.loads(first.out)["partners"]}
     assert {p: o["status"] for p, o in outcomes.items()} == {"acme-voice": "paid", "sakura-calls": "paid"}
     assert sorted((t["metadata"]["partner"], t["amount"], t["currency"]) for t in stripe_fake.transfers) == [
@@ -103,7 +113,18 @@ def test_meter_to_statements_and_transfers(
         assert body["transfer"]["amount_minor"] == payout
 
     local = tmp_path / "statements"
-    third = cli("payouts", "run", "--period", PERIOD, "--warehouse", warehouse, "--statements", str(local), "--json", root=repo_copy)
+    third = cli(
+        "payouts",
+        "run",
+        "--period",
+        PERIOD,
+        "--warehouse",
+        warehouse,
+        "--statements",
+        str(local),
+        "--json",
+        root=repo_copy,
+    )
     assert {p["status"] for p in json.loads(third.out)["partners"]} == {"repaired"}
     assert len(stripe_fake.transfers) == 2
     for partner, payout in {"acme-voice": 451, "sakura-calls": 200}.items():

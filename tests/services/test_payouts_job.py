@@ -54,7 +54,9 @@ def accounts(fake: FakeStripe, *partners: str) -> dict[str, str]:
     return {p: gw.create_account(p, "DE", SPECS[p].billing.currency, "ops@x.example")["id"] for p in partners}
 
 
-def run(wh: Path, store: Path, fake: FakeStripe | None, acct: dict[str, str], dry: bool = False, **kw: Any) -> job.Report:
+def run(
+    wh: Path, store: Path, fake: FakeStripe | None, acct: dict[str, str], dry: bool = False, **kw: Any
+) -> job.Report:
     partners = kw.pop("partners", list(SPECS.values()))
     # A subset stands for one region's run: other partners' usage is not this run's business.
     kw.setdefault("region", None if len(partners) == len(SPECS) else "subset")
@@ -87,8 +89,16 @@ def test_known_answers_and_exactly_once(wh: Path, tmp_path: Path, fake: FakeStri
     for partner, (minutes, gross, payout) in KNOWN.items():
         statement = json.loads((tmp_path / "st" / PERIOD / f"{partner}.json").read_text())
         assert list(statement) == [
-            "partner", "period", "currency", "minutes", "rate", "gross_minor", "share", "payout_minor",
-            "adjustments", "transfer",
+            "partner",
+            "period",
+            "currency",
+            "minutes",
+            "rate",
+            "gross_minor",
+            "share",
+            "payout_minor",
+            "adjustments",
+            "transfer",
         ]
         assert (statement["minutes"], statement["gross_minor"], statement["payout_minor"]) == (minutes, gross, payout)
         assert statement["transfer"]["amount_minor"] == payout
@@ -155,7 +165,9 @@ def test_no_account_and_below_minimum_are_carried(wh: Path, tmp_path: Path, fake
     november = run(wh, tmp_path / "st", fake, acct, period="2026-11", partners=[SPECS["sakura-calls"]])
     statement = november.outcomes[0].statement
     assert statement["payout_minor"] == 6  # floor(15 x 0.40)
-    assert statement["adjustments"] == [{"kind": "carry", "amount_minor": 200, "reason": f"not paid in {PERIOD}, carried"}]
+    assert statement["adjustments"] == [
+        {"kind": "carry", "amount_minor": 200, "reason": f"not paid in {PERIOD}, carried"}
+    ]
     assert november.outcomes[0].status == job.PAID and fake.transfers[-1]["amount"] == 206
     # October is settled through November: paying it again is refused.
     october = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["sakura-calls"]])
