@@ -66,6 +66,19 @@ def partner_stack_text(spec: PartnerSpec, catalog: Catalog, extra: dict[str, Any
     return f"# Written by platformctl; the spec is partners/{spec.id}.yaml.\n" + dump_yaml({"config": config})
 
 
+KEPT_PARTNER_CONFIG = ("platform:stripeAccount",)
+"""Stack-file keys not derived from the spec (written by other commands): a rewrite keeps them. The Stripe account
+stays until the partner's last statement is paid, so offboarding keeps it too."""
+
+
+def _kept_config(repo: Repo, partner_id: str) -> dict[str, Any]:
+    stack = partner_stack(partner_id)
+    if not stack.config_file(repo.root).is_file():
+        return {}
+    values = load_stack_config(repo.root, stack).file_values
+    return {key: values[key] for key in KEPT_PARTNER_CONFIG if values.get(key)}
+
+
 def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
     """Validate every spec (model and catalog) before anything is written; one bad spec, nothing written."""
     if not spec_files:
@@ -97,7 +110,9 @@ def plan_onboarding(repo: Repo, spec_files: list[Path], update: bool) -> Change:
             )
             continue
         change.files[target] = path.read_text(encoding="utf-8")
-        change.files[partner_stack(spec.id).config_file(repo.root)] = partner_stack_text(spec, catalog)
+        change.files[partner_stack(spec.id).config_file(repo.root)] = partner_stack_text(
+            spec, catalog, _kept_config(repo, spec.id)
+        )
         change.stacks.append(partner_stack(spec.id))
         change.locks.append(f"partner-{spec.id}")
         change.operations.append((partner_stack(spec.id), "up"))
@@ -136,7 +151,7 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
                 "arguments", "ID", f"partner {partner_id!r} was already offboarded on {offboarded_on}"
             )
         change.files[stack.config_file(repo.root)] = partner_stack_text(
-            spec, catalog, {"platform:offboardedOn": today.isoformat()}
+            spec, catalog, {**_kept_config(repo, partner_id), "platform:offboardedOn": today.isoformat()}
         )
         change.operations.append((stack, "up"))
         change.notes.append(
@@ -167,7 +182,9 @@ def plan_offboarding(repo: Repo, partner_id: str, purge: bool, today: datetime.d
         )
     # The retain flags live in the state: an update with purgeData lifts them, then the destroy deletes the data.
     change.files[stack.config_file(repo.root)] = partner_stack_text(
-        spec, catalog, {"platform:offboardedOn": offboarded_on, "platform:purgeData": True}
+        spec,
+        catalog,
+        {**_kept_config(repo, partner_id), "platform:offboardedOn": offboarded_on, "platform:purgeData": True},
     )
     change.operations += [(stack, "up"), (stack, "destroy")]
     change.delete_after_apply += [stack.config_file(repo.root), spec_file]

@@ -205,3 +205,16 @@ def test_adjustments_are_lines_on_the_statement(
     assert statement["payout_minor"] == 451
     assert [a["amount_minor"] for a in statement["adjustments"]] == [120, -21]
     assert statement["transfer"]["amount_minor"] == 550 and fake.transfers[0]["amount"] == 550
+
+
+def test_offboarding_and_updating_keep_the_stripe_account(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe
+) -> None:
+    stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
+    cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    (account,) = fake.accounts
+    cli("onboard-partner", str(repo_copy / "partners/acme-voice.yaml"), "--update", "--no-apply", root=repo_copy)
+    assert f"platform:stripeAccount: {account}" in stack_file.read_text()
+    cli("offboard-partner", "acme-voice", "--no-apply", root=repo_copy)
+    text = stack_file.read_text()
+    assert f"platform:stripeAccount: {account}" in text and "platform:offboardedOn" in text
