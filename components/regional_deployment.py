@@ -164,7 +164,7 @@ class RegionalDeployment(pulumi.ComponentResource):
 
         if args.meter_image:
             self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider)
-            self._payouts(name, args, namespace, warehouse, key, k8s_opts, snowflake_provider)
+            self._payouts(name, args, namespace, warehouse, key, cluster, aws_opts, k8s_opts, snowflake_provider)
 
         self.outputs = {
             "aws_region": region.aws_region,
@@ -263,11 +263,71 @@ class RegionalDeployment(pulumi.ComponentResource):
         namespace: k8s.core.v1.Namespace,
         warehouse: SnowflakeWarehouse,
         key: aws.kms.Key,
+        cluster: aws.eks.Cluster,
+        aws_opts: pulumi.ResourceOptions,
         k8s_opts: pulumi.ResourceOptions,
         snowflake_provider: snowflake.Provider,
     ) -> None:
         """The monthly payouts job: reads this region's warehouse, pays this region's partners (usage never leaves
         the region), writes statements to this region's statements bucket."""
+        # EKS Pod Identity (the agent add-on is installed with the cluster): the job's ServiceAccount alone may read
+        # and write statements, and only under statements/; no AWS key lives in the cluster.
+        role = aws.iam.Role(
+            f"{name}-payouts-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "pods.eks.amazonaws.com"},
+                            "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        }
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        bucket_arn = f"arn:aws:s3:::{args.name_prefix}-{args.region.code}-statements"  # the name is fixed at plan time
+        aws.iam.RolePolicy(
+            f"{name}-payouts-statements",
+            role=role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:GetObject", "s3:PutObject"],
+                            "Resource": f"{bucket_arn}/statements/*",
+                        },
+                        {"Effect": "Allow", "Action": ["s3:GetBucketVersioning"], "Resource": bucket_arn},
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-payouts-kms",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.arn}
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{name}-payouts-identity",
+            cluster_name=cluster.name,
+            namespace=PLATFORM_NAMESPACE,
+            service_account="payouts",
+            role_arn=role.arn,
+            opts=aws_opts,
+        )
         sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
         user_key = tls.PrivateKey(
             f"{name}-payouts-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)

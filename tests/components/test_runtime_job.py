@@ -73,3 +73,18 @@ def test_manifests_validate_strictly(planned: Plan, kind: str) -> None:
     if kind == "kubernetes:core/v1:Secret":
         manifest.pop("stringData", None)  # a secret in the plan; its shape is the provider's
     kubernetes_validate.validate(manifest, "1.33", strict=True)
+
+
+def test_only_the_job_may_write_statements(planned: Plan) -> None:
+    association = planned.one(STACK, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "region-payouts-identity")
+    assert association.inputs["namespace"] == "platform" and association.inputs["serviceAccount"] == "payouts"
+    role = planned.one(STACK, "aws:iam/role:Role", "region-payouts-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    policy = planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-statements").inputs["policy"]
+    grants = {(tuple(st["Action"]), st["Resource"]) for st in json.loads(policy)["Statement"]}
+    assert grants == {
+        (("s3:GetObject", "s3:PutObject"), "arn:aws:s3:::voiceplat-eu-central-statements/statements/*"),
+        (("s3:GetBucketVersioning",), "arn:aws:s3:::voiceplat-eu-central-statements"),
+    }
+    assert planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-kms")
