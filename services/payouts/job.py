@@ -19,7 +19,7 @@ from typing import Any
 from components.warehouse_tables import USAGE_EVENTS, view
 from partners.spec import PartnerSpec
 from partners.tiers import TierTable
-from platformctl.errors import PlatformError
+from platformctl.errors import InputError, PlatformError
 from services.payouts import money
 from services.payouts.money import Adjustment, AdjustmentLine
 from services.payouts.statements import StatementStore
@@ -211,13 +211,13 @@ def run_payouts(
                 Outcome(partner, FAILED, {}, reason="usage in the warehouse but no partner spec; nothing paid")
             )
     lines: dict[str, list[Adjustment]] = {}
-    for line in adjustments:
+    for index, line in enumerate(adjustments):
+        where = f"adjustments[{index}]"
         if line.partner not in specs:
-            raise money_error(f"adjustment for {line.partner}: not a partner of this run")
-        if line.currency != (
-            usage[line.partner].currency if line.partner in usage else specs[line.partner].billing.currency
-        ):
-            raise money_error(f"adjustment for {line.partner}: currency {line.currency} is not the statement's")
+            raise InputError.single("--adjustments", f"{where}.partner", f"{line.partner!r} is not paid by this run")
+        expected = usage[line.partner].currency if line.partner in usage else specs[line.partner].billing.currency
+        if line.currency != expected:
+            raise InputError.single("--adjustments", f"{where}.currency", f"the statement is in {expected}")
         lines.setdefault(line.partner, []).append(
             Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason)
         )

@@ -218,3 +218,31 @@ def test_offboarding_and_updating_keep_the_stripe_account(
     cli("offboard-partner", "acme-voice", "--no-apply", root=repo_copy)
     text = stack_file.read_text()
     assert f"platform:stripeAccount: {account}" in text and "platform:offboardedOn" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("{partner: sakura-calls, currency: JPY, kind: credit, amount_minor: 5, reason: x}", "adjustments[0].partner"),
+        ("{partner: acme-voice, currency: USD, kind: credit, amount_minor: 5, reason: x}", "adjustments[0].currency"),
+    ],
+)
+def test_adjustments_for_another_partner_or_currency_exit_2(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path, line: str, field: str
+) -> None:
+    adjustments = tmp_path / "adj.yaml"
+    adjustments.write_text(f"period: 2026-10\nadjustments:\n  - {line}\n")
+    args = ["payouts", "run", "--period", "2026-10", "--region", "eu-central", "--warehouse", wh]
+    result = cli(*args, "--statements", str(tmp_path / "st"), "--adjustments", str(adjustments), code=2, root=repo_copy)
+    assert field in result.err
+    assert not (tmp_path / "st").exists() and not fake.requests
+
+
+def test_period_previous_is_the_month_before_this_one(repo_copy: Path, cli: Callable[..., Any], tmp_path: Path) -> None:
+    wh = f"local:{tmp_path / 'empty'}"
+    import datetime as dt
+
+    from services.payouts.money import previous_period
+
+    result = cli("payouts", "run", "--period", "previous", "--warehouse", wh, "--dry-run", "--json", root=repo_copy)
+    assert json.loads(result.out)["period"] == previous_period(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
