@@ -210,6 +210,12 @@ def onboard_partner(
     repo = _repo()
     change = changes.plan_onboarding(repo, specs, update)
     _carry_out(change, mode, yes, recheck=lambda: changes.recheck_onboarding(repo, change, update))
+    if mode is changes.Mode.APPLY:
+        from cli.render import plain
+        from platformctl.billing import connect_after_onboarding
+
+        for note in connect_after_onboarding(repo, [stack.key for stack in change.stacks]):
+            plain(out, note)
 
 
 @app.command("offboard-partner")

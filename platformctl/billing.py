@@ -188,3 +188,21 @@ def run(
         )
     finally:
         conn.close()
+
+
+def connect_after_onboarding(repo: Repo, partner_ids: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """The apply path of onboarding: connect every new stripe_connect partner, or say how to when no key is set."""
+    env = dict(os.environ) if env is None else env
+    wanted = [p for p in partner_ids if _spec(repo, p).billing.payout_method == "stripe_connect"]
+    if not wanted:
+        return []
+    if not env.get("STRIPE_API_KEY"):
+        return [
+            f"{p}: no STRIPE_API_KEY; run `platformctl billing connect {p}` to open its Stripe account" for p in wanted
+        ]
+    gateway = StripeGateway.from_env(env)
+    notes = []
+    for partner_id in wanted:
+        result = connect(repo, partner_id, gateway)
+        notes.append(f"{partner_id}: {'created' if result.created else 'found'} Stripe account {result.account}")
+    return notes

@@ -246,3 +246,16 @@ def test_period_previous_is_the_month_before_this_one(repo_copy: Path, cli: Call
 
     result = cli("payouts", "run", "--period", "previous", "--warehouse", wh, "--dry-run", "--json", root=repo_copy)
     assert json.loads(result.out)["period"] == previous_period(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
+
+
+def test_onboarding_apply_connects_stripe_connect_partners(repo_copy: Path, fake: FakeStripe) -> None:
+    from platformctl.billing import connect_after_onboarding
+    from platformctl.repo import Repo
+
+    repo = Repo(repo_copy)
+    env = {"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": fake.base}
+    notes = connect_after_onboarding(repo, ["acme-voice", "sunrise-telecom"], env)  # sunrise: bank_transfer
+    assert len(notes) == 1 and notes[0].startswith("acme-voice: created Stripe account acct_")
+    assert connect_after_onboarding(repo, ["acme-voice"], env)[0].startswith("acme-voice: found")
+    assert len(fake.accounts) == 1
+    assert "billing connect acme-voice" in connect_after_onboarding(repo, ["acme-voice"], {})[0]
