@@ -183,3 +183,24 @@ def test_dry_run_calls_and_writes_nothing(wh: Path, tmp_path: Path, fake: FakeSt
     assert fake.requests == before and not fake.transfers
     assert not (tmp_path / "st").exists()
     assert report.outcomes[0].statement["gross_minor"] == 1504
+
+
+def test_late_usage_after_payment_is_a_warning_not_a_second_transfer(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    acct = accounts(fake, "acme-voice")
+    run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
+    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])
+    report = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
+    (outcome,) = report.outcomes
+    assert outcome.status == job.ALREADY_PAID and "correction" in outcome.warnings[0]
+    assert len(fake.transfers) == 1
+
+
+def test_two_currencies_in_one_period_are_refused(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    from platformctl.errors import PlatformError
+
+    seed(wh, [usage_row("acme-voice", PERIOD, 5, "0.02", "USD", "professional")])
+    with pytest.raises(PlatformError, match="EUR, USD"):
+        run(wh, tmp_path / "st", fake, {}, partners=[SPECS["acme-voice"]])
+    assert not fake.requests
