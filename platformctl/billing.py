@@ -166,12 +166,18 @@ def run(
         if warehouse_url.startswith("local:"):
             warehouse.ensure_schema(conn)
 
+        listed: dict[str, dict[str, Any]] | None = None
+
         def account_of(partner_id: str) -> str | None:
+            nonlocal listed
             recorded = stripe_account_of(repo, partner_id)
             if recorded or gateway is None:
                 return recorded
-            # The deployed job has no stack files: the account is found by the metadata `billing connect` set.
-            found = gateway.find_account(partner_id)
+            # The deployed job has no stack files: the account is found by the metadata `billing connect` set,
+            # listed once per run.
+            if listed is None:
+                listed = gateway.accounts_by_partner()
+            found = listed.get(partner_id)
             return found["id"] if found else None
 
         return run_payouts(

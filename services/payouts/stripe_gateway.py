@@ -119,18 +119,25 @@ class StripeGateway:
         return account.to_dict()
 
     def find_account(self, partner_id: str) -> dict[str, Any] | None:
-        """The connected account whose metadata names the partner (bounded walk over the platform's accounts)."""
+        """The connected account whose metadata names the partner."""
+        return self.accounts_by_partner(f"{partner_id}: looking up its Stripe account").get(partner_id)
 
-        def walk() -> dict[str, Any] | None:
+    def accounts_by_partner(self, what: str = "listing the Stripe accounts") -> dict[str, dict[str, Any]]:
+        """Every connected account that names a partner, by partner (one bounded walk over the platform's accounts)."""
+
+        def walk() -> dict[str, dict[str, Any]]:
+            found: dict[str, dict[str, Any]] = {}
             page = self.client.v1.accounts.list(params={"limit": 100})
             for seen, account in enumerate(page.auto_paging_iter()):
                 if seen >= 100_000:
                     break
-                if (account.to_dict().get("metadata") or {}).get(PARTNER_METADATA) == partner_id:
-                    return account.to_dict()
-            return None
+                plain = account.to_dict()
+                partner = (plain.get("metadata") or {}).get(PARTNER_METADATA)
+                if partner:
+                    found.setdefault(partner, plain)
+            return found
 
-        result: dict[str, Any] | None = self._call(f"{partner_id}: looking up its Stripe account", walk)
+        result: dict[str, dict[str, Any]] = self._call(what, walk)
         return result
 
     def create_account(self, partner_id: str, country: str, currency: str, email: str) -> dict[str, Any]:

@@ -259,3 +259,17 @@ def test_onboarding_apply_connects_stripe_connect_partners(repo_copy: Path, fake
     assert connect_after_onboarding(repo, ["acme-voice"], env)[0].startswith("acme-voice: found")
     assert len(fake.accounts) == 1
     assert "billing connect acme-voice" in connect_after_onboarding(repo, ["acme-voice"], {})[0]
+
+
+def test_without_stack_files_the_account_is_found_by_its_metadata(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
+) -> None:
+    stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
+    before = stack_file.read_text()
+    cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    stack_file.write_text(before)  # as in the deployed image, which carries no stack files' edits
+    cli(
+        "payouts", "run", "--period", "2026-10", "--warehouse", wh, "--statements", str(tmp_path / "st"), root=repo_copy
+    )
+    (account,) = fake.accounts
+    assert [(t["destination"], t["amount"]) for t in fake.transfers] == [(account, 451)]
