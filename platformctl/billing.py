@@ -20,7 +20,7 @@ from regions.catalog import load_catalog
 from services.payouts import money
 from services.payouts.job import Report, run_payouts
 from services.payouts.statements import open_store
-from services.payouts.stripe_gateway import StripeGateway
+from services.payouts.stripe_gateway import PARTNER_METADATA, StripeGateway
 
 STRIPE_ACCOUNT_KEY = "platform:stripeAccount"
 _ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
@@ -120,6 +120,7 @@ def connect(repo: Repo, partner_id: str, gateway: StripeGateway) -> Connection:
     account = None
     if plan["existing"]:
         account = gateway.retrieve_account(plan["existing"])
+        _check_owner(partner_id, plan["existing"], account)
     if account is None:
         account = gateway.find_account(partner_id)
     created = account is None
@@ -136,6 +137,43 @@ def region_partners(repo: Repo, region: str | None) -> list[PartnerSpec]:
             raise InputError.single("--region", "", f"unknown region {region!r}")
     specs = [load_spec(path, repo.display(path)) for path in repo.partner_spec_files()]
     return [s for s in specs if region is None or s.home_region == region]
+
+
+def _check_owner(partner_id: str, account_id: str, account: dict[str, Any] | None) -> None:
+    """A recorded id must be this partner's account: a stack file pointing elsewhere would pay someone else."""
+    owner = ((account or {}).get("metadata") or {}).get(PARTNER_METADATA)
+    if account is None or owner != partner_id:
+        said = "no such account" if account is None else f"its metadata partner is {owner!r}"
+        raise InputError.single(
+            f"stacks/Pulumi.partner-{partner_id}.yaml",
+            f"config.{STRIPE_ACCOUNT_KEY}",
+            f"{account_id} is not {partner_id}'s Stripe account (Stripe: {said})",
+        )
+
+
+def resolve_accounts(repo: Repo, partners: list[PartnerSpec], gateway: StripeGateway | None) -> dict[str, str | None]:
+    """Each stripe_connect partner's account, checked against Stripe before anything is paid (dry run: as recorded).
+
+    The deployed job has no stack files: there the account is found by the metadata `billing connect` sets, from
+    one listing per run.
+    """
+    listed: dict[str, dict[str, Any]] | None = None
+    accounts: dict[str, str | None] = {}
+    for spec in partners:
+        if spec.billing.payout_method != "stripe_connect":
+            continue
+        recorded = stripe_account_of(repo, spec.id)
+        if gateway is None:
+            accounts[spec.id] = recorded
+        elif recorded:
+            _check_owner(spec.id, recorded, gateway.retrieve_account(recorded))
+            accounts[spec.id] = recorded
+        else:
+            if listed is None:
+                listed = gateway.accounts_by_partner()
+            found = listed.get(spec.id)
+            accounts[spec.id] = found["id"] if found else None
+    return accounts
 
 
 def run(
@@ -166,26 +204,12 @@ def run(
         if warehouse_url.startswith("local:"):
             warehouse.ensure_schema(conn)
 
-        listed: dict[str, dict[str, Any]] | None = None
-
-        def account_of(partner_id: str) -> str | None:
-            nonlocal listed
-            recorded = stripe_account_of(repo, partner_id)
-            if recorded or gateway is None:
-                return recorded
-            # The deployed job has no stack files: the account is found by the metadata `billing connect` set,
-            # listed once per run.
-            if listed is None:
-                listed = gateway.accounts_by_partner()
-            found = listed.get(partner_id)
-            return found["id"] if found else None
-
         return run_payouts(
             conn=conn,
             period=period,
             partners=partners,
             tiers=load_tiers(repo.partners_dir / "tiers.yaml"),
-            account_of=account_of,
+            accounts=lambda: resolve_accounts(repo, partners, gateway),
             store=store,
             gateway=gateway,
             adjustments=adjustments,

@@ -11,7 +11,7 @@ statement without a transfer, and its amount is carried into the next period's s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -191,14 +191,18 @@ def run_payouts(
     period: str,
     partners: list[PartnerSpec],
     tiers: TierTable,
-    account_of: Callable[[str], str | None],
+    accounts: Callable[[], Mapping[str, str | None]],
     store: StatementStore,
     gateway: StripeGateway | None,
-    adjustments: list[AdjustmentLine] = (),  # type: ignore[assignment]
+    adjustments: Sequence[AdjustmentLine] = (),
     region: str | None = None,
     dry_run: bool = False,
 ) -> Report:
-    """Pay every partner in `partners` for `period` (see the module docstring). `gateway` None only when dry."""
+    """Pay every partner in `partners` for `period` (see the module docstring). `gateway` None only when dry.
+
+    `accounts` gives each partner's Stripe account (None: none); it is called once, after every input is checked
+    and before anything is paid.
+    """
     money.check_period(period)
     if gateway is None and not dry_run:
         raise ValueError("a real run needs a Stripe gateway")
@@ -221,13 +225,18 @@ def run_payouts(
         lines.setdefault(line.partner, []).append(
             Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason)
         )
+    account_of = accounts()
     for partner_id in sorted(specs):
         spec = specs[partner_id]
         carry = _carry_in(store, spec, period)
         own = ([carry] if carry else []) + lines.get(partner_id, [])
         if partner_id not in usage and not own:
             continue
-        outcomes.append(_settle(spec, period, usage.get(partner_id), tiers, own, account_of, store, gateway, dry_run))
+        outcomes.append(
+            _settle(
+                spec, period, usage.get(partner_id), tiers, own, account_of.get(partner_id), store, gateway, dry_run
+            )
+        )
     return Report(period, region, store.where, dry_run, outcomes)
 
 
@@ -237,7 +246,7 @@ def _settle(
     usage: Usage | None,
     tiers: TierTable,
     adjustments: list[Adjustment],
-    account_of: Callable[[str], str | None],
+    account: str | None,
     store: StatementStore,
     gateway: StripeGateway | None,
     dry_run: bool,
@@ -272,7 +281,6 @@ def _settle(
         return outcome
 
     hold = money.below_minimum(due, currency)
-    account = account_of(spec.id)
     if account is None:
         hold = f"no Stripe account (run: platformctl billing connect {spec.id})"
     if hold is not None:

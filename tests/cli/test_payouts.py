@@ -273,3 +273,18 @@ def test_without_stack_files_the_account_is_found_by_its_metadata(
     )
     (account,) = fake.accounts
     assert [(t["destination"], t["amount"]) for t in fake.transfers] == [(account, 451)]
+
+
+def test_a_stack_file_naming_someone_elses_account_pays_nothing(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
+) -> None:
+    cli("billing", "connect", "sakura-calls", "--yes", root=repo_copy)
+    (sakura,) = fake.accounts
+    stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
+    stack_file.write_text(stack_file.read_text().replace("config:\n", f"config:\n  platform:stripeAccount: {sakura}\n"))
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st")]
+    result = cli("payouts", "run", "--period", "2026-10", *args, code=2, root=repo_copy)
+    assert "platform:stripeAccount" in result.err and "sakura-calls" in result.err
+    assert not fake.transfers and not (tmp_path / "st").exists()
+    assert "sakura-calls" in cli("billing", "connect", "acme-voice", "--yes", code=2, root=repo_copy).err
+    assert len(fake.accounts) == 1

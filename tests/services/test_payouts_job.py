@@ -67,7 +67,7 @@ def run(
             period=kw.pop("period", PERIOD),
             partners=partners,
             tiers=load_tiers(),
-            account_of=acct.get,
+            accounts=lambda: acct,
             store=LocalStatements(store),
             gateway=gateway(fake) if fake else None,
             dry_run=dry,
