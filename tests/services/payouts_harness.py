@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from components.warehouse_tables import USAGE_EVENTS
 from services import warehouse
 from services.payouts.stripe_gateway import StripeGateway
-from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
+from tests.services.stripe_fake import TEST_KEY, FakeStripe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,8 +49,3 @@ def gateway(fake: FakeStripe) -> StripeGateway:
     gw = StripeGateway.from_env(stripe_env(fake))
     gw.sleep = lambda _: None
     return gw
-
-
-def stripe_server() -> Iterator[FakeStripe]:
-    with StripeServer() as fake:
-        yield fake
