@@ -216,6 +216,12 @@ def onboard_partner(
     inputs = changes.read_spec_inputs(specs)
     locks = changes.onboarding_locks(inputs)
     _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes)
+    if mode is changes.Mode.APPLY:
+        from cli.render import plain
+        from platformctl.billing import connect_after_onboarding
+
+        for note in connect_after_onboarding(_repo(), [lock.removeprefix("partner-") for lock in locks]):
+            plain(out, note)
 
 
 @app.command("offboard-partner")
@@ -448,6 +454,9 @@ app.command("preflight")(preflight_command)
 from cli.meter import register as register_meter  # noqa: E402  (the group needs `app`)
 
 register_meter(app)
+from cli.payouts import register as register_payouts  # noqa: E402
+
+register_payouts(app)
 
 
 # ---------------------------------------------------------------- entry point

@@ -16,6 +16,7 @@ import pulumi_tls as tls
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.gateway_certificates import bind_certificate
 from components.outputs import secret
+from components.runtime_job import RuntimeJob, RuntimeJobArgs
 from components.runtime_service import SPOOL_MOUNT, RuntimeService, RuntimeServiceArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_organization import rsa_public_key_body
@@ -88,6 +89,10 @@ class RegionalDeploymentArgs:
     """Twilio auth token that signs status callbacks (secret stack config)."""
     snowflake_monthly_credits: int = 200
     """Credit quota of the region's resource monitor."""
+    stripe_api_key: pulumi.Input[str] = ""
+    """Stripe secret key the payouts job transfers with (secret stack config)."""
+    payouts_schedule: str = "0 6 2 * *"
+    """When the payouts job pays the month before (UTC): the 2nd, after late callbacks of the month's last day."""
 
 
 class RegionalDeployment(pulumi.ComponentResource):
@@ -126,7 +131,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 ),
                 opts=aws_opts,
             )
-            for purpose in ("recordings", "transcripts")
+            for purpose in ("recordings", "transcripts", "statements")
         }
 
         private_subnets, public_subnets = self._network(name, region, aws_opts)
@@ -187,6 +192,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider)
             if args.meter_host:
                 self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
+            self._payouts(name, args, namespace, warehouse, key, cluster, aws_opts, k8s_opts, snowflake_provider)
 
         self.outputs = {
             "aws_region": region.aws_region,
@@ -194,6 +200,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             "kms_key_alias": self.key_alias,
             "recordings_bucket": self.buckets["recordings"].bucket.bucket,
             "transcripts_bucket": self.buckets["transcripts"].bucket.bucket,
+            "statements_bucket": self.buckets["statements"].bucket.bucket,
             "retention_days": args.retention_days,
             "launched_countries": [c.code for c in args.launched],
             "cluster_name": cluster.name,
@@ -324,6 +331,132 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "METER_PUBLIC_URL": args.meter_public_url,
                 },
                 spool_size="10Gi",
+            ),
+            opts=k8s_opts,
+        )
+
+    def _payouts(
+        self,
+        name: str,
+        args: RegionalDeploymentArgs,
+        namespace: k8s.core.v1.Namespace,
+        warehouse: SnowflakeWarehouse,
+        key: aws.kms.Key,
+        cluster: aws.eks.Cluster,
+        aws_opts: pulumi.ResourceOptions,
+        k8s_opts: pulumi.ResourceOptions,
+        snowflake_provider: snowflake.Provider,
+    ) -> None:
+        """The monthly payouts job: reads this region's warehouse, pays this region's partners (usage never leaves
+        the region), writes statements to this region's statements bucket."""
+        # EKS Pod Identity (the agent add-on is installed with the cluster): the job's ServiceAccount alone may read
+        # and write statements, and only under statements/; no AWS key lives in the cluster.
+        role = aws.iam.Role(
+            f"{name}-payouts-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "pods.eks.amazonaws.com"},
+                            "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        }
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        bucket_arn = f"arn:aws:s3:::{args.name_prefix}-{args.region.code}-statements"  # the name is fixed at plan time
+        aws.iam.RolePolicy(
+            f"{name}-payouts-statements",
+            role=role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:GetObject", "s3:PutObject"],
+                            "Resource": f"{bucket_arn}/statements/*",
+                        },
+                        {"Effect": "Allow", "Action": ["s3:GetBucketVersioning"], "Resource": bucket_arn},
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-payouts-kms",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.arn}
+                    ],
+                }
+            ),
+            opts=aws_opts,
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{name}-payouts-identity",
+            cluster_name=cluster.name,
+            namespace=PLATFORM_NAMESPACE,
+            service_account="payouts",
+            role_arn=role.arn,
+            opts=aws_opts,
+        )
+        sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
+        user_key = tls.PrivateKey(
+            f"{name}-payouts-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)
+        )
+        user = snowflake.ServiceUser(
+            f"{name}-payouts-user",
+            name=region_object(args.region.code, "PAYOUTS"),
+            comment=f"The payouts job of region {args.region.code}",
+            default_role=warehouse.loader_role,
+            default_warehouse=warehouse.load_warehouse,
+            rsa_public_key=user_key.public_key_pem.apply(rsa_public_key_body),
+            opts=sf_opts,
+        )
+        snowflake.GrantAccountRole(
+            f"{name}-payouts-user-role", role_name=warehouse.loader_role, user_name=user.name, opts=sf_opts
+        )
+        warehouse_url = pulumi.Output.concat(
+            "snowflake://",
+            args.snowflake_organization,
+            "-",
+            args.snowflake_account,
+            "/",
+            warehouse.database_name,
+            "?user=",
+            user.name,
+            "&role=",
+            warehouse.loader_role,
+            "&warehouse=",
+            warehouse.load_warehouse,
+        )
+        RuntimeJob(
+            f"{name}-payouts",
+            RuntimeJobArgs(
+                job="payouts",
+                namespace=namespace.metadata.name,
+                image=args.meter_image,
+                args=("payouts", "run", "--period", "previous", "--region", args.region.code),
+                schedule=args.payouts_schedule,
+                secret_env={
+                    "STRIPE_API_KEY": args.stripe_api_key,
+                    "SNOWFLAKE_PRIVATE_KEY": user_key.private_key_pem,
+                    "PAYOUTS_WAREHOUSE_URL": warehouse_url,
+                },
+                env={
+                    "PAYOUTS_STATEMENTS": pulumi.Output.concat(
+                        "s3://", self.buckets["statements"].bucket.bucket, "/statements"
+                    ),
+                    "PAYOUTS_KMS_KEY_ID": key.arn,
+                    "AWS_REGION": args.region.aws_region,
+                },
             ),
             opts=k8s_opts,
         )

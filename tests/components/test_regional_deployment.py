@@ -28,7 +28,7 @@ SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryption
 def test_bucket_expiry_is_the_strictest_launched_retention(fleet: Plan, region: str, days: int) -> None:
     stack = f"region-{region}"
     lifecycles = fleet.resources(stack, LIFECYCLE)
-    assert len(lifecycles) == 2
+    assert len(lifecycles) == 3  # recordings, transcripts, statements
     for lifecycle in lifecycles:
         rule = lifecycle.inputs["rules"][0]
         assert rule["status"] == "Enabled"
@@ -42,7 +42,7 @@ def test_buckets_are_kms_encrypted_versioned_private_and_tls_only(fleet: Plan) -
     key = fleet.one(stack, "aws:kms/key:Key", "region-data-key")
     assert key.inputs["enableKeyRotation"] is True
     assert key.retain_on_delete
-    for purpose in ("recordings", "transcripts"):
+    for purpose in ("recordings", "transcripts", "statements"):
         bucket = fleet.one(stack, "aws:s3/bucket:Bucket", f"region-{purpose}-bucket")
         assert bucket.inputs["bucket"] == f"voiceplat-eu-central-{purpose}"
         assert bucket.retain_on_delete

@@ -161,8 +161,7 @@ def test_plan_json_carries_dependencies_like_pulumi_preview(plan_in, tmp_path: P
         for s in states.values()
         for u in s.get("dependencies", [])
         if "::pulumi:pulumi:StackReference::" in u
-        or (u.endswith(("-cert-meter-secret", "-secret"))
-        and "kubernetes:core/v1:Secret::" in u)
+        or (u.endswith(("-cert-meter-secret", "-secret")) and "kubernetes:core/v1:Secret::" in u)
     }
     grants = [s for s in states.values() if s["type"].endswith("GrantPrivilegesToAccountRole")]
     assert grants

@@ -1,0 +1,199 @@
+"""Stripe Connect through the official `stripe` client: Express accounts and transfers, every write idempotent.
+
+STRIPE_API_KEY comes from the environment (a live key only with `live=True`); STRIPE_API_BASE points the client at
+another endpoint (a loopback fake in tests). The key is never put in a message, a log line or a file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import stripe
+
+from foundation.errors import InputError, PlatformError
+
+KEY_ENV = "STRIPE_API_KEY"
+BASE_ENV = "STRIPE_API_BASE"
+NETWORK_RETRIES = 2
+"""Retries the stripe client makes itself (connection errors, 409, 5xx), with the request's Idempotency-Key."""
+RATE_LIMIT_RETRIES = 4
+"""Our own retries of a 429 (the client does not retry one unless Stripe says so), same key, backing off."""
+PARTNER_METADATA = "partner"
+"""Metadata key naming the partner on accounts and transfers: how a lost id is found again."""
+
+
+class StripeError(PlatformError):
+    """Stripe refused or could not be reached; nothing more is known (exit 1)."""
+
+
+def account_idempotency_key(partner_id: str) -> str:
+    return f"account:{partner_id}"
+
+
+def transfer_idempotency_key(partner_id: str, period: str) -> str:
+    return f"payout:{partner_id}:{period}"
+
+
+def _check_key(key: str, live: bool) -> str:
+    if not key:
+        raise InputError.single(
+            KEY_ENV, "", "not set: the Stripe secret key (sk_test_... or, with --live, sk_live_...)"
+        )
+    if key.startswith(("sk_live_", "rk_live_")):
+        if not live:
+            raise InputError.single(KEY_ENV, "", "is a live key; pass --live to move real money")
+        return key
+    if not key.startswith(("sk_test_", "rk_test_")) or not key.isascii() or any(c.isspace() for c in key):
+        raise InputError.single(KEY_ENV, "", "is not a Stripe secret key (sk_test_... or sk_live_...)")
+    return key
+
+
+def _check_base(base: str) -> str:
+    parts = urlsplit(base)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.path not in ("", "/"):
+        raise InputError.single(
+            BASE_ENV, "", "must be a base URL such as https://api.stripe.com (no path or credentials)"
+        )
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise InputError.single(BASE_ENV, "", "plain http is allowed only on loopback (a local fake)")
+    return base.rstrip("/")
+
+
+@dataclass
+class StripeGateway:
+    client: stripe.StripeClient
+    sleep: Callable[[float], None] = time.sleep
+    rate_limit_delay: float = 0.5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, live: bool = False) -> StripeGateway:
+        env = os.environ if env is None else env
+        key = _check_key(env.get(KEY_ENV, ""), live)
+        base = env.get(BASE_ENV)
+        client = stripe.StripeClient(
+            key,
+            base_addresses={"api": _check_base(base)} if base else None,
+            max_network_retries=NETWORK_RETRIES,
+        )
+        return cls(client)
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                return fn()
+            except stripe.RateLimitError:
+                if attempt == RATE_LIMIT_RETRIES:
+                    raise StripeError(f"{what}: Stripe kept answering 429 (rate limited); try again later") from None
+                self.sleep(self.rate_limit_delay * 2**attempt)
+            except stripe.AuthenticationError:
+                raise StripeError(f"{what}: Stripe refused the API key ({KEY_ENV})") from None
+            except stripe.IdempotencyError as exc:
+                raise StripeError(
+                    f"{what}: {exc.user_message or 'idempotency key reused with other parameters'}"
+                ) from None
+            except stripe.APIConnectionError:
+                raise StripeError(
+                    f"{what}: cannot reach Stripe (the request may have been made; rerun to settle)"
+                ) from None
+            except stripe.StripeError as exc:
+                status = exc.http_status or "no status"
+                raise StripeError(f"{what}: Stripe answered {status}: {exc.user_message or 'error'}") from None
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ accounts
+
+    def retrieve_account(self, account_id: str) -> dict[str, Any] | None:
+        try:
+            account = self.client.v1.accounts.retrieve(account_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise StripeError(f"account {account_id}: Stripe answered {exc.http_status}") from None
+        except stripe.StripeError as exc:
+            raise StripeError(f"account {account_id}: Stripe answered {exc.http_status or 'no status'}") from None
+        return account.to_dict()
+
+    def find_account(self, partner_id: str) -> dict[str, Any] | None:
+        """The connected account whose metadata names the partner."""
+        return self.accounts_by_partner(f"{partner_id}: looking up its Stripe account").get(partner_id)
+
+    def accounts_by_partner(self, what: str = "listing the Stripe accounts") -> dict[str, dict[str, Any]]:
+        """Every connected account that names a partner, by partner (one bounded walk over the platform's accounts)."""
+
+        def walk() -> dict[str, dict[str, Any]]:
+            found: dict[str, dict[str, Any]] = {}
+            page = self.client.v1.accounts.list(params={"limit": 100})
+            for seen, account in enumerate(page.auto_paging_iter()):
+                if seen >= 100_000:
+                    break
+                plain = account.to_dict()
+                partner = (plain.get("metadata") or {}).get(PARTNER_METADATA)
+                if partner:
+                    found.setdefault(partner, plain)
+            return found
+
+        result: dict[str, dict[str, Any]] = self._call(what, walk)
+        return result
+
+    def create_account(self, partner_id: str, country: str, currency: str, email: str) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "type": "express",
+            "country": country,
+            "default_currency": currency.lower(),
+            "email": email,
+            "capabilities": {"transfers": {"requested": True}},
+            "metadata": {PARTNER_METADATA: partner_id},
+        }
+        account = self._call(
+            f"{partner_id}: creating its Stripe account",
+            lambda: self.client.v1.accounts.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": account_idempotency_key(partner_id)},
+            ),
+        )
+        return account.to_dict()
+
+    # ------------------------------------------------------------ transfers
+
+    def find_transfer(self, partner_id: str, period: str, destination: str) -> dict[str, Any] | None:
+        """The transfer of this partner and period, if one was made (however long ago: keys expire, this does not)."""
+
+        def walk() -> dict[str, Any] | None:
+            page = self.client.v1.transfers.list(
+                params={"transfer_group": period, "destination": destination, "limit": 100}
+            )
+            for seen, transfer in enumerate(page.auto_paging_iter()):
+                if seen >= 100_000:
+                    break
+                metadata = transfer.to_dict().get("metadata") or {}
+                if metadata.get(PARTNER_METADATA) == partner_id and metadata.get("period") == period:
+                    return transfer.to_dict()
+            return None
+
+        found: dict[str, Any] | None = self._call(f"{partner_id}: looking up its {period} transfer", walk)
+        return found
+
+    def create_transfer(
+        self, partner_id: str, period: str, destination: str, amount_minor: int, currency: str
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "destination": destination,
+            "transfer_group": period,
+            "description": f"Revenue share {period}",
+            "metadata": {PARTNER_METADATA: partner_id, "period": period},
+        }
+        transfer = self._call(
+            f"{partner_id}: transferring its {period} payout",
+            lambda: self.client.v1.transfers.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": transfer_idempotency_key(partner_id, period)},
+            ),
+        )
+        return transfer.to_dict()

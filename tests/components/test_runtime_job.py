@@ -1,0 +1,91 @@
+"""The payouts CronJob in a region stack (RuntimeJob) under the SDK's mocks; manifests validated strictly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.conftest import ROOT, Plan
+
+STACK = "region-eu-central"
+KINDS = (
+    "kubernetes:batch/v1:CronJob",
+    "kubernetes:core/v1:ServiceAccount",
+    "kubernetes:core/v1:Secret",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+)
+
+
+@pytest.fixture(scope="module")
+def planned() -> Plan:
+    from fleet.repo import Repo
+    from foundation.stacks import parse_stack_name
+    from platformctl.offline.planner import plan_stacks
+
+    return Plan(plan_stacks(Repo(ROOT), [parse_stack_name("global"), parse_stack_name(STACK)]))
+
+
+def _parts(plan: Plan) -> dict[str, Any]:
+    parent = plan.one(STACK, "platform:runtime_job:RuntimeJob", "region-payouts")
+    return {r.type: r for r in plan.resources(STACK) if r.parent == parent.urn}
+
+
+def test_the_payouts_job_pays_the_previous_month_of_its_own_region(planned: Plan) -> None:
+    parts = _parts(planned)
+    assert set(parts) == set(KINDS)
+    cron = parts["kubernetes:batch/v1:CronJob"].inputs["spec"]
+    assert cron["schedule"] == "0 6 2 * *" and cron["timeZone"] == "Etc/UTC"
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    container = pod["containers"][0]
+    assert container["args"] == ["payouts", "run", "--period", "previous", "--region", "eu-central"]
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("STRIPE_API_KEY", "SNOWFLAKE_PRIVATE_KEY", "PAYOUTS_WAREHOUSE_URL"):
+        assert "valueFrom" in env[name] and "value" not in env[name]  # secrets by reference only
+    assert env["PAYOUTS_STATEMENTS"]["value"].startswith("s3://voiceplat-eu-central-statements")
+    policy = parts["kubernetes:networking.k8s.io/v1:NetworkPolicy"].inputs["spec"]
+    assert policy["policyTypes"] == ["Ingress"] and policy.get("ingress", []) == []
+    steps = json.loads(planned.preview_json(STACK))["steps"]
+    (secret,) = [s for s in steps if s["urn"].endswith("::region-payouts-secret")]
+    assert secret["newState"]["inputs"]["stringData"] == "[secret]"
+    assert "sk_" not in planned.preview_json(STACK)
+
+
+def test_statements_bucket_is_versioned_and_kms_encrypted(planned: Plan) -> None:
+    assert planned.outputs(STACK)["statements_bucket"] == "voiceplat-eu-central-statements"
+    versioning = planned.one(STACK, "aws:s3/bucketVersioning:BucketVersioning", "region-statements-versioning")
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+    encryption = planned.one(
+        STACK,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "region-statements-encryption",
+    )
+    rule = encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert rule["sseAlgorithm"] == "aws:kms"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_manifests_validate_strictly(planned: Plan, kind: str) -> None:
+    manifest = json.loads(json.dumps(_parts(planned)[kind].inputs))
+    if kind == "kubernetes:core/v1:Secret":
+        manifest.pop("stringData", None)  # a secret in the plan; its shape is the provider's
+    kubernetes_validate.validate(manifest, "1.33", strict=True)
+
+
+def test_only_the_job_may_write_statements(planned: Plan) -> None:
+    association = planned.one(STACK, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "region-payouts-identity")
+    assert association.inputs["namespace"] == "platform" and association.inputs["serviceAccount"] == "payouts"
+    role = planned.one(STACK, "aws:iam/role:Role", "region-payouts-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    policy = planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-statements").inputs["policy"]
+    grants = {(tuple(st["Action"]), st["Resource"]) for st in json.loads(policy)["Statement"]}
+    assert grants == {
+        (("s3:GetObject", "s3:PutObject"), "arn:aws:s3:::voiceplat-eu-central-statements/statements/*"),
+        (("s3:GetBucketVersioning",), "arn:aws:s3:::voiceplat-eu-central-statements"),
+    }
+    assert planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-kms")

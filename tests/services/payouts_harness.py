@@ -1,0 +1,51 @@
+"""Shared set-up of the payouts tests: usage rows in an embedded warehouse, the Stripe fake, gateways."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from components.warehouse_tables import USAGE_EVENTS
+from services import warehouse
+from services.payouts.stripe_gateway import StripeGateway
+from tests.services.stripe_fake import TEST_KEY, FakeStripe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def usage_row(partner: str, period: str, minutes: int, rate: str, currency: str, tier: str) -> dict[str, Any]:
+    return {
+        "EVENT_ID": "CA" + uuid.uuid4().hex,
+        "PARTNER_ID": partner,
+        "COUNTRY": "DE",
+        "CALL_STARTED_AT": f"{period}-15T10:00:00+00:00",
+        "PERIOD": period,
+        "BILLABLE_SECONDS": minutes * 60,
+        "MINUTES": minutes,
+        "TIER": tier,
+        "CURRENCY": currency,
+        "RATE": rate,
+        "AMOUNT": str(Decimal(minutes) * Decimal(rate)),
+        "RECEIVED_AT": f"{period}-15T10:00:01+00:00",
+    }
+
+
+def seed(directory: Path, rows: list[dict[str, Any]]) -> None:
+    conn = warehouse.connect(f"local:{directory}")
+    try:
+        warehouse.ensure_schema(conn)
+        warehouse.merge_rows(conn, USAGE_EVENTS, rows)
+    finally:
+        conn.close()
+
+
+def stripe_env(fake: FakeStripe) -> dict[str, str]:
+    return {"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": fake.base}
+
+
+def gateway(fake: FakeStripe) -> StripeGateway:
+    gw = StripeGateway.from_env(stripe_env(fake))
+    gw.sleep = lambda _: None
+    return gw
