@@ -16,7 +16,6 @@ from foundation.yamlio import write_atomic
 from partners.spec import PartnerSpec, load_spec
 from partners.tiers import load_tiers
 from platformctl.locking import exclusive
-from regions.catalog import load_catalog
 from services.payouts import money
 from services.payouts.job import Report, run_payouts
 from services.payouts.statements import open_store
@@ -59,16 +58,18 @@ def stripe_account_of(repo: Repo, partner_id: str) -> str | None:
 
 
 def _spec(repo: Repo, partner_id: str) -> PartnerSpec:
-    partner_stack(partner_id)  # validates the id before it reaches the filesystem
-    path = repo.partner_file(partner_id)
-    if not path.is_file():
+    try:
+        partner_stack(partner_id)  # validates the id before it reaches the filesystem
+    except InputError:
+        raise InputError.single("arguments", "PARTNER", f"{partner_id!r} is not a partner id") from None
+    if not repo.partner_file(partner_id).is_file():
         raise InputError.single("arguments", "PARTNER", f"no partner {partner_id!r} (no partners/{partner_id}.yaml)")
-    return load_spec(path, f"partners/{partner_id}.yaml")
+    return repo.spec(partner_id)
 
 
 def billing_country(repo: Repo, spec: PartnerSpec) -> str:
     """The first of the partner's countries that uses its billing currency (else its first country)."""
-    catalog = load_catalog(repo.root / "regions")
+    catalog = repo.catalog()
     for code in spec.countries:
         country = catalog.countries.get(code)
         if country is not None and country.currency == spec.billing.currency:
@@ -119,7 +120,7 @@ def connect(repo: Repo, partner_id: str, gateway: StripeGateway) -> Connection:
 
 def region_partners(repo: Repo, region: str | None) -> list[PartnerSpec]:
     if region is not None:
-        catalog = load_catalog(repo.root / "regions")
+        catalog = repo.catalog()
         if region not in catalog.regions:
             raise InputError.single("--region", "", f"unknown region {region!r}")
     specs = [load_spec(path, repo.display(path)) for path in repo.partner_spec_files()]

@@ -37,7 +37,8 @@ def test_connect_creates_once_and_edits_the_stack_file_in_place(
     assert "created Stripe account acct_" in out
     after = stack_file.read_text()
     (account,) = fake.accounts.values()
-    assert after == before.replace("config:\n", f"config:\n  platform:stripeAccount: {account['id']}\n")
+    # Edited in place: every line that was there is still there, and the account is added under config.
+    assert after == before + f"  platform:stripeAccount: {account['id']}\n"
     assert account["country"] == "DE" and account["default_currency"] == "eur" and account["type"] == "express"
     assert account["capabilities"] == {"transfers": "inactive"} and account["metadata"] == {"partner": "acme-voice"}
     assert ("POST", "/v1/accounts", "account:acme-voice") in fake.requests

@@ -100,6 +100,7 @@ def test_ready_stacks_pass(cli: Callable[..., Run], repo_copy: Path) -> None:
             "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
             "platform:kongAdminToken": SECURE,
             "platform:twilioAuthToken": SECURE,
+            "platform:stripeApiKey": SECURE,
             "platform:launchedCountries": ["DE"],
         },
     )
@@ -141,6 +142,7 @@ def test_stack_org_default_only_matters_on_pulumi_cloud(
             "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
             "platform:kongAdminToken": SECURE,
             "platform:twilioAuthToken": SECURE,
+            "platform:stripeApiKey": SECURE,
         },
     )
     write_stack(repo_copy, "global", READY_GLOBAL)
