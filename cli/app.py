@@ -86,7 +86,7 @@ def plan(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cli import render
-    from foundation.yamlio import check_output_file, write_atomic
+    from foundation.yamlio import check_output_file, write_output
     from platformctl.planning import run_plan, select_stacks
 
     repo = _repo()
@@ -109,7 +109,7 @@ def plan(
     render.violations(err, result)
     if json_file is not None:
         document = {**result.document, "violations": [v.__dict__ for v in result.violations]}
-        write_atomic(json_file, json.dumps(document, indent=1, sort_keys=False) + "\n")
+        write_output(json_file, json.dumps(document, indent=1, sort_keys=False) + "\n", "--json")
     if result.mandatory:
         raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
 
@@ -295,7 +295,7 @@ def ci_preview(
     Example: platformctl ci-preview --base origin/main --markdown preview.md --json preview.json
     """
     from cli import render
-    from foundation.yamlio import check_output_file, write_atomic
+    from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
 
     repo = _repo()
@@ -307,9 +307,9 @@ def ci_preview(
         render.plain(err, f"note: {note}", "yellow")
     text = ci.markdown(preview)
     if markdown_file is not None:
-        write_atomic(markdown_file, text)
+        write_output(markdown_file, text, "--markdown")
     if json_file is not None:
-        write_atomic(json_file, json.dumps(preview.document(), indent=1) + "\n")
+        write_output(json_file, json.dumps(preview.document(), indent=1) + "\n", "--json")
     if not preview.affected:
         out.print("This change touches nothing plannable: no stack is affected.")
         return

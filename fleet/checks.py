@@ -99,6 +99,12 @@ def stack_problems(repo: Repo, stack: StackName, today: datetime.date) -> list[P
             problems.append(Problem(source, "", f"region {stack.key!r} is not in regions/regions.yaml"))
         launched = config.values.get("platform:launchedCountries") or []
         problems += launched_country_problems(catalog, stack.key, launched, source)
+        region = catalog.regions.get(stack.key)
+        aws_region = config.file_values.get("aws:region")
+        if region is not None and aws_region is not None and aws_region != region.aws_region:
+            problems.append(
+                Problem(source, "config.aws:region", f"is {aws_region!r}; region {stack.key} is {region.aws_region}")
+            )
         for key in ("platform:offboardedOn", "platform:purgeData"):
             if key in config.file_values:
                 problems.append(Problem(source, f"config.{key}", "belongs to partner stacks only"))
@@ -116,7 +122,7 @@ def _partner_stack_problems(
 ) -> list[Problem]:
     problems: list[Problem] = []
     if not repo.partner_file(stack.key).is_file():
-        return [Problem(source, "", f"stack file without a spec: partners/{stack.key}.yaml is missing")]
+        return []  # said by pairing_problems
     try:
         spec = repo.spec(stack.key)
     except InputError:
@@ -160,6 +166,10 @@ def _partner_stack_problems(
 def pairing_problems(repo: Repo) -> list[Problem]:
     """Every partner spec has its stack file and every partner stack file its spec."""
     problems = []
+    if not repo.has_stack(StackName(StackKind.GLOBAL, "")):
+        problems.append(
+            Problem("stacks/Pulumi.global.yaml", "", "missing: every region and partner reads the global stack")
+        )
     ids = set(repo.partner_ids())
     stacks = {s.key for s in repo.stack_names() if s.kind is StackKind.PARTNER}
     for partner_id in sorted(ids - stacks):

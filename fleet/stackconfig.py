@@ -55,6 +55,8 @@ def declarations(root: Path) -> dict[str, ConfigDeclaration]:
 def load_stack_config(root: Path, stack: StackName) -> StackConfig:
     path = stack.config_file(root)
     display = f"stacks/{path.name}"
+    if path.is_symlink():
+        raise InputError.single(display, "", "a stack file must be a regular file, not a symbolic link")
     if not path.is_file():
         raise InputError.single(display, "", f"no stack file for {stack}")
     doc = load_yaml_file(path, display)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from foundation.errors import InputError
-from foundation.naming import PARTNER_ID_PATTERN, REGION_CODE_PATTERN
+from foundation.naming import PARTNER_ID_PATTERN, REGION_CODE_PATTERN, RESERVED_PARTNER_IDS
 
 PROJECT = "platform"
 
@@ -47,8 +47,11 @@ def parse_stack_name(name: str) -> StackName:
         return StackName(StackKind.GLOBAL, "")
     for kind, pattern in ((StackKind.REGION, REGION_CODE_PATTERN), (StackKind.PARTNER, PARTNER_ID_PATTERN)):
         prefix = f"{kind.value}-"
-        if name.startswith(prefix) and re.fullmatch(pattern, name[len(prefix) :]):
-            return StackName(kind, name[len(prefix) :])
+        key = name[len(prefix) :]
+        if name.startswith(prefix) and re.fullmatch(pattern, key):
+            if kind is StackKind.PARTNER and key in RESERVED_PARTNER_IDS:
+                break
+            return StackName(kind, key)
     raise InputError.single("stack", "", f"unknown stack name {name!r}: expected global, region-<code> or partner-<id>")
 
 
@@ -63,6 +66,8 @@ def partner_stack(partner_id: str) -> StackName:
     """The partner's stack; an id that is not one is an InputError (it names files and locks)."""
     if not isinstance(partner_id, str) or not re.fullmatch(PARTNER_ID_PATTERN, partner_id):
         raise InputError.single("stack", "", f"{partner_id!r} is not a partner id")
+    if partner_id in RESERVED_PARTNER_IDS:
+        raise InputError.single("stack", "", f"{partner_id!r} is reserved and is no partner's id")
     return StackName(StackKind.PARTNER, partner_id)
 
 

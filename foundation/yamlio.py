@@ -121,7 +121,32 @@ def edit_yaml_text(text: str, source: str, edit: Callable[[Any], None]) -> str:
     edit(document)
     buffer = io.StringIO()
     rt.dump(document, buffer)
-    return buffer.getvalue()
+    result = buffer.getvalue()
+    return result.replace("\n", "\r\n") if "\r\n" in text else result
+
+
+def remove_key(mapping: Any, key: str) -> None:
+    """Remove `key` from a round-trip mapping, keeping the comment lines that followed it (ruamel hangs them on
+    the key): they move to the key before it, or to the mapping itself."""
+    if key not in mapping:
+        return
+    keys = list(mapping)
+    position = keys.index(key)
+    comment = mapping.ca.items.pop(key, None)
+    trailing = comment[2] if comment and len(comment) > 2 else None
+    mapping.pop(key)
+    if trailing is None:
+        return
+    if position > 0:
+        previous = keys[position - 1]
+        slot = mapping.ca.items.setdefault(previous, [None, None, None, None])
+        if slot[2] is None:
+            slot[2] = trailing
+        else:
+            slot[2].value += trailing.value
+    else:
+        mapping.ca.comment = mapping.ca.comment or [None, []]
+        mapping.ca.comment[1] = (mapping.ca.comment[1] or []) + [trailing]
 
 
 def dump_yaml(data: Any) -> str:
@@ -186,6 +211,17 @@ def check_output_file(path: Path, option: str) -> None:
         raise InputError.single(str(path), option, f"{parent} is not a directory")
     if not parent.exists():
         raise InputError.single(str(path), option, f"directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError.single(str(path), option, f"directory {parent} is not writable")
+
+
+def write_output(path: Path, content: str | bytes, option: str) -> None:
+    """Write a file named on the command line; a failure is the argument's fault (exit 2), not a crash."""
+    check_output_file(path, option)
+    try:
+        write_atomic(path, content)
+    except OSError as exc:
+        raise InputError.single(str(path), option, f"cannot write: {exc.strerror or exc}") from None
 
 
 def validation_problems(source: str, exc: Any, prefix: str = "") -> list[Problem]:

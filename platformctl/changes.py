@@ -10,6 +10,7 @@ written; all files of one change are written under a journal, so a crash leaves 
 from __future__ import annotations
 
 import datetime
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from fleet.program import top_level_entries
 from fleet.repo import Repo
 from foundation.errors import InputError, PlatformError, Problem
 from foundation.stacks import StackName, partner_stack, region_stack
-from foundation.yamlio import decode_text, dump_yaml, edit_yaml_text, read_bounded, write_atomic
+from foundation.yamlio import decode_text, dump_yaml, edit_yaml_text, read_bounded, remove_key, write_atomic
 from partners.spec import PartnerSpec, parse_spec_bytes
 from platformctl import journal as journals
 from platformctl.locking import FLEET, holding
@@ -103,7 +104,7 @@ def edit_stack_file(repo: Repo, stack: StackName, set_values: dict[str, Any], de
             document["config"] = CommentedMap()
         config = document["config"]
         for key in delete:
-            config.pop(key, None)
+            remove_key(config, key)
         for key, value in set_values.items():
             config[key] = value
 
@@ -232,7 +233,7 @@ def _domain_ownership(repo: Repo, batch: dict[str, tuple[str, str]], change: Cha
             p for p in fleet_domain_problems({**checked, partner_id: (domain, source)}, "") if p.source == source
         ]
         checked[partner_id] = (domain, source)
-    return problems
+    return list(dict.fromkeys(problems))
 
 
 # ---------------------------------------------------------------- offboarding
@@ -326,6 +327,8 @@ def partner_argument(partner_id: str) -> StackName:
 def launch_region(repo: Repo, country: str, region: str | None) -> tuple[str, str]:
     """The country code and the region to launch it in (decided before the region's lock is taken)."""
     catalog = repo.catalog()
+    if not re.fullmatch(r"[A-Za-z]{2}", country):
+        raise InputError.single("arguments", "CC", f"{country!r} is not an ISO 3166-1 alpha-2 code (two ASCII letters)")
     code = country.upper()
     if code not in catalog.countries:
         raise InputError.single(
@@ -434,7 +437,7 @@ def carry_out(
             _warn_all(hooks, repo, change)
             if not change.files:
                 return Outcome(change)
-            journal = journals.begin(root, state_dir, wanted, list(change.files))
+            journal = journals.begin(root, state_dir, wanted, change.files)
             _write(change)
             journal.move_to("written")
         for path, content in change.files.items():

@@ -111,6 +111,10 @@ def validate(repo: Repo, paths: list[Path], today: datetime.date) -> list[str]:
             )
             for j in journals.pending(repo.root, repo.state_dir)
         ]
+        problems += [
+            Problem(f".platformctl/journal/{path.name}", "", "is not a readable change journal; remove it")
+            for path in journals.unreadable(repo.state_dir, repo.root)
+        ]
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
     return list(repo.warnings)

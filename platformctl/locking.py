@@ -33,9 +33,14 @@ def exclusive(state_dir: Path, name: str) -> Iterator[None]:
     if not _NAME.match(name):
         raise ValueError(f"bad lock name {name!r}")
     directory = lock_dir(state_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise InputError.single(
+            f".platformctl/locks/{name}.lock", "", f"cannot open the lock file: {exc.strerror or exc}"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

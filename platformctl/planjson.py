@@ -10,6 +10,8 @@ from typing import Any
 
 from foundation.errors import InputError
 
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+"""An earlier plan read by --against: a 500-partner fleet's plan is a few MiB, so this bounds memory, not users."""
 OPS = ("create", "update", "replace", "delete", "same")
 PROVIDER_PREFIX = "pulumi:providers:"
 REPLACING_PROVIDER_INPUTS = {
@@ -31,8 +33,8 @@ def load_plan(path: Path) -> dict[str, Any]:
     """Read an earlier plan JSON (for --against); a file that is not one is bad input."""
     source = str(path)
     try:
-        if path.stat().st_size > 512 * 1024 * 1024:
-            raise InputError.single(source, "", "plan file is larger than 512 MiB")
+        if path.is_file() and path.stat().st_size > MAX_PLAN_BYTES:
+            raise InputError.single(source, "", f"plan file is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB")
         if path.is_dir():
             raise InputError.single(source, "", "is a directory, not a plan JSON file")
         doc = json.loads(path.read_text(encoding="utf-8"))

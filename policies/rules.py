@@ -446,6 +446,15 @@ def check_domain_ownership(resources: list[Resource], context: StackContext) -> 
     own = context.partner_id or ""
     others = [(pid, d.lower().rstrip(".")) for pid, d in context.fleet_domains if pid != own]
     zone = context.platform_zone
+    if context.partner_domain:
+        # The spec's domain, routed or not yet (a route comes only once its proof is checked): a clash is caught in
+        # the pull request that introduces it.
+        domain = context.partner_domain.lower().rstrip(".")
+        for other, theirs in others:
+            if _domain_overlap(domain, theirs):
+                yield _stack_urn(resources, context), f"domain {domain} clashes with {theirs}, partner {other!r}'s"
+        if zone and (domain == zone or domain.endswith(f".{zone}")):
+            yield _stack_urn(resources, context), f"domain {domain} is in the platform's zone {zone}"
     for route in _of_type(resources, "kong:index/route:Route"):
         hosts = route.inputs.get("hosts") or []
         for host in hosts if isinstance(hosts, list) else [hosts]:

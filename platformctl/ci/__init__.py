@@ -8,11 +8,12 @@ is planned by its own code in a child process, so an edited component is planned
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 from pathlib import Path
 
 from fleet.repo import STATE_DIR
-from platformctl.ci.affected import affected_stacks, removed_active_partners
+from platformctl.ci.affected import affected_stacks, meaning_violations, removed_active_partners
 from platformctl.ci.git import FileChange, changed_files, export_tree, refuse_links, resolve_ref, working_tree_dirty
 from platformctl.ci.report import Preview, markdown
 from platformctl.ci.sides import SideCache, plan_tree, plan_tree_main
@@ -37,6 +38,7 @@ def ci_preview(root: Path, base_ref: str, head_ref: str) -> Preview:
         affected = affected_stacks(base_tree, head_tree, changes)
         preview = Preview(base=base, head=head, affected=affected, notes=notes)
         preview.violations += removed_active_partners(base_tree, head_tree, changes)
+        preview.violations += meaning_violations(base_tree, head_tree, list(affected), datetime.date.today())
         if not affected:
             return preview
         cache_dir = root / STATE_DIR / "ci-cache"

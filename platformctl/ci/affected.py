@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -93,9 +94,12 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
     return {stack: sorted(paths) for stack, paths in sorted(reasons.items())}
 
 
-def removed_active_partners(base: Path, head: Path, changes: list[FileChange]) -> list[dict[str, Any]]:
+def removed_active_partners(
+    base: Path, head: Path, changes: list[FileChange], today: datetime.date | None = None
+) -> list[dict[str, Any]]:
     """A change that deletes a partner's spec or stack file while the partner is active (not offboarded at base)
     would destroy a live tenant: a mandatory violation, "offboard first"."""
+    today = today or datetime.date.today()
     violations = []
     removed: set[str] = set()
     for change in changes:
@@ -114,6 +118,20 @@ def removed_active_partners(base: Path, head: Path, changes: list[FileChange]) -
         doc = _read(base / "stacks" / f"Pulumi.partner-{partner_id}.yaml")
         config = doc.get("config") if isinstance(doc, dict) else None
         offboarded = isinstance(config, dict) and bool(config.get("platform:offboardedOn"))
+        if offboarded:
+            waiting = _retention_left(base, partner_id, str(config.get("platform:offboardedOn")), today)  # type: ignore[union-attr]
+            if waiting:
+                violations.append(
+                    {
+                        "stack": f"partner-{partner_id}",
+                        "urn": f"stack:partner-{partner_id}",
+                        "policy": "retention-first",
+                        "level": "mandatory",
+                        "message": f"partner {partner_id!r} was offboarded, but {waiting}: its files (and the stack "
+                        "that keeps its data) may only go after that",
+                    }
+                )
+            continue
         if not offboarded:
             violations.append(
                 {
@@ -126,3 +144,64 @@ def removed_active_partners(base: Path, head: Path, changes: list[FileChange]) -
                 }
             )
     return violations
+
+
+def _retention_left(base: Path, partner_id: str, offboarded_on: str, today: datetime.date) -> str:
+    """Why the partner's data must still be kept (empty once the strictest retention of its countries ran out)."""
+    from fleet.checks import parse_offboarding_date, purge_allowed_from
+    from fleet.repo import Repo
+
+    try:
+        repo = Repo(base)
+        spec = repo.spec(partner_id)
+        source = f"stacks/Pulumi.partner-{partner_id}.yaml"
+        since = parse_offboarding_date(offboarded_on, source, today)
+        until = purge_allowed_from(since, repo.catalog().strictest_retention_days(spec.countries), source)
+    except InputError as exc:
+        return f"its offboarding cannot be checked ({exc.problems[0]})"
+    return f"its retention runs until {until.isoformat()}" if today < until else ""
+
+
+def meaning_violations(base: Path, head: Path, stacks: list[str], today: datetime.date) -> list[dict[str, Any]]:
+    """What `validate` says of the affected stacks' files at head and did not say at base (a purge flag set before
+    retention ran out, a country that breaks residency, a domain another partner owns, ...): mandatory, so a pull
+    request cannot land what onboarding or validate would refuse."""
+    before = {(s, str(p)) for s, p in _meaning(base, stacks, today)}
+    return [
+        {
+            "stack": stack,
+            "urn": f"stack:{stack}",
+            "policy": "valid-files",
+            "level": "mandatory",
+            "message": str(problem),
+        }
+        for stack, problem in _meaning(head, stacks, today)
+        if (stack, str(problem)) not in before
+    ]
+
+
+def _meaning(tree: Path, stacks: list[str], today: datetime.date) -> list[tuple[str, Any]]:
+    from fleet.checks import fleet_domain_problems, fleet_domains, platform_zone, stack_problems
+    from fleet.repo import Repo
+    from foundation.stacks import StackKind, parse_stack_name
+
+    repo = Repo(tree)
+    found: list[tuple[str, Any]] = []
+    try:
+        domains, _ = fleet_domains(repo)
+        zone = platform_zone(repo)
+        clashes = fleet_domain_problems(domains, zone)
+    except InputError as exc:
+        return [(name, problem) for name in stacks for problem in exc.problems]
+    for name in stacks:
+        try:
+            stack = parse_stack_name(name)
+            if not repo.has_stack(stack):
+                continue
+            found += [(name, p) for p in stack_problems(repo, stack, today)]
+            if stack.kind is StackKind.PARTNER:
+                own = f"partners/{stack.key}.yaml"
+                found += [(name, p) for p in clashes if p.source == own]
+        except InputError as exc:
+            found += [(name, p) for p in exc.problems]
+    return found

@@ -79,6 +79,8 @@ class ReferenceCache:
             return None  # a foreign or stale entry: plan again
         if not isinstance(data.get("outputs"), dict) or not isinstance(data.get("secret"), list):
             return None  # corrupted: plan again
+        if data.get("digest") != _digest(data["outputs"], data["secret"]):
+            return None  # edited or damaged since it was written: plan again
         return data
 
     def put(self, stack: str, key: str, reference_outputs: dict[str, Any], secret_outputs: list[str]) -> None:
@@ -93,4 +95,9 @@ class ReferenceCache:
             for name, value in reference_outputs.items()
         }
         with contextlib.suppress(OSError):
-            write_atomic(path, json.dumps({"key": key, "outputs": outputs, "secret": secret_outputs}))
+            document = {"key": key, "outputs": outputs, "secret": secret_outputs}
+            write_atomic(path, json.dumps({**document, "digest": _digest(outputs, secret_outputs)}))
+
+
+def _digest(outputs: Any, secret: Any) -> str:
+    return hashlib.sha256(json.dumps([outputs, secret], sort_keys=True).encode()).hexdigest()

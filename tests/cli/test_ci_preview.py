@@ -190,3 +190,50 @@ def test_unknown_refs_exit_2(cli, project_repo: Path) -> None:
     run = cli("ci-preview", "--base", "no-such-ref", code=2, root=project_repo)
     assert "unknown git ref 'no-such-ref'" in run.err
     cli("ci-preview", "--base", "--upload-pack=evil", code=2, root=project_repo)
+
+
+def test_a_purge_flag_before_retention_fails_the_preview(cli, project_repo: Path, tmp_path: Path) -> None:
+    import datetime
+
+    def purge(repo: Path) -> None:
+        stack = repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml"
+        today = datetime.date.today().isoformat()
+        stack.write_text(stack.read_text() + f"  platform:offboardedOn: '{today}'\n  platform:purgeData: true\n")
+
+    change(project_repo, "early-purge", purge)
+    doc, _, _ = preview(cli, project_repo, tmp_path, code=1)
+    messages = [v["message"] for v in doc["violations"] if v["policy"] == "valid-files"]
+    assert any("may not be purged before" in m for m in messages), doc["violations"]
+
+
+def test_removing_a_partner_before_its_retention_ran_out_fails(cli, project_repo: Path, tmp_path: Path) -> None:
+    import datetime
+
+    def offboard(repo: Path) -> None:
+        stack = repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml"
+        stack.write_text(stack.read_text() + f"  platform:offboardedOn: '{datetime.date.today().isoformat()}'\n")
+
+    change(project_repo, "offboarded-today", offboard)
+    git(project_repo, "checkout", "-q", "-B", "remove-early", "offboarded-today")
+    (project_repo / "partners" / "sunrise-telecom.yaml").unlink()
+    (project_repo / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
+    git(project_repo, "add", "-A")
+    git(project_repo, "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-qm", "remove early")
+    run = cli("ci-preview", "--base", "offboarded-today", "--head", "HEAD", code=1, root=project_repo)
+    assert "retention-first" in run.err and "retention runs until" in run.err
+
+
+def test_a_partner_with_another_partners_domain_fails_the_preview(cli, project_repo: Path, tmp_path: Path) -> None:
+    def clash(repo: Path) -> None:
+        spec = (repo / "partners" / "examples" / "pampas-voz.yaml").read_text()
+        (repo / "partners" / "clash-co.yaml").write_text(
+            spec.replace("id: pampas-voz", "id: clash-co").replace("voz.pampas.example", "VOICE.ACME.EXAMPLE.")
+        )
+        (repo / "stacks" / "Pulumi.partner-clash-co.yaml").write_text("config:\n  aws:region: sa-east-1\n")
+
+    change(project_repo, "domain-clash", clash)
+    doc, _, _ = preview(cli, project_repo, tmp_path, code=1)
+    assert any(
+        v["stack"] == "partner-clash-co" and v["level"] == "mandatory" and "acme-voice" in v["message"]
+        for v in doc["violations"]
+    ), doc["violations"]

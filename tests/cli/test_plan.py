@@ -187,3 +187,18 @@ def test_a_malformed_against_file_is_bad_input(cli, repo_copy: Path, tmp_path: P
 def test_a_directory_as_against_is_bad_input(cli, repo_copy: Path, tmp_path: Path) -> None:
     run = cli("plan", "global", "--against", str(tmp_path), code=2, root=repo_copy)
     assert "is a directory" in run.err
+
+
+def test_an_earlier_plan_is_read_within_bounds(cli, repo_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    import platformctl.planjson as planjson
+
+    monkeypatch.setattr(planjson, "MAX_PLAN_BYTES", 100)
+    big = tmp_path / "big.json"
+    big.write_text('{"stacks": {}}' + " " * 200)
+    run = cli("plan", "global", "--against", str(big), code=2, root=repo_copy)
+    assert "larger than" in run.err
+
+
+def test_a_json_file_that_cannot_be_written_is_bad_input(cli, repo_copy: Path, tmp_path: Path) -> None:
+    run = cli("plan", "global", "--json", "/proc/self/plan.json", code=2, root=repo_copy)
+    assert "--json" in run.err

@@ -108,3 +108,25 @@ def test_domain_rules_directly() -> None:
     assert not domain_problems("voice.partner.com", "zone.example", "s")
     clash = fleet_domain_problems({"a": ("x.example.com", "a.yaml"), "b": ("X.Example.com.", "b.yaml")}, "")
     assert {p.source for p in clash} == {"a.yaml", "b.yaml"} and all("is the same as" in p.message for p in clash)
+
+
+def test_a_region_stack_targets_its_own_aws_region(cli, repo_copy: Path) -> None:
+    set_config(repo_copy, "region-eu-west", aws__region="us-east-1")
+    run = cli("validate", code=2, root=repo_copy)
+    assert "stacks/Pulumi.region-eu-west.yaml: config.aws:region" in run.err and "eu-west-1" in run.err
+
+
+def test_a_symlinked_stack_file_is_refused(cli, repo_copy: Path, tmp_path: Path) -> None:
+    target = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(target.read_text())
+    target.unlink()
+    target.symlink_to(outside)
+    run = cli("validate", code=2, root=repo_copy)
+    assert "symbolic link" in run.err
+
+
+def test_the_global_stack_must_exist(cli, repo_copy: Path) -> None:
+    (repo_copy / "stacks" / "Pulumi.global.yaml").unlink()
+    run = cli("validate", code=2, root=repo_copy)
+    assert "stacks/Pulumi.global.yaml: missing" in run.err

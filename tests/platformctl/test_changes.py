@@ -217,3 +217,38 @@ def test_a_failed_update_keeps_the_files_and_says_how_to_finish(repo_copy: Path)
         )
     assert "CH" in stack_text(repo_copy, "region-eu-central")
     assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
+
+
+def test_a_comment_under_a_removed_key_stays(cli, repo_copy: Path) -> None:
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    path.write_text(
+        "config:\n"
+        "  aws:region: eu-central-1\n"
+        "  platform:offboardedOn: '2026-01-10'\n"
+        "  # Staging control plane for this tenant: do not remove\n"
+        "  platform:kongAdminUrl: https://kong-admin.staging.example\n"
+    )
+    spec = str(repo_copy / "partners" / "acme-voice.yaml")
+    cli("onboard-partner", spec, "--update", "--reactivate", "--no-apply", root=repo_copy)
+    text = path.read_text()
+    assert "# Staging control plane for this tenant: do not remove" in text
+    assert "platform:offboardedOn" not in text and "kong-admin.staging.example" in text
+
+
+def test_windows_line_endings_are_kept(cli, repo_copy: Path) -> None:
+    path = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    cli("launch-country", "CH", "--region", "eu-central", "--no-apply", root=repo_copy)
+    raw = path.read_bytes()
+    assert b"CH" in raw and raw.count(b"\r\n") == raw.count(b"\n")
+
+
+@pytest.mark.parametrize("country", ["\u0131e", "\uff29\uff25", "I E", "IRL"])
+def test_country_codes_are_two_ascii_letters(cli, repo_copy: Path, country: str) -> None:
+    run = cli("launch-country", country, "--region", "eu-west", "--no-apply", code=2, root=repo_copy)
+    assert "CC" in run.err
+
+
+def test_reserved_ids_are_no_partner(cli, repo_copy: Path) -> None:
+    run = cli("offboard-partner", "tiers", "--no-apply", code=2, root=repo_copy)
+    assert "ID" in run.err

@@ -141,3 +141,10 @@ def test_the_lock_is_held_through_the_apply(repo_copy: Path) -> None:
         engine=Engine,
     )
     assert seen == [("preview", "held"), ("up", "held")]
+
+
+def test_a_lock_path_that_cannot_be_a_lock_is_bad_input(cli, repo_copy: Path) -> None:
+    (repo_copy / ".platformctl").mkdir()
+    (repo_copy / ".platformctl" / "locks").write_text("a file where the lock folder goes")
+    run = cli("offboard-partner", "acme-voice", "--no-apply", code=2, root=repo_copy)
+    assert ".platformctl/locks/partner-acme-voice.lock" in run.err and "cannot open the lock file" in run.err

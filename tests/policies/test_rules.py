@@ -347,3 +347,17 @@ def test_no_host_is_claimed_by_two_partners_in_one_plan() -> None:
         ("partner-b", "unique-hosts", "mandatory"),
     }
     assert hosts_claimed_twice({k: v for k, v in stacks.items() if k != "partner-b"}) == []
+
+
+def test_a_spec_domain_is_owned_before_it_is_routed() -> None:
+    # No route yet (the proof is not checked), but the spec already claims another partner's domain.
+    context = partner(
+        partner_domain="VOICE.acmevoice.example.",
+        fleet_domains=(("acme", "voice.acmevoice.example."), ("acme-voice", "voice.acmevoice.example")),
+        fleet_partner_ids=("acme", "acme-voice"),
+        platform_zone="voice-platform.example",
+    )
+    (message,) = findings("domain-ownership", [], context)
+    assert "partner 'acme-voice'" in message
+    in_zone = partner(partner_domain="x.voice-platform.example", platform_zone="voice-platform.example")
+    assert findings("domain-ownership", [], in_zone)

@@ -84,3 +84,14 @@ def test_a_corrupted_cache_is_replanned(repo_copy: Path) -> None:
         entry.write_text(json.dumps({"key": data["key"], "outputs": 3, "secret": []}))  # right key, broken body
     replanned = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
     assert list(replanned) == ["global", "region-eu-central", "partner-acme-voice"]
+
+
+def test_an_entry_edited_behind_the_caches_back_is_replanned(repo_copy: Path) -> None:
+    cache = repo_copy / ".platformctl" / "cache"
+    plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
+    for entry in cache.glob("*.json"):
+        data = json.loads(entry.read_text())
+        data["outputs"] = {name: 7 for name in data["outputs"]}  # right key, right shape, wrong values
+        entry.write_text(json.dumps(data))
+    replanned = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
+    assert list(replanned) == ["global", "region-eu-central", "partner-acme-voice"]
