@@ -105,6 +105,12 @@ def diff_stack(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[s
                 diffs.extend(changed_paths(old_state.get("inputs", {}), new_state.get("inputs", {})))
             elif old_state.get(key) != new_state.get(key):
                 diffs.append(f"({key})")
+        if str(new_state.get("type", "")).startswith(PROVIDER_PREFIX) and sorted(
+            old_state.get("dependencies") or []
+        ) != sorted(new_state.get("dependencies") or []):
+            # A provider whose settings now come from other resources (another region's stack): its secret or
+            # unknown settings cannot be compared, so the change of source is the change.
+            diffs.append("(dependencies)")
         if diffs:
             steps.append(
                 {"op": "update", "urn": step["urn"], "oldState": old_state, "newState": new_state, "diffs": diffs}

@@ -103,6 +103,14 @@ def test_a_region_move_says_so_and_shows_deletes_and_creates(cli, repo_copy: Pat
     run = cli("onboard-partner", str(moved), "--update", "--dry-run", root=repo_copy)
     assert "moves from us-east to us-west" in run.err
     assert "to replace (delete, then create)" in run.out
+    # The tenant's Kubernetes objects move cluster too: they are replaced, not shown as unchanged.
+    from fleet.repo import Repo
+    from platformctl.changes import dry_run_plan, onboarding_change, read_spec_inputs
+
+    repo = Repo(repo_copy)
+    result = dry_run_plan(repo, onboarding_change(repo, read_spec_inputs([moved]), update=True))
+    ops = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in result.document["stacks"]["partner-sunrise-telecom"]["steps"]}
+    assert ops["tenant-namespace"] == "replace" and ops["tenant-default-deny"] == "replace"
 
 
 @pytest.mark.parametrize(

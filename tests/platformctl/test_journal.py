@@ -15,8 +15,18 @@ from tests.conftest import tree_snapshot
     [
         {"locks": ["partner-acme-voice", "../../etc/x"], "phase": "writing", "before": {}, "after": {}},
         {"locks": ["partner-acme-voice"], "phase": "writing", "before": {"stacks": None}, "after": {"stacks": None}},
-        {"locks": ["partner-acme-voice"], "phase": "writing", "before": {"Pulumi.yaml": None}, "after": {"Pulumi.yaml": None}},
-        {"locks": ["partner-acme-voice"], "phase": "writing", "before": {"__main__.py": "cHJpbnQoKQ=="}, "after": {"__main__.py": None}},
+        {
+            "locks": ["partner-acme-voice"],
+            "phase": "writing",
+            "before": {"Pulumi.yaml": None},
+            "after": {"Pulumi.yaml": None},
+        },
+        {
+            "locks": ["partner-acme-voice"],
+            "phase": "writing",
+            "before": {"__main__.py": "cHJpbnQoKQ=="},
+            "after": {"__main__.py": None},
+        },
     ],
 )
 def test_a_damaged_journal_restores_nothing_and_stops_nothing(cli, repo_copy: Path, document: dict) -> None:
