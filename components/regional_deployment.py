@@ -22,7 +22,7 @@ from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_preview import features_for
 from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
-from foundation.naming import region_object
+from foundation.naming import CALL_DATA, FINANCIAL_RECORDS, STATEMENT_RETENTION_DAYS, region_object
 from gateway.kong_plugins import KONG_IMAGE_TAG
 from gateway.redis import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
 from gateway.tls import ACME_ISSUER
@@ -127,12 +127,25 @@ class RegionalDeployment(pulumi.ComponentResource):
                     bucket_name=f"{base_name}-{purpose}",
                     kms_key_arn=key.arn,
                     retention_days=args.retention_days,
-                    tags={"platform:data": purpose},
+                    tags={"platform:data": purpose, "platform:data-class": CALL_DATA},
                 ),
                 opts=aws_opts,
             )
-            for purpose in ("recordings", "transcripts", "statements")
+            for purpose in ("recordings", "transcripts")
         }
+        # Payout statements are accounting records, not call data: no caller's personal data, and a legal duty to
+        # keep them (and their history) for years, so they do not expire with the region's call-data retention.
+        self.buckets["statements"] = SecureBucket(
+            f"{name}-statements",
+            SecureBucketArgs(
+                bucket_name=f"{base_name}-statements",
+                kms_key_arn=key.arn,
+                retention_days=STATEMENT_RETENTION_DAYS,
+                noncurrent_days=STATEMENT_RETENTION_DAYS,
+                tags={"platform:data": "statements", "platform:data-class": FINANCIAL_RECORDS},
+            ),
+            opts=aws_opts,
+        )
 
         private_subnets, public_subnets = self._network(name, region, aws_opts)
         cluster = self._cluster(name, base_name, args, key, private_subnets, public_subnets, aws_opts)

@@ -21,6 +21,8 @@ class SecureBucketArgs:
     """Keep the bucket when the stack deletes it (call data outlives a teardown unless purged)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Extra tags (the provider adds the platform's default tags)."""
+    noncurrent_days: int = 1
+    """Days an overwritten or deleted object's old version is kept (records whose history matters keep it longer)."""
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -80,7 +82,7 @@ class SecureBucket(pulumi.ComponentResource):
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.retention_days),
                     # A deleted or overwritten object must not outlive the retention either.
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=1
+                        noncurrent_days=args.noncurrent_days
                     ),
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                         days_after_initiation=1

@@ -85,3 +85,12 @@ def meter_host(region_code: str, zone: str) -> str:
 def voice_host(region_code: str, zone: str) -> str:
     """The region's voice endpoint in the platform zone (Twilio numbers' voice URL)."""
     return f"voice.{region_code}.{zone}"
+
+
+CALL_DATA = "call-data"
+"""Bucket tag `platform:data-class` of data that falls under the countries' retention (recordings, transcripts)."""
+FINANCIAL_RECORDS = "financial-records"
+"""Bucket tag `platform:data-class` of accounting records (payout statements): kept for STATEMENT_RETENTION_DAYS."""
+STATEMENT_RETENTION_DAYS = 3653
+"""Ten years: the longest statutory retention of accounting records among the launched regimes (e.g. Germany's
+HGB §257(4): ten years for accounting vouchers; 2026-11-29)."""

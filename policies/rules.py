@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from foundation.naming import partner_namespace, region_database, snowflake_ident, tier_acl_group
+from foundation.naming import (
+    FINANCIAL_RECORDS,
+    STATEMENT_RETENTION_DAYS,
+    partner_namespace,
+    region_database,
+    snowflake_ident,
+    tier_acl_group,
+)
 from gateway.kong_plugins import config_problems
 from gateway.tls import host_matches, is_platform_host
 from partners.tiers import Tier
@@ -299,6 +306,10 @@ def check_retention(resources: list[Resource], context: StackContext) -> Iterabl
     """Bucket data expires no later than the strictest retention of the stack's countries."""
     limit = context.strictest_retention
     for bucket in _of_type(resources, "aws:s3/bucket:Bucket"):
+        tags = bucket.inputs.get("tags") or {}
+        if isinstance(tags, dict) and tags.get("platform:data-class") == FINANCIAL_RECORDS:
+            yield from _financial_retention(resources, bucket)
+            continue
         lifecycles = _siblings(resources, bucket, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
         days = [
             rule.get("expiration", {}).get("days")
@@ -311,6 +322,20 @@ def check_retention(resources: list[Resource], context: StackContext) -> Iterabl
             yield bucket.urn, f"bucket has no expiry; the strictest retention here is {limit} days"
         elif min(days) > limit:
             yield bucket.urn, f"bucket keeps data {min(days)} days, longer than the strictest retention ({limit} days)"
+
+
+def _financial_retention(resources: list[Resource], bucket: Resource) -> Iterable[Finding]:
+    """Accounting records are kept (versions too) at least STATEMENT_RETENTION_DAYS."""
+    for lc in _siblings(resources, bucket, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
+        for rule in lc.inputs.get("rules", []):
+            if rule.get("status") != "Enabled":
+                continue
+            for days in (
+                rule.get("expiration", {}).get("days"),
+                rule.get("noncurrentVersionExpiration", {}).get("noncurrentDays"),
+            ):
+                if isinstance(days, int) and days < STATEMENT_RETENTION_DAYS:
+                    yield bucket.urn, f"financial records expire after {days} days, before {STATEMENT_RETENTION_DAYS}"
 
 
 def check_no_public_buckets(resources: list[Resource], context: StackContext) -> Iterable[Finding]:

@@ -361,3 +361,26 @@ def test_a_spec_domain_is_owned_before_it_is_routed() -> None:
     assert "partner 'acme-voice'" in message
     in_zone = partner(partner_domain="x.voice-platform.example", platform_zone="voice-platform.example")
     assert findings("domain-ownership", [], in_zone)
+
+
+def test_financial_records_are_kept_for_years_not_expired_with_call_data() -> None:
+    def statements(days: int) -> list[Resource]:
+        resources = bucket(days=days)
+        resources[0] = res(
+            "aws:s3/bucket:Bucket", "b", parent="urn:sb", retain=True, tags={"platform:data-class": "financial-records"}
+        )
+        return resources
+
+    context = partner(countries=("DE", "AT"))  # call data here may be kept 90 days at most
+    assert findings("retention", statements(3653), context) == []
+    (message,) = findings("retention", statements(90), context)
+    assert "financial records expire after 90 days" in message
+
+
+def test_the_statements_bucket_outlives_the_call_data(fleet) -> None:
+    rules = fleet.one(
+        "region-eu-central",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "region-statements-retention",
+    ).inputs["rules"]
+    assert rules[0]["expiration"]["days"] == 3653 and rules[0]["noncurrentVersionExpiration"]["noncurrentDays"] == 3653
