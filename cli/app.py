@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.domains import verify_domain as verify_domain_command
 from cli.preflight import preflight as preflight_command
 from cli.telephony import numbers as numbers_command
 from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
@@ -393,6 +394,7 @@ def list_stacks(as_json: JsonFlag = False) -> None:
 
 
 app.command("numbers")(numbers_command)
+app.command("verify-domain")(verify_domain_command)
 
 # ---------------------------------------------------------------- real engine
 

@@ -105,3 +105,21 @@ def run_locked(
 
 def _first_lines(text: str, limit: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[:limit])
+
+
+def stack_outputs(repo: Repo, stack: StackName) -> dict[str, Any]:
+    """The outputs of a deployed stack, secrets in clear (for the caller to use, never to print)."""
+    if shutil.which("pulumi") is None:
+        raise EngineError(INSTALL_HINT)
+    settings = settings_for(repo)
+    auto = _automation()
+    try:
+        selected = auto.select_stack(
+            stack_name=str(stack),
+            work_dir=str(repo.root),
+            opts=auto.LocalWorkspaceOptions(env_vars=settings.env, secrets_provider=settings.secrets_provider),
+        )
+        outputs = selected.outputs()
+    except Exception as exc:  # the Automation API raises CommandError and friends
+        raise EngineError(f"reading the outputs of {stack} failed: {_first_lines(str(exc), 3)}") from exc
+    return {name: getattr(value, "value", value) for name, value in dict(outputs).items()}

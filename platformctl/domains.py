@@ -1,0 +1,88 @@
+"""`platformctl verify-domain`: check a partner's DNS proof of its own domain, then record it in its stack file.
+
+The partner stack holds a random token (a secret output, handed to the partner) and asks for a certificate and a
+route on the partner's domain only once its stack file says `platform:domainVerified: <that domain>`. This is the
+step that says it: it reads the token from the deployed stack, looks up the TXT record `_platform-challenge.<domain>`
+and writes the flag only when the record holds the token. Nothing is written otherwise, and the token is never
+printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from fleet.repo import Repo
+from foundation.errors import EngineError, InputError, PlatformError
+from foundation.stacks import StackName, partner_stack
+from foundation.yamlio import write_atomic
+from gateway.tls import CHALLENGE_PREFIX, challenge_record, proof_matches
+from platformctl.changes import edit_stack_file
+from platformctl.locking import exclusive
+
+DNS_SERVER_ENV = "PLATFORMCTL_DNS_SERVER"
+"""`HOST:PORT` of the DNS server to ask instead of the system's resolvers (a test server on loopback, a split-horizon
+resolver)."""
+VERIFIED_KEY = "platform:domainVerified"
+
+Outputs = Callable[[Repo, StackName], dict[str, Any]]
+
+
+class ProofMissingError(PlatformError):
+    """The partner has not published its token (yet): exit 1, nothing written."""
+
+
+def lookup_txt(name: str) -> list[str]:
+    """The TXT strings published at `name` (none when the name or the record does not exist)."""
+    import dns.exception
+    import dns.resolver
+
+    server = os.environ.get(DNS_SERVER_ENV, "")
+    resolver = dns.resolver.Resolver(configure=not server)
+    if server:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            raise InputError.single(DNS_SERVER_ENV, "", f"{server!r} is not HOST:PORT")
+        resolver.nameservers = [host.strip("[]")]
+        resolver.port = int(port)
+    resolver.lifetime = 5.0
+    try:
+        answer = resolver.resolve(name, "TXT")
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except (dns.exception.Timeout, dns.resolver.NoNameservers, OSError, ValueError) as exc:
+        raise EngineError(f"the DNS lookup of {name} failed: {exc}") from None
+    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+
+
+def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -> str:
+    """Check the proof and record it; returns what was done, for the user."""
+    from platformctl.engine import stack_outputs
+
+    try:
+        stack = partner_stack(partner_id)
+    except InputError:
+        raise InputError.single("arguments", "PARTNER", f"{partner_id!r} is not a partner id") from None
+    if not repo.partner_file(partner_id).is_file() or not repo.has_stack(stack):
+        raise InputError.single("arguments", "PARTNER", f"no partner {partner_id!r} (spec and stack file)")
+    spec = repo.spec(partner_id)
+    if repo.stack_config(stack).file_values.get(VERIFIED_KEY) == spec.domain:
+        return f"{spec.domain} is already verified for {partner_id}"
+    token = (outputs or stack_outputs)(repo, stack).get("domain_challenge_token")
+    if not isinstance(token, str) or not token:
+        raise EngineError(f"{stack} has no domain_challenge_token output yet: run `platformctl up {stack}` first")
+    record = challenge_record(spec.domain)
+    if not proof_matches(lookup_txt(record), token):
+        raise ProofMissingError(
+            f"{record}: no TXT record holds {partner_id}'s token (`{CHALLENGE_PREFIX}<token>`, the stack's secret "
+            "output domain_challenge_token); nothing written"
+        )
+    with exclusive(repo.state_dir, str(stack)):
+        fresh = Repo(repo.root)  # read again under the lock: the file may have changed since
+        if fresh.spec(partner_id).domain != spec.domain:
+            raise InputError.single(f"partners/{partner_id}.yaml", "domain", "changed while it was being verified")
+        write_atomic(fresh.stack_file(stack), edit_stack_file(fresh, stack, {VERIFIED_KEY: spec.domain}))
+    return (
+        f"{spec.domain} verified for {partner_id}: `platformctl up {stack}` now requests its certificate and routes it"
+    )

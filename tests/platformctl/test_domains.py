@@ -1,0 +1,142 @@
+"""`platformctl verify-domain`: a real DNS lookup (dnspython) against a DNS server on loopback, the token read from
+the deployed stack through the Automation API seam, the flag written in place only when the proof holds."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+import yaml
+
+import platformctl.engine as engine
+from tests.conftest import tree_snapshot
+
+TOKEN = "s3cr3t-token-of-acme-voice-0123456789abcdef"
+RECORD = "_platform-challenge.voice.acme.example."
+
+
+class LoopbackDns:
+    """A UDP DNS server on 127.0.0.1 answering TXT queries from a dict (dnspython builds the wire answers)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[str]] = {}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(wire)
+            response = dns.message.make_response(query)
+            question = query.question[0]
+            values = self.records.get(question.name.to_text())
+            if values is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.TXT and values:  # an empty list: the name exists, no TXT
+                quoted = [f'"{v}"' for v in values]
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *quoted))
+            self.sock.sendto(response.to_wire(), peer)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def dns_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackDns]:
+    server = LoopbackDns()
+    monkeypatch.setenv("PLATFORMCTL_DNS_SERVER", f"127.0.0.1:{server.port}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The Automation API seam: a deployed partner stack whose outputs hold the (secret) token."""
+    outputs: dict[str, Any] = {"domain_challenge_token": SimpleNamespace(value=TOKEN, secret=True)}
+
+    class Automation:
+        def LocalWorkspaceOptions(self, **kwargs: Any) -> SimpleNamespace:  # noqa: N802 - mirrors the API
+            return SimpleNamespace(**kwargs)
+
+        def select_stack(self, **kwargs: Any) -> Any:
+            assert kwargs["stack_name"] == "partner-acme-voice"
+            return SimpleNamespace(outputs=lambda: outputs)
+
+    monkeypatch.setattr(engine, "_automation", lambda: Automation())
+    monkeypatch.setattr(engine.shutil, "which", lambda name: "/opt/pulumi/bin/pulumi" if name == "pulumi" else None)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    return outputs
+
+
+def stack_config(root: Path) -> dict[str, Any]:
+    return yaml.safe_load((root / "stacks" / "Pulumi.partner-acme-voice.yaml").read_text())["config"]
+
+
+def test_a_published_token_verifies_the_domain(cli, repo_copy: Path, dns_server: LoopbackDns, deployed) -> None:
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    path.write_text("# owned by team-eu\n" + path.read_text())
+    dns_server.records[RECORD] = ["unrelated", f"platform-domain-verification={TOKEN}"]
+    run = cli("verify-domain", "acme-voice", root=repo_copy)
+    assert "voice.acme.example verified" in run.out and TOKEN not in run.out + run.err
+    assert stack_config(repo_copy)["platform:domainVerified"] == "voice.acme.example"
+    assert path.read_text().startswith("# owned by team-eu\n")  # edited in place
+    assert "already verified" in cli("verify-domain", "acme-voice", root=repo_copy).out
+
+
+@pytest.mark.parametrize(
+    "published",
+    [None, [], ["platform-domain-verification=wrong"], [f"platform-domain-verification={TOKEN}x"], [TOKEN]],
+)
+def test_no_proof_writes_nothing(cli, repo_copy: Path, dns_server: LoopbackDns, deployed, published) -> None:
+    if published is not None:
+        dns_server.records[RECORD] = published
+    before = tree_snapshot(repo_copy)
+    run = cli("verify-domain", "acme-voice", code=1, root=repo_copy)
+    assert "_platform-challenge.voice.acme.example: no TXT record holds" in run.err
+    assert TOKEN not in run.out + run.err
+    assert tree_snapshot(repo_copy) == before
+
+
+def test_a_stack_not_deployed_yet_says_what_to_do(cli, repo_copy: Path, dns_server: LoopbackDns, deployed) -> None:
+    deployed.clear()
+    run = cli("verify-domain", "acme-voice", code=1, root=repo_copy)
+    assert "no domain_challenge_token output yet" in run.err
+
+
+@pytest.mark.parametrize("partner", ["../etc", "nobody-here", "tiers"])
+def test_bad_partners_are_bad_input(cli, repo_copy: Path, partner: str) -> None:
+    run = cli("verify-domain", partner, code=2, root=repo_copy)
+    assert "PARTNER" in run.err
+
+
+def test_without_the_pulumi_cli_it_points_the_way(cli, repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    run = cli("verify-domain", "acme-voice", code=1, root=repo_copy)
+    assert "Pulumi CLI is not on PATH" in run.err
+
+
+def test_a_verified_domain_is_certified_and_routed(plan_in, repo_copy: Path) -> None:
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    path.write_text(path.read_text() + "  platform:domainVerified: voice.acme.example\n")
+    plan = plan_in(repo_copy, "partner-acme-voice")
+    certificates = plan.resources("partner-acme-voice", "kong:index/certificate:Certificate")
+    assert any(c.inputs["snis"] == ["voice.acme.example"] for c in certificates)
