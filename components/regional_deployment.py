@@ -428,13 +428,13 @@ class RegionalDeployment(pulumi.ComponentResource):
             f"{name}-payouts-user",
             name=region_object(args.region.code, "PAYOUTS"),
             comment=f"The payouts job of region {args.region.code}",
-            default_role=warehouse.loader_role,
+            default_role=warehouse.payouts_role,
             default_warehouse=warehouse.load_warehouse,
             rsa_public_key=user_key.public_key_pem.apply(rsa_public_key_body),
             opts=sf_opts,
         )
         snowflake.GrantAccountRole(
-            f"{name}-payouts-user-role", role_name=warehouse.loader_role, user_name=user.name, opts=sf_opts
+            f"{name}-payouts-user-role", role_name=warehouse.payouts_role, user_name=user.name, opts=sf_opts
         )
         warehouse_url = pulumi.Output.concat(
             "snowflake://",
@@ -446,7 +446,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             "?user=",
             user.name,
             "&role=",
-            warehouse.loader_role,
+            warehouse.payouts_role,
             "&warehouse=",
             warehouse.load_warehouse,
         )

@@ -30,6 +30,7 @@ SNOWFLAKE_TYPES = (
 PLATFORM_ROLES = {
     "loader": "Writes metered usage into RAW.",
     "analyst": "Reads the ANALYTICS views across all partners.",
+    "payouts": "Reads metered usage (RAW tables, ANALYTICS views) to pay partners; writes nothing.",
     "admin": "Owns the region's data objects.",
 }
 
@@ -49,6 +50,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
     partner_warehouse_name: str
     load_warehouse: pulumi.Output[str]
     loader_role: pulumi.Output[str]
+    payouts_role: pulumi.Output[str]
 
     def __init__(self, name: str, args: SnowflakeWarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:snowflake_warehouse:SnowflakeWarehouse", name, None, opts)
@@ -117,6 +119,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         # Outputs, not names: whatever names them (the meter's user, its grants) waits for them.
         self.load_warehouse = warehouses["LOAD"].name
         self.loader_role = roles["loader"].name
+        self.payouts_role = roles["payouts"].name
 
         tables = {
             table.name: snowflake.Table(
@@ -204,6 +207,14 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 "views": Grant(("SELECT",), on_all("VIEWS", analytics_fqn), after=analytics_views),
                 "future-views": Grant(("SELECT",), on_future("VIEWS", analytics_fqn)),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["ANALYTICS"].name)),
+            },
+            "payouts": {
+                "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
+                "raw-usage": Grant(("USAGE",), on_schema(raw_fqn)),
+                "raw-select": Grant(("SELECT",), on_all("TABLES", raw_fqn), after=tuple(tables.values())),
+                "analytics-usage": Grant(("USAGE",), on_schema(analytics_fqn)),
+                "views": Grant(("SELECT",), on_all("VIEWS", analytics_fqn), after=analytics_views),
+                "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["LOAD"].name)),
             },
             "admin": {
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),

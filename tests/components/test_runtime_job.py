@@ -89,3 +89,16 @@ def test_only_the_job_may_write_statements(planned: Plan) -> None:
         (("s3:GetBucketVersioning",), "arn:aws:s3:::voiceplat-eu-central-statements"),
     }
     assert planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-kms")
+
+
+def test_the_payouts_user_reads_and_writes_nothing(planned: Plan) -> None:
+    binding = planned.one(STACK, "snowflake:index/grantAccountRole:GrantAccountRole", "region-payouts-user-role")
+    role = binding.inputs["roleName"]
+    assert role.endswith("_PAYOUTS")
+    grants = [
+        g
+        for g in planned.resources(STACK, "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole")
+        if g.inputs.get("accountRoleName") == role
+    ]
+    privileges = {p for g in grants for p in g.inputs.get("privileges", [])}
+    assert grants and privileges <= {"USAGE", "SELECT"}, privileges

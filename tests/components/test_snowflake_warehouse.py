@@ -44,4 +44,9 @@ def test_success_metric_views(fleet: Plan) -> None:
 
 def test_platform_roles(fleet: Plan) -> None:
     roles = {r.inputs["name"] for r in fleet.resources(STACK, "snowflake:index/accountRole:AccountRole")}
-    assert roles == {"PLATFORM_EU_CENTRAL_LOADER", "PLATFORM_EU_CENTRAL_ANALYST", "PLATFORM_EU_CENTRAL_ADMIN"}
+    assert roles == {
+        "PLATFORM_EU_CENTRAL_LOADER",
+        "PLATFORM_EU_CENTRAL_ANALYST",
+        "PLATFORM_EU_CENTRAL_PAYOUTS",
+        "PLATFORM_EU_CENTRAL_ADMIN",
+    }
