@@ -12,7 +12,7 @@ from foundation.errors import InputError, PlatformError
 from partners.currencies import to_minor
 from services import warehouse
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # used with fullmatch: no "2026-11\n", no "２０２６"
 _PARTNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 
 
@@ -26,9 +26,9 @@ def usage_report(warehouse_url: str, period: str | None = None, partner: str | N
     gross_minor is the period's unrounded gross rounded half-even to the currency's minor unit, once.
     """
     period = period or current_period()
-    if not _PERIOD.match(period):
+    if not _PERIOD.fullmatch(period) or period.startswith("0000"):
         raise InputError.single("--period", "", "must be YYYY-MM, e.g. 2026-11")
-    if partner is not None and not _PARTNER.match(partner):
+    if partner is not None and not _PARTNER.fullmatch(partner):
         raise InputError.single("--partner", "", "not a partner id (3-40 of a-z, 0-9, '-')")
     conn = warehouse.connect(warehouse_url)
     try:

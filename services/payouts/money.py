@@ -20,7 +20,9 @@ from foundation.yamlio import load_yaml_file, validation_problems
 from partners.currencies import minor_exponent, to_minor
 from partners.spec import PARTNER_ID_PATTERN
 
-PERIOD_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
+# ASCII digits only and the whole string (re.match with `$` also takes "2026-11\n", `\d` takes "２０２６"): the period is
+# the transfer's idempotency key and transfer_group, so a second spelling of one month would pay it twice.
 _PERIOD = re.compile(PERIOD_PATTERN)
 MAX_ADJUSTMENTS = 1000
 
@@ -49,7 +51,7 @@ STRIPE_MINIMUM_MINOR: dict[str, int] = {
 
 
 def check_period(period: str, field: str = "--period") -> str:
-    if not isinstance(period, str) or not _PERIOD.match(period):
+    if not isinstance(period, str) or not _PERIOD.fullmatch(period) or period.startswith("0000"):
         raise InputError.single(field, "", "must be YYYY-MM, e.g. 2026-11")
     return period
 

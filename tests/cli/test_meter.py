@@ -61,6 +61,9 @@ def test_usage_reads_back_what_the_meter_wrote(tmp_path: Path, cli: Callable[...
 def test_usage_bad_arguments(tmp_path: Path, cli: Callable[..., object]) -> None:
     warehouse = f"local:{tmp_path / 'wh'}"
     cli("usage", "--period", "2026-13", "--warehouse", warehouse, code=2)
+    cli("usage", "--period", "2026-11\n", "--warehouse", warehouse, code=2)
+    cli("usage", "--period", "\uff12\uff10\uff12\uff16-11", "--warehouse", warehouse, code=2)
+    cli("usage", "--period", "2026-11", "--partner", "acme-voice\n", "--warehouse", warehouse, code=2)
     cli("usage", "--period", "2026-11", "--partner", "../etc", "--warehouse", warehouse, code=2)
     cli("usage", "--period", "2026-11", "--partner", "nobody-here", "--warehouse", warehouse, code=2)
     cli("usage", "--warehouse", "mysql://x", code=2)

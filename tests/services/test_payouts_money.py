@@ -54,6 +54,14 @@ def test_periods() -> None:
             money.check_period(bad)
 
 
+@pytest.mark.parametrize("bad", ["2026-11\n", "\uff12\uff10\uff12\uff16-11", "\u0662\u0660\u0662\u0666-11", "0000-01"])
+def test_a_month_has_one_spelling(bad: str) -> None:
+    # The period is the transfer's idempotency key and transfer_group: a second spelling of one month (a trailing
+    # newline, non-ASCII digits) would be a second key, a second statement path and a second carry of the same debt.
+    with pytest.raises(InputError):
+        money.check_period(bad)
+
+
 LINE = {"partner": "acme-voice", "currency": "EUR", "kind": "credit", "amount_minor": 5, "reason": "CN-1"}
 
 
