@@ -97,7 +97,12 @@ def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Even
         return Rejected(400, "bad_timestamp", "Timestamp is missing or not an RFC 2822 date")
     if ended.tzinfo is None:
         return Rejected(400, "bad_timestamp", "Timestamp has no time zone")
-    ended = ended.astimezone(dt.UTC)
+    try:
+        # An offset at either end of the calendar (9999-12-31 23:59 -1400) leaves datetime's range.
+        ended = ended.astimezone(dt.UTC)
+        ended - dt.timedelta(seconds=seconds)  # noqa: B018  (the start must be representable too)
+    except OverflowError:
+        return Rejected(400, "bad_timestamp", "Timestamp is out of range")
     if ended > now + CLOCK_SKEW:
         return Rejected(400, "future_timestamp", "Timestamp is in the future")
     country = country_of(form.get("To", ""), form.get("ToCountry") or None)

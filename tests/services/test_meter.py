@@ -112,6 +112,12 @@ def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
         ("duration beyond any call", 400, "bad_duration", signed(huge_duration)),
         ("timestamp in the future", 400, "future_timestamp", signed(future)),
         ("no timestamp", 400, "bad_timestamp", signed({k: v for k, v in good.items() if k != "Timestamp"})),
+        (
+            "timestamp past the calendar's end once in UTC",
+            400,
+            "bad_timestamp",
+            signed(callback(Timestamp="Fri, 31 Dec 9999 23:59:00 -1400")),
+        ),
         ("bad call sid", 400, "malformed", signed(callback(sid="CA../../x"))),
         ("NANP number without ToCountry", 400, "unknown_country", signed(nanp)),
     ]
