@@ -72,13 +72,13 @@ def parse_form(body: bytes) -> dict[str, str] | Rejected:
 
 
 def partner_id_ok(partner_id: str) -> bool:
-    return bool(_PARTNER_ID.match(partner_id))
+    return bool(_PARTNER_ID.fullmatch(partner_id))
 
 
 def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Event | Ignored | Rejected:
     """One `completed` status callback -> one usage event keyed by CallSid."""
     sid = form.get("CallSid", "")
-    if not _CALL_SID.match(sid):
+    if not _CALL_SID.fullmatch(sid):  # fullmatch: `$` would take 'CA…\n', a second id for one call
         return Rejected(400, "malformed", "CallSid is missing or not a call SID")
     status = form.get("CallStatus", "")
     if status != "completed":
@@ -100,7 +100,7 @@ def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Even
     try:
         # An offset at either end of the calendar (9999-12-31 23:59 -1400) leaves datetime's range.
         ended = ended.astimezone(dt.UTC)
-        ended - dt.timedelta(seconds=seconds)  # noqa: B018  (the start must be representable too)
+        ended - dt.timedelta(seconds=seconds)  # the start must be representable too
     except OverflowError:
         return Rejected(400, "bad_timestamp", "Timestamp is out of range")
     if ended > now + CLOCK_SKEW:

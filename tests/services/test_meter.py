@@ -119,6 +119,7 @@ def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
             signed(callback(Timestamp="Fri, 31 Dec 9999 23:59:00 -1400")),
         ),
         ("bad call sid", 400, "malformed", signed(callback(sid="CA../../x"))),
+        ("call sid with a trailing newline", 400, "malformed", signed(callback(sid="CA" + "0" * 32 + "\n"))),
         ("NANP number without ToCountry", 400, "unknown_country", signed(nanp)),
     ]
 
