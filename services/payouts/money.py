@@ -21,8 +21,8 @@ from partners.currencies import minor_exponent, to_minor
 from partners.spec import PARTNER_ID_PATTERN
 
 PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
-# ASCII digits only and the whole string (re.match with `$` also takes "2026-11\n", `\d` takes "２０２６"): the period is
-# the transfer's idempotency key and transfer_group, so a second spelling of one month would pay it twice.
+# ASCII digits, matched whole (re.match with `$` also takes "2026-11\n", `\d` takes "２０２６"): the period is the
+# transfer's idempotency key and transfer_group, so a second spelling of one month would pay it twice.
 _PERIOD = re.compile(PERIOD_PATTERN)
 MAX_ADJUSTMENTS = 1000
 

@@ -51,7 +51,11 @@ class LocalStatements:
     def __init__(self, directory: Path) -> None:
         if "\x00" in str(directory):
             raise InputError.single("--statements", "", "not a usable directory name")
-        if directory.exists() and not directory.is_dir():
+        try:
+            exists, is_dir = directory.exists(), directory.is_dir()
+        except OSError as exc:  # a name too long for the filesystem, a component that is a file
+            raise InputError.single("--statements", "", f"not a usable directory ({exc.strerror})") from None
+        if exists and not is_dir:
             raise InputError.single("--statements", "", f"{directory} exists and is not a directory")
         self.directory = directory
         self.where = str(directory)

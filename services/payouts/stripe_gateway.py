@@ -54,7 +54,11 @@ def _check_key(key: str, live: bool) -> str:
 
 
 def _check_base(base: str) -> str:
-    parts = urlsplit(base)
+    try:
+        parts = urlsplit(base)
+        _ = parts.port  # raises ValueError for a port out of range
+    except ValueError:
+        raise InputError.single(BASE_ENV, "", "is not a URL (bad host or port)") from None
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.path not in ("", "/"):
         raise InputError.single(
             BASE_ENV, "", "must be a base URL such as https://api.stripe.com (no path or credentials)"

@@ -62,6 +62,8 @@ def test_a_refused_key_is_reported_without_the_key(fake: FakeStripe) -> None:
         ({"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": "https://user:pw@api.example"}, False),
         ({"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": "https://api.example/v1"}, False),
         ({"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": "http://10.0.0.1"}, False),
+        ({"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": "http://[::1"}, False),
+        ({"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": "http://127.0.0.1:99999"}, False),
     ],
 )
 def test_bad_environment_is_input_error(env: dict[str, str], live: bool) -> None:

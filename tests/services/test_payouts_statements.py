@@ -63,7 +63,7 @@ def test_a_corrupt_local_statement_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["s3://", "s3://UPPER/x", "s3://b/../etc", "s3://bkt/x?y=1", "gs://bucket/x", "s3://a/b c"]
+    "target", ["s3://", "s3://UPPER/x", "s3://b/../etc", "s3://bkt/x?y=1", "gs://bucket/x", "s3://a/b c", "x" * 5000]
 )
 def test_bad_targets_are_input_errors(tmp_path: Path, target: str) -> None:
     with pytest.raises(InputError):
