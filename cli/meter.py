@@ -62,13 +62,14 @@ def serve(
     from cli.app import _repo
     from services.meter.server import ServeConfig
     from services.meter.server import serve as run
+    from services.warehouse import anchored
 
     repo = _repo()
     run(
         ServeConfig(
             host=host,
             port=port,
-            warehouse_url=warehouse,
+            warehouse_url=anchored(warehouse, repo.root),
             public_url=public_url,
             spool_path=spool or repo.state_dir / "meter" / "spool.db",
             partners_dir=repo.partners_dir,
@@ -88,11 +89,11 @@ def usage(
 
     Example: platformctl usage --period 2026-11 --json
     """
-    from cli.app import out
+    from cli.app import _repo, out
     from cli.render import plain
     from platformctl.usage import usage_report
 
-    report = usage_report(warehouse, period, partner)
+    report = usage_report(warehouse, period, partner, base=_repo().root)
     if as_json:
         out.print(json.dumps(report, indent=2), markup=False)
         return

@@ -20,7 +20,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9.:/-]+$")
 
 def origin_regex(pattern: str, zone: str) -> str:
     """`https://*.{zone}` -> `^https://<one label>\\.<zone escaped>$`; a plain origin stays a plain string."""
-    match = _PATTERN.match(pattern)
+    match = _PATTERN.fullmatch(pattern)
     if not match:
         raise ValueError(
             f"CORS origin {pattern!r} must be https://HOST or https://*.HOST ({{zone}} stands for the platform zone)"
@@ -47,7 +47,7 @@ def kong_origin_allows(entry: str, request_origin: str) -> bool:
     if entry == "*":
         return True
     domain, host = _normalize(request_origin)
-    if _PLAIN.match(entry):
+    if _PLAIN.fullmatch(entry):
         return domain == _normalize(entry)[0]
     regex = entry if entry.endswith("$") else entry + "$"
     regex = regex[1:] if regex.startswith("^") else regex

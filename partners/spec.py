@@ -70,7 +70,7 @@ def _hostname(value: str) -> str:
     if len(host) > 253 or "." not in host:
         raise ValueError("must be a fully qualified hostname such as voice.example.com")
     labels = host.split(".")
-    if not all(_HOST_LABEL.match(label) for label in labels):
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise ValueError(
             "must be a hostname only: letters, digits and '-' in dot-separated labels "
             "(no scheme, port, path or wildcard)"
@@ -83,7 +83,7 @@ def _hostname(value: str) -> str:
 def _https_url(value: str) -> str:
     if _CONTROL.search(value) or any(ch.isspace() for ch in value):
         raise ValueError("must not contain whitespace or control characters")
-    match = re.match(r"^https://([^/?#@]+)(/[^\s]*)?$", value)
+    match = re.fullmatch(r"https://([^/?#@]+)(/[^\s]*)?", value)
     if not match:
         raise ValueError("must be an https:// URL with no credentials")
     _hostname(match.group(1))

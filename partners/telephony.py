@@ -27,7 +27,7 @@ _LOCALITY = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .'-]){0,63}$")
 
 
 def _locality(value: str) -> str:
-    if not _LOCALITY.match(value) or value != value.strip() or "  " in value:
+    if not _LOCALITY.fullmatch(value) or value != value.strip() or "  " in value:
         raise ValueError("must be a place name: letters, single spaces, '.', \"'\" and '-' (at most 64 characters)")
     return value
 

@@ -31,7 +31,7 @@ def record_stripe_account(root: Path, partner_id: str, account_id: str) -> bool:
     from fleet.repo import Repo
     from platformctl.changes import edit_stack_file
 
-    if not _ACCOUNT_ID.match(account_id):
+    if not _ACCOUNT_ID.fullmatch(account_id):
         raise InputError.single("stripe", "account", f"{account_id!r} is not a Stripe account id")
     stack = partner_stack(partner_id)
     with exclusive(Repo(root).state_dir, str(stack)):
@@ -50,7 +50,7 @@ def stripe_account_of(repo: Repo, partner_id: str) -> str | None:
     value = load_stack_config(repo.root, partner_stack(partner_id)).file_values.get(STRIPE_ACCOUNT_KEY)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
+    if not isinstance(value, str) or not _ACCOUNT_ID.fullmatch(value):
         raise InputError.single(
             f"stacks/Pulumi.partner-{partner_id}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_..."
         )
@@ -187,6 +187,7 @@ def run(
     adjustments = money.load_adjustments(adjustments_file, period) if adjustments_file else []
     store = open_store(statements, repo.state_dir / "statements")
     gateway = None if dry_run else StripeGateway.from_env(os.environ, live=live)
+    warehouse_url = warehouse.anchored(warehouse_url, repo.root)
     conn = warehouse.connect(warehouse_url)
     try:
         if warehouse_url.startswith("local:"):

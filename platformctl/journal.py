@@ -139,7 +139,7 @@ def load(root: Path, path: Path) -> Journal | None:
     try:
         document: Any = json.loads(path.read_text(encoding="utf-8"))
         locks = document["locks"]
-        if not isinstance(locks, list) or not all(isinstance(lock, str) and _LOCK.match(lock) for lock in locks):
+        if not isinstance(locks, list) or not all(isinstance(lock, str) and _LOCK.fullmatch(lock) for lock in locks):
             return None  # a lock name that is not one would stop every later change with an internal error
         phase = document["phase"]
         after = document["after"]

@@ -30,7 +30,7 @@ def lock_dir(state_dir: Path) -> Path:
 @contextmanager
 def exclusive(state_dir: Path, name: str) -> Iterator[None]:
     """Hold the lock `name` for the duration; a second holder is refused at once (InputError, exit 2)."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"bad lock name {name!r}")
     directory = lock_dir(state_dir)
     path = directory / f"{name}.lock"

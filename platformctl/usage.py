@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from components.warehouse_tables import PARTNERS, view
@@ -20,7 +21,9 @@ def current_period(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m")
 
 
-def usage_report(warehouse_url: str, period: str | None = None, partner: str | None = None) -> dict[str, Any]:
+def usage_report(
+    warehouse_url: str, period: str | None = None, partner: str | None = None, base: Path | None = None
+) -> dict[str, Any]:
     """{"period": P, "partners": {id: {calls, billable_seconds, minutes, currency, gross_minor, api_requests}}}.
 
     gross_minor is the period's unrounded gross rounded half-even to the currency's minor unit, once.
@@ -30,6 +33,8 @@ def usage_report(warehouse_url: str, period: str | None = None, partner: str | N
         raise InputError.single("--period", "", "must be YYYY-MM, e.g. 2026-11")
     if partner is not None and not _PARTNER.fullmatch(partner):
         raise InputError.single("--partner", "", "not a partner id (3-40 of a-z, 0-9, '-')")
+    if base is not None:
+        warehouse_url = warehouse.anchored(warehouse_url, base)
     conn = warehouse.connect(warehouse_url)
     try:
         if warehouse_url.startswith("local:"):

@@ -34,6 +34,16 @@ class WarehouseUnavailableError(PlatformError):
     """The warehouse cannot be reached or refused a statement; the caller retries later."""
 
 
+def anchored(url: str, base: Path) -> str:
+    """A `local:` URL with a relative directory, taken relative to `base` (the repository), not to wherever the
+    command was started: `--root` elsewhere must not read an empty warehouse."""
+    if url.startswith("local:"):
+        directory = url.removeprefix("local:")
+        if directory and not Path(directory).is_absolute():
+            return f"local:{base / directory}"
+    return url
+
+
 def connect(url: str = DEFAULT_URL) -> Any:
     """A DB-API connection to the warehouse named by `url` (see the module docstring)."""
     if url.startswith("local:"):
@@ -92,15 +102,15 @@ def snowflake_params(url: str, env: Mapping[str, str]) -> dict[str, Any]:
     account = parts.netloc
     database = parts.path.strip("/")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if not _ACCOUNT.match(account):
+    if not _ACCOUNT.fullmatch(account):
         raise InputError.single("--warehouse", "account", "must be the Snowflake account identifier (ORG-ACCOUNT)")
-    if not _IDENT.match(database):
+    if not _IDENT.fullmatch(database):
         raise InputError.single("--warehouse", "database", "must be one Snowflake identifier, e.g. PLATFORM_EU_CENTRAL")
     unknown = sorted(set(query) - {"user", "role", "warehouse"})
     if unknown:
         raise InputError.single("--warehouse", "", f"unknown URL parameters {', '.join(unknown)}")
     for key in ("user", "role", "warehouse"):
-        if not _IDENT.match(query.get(key, "")):
+        if not _IDENT.fullmatch(query.get(key, "")):
             raise InputError.single("--warehouse", key, "required: one Snowflake identifier")
     return {
         "account": account,

@@ -22,6 +22,9 @@ MAX_CALL_SECONDS = 24 * 3600
 """Twilio ends every call at its time limit, at most 24 hours."""
 CLOCK_SKEW = dt.timedelta(minutes=5)
 """How far in the future a callback's Timestamp may be before it is refused."""
+MAX_AGE = dt.timedelta(days=35)
+"""How old an event may be: Twilio retries a callback for hours, not weeks, and an older event would land in a month
+that may already be paid out (payouts run on the 2nd for the month before)."""
 MAX_FORM_FIELDS = 200
 _CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
 _PARTNER_ID = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -105,6 +108,8 @@ def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Even
         return Rejected(400, "bad_timestamp", "Timestamp is out of range")
     if ended > now + CLOCK_SKEW:
         return Rejected(400, "future_timestamp", "Timestamp is in the future")
+    if ended < now - MAX_AGE:
+        return Rejected(400, "stale_timestamp", f"Timestamp is more than {MAX_AGE.days} days old")
     country = country_of(form.get("To", ""), form.get("ToCountry") or None)
     if country is None:
         return Rejected(400, "unknown_country", "the To number's country cannot be determined")
@@ -157,8 +162,10 @@ def kong_event(entry: Any, roster: dict[str, Partner], now: dt.datetime) -> Even
         return Rejected(400, "bad_timestamp", "started_at is out of range")
     if started > now + CLOCK_SKEW:
         return Rejected(400, "future_timestamp", "started_at is in the future")
+    if started < now - MAX_AGE:
+        return Rejected(400, "stale_timestamp", f"started_at is more than {MAX_AGE.days} days old")
     route_name = route.get("name") if isinstance(route, dict) else None
-    route_name = route_name if isinstance(route_name, str) and _ROUTE.match(route_name) else "unrouted"
+    route_name = route_name if isinstance(route_name, str) and _ROUTE.fullmatch(route_name) else "unrouted"
     # Kong 3.x logs a per-request id; without it, the fields that identify one request.
     request_id = request.get("id")
     identity = (

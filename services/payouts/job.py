@@ -302,6 +302,13 @@ def _settle(
     except StripeError as exc:
         outcome.status, outcome.reason = FAILED, f"{exc}; nothing written, rerun to settle"
         return outcome
+    if transfer.get("destination") not in (None, account):
+        outcome.status = FAILED
+        outcome.reason = (
+            f"its {period} transfer {transfer.get('id')} went to {transfer.get('destination')}, not to its account "
+            f"{account} now: already paid, nothing sent; check the account change before settling by hand"
+        )
+        return outcome
     if int(transfer["amount"]) != due:
         outcome.warnings.append(f"the transfer moved {transfer['amount']}, the statement now gives {due}")
     statement["transfer"] = _transfer_record(transfer)

@@ -161,12 +161,12 @@ def open_store(target: str, default_dir: Path) -> StatementStore:
         return LocalStatements(default_dir)
     if target.startswith("s3://"):
         parts = urlsplit(target)
-        if not _BUCKET.match(parts.netloc or "") or ".." in parts.netloc:
+        if not _BUCKET.fullmatch(parts.netloc or "") or ".." in parts.netloc:
             raise InputError.single("--statements", "", "s3://BUCKET/PREFIX needs a valid bucket name")
         if parts.query or parts.fragment:
             raise InputError.single("--statements", "", "s3://BUCKET/PREFIX takes no query or fragment")
         pieces = [p for p in parts.path.split("/") if p]
-        if any(not _PREFIX_PART.match(p) or p in (".", "..") for p in pieces):
+        if any(not _PREFIX_PART.fullmatch(p) or p in (".", "..") for p in pieces):
             raise InputError.single("--statements", "", "the S3 prefix may hold only A-Z a-z 0-9 . _ - between slashes")
         return S3Statements(parts.netloc, "/".join(pieces), os.environ.get(KMS_KEY_ENV) or None)
     if "://" in target:

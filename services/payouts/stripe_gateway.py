@@ -165,12 +165,11 @@ class StripeGateway:
     # ------------------------------------------------------------ transfers
 
     def find_transfer(self, partner_id: str, period: str, destination: str) -> dict[str, Any] | None:
-        """The transfer of this partner and period, if one was made (however long ago: keys expire, this does not)."""
+        """The transfer of this partner and period, if one was made (however long ago: keys expire, this does not),
+        to whichever account it went: a partner reconnected to another account since must not be paid twice."""
 
         def walk() -> dict[str, Any] | None:
-            page = self.client.v1.transfers.list(
-                params={"transfer_group": period, "destination": destination, "limit": 100}
-            )
+            page = self.client.v1.transfers.list(params={"transfer_group": period, "limit": 100})
             for seen, transfer in enumerate(page.auto_paging_iter()):
                 if seen >= 100_000:
                     break

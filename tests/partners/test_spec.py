@@ -208,3 +208,11 @@ def test_table_file_names_are_not_partner_ids(reserved: str) -> None:
     text = (ROOT / "partners" / "acme-voice.yaml").read_text().replace("id: acme-voice", f"id: {reserved}", 1)
     with pytest.raises(InputError, match="reserved"):
         load_spec_text(text, "spec.yaml")
+
+
+@pytest.mark.parametrize(
+    "domain", ["voice\n.acme.example", "voice.acme\n.example", "voice.acme.example\n", "voz.pampas.example\x00"]
+)
+def test_a_newline_hidden_in_a_domain_label_is_refused(domain: str) -> None:
+    with pytest.raises(InputError, match="domain"):
+        load_spec_text(spec_text(domain=domain), "spec.yaml")

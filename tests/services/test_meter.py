@@ -111,6 +111,12 @@ def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
         ("duration not a number", 400, "bad_duration", signed(text)),
         ("duration beyond any call", 400, "bad_duration", signed(huge_duration)),
         ("timestamp in the future", 400, "future_timestamp", signed(future)),
+        (
+            "a call from another era (or an already paid month)",
+            400,
+            "stale_timestamp",
+            signed(callback(Timestamp="Fri, 01 Jan 1999 10:00:00 +0000")),
+        ),
         ("no timestamp", 400, "bad_timestamp", signed({k: v for k, v in good.items() if k != "Timestamp"})),
         (
             "timestamp past the calendar's end once in UTC",

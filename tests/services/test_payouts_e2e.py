@@ -18,8 +18,9 @@ from moto.server import ThreadedMotoServer
 from tests.services.meter_harness import Meter, callback, free_port, post_callback
 from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 
-PERIOD = "2026-10"
-WHEN = dt.datetime(2026, 10, 20, 12, 0, tzinfo=dt.UTC)
+WHEN = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(microsecond=0)
+"""Recent enough for the meter to accept (it refuses events older than 35 days); the statements are for its month."""
+PERIOD = WHEN.strftime("%Y-%m")
 
 
 @pytest.fixture

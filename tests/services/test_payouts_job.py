@@ -204,3 +204,17 @@ def test_two_currencies_in_one_period_are_refused(wh: Path, tmp_path: Path, fake
     with pytest.raises(PlatformError, match="EUR, USD"):
         run(wh, tmp_path / "st", fake, {}, partners=[SPECS["acme-voice"]])
     assert not fake.requests
+
+
+def test_a_transfer_to_an_earlier_account_is_never_paid_again(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    first = accounts(fake, "acme-voice")
+    # Paid to the first account by a run that died before its statement; then the partner was reconnected.
+    gateway(fake).create_transfer("acme-voice", PERIOD, first["acme-voice"], 451, "EUR")
+    fake.idempotent.clear()  # 24 h later: the key has expired
+    fake.accounts.clear()
+    second = accounts(fake, "acme-voice")
+    assert second["acme-voice"] != first["acme-voice"]
+    report = run(wh, tmp_path / "st", fake, second, partners=[SPECS["acme-voice"]])
+    assert statuses(report) == {"acme-voice": job.FAILED}
+    assert "already paid, nothing sent" in report.outcomes[0].reason
+    assert len(fake.transfers) == 1 and not (tmp_path / "st" / PERIOD / "acme-voice.json").exists()
