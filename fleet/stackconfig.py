@@ -78,6 +78,11 @@ def load_stack_config(root: Path, stack: StackName) -> StackConfig:
             problems.append(Problem(display, field, "config keys are namespaced, e.g. platform:launchedCountries"))
             continue
         if isinstance(value, dict) and set(value) == {"secure"}:
+            if not isinstance(value["secure"], str) or not value["secure"]:
+                problems.append(
+                    Problem(display, f"{field}.secure", "must be the ciphertext string `pulumi config` wrote")
+                )
+                continue
             values[key] = SECRET_PLACEHOLDER
             secret_keys.append(key)
             file_values[key] = SECRET_PLACEHOLDER

@@ -49,10 +49,14 @@ def load_plan(path: Path) -> dict[str, Any]:
     for name, stack in doc["stacks"].items():
         if not isinstance(stack, dict) or not isinstance(stack.get("steps"), list):
             raise InputError.single(source, f"stacks.{name}.steps", "must be a list of steps")
+        seen: set[str] = set()
         for index, step in enumerate(stack["steps"]):
             where = f"stacks.{name}.steps.{index}"
             if not isinstance(step, dict) or not isinstance(step.get("urn"), str):
                 raise InputError.single(source, where, "a step needs a `urn`")
+            if step["urn"] in seen:
+                raise InputError.single(source, f"{where}.urn", "appears twice: a plan has one step per resource")
+            seen.add(step["urn"])
             for key in ("newState", "oldState"):
                 state = step.get(key)
                 if state is not None and not isinstance(state, dict):

@@ -78,6 +78,10 @@ DATA_FOLDERS = ("partners", "stacks", "regions", "gateway")
 def refuse_links(tree: Path, sha: str) -> None:
     """A symbolic link among the data files of a commit is bad input: it could make a spec read another file."""
     for folder in DATA_FOLDERS:
+        if (tree / folder).is_symlink():
+            raise InputError.single(
+                f"{sha[:10]}:{folder}", "", "is a symbolic link; the data folders must be real folders of the commit"
+            )
         for path in sorted((tree / folder).rglob("*")) if (tree / folder).is_dir() else []:
             if path.is_symlink():
                 raise InputError.single(

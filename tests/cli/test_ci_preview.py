@@ -237,3 +237,16 @@ def test_a_partner_with_another_partners_domain_fails_the_preview(cli, project_r
         v["stack"] == "partner-clash-co" and v["level"] == "mandatory" and "acme-voice" in v["message"]
         for v in doc["violations"]
     ), doc["violations"]
+
+
+def test_a_symlinked_data_folder_is_bad_input(cli, project_repo: Path) -> None:
+    def link(repo: Path) -> None:
+        (repo / "stacks-real").mkdir()
+        for path in (repo / "stacks").iterdir():
+            path.rename(repo / "stacks-real" / path.name)
+        (repo / "stacks").rmdir()
+        (repo / "stacks").symlink_to("stacks-real")
+
+    change(project_repo, "symlinked-folder", link)
+    run = cli("ci-preview", "--base", "base", "--head", "HEAD", code=2, root=project_repo)
+    assert "stacks" in run.err and "symbolic link" in run.err

@@ -202,3 +202,10 @@ def test_an_earlier_plan_is_read_within_bounds(cli, repo_copy: Path, tmp_path: P
 def test_a_json_file_that_cannot_be_written_is_bad_input(cli, repo_copy: Path, tmp_path: Path) -> None:
     run = cli("plan", "global", "--json", "/proc/self/plan.json", code=2, root=repo_copy)
     assert "--json" in run.err
+
+
+def test_an_earlier_plan_with_a_urn_twice_is_bad_input(cli, repo_copy: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "twice.json"
+    bad.write_text('{"stacks": {"global": {"steps": [{"urn": "u", "op": "create"}, {"urn": "u", "op": "create"}]}}}')
+    run = cli("plan", "global", "--against", str(bad), code=2, root=repo_copy)
+    assert "stacks.global.steps.1.urn" in run.err and "appears twice" in run.err

@@ -82,3 +82,11 @@ def test_encrypted_values_stay_secret(repo_copy: Path) -> None:
 def test_stack_names_refuse_anything_else(name: str) -> None:
     with pytest.raises(InputError, match="unknown stack name"):
         parse_stack_name(name)
+
+
+@pytest.mark.parametrize("value", ["{secure: 5}", "{secure: ''}", "{secure: [a]}"])
+def test_a_secure_value_is_a_ciphertext_string(repo_copy: Path, value: str) -> None:
+    path = repo_copy / "stacks" / "Pulumi.global.yaml"
+    path.write_text(f"config:\n  platform:kongAdminToken: {value}\n")
+    with pytest.raises(InputError, match=r"config\.platform:kongAdminToken\.secure"):
+        load_stack_config(repo_copy, parse_stack_name("global"))
