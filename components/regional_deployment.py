@@ -287,34 +287,8 @@ class RegionalDeployment(pulumi.ComponentResource):
         snowflake_provider: snowflake.Provider,
     ) -> None:
         """The usage meter: its own Snowflake service user holding only the loader role, and the RuntimeService."""
-        sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
-        key = tls.PrivateKey(
-            f"{name}-meter-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)
-        )
-        user = snowflake.ServiceUser(
-            f"{name}-meter-user",
-            name=region_object(args.region.code, "METER"),
-            comment=f"The usage meter of region {args.region.code}",
-            default_role=warehouse.loader_role,
-            default_warehouse=warehouse.load_warehouse,
-            rsa_public_key=key.public_key_pem.apply(rsa_public_key_body),
-            opts=sf_opts,
-        )
-        snowflake.GrantAccountRole(
-            f"{name}-meter-user-role", role_name=warehouse.loader_role, user_name=user.name, opts=sf_opts
-        )
-        account = pulumi.Output.concat(args.snowflake_organization, "-", args.snowflake_account)
-        warehouse_url = pulumi.Output.concat(
-            "snowflake://",
-            account,
-            "/",
-            warehouse.database_name,
-            "?user=",
-            user.name,
-            "&role=",
-            warehouse.loader_role,
-            "&warehouse=",
-            warehouse.load_warehouse,
+        key, warehouse_url = self._warehouse_user(
+            name, "meter", "The usage meter", warehouse.loader_role, args, warehouse, snowflake_provider
         )
         RuntimeService(
             f"{name}-meter",
@@ -420,35 +394,8 @@ class RegionalDeployment(pulumi.ComponentResource):
             role_arn=role.arn,
             opts=aws_opts,
         )
-        sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
-        user_key = tls.PrivateKey(
-            f"{name}-payouts-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)
-        )
-        user = snowflake.ServiceUser(
-            f"{name}-payouts-user",
-            name=region_object(args.region.code, "PAYOUTS"),
-            comment=f"The payouts job of region {args.region.code}",
-            default_role=warehouse.payouts_role,
-            default_warehouse=warehouse.load_warehouse,
-            rsa_public_key=user_key.public_key_pem.apply(rsa_public_key_body),
-            opts=sf_opts,
-        )
-        snowflake.GrantAccountRole(
-            f"{name}-payouts-user-role", role_name=warehouse.payouts_role, user_name=user.name, opts=sf_opts
-        )
-        warehouse_url = pulumi.Output.concat(
-            "snowflake://",
-            args.snowflake_organization,
-            "-",
-            args.snowflake_account,
-            "/",
-            warehouse.database_name,
-            "?user=",
-            user.name,
-            "&role=",
-            warehouse.payouts_role,
-            "&warehouse=",
-            warehouse.load_warehouse,
+        user_key, warehouse_url = self._warehouse_user(
+            name, "payouts", "The payouts job", warehouse.payouts_role, args, warehouse, snowflake_provider
         )
         RuntimeJob(
             f"{name}-payouts",
@@ -473,6 +420,48 @@ class RegionalDeployment(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
+
+    def _warehouse_user(
+        self,
+        name: str,
+        purpose: str,
+        description: str,
+        role: pulumi.Output[str],
+        args: RegionalDeploymentArgs,
+        warehouse: SnowflakeWarehouse,
+        snowflake_provider: snowflake.Provider,
+    ) -> tuple[tls.PrivateKey, pulumi.Output[str]]:
+        """A runtime service's own key-pair Snowflake user holding only `role`; returns its key and the warehouse URL
+        the service connects with (`services/warehouse.py`)."""
+        sf_opts = pulumi.ResourceOptions(parent=self, provider=snowflake_provider)
+        key = tls.PrivateKey(
+            f"{name}-{purpose}-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self)
+        )
+        user = snowflake.ServiceUser(
+            f"{name}-{purpose}-user",
+            name=region_object(args.region.code, purpose.upper()),
+            comment=f"{description} of region {args.region.code}",
+            default_role=role,
+            default_warehouse=warehouse.load_warehouse,
+            rsa_public_key=key.public_key_pem.apply(rsa_public_key_body),
+            opts=sf_opts,
+        )
+        snowflake.GrantAccountRole(f"{name}-{purpose}-user-role", role_name=role, user_name=user.name, opts=sf_opts)
+        warehouse_url = pulumi.Output.concat(
+            "snowflake://",
+            args.snowflake_organization,
+            "-",
+            args.snowflake_account,
+            "/",
+            warehouse.database_name,
+            "?user=",
+            user.name,
+            "&role=",
+            role,
+            "&warehouse=",
+            warehouse.load_warehouse,
+        )
+        return key, warehouse_url
 
     def _network(
         self, name: str, region: Region, opts: pulumi.ResourceOptions
