@@ -17,6 +17,7 @@ import pulumi_tls as tls
 from components.gateway_certificates import bind_certificate
 from components.outputs import secret
 from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
+from components.pod_identity import POD_IDENTITY_TRUST_POLICY
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
@@ -449,18 +450,7 @@ class PartnerTenant(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-workload-role",
             description=f"Pod identity of partner {spec.id}'s workloads",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "pods.eks.amazonaws.com"},
-                            "Action": ["sts:AssumeRole", "sts:TagSession"],
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=POD_IDENTITY_TRUST_POLICY,
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -16,6 +16,7 @@ import pulumi_tls as tls
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.gateway_certificates import bind_certificate
 from components.outputs import secret
+from components.pod_identity import POD_IDENTITY_TRUST_POLICY
 from components.runtime_job import RuntimeJob, RuntimeJobArgs
 from components.runtime_service import SPOOL_MOUNT, RuntimeService, RuntimeServiceArgs
 from components.secure_bucket import SecureBucket, SecureBucketArgs
@@ -340,18 +341,7 @@ class RegionalDeployment(pulumi.ComponentResource):
         # and write statements, and only under statements/; no AWS key lives in the cluster.
         role = aws.iam.Role(
             f"{name}-payouts-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "pods.eks.amazonaws.com"},
-                            "Action": ["sts:AssumeRole", "sts:TagSession"],
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=POD_IDENTITY_TRUST_POLICY,
             opts=aws_opts,
         )
         bucket_arn = f"arn:aws:s3:::{args.name_prefix}-{args.region.code}-statements"  # the name is fixed at plan time
@@ -791,18 +781,7 @@ class RegionalDeployment(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-cert-manager-role",
             description="cert-manager: DNS-01 answers in the platform zone",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "pods.eks.amazonaws.com"},
-                            "Action": ["sts:AssumeRole", "sts:TagSession"],
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=POD_IDENTITY_TRUST_POLICY,
             opts=aws_opts,
         )
         aws.iam.RolePolicy(
