@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.runtime_env import workload_env
+
 
 @dataclass(frozen=True)
 class RuntimeJobArgs:
@@ -47,24 +49,7 @@ class RuntimeJob(pulumi.ComponentResource):
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=meta(), automount_service_account_token=False, opts=child
         )
-        env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in args.env.items()]
-        if args.secret_env:
-            secret = k8s.core.v1.Secret(
-                f"{name}-secret",
-                metadata=meta("-env"),
-                type="Opaque",
-                string_data={k: pulumi.Output.secret(v) for k, v in args.secret_env.items()},
-                opts=child,
-            )
-            env += [
-                k8s.core.v1.EnvVarArgs(
-                    name=key,
-                    value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=key)
-                    ),
-                )
-                for key in args.secret_env
-            ]
+        env = workload_env(name, meta("-env"), args.env, args.secret_env, child)
         container = k8s.core.v1.ContainerArgs(
             name=args.job,
             image=args.image,
