@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleet.repo import Repo
-from foundation.errors import EngineError, InputError
+from foundation.errors import InputError
 from foundation.stacks import partner_stack
 from partners.telephony import number_slots, subaccount_friendly_name
 
@@ -44,24 +44,7 @@ def numbers(repo: Repo, partner: str | None = None, owned: bool = False) -> list
 
 def _owned_numbers(repo: Repo, partner_id: str) -> dict[str, dict[str, Any]]:
     """The partner stack's `telephony_numbers` output, by slot, through the Automation API."""
-    import shutil
+    from platformctl.engine import stack_outputs
 
-    from platformctl.engine import INSTALL_HINT, settings_for
-
-    if shutil.which("pulumi") is None:
-        raise EngineError(INSTALL_HINT)
-    from pulumi import automation as auto
-
-    settings = settings_for(repo)
-    try:
-        stack = auto.select_stack(
-            stack_name=str(partner_stack(partner_id)),
-            work_dir=str(repo.root),
-            opts=auto.LocalWorkspaceOptions(env_vars=settings.env, secrets_provider=settings.secrets_provider),
-        )
-        outputs = stack.outputs()
-    except Exception as exc:  # the Automation API raises CommandError and friends
-        raise EngineError(f"reading the state of partner-{partner_id}: {str(exc).strip().splitlines()[0]}") from exc
-    held = outputs.get("telephony_numbers")
-    value = held.value if held is not None else []
+    value = stack_outputs(repo, partner_stack(partner_id)).get("telephony_numbers")
     return {row["slot"]: row for row in value or [] if isinstance(row, dict) and "slot" in row}

@@ -147,3 +147,30 @@ def test_offboarding_says_what_happens_to_the_numbers(cli, repo_copy: Path) -> N
     assert "released and its Twilio subaccount closed" in released.out
     config = yaml.safe_load((repo_copy / "stacks" / "Pulumi.partner-pampas-voz.yaml").read_text())["config"]
     assert config["platform:releaseNumbers"] is True
+
+
+def test_owned_numbers_come_from_the_deployed_stack(cli, repo_copy: Path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import platformctl.engine as engine
+
+    cli("onboard-partner", str(EXAMPLE), "--no-apply", root=repo_copy)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    assert "Pulumi CLI is not on PATH" in cli("numbers", "pampas-voz", "--owned", code=1, root=repo_copy).err
+
+    held = [{"slot": "br-toll-free-0", "phone_number": "+558001234567"}]
+
+    class Automation:  # the Automation API seam: a deployed stack's outputs
+        def LocalWorkspaceOptions(self, **kwargs):  # noqa: N802 - mirrors the API
+            return SimpleNamespace(**kwargs)
+
+        def select_stack(self, **kwargs):
+            assert kwargs["stack_name"] == "partner-pampas-voz"
+            return SimpleNamespace(outputs=lambda: {"telephony_numbers": SimpleNamespace(value=held)})
+
+    monkeypatch.setattr(engine, "_automation", lambda: Automation())
+    monkeypatch.setattr(engine.shutil, "which", lambda name: "/opt/pulumi/bin/pulumi")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    rows = json.loads(cli("numbers", "pampas-voz", "--owned", "--json", root=repo_copy).out)
+    assert {r["slot"]: r["phone_number"] for r in rows}["br-toll-free-0"] == "+558001234567"
+    assert {r["slot"]: r["phone_number"] for r in rows}["cl-toll-free-0"] == "not bought"
