@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.stackconfig import SECRET_PLACEHOLDER, declarations, load_stack_config
-from foundation.errors import InputError
+from foundation.errors import InputError, Problem
 from foundation.stacks import GLOBAL, PROJECT, StackKind, StackName, parse_stack_name, region_stack
 from foundation.yamlio import load_yaml_file
 
@@ -52,19 +52,6 @@ STAND_IN_DEFAULTS = {
     "platform:snowflakeOrganization": "the Snowflake organization that owns the regional accounts",
 }
 """Declared defaults in Pulumi.yaml that stand in for an account-specific value: a stack that reads one sets it."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    """The file where the value must be set (a stack file, or a partner spec)."""
-    key: str
-    """Config key or spec field."""
-    message: str
-    """Why the value is not ready for a real deploy."""
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -231,7 +218,7 @@ def program_reads(program: Path) -> dict[str, ProgramReads]:
 
 def _value_findings(
     display: str, key: str, value: Any, declared_default: bool, secret: bool, reader: str | None
-) -> Iterator[Finding]:
+) -> Iterator[Problem]:
     origin = "the declared default in Pulumi.yaml, not set in this file" if declared_default else "set in this file"
     via = f"; {reader}" if reader else ""
     if secret:
@@ -239,20 +226,20 @@ def _value_findings(
     for path, text in _strings(value, ""):
         for host in reserved_hosts(text):
             where = f"{key}{'.' + path if path and not path.startswith('[') else path}"
-            yield Finding(
+            yield Problem(
                 display,
                 where,
                 f"{text!r} names {host}, a reserved example domain that cannot be deployed ({origin}{via})",
             )
 
 
-def check_stack(root: Path, stack: StackName, environ: Mapping[str, str] | None = None) -> list[Finding]:
+def check_stack(root: Path, stack: StackName, environ: Mapping[str, str] | None = None) -> list[Problem]:
     """Every placeholder a real deploy of `stack` would use, in the files where each must be set."""
     env = os.environ if environ is None else environ
     if not stack.config_file(root).is_file():
         raise InputError.single("arguments", "--for-deploy", f"stack {str(stack)!r} has no file in stacks/")
     reads = program_reads(root / "__main__.py")[stack.kind.value]
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     findings += _own_config(root, stack, reads, env)
     findings += _referenced_config(root, stack, reads)
     if stack.kind is StackKind.PARTNER:
@@ -262,7 +249,7 @@ def check_stack(root: Path, stack: StackName, environ: Mapping[str, str] | None 
     return list(dict.fromkeys(findings))
 
 
-def _own_config(root: Path, stack: StackName, reads: ProgramReads, env: Mapping[str, str]) -> Iterator[Finding]:
+def _own_config(root: Path, stack: StackName, reads: ProgramReads, env: Mapping[str, str]) -> Iterator[Problem]:
     config = load_stack_config(root, stack)
     decls = declarations(root)
     display = f"stacks/{stack.config_file(root).name}"
@@ -276,16 +263,16 @@ def _own_config(root: Path, stack: StackName, reads: ProgramReads, env: Mapping[
         value = config.values.get(key)
         set_here = key in config.file_values
         if decl is not None and decl.secret and not _is_secret_set(value):
-            yield Finding(display, key, f"is empty: set it with `pulumi config set --secret {key} ...`")
+            yield Problem(display, key, f"is empty: set it with `pulumi config set --secret {key} ...`")
         elif decl is not None and decl.secret and set_here and value != SECRET_PLACEHOLDER:
-            yield Finding(display, key, "is a secret but stored in clear: set it with `pulumi config set --secret`")
+            yield Problem(display, key, "is a secret but stored in clear: set it with `pulumi config set --secret`")
         if key in STAND_IN_DEFAULTS and not set_here:
-            yield Finding(display, key, f"is Pulumi.yaml's stand-in default {value!r}: set {STAND_IN_DEFAULTS[key]}")
+            yield Problem(display, key, f"is Pulumi.yaml's stand-in default {value!r}: set {STAND_IN_DEFAULTS[key]}")
     stack_org = f"{PROJECT}:stackOrg"
     if stack_org in reads.config and stack_org not in config.file_values:
         backend = env.get("PULUMI_BACKEND_URL", "")
         if backend and not backend.startswith(DIY_BACKENDS):
-            yield Finding(
+            yield Problem(
                 display,
                 stack_org,
                 f"is Pulumi.yaml's default {config.values.get(stack_org)!r}, which only self-managed backends use; "
@@ -295,14 +282,14 @@ def _own_config(root: Path, stack: StackName, reads: ProgramReads, env: Mapping[
         yield from _snowflake_login(display, config.values, env)
 
 
-def _snowflake_login(display: str, values: Mapping[str, Any], env: Mapping[str, str]) -> Iterator[Finding]:
+def _snowflake_login(display: str, values: Mapping[str, Any], env: Mapping[str, str]) -> Iterator[Problem]:
     if values.get("snowflake:profile") or env.get("SNOWFLAKE_PROFILE"):
         return  # the login comes from the named profile of the provider's TOML file
     for key, variable in SNOWFLAKE_LOGIN.items():
         if not values.get(key) and not env.get(variable):
-            yield Finding(display, key, f"is missing: the Snowflake provider needs it (or ${variable})")
+            yield Problem(display, key, f"is missing: the Snowflake provider needs it (or ${variable})")
     if not any(_is_secret_set(values.get(key)) or env.get(var) for key, var in SNOWFLAKE_SECRETS.items()):
-        yield Finding(
+        yield Problem(
             display,
             "snowflake:privateKey",
             "is missing: the Snowflake provider needs a credential (`pulumi config set --secret snowflake:privateKey`"
@@ -310,7 +297,7 @@ def _snowflake_login(display: str, values: Mapping[str, Any], env: Mapping[str, 
         )
 
 
-def _referenced_config(root: Path, stack: StackName, reads: ProgramReads) -> Iterator[Finding]:
+def _referenced_config(root: Path, stack: StackName, reads: ProgramReads) -> Iterator[Problem]:
     """Config values of the stacks this one references that reach it through their outputs."""
     for kind, outputs in sorted(reads.referenced.items()):
         target = _referenced_stack(root, stack, kind)
@@ -342,27 +329,27 @@ def _referenced_stack(root: Path, stack: StackName, kind: str) -> StackName | No
     return None
 
 
-def _partner_spec(root: Path, partner_id: str) -> Iterator[Finding]:
+def _partner_spec(root: Path, partner_id: str) -> Iterator[Problem]:
     from partners.spec import load_spec
 
     display = f"partners/{partner_id}.yaml"
     spec = load_spec(root / "partners" / f"{partner_id}.yaml", display)
     for path, text in _strings(spec.model_dump(mode="json", exclude_none=True), ""):
         for host in reserved_hosts(text):
-            yield Finding(display, path, f"{text!r} names {host}, a reserved example domain that cannot be deployed")
+            yield Problem(display, path, f"{text!r} names {host}, a reserved example domain that cannot be deployed")
 
 
-def _data_file(root: Path, name: str) -> Iterator[Finding]:
+def _data_file(root: Path, name: str) -> Iterator[Problem]:
     for path, text in _strings(load_yaml_file(root / name, name), ""):
         for host in reserved_hosts(text):
-            yield Finding(name, path, f"{text!r} names {host}, a reserved example domain that cannot be deployed")
+            yield Problem(name, path, f"{text!r} names {host}, a reserved example domain that cannot be deployed")
 
 
-def check(root: Path, stack_name: str, environ: Mapping[str, str] | None = None) -> list[Finding]:
+def check(root: Path, stack_name: str, environ: Mapping[str, str] | None = None) -> list[Problem]:
     """Parse the stack name (bad or unknown: InputError) and check it."""
     return check_stack(root, parse_stack_name(stack_name), environ)
 
 
-def summary(findings: Iterable[Finding]) -> str:
+def summary(findings: Iterable[Problem]) -> str:
     count = len(list(findings))
     return f"{count} value(s) still at a placeholder: not ready for a real deploy"
