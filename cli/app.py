@@ -79,6 +79,9 @@ def plan(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: one per core).")
     ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Plan every stack again instead of reusing unchanged results.")
+    ] = False,
 ) -> None:
     """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
 
@@ -105,12 +108,12 @@ def plan(
             against=against,
             include_removed=all_stacks,
             progress=lambda _: bar.advance(task),
+            use_cache=not no_cache,
         )
     render.plan(out, result)
     render.violations(err, result)
     if json_file is not None:
-        document = {**result.document, "violations": [v.__dict__ for v in result.violations]}
-        write_output(json_file, json.dumps(document, indent=1, sort_keys=False) + "\n", "--json")
+        write_output(json_file, result.json_text() + "\n", "--json")
     if result.mandatory:
         raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
 

@@ -32,15 +32,15 @@ def plain(console: Console, text: str, style: str | None = None) -> None:
 def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
     """The plan as a tree (few stacks) or a table, its totals, and the program's warnings unless the caller has
     already said them (a change prints its spec's warnings before planning)."""
-    stacks = result.document["stacks"]
-    if len(stacks) <= TREE_LIMIT:
-        for name, stack in stacks.items():
+    summaries = result.summaries()
+    if len(summaries) <= TREE_LIMIT:
+        for name, stack in result.document["stacks"].items():
             console.print(_tree(name, stack))
     else:
-        console.print(_summary_table(stacks))
+        console.print(_summary_table(summaries))
     totals: dict[str, int] = defaultdict(int)
-    for stack in stacks.values():
-        for op, count in stack["changeSummary"].items():
+    for counts in summaries.values():
+        for op, count in counts.items():
             totals[op] += count
     summary = ", ".join(
         f"{count} unchanged"
@@ -50,18 +50,17 @@ def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
         else f"{count} to {op}"
         for op, count in totals.items()
     )
-    plain(console, f"{len(stacks)} stack(s): {summary or 'no resources'}", "bold")
+    plain(console, f"{len(summaries)} stack(s): {summary or 'no resources'}", "bold")
     for warning in result.warnings if warnings else []:
         plain(console, f"warning: {warning}", "yellow")
 
 
-def _summary_table(stacks: dict[str, Any]) -> Table:
+def _summary_table(summaries: dict[str, dict[str, int]]) -> Table:
     table = Table(title="Offline plan", show_lines=False)
     table.add_column("stack")
     for op in OPS:
         table.add_column(op, justify="right", style=OP_STYLE[op])
-    for name, stack in stacks.items():
-        counts = stack["changeSummary"]
+    for name, counts in summaries.items():
         table.add_row(safe(name), *(str(counts.get(op, 0) or "") for op in OPS))
     return table
 

@@ -2,36 +2,70 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import StackName, parse_stack_name
-from platformctl.offline.planner import StackPlan, plan_stacks
-from platformctl.offline.recorder import RecordedResource
+from platformctl.offline.cache import ResultCache
+from platformctl.offline.planner import StackPlan
+from platformctl.offline.results import StackResult, plan_results, policy_resources
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from policies.context import context_for
-from policies.rules import Resource, Violation, evaluate, hosts_claimed_twice
+from policies.rules import StackContext, Violation, evaluate, hosts_claimed_twice_in
 
 
 @dataclass
 class PlanResult:
     stacks: list[str]
     """The stacks asked for, in planning order."""
-    plans: dict[str, StackPlan]
-    """Every planned stack (the requested ones, and dependencies not served from the reference cache)."""
-    document: dict[str, Any]
-    """The JSON document (`--json`), diffed when an earlier plan was given."""
+    results: dict[str, StackResult]
+    """Each requested stack's result (planned in this run or from the cache)."""
     violations: list[Violation] = field(default_factory=list)
     """Policy findings on the requested stacks."""
+    diffed: dict[str, Any] | None = None
+    """The document diffed against an earlier plan (create/update/delete/same), when one was given."""
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The JSON document (`--json`) without its violations, diffed when an earlier plan was given."""
+        if self.diffed is not None:
+            return self.diffed
+        return plan_document({name: self.results[name].preview for name in self.stacks})
+
+    @property
+    def plans(self) -> dict[str, StackPlan]:
+        """The stacks planned in this run (a cached result has no recording)."""
+        return {name: result.plan for name, result in self.results.items() if result.plan is not None}
 
     def against(self, earlier: dict[str, Any]) -> PlanResult:
         """This plan with its steps diffed against an earlier plan document (create/update/delete/same)."""
         document = diff_plans(earlier, self.document, include_removed=False)
-        return PlanResult(self.stacks, self.plans, document, self.violations)
+        return PlanResult(self.stacks, self.results, self.violations, document)
+
+    def summaries(self) -> dict[str, dict[str, int]]:
+        """Each stack's changeSummary."""
+        if self.diffed is not None:
+            return {name: stack["changeSummary"] for name, stack in self.diffed["stacks"].items()}
+        return {name: self.results[name].summary for name in self.stacks}
+
+    def json_text(self, **extra: Any) -> str:
+        """The plan document as `--json` writes it: `{"stacks": ..., **extra, "violations": [...]}` with indent 1.
+        Byte for byte what `json.dumps(document, indent=1)` gives, but a stack's preview is copied in as the JSON
+        text the cache keeps rather than parsed and dumped again (most of a warm plan's time otherwise)."""
+        violations = [v.__dict__ for v in self.violations]
+        if self.diffed is not None:
+            return json.dumps({**self.diffed, **extra, "violations": violations}, indent=1)
+        return document_text(
+            {name: self.results[name].fragment for name in self.stacks}, {**extra, "violations": violations}
+        )
 
     @property
     def mandatory(self) -> list[Violation]:
@@ -41,7 +75,26 @@ class PlanResult:
     def warnings(self) -> list[str]:
         """The program's warnings on the requested stacks, each once (a residency warning is one, however many
         stacks or reads met it)."""
-        return list(dict.fromkeys(w for name in self.stacks for w in self.plans[name].recording.warnings))
+        return list(dict.fromkeys(w for name in self.stacks for w in self.results[name].warnings))
+
+
+def document_text(fragments: dict[str, str], extra: dict[str, Any]) -> str:
+    """`json.dumps({"stacks": {name: preview, ...}, **extra}, indent=1)`, from each preview's own
+    `json.dumps(preview, indent=1)` text: nested two levels deeper, each of its lines is indented two more spaces
+    (a JSON text has no raw newline inside a string, so every newline in it is layout)."""
+    if fragments:
+        members = ",\n".join(
+            f"  {json.dumps(name)}: {text.replace(chr(10), chr(10) + '  ')}" for name, text in fragments.items()
+        )
+        stacks = "{\n" + members + "\n }"
+    else:
+        stacks = "{}"
+    parts = [f' "stacks": {stacks}']
+    parts += [
+        f" {json.dumps(key)}: {json.dumps(value, indent=1).replace(chr(10), chr(10) + ' ')}"
+        for key, value in extra.items()
+    ]
+    return "{\n" + ",\n".join(parts) + "\n}"
 
 
 def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackName]:
@@ -66,22 +119,25 @@ def check_policies(repo: Repo, plan: StackPlan) -> list[Violation]:
     return evaluate(policy_resources(plan.recording.resources), context)
 
 
-def policy_resources(recorded: list[RecordedResource]) -> list[Resource]:
-    """Recorded resources as the policies see them (as an analyzer sees a real preview's)."""
-    return [
-        Resource(
-            r.urn,
-            r.type,
-            r.name,
-            r.inputs,
-            r.parent,
-            r.retain_on_delete,
-            r.provider,
-            tuple(r.dependencies),
-            {key: tuple(urns) for key, urns in r.property_dependencies.items()},
-        )
-        for r in recorded
-    ]
+def stack_violations(repo: Repo, result: StackResult, cache: ResultCache) -> list[Violation]:
+    """The stack's policy findings: the cached ones when the stack and its policy context are unchanged, else
+    evaluated now (and cached)."""
+    stack = parse_stack_name(result.stack)
+    context = context_for(repo, stack, repo.stack_config(stack).values)
+    fingerprint = context_fingerprint(context)
+    entry = result.entry
+    if entry.policy_context != fingerprint:
+        entry.violations = [v.__dict__ for v in evaluate(result.policy_resources(), context)]
+        entry.policy_context = fingerprint
+        cache.put(entry)
+    return [Violation(**v) for v in entry.violations]
+
+
+def context_fingerprint(context: StackContext) -> str:
+    """What the policies see of the repository besides the stack's resources. The catalog is left out: its files
+    are part of every stack's key already."""
+    shown = dataclasses.replace(context, catalog=None)  # type: ignore[arg-type]
+    return hashlib.sha256(repr(shown).encode()).hexdigest()
 
 
 def run_plan(
@@ -92,13 +148,18 @@ def run_plan(
     against: Path | None = None,
     include_removed: bool = False,
     progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
 ) -> PlanResult:
+    """Plan `stacks` (each from the result cache when nothing it depends on changed; `use_cache=False` plans
+    every one and refreshes the cache) and check the policies."""
     old = load_plan(against) if against else None
-    plans = plan_stacks(repo, stacks, workers=workers, progress=progress, cache_dir=repo.state_dir / "cache")
-    requested = [str(s) for s in sorted(stacks, key=lambda s: (s.rank, s.key))]
-    document = plan_document({name: plans[name].preview() for name in requested})
+    cache = ResultCache(repo.state_dir / "cache", read=use_cache)
+    results = plan_results(repo, stacks, cache, workers=workers, progress=progress)
+    requested = list(results)
+    violations = [v for name in requested for v in stack_violations(repo, results[name], cache)]
+    violations += hosts_claimed_twice_in({name: results[name].entry.claims for name in requested})
+    result = PlanResult(stacks=requested, results=results, violations=violations)
     if old is not None:
-        document = diff_plans(old, document, include_removed=include_removed)
-    violations = [v for name in requested for v in check_policies(repo, plans[name])]
-    violations += hosts_claimed_twice({name: policy_resources(plans[name].recording.resources) for name in requested})
-    return PlanResult(stacks=requested, plans=plans, document=document, violations=violations)
+        result.diffed = diff_plans(old, result.document, include_removed=include_removed)
+        result.__dict__.pop("document", None)
+    return result

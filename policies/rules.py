@@ -413,7 +413,7 @@ def check_route_certificates(resources: list[Resource], context: StackContext) -
             yield route.urn, f"route host {host!r} is not among the route's SNIs"
 
 
-def _claimed_hosts(resources: list[Resource]) -> set[str]:
+def claimed_hosts(resources: list[Resource]) -> set[str]:
     claimed = {host.lower() for _, host in _route_hosts(resources)}
     for certificate in _of_type(resources, KONG_CERTIFICATE):
         claimed |= {s.lower() for s in certificate.inputs.get("snis") or [] if isinstance(s, str)}
@@ -436,10 +436,15 @@ def check_host_ownership(resources: list[Resource], context: StackContext) -> It
 
 def hosts_claimed_twice(stacks: dict[str, list[Resource]]) -> list[Violation]:
     """Across the partner stacks of one plan: a host that two partners route or certify (mandatory)."""
+    return hosts_claimed_twice_in({stack: sorted(claimed_hosts(resources)) for stack, resources in stacks.items()})
+
+
+def hosts_claimed_twice_in(claims: dict[str, list[str]]) -> list[Violation]:
+    """`hosts_claimed_twice` over each stack's claimed hosts (as the plan cache keeps them)."""
     owners: dict[str, list[str]] = {}
-    for stack, resources in stacks.items():
+    for stack, hosts in claims.items():
         if stack.startswith("partner-"):
-            for host in _claimed_hosts(resources):
+            for host in hosts:
                 owners.setdefault(host, []).append(stack)
     return [
         Violation("unique-hosts", "mandatory", stack, f"stack:{stack}", f"host {host!r} is also claimed by {others}")

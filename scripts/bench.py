@@ -1,14 +1,18 @@
 """Fleet benchmark: `platformctl plan --all` on global + 15 regions + N generated partners.
 
-Measures, in one run on this machine:
-  - wall time and peak memory (PSS summed over the process tree) of `platformctl plan --all`;
+Measures, in one run on this machine (wall time; peak memory as PSS summed over the process tree):
+  - cold (empty cache), warm with nothing changed, warm after one partner spec changed, and whether the warm
+    plans' JSON is byte-identical to a cold plan of the same files;
+  - scaling: the cold plan with one worker, with N workers, and as N shards (`--shard K/N`, each alone with one
+    worker and no cache, as N CI runners would run them) merged by `merge-plans` (checked byte-identical);
   - the bare SDK floor: the same resources (types, names, parents, providers, inputs, in the same order)
     registered through the SDK's mocks by a minimal replay with the provider SDKs' own resource classes,
     in the same number of worker processes (and, for reference, with generic pulumi.CustomResource);
+  - memory growth: the cold plan's peak against a fleet of half the size;
   - `platformctl --help` and `onboard-partner SPEC --dry-run` wall times.
 
-    ./dev bench                      # 500 partners, one worker per core
-    ./dev bench --partners 100 --workers 2
+    ./dev bench                      # 500 partners, one worker per core, N = 2
+    ./dev bench --partners 100 --workers 2 --skip-memory-scaling
 """
 
 from __future__ import annotations
@@ -192,10 +196,31 @@ def floor(plan_file: Path, workers: int, typed: bool) -> None:
 # ---------------------------------------------------------------- the benchmark
 
 
+def _run(command: list[str], what: str) -> tuple[float, tuple[int, int]]:
+    seconds, peak, done = measure(command)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return seconds, peak
+
+
+def _same(a: Path, b: Path) -> bool:
+    return a.read_bytes() == b.read_bytes()
+
+
+def _fleet(tmp: Path, partners: int, name: str) -> Path:
+    from scripts.fleet import copy_repo, generate_partners
+
+    root = copy_repo(REPO, tmp / name)
+    generate_partners(root, partners)
+    return root
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partners", type=int, default=500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--shards", type=int, default=2, help="N for the sharded runs and the worker scaling")
+    parser.add_argument("--skip-memory-scaling", action="store_true", help="skip the half-size fleet's cold plan")
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--typed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,18 +228,19 @@ def main() -> int:
         floor(args.floor, args.workers, args.typed)
         return 0
 
-    from scripts.fleet import copy_repo, generate_partners
-
     bin_dir = Path(sys.executable).parent
     platformctl = [str(bin_dir / "platformctl")]
-    with tempfile.TemporaryDirectory(prefix="platformctl-bench-") as tmp:
-        root = copy_repo(REPO, Path(tmp) / "fleet")
-        generate_partners(root, args.partners)
+    n = args.shards
+    report: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="platformctl-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        root = _fleet(tmp, args.partners, "fleet")
         stacks = len(list((root / "stacks").glob("Pulumi.*.yaml")))
-        plan_file = Path(tmp) / "plan.json"
+        plan = [*platformctl, "--root", str(root), "plan", "--all"]
+        out = {name: tmp / f"{name}.json" for name in ("cold", "unchanged", "changed", "changed-cold", "merged")}
 
         help_times = [measure([*platformctl, "--help"])[0] for _ in range(5)]
-        dry_time, _, dry = measure(
+        dry_time, _ = _run(
             [
                 *platformctl,
                 "--root",
@@ -222,48 +248,78 @@ def main() -> int:
                 "onboard-partner",
                 str(REPO / "partners" / "examples" / "pampas-voz.yaml"),
                 "--dry-run",
-            ]
+            ],
+            "onboard-partner --dry-run",
         )
-        plan_time, plan_rss, planned = measure(
-            [
-                *platformctl,
-                "--root",
-                str(root),
-                "plan",
-                "--all",
-                "--json",
-                str(plan_file),
-                "--workers",
-                str(args.workers),
-            ]
+        # 1. cold: an empty cache, one worker per core
+        cold_time, cold_peak = _run([*plan, "--json", str(out["cold"]), "--workers", str(args.workers)], "cold plan")
+        resources = sum(len(s["steps"]) for s in json.loads(out["cold"].read_text())["stacks"].values())
+        # 2. warm, nothing changed
+        unchanged_time, unchanged_peak = _run([*plan, "--json", str(out["unchanged"])], "warm plan")
+        # 3. warm after one partner spec changed
+        spec = root / "partners" / "fleet-0007.yaml"
+        spec.write_text(spec.read_text().replace("voice_greeting: ", "voice_greeting: Welcome back. "))
+        changed_time, changed_peak = _run([*plan, "--json", str(out["changed"])], "warm plan after one change")
+        # 4. the same state planned cold by one worker (the scaling baseline, and the byte-identity check)
+        one_time, _ = _run(
+            [*plan, "--no-cache", "--workers", "1", "--json", str(out["changed-cold"])], "cold plan, one worker"
         )
-        if planned.returncode != 0:
-            print(planned.stderr, file=sys.stderr)
-            return 1
-        resources = sum(len(s["steps"]) for s in json.loads(plan_file.read_text())["stacks"].values())
-        floor_command = [sys.executable, __file__, "--floor", str(plan_file), "--workers", str(args.workers)]
-        floor_time, floor_rss, floored = measure([*floor_command, "--typed"])
-        generic_time, _, generic = measure(floor_command)
-        for run in (floored, generic, dry):
-            if run.returncode != 0:
-                print(run.stderr, file=sys.stderr)
-                return 1
+        # 5. N shards, each alone with one worker and no cache (as N separate CI runners would run them)
+        shard_times = {}
+        shard_files = []
+        for index in range(1, n + 1):
+            shard_file = tmp / f"shard-{index}.json"
+            shard_times[f"{index}/{n}"], _ = _run(
+                [*plan, "--no-cache", "--workers", "1", "--shard", f"{index}/{n}", "--json", str(shard_file)],
+                f"shard {index}/{n}",
+            )
+            shard_files.append(str(shard_file))
+        _run([*platformctl, "merge-plans", *shard_files, "--json", str(out["merged"])], "merge-plans")
+        # 6. N workers on one machine (cold)
+        n_workers_time, _ = _run(
+            [*plan, "--no-cache", "--workers", str(n), "--json", str(tmp / "n-workers.json")], f"cold plan, {n} workers"
+        )
+        # 7. the bare SDK floor on the same resources
+        floor_command = [sys.executable, __file__, "--floor", str(out["cold"]), "--workers", str(args.workers)]
+        floor_time, floor_peak = _run([*floor_command, "--typed"], "SDK floor")
+        generic_time, _ = _run(floor_command, "generic floor")
         shutil.rmtree(root)
+        # 8. memory growth: a fleet of half the size, cold
+        if not args.skip_memory_scaling:
+            half = _fleet(tmp, args.partners // 2, "half")
+            _, half_peak = _run(
+                [*platformctl, "--root", str(half), "plan", "--all", "--workers", str(args.workers)], "half-size plan"
+            )
+            report["half_fleet_cold_peak_pss_mib"] = round(half_peak[0] / 1024)
+            report["memory_growth_half_to_full"] = round(cold_peak[0] / half_peak[0], 2)
 
-    report = {
-        "stacks": stacks,
-        "resources": resources,
-        "workers": args.workers,
-        "plan_all_seconds": round(plan_time, 2),
-        "plan_all_peak_pss_mib": round(plan_rss[0] / 1024),
-        "plan_all_peak_rss_sum_mib": round(plan_rss[1] / 1024),
-        "sdk_floor_seconds": round(floor_time, 2),
-        "sdk_floor_peak_pss_mib": round(floor_rss[0] / 1024),
-        "overhead_vs_floor": round(plan_time / floor_time, 2),
-        "generic_resource_floor_seconds": round(generic_time, 2),
-        "help_seconds_best_of_5": round(min(help_times), 3),
-        "onboard_dry_run_seconds": round(dry_time, 2),
-    }
+        report = {
+            "stacks": stacks,
+            "resources": resources,
+            "workers": args.workers,
+            "cold_seconds": round(cold_time, 2),
+            "cold_peak_pss_mib": round(cold_peak[0] / 1024),
+            "cold_peak_rss_sum_mib": round(cold_peak[1] / 1024),
+            "warm_unchanged_seconds": round(unchanged_time, 2),
+            "warm_unchanged_peak_pss_mib": round(unchanged_peak[0] / 1024),
+            "warm_one_change_seconds": round(changed_time, 2),
+            "warm_one_change_peak_pss_mib": round(changed_peak[0] / 1024),
+            "warm_unchanged_identical_to_cold": _same(out["unchanged"], out["cold"]),
+            "warm_one_change_identical_to_cold": _same(out["changed"], out["changed-cold"]),
+            "sdk_floor_seconds": round(floor_time, 2),
+            "sdk_floor_peak_pss_mib": round(floor_peak[0] / 1024),
+            "cold_vs_floor": round(cold_time / floor_time, 2),
+            "generic_resource_floor_seconds": round(generic_time, 2),
+            "one_worker_cold_seconds": round(one_time, 2),
+            f"{n}_workers_cold_seconds": round(n_workers_time, 2),
+            f"{n}_workers_efficiency": round(one_time / (n * n_workers_time), 2),
+            "shard_seconds": {k: round(v, 2) for k, v in shard_times.items()},
+            f"{n}_shards_efficiency": round(one_time / (n * max(shard_times.values())), 2),
+            "merged_shards_identical_to_unsharded": _same(out["merged"], out["changed-cold"]),
+            "help_seconds_best_of_5": round(min(help_times), 3),
+            "onboard_dry_run_seconds": round(dry_time, 2),
+            **report,
+        }
     print(json.dumps(report, indent=2))
     return 0
 

@@ -1,22 +1,35 @@
-"""Planned outputs of stacks that were only planned to be read (a partner's region and global), kept between runs.
+"""The per-stack plan result cache under `.platformctl/cache`: a stack is planned again only when its key changes.
 
-A stack's key hashes everything its plan depends on: the program and the tool's code, the catalogs, the stack's
-config file, its spec, the keys of the stacks it reads, and the SDK and provider versions. Any change is a miss."""
+A stack's key hashes everything its plan depends on: the program and the tool's code and data files (as derived
+once by `fleet.program`), the stack's config file, its spec, the keys of the stacks it reads, the SDK, provider and
+policy-library versions, and the dated facts the program checks (a Kubernetes version's support window). Any
+change is a miss. An entry holds the stack's preview exactly as the plan JSON shows it (already redacted), the
+outputs another stack's StackReference reads (secret ones masked as unknown), its warnings, the hosts it claims
+and its policy findings with the fingerprint of the context they were evaluated in.
+
+One file per stack: a header line (JSON: the entry's metadata and a digest over all of it) and then the preview
+JSON text, kept as text so a warm plan copies it into the plan document without parsing it. A file that does not
+parse, does not match its digest or was written for another key is ignored and the stack planned again.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import os
+import tempfile
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from fleet.program import program_paths
-from foundation.yamlio import write_atomic
-from platformctl.offline.recorder import mask_unknown
+from foundation.stacks import parse_stack_name
 
+FORMAT = 2
+"""Bumped when the entry layout changes: entries of another format are ignored."""
 PACKAGES = (
     "pulumi",
     "pulumi-aws",
@@ -25,7 +38,12 @@ PACKAGES = (
     "pulumi-snowflake",
     "pulumi-random",
     "pulumi-tls",
+    "pydantic",
+    "kubernetes-validate",
 )
+"""Installed packages whose version shapes a plan or its policy findings (kubernetes-validate: the schemas)."""
+REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
+"""Marks a referenced stack's output that is unknown until that stack is applied."""
 
 
 @cache
@@ -40,7 +58,7 @@ def program_fingerprint(root: Path) -> str:
 
 @cache
 def versions_fingerprint() -> str:
-    """The SDK and provider versions a plan was made with."""
+    """The SDK, provider and policy-library versions a plan was made with."""
     digest = hashlib.sha256()
     for package in PACKAGES:
         try:
@@ -50,54 +68,174 @@ def versions_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def stack_key(root: Path, config_file: Path, spec_file: Path | None, dependency_keys: list[str]) -> str:
-    digest = hashlib.sha256(program_fingerprint(root).encode())
+def stack_key(
+    root: Path, config_file: Path, spec_file: Path | None, dependency_keys: list[str], facts: str = ""
+) -> str:
+    digest = hashlib.sha256(f"{FORMAT}\0{program_fingerprint(root)}\0{facts}\0".encode())
     for path in (config_file, spec_file):
         if path is not None and path.is_file():
             digest.update(path.read_bytes() + b"\0")
+        else:
+            digest.update(b"-\0")
     for key in dependency_keys:
         digest.update(key.encode())
     return digest.hexdigest()
 
 
-class ReferenceCache:
-    def __init__(self, directory: Path | None) -> None:
+def mask_unknown(value: Any, path: str) -> Any:
+    """`value` with every leaf replaced by an unknown marker (dict and list structure kept for indexing)."""
+    if isinstance(value, dict):
+        return {key: mask_unknown(item, f"{path}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_unknown(item, f"{path}.{index}") for index, item in enumerate(value)]
+    return f"{REFERENCE_UNKNOWN}{path}"
+
+
+@dataclass
+class CachedResult:
+    """One stack's planned result, as the cache keeps it."""
+
+    stack: str
+    """Stack name."""
+    key: str
+    """The key it was planned under."""
+    fragment: str
+    """The stack's preview as plan JSON text (`json.dumps(preview, indent=1)`), secrets already redacted."""
+    summary: dict[str, int]
+    """The preview's changeSummary."""
+    reference_outputs: dict[str, Any]
+    """Outputs as a StackReference reads them; secret ones masked as unknown."""
+    secret_outputs: list[str]
+    """Names of the secret outputs."""
+    lossy: bool
+    """Masking hid a known secret value: a stack that reads this one must plan it again to see that value."""
+    warnings: list[str]
+    """The program's warnings."""
+    claims: list[str]
+    """Hosts the stack routes or certifies (for the fleet-wide unique-hosts check)."""
+    policy_context: str = ""
+    """Fingerprint of the policy context `violations` were found in ("" when not evaluated)."""
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    """Policy findings on the stack, as plan JSON shows them."""
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "stack": self.stack,
+            "key": self.key,
+            "summary": self.summary,
+            "reference_outputs": self.reference_outputs,
+            "secret_outputs": self.secret_outputs,
+            "lossy": self.lossy,
+            "warnings": self.warnings,
+            "claims": self.claims,
+            "policy_context": self.policy_context,
+            "violations": self.violations,
+        }
+
+
+def masked_references(stack: str, outputs: dict[str, Any], secret: list[str]) -> tuple[dict[str, Any], bool]:
+    """Outputs with the secret ones masked (whatever a plan knows of a secret stays off the disk), and whether
+    masking hid anything that was known."""
+    masked = {
+        name: mask_unknown(value, f"{stack}.{name}") if name in secret else value for name, value in outputs.items()
+    }
+    lossy = any(_has_known_leaf(outputs[name]) for name in secret if name in outputs)
+    return masked, lossy
+
+
+def _has_known_leaf(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_known_leaf(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_known_leaf(item) for item in value)
+    return not (isinstance(value, str) and value.startswith(REFERENCE_UNKNOWN))
+
+
+class ResultCache:
+    """Entries under `directory`; `None` keeps nothing (`plan --no-cache` still refreshes a real directory)."""
+
+    def __init__(self, directory: Path | None, read: bool = True) -> None:
         self.directory = directory
+        self.read = read
 
-    def _path(self, stack: str, key: str) -> Path | None:
-        return self.directory / f"{stack}.{key[:32]}.json" if self.directory else None
+    def _path(self, stack: str) -> Path | None:
+        if self.directory is None:
+            return None
+        parse_stack_name(stack)  # a stack name is a safe file name; anything else never reaches the filesystem
+        return self.directory / f"{stack}.plan"
 
-    def get(self, stack: str, key: str) -> dict[str, Any] | None:
-        path = self._path(stack, key)
-        if path is None or not path.is_file():
+    def get(self, stack: str, key: str) -> CachedResult | None:
+        path = self._path(stack)
+        if path is None or not self.read:
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            raw = path.read_bytes()
+        except OSError:
             return None
-        if not isinstance(data, dict) or data.get("key") != key:
-            return None  # a foreign or stale entry: plan again
-        if not isinstance(data.get("outputs"), dict) or not isinstance(data.get("secret"), list):
+        header, _, body = raw.partition(b"\n")
+        try:
+            envelope = json.loads(header)
+            meta = envelope["meta"]
+            fragment = body.decode("utf-8")
+            if not isinstance(meta, dict) or envelope.get("digest") != _digest(meta, fragment):
+                return None  # edited or damaged since it was written: plan again
+            if meta.get("format") != FORMAT or meta.get("stack") != stack or meta.get("key") != key:
+                return None  # a foreign, older or stale entry: plan again
+            return CachedResult(
+                stack=stack,
+                key=key,
+                fragment=fragment,
+                summary=dict(meta["summary"]),
+                reference_outputs=dict(meta["reference_outputs"]),
+                secret_outputs=list(meta["secret_outputs"]),
+                lossy=bool(meta["lossy"]),
+                warnings=list(meta["warnings"]),
+                claims=list(meta["claims"]),
+                policy_context=str(meta["policy_context"]),
+                violations=list(meta["violations"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError):
             return None  # corrupted: plan again
-        if data.get("digest") != _digest(data["outputs"], data["secret"]):
-            return None  # edited or damaged since it was written: plan again
-        return data
 
-    def put(self, stack: str, key: str, reference_outputs: dict[str, Any], secret_outputs: list[str]) -> None:
-        path = self._path(stack, key)
+    def put(self, result: CachedResult) -> None:
+        path = self._path(result.stack)
         if path is None:
             return
-        for stale in path.parent.glob(f"{stack}.*.json"):
-            stale.unlink(missing_ok=True)
-        # Secret outputs are kept as unknowns: whatever a plan knows of a secret stays off the disk.
-        outputs = {
-            name: mask_unknown(value, f"{stack}.{name}") if name in secret_outputs else value
-            for name, value in reference_outputs.items()
-        }
-        with contextlib.suppress(OSError):
-            document = {"key": key, "outputs": outputs, "secret": secret_outputs}
-            write_atomic(path, json.dumps({**document, "digest": _digest(outputs, secret_outputs)}))
+        meta = result.metadata()
+        header = json.dumps({"digest": _digest(meta, result.fragment), "meta": meta}, separators=(",", ":"))
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next run time
+            _replace(path, (header + "\n" + result.fragment).encode("utf-8"))
+
+    def populated(self) -> bool:
+        """Whether a read could find anything (a warm run), as opposed to a first or `--no-cache` run."""
+        return self.read and self.directory is not None and any(self.directory.glob("*.plan"))
+
+    def prune(self, keep: set[str]) -> None:
+        """Remove entries of stacks that no longer exist (their stack file is gone)."""
+        if self.directory is None or not self.directory.is_dir():
+            return
+        for path in self.directory.glob("*.plan"):
+            if path.stem not in keep:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
-def _digest(outputs: Any, secret: Any) -> str:
-    return hashlib.sha256(json.dumps([outputs, secret], sort_keys=True).encode()).hexdigest()
+def _replace(path: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename, without fsync: a cache entry lost or torn by a crash fails its
+    digest and is planned again, so it is not worth a disk flush per stack."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _digest(meta: dict[str, Any], fragment: str) -> str:
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    digest.update(b"\0" + fragment.encode("utf-8"))
+    return digest.hexdigest()

@@ -5,19 +5,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleet.repo import Repo, active
 from fleet.stackconfig import StackConfig
 from foundation.errors import InputError
-from foundation.stacks import StackKind, StackName
-from platformctl.offline.cache import ReferenceCache, stack_key
-from platformctl.offline.recorder import RecordedResource, StackRecording, record_stack
+from foundation.stacks import StackName
+
+if TYPE_CHECKING:  # the recorder imports the Pulumi SDK: only a run that plans something pays for it
+    from platformctl.offline.recorder import RecordedResource, ReferencedStack, StackRecording
 
 SEQUENTIAL_BELOW = 8
 """Fewer stacks than this are planned in-process: a pool's start-up would cost more than it saves."""
@@ -87,14 +87,15 @@ def plan_stacks(
     stacks: list[StackName],
     workers: int | None = None,
     progress: Progress | None = None,
-    cache_dir: Path | None = None,
+    known: Mapping[str, ReferencedStack] | None = None,
+    pool: WorkerPool | None = None,
 ) -> dict[str, StackPlan]:
     """Plan `stacks` and what they read; returns the planned stacks by name, in planning order.
 
-    With `cache_dir`, a stack that is only read (not asked for) comes from the reference cache when nothing it
-    depends on changed, and is then absent from the result."""
+    A stack in `known` (its outputs already known, e.g. from the result cache) is not planned again: the stacks
+    that read it see those outputs. With `pool`, the stacks are planned in its (already started) workers."""
     with active(repo):
-        return _plan_stacks(repo, stacks, workers, progress, cache_dir)
+        return _plan_stacks(repo, stacks, workers, progress, dict(known or {}), pool)
 
 
 def _plan_stacks(
@@ -102,7 +103,8 @@ def _plan_stacks(
     stacks: list[StackName],
     workers: int | None,
     progress: Progress | None,
-    cache_dir: Path | None,
+    known: dict[str, ReferencedStack],
+    pool: WorkerPool | None,
 ) -> dict[str, StackPlan]:
     root = repo.root
     ordered, deps = with_dependencies(repo, stacks)
@@ -111,45 +113,56 @@ def _plan_stacks(
             raise InputError.single(
                 f"stacks/Pulumi.{stack}.yaml", "", f"no stack file for {stack}, which {_readers(stack, deps)} read(s)"
             )
+    references: dict[str, _Reference] = {
+        name: _Reference(ref.reference_outputs, list(ref.secret_outputs)) for name, ref in known.items()
+    }
+    ordered = [s for s in ordered if str(s) not in references]
     configs = {stack: repo.stack_config(stack) for stack in ordered}
     workers = workers or os.cpu_count() or 1
-    references: dict[str, _Reference] = {}
     recordings: dict[str, StackRecording] = {}
-    cache = ReferenceCache(cache_dir)
-    keys: dict[str, str] = {}
-    for stack in ordered:
-        spec = repo.partner_file(stack.key) if stack.kind is StackKind.PARTNER else None
-        keys[str(stack)] = stack_key(root, repo.stack_file(stack), spec, [keys[str(d)] for d in deps[stack]])
-    requested = set(stacks)
-    for stack in ordered:
-        cached = cache.get(str(stack), keys[str(stack)]) if stack not in requested else None
-        if cached is not None:
-            references[str(stack)] = _Reference(cached["outputs"], cached["secret"])
-    ordered = [s for s in ordered if str(s) not in references]
 
     def done(recording: StackRecording) -> None:
         recordings[recording.stack] = recording
         references[recording.stack] = _Reference(recording.reference_outputs, recording.secret_outputs)
-        if not recording.stack.startswith(f"{StackKind.PARTNER.value}-"):  # no stack reads a partner's outputs
-            cache.put(recording.stack, keys[recording.stack], recording.reference_outputs, recording.secret_outputs)
         if progress:
             progress(recording.stack)
 
-    if workers <= 1 or len(ordered) < SEQUENTIAL_BELOW:
+    if pool is None and (workers <= 1 or len(ordered) < SEQUENTIAL_BELOW):
         for stack in ordered:
             done(_plan_one(root, str(stack), configs[stack], {str(d): references[str(d)] for d in deps[stack]}))
     else:
-        # fork: workers inherit the parent's imports and start in milliseconds.
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker, initargs=(root,)) as pool:
+        owned = pool is None
+        running = pool or WorkerPool(root, workers)
+        try:
             for _, phase in groupby(ordered, key=lambda s: s.rank):
                 batch = list(phase)
                 jobs = [(root, str(s), configs[s], {str(d): references[str(d)] for d in deps[s]}) for s in batch]
-                chunk = max(1, len(jobs) // (workers * 4))
-                for recording in pool.map(_plan_job, jobs, chunksize=chunk):
+                for recording in running.map(jobs):
                     done(recording)
+        finally:
+            if owned:
+                running.close()
     config_of = {str(stack): configs[stack].values for stack in configs}
     return {name: StackPlan(name, recording, config_of[name]) for name, recording in recordings.items()}
+
+
+class WorkerPool:
+    """Forked planning processes, each importing the SDK and the program's modules once when it starts.
+
+    Forked: a worker inherits the parent's imports and the active `Repo`, and starts in milliseconds. Started
+    early, its imports (seconds, mostly provider SDKs) run on another core while the parent still works out what
+    needs planning; `close` stops workers that turned out not to be needed at once."""
+
+    def __init__(self, root: Path, workers: int) -> None:
+        self.workers = workers
+        self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
+
+    def map(self, jobs: list[tuple[Path, str, StackConfig, dict[str, _Reference]]]) -> Iterator[StackRecording]:
+        return self._pool.imap(_plan_job, jobs, chunksize=max(1, len(jobs) // (self.workers * 4)))
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
 
 
 def _readers(stack: StackName, deps: dict[StackName, list[StackName]]) -> str:
@@ -157,6 +170,8 @@ def _readers(stack: StackName, deps: dict[StackName, list[StackName]]) -> str:
 
 
 def _plan_one(root: Path, stack: str, config: StackConfig, refs: dict[str, _Reference]) -> StackRecording:
+    from platformctl.offline.recorder import record_stack
+
     return record_stack(root, stack, config.values, lambda name: refs.get(name), secret_keys=config.secret_keys)
 
 

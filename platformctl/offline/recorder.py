@@ -22,6 +22,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from foundation.errors import EngineError, InputError
 from foundation.stacks import PROJECT
+from platformctl.offline.cache import REFERENCE_UNKNOWN as _REFERENCE_UNKNOWN
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
@@ -31,8 +32,6 @@ _DYNAMIC_PROVIDER_KEY = "__provider"
 _SIG_KEY = rpc._special_sig_key
 _SECRET_SIG = rpc._special_secret_sig
 _RESOURCE_SIG = rpc._special_resource_sig
-_REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
-"""Marks a referenced stack's output that is unknown until that stack is applied."""
 
 
 @dataclass
@@ -225,15 +224,6 @@ def redact(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-def mask_unknown(value: Any, path: str) -> Any:
-    """`value` with every leaf replaced by an unknown marker (dict and list structure kept for indexing)."""
-    if isinstance(value, dict):
-        return {key: mask_unknown(item, f"{path}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
-        return [mask_unknown(item, f"{path}.{index}") for index, item in enumerate(value)]
-    return f"{_REFERENCE_UNKNOWN}{path}"
 
 
 def configure(config: Mapping[str, Any], secret_keys: list[str]) -> None:

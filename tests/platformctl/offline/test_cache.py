@@ -1,97 +1,191 @@
-"""The reference cache: stacks that are only read are planned once, until anything they depend on changes."""
+"""The per-stack result cache: a stack is planned again only when something it depends on changed, and a plan
+made from the cache is byte for byte the plan made without it."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
 import pytest
 
 from fleet.repo import Repo
-from foundation.stacks import parse_stack_name
+from foundation.errors import InputError
+from foundation.stacks import parse_stack_name, region_stack
+from platformctl.offline.cache import CachedResult, ResultCache, masked_references
 from platformctl.offline.planner import plan_stacks
+from platformctl.offline.results import dated_facts, step_resources
+from platformctl.planning import PlanResult, document_text, policy_resources, run_plan
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
+BOTH = [parse_stack_name("partner-acme-voice"), parse_stack_name("partner-sakura-calls")]
 
 
-def test_dependencies_come_from_the_cache_until_their_inputs_change(repo_copy: Path) -> None:
-    cache = repo_copy / ".platformctl" / "cache"
-    first = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    assert list(first) == ["global", "region-eu-central", "partner-acme-voice"]
-    second = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    assert list(second) == ["partner-acme-voice"]
+def planned(root: Path, stacks=PARTNER, use_cache: bool = True) -> tuple[PlanResult, list[str]]:
+    """Plan through the cache; also return which stacks were planned (not served from the cache)."""
+    names: list[str] = []
+    result = run_plan(Repo(root), stacks, workers=1, progress=names.append, use_cache=use_cache)
+    return result, names
 
-    def inputs(plans):
-        return {r.urn: r.inputs for r in plans["partner-acme-voice"].recording.resources}
 
-    assert inputs(second) == inputs(first)
+def entries(root: Path) -> dict[str, Path]:
+    return {p.stem: p for p in (root / ".platformctl" / "cache").glob("*.plan")}
 
+
+def test_only_what_changed_is_planned_and_the_result_is_the_cold_plan(repo_copy: Path) -> None:
+    first, names = planned(repo_copy)
+    assert names == ["global", "region-eu-central", "partner-acme-voice"]
+    again, names = planned(repo_copy)
+    assert names == []
+    assert again.json_text() == first.json_text()
+    assert [r.plan for r in again.results.values()] == [None]  # served from the cache, not replanned
+
+    spec = repo_copy / "partners" / "acme-voice.yaml"
+    spec.write_text(spec.read_text().replace("voice_greeting: ", "voice_greeting: Hello again. "))
+    warm, names = planned(repo_copy)
+    assert names == ["partner-acme-voice"]  # global and the region come from the cache
+    cold, names = planned(repo_copy, use_cache=False)
+    assert names == ["global", "region-eu-central", "partner-acme-voice"]
+    assert warm.json_text() == cold.json_text()
+    assert "Hello again." in warm.json_text()
+
+
+def test_a_changed_stack_file_replans_the_stacks_that_read_it(repo_copy: Path) -> None:
+    planned(repo_copy)
     stack_file = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
     stack_file.write_text(stack_file.read_text().replace("  - AT\n", ""))
-    third = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    assert list(third) == ["region-eu-central", "partner-acme-voice"]
-    assert len(list(cache.glob("region-eu-central.*.json"))) == 1
+    _, names = planned(repo_copy)
+    assert names == ["region-eu-central", "partner-acme-voice"]
 
 
-def test_the_cache_holds_no_secret_values(repo_copy: Path) -> None:
-    cache = repo_copy / ".platformctl" / "cache"
-    plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    text = "".join(p.read_text() for p in cache.glob("*.json"))
-    assert "PRIVATE KEY" not in text and "BEGIN" not in text
+def test_a_changed_program_file_replans_everything(repo_copy: Path) -> None:
+    planned(repo_copy)
+    module = repo_copy / "components" / "partner_tenant.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    from platformctl.offline import cache
+
+    cache.program_fingerprint.cache_clear()
+    try:
+        _, names = planned(repo_copy)
+    finally:
+        cache.program_fingerprint.cache_clear()
+    assert names == ["global", "region-eu-central", "partner-acme-voice"]
 
 
-def test_secret_outputs_are_cached_as_unknowns(tmp_path: Path) -> None:
-    from platformctl.offline.cache import ReferenceCache
+def test_findings_follow_a_changed_policy_context_without_replanning(repo_copy: Path) -> None:
+    """Another partner's domain is part of acme's policy context (domain ownership), not of its plan: acme's steps
+    stay cached, its findings are evaluated again from them and equal a cold plan's."""
+    first, _ = planned(repo_copy, BOTH)
+    assert not [v for v in first.violations if v.stack == "partner-acme-voice" and v.level == "mandatory"]
+    acme = Repo(repo_copy).spec("acme-voice").domain
+    sakura = repo_copy / "partners" / "sakura-calls.yaml"
+    old_domain = Repo(repo_copy).spec("sakura-calls").domain
+    sakura.write_text(sakura.read_text().replace(old_domain, f"calls.{acme}"))
+    warm, names = planned(repo_copy, BOTH)
+    assert names == ["partner-sakura-calls"]
+    found = {(v.stack, v.policy) for v in warm.violations if v.level == "mandatory"}
+    assert ("partner-acme-voice", "domain-ownership") in found or ("partner-sakura-calls", "domain-ownership") in found
+    cold, _ = planned(repo_copy, BOTH, use_cache=False)
+    assert warm.violations == cold.violations
+    assert warm.json_text() == cold.json_text()
 
-    cache = ReferenceCache(tmp_path)
-    cache.put("global", "k" * 64, {"keys": {"eu": "hunter2"}, "name": "x"}, ["keys"])
-    cached = cache.get("global", "k" * 64)
-    assert cached is not None and cached["outputs"]["name"] == "x"
-    assert "hunter2" not in (tmp_path / f"global.{'k' * 32}.json").read_text()
-    assert set(cached["outputs"]["keys"]) == {"eu"}
 
-
-def test_plans_are_ordered_the_same_way_every_time(repo_copy: Path) -> None:
-    first = plan_stacks(Repo(repo_copy), PARTNER, workers=1)["partner-acme-voice"].preview()
-    second = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=repo_copy / ".platformctl" / "cache")
-    assert first == second["partner-acme-voice"].preview()
-    urns = [step["urn"] for step in first["steps"]]
-    seen: set[str] = set()
-    for step in first["steps"]:
-        parent = step["newState"]["parent"]
-        assert not parent or parent in seen  # parents first
-        seen.add(step["urn"])
-    assert urns[0].endswith("pulumi:pulumi:Stack::platform-partner-acme-voice")
+def test_policy_resources_read_back_from_steps_equal_the_recorded_ones(repo_copy: Path) -> None:
+    plan = plan_stacks(Repo(repo_copy), PARTNER, workers=1)["partner-acme-voice"]
+    recorded = sorted(policy_resources(plan.recording.resources), key=lambda r: r.urn)
+    read_back = sorted(step_resources(json.loads(json.dumps(plan.preview()))["steps"]), key=lambda r: r.urn)
+    assert read_back == recorded
 
 
 @pytest.mark.parametrize(
-    "content",
-    ["not json", "[]", '{"key": "K", "outputs": [], "secret": []}', '{"key": "K", "outputs": {}, "secret": "x"}'],
+    "damage",
+    [
+        lambda raw: b"not json\n" + raw,
+        lambda raw: raw[:-40],  # torn
+        lambda raw: raw.replace(b'"create"', b'"delete"', 1),  # edited body, digest no longer matches
+        lambda raw: b"",
+    ],
 )
-def test_a_corrupted_or_foreign_entry_is_ignored(tmp_path: Path, content: str) -> None:
-    from platformctl.offline.cache import ReferenceCache
-
-    key = "K" * 64
-    (tmp_path / f"global.{key[:32]}.json").write_text(content.replace('"K"', f'"{key}"'))
-    assert ReferenceCache(tmp_path).get("global", key) is None
-
-
-def test_a_corrupted_cache_is_replanned(repo_copy: Path) -> None:
-    cache = repo_copy / ".platformctl" / "cache"
-    plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    for entry in cache.glob("*.json"):
-        data = json.loads(entry.read_text())
-        entry.write_text(json.dumps({"key": data["key"], "outputs": 3, "secret": []}))  # right key, broken body
-    replanned = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    assert list(replanned) == ["global", "region-eu-central", "partner-acme-voice"]
+def test_a_damaged_entry_is_ignored_and_replanned(repo_copy: Path, damage) -> None:
+    first, _ = planned(repo_copy)
+    path = entries(repo_copy)["partner-acme-voice"]
+    path.write_bytes(damage(path.read_bytes()))
+    again, names = planned(repo_copy)
+    assert names == ["partner-acme-voice"]
+    assert again.json_text() == first.json_text()
 
 
-def test_an_entry_edited_behind_the_caches_back_is_replanned(repo_copy: Path) -> None:
-    cache = repo_copy / ".platformctl" / "cache"
-    plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    for entry in cache.glob("*.json"):
-        data = json.loads(entry.read_text())
-        data["outputs"] = {name: 7 for name in data["outputs"]}  # right key, right shape, wrong values
-        entry.write_text(json.dumps(data))
-    replanned = plan_stacks(Repo(repo_copy), PARTNER, workers=1, cache_dir=cache)
-    assert list(replanned) == ["global", "region-eu-central", "partner-acme-voice"]
+def test_an_entry_of_another_stack_or_key_is_ignored(repo_copy: Path) -> None:
+    planned(repo_copy, BOTH)
+    found = entries(repo_copy)
+    found["partner-acme-voice"].write_bytes(found["partner-sakura-calls"].read_bytes())  # another stack's entry
+    _, names = planned(repo_copy, BOTH)
+    assert names == ["partner-acme-voice"]
+
+
+def test_a_lossy_dependency_is_planned_again_for_its_readers(repo_copy: Path) -> None:
+    """A dependency whose cached outputs hid a known secret cannot feed a reader's plan: it is planned again."""
+    planned(repo_copy)
+    cache = ResultCache(repo_copy / ".platformctl" / "cache")
+    paths = entries(repo_copy)
+    key = json.loads(paths["global"].read_bytes().partition(b"\n")[0])["meta"]["key"]
+    entry = cache.get("global", key)
+    assert entry is not None
+    entry.lossy = True
+    cache.put(entry)
+    paths["partner-acme-voice"].unlink()
+    _, names = planned(repo_copy)
+    assert names == ["global", "partner-acme-voice"]
+
+
+def test_secrets_stay_off_the_disk() -> None:
+    masked, lossy = masked_references("global", {"keys": {"eu": "hunter2"}, "name": "x"}, ["keys"])
+    assert lossy and masked["name"] == "x" and "hunter2" not in json.dumps(masked)
+    assert set(masked["keys"]) == {"eu"}  # the structure is kept for indexing
+    _, lossy = masked_references("global", masked, ["keys"])
+    assert not lossy  # nothing known was hidden
+
+
+def test_the_cache_holds_no_secret_values(repo_copy: Path) -> None:
+    planned(repo_copy)
+    text = "".join(p.read_text() for p in entries(repo_copy).values())
+    assert "PRIVATE KEY" not in text and "BEGIN" not in text
+
+
+def test_a_stack_name_is_checked_before_it_names_a_file(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    with pytest.raises(InputError, match="unknown stack name"):
+        cache.get("../../etc/passwd", "k")
+    entry = CachedResult("partner-acme-voice", "k", "{}", {}, {}, [], False, [], [])
+    cache.put(entry)
+    assert cache.get("partner-acme-voice", "k") == entry
+    assert cache.get("partner-acme-voice", "other") is None
+
+
+def test_the_kubernetes_support_date_is_part_of_a_region_key(repo_copy: Path) -> None:
+    repo = Repo(repo_copy)
+    region = region_stack("eu-central")
+    version = repo.stack_config(region).values["platform:kubernetesVersion"]
+    end = repo.catalog().cloud.kubernetes_versions[version].standard_support_ends
+    before = dated_facts(repo, region, end - datetime.timedelta(days=1))
+    after = dated_facts(repo, region, end + datetime.timedelta(days=1))
+    assert before != after
+    assert dated_facts(repo, parse_stack_name("global"), end) == ""
+
+
+@pytest.mark.parametrize(
+    "stacks",
+    [
+        {},
+        {"global": {"steps": [], "changeSummary": {}, "outputs": {}, "diagnostics": []}},
+        {
+            "partner-a": {"steps": [{"op": "create", "urn": "u", "newState": {"inputs": {"x": "é\n\u2028", "e": {}}}}]},
+            "partner-b": {"steps": [], "outputs": {"list": [1, 2.5, None, True, []]}},
+        },
+    ],
+)
+def test_the_document_text_is_what_json_dumps_writes(stacks) -> None:
+    extra = {"shard": {"index": 1}, "violations": [{"policy": "p", "message": "m\n"}]}
+    fragments = {name: json.dumps(preview, indent=1) for name, preview in stacks.items()}
+    assert document_text(fragments, extra) == json.dumps({"stacks": stacks, **extra}, indent=1)
+    assert document_text(fragments, {}) == json.dumps({"stacks": stacks}, indent=1)
