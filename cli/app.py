@@ -109,6 +109,7 @@ def plan(
             include_removed=all_stacks,
             progress=lambda _: bar.advance(task),
             use_cache=not no_cache,
+            prune=all_stacks,
         )
     render.plan(out, result)
     render.violations(err, result)

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +135,18 @@ def stack_violations(repo: Repo, result: StackResult, cache: ResultCache) -> lis
 
 def context_fingerprint(context: StackContext) -> str:
     """What the policies see of the repository besides the stack's resources. The catalog is left out: its files
-    are part of every stack's key already."""
-    shown = dataclasses.replace(context, catalog=None)  # type: ignore[arg-type]
-    return hashlib.sha256(repr(shown).encode()).hexdigest()
+    are part of every stack's key already. The fleet-wide tables are the same for every stack of a run, so each
+    is digested once."""
+    own = dataclasses.replace(context, catalog=None, fleet_partner_ids=(), fleet_domains=())  # type: ignore[arg-type]
+    digest = hashlib.sha256(repr(own).encode())
+    digest.update(_digest_of(context.fleet_partner_ids).encode())
+    digest.update(_digest_of(context.fleet_domains).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _digest_of(table: tuple[Any, ...]) -> str:
+    return hashlib.sha256(repr(table).encode()).hexdigest()
 
 
 def run_plan(
@@ -149,12 +158,16 @@ def run_plan(
     include_removed: bool = False,
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
+    prune: bool = False,
 ) -> PlanResult:
     """Plan `stacks` (each from the result cache when nothing it depends on changed; `use_cache=False` plans
-    every one and refreshes the cache) and check the policies."""
+    every one and refreshes the cache) and check the policies. `prune` drops the cache entries of stacks that no
+    longer have a file (for a plan of every stack)."""
     old = load_plan(against) if against else None
     cache = ResultCache(repo.state_dir / "cache", read=use_cache)
     results = plan_results(repo, stacks, cache, workers=workers, progress=progress)
+    if prune:
+        cache.prune({str(stack) for stack in repo.stack_names()})
     requested = list(results)
     violations = [v for name in requested for v in stack_violations(repo, results[name], cache)]
     violations += hosts_claimed_twice_in({name: results[name].entry.claims for name in requested})

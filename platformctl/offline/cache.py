@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -42,6 +43,8 @@ PACKAGES = (
     "kubernetes-validate",
 )
 """Installed packages whose version shapes a plan or its policy findings (kubernetes-validate: the schemas)."""
+MAX_ENTRY_BYTES = 64 * 1024 * 1024
+"""An entry larger than this is not one of ours (a stack's preview is well under a MiB)."""
 REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
 """Marks a referenced stack's output that is unknown until that stack is applied."""
 
@@ -68,15 +71,12 @@ def versions_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def stack_key(
-    root: Path, config_file: Path, spec_file: Path | None, dependency_keys: list[str], facts: str = ""
-) -> str:
+def stack_key(root: Path, config: bytes, spec: bytes | None, dependency_keys: list[str], facts: str = "") -> str:
+    """The key of one stack: `config` is the config the program is given (canonical JSON of the values and the
+    secret keys, so a comment in a stack file is not a change), `spec` the spec's bytes as parsed."""
     digest = hashlib.sha256(f"{FORMAT}\0{program_fingerprint(root)}\0{facts}\0".encode())
-    for path in (config_file, spec_file):
-        if path is not None and path.is_file():
-            digest.update(path.read_bytes() + b"\0")
-        else:
-            digest.update(b"-\0")
+    digest.update(config + b"\0")
+    digest.update(b"-\0" if spec is None else spec + b"\0")
     for key in dependency_keys:
         digest.update(key.encode())
     return digest.hexdigest()
@@ -170,8 +170,15 @@ class ResultCache:
         if path is None or not self.read:
             return None
         try:
-            raw = path.read_bytes()
+            # Only a regular file of sane size is read: a fifo would block (even opening it, without O_NONBLOCK)
+            # and a device might never end.
+            with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return None
+                raw = handle.read(MAX_ENTRY_BYTES + 1)
         except OSError:
+            return None
+        if len(raw) > MAX_ENTRY_BYTES:
             return None
         header, _, body = raw.partition(b"\n")
         try:

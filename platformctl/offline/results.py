@@ -119,11 +119,11 @@ def stack_keys(
 ) -> dict[str, str]:
     keys: dict[str, str] = {}
     for stack in ordered:  # planning order: a stack's dependencies come before it
-        spec = repo.partner_file(stack.key) if stack.kind is StackKind.PARTNER else None
+        config = repo.stack_config(stack)
         keys[str(stack)] = stack_key(
             repo.root,
-            repo.stack_file(stack),
-            spec,
+            json.dumps([config.values, config.secret_keys], sort_keys=True, default=str).encode(),
+            repo.spec_bytes(stack.key) if stack.kind is StackKind.PARTNER else None,
             [keys[str(d)] for d in deps[stack]],
             dated_facts(repo, stack, today),
         )

@@ -53,6 +53,9 @@ def test_only_what_changed_is_planned_and_the_result_is_the_cold_plan(repo_copy:
 def test_a_changed_stack_file_replans_the_stacks_that_read_it(repo_copy: Path) -> None:
     planned(repo_copy)
     stack_file = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
+    stack_file.write_text(stack_file.read_text() + "# a comment changes nothing the program sees\n")
+    _, names = planned(repo_copy)
+    assert names == []
     stack_file.write_text(stack_file.read_text().replace("  - AT\n", ""))
     _, names = planned(repo_copy)
     assert names == ["region-eu-central", "partner-acme-voice"]
@@ -189,3 +192,18 @@ def test_the_document_text_is_what_json_dumps_writes(stacks) -> None:
     fragments = {name: json.dumps(preview, indent=1) for name, preview in stacks.items()}
     assert document_text(fragments, extra) == json.dumps({"stacks": stacks, **extra}, indent=1)
     assert document_text(fragments, {}) == json.dumps({"stacks": stacks}, indent=1)
+
+
+def test_an_entry_that_is_not_a_regular_file_is_not_read(repo_copy: Path) -> None:
+    """A fifo in the cache would block a plain open forever; a directory or a symlink to a device is no entry."""
+    import os
+
+    planned(repo_copy)
+    paths = entries(repo_copy)
+    paths["partner-acme-voice"].unlink()
+    os.mkfifo(paths["partner-acme-voice"])
+    paths["region-eu-central"].unlink()
+    paths["region-eu-central"].symlink_to("/dev/zero")
+    _, names = planned(repo_copy)
+    assert names == ["region-eu-central", "partner-acme-voice"]
+    assert all(p.is_file() and not p.is_symlink() for p in entries(repo_copy).values())  # both replaced by entries
