@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from components.snowflake_preview import PREVIEW_FEATURES
@@ -105,6 +106,7 @@ def manifest_of(resource: Resource) -> dict[str, Any] | None:
 
 def check_kubernetes_schema(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
     """Every Kubernetes object validates, strictly, against the OpenAPI schema of the cluster's version."""
+    import jsonschema
     import kubernetes_validate
 
     version = context.kubernetes_version
@@ -115,8 +117,8 @@ def check_kubernetes_schema(resources: list[Resource], context: StackContext) ->
         if manifest is None:
             continue
         try:
-            kubernetes_validate.validate(manifest, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
+            _schema_validator(version, manifest["apiVersion"], manifest["kind"]).validate(manifest)
+        except jsonschema.ValidationError as exc:
             where = ".".join(str(part) for part in exc.path) or "(object)"
             yield (
                 resource.urn,
@@ -127,3 +129,38 @@ def check_kubernetes_schema(resources: list[Resource], context: StackContext) ->
         except kubernetes_validate.utils.VersionNotSupportedError:
             yield resource.urn, f"kubernetes-validate has no schema for Kubernetes {version}; upgrade it"
             return
+
+
+@lru_cache(maxsize=256)
+def _schema_validator(desired_version: str, api_version: str, kind: str) -> Any:
+    """The strict validator `kubernetes_validate.validate(manifest, version, strict=True)` builds for this kind,
+    built once per run: the library reads and parses the kind's schema and its multi-megabyte `_definitions.json`
+    on every call, which made schema checks most of a plan's policy time. Same schema files, same selection of the
+    newest schema version not newer than the cluster's (kubernetes-validate 1.37, `utils.validate`)."""
+    import re
+
+    import jsonschema
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    desired = desired_version.removeprefix("v")
+    if utils.major_minor(desired) > utils.latest_version():
+        raise utils.VersionNotSupportedError(version=utils.major_minor(desired))
+    version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(desired)][-1]
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema_dir = f"kubernetes-json-schema/v{version}-local-strict"
+    try:
+        schema = utils.schema_contents(f"{schema_dir}/{kind.lower()}-{api}.json", desired)
+    except FileNotFoundError:
+        raise utils.SchemaNotFoundError(
+            version=utils.major_minor(desired), kind=kind, api_version=api_version
+        ) from None
+    registry = Resource.from_contents(_definitions(schema_dir, desired)) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@lru_cache(maxsize=8)
+def _definitions(schema_dir: str, desired: str) -> Any:
+    from kubernetes_validate import utils
+
+    return utils.schema_contents(f"{schema_dir}/_definitions.json", desired)

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from foundation.naming import (
@@ -157,9 +158,20 @@ _SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]*?)(?:_READER|_SVC)
 def _owner_of(reference: str, own: str, fleet: tuple[str, ...]) -> str | None:
     """The partner a name like `acme-voice-domain` belongs to: the longest id it equals or extends with '-'.
 
-    Prefix matching alone would give `partner-acme-voice` to partner `acme`; the fleet's ids settle it."""
-    candidates = [p for p in {*fleet, own} if p and (reference == p or reference.startswith(f"{p}-"))]
-    return max(candidates, key=len) if candidates else None
+    Prefix matching alone would give `partner-acme-voice` to partner `acme`; the fleet's ids settle it. The
+    candidates are the reference's own '-'-bounded prefixes, looked up in the fleet (not the fleet scanned per
+    reference: a 500-partner fleet made that most of a plan's policy time)."""
+    ids = _id_set(fleet)
+    for end in [len(reference), *(i for i in range(len(reference) - 1, 0, -1) if reference[i] == "-")]:
+        prefix = reference[:end]
+        if prefix and (prefix == own or prefix in ids):
+            return prefix
+    return None
+
+
+@lru_cache(maxsize=8)
+def _id_set(fleet: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(fleet)
 
 
 def check_isolation(resources: list[Resource], context: StackContext) -> Iterable[Finding]:

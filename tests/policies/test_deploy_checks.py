@@ -124,3 +124,28 @@ def test_custom_resources_are_left_to_their_crds() -> None:
     policy = Resource("urn:p", "kubernetes:networking.k8s.io/v1:NetworkPolicy", "p", {"spec": {}})
     assert manifest_of(certificate) is None
     assert manifest_of(deployment) is not None and manifest_of(policy) is not None
+
+
+def test_the_cached_validator_agrees_with_kubernetes_validate(fleet: Plan) -> None:
+    """The validators built once per kind give the library's own verdict on every object of a partner and a region,
+    broken ones included."""
+    import jsonschema
+    import kubernetes_validate
+
+    from policies.deploy_checks import _schema_validator
+
+    manifests = [m for stack in (PARTNER, REGION) for m in map(manifest_of, _resources(fleet, stack)) if m]
+    broken = [{**m, "spec": "not an object"} for m in manifests if "spec" in m]
+    assert manifests and broken
+    for manifest in manifests + broken:
+        try:
+            kubernetes_validate.validate(manifest, "1.35", strict=True)
+            library = None
+        except kubernetes_validate.ValidationError as exc:
+            library = exc.message
+        try:
+            _schema_validator("1.35", manifest["apiVersion"], manifest["kind"]).validate(manifest)
+            ours = None
+        except jsonschema.ValidationError as exc:
+            ours = exc.message
+        assert ours == library, manifest["kind"]

@@ -384,3 +384,22 @@ def test_the_statements_bucket_outlives_the_call_data(fleet) -> None:
         "region-statements-retention",
     ).inputs["rules"]
     assert rules[0]["expiration"]["days"] == 3653 and rules[0]["noncurrentVersionExpiration"]["noncurrentDays"] == 3653
+
+
+@pytest.mark.parametrize(
+    ("reference", "own", "expected"),
+    [
+        ("acme-voice-domain", "acme", "acme-voice"),  # the longest id it extends wins
+        ("acme-domain", "acme-voice", "acme"),
+        ("acme-voice", "acme", "acme-voice"),
+        ("acme", "acme", "acme"),
+        ("acme--x", "q", "acme"),
+        ("zzz", "acme", None),
+        ("-acme", "x", None),
+        ("", "", None),
+    ],
+)
+def test_a_reference_belongs_to_the_longest_partner_id_it_names(reference: str, own: str, expected: str | None) -> None:
+    from policies.rules import _owner_of
+
+    assert _owner_of(reference, own, ("acme", "acme-voice", "b")) == expected
