@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,10 @@ from foundation.errors import InputError
 from foundation.stacks import StackName, parse_stack_name
 from platformctl.offline.cache import ResultCache
 from platformctl.offline.planner import StackPlan
-from platformctl.offline.results import StackResult, plan_results, policy_resources
+from platformctl.offline.results import StackResult, context_fingerprint, plan_results, policy_resources
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from policies.context import context_for
-from policies.rules import StackContext, Violation, evaluate, hosts_claimed_twice_in
+from policies.rules import Violation, evaluate, hosts_claimed_twice_in
 
 
 @dataclass
@@ -39,11 +37,6 @@ class PlanResult:
         if self.diffed is not None:
             return self.diffed
         return plan_document({name: self.results[name].preview for name in self.stacks})
-
-    @property
-    def plans(self) -> dict[str, StackPlan]:
-        """The stacks planned in this run (a cached result has no recording)."""
-        return {name: result.plan for name, result in self.results.items() if result.plan is not None}
 
     def against(self, earlier: dict[str, Any]) -> PlanResult:
         """This plan with its steps diffed against an earlier plan document (create/update/delete/same)."""
@@ -131,22 +124,6 @@ def stack_violations(repo: Repo, result: StackResult, cache: ResultCache) -> lis
         entry.policy_context = fingerprint
         cache.put(entry)
     return [Violation(**v) for v in entry.violations]
-
-
-def context_fingerprint(context: StackContext) -> str:
-    """What the policies see of the repository besides the stack's resources. The catalog is left out: its files
-    are part of every stack's key already. The fleet-wide tables are the same for every stack of a run, so each
-    is digested once."""
-    own = dataclasses.replace(context, catalog=None, fleet_partner_ids=(), fleet_domains=())  # type: ignore[arg-type]
-    digest = hashlib.sha256(repr(own).encode())
-    digest.update(_digest_of(context.fleet_partner_ids).encode())
-    digest.update(_digest_of(context.fleet_domains).encode())
-    return digest.hexdigest()
-
-
-@lru_cache(maxsize=8)
-def _digest_of(table: tuple[Any, ...]) -> str:
-    return hashlib.sha256(repr(table).encode()).hexdigest()
 
 
 def run_plan(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fleet.repo import Repo, active
 from fleet.stackconfig import StackConfig
@@ -23,6 +23,7 @@ SEQUENTIAL_BELOW = 8
 """Fewer stacks than this are planned in-process: a pool's start-up would cost more than it saves."""
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,6 +34,8 @@ class StackPlan:
     """What the program registered."""
     config: dict[str, Any]
     """The stack config it was planned with (declared defaults overlaid by the stack file)."""
+    root: Path | None = None
+    """The repository it was planned from."""
 
     def preview(self) -> dict[str, Any]:
         """The stack's plan in the shape of `pulumi preview --json` (every step a create).
@@ -94,8 +97,23 @@ def plan_stacks(
 
     A stack in `known` (its outputs already known, e.g. from the result cache) is not planned again: the stacks
     that read it see those outputs. With `pool`, the stacks are planned in its (already started) workers."""
+    return plan_and_finish(repo, stacks, _keep, workers, progress, known, pool)
+
+
+def plan_and_finish(
+    repo: Repo,
+    stacks: list[StackName],
+    finish: Callable[[StackPlan], T],
+    workers: int | None = None,
+    progress: Progress | None = None,
+    known: Mapping[str, ReferencedStack] | None = None,
+    pool: WorkerPool | None = None,
+) -> dict[str, T]:
+    """`plan_stacks`, returning `finish(plan)` for each stack: `finish` runs where the stack was planned (in a
+    worker, in parallel), so the parent receives what it needs rather than every recorded resource. `finish` is
+    a module-level function (it is sent to the workers by name)."""
     with active(repo):
-        return _plan_stacks(repo, stacks, workers, progress, dict(known or {}), pool)
+        return _plan_stacks(repo, stacks, workers, progress, dict(known or {}), pool, finish)
 
 
 def _plan_stacks(
@@ -105,7 +123,8 @@ def _plan_stacks(
     progress: Progress | None,
     known: dict[str, ReferencedStack],
     pool: WorkerPool | None,
-) -> dict[str, StackPlan]:
+    finish: Callable[[StackPlan], T],
+) -> dict[str, T]:
     root = repo.root
     ordered, deps = with_dependencies(repo, stacks)
     for stack in ordered:
@@ -119,31 +138,48 @@ def _plan_stacks(
     ordered = [s for s in ordered if str(s) not in references]
     configs = {stack: repo.stack_config(stack) for stack in ordered}
     workers = workers or os.cpu_count() or 1
-    recordings: dict[str, StackRecording] = {}
+    results: dict[str, T] = {}
 
-    def done(recording: StackRecording) -> None:
-        recordings[recording.stack] = recording
-        references[recording.stack] = _Reference(recording.reference_outputs, recording.secret_outputs)
+    def done(planned: _Planned[T]) -> None:
+        results[planned.stack] = planned.result
+        references[planned.stack] = planned.reference
         if progress:
-            progress(recording.stack)
+            progress(planned.stack)
+
+    def job(stack: StackName) -> _Job[T]:
+        return _Job(root, str(stack), configs[stack], {str(d): references[str(d)] for d in deps[stack]}, finish)
 
     if pool is None and (workers <= 1 or len(ordered) < SEQUENTIAL_BELOW):
         for stack in ordered:
-            done(_plan_one(root, str(stack), configs[stack], {str(d): references[str(d)] for d in deps[stack]}))
+            done(_plan_job(job(stack)))
     else:
         owned = pool is None
         running = pool or WorkerPool(root, workers)
         try:
             for _, phase in groupby(ordered, key=lambda s: s.rank):
-                batch = list(phase)
-                jobs = [(root, str(s), configs[s], {str(d): references[str(d)] for d in deps[s]}) for s in batch]
-                for recording in running.map(jobs):
-                    done(recording)
+                for planned in running.map([job(s) for s in phase]):
+                    done(planned)
         finally:
             if owned:
                 running.close()
-    config_of = {str(stack): configs[stack].values for stack in configs}
-    return {name: StackPlan(name, recording, config_of[name]) for name, recording in recordings.items()}
+    return results
+
+
+@dataclass(frozen=True)
+class _Job(Generic[T]):
+    root: Path
+    stack: str
+    config: StackConfig
+    references: dict[str, _Reference]
+    finish: Callable[[StackPlan], T]
+
+
+@dataclass(frozen=True)
+class _Planned(Generic[T]):
+    stack: str
+    reference: _Reference
+    """What the stacks that read this one see (secret values included: it never leaves the run)."""
+    result: T
 
 
 class WorkerPool:
@@ -157,7 +193,7 @@ class WorkerPool:
         self.workers = workers
         self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
 
-    def map(self, jobs: list[tuple[Path, str, StackConfig, dict[str, _Reference]]]) -> Iterator[StackRecording]:
+    def map(self, jobs: list[_Job[T]]) -> Iterator[_Planned[T]]:
         return self._pool.imap(_plan_job, jobs, chunksize=max(1, len(jobs) // (self.workers * 4)))
 
     def close(self) -> None:
@@ -169,14 +205,19 @@ def _readers(stack: StackName, deps: dict[StackName, list[StackName]]) -> str:
     return ", ".join(str(s) for s, reads in deps.items() if stack in reads) or "nothing"
 
 
-def _plan_one(root: Path, stack: str, config: StackConfig, refs: dict[str, _Reference]) -> StackRecording:
+def _plan_job(job: _Job[T]) -> _Planned[T]:
     from platformctl.offline.recorder import record_stack
 
-    return record_stack(root, stack, config.values, lambda name: refs.get(name), secret_keys=config.secret_keys)
+    refs = job.references
+    recording = record_stack(
+        job.root, job.stack, job.config.values, lambda name: refs.get(name), secret_keys=job.config.secret_keys
+    )
+    reference = _Reference(recording.reference_outputs, recording.secret_outputs)
+    return _Planned(job.stack, reference, job.finish(StackPlan(job.stack, recording, job.config.values, job.root)))
 
 
-def _plan_job(job: tuple[Path, str, StackConfig, dict[str, _Reference]]) -> StackRecording:
-    return _plan_one(*job)
+def _keep(plan: StackPlan) -> StackPlan:
+    return plan
 
 
 def _warm_worker(root: Path) -> None:

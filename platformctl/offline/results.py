@@ -3,25 +3,28 @@ when its outputs are needed and the cache cannot give them."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import hashlib
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from fleet.repo import Repo, active
+from fleet.repo import Repo, active, for_program
 from foundation.errors import InputError
-from foundation.stacks import StackKind, StackName
+from foundation.stacks import StackKind, StackName, parse_stack_name
 from platformctl.offline.cache import CachedResult, ResultCache, masked_references, stack_key
 from platformctl.offline.planner import (
     SEQUENTIAL_BELOW,
     Progress,
     StackPlan,
     WorkerPool,
-    plan_stacks,
+    plan_and_finish,
     with_dependencies,
 )
-from policies.rules import Resource, claimed_hosts
+from policies.context import context_for
+from policies.rules import Resource, StackContext, claimed_hosts, evaluate
 
 if TYPE_CHECKING:
     from platformctl.offline.recorder import RecordedResource
@@ -29,12 +32,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class StackResult:
-    """One requested stack's result: from this run's plan, or from the cache."""
+    """One requested stack's result, as the cache holds it (planned in this run or an earlier one)."""
 
     entry: CachedResult
-    """What the cache holds (or now holds) for the stack."""
-    plan: StackPlan | None = None
-    """The recording, when the stack was planned in this run."""
+    """The stack's cache entry."""
 
     @property
     def stack(self) -> str:
@@ -55,11 +56,9 @@ class StackResult:
     @cached_property
     def preview(self) -> dict[str, Any]:
         """The stack's plan (steps, changeSummary, outputs, diagnostics); parsed only when someone asks."""
-        return self.plan.preview() if self.plan is not None else json.loads(self.fragment)
+        return json.loads(self.fragment)
 
     def policy_resources(self) -> list[Resource]:
-        if self.plan is not None:
-            return policy_resources(self.plan.recording.resources)
         return step_resources(self.preview["steps"])
 
 
@@ -130,6 +129,33 @@ def stack_keys(
     return keys
 
 
+def finish_entry(plan: StackPlan) -> CachedResult:
+    """Where the stack was planned (a worker): its cache entry, policy findings included; the parent adds the key."""
+    entry = entry_from_plan(plan, "")
+    assert plan.root is not None, "the planner records where a stack was planned from"
+    repo = for_program(plan.root)
+    context = context_for(repo, parse_stack_name(plan.stack), plan.config)
+    entry.policy_context = context_fingerprint(context)
+    entry.violations = [v.__dict__ for v in evaluate(policy_resources(plan.recording.resources), context)]
+    return entry
+
+
+def context_fingerprint(context: StackContext) -> str:
+    """What the policies see of the repository besides the stack's resources. The catalog is left out: its files
+    are part of every stack's key already. The fleet-wide tables are the same for every stack of a run, so each
+    is digested once."""
+    own = dataclasses.replace(context, catalog=None, fleet_partner_ids=(), fleet_domains=())  # type: ignore[arg-type]
+    digest = hashlib.sha256(repr(own).encode())
+    digest.update(_digest_of(context.fleet_partner_ids).encode())
+    digest.update(_digest_of(context.fleet_domains).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _digest_of(table: tuple[Any, ...]) -> str:
+    return hashlib.sha256(repr(table).encode()).hexdigest()
+
+
 def entry_from_plan(plan: StackPlan, key: str) -> CachedResult:
     preview = plan.preview()
     recording = plan.recording
@@ -198,12 +224,12 @@ def _plan_results(
     pool = prewarmed if len(to_plan) < SEQUENTIAL_BELOW else None
     if pool is None and prewarmed is not None:
         prewarmed.close()  # many stacks: plan_stacks starts a worker per core
-    plans = plan_stacks(repo, to_plan, workers, progress, known, pool) if to_plan else {}
+    finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool) if to_plan else {}
     results: dict[str, StackResult] = {}
-    for name, plan in plans.items():
-        entry = entry_from_plan(plan, keys[name])
+    for name, entry in finished.items():
+        entry.key = keys[name]
         cache.put(entry)
-        results[name] = StackResult(entry, plan)
+        results[name] = StackResult(entry)
     requested = [str(s) for s in ordered if s in set(stacks)]
     return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}
 

@@ -38,7 +38,6 @@ def test_only_what_changed_is_planned_and_the_result_is_the_cold_plan(repo_copy:
     again, names = planned(repo_copy)
     assert names == []
     assert again.json_text() == first.json_text()
-    assert [r.plan for r in again.results.values()] == [None]  # served from the cache, not replanned
 
     spec = repo_copy / "partners" / "acme-voice.yaml"
     spec.write_text(spec.read_text().replace("voice_greeting: ", "voice_greeting: Hello again. "))
