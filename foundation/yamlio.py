@@ -74,7 +74,7 @@ _CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
 
 if _CSafeLoader is not None:
 
-    class _FastBoundedLoader(_Bounds, Composer, _CSafeLoader):  # type: ignore[misc, valid-type]
+    class _FastBoundedLoader(_Bounds, Composer, _CSafeLoader):
         """libyaml scans and parses (in C, without recursion: an event at a time); the composer stays PyYAML's
         Python one so the bounds above are checked before a deeper node is read. libyaml's own composer recurses
         in C, where a deep document would crash the interpreter instead of raising."""

@@ -26,7 +26,7 @@ def test_every_stack_s_context_reads_the_fleet_once(repo_copy: Path, monkeypatch
         listings["partners"] += 1
         return list_specs(self)
 
-    def counting_parse(*args):  # type: ignore[no-untyped-def]
+    def counting_parse(*args):
         listings["parses"] += 1
         return parse(*args)
 
