@@ -75,9 +75,10 @@ _CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
 if _CSafeLoader is not None:
 
     class _FastBoundedLoader(_Bounds, Composer, _CSafeLoader):
-        """libyaml scans and parses (in C, without recursion: an event at a time); the composer stays PyYAML's
-        Python one so the bounds above are checked before a deeper node is read. libyaml's own composer recurses
-        in C, where a deep document would crash the interpreter instead of raising."""
+        """libyaml scans and parses (in C, without recursion, an event at a time: most of the speed); the composer
+        stays PyYAML's Python one, so the bounds above are checked before a deeper node is read. libyaml's own
+        composer recurses in C: a deep document would exhaust the C stack (only libyaml builds that cap nesting
+        themselves stop it) instead of raising, and the bounds would need a second pass over the events."""
 
         def __init__(self, stream: str) -> None:
             self._start_bounds()
