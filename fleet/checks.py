@@ -247,18 +247,14 @@ def fleet_domain_problems(domains: dict[str, tuple[str, str]], zone: str) -> lis
 
 def fleet_domains(repo: Repo, skip: Iterable[str] = ()) -> tuple[dict[str, tuple[str, str]], list[str]]:
     """The fleet's domains by partner id (skipping `skip`), and warnings for specs that could not be read."""
-    domains: dict[str, tuple[str, str]] = {}
-    warnings: list[str] = []
+    table, unreadable = repo.partner_domains()
     skipped = set(skip)
-    for partner_id in repo.partner_ids():
-        if partner_id in skipped:
-            continue
-        try:
-            domains[partner_id] = (repo.spec(partner_id).domain, f"partners/{partner_id}.yaml")
-        except InputError as exc:
-            warnings.append(
-                f"partners/{partner_id}.yaml could not be read, its domain is not compared: {exc.problems[0]}"
-            )
+    domains = {partner_id: entry for partner_id, entry in table.items() if partner_id not in skipped}
+    warnings = [
+        f"partners/{partner_id}.yaml could not be read, its domain is not compared: {problem}"
+        for partner_id, problem in unreadable.items()
+        if partner_id not in skipped
+    ]
     return domains, warnings
 
 

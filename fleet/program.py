@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any, cast
 
 from foundation.stacks import StackKind
 
@@ -34,91 +37,218 @@ def module_file(tree: Path, module: str, fallback: bool = False) -> Path | None:
     return None
 
 
-def _executed_at_import(node: ast.AST) -> list[ast.AST]:
-    """The nodes of a module that run when it is imported: not function bodies, not `if TYPE_CHECKING:` blocks."""
-    nodes: list[ast.AST] = []
-    pending = [node]
+@dataclass(frozen=True)
+class _Import:
+    """One `import` or `from ... import` statement, as written (resolved against a package when used)."""
+
+    level: int
+    module: str | None
+    names: tuple[str, ...]
+    is_from: bool
+
+    def targets(self, package: str) -> list[str]:
+        if not self.is_from:
+            return list(self.names)
+        if self.level:
+            parts = package.split(".")[: len(package.split(".")) - self.level + 1]
+            base = ".".join([*parts, self.module] if self.module else parts)
+        else:
+            base = self.module or ""
+        return [base, *(f"{base}.{name}" for name in self.names)]
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What every caller needs from one module file, gathered in one walk of its syntax tree."""
+
+    imports: tuple[_Import, ...]
+    """Every import, at any depth of the code."""
+    import_time: tuple[_Import, ...]
+    """The imports that run when the module is imported: not in function bodies, not under `if TYPE_CHECKING:`."""
+    top_level: tuple[_Import, ...]
+    """The import statements of the module's body itself."""
+    functions: dict[str, tuple[_Import, ...]]
+    """The imports, at any depth, of each function defined in the module's body."""
+    literals: frozenset[str]
+    """String constants that name a data file (`x.yaml`, `x.json`)."""
+
+
+def _import_of(node: ast.Import | ast.ImportFrom) -> _Import:
+    names = tuple(alias.name for alias in node.names)
+    if isinstance(node, ast.Import):
+        return _Import(0, None, names, False)
+    return _Import(node.level, node.module, names, True)
+
+
+def _facts_of(syntax: ast.Module) -> _Facts:
+    imports: list[_Import] = []
+    import_time: list[_Import] = []
+    top_level = [_import_of(node) for node in syntax.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    functions: dict[str, list[_Import]] = {}
+    # Imports are statements: only statement lists are walked for them, which is most of what makes this fast.
+    # (statements, run at import time, the imports of the body-level function they are in)
+    pending: list[tuple[list[ast.stmt], bool, list[_Import] | None]] = []
+    for node in syntax.body:
+        function: list[_Import] | None = None
+        if isinstance(node, ast.FunctionDef):
+            function = [] if node.name in functions else functions.setdefault(node.name, [])  # the first one's
+        pending.append(([node], True, function))
     while pending:
-        item = pending.pop()
-        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        statements, at_import, function = pending.pop()
+        for node in statements:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                record = _import_of(node)
+                imports.append(record)
+                if at_import:
+                    import_time.append(record)
+                if function is not None:
+                    function.append(record)
+                continue
+            inner = at_import and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if inner and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                pending.append((node.body, False, function))
+                pending.append((node.orelse, True, function))
+                continue
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(node, field, None)
+                if isinstance(block, list):
+                    pending.append((block, inner, function))
+            for clause in [*getattr(node, "handlers", ()), *getattr(node, "cases", ())]:
+                pending.append((clause.body, inner, function))
+    return _Facts(
+        tuple(imports),
+        tuple(import_time),
+        tuple(top_level),
+        {name: tuple(found) for name, found in functions.items()},
+        _data_literals(syntax),
+    )
+
+
+_NO_CONSTANTS = frozenset({"ctx", "op", "ops", "names", "id", "attr", "arg", "name", "module", "level", "kind"})
+"""Node fields that never hold a string constant: contexts, operators, identifiers, import names."""
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _data_literals(syntax: ast.AST) -> frozenset[str]:
+    """String constants anywhere in the tree that name a data file (a plain walk of the fields that can hold
+    one: ast.walk's generators and the operator and context nodes cost as much again)."""
+    literals = set()
+    pending: list[Any] = [syntax]
+    while pending:
+        node = pending.pop()
+        kind = node.__class__
+        if kind is ast.Constant:
+            if isinstance(node.value, str) and _DATA_LITERAL.match(node.value):
+                literals.add(node.value)
             continue
-        if isinstance(item, ast.If) and "TYPE_CHECKING" in ast.unparse(item.test):
-            pending.extend(item.orelse)
-            continue
-        nodes.append(item)
-        pending.extend(ast.iter_child_nodes(item))
-    return nodes
+        fields = _CHILD_FIELDS.get(kind)
+        if fields is None:
+            fields = _CHILD_FIELDS[kind] = tuple(f for f in kind._fields if f not in _NO_CONSTANTS)
+        for field in fields:
+            value = getattr(node, field, None)
+            if value.__class__ is list:
+                pending.extend(item for item in value if isinstance(item, ast.AST))
+            elif isinstance(value, ast.AST):
+                pending.append(value)
+    return frozenset(literals)
+
+
+@cache
+def _facts_cached(path: Path, mtime_ns: int, size: int) -> _Facts:
+    return _facts_of(ast.parse(path.read_text(encoding="utf-8")))
+
+
+def _facts(path: Path) -> _Facts:
+    """The file's facts, parsed and walked once while it is unchanged (same modification time and size)."""
+    stat = path.stat()
+    return _facts_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+class _Modules:
+    """One derivation's lookups of module files in `tree`: a name is looked up once per derivation, not once per
+    module that imports it (and never across derivations: a module may appear between two of them)."""
+
+    def __init__(self, tree: Path, fallback: bool) -> None:
+        self.tree = tree
+        self.fallback = fallback
+        self._files: dict[str, Path | None] = {}
+
+    def file(self, module: str) -> Path | None:
+        if module not in self._files:
+            self._files[module] = module_file(self.tree, module, self.fallback)
+        return self._files[module]
+
+    def local(self, records: Iterable[_Import], package: str) -> set[str]:
+        """This repository's modules (and their parent packages) that `records` import."""
+        local: set[str] = set()
+        for record in records:
+            for name in record.targets(package):
+                parts = name.split(".")
+                for end in range(1, len(parts) + 1):
+                    prefix = ".".join(parts[:end])
+                    if prefix not in local and self.file(prefix):
+                        local.add(prefix)
+        return local
+
+    def closure(self, modules: set[str], nested: bool = True) -> set[str]:
+        pending, seen = set(modules), set()
+        while pending:
+            module = pending.pop()
+            if module in seen:
+                continue
+            seen.add(module)
+            path = self.file(module)
+            if path is not None:
+                package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                facts = _facts(path)
+                pending |= self.local(facts.imports if nested else facts.import_time, package)
+        return seen
+
+    def kinds(self, nested: bool) -> dict[StackKind, set[str]]:
+        program = self.tree / PROGRAM
+        if not program.is_file():
+            return {kind: set() for kind in StackKind}
+        facts = _facts(program)
+        common = self.local(facts.top_level, "")
+        return {
+            kind: self.closure(common | self.local(facts.functions.get(f"build_{kind.value}", ()), ""), nested)
+            for kind in StackKind
+        }
+
+    def program_modules(self) -> set[str]:
+        modules = set().union(*self.kinds(nested=True).values())
+        engine = {m for m in ENGINE_MODULES if self.file(m)}
+        return modules | self.closure(engine)
 
 
 def imports_of(tree: Path, node: ast.AST, package: str, fallback: bool = False, nested: bool = True) -> set[str]:
     """This repository's modules (and their parent packages) that `node` imports: at any depth of the code, or
-    (`nested=False`) only what runs at import time."""
-    found: set[str] = set()
-    for item in ast.walk(node) if nested else _executed_at_import(node):
-        if isinstance(item, ast.Import):
-            found.update(alias.name for alias in item.names)
-        elif isinstance(item, ast.ImportFrom):
-            if item.level:
-                parts = package.split(".")[: len(package.split(".")) - item.level + 1]
-                base = ".".join([*parts, item.module] if item.module else parts)
-            else:
-                base = item.module or ""
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in item.names)
-    local = set()
-    for name in found:
-        parts = name.split(".")
-        for end in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:end])
-            if module_file(tree, prefix, fallback):
-                local.add(prefix)
-    return local
+    (`nested=False`) only what runs when it is run (not function bodies, not `if TYPE_CHECKING:` blocks)."""
+    body = node.body if isinstance(node, ast.Module) else [node]
+    facts = _facts_of(ast.Module(body=cast(list[ast.stmt], body), type_ignores=[]))
+    return _Modules(tree, fallback).local(facts.imports if nested else facts.import_time, package)
 
 
 def closure(tree: Path, modules: set[str], fallback: bool = False, nested: bool = True) -> set[str]:
     """`modules` and every repository module they import, transitively (with `nested=False`, only the imports
     that run when a module is imported: a reader's lazy imports do not tie every kind of stack to every loader)."""
-    pending, seen = set(modules), set()
-    while pending:
-        module = pending.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        path = module_file(tree, module, fallback)
-        if path is not None:
-            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-            pending |= imports_of(tree, _parse(path), package, fallback, nested)
-    return seen
+    return _Modules(tree, fallback).closure(modules, nested)
 
 
 def kind_modules(tree: Path, fallback: bool = False, nested: bool = False) -> dict[StackKind, set[str]]:
     """Every repository module the program imports when it builds each kind of stack (transitively): the builder's
     own imports at any depth, then what those modules import when imported."""
-    program = tree / PROGRAM
-    if not program.is_file():
-        return {kind: set() for kind in StackKind}
-    syntax = _parse(program)
-    common: set[str] = set()
-    for node in syntax.body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            common |= imports_of(tree, node, "", fallback)
-    result = {}
-    for kind in StackKind:
-        builder = next(
-            (n for n in syntax.body if isinstance(n, ast.FunctionDef) and n.name == f"build_{kind.value}"), None
-        )
-        modules = common | (imports_of(tree, builder, "", fallback) if builder else set())
-        result[kind] = closure(tree, modules, fallback, nested)
-    return result
+    return _Modules(tree, fallback).kinds(nested)
 
 
 def data_owners(tree: Path, data_file: str) -> set[str]:
     """Modules that name the data file (by its file name, as a string literal): its loaders."""
     name = Path(data_file).name
+    modules = _Modules(tree, fallback=False)
     owners = set()
-    for module in _all_program_modules(tree):
-        path = module_file(tree, module)
-        if path is not None and name in _data_literals(path):
+    for module in modules.program_modules():
+        path = modules.file(module)
+        if path is not None and name in _facts(path).literals:
             owners.add(module)
     return owners
 
@@ -130,14 +260,15 @@ def program_paths(tree: Path) -> dict[str, Path]:
     paths = {name: tree / name for name in (PROGRAM, PROJECT_FILE)}
     folders: dict[Path, Path] = {}
     literals: set[str] = set()
-    for module in sorted(_all_program_modules(tree, fallback=True)):
-        path = module_file(tree, module, fallback=True)
+    modules = _Modules(tree, fallback=True)
+    for module in sorted(modules.program_modules()):
+        path = modules.file(module)
         if path is None:
             continue
         root = tree if path.is_relative_to(tree) else CODE_ROOT
         paths[str(path.relative_to(root))] = path
         folders[path.parent] = root
-        literals |= _data_literals(path)
+        literals |= _facts(path).literals
     for folder, root in folders.items():
         for literal in literals:
             data = folder / literal
@@ -156,27 +287,3 @@ def program_files(tree: Path) -> list[str]:
 def top_level_entries(tree: Path) -> list[str]:
     """The top-level files and folders a copy of the repository needs for the program to run from it."""
     return sorted({path.split("/", 1)[0] for path in program_files(tree)} | {"stacks", "partners"})
-
-
-def _all_program_modules(tree: Path, fallback: bool = False) -> set[str]:
-    modules = set().union(*kind_modules(tree, fallback, nested=True).values())
-    engine = {m for m in ENGINE_MODULES if module_file(tree, m, fallback)}
-    return modules | closure(tree, engine, fallback)
-
-
-@cache
-def _parse_cached(path: Path, mtime_ns: int, size: int) -> ast.Module:
-    return ast.parse(path.read_text(encoding="utf-8"))
-
-
-def _parse(path: Path) -> ast.Module:
-    stat = path.stat()
-    return _parse_cached(path, stat.st_mtime_ns, stat.st_size)
-
-
-def _data_literals(path: Path) -> set[str]:
-    return {
-        node.value
-        for node in ast.walk(_parse(path))
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _DATA_LITERAL.match(node.value)
-    }

@@ -60,6 +60,8 @@ class Repo:
         self._spec_warnings: dict[str, list[str]] = {}
         self._spec_bytes: dict[str, bytes] = {}
         self._configs: dict[StackName, StackConfig] = {}
+        self._partner_ids: tuple[str, ...] | None = None
+        self._domains: tuple[dict[str, tuple[str, str]], dict[str, str]] | None = None
 
     def __repr__(self) -> str:
         return f"Repo({str(self.root)!r})"
@@ -135,13 +137,18 @@ class Repo:
         )
 
     def partner_ids(self) -> list[str]:
-        """Ids of the partners that have a spec file; a file whose name is not an id is bad input."""
-        ids = []
-        for path in self.partner_spec_files():
-            if not re.fullmatch(PARTNER_ID_PATTERN, path.stem):
-                raise InputError.single(self.display(path), "", "file name is not a partner id (partners/<id>.yaml)")
-            ids.append(path.stem)
-        return ids
+        """Ids of the partners that have a spec file (listed once per run: every stack's policy context asks);
+        a file whose name is not an id is bad input."""
+        if self._partner_ids is None:
+            ids = []
+            for path in self.partner_spec_files():
+                if not re.fullmatch(PARTNER_ID_PATTERN, path.stem):
+                    raise InputError.single(
+                        self.display(path), "", "file name is not a partner id (partners/<id>.yaml)"
+                    )
+                ids.append(path.stem)
+            self._partner_ids = tuple(ids)
+        return list(self._partner_ids)
 
     def spec_bytes(self, partner_id: str) -> bytes:
         """The spec file's bytes as read (and parsed) in this run."""
@@ -189,6 +196,20 @@ class Repo:
     def spec_warnings(self, partner_id: str) -> list[str]:
         self.spec(partner_id)
         return list(self._spec_warnings[partner_id])
+
+    def partner_domains(self) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+        """Every partner's (domain, spec file) by id, and by id the reason a spec could not be read: the fleet's
+        domain table, built once per run (each partner stack's policies compare against all of it)."""
+        if self._domains is None:
+            domains: dict[str, tuple[str, str]] = {}
+            unreadable: dict[str, str] = {}
+            for partner_id in self.partner_ids():
+                try:
+                    domains[partner_id] = (self.spec(partner_id).domain, f"partners/{partner_id}.yaml")
+                except InputError as exc:
+                    unreadable[partner_id] = str(exc.problems[0])
+            self._domains = (domains, unreadable)
+        return dict(self._domains[0]), dict(self._domains[1])
 
     def specs(self) -> dict[str, PartnerSpec]:
         return {partner_id: self.spec(partner_id) for partner_id in self.partner_ids()}

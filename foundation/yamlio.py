@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 
 from foundation.errors import InputError, Problem
 
@@ -22,16 +23,16 @@ MAX_DEPTH = 32
 """Nesting depth allowed in one document."""
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader (no Python tags) that also bounds aliases and depth and refuses duplicate keys."""
+class _Bounds:
+    """The bounds every loader here adds to a safe loader (no Python tags): aliases and depth are counted as nodes
+    are composed, before anything deeper is read, and duplicate or non-scalar keys are refused."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    def _start_bounds(self) -> None:
         self._aliases = 0
         self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
+        if self.check_event(yaml.AliasEvent):  # type: ignore[attr-defined]
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} alias references (possible alias bomb)")
@@ -39,20 +40,54 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise yaml.YAMLError(f"nesting deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._depth -= 1
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, list | dict):
+        # One pass in place of SafeConstructor's (merge keys, which it would flatten first, are refused below:
+        # their key has no constructor here, as before).
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
+            if isinstance(key, list | dict | set):
                 raise yaml.constructor.ConstructorError(None, None, "mapping keys must be scalars", key_node.start_mark)
-            if key in seen:
+            if key in mapping:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+            mapping[key] = self.construct_object(value_node, deep=deep)  # type: ignore[attr-defined]
+        return mapping
+
+
+class _BoundedLoader(_Bounds, yaml.SafeLoader):
+    """The pure-Python loader: PyYAML's own scanner, parser and composer."""
+
+    def __init__(self, stream: str) -> None:
+        self._start_bounds()
+        yaml.SafeLoader.__init__(self, stream)
+
+
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+
+if _CSafeLoader is not None:
+
+    class _FastBoundedLoader(_Bounds, Composer, _CSafeLoader):
+        """libyaml scans and parses (in C, without recursion, an event at a time: most of the speed); the composer
+        stays PyYAML's Python one, so the bounds above are checked before a deeper node is read. libyaml's own
+        composer recurses in C: a deep document would exhaust the C stack (only libyaml builds that cap nesting
+        themselves stop it) instead of raising, and the bounds would need a second pass over the events."""
+
+        def __init__(self, stream: str) -> None:
+            self._start_bounds()
+            _CSafeLoader.__init__(self, stream)
+            Composer.__init__(self)
+
+    _LOADER: type = _FastBoundedLoader
+else:  # pragma: no cover - PyYAML built without libyaml
+    _LOADER = _BoundedLoader
 
 
 def load_yaml_text(text: str, source: str) -> Any:
@@ -60,15 +95,24 @@ def load_yaml_text(text: str, source: str) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
         raise InputError.single(source, "", f"file is larger than {MAX_YAML_BYTES // 1024} KiB")
     try:
-        loader = _BoundedLoader(text)
         try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
+            return _load(_LOADER, text)
+        except UnicodeEncodeError:
+            # libyaml takes the text as UTF-8: a lone surrogate (never from a decoded file) cannot be encoded,
+            # and the pure-Python reader refuses it with its own message.
+            return _load(_BoundedLoader, text)
     except yaml.YAMLError as exc:
         raise InputError.single(source, "", f"not valid YAML: {_one_line(exc)}") from None
     except RecursionError:
         raise InputError.single(source, "", "YAML nesting is too deep") from None
+
+
+def _load(loader_class: type, text: str) -> Any:
+    loader = loader_class(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def read_bounded(path: Path, display: str | None = None) -> bytes:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from fleet.checks import fleet_domains, platform_zone
 from fleet.repo import Repo
 from foundation.stacks import StackKind, StackName, region_stack
 from policies.rules import StackContext
 
+_FLEET_IDS: WeakKeyDictionary[Repo, tuple[str, ...]] = WeakKeyDictionary()
+_FLEET_DOMAINS: WeakKeyDictionary[Repo, tuple[tuple[str, str], ...]] = WeakKeyDictionary()
+"""The fleet-level parts of every stack's context, made once per `Repo` (one run's reading of the files): built
+per stack, they made a fleet's contexts quadratic in its size."""
+
 
 def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackContext:
     catalog = repo.catalog()
     purge = bool(config.get("platform:purgeData", False))
-    fleet_ids = tuple(repo.partner_ids())
+    fleet_ids = _FLEET_IDS.get(repo)
+    if fleet_ids is None:
+        fleet_ids = _FLEET_IDS[repo] = tuple(repo.partner_ids())
     if stack.kind is StackKind.GLOBAL:
         return StackContext(stack=str(stack), kind="global", catalog=catalog, fleet_partner_ids=fleet_ids)
     if stack.kind is StackKind.REGION:
@@ -29,7 +37,10 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
             kubernetes_version=_version(config),
         )
     spec = repo.spec(stack.key)
-    domains, _ = fleet_domains(repo)
+    fleet_domain_pairs = _FLEET_DOMAINS.get(repo)
+    if fleet_domain_pairs is None:
+        domains, _ = fleet_domains(repo)
+        fleet_domain_pairs = _FLEET_DOMAINS[repo] = tuple((pid, domain) for pid, (domain, _) in sorted(domains.items()))
     return StackContext(
         stack=str(stack),
         kind="partner",
@@ -42,7 +53,7 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
         purge=purge,
         active=not config.get("platform:offboardedOn"),
         fleet_partner_ids=fleet_ids,
-        fleet_domains=tuple((pid, domain) for pid, (domain, _) in sorted(domains.items())),
+        fleet_domains=fleet_domain_pairs,
         platform_zone=platform_zone(repo),
         kubernetes_version=_home_cluster_version(repo, spec.home_region),
         partner_domain=spec.domain,

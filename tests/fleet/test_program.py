@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import os
 from pathlib import Path
 
-from fleet.program import data_owners, program_files, top_level_entries
+from fleet.program import (
+    _DATA_LITERAL,
+    ENGINE_MODULES,
+    data_owners,
+    kind_modules,
+    module_file,
+    program_files,
+    top_level_entries,
+)
+from foundation.stacks import StackKind
 from platformctl.offline.cache import program_fingerprint
 from tests.conftest import ROOT
 
@@ -58,3 +69,155 @@ def test_a_copy_holds_what_the_program_needs() -> None:
     entries = top_level_entries(ROOT)
     assert {"__main__.py", "Pulumi.yaml", "components", "fleet", "foundation", "stacks", "partners"} <= set(entries)
     assert "tests" not in entries and "cli" not in entries
+
+
+# ---------------------------------------------------------------- the one-walk derivation against the plain one
+
+
+def _reference_import_time(node: ast.AST) -> list[ast.AST]:
+    nodes: list[ast.AST] = []
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        if isinstance(item, ast.If) and "TYPE_CHECKING" in ast.unparse(item.test):
+            pending.extend(item.orelse)
+            continue
+        nodes.append(item)
+        pending.extend(ast.iter_child_nodes(item))
+    return nodes
+
+
+def _reference_imports(tree: Path, node: ast.AST, package: str, nested: bool) -> set[str]:
+    found: set[str] = set()
+    for item in ast.walk(node) if nested else _reference_import_time(node):
+        if isinstance(item, ast.Import):
+            found.update(alias.name for alias in item.names)
+        elif isinstance(item, ast.ImportFrom):
+            if item.level:
+                parts = package.split(".")[: len(package.split(".")) - item.level + 1]
+                base = ".".join([*parts, item.module] if item.module else parts)
+            else:
+                base = item.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in item.names)
+    return {
+        ".".join(name.split(".")[:end])
+        for name in found
+        for end in range(1, len(name.split(".")) + 1)
+        if module_file(tree, ".".join(name.split(".")[:end]))
+    }
+
+
+def _reference_closure(tree: Path, modules: set[str], nested: bool) -> set[str]:
+    pending, seen = set(modules), set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = module_file(tree, module)
+        if path is not None:
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            pending |= _reference_imports(tree, ast.parse(path.read_text()), package, nested)
+    return seen
+
+
+def _reference_kinds(tree: Path, nested: bool) -> dict[StackKind, set[str]]:
+    syntax = ast.parse((tree / "__main__.py").read_text())
+    common: set[str] = set()
+    for node in syntax.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            common |= _reference_imports(tree, node, "", True)
+    result = {}
+    for kind in StackKind:
+        builder = next(
+            (n for n in syntax.body if isinstance(n, ast.FunctionDef) and n.name == f"build_{kind.value}"), None
+        )
+        modules = common | (_reference_imports(tree, builder, "", True) if builder else set())
+        result[kind] = _reference_closure(tree, modules, nested)
+    return result
+
+
+def _reference_literals(path: Path) -> set[str]:
+    return {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _DATA_LITERAL.match(node.value)
+    }
+
+
+def _assert_same_as_reference(tree: Path) -> None:
+    for nested in (True, False):
+        assert kind_modules(tree, nested=nested) == _reference_kinds(tree, nested), nested
+    modules = set().union(*_reference_kinds(tree, True).values()) | _reference_closure(
+        tree, {m for m in ENGINE_MODULES if module_file(tree, m)}, True
+    )
+    literals: dict[str, set[str]] = {}
+    for module in modules:
+        path = module_file(tree, module)
+        if path is not None:
+            for literal in _reference_literals(path):
+                literals.setdefault(literal, set()).add(module)
+    assert literals
+    for literal, owners in literals.items():
+        assert data_owners(tree, literal) == owners, literal
+    files = {str(module_file(tree, m).relative_to(tree)) for m in modules if module_file(tree, m)}  # type: ignore[union-attr]
+    assert files <= set(program_files(tree))
+
+
+def test_the_derivation_matches_a_plain_walk_of_this_repository() -> None:
+    _assert_same_as_reference(ROOT)
+
+
+def test_the_derivation_matches_a_plain_walk_of_every_construct(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    pkg = tree / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    for name in ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"):
+        (pkg / f"{name}.py").write_text("")
+    (pkg / "__init__.py").write_text("from . import a\n")
+    (pkg / "sub" / "__init__.py").write_text("from .. import b\nfrom ..c import thing\n")
+    (pkg / "a.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from pkg import d\nelse:\n    from pkg import e\n"
+        "try:\n    import pkg.f\nexcept ImportError:\n    import pkg.g\nfinally:\n    X = 'final.yaml'\n"
+        "class C:\n    import pkg.h\n    def m(self):\n        import pkg.i\n"
+        "async def run():\n    import pkg.j\n"
+        "match X:\n    case 'x':\n        import pkg.k\n"
+        "F = lambda: 'lambda.json'\n"
+        "G = f'{X}format.yml'\n"
+        "H = {**{}, 'key.yaml': 1}\n"
+        "'''doc.yaml'''\n"
+        "'not a file.yaml'\n"
+    )
+    (tree / "__main__.py").write_text(
+        "import pkg.sub\n"
+        "def build_global(repo, key):\n    from pkg import b\n"
+        "def build_region(repo, key):\n    import pkg.a\n    def inner():\n        import pkg.c\n"
+        "def build_region(repo, key):\n    import pkg.k  # a second definition: the first is the builder read\n"
+        "def build_partner(repo, key):\n    pass\n"
+    )
+    _assert_same_as_reference(tree)
+    for data in ("final.yaml", "lambda.json", "format.yml", "key.yaml", "doc.yaml"):
+        (pkg / data).write_text("a: 1\n")
+    assert {f"pkg/{data}" for data in ("final.yaml", "lambda.json", "format.yml", "key.yaml", "doc.yaml")} <= set(
+        program_files(tree)
+    )
+    assert kind_modules(tree, nested=False)[StackKind.REGION] >= {"pkg.a", "pkg.e", "pkg.f", "pkg.g", "pkg.h"}
+    assert not {"pkg.d", "pkg.i", "pkg.j"} & kind_modules(tree, nested=False)[StackKind.REGION]
+
+
+def test_a_changed_module_is_read_again(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("")
+    (tree / "pkg" / "late.py").write_text("")
+    main = tree / "__main__.py"
+    main.write_text("def build_global(repo, key):\n    pass\n")
+    assert "pkg/late.py" not in program_files(tree)
+    stat = main.stat()
+    main.write_text("def build_global(repo, key):\n    import pkg.late\n")
+    os.utime(main, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert "pkg/late.py" in program_files(tree)

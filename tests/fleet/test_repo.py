@@ -79,3 +79,29 @@ def test_a_spec_file_whose_name_is_no_id_is_bad_input(repo_copy: Path) -> None:
     (repo_copy / "partners" / "Bad Name.yaml").write_text("id: x\n")
     with pytest.raises(InputError, match="not a partner id"):
         Repo(repo_copy).partner_ids()
+
+
+def test_partner_ids_are_listed_once_per_run(repo_copy: Path) -> None:
+    repo = Repo(repo_copy)
+    ids = repo.partner_ids()
+    ids.append("mutated")  # a caller's copy: the run's listing stays as read
+    spec = (repo_copy / "partners" / "acme-voice.yaml").read_text()
+    (repo_copy / "partners" / "zz-new.yaml").write_text(spec.replace("id: acme-voice", "id: zz-new"))
+    assert repo.partner_ids() == ids[:-1]
+    assert Repo(repo_copy).partner_ids() == [*ids[:-1], "zz-new"]
+
+
+def test_a_bad_file_name_is_reported_on_every_listing(repo_copy: Path) -> None:
+    (repo_copy / "partners" / "Bad Name.yaml").write_text("id: x\n")
+    repo = Repo(repo_copy)
+    for _ in range(2):
+        with pytest.raises(InputError, match="not a partner id"):
+            repo.partner_ids()
+
+
+def test_the_domain_table_is_read_once_and_handed_out_as_copies(repo_copy: Path) -> None:
+    repo = Repo(repo_copy)
+    domains, unreadable = repo.partner_domains()
+    assert domains["acme-voice"] == (repo.spec("acme-voice").domain, "partners/acme-voice.yaml") and not unreadable
+    domains.clear()
+    assert repo.partner_domains()[0]["acme-voice"][1] == "partners/acme-voice.yaml"
