@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -75,20 +74,3 @@ def test_an_unreadable_spec_leaves_the_others_contexts_and_is_reported_once(repo
         domains, warnings = fleet_domains(repo, skip=skip)
         assert "acme-voice" in domains and "sakura-calls" not in domains
         assert len(warnings) == count and all("partners/sakura-calls.yaml could not be read" in w for w in warnings)
-
-
-def test_contexts_grow_linearly_with_the_fleet(tmp_path: Path) -> None:
-    from scripts.fleet import copy_repo, generate_partners
-    from tests.conftest import ROOT
-
-    root = copy_repo(ROOT, tmp_path / "fleet")
-    generate_partners(root, 150)
-    repo = Repo(root)
-    repo.specs()
-    stacks = repo.stack_names()
-    configs = {s: repo.stack_config(s).values for s in stacks}
-    start = time.process_time()
-    for stack in stacks:
-        context_for(repo, stack, configs[stack])
-    # Per-stack fleet reads made this ~0.7 s of CPU for 150 partners; once per run it is a few milliseconds.
-    assert time.process_time() - start < 0.25
