@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -11,9 +12,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from fleet.repo import Repo, active
+from fleet.repo import Repo, active, for_program
 from fleet.stackconfig import StackConfig
-from foundation.errors import InputError
+from foundation.errors import InputError, PlatformError
 from foundation.stacks import StackName
 
 if TYPE_CHECKING:  # the recorder imports the Pulumi SDK: only a run that plans something pays for it
@@ -221,8 +222,12 @@ def _keep(plan: StackPlan) -> StackPlan:
 
 
 def _warm_worker(root: Path) -> None:
-    """Import the providers and components once per worker, not once per stack."""
+    """Import the providers and components once per worker, not once per stack, and read the fleet's domain table
+    (every partner's policies compare against it). A provider's modules stay lazy: loading every module a region
+    uses costs a worker started for one partner more than that partner's plan saves."""
     sys.path.insert(0, str(root))
+    with contextlib.suppress(PlatformError):
+        for_program(root).partner_domains()
     import pulumi_aws  # noqa: F401
     import pulumi_kong  # noqa: F401
     import pulumi_kubernetes  # noqa: F401
