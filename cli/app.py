@@ -79,6 +79,9 @@ def plan(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: one per core).")
     ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", metavar="K/N", help="Plan part K of N of the stacks (join: merge-plans).")
+    ] = None,
 ) -> None:
     """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
 
@@ -89,11 +92,14 @@ def plan(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl.planning import run_plan, select_stacks
+    from platformctl.shards import plan_part
 
     repo = _repo()
     if json_file is not None:
         check_output_file(json_file, "--json")
     selected = select_stacks(repo, stacks or [], all_stacks)
+    if shard is not None:
+        selected, shard_block = plan_part(repo, selected, shard, against)
     with Progress(
         TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
     ) as bar:
@@ -110,6 +116,8 @@ def plan(
     render.violations(err, result)
     if json_file is not None:
         document = {**result.document, "violations": [v.__dict__ for v in result.violations]}
+        if shard is not None:
+            document["shard"] = shard_block
         write_output(json_file, json.dumps(document, indent=1, sort_keys=False) + "\n", "--json")
     if result.mandatory:
         raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
@@ -290,6 +298,12 @@ def ci_preview(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write stacks, steps and violations as JSON.")
     ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", metavar="K/N", help="Preview part K of N of the affected stacks.")
+    ] = None,
+    list_affected: Annotated[
+        bool, typer.Option("--list-affected", help="Only print the affected stacks as JSON; plan nothing.")
+    ] = False,
 ) -> None:
     """Plan every stack a change affects at base and at head, diff them and check the policies.
 
@@ -299,11 +313,16 @@ def ci_preview(
     from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
 
+    from platformctl.shards import list_affected_command, parse_shard
+
     repo = _repo()
+    if list_affected:
+        out.print(list_affected_command(repo.root, base, head, shard, markdown_file, json_file), markup=False)
+        return
     for path, option in ((markdown_file, "--markdown"), (json_file, "--json")):
         if path is not None:
             check_output_file(path, option)
-    preview = ci.ci_preview(repo.root, base, head)
+    preview = ci.ci_preview(repo.root, base, head, parse_shard(shard) if shard is not None else None)
     for note in preview.notes:
         render.plain(err, f"note: {note}", "yellow")
     text = ci.markdown(preview)
@@ -459,6 +478,9 @@ register_meter(app)
 from cli.payouts import register as register_payouts  # noqa: E402
 
 register_payouts(app)
+from cli.shards import register as register_shards  # noqa: E402
+
+register_shards(app)
 
 
 # ---------------------------------------------------------------- entry point
