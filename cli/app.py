@@ -312,7 +312,6 @@ def ci_preview(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
-
     from platformctl.shards import list_affected_command, parse_shard
 
     repo = _repo()

@@ -96,7 +96,11 @@ def test_main_previews_with_the_policy_pack_then_updates() -> None:
 
 @pytest.mark.parametrize(("size", "most", "shards"), [("40", "8", 1), ("5", "8", 4), ("5", "3", 3), ("19", "8", 1)])
 def test_the_split_step_chooses_the_shards_from_the_affected_count(
-    project_repo: Path, tmp_path: Path, size: str, most: str, shards: int
+    project_repo: Path,  # noqa: F811
+    tmp_path: Path,
+    size: str,
+    most: str,
+    shards: int,
 ) -> None:
     """The affected job's script, run by bash on a pull request that touches policies/ (all 19 stacks)."""
     if not (project_repo / ".venv").exists():

@@ -119,9 +119,7 @@ def test_merge_plans_refuses_bad_input_and_writes_nothing(cli, fleet_plans: Flee
     assert not merged.exists() and not report.exists()
 
 
-def test_a_host_claimed_by_partners_in_two_shards_is_found_by_the_merge(
-    cli, repo_copy: Path, tmp_path: Path
-) -> None:
+def test_a_host_claimed_by_partners_in_two_shards_is_found_by_the_merge(cli, repo_copy: Path, tmp_path: Path) -> None:
     spec = repo_copy / "partners" / "sakura-calls.yaml"
     spec.write_text(spec.read_text().replace("domain: ai.sakura-calls.example", "domain: voice.acme.example"))
     for partner in ("acme-voice", "sakura-calls"):

@@ -283,9 +283,7 @@ def test_merge_refuses_a_malformed_shard_naming_the_file(tmp_path: Path, edit: A
     assert (problem.source, problem.field) == (str(one), field)
 
 
-@pytest.mark.parametrize(
-    "content", [b"", b"{", b"[]", b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000, b'{"stacks": 1}']
-)
+@pytest.mark.parametrize("content", [b"", b"{", b"[]", b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000, b'{"stacks": 1}'])
 def test_merge_refuses_broken_json_naming_the_file(tmp_path: Path, content: bytes) -> None:
     one, two = _shard_docs(tmp_path, PARTS)
     one.write_bytes(content)
