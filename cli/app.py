@@ -98,6 +98,7 @@ def plan(
     if json_file is not None:
         check_output_file(json_file, "--json")
     selected = select_stacks(repo, stacks or [], all_stacks)
+    shard_block: dict[str, Any] | None = None
     if shard is not None:
         selected, shard_block = plan_part(repo, selected, shard, against)
     with Progress(
@@ -116,7 +117,7 @@ def plan(
     render.violations(err, result)
     if json_file is not None:
         document = {**result.document, "violations": [v.__dict__ for v in result.violations]}
-        if shard is not None:
+        if shard_block is not None:
             document["shard"] = shard_block
         write_output(json_file, json.dumps(document, indent=1, sort_keys=False) + "\n", "--json")
     if result.mandatory:
@@ -312,11 +313,11 @@ def ci_preview(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
-    from platformctl.shards import list_affected_command, parse_shard
+    from platformctl.shards import affected_summary, parse_shard
 
     repo = _repo()
     if list_affected:
-        out.print(list_affected_command(repo.root, base, head, shard, markdown_file, json_file), markup=False)
+        out.print(json.dumps(affected_summary(repo.root, base, head, shard, markdown_file, json_file)), markup=False)
         return
     for path, option in ((markdown_file, "--markdown"), (json_file, "--json")):
         if path is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from foundation.errors import InputError
 from foundation.stacks import KIND_ORDER, StackKind
 from platformctl.planjson import load_plan
-from policies.rules import Resource, Violation, hosts_claimed_twice
+from policies.rules import Resource, hosts_claimed_twice
 
 MAX_SHARDS = 64
 """A CI matrix far wider than any runner pool is a typo, and every merge reads this many files at most."""
@@ -36,6 +36,9 @@ only shard 1 reports them, so they appear once after the merge."""
 CROSS_STACK_POLICY = "unique-hosts"
 """Found across partner stacks: a shard sees only its own, so the merge drops the shards' and recomputes it."""
 VIOLATION_KEYS = ("policy", "level", "stack", "urn", "message")
+"""A plan document's findings (policies.rules.Violation's fields)."""
+PREVIEW_VIOLATION_KEYS = ("stack", "urn", "policy", "level", "message")
+"""ci-preview's findings: the same fields, in the order platformctl.ci writes them."""
 PLAN_KEYS = {"stacks", "violations", "shard"}
 PREVIEW_KEYS = {"base", "head", "stacks", "violations", "notes", "shard"}
 
@@ -274,25 +277,19 @@ def _head_resources(stack: dict[str, Any]) -> list[Resource]:
         state = step.get("newState")
         if step.get("op") == "delete" or not isinstance(state, dict):
             continue
-        resources.append(
-            Resource(
-                step["urn"],
-                str(state.get("type", "")),
-                step["urn"].rsplit("::", 1)[-1],
-                state.get("inputs") or {},
-                str(state.get("parent") or ""),
-            )
-        )
+        inputs = state.get("inputs") or {}
+        # A hand-edited shard is untrusted: the host rules iterate these, so anything but a list counts as none.
+        hosts = {key: inputs[key] for key in ("hosts", "snis") if isinstance(inputs.get(key), list)}
+        kind = state.get("type")
+        name = step["urn"].rsplit("::", 1)[-1]
+        resources.append(Resource(step["urn"], kind if isinstance(kind, str) else "", name, hosts))
     return resources
 
 
-def _cross_stack(stacks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _cross_stack(stacks: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`unique-hosts` over all the stacks, each finding's keys in the order the unsharded document writes them."""
     planned = {name: _head_resources(stacks[name]) for name in sorted(stacks, key=planning_key)}
-    return [_as_dict(v) for v in hosts_claimed_twice(planned)]
-
-
-def _as_dict(violation: Violation) -> dict[str, Any]:
-    return dict(violation.__dict__)
+    return [{key: getattr(v, key) for key in keys} for v in hosts_claimed_twice(planned)]
 
 
 def _by_stack(violations: list[dict[str, Any]], key: Callable[[str], Any]) -> list[dict[str, Any]]:
@@ -306,7 +303,7 @@ def _merge_plans(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
         stacks.update(doc["stacks"])
         violations += [v for v in doc["violations"] if v["policy"] != CROSS_STACK_POLICY]
     stacks = {name: stacks[name] for name in sorted(stacks, key=planning_key)}
-    merged = _by_stack(violations, planning_key) + _cross_stack(stacks)
+    merged = _by_stack(violations, planning_key) + _cross_stack(stacks, VIOLATION_KEYS)
     document = {"stacks": stacks, "violations": merged}
     return Merged("plan", document, None, sum(v["level"] == "mandatory" for v in merged))
 
@@ -335,7 +332,7 @@ def _merge_previews(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
         head=first["head"],
         affected={name: affected[name] for name in sorted(affected)},
         stacks={name: stacks[name] for name in sorted(stacks)},
-        violations=fleet + meaning + unplannable + policies + _cross_stack(planned),
+        violations=fleet + meaning + unplannable + policies + _cross_stack(planned, PREVIEW_VIOLATION_KEYS),
         notes=list(first["notes"]),
     )
     return Merged("ci-preview", preview.document(), markdown(preview), len(preview.mandatory))
@@ -351,16 +348,14 @@ def plan_part(repo: Any, selected: list[Any], text: str, against: Path | None) -
     return [by_name[name] for name in own], shard_info(shard, list(by_name), own)
 
 
-def list_affected_command(
+def affected_summary(
     root: Path, base: str, head: str, shard: str | None, markdown_file: Path | None, json_file: Path | None
-) -> str:
-    """`ci-preview --list-affected`: `{"count": N, "stacks": [...]}` (planning order), for CI to pick N shards."""
-    import json
-
+) -> dict[str, Any]:
+    """`ci-preview --list-affected`: `{"count": N, "stacks": [...]}` (planning order), for CI to choose N shards."""
     from platformctl.ci import list_affected
 
     for given, option in ((shard, "--shard"), (markdown_file, "--markdown"), (json_file, "--json")):
         if given is not None:
             raise InputError.single("arguments", option, "cannot be used with --list-affected (it plans nothing)")
     stacks = sorted(list_affected(root, base, head), key=planning_key)
-    return json.dumps({"count": len(stacks), "stacks": stacks})
+    return {"count": len(stacks), "stacks": stacks}

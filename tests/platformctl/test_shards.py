@@ -324,3 +324,27 @@ def test_only_shard_one_reports_findings_about_the_whole_change(tmp_path: Path) 
     merged = merge(paths)
     assert merged.kind == "ci-preview" and merged.document["violations"] == [removed]
     assert merged.markdown is not None and merged.markdown.count("offboard-first") == 1
+
+
+def test_a_preview_merge_writes_cross_stack_findings_as_ci_preview_does(tmp_path: Path) -> None:
+    preview = {"base": "a" * 40, "head": "b" * 40, "notes": []}
+    parts = [{"partner-b": _stack("shared.example")}, {"partner-a": _stack("shared.example")}]
+    paths = _shard_docs(tmp_path, parts, **{"1": preview, "2": preview})
+    for path in paths:
+        doc = json.loads(path.read_text())
+        doc["shard"]["affected"] = {name: ["components/x.py"] for name in doc["stacks"]}
+        path.write_text(json.dumps(doc))
+    merged = merge(paths)
+    assert [list(v) for v in merged.document["violations"]] == [["stack", "urn", "policy", "level", "message"]] * 2
+    assert merged.markdown is not None and "2 mandatory policy violation(s)" in merged.markdown
+    assert list(merged.document) == ["base", "head", "stacks", "violations", "notes"]
+
+
+@pytest.mark.parametrize("hosts", [5, "shared.example", None, {"a": 1}, [3, None, ["x"]]])
+def test_hosts_that_are_not_a_list_of_names_claim_nothing(tmp_path: Path, hosts: Any) -> None:
+    parts = [{"partner-b": _stack("shared.example")}, {"partner-a": _stack("x")}]
+    one, two = _shard_docs(tmp_path, parts)
+    doc = json.loads(two.read_text())
+    doc["stacks"]["partner-a"]["steps"][0]["newState"]["inputs"]["hosts"] = hosts
+    two.write_text(json.dumps(doc))
+    assert merge([one, two]).document["violations"] == []
