@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN
 from foundation.stacks import KIND_ORDER, StackKind
 from platformctl.planjson import load_plan
 from policies.rules import Resource, hosts_claimed_twice
@@ -139,6 +140,8 @@ def tree_home_region(*trees: Path) -> Callable[[str], str | None]:
     from platformctl.ci.affected import _home_region
 
     def home(name: str) -> str | None:
+        if not name.startswith("partner-") or not re.fullmatch(PARTNER_ID_PATTERN, name.removeprefix("partner-")):
+            return None  # a stack file's name from a pull request reaches no other path
         for tree in trees:
             region = _home_region(tree, name.removeprefix("partner-"))
             if isinstance(region, str):
