@@ -178,6 +178,9 @@ def merge(paths: list[Path]) -> Merged:
     owner: dict[str, str] = {}
     for path in paths:
         source = str(path)
+        if path.exists() and not path.is_file() and not path.is_dir():
+            # /dev/zero or a pipe has no size to check first: reading it could take all memory or never end.
+            raise InputError.single(source, "", "is not a regular file (a device or a pipe): give a shard's JSON file")
         doc = load_plan(path)
         kind, info = _shard_of(source, doc)
         if first is None:

@@ -348,3 +348,13 @@ def test_hosts_that_are_not_a_list_of_names_claim_nothing(tmp_path: Path, hosts:
     doc["stacks"]["partner-a"]["steps"][0]["newState"]["inputs"]["hosts"] = hosts
     two.write_text(json.dumps(doc))
     assert merge([one, two]).document["violations"] == []
+
+
+def test_merge_refuses_devices_and_pipes_without_reading_them(tmp_path: Path) -> None:
+    one, _ = _shard_docs(tmp_path, PARTS)
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)  # nothing ever writes to it: reading would block forever
+    for hostile in (Path("/dev/zero"), pipe):
+        problem = _refused([one, hostile])
+        assert problem.source == str(hostile) and "not a regular file" in problem.message
+    assert _refused([one, tmp_path]).source == str(tmp_path)  # a directory
