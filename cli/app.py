@@ -82,6 +82,9 @@ def plan(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Plan every stack again instead of reusing unchanged results.")
     ] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", metavar="K/N", help="Plan part K of N of the stacks (join: merge-plans).")
+    ] = None,
 ) -> None:
     """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
 
@@ -92,11 +95,15 @@ def plan(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl.planning import run_plan, select_stacks
+    from platformctl.shards import plan_part
 
     repo = _repo()
     if json_file is not None:
         check_output_file(json_file, "--json")
     selected = select_stacks(repo, stacks or [], all_stacks)
+    shard_block: dict[str, Any] | None = None
+    if shard is not None:
+        selected, shard_block = plan_part(repo, selected, shard, against)
     with Progress(
         TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
     ) as bar:
@@ -114,7 +121,8 @@ def plan(
     render.plan(out, result)
     render.violations(err, result)
     if json_file is not None:
-        write_output(json_file, result.json_text() + "\n", "--json")
+        extra = {"shard": shard_block} if shard_block is not None else {}
+        write_output(json_file, result.json_text(extra) + "\n", "--json")
     if result.mandatory:
         raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
 
@@ -294,6 +302,12 @@ def ci_preview(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write stacks, steps and violations as JSON.")
     ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", metavar="K/N", help="Preview part K of N of the affected stacks.")
+    ] = None,
+    list_affected: Annotated[
+        bool, typer.Option("--list-affected", help="Only print the affected stacks as JSON; plan nothing.")
+    ] = False,
 ) -> None:
     """Plan every stack a change affects at base and at head, diff them and check the policies.
 
@@ -302,12 +316,16 @@ def ci_preview(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
+    from platformctl.shards import affected_summary, parse_shard
 
     repo = _repo()
+    if list_affected:
+        out.print(json.dumps(affected_summary(repo.root, base, head, shard, markdown_file, json_file)), markup=False)
+        return
     for path, option in ((markdown_file, "--markdown"), (json_file, "--json")):
         if path is not None:
             check_output_file(path, option)
-    preview = ci.ci_preview(repo.root, base, head)
+    preview = ci.ci_preview(repo.root, base, head, parse_shard(shard) if shard is not None else None)
     for note in preview.notes:
         render.plain(err, f"note: {note}", "yellow")
     text = ci.markdown(preview)
@@ -463,6 +481,9 @@ register_meter(app)
 from cli.payouts import register as register_payouts  # noqa: E402
 
 register_payouts(app)
+from cli.shards import register as register_shards  # noqa: E402
+
+register_shards(app)
 
 
 # ---------------------------------------------------------------- entry point

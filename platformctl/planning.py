@@ -49,16 +49,14 @@ class PlanResult:
             return {name: stack["changeSummary"] for name, stack in self.diffed["stacks"].items()}
         return {name: self.results[name].summary for name in self.stacks}
 
-    def json_text(self, **extra: Any) -> str:
-        """The plan document as `--json` writes it: `{"stacks": ..., **extra, "violations": [...]}` with indent 1.
+    def json_text(self, extra: dict[str, Any] | None = None) -> str:
+        """The plan document as `--json` writes it: `{"stacks": ..., "violations": [...], **extra}` with indent 1.
         Byte for byte what `json.dumps(document, indent=1)` gives, but a stack's preview is copied in as the JSON
         text the cache keeps rather than parsed and dumped again (most of a warm plan's time otherwise)."""
-        violations = [v.__dict__ for v in self.violations]
+        rest = {"violations": [v.__dict__ for v in self.violations], **(extra or {})}
         if self.diffed is not None:
-            return json.dumps({**self.diffed, **extra, "violations": violations}, indent=1)
-        return document_text(
-            {name: self.results[name].fragment for name in self.stacks}, {**extra, "violations": violations}
-        )
+            return json.dumps({**self.diffed, **rest}, indent=1)
+        return document_text({name: self.results[name].fragment for name in self.stacks}, rest)
 
     @property
     def mandatory(self) -> list[Violation]:

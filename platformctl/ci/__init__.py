@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fleet.repo import STATE_DIR
 from platformctl.ci.affected import affected_stacks, meaning_violations, removed_active_partners
@@ -19,10 +20,15 @@ from platformctl.ci.report import Preview, markdown
 from platformctl.ci.sides import SideCache, plan_tree, plan_tree_main
 from platformctl.planjson import diff_stack
 
+if TYPE_CHECKING:
+    from platformctl.shards import Shard
+
 __all__ = ["FileChange", "Preview", "affected_stacks", "ci_preview", "markdown", "plan_tree_main"]
 
 
-def ci_preview(root: Path, base_ref: str, head_ref: str) -> Preview:
+def ci_preview(root: Path, base_ref: str, head_ref: str, shard: Shard | None = None) -> Preview:
+    """With `shard`, only that shard's part of the affected stacks is planned (see platformctl.shards); the
+    findings about the change as a whole come from shard 1 only."""
     base, head = resolve_ref(root, base_ref), resolve_ref(root, head_ref)
     changes = changed_files(root, base, head)
     notes = []
@@ -36,8 +42,12 @@ def ci_preview(root: Path, base_ref: str, head_ref: str) -> Preview:
         head_tree = export_tree(root, head, Path(tmp) / "head")
         refuse_links(head_tree, head)
         affected = affected_stacks(base_tree, head_tree, changes)
-        preview = Preview(base=base, head=head, affected=affected, notes=notes)
-        preview.violations += removed_active_partners(base_tree, head_tree, changes)
+        shard_block = None
+        if shard is not None:
+            affected, shard_block = _shard_part(shard, affected, base_tree, head_tree)
+        preview = Preview(base=base, head=head, affected=affected, notes=notes, shard=shard_block)
+        if shard is None or shard.index == 1:
+            preview.violations += removed_active_partners(base_tree, head_tree, changes)
         preview.violations += meaning_violations(base_tree, head_tree, list(affected), datetime.date.today())
         if not affected:
             return preview
@@ -64,3 +74,26 @@ def ci_preview(root: Path, base_ref: str, head_ref: str) -> Preview:
         {key: v[key] for key in ("stack", "urn", "policy", "level", "message")} for v in after["violations"]
     ]
     return preview
+
+
+def _shard_part(
+    shard: Shard, affected: dict[str, list[str]], base: Path, head: Path
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The shard's own affected stacks, and the document's `shard` block (with why each stack is affected, for
+    the merged comment)."""
+    from platformctl.shards import shard_info, split, tree_home_region
+
+    part = split(list(affected), shard.count, tree_home_region(head, base))[shard.index - 1]
+    own = {name: affected[name] for name in sorted(part)}
+    return own, {**shard_info(shard, list(affected), list(own)), "affected": own}
+
+
+def list_affected(root: Path, base_ref: str, head_ref: str) -> dict[str, list[str]]:
+    """The stacks a change affects (and why), without planning: CI's cheap first look."""
+    base, head = resolve_ref(root, base_ref), resolve_ref(root, head_ref)
+    changes = changed_files(root, base, head)
+    with tempfile.TemporaryDirectory(prefix="platformctl-ci-") as tmp:
+        base_tree = export_tree(root, base, Path(tmp) / "base")
+        head_tree = export_tree(root, head, Path(tmp) / "head")
+        refuse_links(head_tree, head)
+        return affected_stacks(base_tree, head_tree, changes)

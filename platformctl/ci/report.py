@@ -22,6 +22,8 @@ class Preview:
     """Policy findings at head, and stacks head cannot plan."""
     notes: list[str] = field(default_factory=list)
     """Things the reader should know about how the preview was made (a dirty working tree)."""
+    shard: dict[str, Any] | None = None
+    """With --shard: which part of the affected stacks this is (platformctl.shards); None for a whole preview."""
 
     @property
     def mandatory(self) -> list[dict[str, Any]]:
@@ -34,7 +36,7 @@ class Preview:
             "stacks": self.stacks,
             "violations": self.violations,
             "notes": self.notes,
-        }
+        } | ({"shard": self.shard} if self.shard is not None else {})
 
 
 def markdown(preview: Preview) -> str:
