@@ -17,6 +17,9 @@ from platformctl.planning import PlanResult
 OP_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
 OP_SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
 TREE_LIMIT = 3
+TABLE_LIMIT = 60
+"""Above this many stacks the table has a row per kind of stack, and one per stack only for those with changes
+(a 500-partner fleet's table is no use to read, and drawing it took longer than a warm plan)."""
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -36,8 +39,10 @@ def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
     if len(summaries) <= TREE_LIMIT:
         for name, stack in result.document["stacks"].items():
             console.print(_tree(name, stack))
-    else:
+    elif len(summaries) <= TABLE_LIMIT:
         console.print(_summary_table(summaries))
+    else:
+        console.print(_summary_table(_by_kind(summaries)))
     totals: dict[str, int] = defaultdict(int)
     for counts in summaries.values():
         for op, count in counts.items():
@@ -53,6 +58,20 @@ def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
     plain(console, f"{len(summaries)} stack(s): {summary or 'no resources'}", "bold")
     for warning in result.warnings if warnings else []:
         plain(console, f"warning: {warning}", "yellow")
+
+
+def _by_kind(summaries: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Rows for a large plan: each stack that changes anything but creates, then one row per kind of stack."""
+    rows = {name: counts for name, counts in summaries.items() if set(counts) - {"create", "same"}}
+    stacks: dict[str, int] = defaultdict(int)
+    totals: dict[str, dict[str, int]] = {}
+    for name, counts in summaries.items():
+        kind = name.split("-", 1)[0]
+        stacks[kind] += 1
+        row = totals.setdefault(kind, defaultdict(int))
+        for op, count in counts.items():
+            row[op] += count
+    return {**rows, **{f"{kind} stacks ({stacks[kind]})": row for kind, row in totals.items()}}
 
 
 def _summary_table(summaries: dict[str, dict[str, int]]) -> Table:

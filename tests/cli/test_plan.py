@@ -209,3 +209,19 @@ def test_an_earlier_plan_with_a_urn_twice_is_bad_input(cli, repo_copy: Path, tmp
     bad.write_text('{"stacks": {"global": {"steps": [{"urn": "u", "op": "create"}, {"urn": "u", "op": "create"}]}}}')
     run = cli("plan", "global", "--against", str(bad), code=2, root=repo_copy)
     assert "stacks.global.steps.1.urn" in run.err and "appears twice" in run.err
+
+
+def test_a_large_plan_is_summed_by_kind_with_changed_stacks_listed() -> None:
+    from cli.render import _by_kind
+
+    summaries = {"global": {"create": 66}, "region-eu-west": {"same": 150}, "region-us-east": {"update": 2, "same": 9}}
+    summaries |= {f"partner-p{i:03d}": {"create": 50} for i in range(100)}
+    rows = _by_kind(summaries)
+    assert list(rows) == [
+        "region-us-east",  # the one stack that changes anything but creates
+        "global stacks (1)",
+        "region stacks (2)",
+        "partner stacks (100)",
+    ]
+    assert rows["partner stacks (100)"] == {"create": 5000}
+    assert rows["region stacks (2)"] == {"same": 159, "update": 2}
