@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import platform
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -61,8 +62,8 @@ def program_fingerprint(root: Path) -> str:
 
 @cache
 def versions_fingerprint() -> str:
-    """The SDK, provider and policy-library versions a plan was made with."""
-    digest = hashlib.sha256()
+    """The Python, SDK, provider and policy-library versions a plan was made with."""
+    digest = hashlib.sha256(f"python=={platform.python_version()}\0".encode())
     for package in PACKAGES:
         try:
             digest.update(f"{package}=={metadata.version(package)}\0".encode())
