@@ -505,12 +505,16 @@ def _apply(repo: Repo, change: Change, journal: journals.Journal, hooks: Hooks, 
 def dry_run_plan(repo: Repo, change: Change) -> Any:
     """Plan the changed stacks on a scratch view with the change applied; when the stacks exist, diff the result
     against their plan from the current files (so a region move shows its deletes and creates)."""
+    from platformctl.offline.cache import ResultCache
     from platformctl.planning import run_plan
 
     if not change.stacks:
         return None
     with overlay(repo, change) as scratch:
-        after = run_plan(Repo(scratch), change.stacks, workers=1)
+        # The repository's plan cache, read-only: unchanged stacks the changed ones read (global, a region) come
+        # from it when their keys match; the scratch view's results are not kept.
+        cached = ResultCache(repo.state_dir / "cache", write=False)
+        after = run_plan(Repo(scratch), change.stacks, workers=1, cache=cached)
     if not change.compare:
         return after
     existing = [s for s in change.stacks if repo.has_stack(s) and _plannable(repo, s)]

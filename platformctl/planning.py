@@ -134,12 +134,13 @@ def run_plan(
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
     prune: bool = False,
+    cache: ResultCache | None = None,
 ) -> PlanResult:
     """Plan `stacks` (each from the result cache when nothing it depends on changed; `use_cache=False` plans
     every one and refreshes the cache) and check the policies. `prune` drops the cache entries of stacks that no
-    longer have a file (for a plan of every stack)."""
+    longer have a file (for a plan of every stack). `cache` replaces the repository's own."""
     old = load_plan(against) if against else None
-    cache = ResultCache(repo.state_dir / "cache", read=use_cache)
+    cache = cache or ResultCache(repo.state_dir / "cache", read=use_cache)
     results = plan_results(repo, stacks, cache, workers=workers, progress=progress)
     if prune:
         cache.prune({str(stack) for stack in repo.stack_names()})

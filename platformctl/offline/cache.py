@@ -154,11 +154,13 @@ def _has_known_leaf(value: Any) -> bool:
 
 
 class ResultCache:
-    """Entries under `directory`; `None` keeps nothing (`plan --no-cache` still refreshes a real directory)."""
+    """Entries under `directory`; `None` keeps nothing. `read=False` plans everything but still refreshes the
+    entries (`plan --no-cache`); `write=False` uses entries without adding any (a dry run's scratch plan)."""
 
-    def __init__(self, directory: Path | None, read: bool = True) -> None:
+    def __init__(self, directory: Path | None, read: bool = True, write: bool = True) -> None:
         self.directory = directory
         self.read = read
+        self.write = write
 
     def _path(self, stack: str) -> Path | None:
         if self.directory is None:
@@ -208,7 +210,7 @@ class ResultCache:
 
     def put(self, result: CachedResult) -> None:
         path = self._path(result.stack)
-        if path is None:
+        if path is None or not self.write:
             return
         meta = result.metadata()
         header = json.dumps({"digest": _digest(meta, result.fragment), "meta": meta}, separators=(",", ":"))
@@ -221,7 +223,7 @@ class ResultCache:
 
     def prune(self, keep: set[str]) -> None:
         """Remove entries of stacks that no longer exist (their stack file is gone)."""
-        if self.directory is None or not self.directory.is_dir():
+        if self.directory is None or not self.write or not self.directory.is_dir():
             return
         for path in self.directory.glob("*.plan"):
             if path.stem not in keep:
