@@ -125,8 +125,10 @@ async def twilio_status(request: Request) -> Response:
         return result
     (verdict,) = result
     if verdict == CONFLICT:
+        # Malformed, not a conflict to resolve: the answers are 200/400/403/404/413/503, and a retry of it
+        # can never succeed. The spool kept the first version; nothing was written for this one.
         return _reject(
-            state, "twilio", Rejected(409, "conflicting_replay", "this CallSid was metered with other fields")
+            state, "twilio", Rejected(400, "conflicting_replay", "this CallSid was metered with other fields")
         )
     if verdict == NEW:
         state.metrics.accepted["twilio"] += 1
