@@ -15,6 +15,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
+
 from services.meter.numbers import country_of
 from services.meter.roster import Partner
 
@@ -51,6 +53,10 @@ class Event:
     """Hash of the fields that matter: a replay with the same id but other fields is refused."""
     row: dict[str, Any]
     """Warehouse row (column -> JSON value)."""
+
+    def row_json(self) -> str:
+        """The row as the spool keeps it and the flusher sends it."""
+        return orjson.dumps(self.row).decode()
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,15 @@ hundreds of requests, and at low load a lone request waits for one fsync only.
 
 Every event id stays in the spool (flushed or not) for `dedupe_days`, so duplicates are refused across
 restarts; after that the warehouse MERGE still keeps a late duplicate from counting twice.
+
+The flusher reads the spool from its own process (its own connection, `SpoolReader`); what it marked flushed
+comes back through a counter in shared memory, so the spool's depth is known without counting rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import multiprocessing
 import queue
 import sqlite3
 import threading
@@ -20,8 +23,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from services.meter.events import Event
+
+_CTX = multiprocessing.get_context("spawn")
 
 NEW, DUPLICATE, CONFLICT = "new", "duplicate", "conflict"
 _SCHEMA = """
@@ -65,11 +71,17 @@ class Spool:
         self.max_pending = max_pending
         self.dedupe_seconds = dedupe_days * 86400
         self._db = open_db(path)
-        self.pending = int(self._db.execute("SELECT COUNT(*) FROM events WHERE flushed = 0").fetchone()[0])
-        self._lock = threading.Lock()  # guards `pending`, shared with the flusher
+        self._added = int(self._db.execute("SELECT COUNT(*) FROM events WHERE flushed = 0").fetchone()[0])
+        # Rows the flusher marked flushed since this spool opened; it lives in another process.
+        self.flushed = _CTX.RawValue("q", 0)
         self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Events durable here and not yet in the warehouse."""
+        return self._added - int(self.flushed.value)
 
     async def append(self, events: Sequence[Event]) -> list[str]:
         """Make `events` durable; one outcome per event: NEW, DUPLICATE or CONFLICT."""
@@ -121,8 +133,7 @@ class Spool:
                 self._db.execute("ROLLBACK")
             results = [exc] * len(batches)
             added = 0
-        with self._lock:
-            self.pending += added
+        self._added += added  # only this thread writes it
         for batch, result in zip(batches, results, strict=True):
             batch.loop.call_soon_threadsafe(_settle, batch.future, result)
 
@@ -136,7 +147,7 @@ class Spool:
             cur = self._db.execute(
                 "INSERT INTO events (event_id, kind, fingerprint, row, received) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(event_id) DO NOTHING",
-                (event.event_id, event.kind, event.fingerprint, json.dumps(event.row, separators=(",", ":")), now),
+                (event.event_id, event.kind, event.fingerprint, event.row_json(), now),
             )
             if cur.rowcount == 1:
                 outcome.append(NEW)
@@ -151,7 +162,7 @@ class Spool:
     # ---------------------------------------------------------------- flusher side (own connection)
 
     def reader(self) -> SpoolReader:
-        return SpoolReader(self)
+        return SpoolReader(self.path, self.dedupe_seconds, self.flushed)
 
 
 def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:
@@ -166,9 +177,10 @@ def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException
 class SpoolReader:
     """The flusher's view: oldest pending events, marking them flushed, pruning old flushed ids."""
 
-    def __init__(self, spool: Spool) -> None:
-        self._spool = spool
-        self._db = open_db(spool.path)
+    def __init__(self, path: Path, dedupe_seconds: float, flushed: Any) -> None:
+        self._dedupe_seconds = dedupe_seconds
+        self._flushed = flushed  # the Spool's shared counter (one writer: the one flusher process)
+        self._db = open_db(path)
 
     def oldest(self, limit: int) -> list[tuple[int, str, str]]:
         return self._db.execute(
@@ -185,11 +197,10 @@ class SpoolReader:
                 f"UPDATE events SET flushed = 1 WHERE flushed = 0 AND seq IN ({marks})", chunk
             ).rowcount
         self._db.execute("COMMIT")
-        with self._spool._lock:
-            self._spool.pending -= changed
+        self._flushed.value += changed
 
     def prune(self) -> int:
-        cutoff = time.time() - self._spool.dedupe_seconds
+        cutoff = time.time() - self._dedupe_seconds
         cur = self._db.execute("DELETE FROM events WHERE flushed = 1 AND received < ?", (cutoff,))
         return cur.rowcount
 
