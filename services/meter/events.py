@@ -66,13 +66,21 @@ class Ignored:
     status: str
 
 
-def parse_form(body: bytes) -> dict[str, str] | Rejected:
+class Form(dict[str, str]):
+    """A parsed form body. `getall` is the MultiDict method twilio's RequestValidator looks for first: for a plain
+    dict it gets there through two AttributeErrors per field, a fifth of the signature check's time."""
+
+    def getall(self, name: str) -> list[str]:
+        return [self[name]]
+
+
+def parse_form(body: bytes) -> Form | Rejected:
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError):
         return Rejected(400, "malformed", "body is not a form-encoded request")
-    form: dict[str, str] = {}
+    form = Form()
     for key, value in pairs:
         if key in form:
             return Rejected(400, "malformed", "a form field is repeated")

@@ -283,9 +283,12 @@ def test_warehouse_down_then_up(tmp_path: Path) -> None:
         for form in forms:
             assert post_callback(c, meter, "acme-voice", form).status_code == 200
         assert post_kong(c, meter, [kong_entry() for _ in range(7)]).json()["accepted"] == 7
-    time.sleep(1.5)
+    deadline = time.monotonic() + 20  # the flusher process needs a moment to start and try
+    while meter.metrics()["meter_warehouse_errors_total"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
     metrics = meter.metrics()
     assert metrics["meter_spool_depth"] == 12 and metrics["meter_warehouse_errors_total"] >= 1
+    assert metrics["meter_warehouse_up"] == 0
     holder.close()
     meter.wait_flushed(timeout=40)
     assert meter.stop() in (0, -signal.SIGTERM)
