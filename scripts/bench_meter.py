@@ -153,11 +153,15 @@ class CpuShare:
     def _sample(self) -> dict[str, float]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         pids = _tree(self.meter_pid)
-        return {
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        sample = {
             "generator": usage.ru_utime + usage.ru_stime,
             "meter-http": _cpu_seconds(self.meter_pid),
             "flusher": sum(_cpu_seconds(p) for p in pids if p != self.meter_pid),
         }
+        sample["other processes"] = busy - sum(sample.values())
+        return sample
 
     def report(self) -> str:
         wall = time.perf_counter() - self.wall

@@ -47,8 +47,8 @@ class ServeConfig:
     """Meter only the partners homed in this region (the deployed meter always sets it)."""
     max_pending: int = 1_000_000
     """Events the spool holds for the warehouse before it answers 503."""
-    flush_interval: float = 0.5
-    """Seconds between flushes when idle."""
+    flush_interval: float = 1.0
+    """Seconds between flushes unless a full batch waits."""
 
 
 def _tokens(env: Mapping[str, str]) -> tuple[str, str]:

@@ -47,8 +47,8 @@ class FlusherConfig:
     """PARTNERS rows merged once per connection."""
     create_schema: bool = False
     """Create tables and views (the embedded warehouse only)."""
-    interval: float = 0.5
-    """Seconds between flushes when idle."""
+    interval: float = 1.0
+    """Seconds between flushes unless a full batch waits."""
 
 
 def _flusher_main(

@@ -6,14 +6,33 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from services.warehouse import KEEP_RESULTS, LOCAL_MEMORY_LIMIT, LOCAL_THREADS, connect, ensure_schema, merge_rows
 from tests.services.meter_harness import Meter, alive, callback, kong_entry, post_callback, post_kong, warehouse_rows
 
 API_COUNT = "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS"
+
+
+@pytest.fixture
+def meters(tmp_path: Path) -> Iterator[Callable[..., Meter]]:
+    """Starts meters on tmp_path and kills whatever a failed test left running."""
+    started: list[Meter] = []
+
+    def start(**kwargs: Any) -> Meter:
+        meter = Meter(tmp_path, **kwargs).start()
+        started.append(meter)
+        return meter
+
+    yield start
+    for meter in started:
+        if meter.proc is not None and meter.proc.poll() is None:
+            meter.stop(signal.SIGKILL)
 
 
 def _one_flusher(meter: Meter, timeout: float = 20.0) -> int:
@@ -26,8 +45,10 @@ def _one_flusher(meter: Meter, timeout: float = 20.0) -> int:
     raise AssertionError(f"expected one flusher process, found {meter.flushers()}")
 
 
-def test_a_killed_flusher_is_started_again_and_the_events_still_flow(tmp_path: Path) -> None:
-    meter = Meter(tmp_path).start()
+def test_a_killed_flusher_is_started_again_and_the_events_still_flow(
+    tmp_path: Path, meters: Callable[..., Meter]
+) -> None:
+    meter = meters()
     first = _one_flusher(meter)
     os.kill(first, signal.SIGKILL)
     with httpx.Client(timeout=10) as c:
@@ -42,26 +63,28 @@ def test_a_killed_flusher_is_started_again_and_the_events_still_flow(tmp_path: P
     assert warehouse_rows(tmp_path / "warehouse", API_COUNT) == [(25,)]
 
 
-def test_kill_9_of_the_meter_takes_the_flusher_with_it(tmp_path: Path) -> None:
-    meter = Meter(tmp_path).start()
+def test_kill_9_of_the_meter_takes_the_flusher_with_it(tmp_path: Path, meters: Callable[..., Meter]) -> None:
+    meter = meters()
     flusher = _one_flusher(meter)
     meter.stop(signal.SIGKILL)
     deadline = time.monotonic() + 5
     while alive(flusher) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(flusher)  # or it would hold the embedded warehouse against the next meter
-    restarted = Meter(tmp_path, port=meter.port).start()
+    restarted = meters(port=meter.port)
     with httpx.Client(timeout=10) as c:
         assert post_kong(c, restarted, [kong_entry() for _ in range(3)]).json()["accepted"] == 3
     restarted.wait_flushed()
     assert restarted.stop() in (0, -signal.SIGTERM)
 
 
-def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(tmp_path: Path) -> None:
+def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(
+    tmp_path: Path, meters: Callable[..., Meter]
+) -> None:
     from services.warehouse import connect as open_warehouse
 
     holder = open_warehouse(f"local:{tmp_path / 'warehouse'}")  # the backlog builds up while the warehouse is busy
-    meter = Meter(tmp_path).start()
+    meter = meters()
     flusher = _one_flusher(meter)
     with httpx.Client(timeout=30) as c:
         for _ in range(30):
@@ -73,7 +96,7 @@ def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(tmp_p
     assert time.monotonic() - started < 30
     assert not alive(flusher)
     written = warehouse_rows(tmp_path / "warehouse", API_COUNT)[0][0]
-    restarted = Meter(tmp_path, port=meter.port).start()
+    restarted = meters(port=meter.port)
     assert restarted.metrics()["meter_spool_depth"] in (30_000 - written, 0)
     restarted.wait_flushed(timeout=60)
     assert restarted.stop() in (0, -signal.SIGTERM)
