@@ -46,9 +46,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS flushed_through (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL);
 """
-CACHE_KIB = 65536
+CACHE_KIB = 16384
 """SQLite's page cache per connection (default 2 MiB): the event-id index takes random inserts and lookups, and
-a cache that holds its upper levels keeps them off the disk. Bounded, so memory stays flat."""
+a cache that holds its upper levels keeps them off the disk. Bounded, so memory stays flat (it fills up to this
+over the first few hundred thousand events, then stays)."""
 _IN_CHUNK = 500
 
 

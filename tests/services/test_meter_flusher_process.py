@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from components.warehouse_tables import PARTNERS
 from services.warehouse import KEEP_RESULTS, LOCAL_MEMORY_LIMIT, LOCAL_THREADS, connect, ensure_schema, merge_rows
 from tests.services.meter_harness import Meter, alive, callback, kong_entry, post_callback, post_kong, warehouse_rows
 
@@ -81,7 +82,8 @@ def test_kill_9_of_the_meter_takes_the_flusher_with_it(tmp_path: Path, meters: C
 def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(
     tmp_path: Path, meters: Callable[..., Meter]
 ) -> None:
-    from services.warehouse import connect as open_warehouse
+    from components.warehouse_tables import PARTNERS
+from services.warehouse import connect as open_warehouse
 
     holder = open_warehouse(f"local:{tmp_path / 'warehouse'}")  # the backlog builds up while the warehouse is busy
     meter = meters()
@@ -114,16 +116,10 @@ def test_the_embedded_warehouse_has_a_memory_limit_one_thread_and_a_bounded_resu
         assert threads == LOCAL_THREADS
         ensure_schema(conn)
         for i in range(3 * KEEP_RESULTS):
-            merge_rows(conn, _partners_table(), [_partner_row(f"partner-{i:03d}")])
+            merge_rows(conn, PARTNERS, [_partner_row(f"partner-{i:03d}")])
         assert len(conn.instance.results_cache) <= KEEP_RESULTS
     finally:
         conn.close()
-
-
-def _partners_table():  # type: ignore[no-untyped-def]
-    from components.warehouse_tables import PARTNERS
-
-    return PARTNERS
 
 
 def _partner_row(partner_id: str) -> dict[str, object]:
