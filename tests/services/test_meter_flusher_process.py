@@ -82,10 +82,7 @@ def test_kill_9_of_the_meter_takes_the_flusher_with_it(tmp_path: Path, meters: C
 def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(
     tmp_path: Path, meters: Callable[..., Meter]
 ) -> None:
-    from components.warehouse_tables import PARTNERS
-from services.warehouse import connect as open_warehouse
-
-    holder = open_warehouse(f"local:{tmp_path / 'warehouse'}")  # the backlog builds up while the warehouse is busy
+    holder = connect(f"local:{tmp_path / 'warehouse'}")  # the backlog builds up while the warehouse is busy
     meter = meters()
     flusher = _one_flusher(meter)
     with httpx.Client(timeout=30) as c:
