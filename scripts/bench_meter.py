@@ -233,13 +233,14 @@ def main() -> None:
                 many = _kong(min(chunk, args.memory_events - offset), args.kong_entries + offset)
                 ok, _ = _arun(_run(meter.port, many, 8, t0 + args.max_seconds * 3))
                 sent += ok * 100
-                trajectory.append(f"{sum(_rss_mib(p) for p in _tree(pid)):.0f}")
+                each = [_rss_mib(p) for p in _tree(pid)]
+                trajectory.append(f"{sum(each):.0f}/{each[0]:.0f}")
             elapsed = time.perf_counter() - t0
             print(
                 f"memory: RSS of the meter's processes {before} before, {rss()} after {sent:,} more events "
                 f"({sent / elapsed:,.0f}/s)"
             )
-            print(f"    RSS after each 100,000 (MiB): {' '.join(trajectory)}")
+            print(f"    RSS after each 100,000, all processes/HTTP process (MiB): {' '.join(trajectory)}")
             print(cpu.report())
             print(f"spool depth at the end: {meter.metrics()['meter_spool_depth']:.0f}")
         finally:

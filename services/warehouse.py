@@ -26,13 +26,14 @@ KEY_ENV = "SNOWFLAKE_PRIVATE_KEY"
 """PEM private key of the service user (key-pair auth); or a file named by SNOWFLAKE_PRIVATE_KEY_FILE."""
 KEY_FILE_ENV = "SNOWFLAKE_PRIVATE_KEY_FILE"
 KEY_PASSPHRASE_ENV = "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
-LOCAL_MEMORY_LIMIT = "256MB"
+LOCAL_MEMORY_LIMIT = "128MB"
 """DuckDB's buffer pool for the embedded warehouse. Its default is 80% of the machine's RAM, which a long-running
 meter fills with the pages of the tables it writes; past the limit DuckDB evicts (and spills to DIR)."""
 LOCAL_THREADS = 1
 """DuckDB's worker threads (default: one per core): the embedded warehouse is the meter's background work and
 must leave the other core to the request path."""
-KEEP_RESULTS = 16
+KEEP_RESULTS = 2
+"""fakesnow results kept (see _RecentResults): each holds its statement's SQL, for a MERGE the whole batch."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 

@@ -11,7 +11,7 @@ restarts; after that the warehouse MERGE still keeps a late duplicate from count
 The flusher reads the spool from its own process (its own connection, `SpoolReader`); what it marked flushed
 comes back through a counter in shared memory, so the spool's depth is known without counting rows. It writes
 in `seq` order, so "flushed" is one number, the highest `seq` written (`flushed_through`): marking a batch of
-20,000 is one row, not 20,000 row updates holding the write lock against the acknowledgements (that took
+10,000 is one row, not 10,000 row updates holding the write lock against the acknowledgements (20,000 took
 ~180 ms per batch and was most of the p99). `seq` never goes back (the newest row is never pruned), so an
 event that arrives later always sorts above the mark.
 """
