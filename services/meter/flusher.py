@@ -127,6 +127,9 @@ class Flusher:
         backoff = self.interval
         while not stopping():
             written = self.flush_once()
+            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and
+            # without them its WAL would grow with every event.
+            self._reader.checkpoint()
             backoff = self.interval if written is not None else min(self.max_backoff, backoff * 2)
             if written is not None and time.monotonic() - self._last_prune > PRUNE_EVERY:
                 self._reader.prune()

@@ -93,6 +93,9 @@ class Spool:
         self.max_pending = max_pending
         self.dedupe_seconds = dedupe_days * 86400
         self._db = open_db(path)
+        # Checkpoints (WAL pages copied into the database file, and its fsync) are the flusher's to run: done by
+        # the committing writer they stalled every acknowledgement queued behind that commit.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         _migrate(self._db)
         self._added = int(
             self._db.execute("SELECT COUNT(*) FROM events WHERE seq > (SELECT seq FROM flushed_through)").fetchone()[0]
@@ -227,6 +230,10 @@ class SpoolReader:
         changed = self._db.execute("UPDATE flushed_through SET seq = ? WHERE seq < ?", (seqs[-1], seqs[-1])).rowcount
         if changed:
             self._flushed.value += len(seqs)
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file as far as readers allow (PASSIVE never blocks the writer)."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def prune(self, chunk: int = 5000) -> int:
         """Forget flushed ids older than the dedupe window, a chunk per transaction (the writer waits for each)."""

@@ -133,3 +133,20 @@ def test_a_spool_from_before_the_mark_opens_with_its_pending_events(tmp_path: Pa
         spool.close()
     indexes = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     assert ("pending",) not in indexes and ("flushed_age",) not in indexes
+
+
+def test_the_writer_leaves_checkpoints_to_the_flusher_which_runs_them(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        batch = _events(1000)
+        for round_ in range(12):  # past SQLite's 1,000-page autocheckpoint, which the writer would otherwise run
+            _append(spool, [Event(f"{round_}-{e.event_id}", e.kind, e.fingerprint, e.row) for e in batch])
+        database = tmp_path / "spool.db"
+        before = database.stat().st_size
+        assert (tmp_path / "spool.db-wal").stat().st_size > 4_200_000 and before < 1_000_000
+        reader = spool.reader()
+        reader.checkpoint()
+        assert database.stat().st_size > before + 2_000_000  # the rows moved into the database file
+        reader.close()
+    finally:
+        spool.close()
