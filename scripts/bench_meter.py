@@ -250,13 +250,16 @@ def main() -> None:
             print(cpu.report())
             # The acknowledgements ran ahead of the warehouse writes; give the flusher a bounded while to catch up,
             # so the memory figure covers the warehouse side of the events too (or says how much is left).
-            depth = meter.metrics()["meter_spool_depth"]
+            depth = start_depth = meter.metrics()["meter_spool_depth"]
             cpu = CpuShare(pid)
             drain_end = time.perf_counter() + args.drain_seconds
             while depth and time.perf_counter() < drain_end:
                 time.sleep(1.0)
                 depth = meter.metrics()["meter_spool_depth"]
-            print(f"spool depth (not yet in the warehouse) after up to {args.drain_seconds:.0f} s more: {depth:.0f}")
+            print(
+                f"spool depth (not yet in the warehouse): {start_depth:.0f}, "
+                f"after up to {args.drain_seconds:.0f} s more: {depth:.0f}"
+            )
             print(f"    RSS of the meter's processes then: {rss()}")
             print(cpu.report())
         finally:

@@ -11,9 +11,9 @@ restarts; after that the warehouse MERGE still keeps a late duplicate from count
 The flusher reads the spool from its own process (its own connection, `SpoolReader`); what it marked flushed
 comes back through a counter in shared memory, so the spool's depth is known without counting rows. It writes
 in `seq` order, so "flushed" is one number, the highest `seq` written (`flushed_through`): marking a batch of
-10,000 is one row, not 10,000 row updates holding the write lock against the acknowledgements (20,000 took
-~180 ms per batch and was most of the p99). `seq` never goes back (the newest row is never pruned), so an
-event that arrives later always sorts above the mark.
+10,000 is one row, not 10,000 row updates holding the write lock while acknowledgements wait for it (20,000
+took ~180 ms). `seq` never goes back (the newest row is never pruned), so an event that arrives later always
+sorts above the mark.
 """
 
 from __future__ import annotations
