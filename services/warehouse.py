@@ -27,8 +27,8 @@ KEY_ENV = "SNOWFLAKE_PRIVATE_KEY"
 KEY_FILE_ENV = "SNOWFLAKE_PRIVATE_KEY_FILE"
 KEY_PASSPHRASE_ENV = "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
 LOCAL_MEMORY_LIMIT = "128MB"
-"""DuckDB's buffer pool for the embedded warehouse. Its default is 80% of the machine's RAM, which a long-running
-meter fills with the pages of the tables it writes; past the limit DuckDB evicts (and spills to DIR)."""
+"""DuckDB's buffer pool for the embedded warehouse. Its default is 80% of the machine's RAM, all of which a
+process that runs for weeks may come to cache; past the limit DuckDB evicts (and spills under DIR)."""
 LOCAL_THREADS = 1
 """DuckDB's worker threads (default: one per core): the embedded warehouse is the meter's background work and
 must leave the other core to the request path."""
