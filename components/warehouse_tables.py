@@ -133,13 +133,17 @@ PARTNER_USAGE_COLUMNS = (
 
 # Aggregates cast their argument to NUMBER: exact in Snowflake anyway, and it keeps fakesnow (which wraps a
 # bare numeric aggregate argument in TRY_CAST(... AS DOUBLE), 0.12.1) exact too.
+# Money rounds half to even everywhere (partners/currencies.to_minor, the payouts statements): Snowflake's ROUND
+# rounds half away from zero unless told 'HALF_TO_EVEN', which takes fixed-point input only, hence the NUMBER cast
+# of POWER (a FLOAT). Source: https://docs.snowflake.com/en/sql-reference/functions/round (checked 2026-11-30);
+# fakesnow 0.12.1 / sqlglot 30 turn it into DuckDB's ROUND_EVEN.
 VIEWS: tuple[View, ...] = (
     View(
         ANALYTICS,
         "MRR",
         "Monthly recurring revenue by currency (minor units): base fees of active partners plus this month's usage",
-        "SELECT p.CURRENCY, SUM(CAST(p.BASE_FEE_MINOR + COALESCE(ROUND(u.AMOUNT * POWER(10, p.MINOR_UNITS)), 0) "
-        "AS NUMBER(38,0))) "
+        "SELECT p.CURRENCY, SUM(CAST(p.BASE_FEE_MINOR + COALESCE(ROUND(u.AMOUNT * CAST(POWER(10, p.MINOR_UNITS) AS "
+        "NUMBER(38,0)), 0, 'HALF_TO_EVEN'), 0) AS NUMBER(38,0))) "
         "AS MRR_MINOR FROM {raw}.PARTNERS p LEFT JOIN (SELECT PARTNER_ID, SUM(CAST(AMOUNT AS NUMBER(38,6))) AS AMOUNT "
         "FROM {raw}.USAGE_EVENTS WHERE CALL_STARTED_AT >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) "
         "GROUP BY PARTNER_ID) u ON u.PARTNER_ID = p.PARTNER_ID WHERE p.ACTIVE GROUP BY p.CURRENCY",

@@ -3,9 +3,12 @@
     .venv/bin/python scripts/bench_meter.py [--callbacks 20000] [--kong-entries 200000] [--memory-events 1000000]
 
 Reports signed Twilio callbacks accepted per second, Kong entries (batches of 100) per second, the p99
-acknowledgement latency at a paced 500 callbacks/s, and the meter's RSS before and after --memory-events Kong
-entries. Every phase is bounded in count and in time (--max-seconds); the meter and its spool live in a
-temporary directory that is removed at the end.
+acknowledgement latency at a paced 500 callbacks/s, and the RSS of the meter's processes (HTTP process, flusher
+process, multiprocessing's resource tracker) before, during and after --memory-events Kong entries, then after
+a bounded wait for the warehouse writes to catch up. Each phase also reports the CPU of the generator (this
+process), the meter's two processes and everything else on the machine: on 2 shared cores they decide the
+figures. Every phase is bounded in count and in time (--max-seconds, --drain-seconds); the meter and its spool
+live in a temporary directory that is removed at the end.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -104,10 +110,78 @@ def _kong(count: int, offset: int = 0) -> list[bytes]:
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # the process ended
+        pass
     return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the meter and its flusher process)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShare:
+    """CPU seconds of the generator (this process), the meter's HTTP process and its flusher during a phase: on 2
+    shared cores the generator's share is part of the figure."""
+
+    def __init__(self, meter_pid: int) -> None:
+        self.meter_pid = meter_pid
+        self.wall = time.perf_counter()
+        self.start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        pids = _tree(self.meter_pid)
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        sample = {
+            "generator": usage.ru_utime + usage.ru_stime,
+            "meter-http": _cpu_seconds(self.meter_pid),
+            "flusher": sum(_cpu_seconds(p) for p in pids if p != self.meter_pid),
+        }
+        sample["other processes"] = busy - sum(sample.values())
+        return sample
+
+    def report(self) -> str:
+        wall = time.perf_counter() - self.wall
+        end = self._sample()
+        parts = [f"{k} {(end[k] - self.start[k]) / wall:.0%}" for k in end]
+        return f"    CPU over {wall:.1f} s (of one core; 2 cores = 200%): " + ", ".join(parts)
+
+
+def _arun(coro: Any) -> Any:
+    """uvloop (uvicorn's `standard` extra brings it) when present: the generator shares the meter's cores, and
+    uvloop roughly halves what its sockets cost."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 def main() -> None:
@@ -117,41 +191,77 @@ def main() -> None:
     parser.add_argument("--memory-events", type=int, default=1_000_000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=120.0, help="Upper bound of each phase.")
+    parser.add_argument(
+        "--drain-seconds", type=float, default=45.0, help="Wait at most this long for the warehouse to catch up."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-meter-") as tmp:
         meter = Meter(Path(tmp)).start()
         assert meter.proc is not None
         try:
+            pid = meter.proc.pid
             requests = _callbacks(meter, args.callbacks)
+            cpu = CpuShare(pid)
             t0 = time.perf_counter()
-            ok, _ = asyncio.run(_run(meter.port, requests, args.connections, t0 + args.max_seconds))
+            ok, _ = _arun(_run(meter.port, requests, args.connections, t0 + args.max_seconds))
             elapsed = time.perf_counter() - t0
             print(f"signed Twilio callbacks: {ok} accepted in {elapsed:.1f} s = {ok / elapsed:,.0f}/s")
+            print(cpu.report())
 
             batches = _kong(args.kong_entries)
+            cpu = CpuShare(pid)
             t0 = time.perf_counter()
-            ok, _ = asyncio.run(_run(meter.port, batches, min(args.connections, 8), t0 + args.max_seconds))
+            ok, _ = _arun(_run(meter.port, batches, min(args.connections, 8), t0 + args.max_seconds))
             elapsed = time.perf_counter() - t0
             print(f"Kong entries (batches of 100): {ok * 100} in {elapsed:.1f} s = {ok * 100 / elapsed:,.0f}/s")
+            print(cpu.report())
 
             paced = _callbacks(meter, 5000)
+            cpu = CpuShare(pid)
             t0 = time.perf_counter()
-            ok, latencies = asyncio.run(_run(meter.port, paced, 64, t0 + args.max_seconds, rate=500.0))
+            ok, latencies = _arun(_run(meter.port, paced, 64, t0 + args.max_seconds, rate=500.0))
             latencies.sort()
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
             p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
             print(f"paced 500 callbacks/s: {ok} ok, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+            print(cpu.report())
 
-            before = _rss_mib(meter.proc.pid)
+            def rss() -> str:
+                each = {p: _rss_mib(p) for p in _tree(pid)}
+                return f"{sum(each.values()):.0f} MiB (HTTP process {each[pid]:.0f})"
+
+            before = rss()
+            cpu = CpuShare(pid)
             t0 = time.perf_counter()
             sent, chunk = 0, 100_000
+            trajectory: list[str] = []
             for offset in range(0, args.memory_events, chunk):  # generated in chunks: the generator stays small too
                 many = _kong(min(chunk, args.memory_events - offset), args.kong_entries + offset)
-                ok, _ = asyncio.run(_run(meter.port, many, 8, t0 + args.max_seconds * 3))
+                ok, _ = _arun(_run(meter.port, many, 8, t0 + args.max_seconds * 3))
                 sent += ok * 100
-            after = _rss_mib(meter.proc.pid)
-            print(f"memory: RSS {before:.0f} MiB before, {after:.0f} MiB after {sent:,} more events")
-            print(f"spool depth at the end: {meter.metrics()['meter_spool_depth']:.0f}")
+                each = [_rss_mib(p) for p in _tree(pid)]
+                trajectory.append(f"{sum(each):.0f}/{each[0]:.0f}")
+            elapsed = time.perf_counter() - t0
+            print(
+                f"memory: RSS of the meter's processes {before} before, {rss()} after {sent:,} more events "
+                f"({sent / elapsed:,.0f}/s)"
+            )
+            print(f"    RSS after each 100,000, all processes/HTTP process (MiB): {' '.join(trajectory)}")
+            print(cpu.report())
+            # The acknowledgements ran ahead of the warehouse writes; give the flusher a bounded while to catch up,
+            # so the memory figure covers the warehouse side of the events too (or says how much is left).
+            depth = start_depth = meter.metrics()["meter_spool_depth"]
+            cpu = CpuShare(pid)
+            drain_end = time.perf_counter() + args.drain_seconds
+            while depth and time.perf_counter() < drain_end:
+                time.sleep(1.0)
+                depth = meter.metrics()["meter_spool_depth"]
+            print(
+                f"spool depth (not yet in the warehouse): {start_depth:.0f}, "
+                f"after up to {args.drain_seconds:.0f} s more: {depth:.0f}"
+            )
+            print(f"    RSS of the meter's processes then: {rss()}")
+            print(cpu.report())
         finally:
             meter.stop()
 

@@ -26,6 +26,14 @@ KEY_ENV = "SNOWFLAKE_PRIVATE_KEY"
 """PEM private key of the service user (key-pair auth); or a file named by SNOWFLAKE_PRIVATE_KEY_FILE."""
 KEY_FILE_ENV = "SNOWFLAKE_PRIVATE_KEY_FILE"
 KEY_PASSPHRASE_ENV = "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
+LOCAL_MEMORY_LIMIT = "128MB"
+"""DuckDB's buffer pool for the embedded warehouse. Its default is 80% of the machine's RAM, all of which a
+process that runs for weeks may come to cache; past the limit DuckDB evicts (and spills under DIR)."""
+LOCAL_THREADS = 1
+"""DuckDB's worker threads (default: one per core): the embedded warehouse is the meter's background work and
+must leave the other core to the request path."""
+KEEP_RESULTS = 2
+"""fakesnow results kept (see _RecentResults): each holds its statement's SQL, for a MERGE the whole batch."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
@@ -67,6 +75,11 @@ def _connect_local(directory: str) -> Any:
     # fakesnow copies DB-API results through Arrow and says so on every fetch; it is not our concern.
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
     instance = FakeSnow(db_path=path)
+    instance.duck_conn.execute(f"SET memory_limit = '{LOCAL_MEMORY_LIMIT}'")
+    instance.duck_conn.execute(f"SET threads = {LOCAL_THREADS}")
+    # fakesnow keeps every statement's result for get_results_from_sfqid, with its SQL text (a MERGE's whole batch,
+    # inlined) and parsed tree, for the life of the connection: a writer that runs for days needs the last few only.
+    instance.results_cache = _RecentResults()
     try:
         conn = instance.connect(database=LOCAL_DATABASE)
     except duckdb.Error as exc:
@@ -78,6 +91,15 @@ def _connect_local(directory: str) -> Any:
     return _LocalConnection(conn, instance)
 
 
+class _RecentResults(dict[str, Any]):
+    """A results cache that keeps the KEEP_RESULTS newest entries (insertion order: the oldest go first)."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        while len(self) > KEEP_RESULTS:
+            del self[next(iter(self))]
+
+
 class _LocalConnection:
     """fakesnow's connection, whose close() also releases the DuckDB file (so another process can open it)."""
 
@@ -85,6 +107,11 @@ class _LocalConnection:
         self._conn = conn
         self._instance = instance
         self.database = LOCAL_DATABASE
+
+    @property
+    def instance(self) -> Any:
+        """The fakesnow instance (its DuckDB connection and results cache), for checks of the limits above."""
+        return self._instance
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -188,7 +215,13 @@ def merge_rows(conn: Any, table: Table, rows: Iterable[Mapping[str, Any]]) -> in
     batch = list(rows)
     if not batch:
         return 0
+    return merge_json(conn, table, json.dumps(batch, separators=(",", ":")))
+
+
+def merge_json(conn: Any, table: Table, rows_json: str) -> int:
+    """`merge_rows` for a batch that is JSON already (a JSON array of row objects): the meter's spool holds rows
+    as JSON, and decoding them only to encode them again is work for nothing."""
     cur = conn.cursor()
-    cur.execute(merge_sql(table, conn.database), (json.dumps(batch, separators=(",", ":")),))
+    cur.execute(merge_sql(table, conn.database), (rows_json,))
     result = cur.fetchone()
     return int(result[0]) if result else 0

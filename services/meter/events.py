@@ -15,6 +15,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
+
 from services.meter.numbers import country_of
 from services.meter.roster import Partner
 
@@ -52,6 +54,10 @@ class Event:
     row: dict[str, Any]
     """Warehouse row (column -> JSON value)."""
 
+    def row_json(self) -> str:
+        """The row as the spool keeps it and the flusher sends it."""
+        return orjson.dumps(self.row).decode()
+
 
 @dataclass(frozen=True)
 class Ignored:
@@ -60,13 +66,21 @@ class Ignored:
     status: str
 
 
-def parse_form(body: bytes) -> dict[str, str] | Rejected:
+class Form(dict[str, str]):
+    """A parsed form body. `getall` is the MultiDict method twilio's RequestValidator looks for first: for a plain
+    dict it gets there through two AttributeErrors per field, a fifth of the signature check's time."""
+
+    def getall(self, name: str) -> list[str]:
+        return [self[name]]
+
+
+def parse_form(body: bytes) -> Form | Rejected:
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError):
         return Rejected(400, "malformed", "body is not a form-encoded request")
-    form: dict[str, str] = {}
+    form = Form()
     for key, value in pairs:
         if key in form:
             return Rejected(400, "malformed", "a form field is repeated")
@@ -121,7 +135,7 @@ def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Even
         "PARTNER_ID": partner.id,
         "COUNTRY": country,
         "CALL_STARTED_AT": started.isoformat(),
-        "PERIOD": ended.strftime("%Y-%m"),
+        "PERIOD": _period(ended),
         "BILLABLE_SECONDS": seconds,
         "MINUTES": minutes,
         "TIER": partner.tier,
@@ -186,9 +200,14 @@ def kong_event(entry: Any, roster: dict[str, Partner], now: dt.datetime) -> Even
         "ROUTE": route_name,
         "STATUS_CLASS": f"{status // 100}xx",
         "REQUESTED_AT": started.isoformat(),
-        "PERIOD": started.strftime("%Y-%m"),
+        "PERIOD": _period(started),
     }
     return Event(event_id, "api", _digest(event_id, route_name, str(status)), row)
+
+
+def _period(moment: dt.datetime) -> str:
+    """YYYY-MM (UTC): what strftime("%Y-%m") gives for the years the meter accepts, at a tenth of its cost."""
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 def _digest(*parts: str) -> str:

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from foundation.errors import InputError
 from services import warehouse
 from services.meter.app import MeterState, build_app
-from services.meter.flusher import Flusher
 from services.meter.roster import load_roster
 from services.meter.spool import Spool
+from services.meter.supervisor import FlusherConfig, FlusherSupervisor
 
 TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
 KONG_TOKEN_ENV = "METER_KONG_TOKEN"
@@ -47,8 +47,8 @@ class ServeConfig:
     """Meter only the partners homed in this region (the deployed meter always sets it)."""
     max_pending: int = 1_000_000
     """Events the spool holds for the warehouse before it answers 503."""
-    flush_interval: float = 0.5
-    """Seconds between flushes when idle."""
+    flush_interval: float = 1.0
+    """Seconds between flushes unless a full batch waits."""
 
 
 def _tokens(env: Mapping[str, str]) -> tuple[str, str]:
@@ -68,7 +68,7 @@ def _public_url(config: ServeConfig) -> str:
     return url.rstrip("/")
 
 
-def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[MeterState, Flusher]:
+def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[MeterState, FlusherSupervisor]:
     """Everything `serve` checks and opens before it listens; bad input raises InputError (exit 2)."""
     twilio_token, kong_token = _tokens(os.environ if env is None else env)
     public_url = _public_url(config)
@@ -81,15 +81,19 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
     state = MeterState(
         roster=roster, spool=spool, twilio_token=twilio_token, kong_token=kong_token, public_url=public_url
     )
-    flusher = Flusher(
+    flusher = FlusherSupervisor(
+        FlusherConfig(
+            spool_path=config.spool_path,
+            dedupe_seconds=spool.dedupe_seconds,
+            warehouse_url=config.warehouse_url,
+            roster_rows=[p.roster_row() for p in roster.values()],
+            # The embedded warehouse is ours to create; a real account's objects are the SnowflakeWarehouse
+            # component's, and the loader role may only write rows.
+            create_schema=config.warehouse_url.startswith("local:"),
+            interval=config.flush_interval,
+        ),
         spool,
-        lambda: warehouse.connect(config.warehouse_url),
-        state.metrics,
-        [p.roster_row() for p in roster.values()],
-        # The embedded warehouse is ours to create; a real account's objects are the SnowflakeWarehouse
-        # component's, and the loader role may only write rows.
-        create_schema=config.warehouse_url.startswith("local:"),
-        interval=config.flush_interval,
+        state.metrics.warehouse,
     )
     return state, flusher
 
@@ -102,13 +106,14 @@ def serve(config: ServeConfig) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        flusher.start()
+        await asyncio.to_thread(flusher.start)
         log.info(
-            "meter listening on %s:%d, %d partners, %d events spooled",
+            "meter listening on %s:%d, %d partners, %d events spooled, flusher process %s",
             config.host,
             config.port,
             len(state.roster),
             state.spool.pending,
+            flusher.pid,
         )
         yield
         state.draining = True

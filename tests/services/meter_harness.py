@@ -84,6 +84,19 @@ class Meter:
                 values[name] = float(value)
         return values
 
+    def flushers(self) -> list[int]:
+        """Pids of the meter's flusher processes (not multiprocessing's resource tracker), from /proc."""
+        assert self.proc is not None
+        found = []
+        for pid in children_of(self.proc.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                found.append(pid)
+        return found
+
     def wait_flushed(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -91,6 +104,26 @@ class Meter:
                 return
             time.sleep(0.2)
         raise AssertionError(f"spool not flushed: {self.metrics()}")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def call_sid() -> str:

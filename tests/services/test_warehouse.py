@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.warehouse_tables import PARTNERS, TABLES, USAGE_EVENTS, VIEWS
 from foundation.errors import InputError, PlatformError
+from services.payouts.money import gross_minor
 from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
 from tests.conftest import Plan
 
@@ -91,6 +94,54 @@ def test_hostile_strings_are_data_not_sql(conn: Any) -> None:
     cur = conn.cursor()
     cur.execute(f"SELECT EVENT_ID, PARTNER_ID FROM {USAGE_EVENTS.fqn(LOCAL_DATABASE)}")
     assert cur.fetchall() == [(row["EVENT_ID"], row["PARTNER_ID"])]
+
+
+def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
+    """One rounding rule for money: the MRR view agrees with services/payouts/money.gross_minor on the halves."""
+    now = dt.datetime.now(dt.UTC)
+    # (partner, currency, minor units, minutes, rate): 10.5 cents, 11.5 cents, 2.5 yen, -> 10, 12, 2 half-even
+    # (half away from zero: 11, 12, 3).
+    cases = [
+        ("half-down-even", "EUR", 2, 7, Decimal("0.015")),
+        ("half-up-even", "USD", 2, 23, Decimal("0.005")),
+        ("half-yen", "JPY", 0, 1, Decimal("2.5")),
+    ]
+    roster, usage = [], []
+    for partner, currency, units, minutes, rate in cases:
+        roster.append(
+            {
+                "PARTNER_ID": partner,
+                "TIER": "starter",
+                "BASE_FEE_MINOR": 1000,
+                "CURRENCY": currency,
+                "MINOR_UNITS": units,
+                "ACTIVE": True,
+            }
+        )
+        usage.append(
+            {c.name: None for c in USAGE_EVENTS.columns}
+            | {
+                "EVENT_ID": f"CA{partner}",
+                "PARTNER_ID": partner,
+                "COUNTRY": "DE",
+                "BILLABLE_SECONDS": minutes * 60,
+                "TIER": "starter",
+                "RECEIVED_AT": now.isoformat(),
+                "CALL_STARTED_AT": now.isoformat(),
+                "PERIOD": now.strftime("%Y-%m"),
+                "MINUTES": minutes,
+                "CURRENCY": currency,
+                "RATE": str(rate),
+                "AMOUNT": str(minutes * rate),
+            }
+        )
+    merge_rows(conn, PARTNERS, roster)
+    merge_rows(conn, USAGE_EVENTS, usage)
+    cur = conn.cursor()
+    cur.execute(f"SELECT CURRENCY, MRR_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.MRR")
+    mrr = {currency: int(value) for currency, value in cur.fetchall()}
+    expected = {currency: 1000 + gross_minor([(minutes, rate)], currency) for _, currency, _, minutes, rate in cases}
+    assert mrr == expected == {"EUR": 1010, "USD": 1012, "JPY": 1002}
 
 
 def test_a_second_process_cannot_open_a_warehouse_in_use(conn: Any, tmp_path: Path) -> None:
