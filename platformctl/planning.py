@@ -115,7 +115,7 @@ def stack_violations(repo: Repo, result: StackResult, cache: ResultCache) -> lis
     evaluated now (and cached)."""
     stack = parse_stack_name(result.stack)
     context = context_for(repo, stack, repo.stack_config(stack).values)
-    fingerprint = context_fingerprint(context)
+    fingerprint = context_fingerprint(context, result.entry.claims)
     entry = result.entry
     if entry.policy_context != fingerprint:
         entry.violations = [v.__dict__ for v in evaluate(result.policy_resources(), context)]

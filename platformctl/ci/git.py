@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.repo import STATE_DIR
 from foundation.errors import EngineError, InputError
 
 
@@ -68,6 +70,13 @@ def export_tree(root: Path, sha: str, destination: Path) -> Path:
                 # A link out of the tree (or an absolute one) in the commit: untrusted input, refused.
                 what = "is a symbolic link out of the tree" if exc.tarinfo.issym() else f"refused: {exc}"
                 raise InputError.single(f"{sha[:10]}:{exc.tarinfo.name}", "", what) from None
+    # Tool state committed to a branch (plan caches, journals, locks) is not the commit's to give: a cached plan
+    # would stand in for planning the commit's own files.
+    state = destination / STATE_DIR
+    if state.is_symlink() or state.is_file():
+        state.unlink()
+    else:
+        shutil.rmtree(state, ignore_errors=True)
     return destination
 
 

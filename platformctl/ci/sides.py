@@ -43,9 +43,12 @@ class SideCache:
         found = {}
         for name in names:
             try:
-                entry = json.loads((self.directory / f"{name}.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                signed = json.loads((self.directory / f"{name}.json").read_text(encoding="utf-8"))
+                entry, signature = signed["entry"], signed["signature"]
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
+            if signature != _signature(name, entry):
+                continue  # not written by this user's runs (e.g. committed to the branch): plan again
             if isinstance(entry, dict) and ("error" in entry or isinstance(entry.get("plan"), dict)):
                 found[name] = entry
         return found
@@ -62,9 +65,20 @@ class SideCache:
             else:
                 continue
             try:
-                write_atomic(self.directory / f"{name}.json", json.dumps(entry))
+                signed = {"entry": entry, "signature": _signature(name, entry)}
+                write_atomic(self.directory / f"{name}.json", json.dumps(signed))
             except OSError:
                 return  # a cache that cannot be written is only slower
+
+
+def _signature(name: str, entry: Any) -> str:
+    import hashlib
+    import hmac
+
+    from platformctl.offline.cache import signing_key
+
+    data = f"{name}\0{json.dumps(entry, sort_keys=True)}".encode()
+    return hmac.new(signing_key(), data, hashlib.sha256).hexdigest()
 
 
 def _plan_in_child(tree: Path, present: list[str]) -> dict[str, Any]:

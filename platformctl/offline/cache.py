@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import platform
+import secrets
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fleet.program import program_paths
+from fleet.program import CODE_ROOT, program_paths
 from foundation.stacks import parse_stack_name
 
 FORMAT = 2
@@ -44,6 +46,8 @@ PACKAGES = (
     "kubernetes-validate",
 )
 """Installed packages whose version shapes a plan or its policy findings (kubernetes-validate: the schemas)."""
+KEY_BYTES = 32
+VIOLATION_FIELDS = ("policy", "level", "stack", "urn", "message")
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 """An entry larger than this is not one of ours (a stack's preview is well under a MiB)."""
 REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
@@ -52,10 +56,20 @@ REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
 
 @cache
 def program_fingerprint(root: Path) -> str:
+    return fresh_program_fingerprint(root)
+
+
+def fresh_program_fingerprint(root: Path) -> str:
+    """The program files of `root` and, when this installation's code lives elsewhere (`--root` naming another
+    checkout), its program files too: the engine, the policies and any module the tool imported before the program
+    ran come from the installation, so a change to either is a change."""
     digest = hashlib.sha256()
-    for name, path in program_paths(root).items():
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    trees = [root] if root.resolve() == CODE_ROOT else [root, CODE_ROOT]
+    for tree in trees:
+        for name, path in program_paths(tree).items():
+            if path.is_file():
+                digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(b"\1")
     digest.update(versions_fingerprint().encode())
     return digest.hexdigest()
 
@@ -158,6 +172,9 @@ class ResultCache:
     entries (`plan --no-cache`); `write=False` uses entries without adding any (a dry run's scratch plan)."""
 
     def __init__(self, directory: Path | None, read: bool = True, write: bool = True) -> None:
+        if directory is not None and (directory.is_symlink() or directory.parent.is_symlink()):
+            # A link could point the cache (and the pruning of stale entries) anywhere: no cache then.
+            directory = None
         self.directory = directory
         self.read = read
         self.write = write
@@ -192,6 +209,8 @@ class ResultCache:
                 return None  # edited or damaged since it was written: plan again
             if meta.get("format") != FORMAT or meta.get("stack") != stack or meta.get("key") != key:
                 return None  # a foreign, older or stale entry: plan again
+            if not _well_formed(meta):
+                return None  # signed but not what this version writes: plan again
             return CachedResult(
                 stack=stack,
                 key=key,
@@ -231,6 +250,23 @@ class ResultCache:
                     path.unlink()
 
 
+def _well_formed(meta: dict[str, Any]) -> bool:
+    strings = (str,)
+    return (
+        isinstance(meta.get("summary"), dict)
+        and all(isinstance(k, str) and type(v) is int for k, v in meta["summary"].items())
+        and isinstance(meta.get("reference_outputs"), dict)
+        and all(isinstance(meta.get(name), list) for name in ("secret_outputs", "warnings", "claims", "violations"))
+        and all(isinstance(item, strings) for name in ("secret_outputs", "warnings", "claims") for item in meta[name])
+        and all(
+            isinstance(v, dict) and set(v) == set(VIOLATION_FIELDS) and all(isinstance(x, str) for x in v.values())
+            for v in meta["violations"]
+        )
+        and isinstance(meta.get("lossy"), bool)
+        and isinstance(meta.get("policy_context"), str)
+    )
+
+
 def _replace(path: Path, data: bytes) -> None:
     """Write through a temporary file and a rename, without fsync: a cache entry lost or torn by a crash fails its
     digest and is planned again, so it is not worth a disk flush per stack."""
@@ -246,6 +282,31 @@ def _replace(path: Path, data: bytes) -> None:
 
 
 def _digest(meta: dict[str, Any], fragment: str) -> str:
-    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
-    digest.update(b"\0" + fragment.encode("utf-8"))
-    return digest.hexdigest()
+    """The entry's signature: an HMAC under this user's signing key, so an entry that did not come from this user's
+    own runs (edited, or committed to a branch and checked out) is ignored, whatever digest it carries."""
+    data = json.dumps(meta, sort_keys=True).encode() + b"\0" + fragment.encode("utf-8")
+    return hmac.new(signing_key(), data, hashlib.sha256).hexdigest()
+
+
+@cache
+def signing_key() -> bytes:
+    """32 random bytes kept in the user's cache folder, outside every repository (`$XDG_CACHE_HOME/platformctl`, by
+    default `~/.cache/platformctl`), created on first use with mode 0600. Without a writable home, a key of this
+    process alone: nothing cached is trusted by a later run, which only costs it time."""
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "platformctl"
+    except RuntimeError:  # no home directory
+        return secrets.token_bytes(32)
+    path = base / "cache-signing.key"
+    with contextlib.suppress(OSError):
+        key = path.read_bytes()
+        if len(key) == KEY_BYTES and path.stat().st_mode & 0o077 == 0:
+            return key
+    key = secrets.token_bytes(KEY_BYTES)
+    with contextlib.suppress(OSError):
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".key.", dir=base)  # mode 0600
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        os.replace(tmp, path)
+    return key

@@ -9,8 +9,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleet.program import CODE_ROOT, program_paths
 from fleet.repo import Repo, active, for_program
 from foundation.errors import InputError
 from foundation.stacks import StackKind, StackName, parse_stack_name
@@ -102,6 +104,23 @@ def step_resources(steps: list[dict[str, Any]]) -> list[Resource]:
     return resources
 
 
+def input_stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """(mtime in ns, size) of every file a plan can read: the program's files (the installation's too, when it is
+    elsewhere), every stack file and every spec."""
+    paths = [*program_paths(root).values(), *root.joinpath("stacks").glob("*.yaml")]
+    paths += root.joinpath("partners").glob("*.yaml")
+    if root.resolve() != CODE_ROOT:
+        paths += program_paths(CODE_ROOT).values()
+    stamps = {}
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        stamps[str(path)] = (info.st_mtime_ns, info.st_size)
+    return stamps
+
+
 def dated_facts(repo: Repo, stack: StackName, today: datetime.date) -> str:
     """What the program decides from today's date, for the stack's key: a region refuses a Kubernetes version
     out of standard support, so the day that version's support ends is a change."""
@@ -135,25 +154,56 @@ def finish_entry(plan: StackPlan) -> CachedResult:
     assert plan.root is not None, "the planner records where a stack was planned from"
     repo = for_program(plan.root)
     context = context_for(repo, parse_stack_name(plan.stack), plan.config)
-    entry.policy_context = context_fingerprint(context)
+    entry.policy_context = context_fingerprint(context, entry.claims)
     entry.violations = [v.__dict__ for v in evaluate(policy_resources(plan.recording.resources), context)]
     return entry
 
 
-def context_fingerprint(context: StackContext) -> str:
-    """What the policies see of the repository besides the stack's resources. The catalog is left out: its files
-    are part of every stack's key already. The fleet-wide tables are the same for every stack of a run, so each
-    is digested once."""
+def context_fingerprint(context: StackContext, claims: list[str]) -> str:
+    """What the policies see of the repository besides the stack's resources, narrowed to what can change their
+    findings, so that onboarding one partner does not re-check every stack. The catalog is left out (its files are
+    in every key). Of the fleet tables, only partner rules read them: isolation reads the ids that extend the
+    partner's own (a reference `acme-voice-x` is another partner's only if that id exists), domain ownership the
+    domains that overlap the partner's domain or a host it claims. A new rule reading them must widen this."""
     own = dataclasses.replace(context, catalog=None, fleet_partner_ids=(), fleet_domains=())  # type: ignore[arg-type]
     digest = hashlib.sha256(repr(own).encode())
-    digest.update(_digest_of(context.fleet_partner_ids).encode())
-    digest.update(_digest_of(context.fleet_domains).encode())
+    if context.kind == "partner" and context.partner_id:
+        prefix = f"{context.partner_id}-"
+        digest.update(repr([i for i in context.fleet_partner_ids if i.startswith(prefix)]).encode())
+        hosts = [*claims, context.partner_domain or ""]
+        digest.update(repr(_overlapping(context.fleet_domains, hosts, context.partner_id)).encode())
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=8)
-def _digest_of(table: tuple[Any, ...]) -> str:
-    return hashlib.sha256(repr(table).encode()).hexdigest()
+def _overlapping(domains: tuple[tuple[str, str], ...], hosts: list[str], own: str) -> list[tuple[str, str]]:
+    """The (partner, domain) pairs whose domain equals, contains or is contained in one of `hosts`."""
+    equal, under = _domain_index(domains)
+    found: set[tuple[str, str]] = set()
+    for host in hosts:
+        name = host.lower().rstrip(".")
+        if not name:
+            continue
+        labels = name.split(".")
+        for start in range(len(labels)):  # the host itself and each domain above it
+            found.update(equal.get(".".join(labels[start:]), ()))
+        found.update(under.get(name, ()))  # domains below the host
+    return sorted(pair for pair in found if pair[0] != own)
+
+
+@lru_cache(maxsize=4)
+def _domain_index(
+    domains: tuple[tuple[str, str], ...],
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[tuple[str, str]]]]:
+    """The fleet's domains by name, and by every name above them: built once per run."""
+    equal: dict[str, list[tuple[str, str]]] = {}
+    under: dict[str, list[tuple[str, str]]] = {}
+    for partner, domain in domains:
+        name = domain.lower().rstrip(".")
+        equal.setdefault(name, []).append((partner, domain))
+        labels = name.split(".")
+        for start in range(1, len(labels)):
+            under.setdefault(".".join(labels[start:]), []).append((partner, domain))
+    return equal, under
 
 
 def entry_from_plan(plan: StackPlan, key: str) -> CachedResult:
@@ -202,6 +252,7 @@ def _plan_results(
     progress: Progress | None,
     prewarmed: WorkerPool | None,
 ) -> dict[str, StackResult]:
+    before = input_stamps(repo.root)
     ordered, deps = with_dependencies(repo, stacks)
     for stack in ordered:
         if not repo.has_stack(stack):
@@ -225,10 +276,14 @@ def _plan_results(
     if pool is None and prewarmed is not None:
         prewarmed.close()  # many stacks: plan_stacks starts a worker per core
     finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool) if to_plan else {}
+    # The keys were read at the start and the workers read the files as they planned: an edit in between (even one
+    # undone since, as a checkout back and forth would) means the results may not be what the keys say.
+    keep = input_stamps(repo.root) == before
     results: dict[str, StackResult] = {}
     for name, entry in finished.items():
         entry.key = keys[name]
-        cache.put(entry)
+        if keep:
+            cache.put(entry)
         results[name] = StackResult(entry)
     requested = [str(s) for s in ordered if s in set(stacks)]
     return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}

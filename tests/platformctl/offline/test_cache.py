@@ -206,3 +206,75 @@ def test_an_entry_that_is_not_a_regular_file_is_not_read(repo_copy: Path) -> Non
     _, names = planned(repo_copy)
     assert names == ["region-eu-central", "partner-acme-voice"]
     assert all(p.is_file() and not p.is_symlink() for p in entries(repo_copy).values())  # both replaced by entries
+
+
+def test_an_entry_not_signed_with_this_users_key_is_ignored(repo_copy: Path) -> None:
+    """A branch that commits `.platformctl/cache` entries (a digest anyone can compute) gets them replanned."""
+    import hashlib
+
+    first, _ = planned(repo_copy)
+    path = entries(repo_copy)["partner-acme-voice"]
+    header, _, body = path.read_bytes().partition(b"\n")
+    meta = json.loads(header)["meta"]
+    meta["violations"] = []
+    forged = hashlib.sha256(json.dumps(meta, sort_keys=True).encode() + b"\0" + body).hexdigest()
+    path.write_bytes(json.dumps({"digest": forged, "meta": meta}).encode() + b"\n" + body)
+    again, names = planned(repo_copy)
+    assert names == ["partner-acme-voice"]
+    assert again.json_text() == first.json_text()
+
+
+def test_a_signed_entry_of_the_wrong_shape_is_ignored(repo_copy: Path) -> None:
+    planned(repo_copy)
+    cache = ResultCache(repo_copy / ".platformctl" / "cache")
+    key = json.loads(entries(repo_copy)["partner-acme-voice"].read_bytes().partition(b"\n")[0])["meta"]["key"]
+    entry = cache.get("partner-acme-voice", key)
+    assert entry is not None
+    entry.summary = {"create": "many"}  # type: ignore[dict-item]
+    cache.put(entry)
+    assert cache.get("partner-acme-voice", key) is None
+
+
+def test_nothing_planned_while_files_changed_is_cached(repo_copy: Path) -> None:
+    """The workers read the files after the keys were computed: if any file the plan reads changed meanwhile (even
+    back to its old bytes), the results are used for this run but not kept."""
+    import os
+
+    tiers = repo_copy / "partners" / "tiers.yaml"
+
+    def touch(_: str) -> None:
+        os.utime(tiers, ns=(tiers.stat().st_atime_ns, tiers.stat().st_mtime_ns + 1_000_000))
+
+    run_plan(Repo(repo_copy), PARTNER, workers=1, progress=touch)
+    assert entries(repo_copy) == {}
+    _, names = planned(repo_copy)
+    assert names == ["global", "region-eu-central", "partner-acme-voice"]
+    assert set(entries(repo_copy)) == {"global", "region-eu-central", "partner-acme-voice"}
+
+
+def test_a_symlinked_cache_is_not_used(repo_copy: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep-me.plan").write_text("not ours")
+    (repo_copy / ".platformctl").mkdir(exist_ok=True)
+    (repo_copy / ".platformctl" / "cache").symlink_to(elsewhere)
+    run_plan(Repo(repo_copy), PARTNER, workers=1, prune=True)
+    assert [p.name for p in elsewhere.iterdir()] == ["keep-me.plan"]
+
+
+def test_onboarding_an_unrelated_partner_does_not_recheck_the_others(repo_copy: Path) -> None:
+    """A new partner adds an id and a domain to every partner's view of the fleet; only a partner whose id it
+    extends or whose hosts its domain overlaps has its findings evaluated again."""
+    import shutil
+
+    planned(repo_copy, BOTH)
+    before = {name: path.read_bytes() for name, path in entries(repo_copy).items()}
+    shutil.copy(repo_copy / "partners" / "examples" / "pampas-voz.yaml", repo_copy / "partners" / "pampas-voz.yaml")
+    stack = repo_copy / "stacks" / "Pulumi.partner-pampas-voz.yaml"
+    stack.write_text((repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml").read_text())
+    three = [*BOTH, parse_stack_name("partner-pampas-voz")]
+    _, names = planned(repo_copy, three)
+    assert names == ["region-sa-east", "partner-pampas-voz"]
+    after = {name: path.read_bytes() for name, path in entries(repo_copy).items()}
+    assert after["partner-acme-voice"] == before["partner-acme-voice"]  # findings not re-evaluated, not rewritten
+    assert after["partner-sakura-calls"] == before["partner-sakura-calls"]
