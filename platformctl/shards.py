@@ -117,8 +117,22 @@ def split(stacks: list[str], count: int, home_region: Callable[[str], str | None
     return [sorted(part, key=planning_key) for part in parts]
 
 
-def shard_info(shard: Shard, fleet: list[str], own: list[str]) -> dict[str, Any]:
-    return {"index": shard.index, "count": shard.count, "fleet": fleet_digest(fleet), "stacks": own}
+def shard_info(shard: Shard, fleet: list[str], own: list[str], source: str | None = None) -> dict[str, Any]:
+    info = {"index": shard.index, "count": shard.count, "fleet": fleet_digest(fleet), "stacks": own}
+    return info if source is None else {**info, "source": source}
+
+
+def source_digest(repo: Any, stacks: list[Any]) -> str:
+    """What the stacks were planned from: a digest of every stack's plan-cache key (program, config, spec, the
+    stacks it reads, versions), so shards planned from different commits or edits are not merged."""
+    import datetime
+
+    from platformctl.offline.planner import with_dependencies
+    from platformctl.offline.results import stack_keys
+
+    ordered, deps = with_dependencies(repo, stacks)
+    keys = stack_keys(repo, ordered, deps, datetime.date.today())
+    return hashlib.sha256("\n".join(f"{name} {key}" for name, key in sorted(keys.items())).encode()).hexdigest()
 
 
 def repo_home_region(repo: Any) -> Callable[[str], str | None]:
@@ -189,8 +203,8 @@ def merge(paths: list[Path]) -> Merged:
             _, first_kind, first_info = first
             if kind != first_kind:
                 raise InputError.single(source, "", f"is a {kind} shard, {first[0]} a {first_kind} shard")
-            for key in ("count", "fleet"):
-                if info[key] != first_info[key]:
+            for key in ("count", "fleet", "source"):
+                if info.get(key) != first_info.get(key):
                     raise InputError.single(
                         source, f"shard.{key}", f"differs from {first[0]}'s: the files come from different splits"
                     )
@@ -229,14 +243,15 @@ def _shard_of(source: str, doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     expected = PREVIEW_KEYS if kind == "ci-preview" else PLAN_KEYS
     if set(doc) != expected:
         raise InputError.single(source, "", f"not a {kind} shard document: keys must be {sorted(expected)}")
-    wanted = {"index", "count", "fleet", "stacks"} | ({"affected"} if kind == "ci-preview" else set())
+    wanted = {"index", "count", "fleet", "stacks"} | ({"affected"} if kind == "ci-preview" else {"source"})
     if set(info) != wanted:
         raise InputError.single(source, "shard", f"keys must be {sorted(wanted)}")
     index, count = info["index"], info["count"]
     if not all(type(v) is int for v in (index, count)) or not 1 <= index <= count <= MAX_SHARDS:
         raise InputError.single(source, "shard", "index and count must be whole numbers, 1 <= index <= count <= 64")
-    if not isinstance(info["fleet"], str) or not re.fullmatch(r"[0-9a-f]{64}", info["fleet"]):
-        raise InputError.single(source, "shard.fleet", "must be a sha256 hex digest")
+    for digest in ("fleet", "source"):
+        if digest in wanted and (not isinstance(info[digest], str) or not re.fullmatch(r"[0-9a-f]{64}", info[digest])):
+            raise InputError.single(source, f"shard.{digest}", "must be a sha256 hex digest")
     stacks = info["stacks"]
     if not isinstance(stacks, list) or not all(isinstance(s, str) for s in stacks) or len(set(stacks)) != len(stacks):
         raise InputError.single(source, "shard.stacks", "must be a list of distinct stack names")
@@ -351,7 +366,7 @@ def plan_part(repo: Any, selected: list[Any], text: str, against: Path | None) -
         raise InputError.single("arguments", "--shard", "cannot be used with --against: diff the merged plan instead")
     by_name = {str(stack): stack for stack in selected}
     own = split(list(by_name), shard.count, repo_home_region(repo))[shard.index - 1]
-    return [by_name[name] for name in own], shard_info(shard, list(by_name), own)
+    return [by_name[name] for name in own], shard_info(shard, list(by_name), own, source_digest(repo, selected))
 
 
 def affected_summary(

@@ -122,4 +122,18 @@ def test_the_split_step_chooses_the_shards_from_the_affected_count(
     assert done.returncode == 0, done.stderr
     assert f"19 affected stack(s): {shards} shard(s)" in done.stdout
     values = dict(line.split("=", 1) for line in output.read_text().splitlines())
-    assert values == {"count": str(shards), "shards": json.dumps(list(range(1, shards + 1))).replace(" ", "")}
+    assert values == {
+        "base": git(project_repo, "rev-parse", "origin/main"),  # every shard compares against this one commit
+        "count": str(shards),
+        "shards": json.dumps(list(range(1, shards + 1))).replace(" ", ""),
+    }
+
+
+def test_shards_share_one_base_and_a_failed_merge_still_replaces_the_comment() -> None:
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    preview_run = next(s["run"] for s in jobs["preview"]["steps"] if "ci-preview" in s.get("run", ""))
+    assert '--base "${{ needs.affected.outputs.base }}"' in preview_run  # not origin/<base>, which can move
+    upload = next(s for s in jobs["preview"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["overwrite"] is True
+    merge_run = next(s["run"] for s in jobs["report"]["steps"] if "merge-plans" in s.get("run", ""))
+    assert "<!-- platformctl-ci-preview -->" in merge_run and "could not be completed" in merge_run

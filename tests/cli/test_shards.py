@@ -179,3 +179,18 @@ def test_ci_preview_shards_merge_to_the_unsharded_preview(cli, project_repo: Pat
     assert merged_md.read_text() == whole_md.read_text()
     assert [v["policy"] for v in json.loads(merged_json.read_text())["violations"]] == ["offboard-first"]
     assert git(project_repo, "status", "--porcelain") == ""
+
+
+def test_shards_planned_from_different_files_are_not_merged(cli, repo_copy: Path, tmp_path: Path) -> None:
+    """Shards made before and after an edit would merge into a plan of no commit: the `source` digest (every
+    stack's plan key) tells them apart."""
+    stacks = ["global", "region-eu-central", "partner-acme-voice"]
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    cli("plan", *stacks, "--shard", "1/2", "--json", str(first), root=repo_copy)
+    spec = repo_copy / "partners" / "acme-voice.yaml"
+    spec.write_text(spec.read_text().replace("voice_greeting: ", "voice_greeting: Edited. "))
+    cli("plan", *stacks, "--shard", "2/2", "--json", str(second), root=repo_copy)
+    merged = tmp_path / "merged.json"
+    run = cli("merge-plans", str(first), str(second), "--json", str(merged), code=2, root=repo_copy)
+    assert "shard.source" in run.err and "different splits" in run.err
+    assert not merged.exists()

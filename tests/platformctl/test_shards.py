@@ -140,9 +140,17 @@ def _shard_docs(tmp_path: Path, parts: list[dict[str, dict[str, Any]]], **extra:
         doc = {
             "stacks": part,
             "violations": [],
-            "shard": {"index": index, "count": len(parts), "fleet": fleet_digest(fleet), "stacks": list(part)},
+            "shard": {
+                "index": index,
+                "count": len(parts),
+                "fleet": fleet_digest(fleet),
+                "stacks": list(part),
+                "source": "0" * 64,
+            },
         }
         doc.update(extra.get(str(index), {}))
+        if "base" in doc:
+            del doc["shard"]["source"]  # a ci-preview shard names its commits instead
         path = tmp_path / f"shard-{index}.json"
         path.write_text(json.dumps(doc))
         paths.append(path)
@@ -252,6 +260,7 @@ def test_merge_refuses_mixed_kinds(tmp_path: Path) -> None:
     doc = json.loads(two.read_text())
     doc.update({"base": "a" * 40, "head": "b" * 40, "notes": []})
     doc["shard"]["affected"] = {name: ["x.yaml"] for name in doc["stacks"]}
+    del doc["shard"]["source"]  # a ci-preview shard names its commits instead
     two.write_text(json.dumps(doc))
     problem = _refused([one, two])
     assert problem.source == str(two) and "ci-preview shard" in problem.message
