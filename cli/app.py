@@ -122,7 +122,7 @@ def plan(
     render.violations(err, result)
     if json_file is not None:
         extra = {"shard": shard_block} if shard_block is not None else {}
-        write_output(json_file, result.json_text(extra) + "\n", "--json")
+        write_output(json_file, [*result.json_pieces(extra), "\n"], "--json")
     if result.mandatory:
         raise PolicyError(f"{len(result.mandatory)} mandatory policy violation(s)")
 

@@ -197,18 +197,20 @@ def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write `content` to `path` through a temporary file in the same directory, fsync, rename, fsync the
-    directory: a crash leaves the old file or the new one, never a mix."""
+def write_atomic(path: Path, content: str | bytes | list[str]) -> None:
+    """Write `content` (text, bytes, or text in pieces, written one after the other) to `path` through a temporary
+    file in the same directory, fsync, rename, fsync the directory: a crash leaves the old file or the new one,
+    never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = content.encode("utf-8") if isinstance(content, str) else content
+    pieces = content if isinstance(content, list) else [content]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file 0600: keep the mode of the file replaced, else what the umask gives a new file,
         # so specs and stack files stay readable by whoever could read them before.
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for piece in pieces:
+                handle.write(piece.encode("utf-8") if isinstance(piece, str) else piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -259,7 +261,7 @@ def check_output_file(path: Path, option: str) -> None:
         raise InputError.single(str(path), option, f"directory {parent} is not writable")
 
 
-def write_output(path: Path, content: str | bytes, option: str) -> None:
+def write_output(path: Path, content: str | bytes | list[str], option: str) -> None:
     """Write a file named on the command line; a failure is the argument's fault (exit 2), not a crash."""
     check_output_file(path, option)
     try:

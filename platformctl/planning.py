@@ -50,13 +50,16 @@ class PlanResult:
         return {name: self.results[name].summary for name in self.stacks}
 
     def json_text(self, extra: dict[str, Any] | None = None) -> str:
+        return "".join(self.json_pieces(extra))
+
+    def json_pieces(self, extra: dict[str, Any] | None = None) -> list[str]:
         """The plan document as `--json` writes it: `{"stacks": ..., "violations": [...], **extra}` with indent 1.
         Byte for byte what `json.dumps(document, indent=1)` gives, but a stack's preview is copied in as the JSON
         text the cache keeps rather than parsed and dumped again (most of a warm plan's time otherwise)."""
         rest = {"violations": [v.__dict__ for v in self.violations], **(extra or {})}
         if self.diffed is not None:
-            return json.dumps({**self.diffed, **rest}, indent=1)
-        return document_text({name: self.results[name].fragment for name in self.stacks}, rest)
+            return [json.dumps({**self.diffed, **rest}, indent=1)]
+        return document_pieces({name: self.results[name].fragment for name in self.stacks}, rest)
 
     @property
     def mandatory(self) -> list[Violation]:
@@ -70,22 +73,25 @@ class PlanResult:
 
 
 def document_text(fragments: dict[str, str], extra: dict[str, Any]) -> str:
-    """`json.dumps({"stacks": {name: preview, ...}, **extra}, indent=1)`, from each preview's own
-    `json.dumps(preview, indent=1)` text: nested two levels deeper, each of its lines is indented two more spaces
-    (a JSON text has no raw newline inside a string, so every newline in it is layout)."""
+    """`json.dumps({"stacks": {name: preview, ...}, **extra}, indent=1)`, from each preview's `preview_text`."""
+    return "".join(document_pieces(fragments, extra))
+
+
+def document_pieces(fragments: dict[str, str], extra: dict[str, Any]) -> list[str]:
+    """`document_text` in pieces, the previews among them as they are (written one after the other, a 40 MB plan
+    is not copied into one string first)."""
+    pieces = ['{\n "stacks": ']
     if fragments:
-        members = ",\n".join(
-            f"  {json.dumps(name)}: {text.replace(chr(10), chr(10) + '  ')}" for name, text in fragments.items()
-        )
-        stacks = "{\n" + members + "\n }"
+        pieces.append("{")
+        for index, (name, text) in enumerate(fragments.items()):
+            pieces += [",\n  " if index else "\n  ", json.dumps(name), ": ", text]
+        pieces.append("\n }")
     else:
-        stacks = "{}"
-    parts = [f' "stacks": {stacks}']
-    parts += [
-        f" {json.dumps(key)}: {json.dumps(value, indent=1).replace(chr(10), chr(10) + ' ')}"
-        for key, value in extra.items()
-    ]
-    return "{\n" + ",\n".join(parts) + "\n}"
+        pieces.append("{}")
+    for key, value in extra.items():
+        pieces.append(f",\n {json.dumps(key)}: {json.dumps(value, indent=1).replace(chr(10), chr(10) + ' ')}")
+    pieces.append("\n}")
+    return pieces
 
 
 def select_stacks(repo: Repo, names: list[str], everything: bool) -> list[StackName]:

@@ -32,7 +32,7 @@ from typing import Any
 from fleet.program import CODE_ROOT, program_paths
 from foundation.stacks import parse_stack_name
 
-FORMAT = 2
+FORMAT = 3
 """Bumped when the entry layout changes: entries of another format are ignored."""
 PACKAGES = (
     "pulumi",
@@ -115,7 +115,7 @@ class CachedResult:
     key: str
     """The key it was planned under."""
     fragment: str
-    """The stack's preview as plan JSON text (`json.dumps(preview, indent=1)`), secrets already redacted."""
+    """The stack's preview as the plan JSON's text holds it (`preview_text`), secrets already redacted."""
     summary: dict[str, int]
     """The preview's changeSummary."""
     reference_outputs: dict[str, Any]
@@ -147,6 +147,13 @@ class CachedResult:
             "policy_context": self.policy_context,
             "violations": self.violations,
         }
+
+
+def preview_text(preview: dict[str, Any]) -> str:
+    """`json.dumps(preview, indent=1)` laid out as it sits in a plan document, two levels deep (`stacks` → name):
+    every line after the first indented two more spaces (a JSON text has no raw newline inside a string, so every
+    newline in it is layout). A warm plan then copies it into the document as it is."""
+    return json.dumps(preview, indent=1).replace("\n", "\n  ")
 
 
 def masked_references(stack: str, outputs: dict[str, Any], secret: list[str]) -> tuple[dict[str, Any], bool]:
@@ -204,8 +211,7 @@ class ResultCache:
         try:
             envelope = json.loads(header)
             meta = envelope["meta"]
-            fragment = body.decode("utf-8")
-            if not isinstance(meta, dict) or envelope.get("digest") != _digest(meta, fragment):
+            if not isinstance(meta, dict) or envelope.get("digest") != _digest(meta, body):
                 return None  # edited or damaged since it was written: plan again
             if meta.get("format") != FORMAT or meta.get("stack") != stack or meta.get("key") != key:
                 return None  # a foreign, older or stale entry: plan again
@@ -214,7 +220,7 @@ class ResultCache:
             return CachedResult(
                 stack=stack,
                 key=key,
-                fragment=fragment,
+                fragment=body.decode("utf-8"),
                 summary=dict(meta["summary"]),
                 reference_outputs=dict(meta["reference_outputs"]),
                 secret_outputs=list(meta["secret_outputs"]),
@@ -232,9 +238,10 @@ class ResultCache:
         if path is None or not self.write:
             return
         meta = result.metadata()
-        header = json.dumps({"digest": _digest(meta, result.fragment), "meta": meta}, separators=(",", ":"))
+        body = result.fragment.encode("utf-8")
+        header = json.dumps({"digest": _digest(meta, body), "meta": meta}, separators=(",", ":"))
         with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next run time
-            _replace(path, (header + "\n" + result.fragment).encode("utf-8"))
+            _replace(path, header.encode() + b"\n" + body)
 
     def populated(self) -> bool:
         """Whether a read could find anything (a warm run), as opposed to a first or `--no-cache` run."""
@@ -281,11 +288,12 @@ def _replace(path: Path, data: bytes) -> None:
         raise
 
 
-def _digest(meta: dict[str, Any], fragment: str) -> str:
+def _digest(meta: dict[str, Any], body: bytes) -> str:
     """The entry's signature: an HMAC under this user's signing key, so an entry that did not come from this user's
     own runs (edited, or committed to a branch and checked out) is ignored, whatever digest it carries."""
-    data = json.dumps(meta, sort_keys=True).encode() + b"\0" + fragment.encode("utf-8")
-    return hmac.new(signing_key(), data, hashlib.sha256).hexdigest()
+    mac = hmac.new(signing_key(), json.dumps(meta, sort_keys=True).encode() + b"\0", hashlib.sha256)
+    mac.update(body)
+    return mac.hexdigest()
 
 
 @cache

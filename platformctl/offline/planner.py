@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -157,13 +157,12 @@ def _plan_stacks(
         owned = pool is None
         running = pool or WorkerPool(root, workers)
         try:
-            for _, phase in groupby(ordered, key=lambda s: s.rank):
-                for planned in running.map([job(s) for s in phase]):
-                    done(planned)
+            for planned in running.schedule(ordered, deps, job):
+                done(planned)
         finally:
             if owned:
                 running.close()
-    return results
+    return {str(stack): results[str(stack)] for stack in ordered}  # planning order, whatever finished first
 
 
 @dataclass(frozen=True)
@@ -194,9 +193,40 @@ class WorkerPool:
         self.workers = workers
         self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
 
-    def map(self, jobs: list[_Job[T]]) -> Iterator[_Planned[T]]:
-        # Small chunks: a worker left with the last big chunk while the others idle is what costs scaling.
-        return self._pool.imap(_plan_job, jobs, chunksize=max(1, len(jobs) // (self.workers * 16)))
+    def schedule(
+        self, ordered: list[StackName], deps: dict[StackName, list[StackName]], job: Callable[[StackName], _Job[T]]
+    ) -> Iterator[_Planned[T]]:
+        """Plan `ordered`, each stack as soon as the stacks it reads are planned (not a phase of every region
+        before any partner: a worker would idle at each phase's tail). Results come as they finish; `job(stack)` is
+        called when the stack is sent, after the caller has taken in the results of its dependencies."""
+        planning = set(ordered)
+        waiting = {stack: {d for d in deps[stack] if d in planning} for stack in ordered}
+        readers: dict[StackName, list[StackName]] = {stack: [] for stack in ordered}
+        for stack in ordered:
+            for dependency in waiting[stack]:
+                readers[dependency].append(stack)
+        finished: queue.SimpleQueue[_Planned[T] | BaseException] = queue.SimpleQueue()
+        by_name = {str(stack): stack for stack in ordered}
+        in_flight = 0
+
+        def send(stack: StackName) -> None:
+            nonlocal in_flight
+            in_flight += 1
+            self._pool.apply_async(_plan_job, (job(stack),), callback=finished.put, error_callback=finished.put)
+
+        for stack in ordered:
+            if not waiting[stack]:
+                send(stack)
+        while in_flight:
+            outcome = finished.get()
+            in_flight -= 1
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
+            for reader in readers[by_name[outcome.stack]]:
+                waiting[reader].discard(by_name[outcome.stack])
+                if not waiting[reader]:
+                    send(reader)
 
     def close(self) -> None:
         self._pool.terminate()

@@ -16,7 +16,7 @@ from fleet.program import CODE_ROOT, program_paths
 from fleet.repo import Repo, active, for_program
 from foundation.errors import InputError
 from foundation.stacks import StackKind, StackName, parse_stack_name
-from platformctl.offline.cache import CachedResult, ResultCache, masked_references, stack_key
+from platformctl.offline.cache import CachedResult, ResultCache, masked_references, preview_text, stack_key
 from platformctl.offline.planner import (
     SEQUENTIAL_BELOW,
     Progress,
@@ -213,7 +213,7 @@ def entry_from_plan(plan: StackPlan, key: str) -> CachedResult:
     return CachedResult(
         stack=plan.stack,
         key=key,
-        fragment=json.dumps(preview, indent=1),
+        fragment=preview_text(preview),
         summary=dict(preview["changeSummary"]),
         reference_outputs=masked,
         secret_outputs=list(recording.secret_outputs),

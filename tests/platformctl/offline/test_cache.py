@@ -12,7 +12,7 @@ import pytest
 from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import parse_stack_name, region_stack
-from platformctl.offline.cache import CachedResult, ResultCache, masked_references
+from platformctl.offline.cache import CachedResult, ResultCache, masked_references, preview_text
 from platformctl.offline.planner import plan_stacks
 from platformctl.offline.results import dated_facts, step_resources
 from platformctl.planning import PlanResult, document_text, policy_resources, run_plan
@@ -188,7 +188,7 @@ def test_the_kubernetes_support_date_is_part_of_a_region_key(repo_copy: Path) ->
 )
 def test_the_document_text_is_what_json_dumps_writes(stacks) -> None:
     extra = {"shard": {"index": 1}, "violations": [{"policy": "p", "message": "m\n"}]}
-    fragments = {name: json.dumps(preview, indent=1) for name, preview in stacks.items()}
+    fragments = {name: preview_text(preview) for name, preview in stacks.items()}
     assert document_text(fragments, extra) == json.dumps({"stacks": stacks, **extra}, indent=1)
     assert document_text(fragments, {}) == json.dumps({"stacks": stacks}, indent=1)
 
