@@ -137,7 +137,7 @@ def _shard_docs(tmp_path: Path, parts: list[dict[str, dict[str, Any]]], **extra:
     fleet = [name for part in parts for name in part]
     paths = []
     for index, part in enumerate(parts, 1):
-        doc = {
+        doc: dict[str, Any] = {
             "stacks": part,
             "violations": [],
             "shard": {
