@@ -306,9 +306,11 @@ def signing_key() -> bytes:
     except RuntimeError:  # no home directory
         return secrets.token_bytes(32)
     path = base / "cache-signing.key"
-    with contextlib.suppress(OSError):
-        key = path.read_bytes()
-        if len(key) == KEY_BYTES and path.stat().st_mode & 0o077 == 0:
+    with contextlib.suppress(OSError), open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        key = handle.read(KEY_BYTES + 1)
+        # Only a private regular file of the right length: not a link, a device, or a key others could read.
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 == 0 and len(key) == KEY_BYTES:
             return key
     key = secrets.token_bytes(KEY_BYTES)
     with contextlib.suppress(OSError):

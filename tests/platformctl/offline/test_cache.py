@@ -278,3 +278,27 @@ def test_onboarding_an_unrelated_partner_does_not_recheck_the_others(repo_copy: 
     after = {name: path.read_bytes() for name, path in entries(repo_copy).items()}
     assert after["partner-acme-voice"] == before["partner-acme-voice"]  # findings not re-evaluated, not rewritten
     assert after["partner-sakura-calls"] == before["partner-sakura-calls"]
+
+
+@pytest.mark.parametrize("make", ["device", "readable by others", "short"])
+def test_a_signing_key_that_is_not_a_private_key_file_is_replaced(tmp_path: Path, monkeypatch, make: str) -> None:
+    from platformctl.offline import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    key_file = tmp_path / "platformctl" / "cache-signing.key"
+    key_file.parent.mkdir()
+    if make == "device":
+        key_file.symlink_to("/dev/zero")  # would never end if read whole
+    else:
+        key_file.write_bytes(b"k" * (32 if make == "readable by others" else 5))
+        key_file.chmod(0o644 if make == "readable by others" else 0o600)
+    cache.signing_key.cache_clear()
+    try:
+        key = cache.signing_key()
+        assert len(key) == 32 and key != b"k" * 32
+        assert key_file.is_file() and not key_file.is_symlink() and key_file.stat().st_mode & 0o077 == 0
+        assert key_file.read_bytes() == key
+        cache.signing_key.cache_clear()
+        assert cache.signing_key() == key  # kept for the next run
+    finally:
+        cache.signing_key.cache_clear()
