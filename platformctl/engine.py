@@ -61,16 +61,9 @@ def run(
     on_output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run one operation on one stack; returns its change summary. Any engine failure is an EngineError."""
-    if shutil.which("pulumi") is None:
-        raise EngineError(INSTALL_HINT)
-    settings = settings_for(repo)
-    auto = _automation()
+    settings, auto, options = _workspace(repo)
     try:
-        workspace_stack = auto.create_or_select_stack(
-            stack_name=str(stack),
-            work_dir=str(repo.root),
-            opts=auto.LocalWorkspaceOptions(env_vars=settings.env, secrets_provider=settings.secrets_provider),
-        )
+        workspace_stack = auto.create_or_select_stack(stack_name=str(stack), work_dir=str(repo.root), opts=options)
         if operation == "preview":
             result = workspace_stack.preview(on_output=on_output, policy_packs=settings.policy_packs, diff=True)
             return dict(result.change_summary)
@@ -103,22 +96,26 @@ def run_locked(
         return run(repo, stack, operation, on_output)
 
 
+def _workspace(repo: Repo) -> tuple[EngineSettings, Any, Any]:
+    """The engine settings, the Automation API module and the workspace options over this repository; the Pulumi
+    CLI must be on PATH."""
+    if shutil.which("pulumi") is None:
+        raise EngineError(INSTALL_HINT)
+    settings = settings_for(repo)
+    auto = _automation()
+    options = auto.LocalWorkspaceOptions(env_vars=settings.env, secrets_provider=settings.secrets_provider)
+    return settings, auto, options
+
+
 def _first_lines(text: str, limit: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[:limit])
 
 
 def stack_outputs(repo: Repo, stack: StackName) -> dict[str, Any]:
     """The outputs of a deployed stack, secrets in clear (for the caller to use, never to print)."""
-    if shutil.which("pulumi") is None:
-        raise EngineError(INSTALL_HINT)
-    settings = settings_for(repo)
-    auto = _automation()
+    _, auto, options = _workspace(repo)
     try:
-        selected = auto.select_stack(
-            stack_name=str(stack),
-            work_dir=str(repo.root),
-            opts=auto.LocalWorkspaceOptions(env_vars=settings.env, secrets_provider=settings.secrets_provider),
-        )
+        selected = auto.select_stack(stack_name=str(stack), work_dir=str(repo.root), opts=options)
         outputs = selected.outputs()
     except Exception as exc:  # the Automation API raises CommandError and friends
         raise EngineError(f"reading the outputs of {stack} failed: {_first_lines(str(exc), 3)}") from exc
