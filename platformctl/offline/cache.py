@@ -64,14 +64,18 @@ def fresh_program_fingerprint(root: Path) -> str:
     checkout), its program files too: the engine, the policies and any module the tool imported before the program
     ran come from the installation, so a change to either is a change."""
     digest = hashlib.sha256()
-    trees = [root] if root.resolve() == CODE_ROOT else [root, CODE_ROOT]
-    for tree in trees:
+    for tree in program_trees(root):
         for name, path in program_paths(tree).items():
             if path.is_file():
                 digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         digest.update(b"\1")
     digest.update(versions_fingerprint().encode())
     return digest.hexdigest()
+
+
+def program_trees(root: Path) -> list[Path]:
+    """Where the code a plan of `root` runs comes from: `root`, and this installation when it is elsewhere."""
+    return [root] if root.resolve() == CODE_ROOT else [root, CODE_ROOT]
 
 
 @cache

@@ -75,7 +75,8 @@ class _Reference:
 
 
 def with_dependencies(repo: Repo, stacks: list[StackName]) -> tuple[list[StackName], dict[StackName, list[StackName]]]:
-    """`stacks` plus everything they read, in planning order, and each one's dependencies."""
+    """`stacks` plus everything they read, in planning order, and each one's dependencies; a stack read without a
+    stack file is bad input."""
     deps: dict[StackName, list[StackName]] = {}
     pending = list(stacks)
     while pending:
@@ -83,7 +84,13 @@ def with_dependencies(repo: Repo, stacks: list[StackName]) -> tuple[list[StackNa
         if stack not in deps:
             deps[stack] = repo.dependencies(stack)
             pending.extend(deps[stack])
-    return sorted(deps, key=lambda s: (s.rank, s.key)), deps
+    ordered = sorted(deps, key=lambda s: (s.rank, s.key))
+    for stack in ordered:
+        if not repo.has_stack(stack):
+            raise InputError.single(
+                f"stacks/Pulumi.{stack}.yaml", "", f"no stack file for {stack}, which {_readers(stack, deps)} read(s)"
+            )
+    return ordered, deps
 
 
 def plan_stacks(
@@ -128,11 +135,6 @@ def _plan_stacks(
 ) -> dict[str, T]:
     root = repo.root
     ordered, deps = with_dependencies(repo, stacks)
-    for stack in ordered:
-        if not repo.has_stack(stack):
-            raise InputError.single(
-                f"stacks/Pulumi.{stack}.yaml", "", f"no stack file for {stack}, which {_readers(stack, deps)} read(s)"
-            )
     references: dict[str, _Reference] = {
         name: _Reference(ref.reference_outputs, list(ref.secret_outputs)) for name, ref in known.items()
     }

@@ -12,11 +12,17 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleet.program import CODE_ROOT, program_paths
+from fleet.program import program_paths
 from fleet.repo import Repo, active, for_program
-from foundation.errors import InputError
 from foundation.stacks import StackKind, StackName, parse_stack_name
-from platformctl.offline.cache import CachedResult, ResultCache, masked_references, preview_text, stack_key
+from platformctl.offline.cache import (
+    CachedResult,
+    ResultCache,
+    masked_references,
+    preview_text,
+    program_trees,
+    stack_key,
+)
 from platformctl.offline.planner import (
     SEQUENTIAL_BELOW,
     Progress,
@@ -107,10 +113,8 @@ def step_resources(steps: list[dict[str, Any]]) -> list[Resource]:
 def input_stamps(root: Path) -> dict[str, tuple[int, int]]:
     """(mtime in ns, size) of every file a plan can read: the program's files (the installation's too, when it is
     elsewhere), every stack file and every spec."""
-    paths = [*program_paths(root).values(), *root.joinpath("stacks").glob("*.yaml")]
-    paths += root.joinpath("partners").glob("*.yaml")
-    if root.resolve() != CODE_ROOT:
-        paths += program_paths(CODE_ROOT).values()
+    paths = [path for tree in program_trees(root) for path in program_paths(tree).values()]
+    paths += [*root.joinpath("stacks").glob("*.yaml"), *root.joinpath("partners").glob("*.yaml")]
     stamps = {}
     for path in paths:
         try:
@@ -254,12 +258,6 @@ def _plan_results(
 ) -> dict[str, StackResult]:
     before = input_stamps(repo.root)
     ordered, deps = with_dependencies(repo, stacks)
-    for stack in ordered:
-        if not repo.has_stack(stack):
-            readers = ", ".join(str(s) for s, reads in deps.items() if stack in reads) or "nothing"
-            raise InputError.single(
-                f"stacks/Pulumi.{stack}.yaml", "", f"no stack file for {stack}, which {readers} read(s)"
-            )
     keys = stack_keys(repo, ordered, deps, datetime.date.today())
     entries = {str(stack): cache.get(str(stack), keys[str(stack)]) for stack in ordered}
     needed = {stack for stack in stacks if entries[str(stack)] is None}

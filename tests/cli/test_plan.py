@@ -225,3 +225,11 @@ def test_a_large_plan_is_summed_by_kind_with_changed_stacks_listed() -> None:
     ]
     assert rows["partner stacks (100)"] == {"create": 5000}
     assert rows["region stacks (2)"] == {"same": 159, "update": 2}
+
+
+def test_a_stack_read_without_its_stack_file_is_bad_input(cli, repo_copy: Path, tmp_path: Path) -> None:
+    (repo_copy / "stacks" / "Pulumi.region-eu-central.yaml").unlink()
+    run = cli("plan", "partner-acme-voice", "--json", str(tmp_path / "plan.json"), code=2, root=repo_copy)
+    assert "stacks/Pulumi.region-eu-central.yaml" in run.err
+    assert "no stack file for region-eu-central, which partner-acme-voice read(s)" in run.err
+    assert not (tmp_path / "plan.json").exists()
