@@ -55,22 +55,31 @@ REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
 
 
 @cache
+def program_file_paths(root: Path) -> tuple[tuple[tuple[str, Path], ...], ...]:
+    """For each of `program_trees(root)`, its program files by repository-relative name. Derived once per process
+    (one CLI run): the key's fingerprint and the input stamps taken before and after planning share it."""
+    return tuple(tuple(program_paths(tree).items()) for tree in program_trees(root))
+
+
+@cache
 def program_fingerprint(root: Path) -> str:
-    return fresh_program_fingerprint(root)
-
-
-def fresh_program_fingerprint(root: Path) -> str:
     """The program files of `root` and, when this installation's code lives elsewhere (`--root` naming another
     checkout), its program files too: the engine, the policies and any module the tool imported before the program
     ran come from the installation, so a change to either is a change."""
     digest = hashlib.sha256()
-    for tree in program_trees(root):
-        for name, path in program_paths(tree).items():
+    for tree_files in program_file_paths(root):
+        for name, path in tree_files:
             if path.is_file():
                 digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         digest.update(b"\1")
     digest.update(versions_fingerprint().encode())
     return digest.hexdigest()
+
+
+def forget_program() -> None:
+    """Derive the program files and their fingerprint afresh (a long-lived process whose program files changed)."""
+    program_file_paths.cache_clear()
+    program_fingerprint.cache_clear()
 
 
 def program_trees(root: Path) -> list[Path]:
@@ -300,22 +309,46 @@ def _digest(meta: dict[str, Any], body: bytes) -> str:
     return mac.hexdigest()
 
 
-@cache
-def signing_key() -> bytes:
-    """32 random bytes kept in the user's cache folder, outside every repository (`$XDG_CACHE_HOME/platformctl`, by
-    default `~/.cache/platformctl`), created on first use with mode 0600. Without a writable home, a key of this
-    process alone: nothing cached is trusted by a later run, which only costs it time."""
+SIGNING_KEY_FILE = "cache-signing.key"
+
+
+def user_folder() -> Path | None:
+    """This user's platformctl folder outside every repository: `$XDG_CACHE_HOME/platformctl`, by default
+    `~/.cache/platformctl` (None without a home directory)."""
     try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "platformctl"
-    except RuntimeError:  # no home directory
-        return secrets.token_bytes(32)
-    path = base / "cache-signing.key"
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "platformctl"
+    except RuntimeError:
+        return None
+
+
+def _read_key(path: Path) -> bytes | None:
     with contextlib.suppress(OSError), open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb") as handle:
         info = os.fstat(handle.fileno())
         key = handle.read(KEY_BYTES + 1)
         # Only a private regular file of the right length: not a link, a device, or a key others could read.
         if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 == 0 and len(key) == KEY_BYTES:
             return key
+    return None
+
+
+def signing_key_is_kept() -> bool:
+    """Whether `signing_key()` is the kept one (another process of this user gets the same key)."""
+    base = user_folder()
+    return base is not None and signing_key() == _read_key(base / SIGNING_KEY_FILE)
+
+
+@cache
+def signing_key() -> bytes:
+    """32 random bytes kept in the user's cache folder, outside every repository (`$XDG_CACHE_HOME/platformctl`, by
+    default `~/.cache/platformctl`), created on first use with mode 0600. Without a writable home, a key of this
+    process alone: nothing cached is trusted by a later run, which only costs it time."""
+    base = user_folder()
+    if base is None:
+        return secrets.token_bytes(32)
+    path = base / SIGNING_KEY_FILE
+    kept = _read_key(path)
+    if kept is not None:
+        return kept
     key = secrets.token_bytes(KEY_BYTES)
     with contextlib.suppress(OSError):
         base.mkdir(parents=True, exist_ok=True, mode=0o700)

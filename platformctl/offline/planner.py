@@ -99,7 +99,7 @@ def plan_stacks(
     workers: int | None = None,
     progress: Progress | None = None,
     known: Mapping[str, ReferencedStack] | None = None,
-    pool: WorkerPool | None = None,
+    pool: PlanningPool[Any] | None = None,
 ) -> dict[str, StackPlan]:
     """Plan `stacks` and what they read; returns the planned stacks by name, in planning order.
 
@@ -115,7 +115,7 @@ def plan_and_finish(
     workers: int | None = None,
     progress: Progress | None = None,
     known: Mapping[str, ReferencedStack] | None = None,
-    pool: WorkerPool | None = None,
+    pool: PlanningPool[Any] | None = None,
 ) -> dict[str, T]:
     """`plan_stacks`, returning `finish(plan)` for each stack: `finish` runs where the stack was planned (in a
     worker, in parallel), so the parent receives what it needs rather than every recorded resource. `finish` is
@@ -130,7 +130,7 @@ def _plan_stacks(
     workers: int | None,
     progress: Progress | None,
     known: dict[str, ReferencedStack],
-    pool: WorkerPool | None,
+    pool: PlanningPool[T] | None,
     finish: Callable[[StackPlan], T],
 ) -> dict[str, T]:
     root = repo.root
@@ -143,18 +143,18 @@ def _plan_stacks(
     workers = workers or os.cpu_count() or 1
     results: dict[str, T] = {}
 
-    def done(planned: _Planned[T]) -> None:
+    def done(planned: Planned[T]) -> None:
         results[planned.stack] = planned.result
         references[planned.stack] = planned.reference
         if progress:
             progress(planned.stack)
 
-    def job(stack: StackName) -> _Job[T]:
-        return _Job(root, str(stack), configs[stack], {str(d): references[str(d)] for d in deps[stack]}, finish)
+    def job(stack: StackName) -> PlanJob[T]:
+        return PlanJob(root, str(stack), configs[stack], {str(d): references[str(d)] for d in deps[stack]}, finish)
 
     if pool is None and (workers <= 1 or len(ordered) < SEQUENTIAL_BELOW):
         for stack in ordered:
-            done(_plan_job(job(stack)))
+            done(plan_job(job(stack)))
     else:
         owned = pool is None
         running = pool or WorkerPool(root, workers)
@@ -168,36 +168,40 @@ def _plan_stacks(
 
 
 @dataclass(frozen=True)
-class _Job(Generic[T]):
+class PlanJob(Generic[T]):
+    """One stack to plan, as a worker receives it."""
+
     root: Path
+    """The repository to plan it from."""
     stack: str
+    """Stack name."""
     config: StackConfig
+    """Its stack config."""
     references: dict[str, _Reference]
+    """What it reads of the stacks it references, by stack name."""
     finish: Callable[[StackPlan], T]
+    """Run where the stack was planned; its return value is what comes back."""
 
 
 @dataclass(frozen=True)
-class _Planned(Generic[T]):
+class Planned(Generic[T]):
+    """A planned stack, as a worker sends it back."""
+
     stack: str
+    """Stack name."""
     reference: _Reference
-    """What the stacks that read this one see (secret values included: it never leaves the run)."""
+    """What the stacks that read this one see (secret values included: it goes only between this user's planning
+    processes, never to a file)."""
     result: T
+    """The job's `finish(plan)`."""
 
 
-class WorkerPool:
-    """Forked planning processes, each importing the SDK and the program's modules once when it starts.
-
-    Forked: a worker inherits the parent's imports and the active `Repo`, and starts in milliseconds. Started
-    early, its imports (seconds, mostly provider SDKs) run on another core while the parent still works out what
-    needs planning; `close` stops workers that turned out not to be needed at once."""
-
-    def __init__(self, root: Path, workers: int) -> None:
-        self.workers = workers
-        self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
+class PlanningPool(Generic[T]):
+    """Where stacks are sent to be planned: each stack as soon as the stacks it reads are planned."""
 
     def schedule(
-        self, ordered: list[StackName], deps: dict[StackName, list[StackName]], job: Callable[[StackName], _Job[T]]
-    ) -> Iterator[_Planned[T]]:
+        self, ordered: list[StackName], deps: dict[StackName, list[StackName]], job: Callable[[StackName], PlanJob[T]]
+    ) -> Iterator[Planned[T]]:
         """Plan `ordered`, each stack as soon as the stacks it reads are planned (not a phase of every region
         before any partner: a worker would idle at each phase's tail). Results come as they finish; `job(stack)` is
         called when the stack is sent, after the caller has taken in the results of its dependencies."""
@@ -207,14 +211,14 @@ class WorkerPool:
         for stack in ordered:
             for dependency in waiting[stack]:
                 readers[dependency].append(stack)
-        finished: queue.SimpleQueue[_Planned[T] | BaseException] = queue.SimpleQueue()
+        finished: queue.SimpleQueue[Planned[T] | BaseException] = queue.SimpleQueue()
         by_name = {str(stack): stack for stack in ordered}
         in_flight = 0
 
         def send(stack: StackName) -> None:
             nonlocal in_flight
             in_flight += 1
-            self._pool.apply_async(_plan_job, (job(stack),), callback=finished.put, error_callback=finished.put)
+            self.submit(job(stack), finished.put)
 
         for stack in ordered:
             if not waiting[stack]:
@@ -230,6 +234,28 @@ class WorkerPool:
                 if not waiting[reader]:
                     send(reader)
 
+    def submit(self, job: PlanJob[T], done: Callable[[Planned[T] | BaseException], None]) -> None:
+        """Start planning `job`; `done` receives its result or the exception it raised (from any thread)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop planning (workers that turned out not to be needed, or after the last result)."""
+
+
+class WorkerPool(PlanningPool[T]):
+    """Forked planning processes, each importing the SDK and the program's modules once when it starts.
+
+    Forked: a worker inherits the parent's imports and the active `Repo`, and starts in milliseconds. Started
+    early, its imports (seconds, mostly provider SDKs) run on another core while the parent still works out what
+    needs planning; `close` stops workers that turned out not to be needed at once."""
+
+    def __init__(self, root: Path, workers: int) -> None:
+        self.workers = workers
+        self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
+
+    def submit(self, job: PlanJob[T], done: Callable[[Planned[T] | BaseException], None]) -> None:
+        self._pool.apply_async(plan_job, (job,), callback=done, error_callback=done)
+
     def close(self) -> None:
         self._pool.terminate()
         self._pool.join()
@@ -239,7 +265,7 @@ def _readers(stack: StackName, deps: dict[StackName, list[StackName]]) -> str:
     return ", ".join(str(s) for s, reads in deps.items() if stack in reads) or "nothing"
 
 
-def _plan_job(job: _Job[T]) -> _Planned[T]:
+def plan_job(job: PlanJob[T]) -> Planned[T]:
     from platformctl.offline.recorder import record_stack
 
     refs = job.references
@@ -247,7 +273,7 @@ def _plan_job(job: _Job[T]) -> _Planned[T]:
         job.root, job.stack, job.config.values, lambda name: refs.get(name), secret_keys=job.config.secret_keys
     )
     reference = _Reference(recording.reference_outputs, recording.secret_outputs)
-    return _Planned(job.stack, reference, job.finish(StackPlan(job.stack, recording, job.config.values, job.root)))
+    return Planned(job.stack, reference, job.finish(StackPlan(job.stack, recording, job.config.values, job.root)))
 
 
 def _keep(plan: StackPlan) -> StackPlan:
@@ -261,6 +287,13 @@ def _warm_worker(root: Path) -> None:
     sys.path.insert(0, str(root))
     with contextlib.suppress(PlatformError):
         for_program(root).partner_domains()
+    import_program(root)
+
+
+def import_program(root: Path) -> None:
+    """Import the SDK, the providers and the program's components (what every stack's plan needs first)."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     import pulumi_aws  # noqa: F401
     import pulumi_kong  # noqa: F401
     import pulumi_kubernetes  # noqa: F401

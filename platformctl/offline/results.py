@@ -12,7 +12,6 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleet.program import program_paths
 from fleet.repo import Repo, active, for_program
 from foundation.stacks import StackKind, StackName, parse_stack_name
 from platformctl.offline.cache import (
@@ -20,17 +19,20 @@ from platformctl.offline.cache import (
     ResultCache,
     masked_references,
     preview_text,
-    program_trees,
+    program_file_paths,
+    program_fingerprint,
     stack_key,
 )
 from platformctl.offline.planner import (
     SEQUENTIAL_BELOW,
+    PlanningPool,
     Progress,
     StackPlan,
     WorkerPool,
     plan_and_finish,
     with_dependencies,
 )
+from platformctl.offline.resident import ResidentWorker, ResidentWorkerLostError, start_worker
 from policies.context import context_for
 from policies.rules import Resource, StackContext, claimed_hosts, evaluate
 
@@ -113,7 +115,7 @@ def step_resources(steps: list[dict[str, Any]]) -> list[Resource]:
 def input_stamps(root: Path) -> dict[str, tuple[int, int]]:
     """(mtime in ns, size) of every file a plan can read: the program's files (the installation's too, when it is
     elsewhere), every stack file and every spec."""
-    paths = [path for tree in program_trees(root) for path in program_paths(tree).values()]
+    paths = [path for tree_files in program_file_paths(root) for _, path in tree_files]
     paths += [*root.joinpath("stacks").glob("*.yaml"), *root.joinpath("partners").glob("*.yaml")]
     stamps = {}
     for path in paths:
@@ -233,19 +235,26 @@ def plan_results(
     cache: ResultCache,
     workers: int | None = None,
     progress: Progress | None = None,
+    resident: bool = False,
 ) -> dict[str, StackResult]:
     """The results of `stacks` (by name, in planning order): cached ones as they are, the others planned (with
     the stacks they read, where the cache cannot give those stacks' outputs) and cached.
 
-    With a cache to read, one planning worker is forked before anything else: when a few stacks turn out to need
-    planning, it has imported the SDK on another core meanwhile (most of the time a single stack's plan takes)."""
+    A few stacks to plan go to the resident worker (`resident`: use it, and start it when none serves this
+    program; see `resident.py`). Without one, and with a cache to read, one planning worker is forked before
+    anything else: when a few stacks turn out to need planning, it has imported the SDK on another core
+    meanwhile (most of the time a single stack's plan takes)."""
     with active(repo):
-        prewarmed = WorkerPool(repo.root, 1) if cache.populated() else None
+        worker = ResidentWorker.find(repo.root) if resident else None
+        prewarmed: WorkerPool[Any] | None = WorkerPool(repo.root, 1) if worker is None and cache.populated() else None
         try:
-            return _plan_results(repo, stacks, cache, workers, progress, prewarmed)
+            results, served = _plan_results(repo, stacks, cache, workers, progress, prewarmed, worker)
         finally:
             if prewarmed is not None:
                 prewarmed.close()
+        if resident and not served:
+            start_worker(repo.root)
+        return results
 
 
 def _plan_results(
@@ -254,11 +263,16 @@ def _plan_results(
     cache: ResultCache,
     workers: int | None,
     progress: Progress | None,
-    prewarmed: WorkerPool | None,
-) -> dict[str, StackResult]:
+    prewarmed: WorkerPool[Any] | None,
+    worker: ResidentWorker | None,
+) -> tuple[dict[str, StackResult], bool]:
+    """The results, and whether `worker` serves this program (else the caller starts one that does)."""
     before = input_stamps(repo.root)
     ordered, deps = with_dependencies(repo, stacks)
     keys = stack_keys(repo, ordered, deps, datetime.date.today())
+    if worker is not None and not worker.serves(program_fingerprint(repo.root)):
+        worker.stop()  # it imported other code (an edit, another checkout's files, an upgrade)
+        worker = None
     entries = {str(stack): cache.get(str(stack), keys[str(stack)]) for stack in ordered}
     needed = {stack for stack in stacks if entries[str(stack)] is None}
     pending = list(needed)
@@ -270,10 +284,17 @@ def _plan_results(
                 pending.append(dependency)
     known = {str(s): entry for s in ordered if s not in needed and (entry := entries[str(s)]) is not None}
     to_plan = [s for s in ordered if s in needed]
-    pool = prewarmed if len(to_plan) < SEQUENTIAL_BELOW else None
-    if pool is None and prewarmed is not None:
+    few = len(to_plan) < SEQUENTIAL_BELOW
+    pool: PlanningPool[Any] | None = (worker.pool() if worker else prewarmed) if few else None
+    if pool is not prewarmed and prewarmed is not None:
         prewarmed.close()  # many stacks: plan_stacks starts a worker per core
-    finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool) if to_plan else {}
+    finished: dict[str, CachedResult] = {}
+    if to_plan:
+        try:
+            finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool)
+        except ResidentWorkerLostError:
+            worker = None  # gone: planned here, and another one started
+            finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known)
     # The keys were read at the start and the workers read the files as they planned: an edit in between (even one
     # undone since, as a checkout back and forth would) means the results may not be what the keys say.
     keep = input_stamps(repo.root) == before
@@ -284,7 +305,7 @@ def _plan_results(
             cache.put(entry)
         results[name] = StackResult(entry)
     requested = [str(s) for s in ordered if s in set(stacks)]
-    return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}
+    return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}, worker is not None
 
 
 def _hit(entry: CachedResult | None) -> CachedResult:

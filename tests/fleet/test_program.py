@@ -16,7 +16,7 @@ from fleet.program import (
     top_level_entries,
 )
 from foundation.stacks import StackKind
-from platformctl.offline.cache import program_fingerprint
+from platformctl.offline.cache import forget_program, program_fingerprint
 from tests.conftest import ROOT
 
 
@@ -61,7 +61,7 @@ def test_the_cache_key_follows_a_change_to_the_spec_model(tmp_path: Path) -> Non
     before = program_fingerprint(copy)
     spec = copy / "partners" / "spec.py"
     spec.write_text(spec.read_text() + "\n# changed\n")
-    program_fingerprint.cache_clear()
+    forget_program()
     assert program_fingerprint(copy) != before
 
 

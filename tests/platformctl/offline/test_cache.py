@@ -66,11 +66,11 @@ def test_a_changed_program_file_replans_everything(repo_copy: Path) -> None:
     module.write_text(module.read_text() + "\n# an edit\n")
     from platformctl.offline import cache
 
-    cache.program_fingerprint.cache_clear()
+    cache.forget_program()
     try:
         _, names = planned(repo_copy)
     finally:
-        cache.program_fingerprint.cache_clear()
+        cache.forget_program()
     assert names == ["global", "region-eu-central", "partner-acme-voice"]
 
 
