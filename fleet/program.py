@@ -9,12 +9,14 @@ the day it is imported, with no list to keep up to date.
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from foundation.stacks import StackKind
 
@@ -153,9 +155,81 @@ def _data_literals(syntax: ast.AST) -> frozenset[str]:
     return frozenset(literals)
 
 
+class FactsStore(Protocol):
+    """Module facts kept between runs, by the SHA-256 of the module's bytes (so a derivation parses only the files
+    that changed since); `facts_json`/`facts_from_json` convert."""
+
+    def get(self, digest: str) -> Any: ...
+
+    def put(self, digest: str, facts: Any) -> None: ...
+
+
+_STORE: list[FactsStore] = []
+"""The store in use (at most one): set by `using_store` around a derivation."""
+
+
+@contextmanager
+def using_store(store: FactsStore) -> Iterator[None]:
+    _STORE.append(store)
+    try:
+        yield
+    finally:
+        _STORE.remove(store)
+
+
 @cache
 def _facts_cached(path: Path, mtime_ns: int, size: int) -> _Facts:
-    return _facts_of(ast.parse(path.read_text(encoding="utf-8")))
+    data = path.read_bytes()
+    if not _STORE:
+        return _facts_of(ast.parse(data.decode("utf-8")))
+    digest = hashlib.sha256(data).hexdigest()
+    with suppress(KeyError, TypeError, ValueError):  # an entry of another shape: parsed again and replaced
+        return facts_from_json(_STORE[0].get(digest))
+    facts = _facts_of(ast.parse(data.decode("utf-8")))
+    _STORE[0].put(digest, facts_json(facts))
+    return facts
+
+
+def facts_json(facts: _Facts) -> dict[str, Any]:
+    def records(imports: tuple[_Import, ...]) -> list[list[Any]]:
+        return [[i.level, i.module, list(i.names), i.is_from] for i in imports]
+
+    return {
+        "imports": records(facts.imports),
+        "import_time": records(facts.import_time),
+        "top_level": records(facts.top_level),
+        "functions": {name: records(found) for name, found in facts.functions.items()},
+        "literals": sorted(facts.literals),
+    }
+
+
+def facts_from_json(data: Any) -> _Facts:
+    """The facts `facts_json` gave; KeyError, TypeError or ValueError for anything else."""
+
+    def records(items: Any) -> tuple[_Import, ...]:
+        found = []
+        for level, module, names, is_from in items:
+            if not (
+                type(level) is int
+                and (module is None or isinstance(module, str))
+                and isinstance(names, list)
+                and all(isinstance(n, str) for n in names)
+                and isinstance(is_from, bool)
+            ):
+                raise ValueError("not an import record")
+            found.append(_Import(level, module, tuple(names), is_from))
+        return tuple(found)
+
+    literals = data["literals"]
+    if not isinstance(literals, list) or not all(isinstance(x, str) for x in literals):
+        raise ValueError("not a list of literals")
+    return _Facts(
+        records(data["imports"]),
+        records(data["import_time"]),
+        records(data["top_level"]),
+        {str(name): records(found) for name, found in dict(data["functions"]).items()},
+        frozenset(literals),
+    )
 
 
 def _facts(path: Path) -> _Facts:

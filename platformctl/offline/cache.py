@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fleet.program import CODE_ROOT, program_paths
+from fleet.program import CODE_ROOT, program_paths, using_store
 from foundation.stacks import parse_stack_name
 
 FORMAT = 3
@@ -47,6 +47,10 @@ PACKAGES = (
 )
 """Installed packages whose version shapes a plan or its policy findings (kubernetes-validate: the schemas)."""
 KEY_BYTES = 32
+FACTS_FILE = "program-facts.json"
+MAX_FACTS = 4096
+"""Module facts kept in the user's facts file (a module's facts are about 1 KiB)."""
+MAX_FACTS_BYTES = 32 * 1024 * 1024
 VIOLATION_FIELDS = ("policy", "level", "stack", "urn", "message")
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 """An entry larger than this is not one of ours (a stack's preview is well under a MiB)."""
@@ -57,8 +61,69 @@ REFERENCE_UNKNOWN = "\u2060platformctl-unknown:"
 @cache
 def program_file_paths(root: Path) -> tuple[tuple[tuple[str, Path], ...], ...]:
     """For each of `program_trees(root)`, its program files by repository-relative name. Derived once per process
-    (one CLI run): the key's fingerprint and the input stamps taken before and after planning share it."""
-    return tuple(tuple(program_paths(tree).items()) for tree in program_trees(root))
+    (one CLI run): the key's fingerprint and the input stamps taken before and after planning share it. The
+    modules' facts (imports, data file names) come from the user's facts file where their bytes are unchanged."""
+    base = user_folder()
+    store = FactsFile(base / FACTS_FILE if base is not None else None)
+    with using_store(store):
+        paths = tuple(tuple(program_paths(tree).items()) for tree in program_trees(root))
+    store.save()
+    return paths
+
+
+class FactsFile:
+    """`fleet.program`'s module facts kept between runs in one file of the user folder, signed like the entries
+    (an edited or foreign file is ignored and rewritten). It keeps what this run used first, then older entries
+    (other checkouts, other versions) up to `MAX_FACTS`."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.known: dict[str, Any] = self._read() if path is not None else {}
+        self.used: dict[str, Any] = {}
+        self.changed = False
+
+    def get(self, digest: str) -> Any:
+        facts = self.known[digest]
+        self.used[digest] = facts
+        return facts
+
+    def put(self, digest: str, facts: Any) -> None:
+        self.used[digest] = facts
+        self.changed = True
+
+    def _read(self) -> dict[str, Any]:
+        assert self.path is not None
+        try:
+            with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FACTS_BYTES:
+                    return {}
+                signature, _, body = handle.read(MAX_FACTS_BYTES).partition(b"\n")
+        except OSError:
+            return {}
+        expected = hmac.new(signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(signature, expected):
+            return {}
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return {}
+        facts = document.get("facts") if isinstance(document, dict) and document.get("format") == FORMAT else None
+        return facts if isinstance(facts, dict) else {}
+
+    def save(self) -> None:
+        if self.path is None or not self.changed:
+            return
+        kept = dict(self.used)
+        for digest, facts in self.known.items():
+            if len(kept) >= MAX_FACTS:
+                break
+            kept.setdefault(digest, facts)
+        body = json.dumps({"format": FORMAT, "facts": kept}, sort_keys=True, separators=(",", ":")).encode()
+        signature = hmac.new(signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _replace(self.path, signature + b"\n" + body)
 
 
 @cache

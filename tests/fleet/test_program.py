@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from fleet.program import (
     kind_modules,
     module_file,
     program_files,
+    program_paths,
     top_level_entries,
 )
 from foundation.stacks import StackKind
@@ -221,3 +223,36 @@ def test_a_changed_module_is_read_again(tmp_path: Path) -> None:
     main.write_text("def build_global(repo, key):\n    import pkg.late\n")
     os.utime(main, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert "pkg/late.py" in program_files(tree)
+
+
+def test_module_facts_survive_their_json_form_for_every_program_module() -> None:
+    from fleet.program import _facts_of, facts_from_json, facts_json
+
+    for name, path in program_paths(ROOT).items():
+        if name.endswith(".py"):
+            facts = _facts_of(ast.parse(path.read_text(encoding="utf-8")))
+            assert facts_from_json(json.loads(json.dumps(facts_json(facts)))) == facts, name
+
+
+def test_a_stored_entry_of_another_shape_is_parsed_again(tmp_path: Path) -> None:
+    """The store is asked by content digest; what it gives back is checked, and a bad entry is replaced."""
+    from fleet.program import _facts_cached, facts_from_json, using_store
+
+    module = tmp_path / "m.py"
+    module.write_text("import components.a\n\ndef build_partner():\n    from partners import spec\n")
+
+    class Store:
+        def __init__(self) -> None:
+            self.entries: dict[str, object] = {}
+
+        def get(self, digest: str) -> object:
+            return self.entries.setdefault(digest, {"imports": [[0, None, ["os"], "yes"]]})  # a bad record
+
+        def put(self, digest: str, facts: object) -> None:
+            self.entries[digest] = facts
+
+    store = Store()
+    with using_store(store):
+        facts = _facts_cached(module, 1, 2)
+    assert facts.functions["build_partner"][0].module == "partners"
+    assert [facts_from_json(e) for e in store.entries.values()] == [facts]

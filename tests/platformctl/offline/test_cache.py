@@ -18,6 +18,7 @@ from platformctl.offline.results import dated_facts, step_resources
 from platformctl.planning import PlanResult, document_text, policy_resources, run_plan
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
+ROOT_COPY_SOURCE = Path(__file__).resolve().parents[3]
 BOTH = [parse_stack_name("partner-acme-voice"), parse_stack_name("partner-sakura-calls")]
 
 
@@ -302,3 +303,35 @@ def test_a_signing_key_that_is_not_a_private_key_file_is_replaced(tmp_path: Path
         assert cache.signing_key() == key  # kept for the next run
     finally:
         cache.signing_key.cache_clear()
+
+
+def test_module_facts_are_kept_signed_between_runs_and_a_tampered_file_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleet.program import _facts_cached, program_paths, using_store
+    from platformctl.offline import cache
+
+    path = tmp_path / "facts.json"
+    first = cache.FactsFile(path)
+    _facts_cached.cache_clear()  # as in a new process
+    with using_store(first):
+        expected = program_paths(ROOT_COPY_SOURCE)
+    assert first.changed and len(first.used) >= 60  # every module parsed and handed to the file
+    first.save()
+    kept = cache.FactsFile(path)
+    assert kept.known == first.used
+    _facts_cached.cache_clear()
+    with using_store(kept):
+        assert program_paths(ROOT_COPY_SOURCE) == expected
+    assert not kept.changed and kept.used == kept.known  # nothing parsed: every module came from the file
+
+    signature, _, body = path.read_bytes().partition(b"\n")
+    forged = json.loads(body)
+    digest = next(iter(forged["facts"]))
+    forged["facts"][digest]["imports"] = []
+    path.write_bytes(signature + b"\n" + json.dumps(forged, sort_keys=True, separators=(",", ":")).encode())
+    assert cache.FactsFile(path).known == {}
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_bytes(signature + b"\n" + body)
+    assert cache.FactsFile(path).known == {}
