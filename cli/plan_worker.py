@@ -32,7 +32,7 @@ def status() -> None:
     plain(
         out,
         f"resident planning worker: pid {worker.pid}, {worker.served} stack(s) planned, "
-        f"exits after {idle_seconds():.0f} s idle",
+        f"{worker.loading} module(s) still to load, exits after {idle_seconds():.0f} s idle",
     )
 
 

@@ -23,6 +23,7 @@ What it may serve, and whom:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
@@ -54,6 +55,7 @@ from fleet.program import CODE_ROOT
 from foundation.errors import EngineError, PlatformError
 from platformctl.offline.cache import (
     forget_program,
+    program_file_paths,
     program_fingerprint,
     signing_key,
     signing_key_is_kept,
@@ -264,6 +266,8 @@ class ResidentWorker:
     """Its process id."""
     served: int
     """Stacks it has been sent to plan."""
+    loading: int
+    """Modules it has still to load (it loads them while no request waits)."""
 
     @classmethod
     def find(cls, root: Path) -> ResidentWorker | None:
@@ -276,8 +280,8 @@ class ResidentWorker:
         except _WIRE_ERRORS:
             return None
         match reply:
-            case ("hello", str(fingerprint), int(pid), int(served)):
-                return cls(where, fingerprint, pid, served)
+            case ("hello", str(fingerprint), int(pid), int(served), int(loading)):
+                return cls(where, fingerprint, pid, served, loading)
         return None
 
     def serves(self, fingerprint: str) -> bool:
@@ -296,13 +300,14 @@ class ResidentPool(PlanningPool[Any]):
 
     def __init__(self, where: Address) -> None:
         self.address = where
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)  # children planning at once: one per core
 
     def submit(self, job: PlanJob[Any], done: Callable[[Planned[Any] | BaseException], None]) -> None:
         threading.Thread(target=self._round_trip, args=(job, done), daemon=True).start()
 
     def _round_trip(self, job: PlanJob[Any], done: Callable[[Planned[Any] | BaseException], None]) -> None:
         try:
-            with _connect(self.address) as sock:
+            with self._slots, _connect(self.address) as sock:
                 _send(sock, ("plan", job, dict(os.environ), os.getcwd()))
                 sock.settimeout(None)  # a plan takes what it takes; a dead worker closes the connection
                 reply = _receive(sock)
@@ -401,9 +406,10 @@ class _Worker:
         self.packages = _packages_stamp()
         self.children: dict[int, int] = {}
         """Running children: pid -> the read end of the pipe they report newly loaded modules on."""
-        self.to_learn: list[str] = _read_learned(where.learned)
+        self.learned = set(_read_learned(where.learned))
+        """What children of this installation's workers loaded on first use (kept in `where.learned`)."""
+        self.to_learn = sorted(self.learned | set(referenced_modules(root)), key=_packages_first)
         """Modules to load while no request waits (packages first)."""
-        self.learned = set(self.to_learn)
         self.served = 0
         self.stopping = False
 
@@ -468,7 +474,7 @@ class _Worker:
             request = _receive(sock)
             match request:
                 case ("hello",):
-                    _send(sock, ("hello", self.fingerprint, os.getpid(), self.served))
+                    _send(sock, ("hello", self.fingerprint, os.getpid(), self.served, len(self.to_learn)))
                 case ("stop",):
                     _send(sock, ("stopping",))
                     self.stopping = True
@@ -513,6 +519,48 @@ class _Worker:
             self.learned |= new
             self.to_learn = sorted({*self.to_learn, *new}, key=_packages_first)
             _write_learned(self.address.learned, self.learned)
+
+
+def referenced_modules(root: Path) -> list[str]:
+    """What the program's code names in the provider, SDK and policy-library packages (`k8s.core.v1.Namespace`
+    after `import pulumi_kubernetes as k8s`): the modules its stacks load on first use, which a new worker loads
+    before any child needs them. Names that turn out not to be modules cost one attribute lookup each."""
+    found: set[str] = set()
+    for tree_files in program_file_paths(root):
+        for name, path in tree_files:
+            if name.endswith(".py"):
+                with contextlib.suppress(OSError, SyntaxError, ValueError):
+                    found |= _names_reached(ast.parse(path.read_bytes()))
+    return sorted(found, key=_packages_first)
+
+
+def _names_reached(tree: ast.Module) -> set[str]:
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.partition(".")[0] in LEARNED_PACKAGES:
+                    bound[alias.asname or alias.name.partition(".")[0]] = (
+                        alias.name if alias.asname else alias.name.partition(".")[0]
+                    )
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and not node.level
+            and node.module
+            and node.module.partition(".")[0] in LEARNED_PACKAGES
+        ):
+            for alias in node.names:
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    found = set(bound.values())
+    for node in ast.walk(tree):
+        chain: list[str] = []
+        current: ast.expr = node if isinstance(node, ast.Attribute) else ast.Constant(None)
+        while isinstance(current, ast.Attribute):
+            chain.append(current.attr)
+            current = current.value
+        if isinstance(current, ast.Name) and current.id in bound:
+            found.add(".".join([bound[current.id], *reversed(chain)]))
+    return {name for name in found if _MODULE_NAME.fullmatch(name)}
 
 
 def _packages_first(name: str) -> tuple[int, str]:

@@ -7,6 +7,8 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from platformctl.offline.planner import PlanJob, WorkerPool, _keep
 from platformctl.offline.resident import ResidentWorker, ResidentWorkerLostError
 from platformctl.offline.results import _plan_results
 from platformctl.planning import PlanResult, run_plan
+from tests.conftest import ROOT
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
 
@@ -68,14 +71,15 @@ def _wait_gone(pid: int, seconds: float = 20) -> None:
     raise AssertionError(f"process {pid} still runs")
 
 
-def wait_for_worker(root: Path, seconds: float = 60) -> ResidentWorker:
+def wait_for_worker(root: Path, seconds: float = 60, loaded: bool = False) -> ResidentWorker:
+    """The worker of `root` once it answers (`loaded`: once it has loaded every module it meant to)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         worker = ResidentWorker.find(root)
-        if worker is not None:
+        if worker is not None and (worker.loading == 0 or not loaded):
             return worker
         time.sleep(0.1)
-    raise AssertionError("no resident worker answered")
+    raise AssertionError("no resident worker answered" + (" with everything loaded" if loaded else ""))
 
 
 def plan(root: Path, resident_worker: bool = True, use_cache: bool = True) -> tuple[PlanResult, list[str]]:
@@ -106,26 +110,51 @@ def test_a_changed_partner_is_planned_by_the_resident_worker_and_equals_a_cold_p
     assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(socket_file.parent.stat().st_mode) == 0o700
 
+    # The worker loads, while idle, the provider modules the program's code names: once it has, a child loads
+    # none of them itself. What children still load on first use is learned (and kept for the next worker).
+    worker = wait_for_worker(repo_copy, loaded=True)
     edit_spec(repo_copy, "Hello again.")
     warm, names = plan(repo_copy)
     assert names == ["partner-acme-voice"]
     assert wait_for_worker(repo_copy).served == 1
     assert warm.json_text() == cold_json(repo_copy)
+    learned = worker.address.learned.read_text().split() if worker.address.learned.exists() else []
+    assert not [name for name in learned if name.startswith(("pulumi_kubernetes.core", "pulumi_snowflake"))]
+    assert all(name.partition(".")[0] in resident.LEARNED_PACKAGES for name in learned)
 
-    # The first child's provider modules are learned by the worker (and kept for the next worker); later children
-    # start with them loaded, and plan the same.
-    learned = worker.address.learned
-    deadline = time.monotonic() + 30
-    while not learned.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    names_learned = learned.read_text().split()
-    assert "pulumi_kubernetes.core.v1" in names_learned
-    assert all(name.partition(".")[0] in resident.LEARNED_PACKAGES for name in names_learned)
     edit_spec(repo_copy, "Welcome.")
     warm, names = plan(repo_copy)
     assert names == ["partner-acme-voice"]
     assert wait_for_worker(repo_copy).served == 2
     assert warm.json_text() == cold_json(repo_copy)
+
+
+def test_loading_a_providers_modules_leaves_its_classes_in_place() -> None:
+    """Importing `pulumi_kubernetes.apiextensions.CustomResource` the plain way binds the module over the class of
+    that name (a plan then fails with "'module' object is not callable"); the worker's loader reaches modules as
+    the program does. In a fresh interpreter, in both orders a learned list can give."""
+    script = (
+        "import pulumi_kubernetes, pulumi_snowflake\n"
+        "from platformctl.offline.resident import _load\n"
+        "names = ['pulumi_kubernetes.apiextensions.CustomResource', 'pulumi_kubernetes.apiextensions',\n"
+        "         'pulumi_kubernetes.core.v1.Namespace', 'pulumi_snowflake.schema', 'pulumi_snowflake.Schema']\n"
+        "for name in (names if ORDER else list(reversed(names))):\n"
+        "    _load(name)\n"
+        "assert isinstance(pulumi_kubernetes.apiextensions.CustomResource, type)\n"
+        "assert isinstance(pulumi_kubernetes.core.v1.Namespace, type)\n"
+        "assert isinstance(pulumi_snowflake.Schema, type)\n"
+    )
+    for order in (True, False):
+        done = subprocess.run(
+            [sys.executable, "-c", f"ORDER = {order}\n" + script], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_provider_modules_the_program_names_are_found_in_its_code() -> None:
+    names = set(resident.referenced_modules(ROOT))
+    assert {"pulumi_kubernetes.core.v1.Namespace", "pulumi_aws.iam", "pulumi_snowflake.Schema"} <= names
+    assert all(name.partition(".")[0] in resident.LEARNED_PACKAGES for name in names)
 
 
 def test_a_worker_that_imported_other_program_files_is_stopped_and_replaced(worker_env: Path, repo_copy: Path) -> None:
