@@ -12,7 +12,7 @@ from fleet.repo import Repo
 from foundation.errors import PlatformError
 from foundation.stacks import parse_stack_name
 from policies.context import context_for
-from policies.rules import POLICIES, Policy, Resource
+from policies.rules import POLICIES, Policy, Resource, StackContext
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
@@ -52,16 +52,36 @@ def resources_of(args: StackValidationArgs) -> list[Resource]:
     return resources
 
 
-def _validator(policy: Policy, level: str, root: Path) -> Any:
+class _Contexts:
+    """Each stack's policy context, worked out once per pack (every policy of a preview asks for it, and a
+    partner's context reads the whole fleet's specs)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._found: dict[str, StackContext | PlatformError] = {}
+
+    def of(self, stack_name: str) -> StackContext:
+        if stack_name not in self._found:
+            try:
+                stack = parse_stack_name(stack_name)
+                repo = Repo(self.root)
+                self._found[stack_name] = context_for(repo, stack, repo.stack_config(stack).values)
+            except PlatformError as exc:
+                self._found[stack_name] = exc
+        found = self._found[stack_name]
+        if isinstance(found, PlatformError):
+            raise found
+        return found
+
+
+def _validator(policy: Policy, level: str, contexts: _Contexts) -> Any:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = resources_of(args)
         stack_name = stack_of([r.urn for r in resources])
         if stack_name is None:
             return
         try:
-            stack = parse_stack_name(stack_name)
-            repo = Repo(root)
-            context = context_for(repo, stack, repo.stack_config(stack).values)
+            context = contexts.of(stack_name)
         except PlatformError as exc:
             report_violation(f"cannot evaluate {policy.name} for {stack_name}: {exc}", None)
             return
@@ -76,6 +96,7 @@ def _validator(policy: Policy, level: str, root: Path) -> Any:
 def pack_policies(root: Path = ROOT) -> list[PackPolicy]:
     """One pack policy per rule and level (a rule whose level depends on the stack appears at both levels)."""
     policies: list[PackPolicy] = []
+    contexts = _Contexts(root)
     for policy in POLICIES:
         levels = ["mandatory", "advisory"] if policy.levels else [policy.level]
         for level in levels:
@@ -84,7 +105,7 @@ def pack_policies(root: Path = ROOT) -> list[PackPolicy]:
                 StackValidationPolicy(
                     name=name,
                     description=policy.description,
-                    validate=_validator(policy, level, root),
+                    validate=_validator(policy, level, contexts),
                     enforcement_level=LEVELS[level],
                 )
             )

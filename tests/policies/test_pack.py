@@ -119,3 +119,20 @@ def test_the_pack_catches_a_missing_snowflake_preview_feature(fleet: Plan) -> No
             dict.pop(resource.provider.props, "previewFeaturesEnabled", None)  # type: ignore[call-overload]
     reports = [r for r in run_pack(args) if r[0] == "snowflake-preview-features"]
     assert len(reports) == len(TABLES) and all("snowflake_table_resource" in message for _, message, _ in reports)
+
+
+def test_a_stacks_context_is_read_once_for_every_policy_of_the_pack(repo_copy: Path, fleet: Plan) -> None:
+    """A preview runs every policy on one stack: the pack reads the repository for it once (a partner's context
+    reads every spec of the fleet), so all policies judge the same context, even if a file changes meanwhile."""
+    args = analyzer_view(fleet, "partner-acme-voice")
+    expected = run_pack(args)
+    reports: list[tuple[str, str, str | None]] = []
+    for index, policy in enumerate(pack_policies(repo_copy)):
+        if index == 1:
+            (repo_copy / "partners" / "acme-voice.yaml").unlink()  # read already: the rest judge the same context
+
+        def report(message: str, urn: str | None = None, name: str = policy.name) -> None:
+            reports.append((name, message, urn))
+
+        policy.validate(args, report)  # type: ignore[attr-defined]
+    assert reports == expected
