@@ -20,7 +20,7 @@ from foundation.errors import InputError
 from foundation.naming import PARTNER_ID_PATTERN
 from foundation.stacks import KIND_ORDER, StackKind
 from platformctl.planjson import load_plan
-from policies.rules import Resource, hosts_claimed_twice
+from policies.rules import UNIQUE_HOSTS, Resource, hosts_claimed_twice
 
 MAX_SHARDS = 64
 """A CI matrix far wider than any runner pool is a typo, and every merge reads this many files at most."""
@@ -34,7 +34,7 @@ partners 49 to 59."""
 FLEET_POLICIES = ("offboard-first", "retention-first")
 """ci-preview findings about the change as a whole (files removed from the fleet), not about one planned stack:
 only shard 1 reports them, so they appear once after the merge."""
-CROSS_STACK_POLICY = "unique-hosts"
+CROSS_STACK_POLICY = UNIQUE_HOSTS
 """Found across partner stacks: a shard sees only its own, so the merge drops the shards' and recomputes it."""
 VIOLATION_KEYS = ("policy", "level", "stack", "urn", "message")
 """A plan document's findings (policies.rules.Violation's fields)."""

@@ -451,6 +451,10 @@ def hosts_claimed_twice(stacks: dict[str, list[Resource]]) -> list[Violation]:
     return hosts_claimed_twice_in({stack: sorted(claimed_hosts(resources)) for stack, resources in stacks.items()})
 
 
+UNIQUE_HOSTS = "unique-hosts"
+"""The fleet-wide check: a host claimed by two partner stacks (computed over every planned stack's claims)."""
+
+
 def hosts_claimed_twice_in(claims: dict[str, list[str]]) -> list[Violation]:
     """`hosts_claimed_twice` over each stack's claimed hosts (as the plan cache keeps them)."""
     owners: dict[str, list[str]] = {}
@@ -459,7 +463,7 @@ def hosts_claimed_twice_in(claims: dict[str, list[str]]) -> list[Violation]:
             for host in hosts:
                 owners.setdefault(host, []).append(stack)
     return [
-        Violation("unique-hosts", "mandatory", stack, f"stack:{stack}", f"host {host!r} is also claimed by {others}")
+        Violation(UNIQUE_HOSTS, "mandatory", stack, f"stack:{stack}", f"host {host!r} is also claimed by {others}")
         for host, claimants in sorted(owners.items())
         if len(claimants) > 1
         for stack in claimants

@@ -98,6 +98,7 @@ def plan_tree_main() -> None:
     from fleet.repo import Repo
     from foundation.stacks import parse_stack_name
     from platformctl.planning import run_plan
+    from policies.rules import UNIQUE_HOSTS, hosts_claimed_twice_in
 
     out, names = Path(sys.argv[1]), sys.argv[2:]
     repo = Repo(Path.cwd())
@@ -115,5 +116,8 @@ def plan_tree_main() -> None:
                 result["errors"][str(stack)] = str(exc)
     for planned in plans:
         result["stacks"].update(planned.document["stacks"])
-        result["violations"] += [v.__dict__ for v in planned.violations]
+        result["violations"] += [v.__dict__ for v in planned.violations if len(plans) == 1 or v.policy != UNIQUE_HOSTS]
+    if len(plans) > 1:  # planned one by one: the fleet-wide check over the stacks that did plan
+        claims = {name: planned.results[name].entry.claims for planned in plans for name in planned.stacks}
+        result["violations"] += [v.__dict__ for v in hosts_claimed_twice_in(claims)]
     out.write_text(json.dumps(result), encoding="utf-8")
