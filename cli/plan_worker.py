@@ -22,17 +22,18 @@ def status() -> None:
     """
     from cli.app import _repo, out
     from cli.render import plain
-    from platformctl.offline.resident import ResidentWorker, enabled, idle_seconds
+    from platformctl.offline.resident import ResidentWorker, enabled
 
     repo = _repo()
-    worker = ResidentWorker.find(repo.root)
+    worker = ResidentWorker.find(repo.root, even_if_off=True)
     if worker is None:
         plain(out, "no resident planning worker" + ("" if enabled() else " (turned off: PLATFORMCTL_RESIDENT_WORKER)"))
         return
     plain(
         out,
         f"resident planning worker: pid {worker.pid}, {worker.served} stack(s) planned, "
-        f"{worker.loading} module(s) still to load, exits after {idle_seconds():.0f} s idle",
+        f"{worker.loading} module(s) still to load, exits after {worker.idle_seconds:.0f} s idle"
+        + ("" if enabled() else " (turned off here: PLATFORMCTL_RESIDENT_WORKER, so plans here do not use it)"),
     )
 
 
@@ -46,7 +47,7 @@ def stop() -> None:
     from cli.render import plain
     from platformctl.offline.resident import ResidentWorker
 
-    worker = ResidentWorker.find(_repo().root)
+    worker = ResidentWorker.find(_repo().root, even_if_off=True)
     if worker is None:
         plain(out, "no resident planning worker")
         return

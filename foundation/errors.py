@@ -42,6 +42,10 @@ class InputError(PlatformError):
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[tuple[Problem, ...]]]:
+        # Sent back by planning workers: rebuilt from the problems, not from the joined message.
+        return (type(self), (self.problems,))
+
     @classmethod
     def single(cls, source: str | Path, field: str, message: str) -> InputError:
         return cls([Problem(str(source), field, message)])

@@ -379,11 +379,17 @@ SIGNING_KEY_FILE = "cache-signing.key"
 
 def user_folder() -> Path | None:
     """This user's platformctl folder outside every repository: `$XDG_CACHE_HOME/platformctl`, by default
-    `~/.cache/platformctl` (None without a home directory)."""
+    `~/.cache/platformctl`. None without a home folder that exists (it is not created: `HOME=/nonexistent` is a
+    convention). A relative `XDG_CACHE_HOME` is ignored, as the XDG base directory specification requires: it
+    would put the user's key into whichever folder the process runs in, a repository perhaps."""
+    configured = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(configured):
+        return Path(configured) / "platformctl"
     try:
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "platformctl"
+        home = Path.home()
     except RuntimeError:
         return None
+    return home / ".cache" / "platformctl" if home.is_absolute() and home.is_dir() else None
 
 
 def _read_key(path: Path) -> bytes | None:

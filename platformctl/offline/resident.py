@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +69,11 @@ IDLE_SECONDS = 600.0
 MAX_SOCKET_PATH = 100
 """Bytes: a Unix socket's path must fit `sun_path` (108 bytes on Linux, 104 on macOS)."""
 HANDSHAKE_SECONDS = 5.0
-"""How long either side waits for the other's challenge, proof or request before giving up on the connection."""
+"""How long the whole handshake and request may take (then the connection is dropped): a peer that says nothing,
+or trickles, holds the worker no longer."""
 MAX_MESSAGE = 256 * 1024 * 1024
 LEARNED_PACKAGES = frozenset(
     {
-        "pulumi",
         "pulumi_aws",
         "pulumi_kubernetes",
         "pulumi_kong",
@@ -87,8 +87,12 @@ LEARNED_PACKAGES = frozenset(
     }
 )
 """Packages whose modules a child loaded on first use are imported by the worker afterwards, so the next child
-starts with them (a provider's API groups load lazily). Only libraries: the program's own modules are imported
-at start, under the fingerprint."""
+starts with them (a provider's API groups load lazily). Only these libraries, and none of their `__main__` or
+command-line modules (some start servers): the SDK core is imported at start, the program's modules too (under
+the fingerprint)."""
+UNLEARNED_PARTS = frozenset({"__main__", "cli"})
+LOAD_SECONDS = 20
+"""A module that takes longer than this to load is abandoned (a provider's largest takes about a second)."""
 MAX_LEARNED_FILE = 1024 * 1024
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 LEARNED_BYTES = 60_000
@@ -168,40 +172,57 @@ def _key() -> bytes:
 # ---------------------------------------------------------------------------------------------------- wire
 
 
-def _send(sock: socket.socket, message: Any) -> None:
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    sock.sendall(struct.pack("!Q", len(data)) + data)
+class _Channel:
+    """One connection after a mutual proof of the user's key: each side sends a fresh challenge and answers the
+    other's with an HMAC bound to its role (a proof cannot be reflected back). Every message then carries an HMAC
+    under a key of this connection alone (both challenges) and of its sender's role, checked before the message
+    is unpickled: a relayed handshake gains nothing, a forged or altered message is refused."""
 
+    def __init__(self, sock: socket.socket, key: bytes, role: bytes, deadline: float | None) -> None:
+        self.sock = sock
+        self.role = role
+        self.other = b"server" if role == b"client" else b"client"
+        self.deadline = deadline
+        mine = secrets.token_bytes(_NONCE)
+        sock.sendall(mine)
+        theirs = self._exactly(_NONCE)
+        sock.sendall(hmac.new(key, role + theirs + mine, hashlib.sha256).digest())
+        expected = hmac.new(key, self.other + mine + theirs, hashlib.sha256).digest()
+        if not hmac.compare_digest(self._exactly(_PROOF), expected):
+            raise _ProtocolError("the peer does not hold this user's key")
+        client, server = (mine, theirs) if role == b"client" else (theirs, mine)
+        self.session = hmac.new(key, b"session" + client + server, hashlib.sha256).digest()
 
-def _receive(sock: socket.socket) -> Any:
-    """One message; called only after the peer proved it holds the user's key."""
-    (size,) = struct.unpack("!Q", _exactly(sock, 8))
-    if size > MAX_MESSAGE:
-        raise _ProtocolError(f"a message of {size} bytes")
-    return pickle.loads(_exactly(sock, size))
+    def send(self, message: Any) -> None:
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        size = struct.pack("!Q", len(data))
+        mac = hmac.new(self.session, self.role + size + data, hashlib.sha256).digest()
+        self.sock.sendall(size + mac + data)
 
+    def receive(self) -> Any:
+        size = self._exactly(8)
+        (length,) = struct.unpack("!Q", size)
+        if length > MAX_MESSAGE:
+            raise _ProtocolError(f"a message of {length} bytes")
+        mac = self._exactly(_PROOF)
+        data = self._exactly(length)
+        if not hmac.compare_digest(mac, hmac.new(self.session, self.other + size + data, hashlib.sha256).digest()):
+            raise _ProtocolError("a message that its sender did not sign")
+        return pickle.loads(data)
 
-def _exactly(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(min(size - len(data), 1 << 20))
-        if not chunk:
-            raise EOFError("the connection closed")
-        data += chunk
-    return bytes(data)
-
-
-def _authenticate(sock: socket.socket, key: bytes, role: bytes) -> None:
-    """Mutual proof of the key: each side sends a fresh challenge and answers the other's with an HMAC bound to
-    its role (a proof cannot be reflected back)."""
-    other_role = b"server" if role == b"client" else b"client"
-    mine = secrets.token_bytes(_NONCE)
-    sock.sendall(mine)
-    theirs = _exactly(sock, _NONCE)
-    sock.sendall(hmac.new(key, role + theirs + mine, hashlib.sha256).digest())
-    expected = hmac.new(key, other_role + mine + theirs, hashlib.sha256).digest()
-    if not hmac.compare_digest(_exactly(sock, _PROOF), expected):
-        raise _ProtocolError("the peer does not hold this user's key")
+    def _exactly(self, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the peer took too long")
+                self.sock.settimeout(left)
+            chunk = self.sock.recv(min(size - len(data), 1 << 20))
+            if not chunk:
+                raise EOFError("the connection closed")
+            data += chunk
+        return bytes(data)
 
 
 def _peer_is_this_user(sock: socket.socket) -> bool:
@@ -231,27 +252,23 @@ _WIRE_ERRORS = (
 # ---------------------------------------------------------------------------------------------------- client
 
 
-def _connect(where: Address) -> socket.socket:
+@contextlib.contextmanager
+def _connect(where: Address) -> Iterator[_Channel]:
     info = os.lstat(where.socket)
     if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
         raise _ProtocolError(f"{where.socket} is not this user's socket")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(HANDSHAKE_SECONDS)
         sock.connect(str(where.socket))
         if not _peer_is_this_user(sock):
             raise _ProtocolError("the worker runs as another user")
-        _authenticate(sock, _key(), b"client")
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+        yield _Channel(sock, _key(), b"client", time.monotonic() + HANDSHAKE_SECONDS)
 
 
 def _ask(where: Address, request: tuple[Any, ...]) -> Any:
-    with _connect(where) as sock:
-        _send(sock, request)
-        return _receive(sock)
+    with _connect(where) as channel:
+        channel.send(request)
+        return channel.receive()
 
 
 @dataclass(frozen=True)
@@ -268,11 +285,17 @@ class ResidentWorker:
     """Stacks it has been sent to plan."""
     loading: int
     """Modules it has still to load (it loads them while no request waits)."""
+    idle_seconds: float
+    """How long it waits for work before it exits."""
+    origins: dict[str, str]
+    """Where each module of the repository's packages it imported came from, its import path, and the interpreter
+    options that change what code does (`-O`, `-X dev`, `-X utf8`)."""
 
     @classmethod
-    def find(cls, root: Path) -> ResidentWorker | None:
-        """The worker for `root`, if one is running and answers (a few milliseconds when none is)."""
-        where = address(root) if enabled() else None
+    def find(cls, root: Path, even_if_off: bool = False) -> ResidentWorker | None:
+        """The worker for `root`, if one is running and answers (a few milliseconds when none is); only when the
+        worker is turned on, unless `even_if_off` (to see or stop one)."""
+        where = address(root) if enabled() or even_if_off else None
         if where is None:
             return None
         try:
@@ -280,12 +303,25 @@ class ResidentWorker:
         except _WIRE_ERRORS:
             return None
         match reply:
-            case ("hello", str(fingerprint), int(pid), int(served), int(loading)):
-                return cls(where, fingerprint, pid, served, loading)
+            case {
+                "fingerprint": str(fingerprint),
+                "pid": int(pid),
+                "served": int(served),
+                "loading": int(loading),
+                "idle_seconds": float(idle),
+                "origins": dict(origins),
+            }:
+                return cls(where, fingerprint, pid, served, loading, idle, origins)
         return None
 
-    def serves(self, fingerprint: str) -> bool:
-        return hmac.compare_digest(self.fingerprint, fingerprint)
+    def serves(self, root: Path, fingerprint: str) -> bool:
+        """Whether it runs the code a plan of `root` here would: the same program fingerprint, the same import
+        path, each module both this process and it have imported from the same file (the engine's modules come
+        from the installation even when `root` holds copies), the same interpreter options."""
+        if not hmac.compare_digest(self.fingerprint, fingerprint):
+            return False
+        mine = program_origins(root)
+        return all(self.origins.get(name, origin) == origin for name, origin in mine.items())
 
     def stop(self) -> None:
         with contextlib.suppress(*_WIRE_ERRORS):
@@ -293,6 +329,22 @@ class ResidentWorker:
 
     def pool(self) -> ResidentPool:
         return ResidentPool(self.address)
+
+
+def program_origins(root: Path, path: list[str] | None = None) -> dict[str, str]:
+    """The files this process imported the modules of the program's packages from (wherever they were found), its
+    import path (`path`, else `sys.path`) and the interpreter options that change what code does."""
+    packages = {
+        name.partition("/")[0].removesuffix(".py") for tree_files in program_file_paths(root) for name, _ in tree_files
+    } - {"__main__", "Pulumi.yaml"}
+    origins = {
+        name: str(getattr(module, "__file__", None))
+        for name, module in list(sys.modules.items())
+        if name.partition(".")[0] in packages
+    }
+    origins[" path"] = json.dumps([p for p in (sys.path if path is None else path) if p])
+    origins[" interpreter"] = repr((sys.flags.optimize, sys.flags.dev_mode, sys.flags.utf8_mode))
+    return origins
 
 
 class ResidentPool(PlanningPool[Any]):
@@ -307,10 +359,11 @@ class ResidentPool(PlanningPool[Any]):
 
     def _round_trip(self, job: PlanJob[Any], done: Callable[[Planned[Any] | BaseException], None]) -> None:
         try:
-            with self._slots, _connect(self.address) as sock:
-                _send(sock, ("plan", job, dict(os.environ), os.getcwd()))
-                sock.settimeout(None)  # a plan takes what it takes; a dead worker closes the connection
-                reply = _receive(sock)
+            with self._slots, _connect(self.address) as channel:
+                channel.send(("plan", job, dict(os.environ), os.getcwd()))
+                channel.deadline = None  # a plan takes what it takes; a dead worker closes the connection
+                channel.sock.settimeout(None)
+                reply = channel.receive()
         except _WIRE_ERRORS as error:
             done(ResidentWorkerLostError(f"the resident planning worker stopped answering ({type(error).__name__})"))
             return
@@ -325,21 +378,35 @@ class ResidentPool(PlanningPool[Any]):
 
 def start_worker(root: Path) -> None:
     """Start the resident worker for `root` in the background; it detaches at once (a few tens of milliseconds
-    here). Nothing happens when it is turned off or could not be reached by a later run."""
-    if not enabled() or address(root) is None or not signing_key_is_kept():
+    here). It imports what this process has imported of the repository and installation first, from the same
+    files, then the program. Nothing happens when it is turned off or could not be reached by a later run."""
+    where = address(root) if enabled() else None
+    if where is None or not signing_key_is_kept():
         return
-    arguments = json.dumps({"path": [p for p in sys.path if p], "root": str(root.resolve())})
+    imported = [name for name in program_origins(root) if not name.startswith(" ")]
+    arguments = json.dumps({"path": [p for p in sys.path if p], "root": str(root.resolve()), "modules": imported})
+    command = [sys.executable, *_interpreter_options(), "-P", "-c", _BOOTSTRAP, arguments]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
-            [sys.executable, "-c", _BOOTSTRAP, arguments],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            cwd=root,
+            cwd=where.socket.parent,  # not the repository: nothing of it may shadow what the worker imports
             start_new_session=True,
             timeout=30,
             check=False,
         )
+
+
+def _interpreter_options() -> list[str]:
+    """This interpreter's `-O`, `-X dev` and `-X utf8` (what `program_origins` compares)."""
+    options = ["-O"] * sys.flags.optimize
+    if sys.flags.dev_mode:
+        options += ["-X", "dev"]
+    if sys.flags.utf8_mode:
+        options += ["-X", "utf8"]
+    return options
 
 
 _BOOTSTRAP = """\
@@ -347,13 +414,14 @@ import os, sys
 if os.fork():
     os._exit(0)
 import json
-from pathlib import Path
 arguments = json.loads(sys.argv[1])
-sys.path[:] = arguments["path"]  # the caller's, without "-c"'s current folder (the repository)
+sys.path[:] = arguments["path"]
+from pathlib import Path
 from platformctl.offline.resident import serve
-sys.exit(serve(Path(arguments["root"])))
+sys.exit(serve(Path(arguments["root"]), arguments["modules"]))
 """
-"""Forks before importing anything, so the caller waits only for the interpreter to start."""
+"""Forks before importing anything, so the caller waits only for the interpreter to start (`-P`: the current
+folder is not on the path)."""
 
 
 # ---------------------------------------------------------------------------------------------------- worker
@@ -366,8 +434,10 @@ def idle_seconds() -> float:
         return IDLE_SECONDS
 
 
-def serve(root: Path) -> int:
-    """Run the resident worker for `root` until it is idle, stale or stopped (the exit code is for logs only)."""
+def serve(root: Path, modules: list[str]) -> int:
+    """Run the resident worker for `root` until it is idle, stale or stopped (the exit code is for logs only).
+    `modules`: what the client had imported of the repository and installation, imported here first, before the
+    repository goes onto the path, so each comes from where the client's came from."""
     where = address(root)
     if where is None:
         return 1
@@ -376,14 +446,19 @@ def serve(root: Path) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another worker for this address is running or starting
+    path = list(sys.path)
     before = program_fingerprint(root)
-    import_program(root)
+    for name in modules:
+        if _MODULE_NAME.fullmatch(name):
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
     importlib.import_module("platformctl.offline.results")  # the finishing step (entries, policies)
+    import_program(root)
     forget_program()
     fingerprint = program_fingerprint(root)
     if fingerprint != before:  # the files changed while they were imported
         return 1
-    return _Worker(root, where, fingerprint).run()
+    return _Worker(root, where, fingerprint, program_origins(root, path)).run()
 
 
 def _packages_stamp() -> tuple[tuple[str, int], ...]:
@@ -398,10 +473,11 @@ def _packages_stamp() -> tuple[tuple[str, int], ...]:
 
 
 class _Worker:
-    def __init__(self, root: Path, where: Address, fingerprint: str) -> None:
+    def __init__(self, root: Path, where: Address, fingerprint: str, origins: dict[str, str]) -> None:
         self.root = root
         self.address = where
         self.fingerprint = fingerprint
+        self.origins = origins
         self.key = _key()
         self.packages = _packages_stamp()
         self.children: dict[int, int] = {}
@@ -411,7 +487,7 @@ class _Worker:
         self.to_learn = sorted(self.learned | set(referenced_modules(root)), key=_packages_first)
         """Modules to load while no request waits (packages first)."""
         self.served = 0
-        self.stopping = False
+        self.inode = 0
 
     def run(self) -> int:
         with contextlib.suppress(FileNotFoundError):
@@ -423,79 +499,100 @@ class _Worker:
         finally:
             os.umask(umask)
         listener.listen(64)
-        inode = os.lstat(self.address.socket).st_ino
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        self.inode = os.lstat(self.address.socket).st_ino
+        # Stop at once, whatever the worker is doing (even a module load that never returns).
+        signal.signal(signal.SIGTERM, self._exit)
+        signal.signal(signal.SIGINT, self._exit)
+        signal.signal(signal.SIGALRM, _too_slow)
         idle = idle_seconds()
         last_work = time.monotonic()
         try:
-            while not self.stopping:
+            while self._still_current():
                 with contextlib.suppress(InterruptedError):
                     # One module at a time, and only while nobody waits: a request is answered within one import.
                     readable, _, _ = select.select([listener], [], [], 0 if self.to_learn else 1.0)
                     if readable:
-                        self._accept(listener)
+                        if not self._accept(listener):
+                            break
                         last_work = time.monotonic()
                     elif self.to_learn:
-                        with contextlib.suppress(Exception):  # a module that fails to load is the child's to report
-                            _load(self.to_learn.pop(0))
+                        _load_bounded(self.to_learn.pop(0))
                 self._reap()
                 if self.children or self.to_learn:
                     last_work = time.monotonic()
-                elif time.monotonic() - last_work > idle or not self._still_current(inode):
+                elif time.monotonic() - last_work > idle:
                     break
         finally:
             listener.close()
-            with contextlib.suppress(OSError):
-                if os.lstat(self.address.socket).st_ino == inode:
-                    self.address.socket.unlink()
+            self._remove_socket()
         return 0
 
-    def _stop(self, *_: object) -> None:
-        self.stopping = True
+    def _exit(self, *_: object) -> None:
+        self._remove_socket()
+        os._exit(0)
 
-    def _still_current(self, inode: int) -> bool:
+    def _remove_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.inode and os.lstat(self.address.socket).st_ino == self.inode:
+                self.address.socket.unlink()
+
+    def _still_current(self) -> bool:
+        """Its socket is still the one it listens on, its repository is there, its packages are the installed
+        ones (checked every second, and before each stack it plans)."""
         try:
             return (
-                os.lstat(self.address.socket).st_ino == inode
+                os.lstat(self.address.socket).st_ino == self.inode
                 and self.root.is_dir()
                 and _packages_stamp() == self.packages
             )
         except OSError:
             return False
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: socket.socket) -> bool:
+        """Answer one connection; False when the worker is to stop."""
         sock, _ = listener.accept()
-        try:
-            sock.settimeout(HANDSHAKE_SECONDS)
-            if not _peer_is_this_user(sock):
-                return
-            _authenticate(sock, self.key, b"server")
-            request = _receive(sock)
-            match request:
-                case ("hello",):
-                    _send(sock, ("hello", self.fingerprint, os.getpid(), self.served, len(self.to_learn)))
-                case ("stop",):
-                    _send(sock, ("stopping",))
-                    self.stopping = True
-                case ("plan", PlanJob() as job, dict() as environment, str() as cwd) if job.root.resolve() == self.root:
-                    self.served += 1
-                    self._fork(sock, job, environment, cwd)
-        except _WIRE_ERRORS:
-            pass  # a client that went away, or one without the key: nothing to answer
-        finally:
-            sock.close()
+        with sock:
+            try:
+                if not _peer_is_this_user(sock):
+                    return True
+                channel = _Channel(sock, self.key, b"server", time.monotonic() + HANDSHAKE_SECONDS)
+                request = channel.receive()
+                match request:
+                    case ("hello",):
+                        channel.send(
+                            {
+                                "fingerprint": self.fingerprint,
+                                "pid": os.getpid(),
+                                "served": self.served,
+                                "loading": len(self.to_learn),
+                                "idle_seconds": idle_seconds(),
+                                "origins": self.origins,
+                            }
+                        )
+                    case ("stop",):
+                        channel.send(("stopping",))
+                        return False
+                    case ("plan", PlanJob() as job, dict() as environment, str() as cwd) if (
+                        job.root.resolve() == self.root
+                    ):
+                        if not self._still_current():
+                            return False  # the client sees the connection close, and plans the stack itself
+                        self.served += 1
+                        self._fork(channel, job, environment, cwd)
+            except _WIRE_ERRORS:
+                pass  # a client that went away, took too long, or has not the key: nothing to answer
+        return True
 
-    def _fork(self, sock: socket.socket, job: PlanJob[Any], environment: dict[str, str], cwd: str) -> None:
+    def _fork(self, channel: _Channel, job: PlanJob[Any], environment: dict[str, str], cwd: str) -> None:
         learned_read, learned_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: plan, answer, report what it loaded, exit without running the worker's cleanup
             code = 1
             try:
                 os.close(learned_read)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _plan_in_child(sock, job, environment, cwd, learned_write)
+                for number in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+                    signal.signal(number, signal.SIG_DFL)
+                _plan_in_child(channel, job, environment, cwd, learned_write)
                 code = 0
             finally:
                 os._exit(code)
@@ -560,7 +657,7 @@ def _names_reached(tree: ast.Module) -> set[str]:
             current = current.value
         if isinstance(current, ast.Name) and current.id in bound:
             found.add(".".join([bound[current.id], *reversed(chain)]))
-    return {name for name in found if _MODULE_NAME.fullmatch(name)}
+    return {name for name in found if _learnable(name)}
 
 
 def _packages_first(name: str) -> tuple[int, str]:
@@ -568,14 +665,31 @@ def _packages_first(name: str) -> tuple[int, str]:
 
 
 def _learnable(name: str) -> bool:
-    return name.partition(".")[0] in LEARNED_PACKAGES and _MODULE_NAME.fullmatch(name) is not None
+    parts = name.split(".")
+    return (
+        parts[0] in LEARNED_PACKAGES
+        and _MODULE_NAME.fullmatch(name) is not None
+        and not any(part in UNLEARNED_PARTS or part.startswith("__") for part in parts)
+    )
+
+
+def _loaded_from_its_package(name: str) -> bool:
+    """Whether module `name` was loaded from a file inside its top-level package's folder (not a name some code
+    put into `sys.modules`)."""
+    module = sys.modules.get(name)
+    package = sys.modules.get(name.partition(".")[0])
+    origin = getattr(getattr(module, "__spec__", None), "origin", None)
+    folder = getattr(package, "__file__", None)
+    return isinstance(origin, str) and isinstance(folder, str) and origin.startswith(os.path.dirname(folder) + os.sep)
 
 
 def _read_learned(path: Path) -> list[str]:
-    """The modules earlier workers of this installation learned (a private file; anything odd in it is skipped)."""
+    """The modules earlier workers of this installation learned: a file of this user's that others cannot write
+    (anything odd in it is skipped)."""
     try:
         with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
                 return []
             names = handle.read(MAX_LEARNED_FILE).decode(errors="replace").split()
     except OSError:
@@ -591,11 +705,30 @@ def _write_learned(path: Path, names: set[str]) -> None:
         os.replace(tmp, path)
 
 
+class _TooSlowError(Exception):
+    pass
+
+
+def _too_slow(*_: object) -> None:
+    raise _TooSlowError
+
+
+def _load_bounded(name: str) -> None:
+    """`_load`, abandoned after `LOAD_SECONDS`; whatever it raises (even SystemExit) is the child's to report."""
+    signal.alarm(LOAD_SECONDS)
+    try:
+        _load(name)
+    except BaseException:
+        pass
+    finally:
+        signal.alarm(0)
+
+
 def _load(name: str) -> None:
     """Load `name` the way the program reaches it: by attribute from its package (which loads a provider's lazy
     modules and lets each package bind its own names). `importlib.import_module` is used only for a module its
     package does not bind, since importing `pkg.Thing` binds the module over the class `pkg.Thing` when the class
-    is exported under its module's name, as the providers' resources are."""
+    is exported under its module's name, as some of the providers' resources are."""
     parts = name.split(".")
     module: Any = importlib.import_module(parts[0])
     for depth in range(2, len(parts) + 1):
@@ -608,23 +741,25 @@ def _load(name: str) -> None:
     _ = module.__name__  # a lazy module loads on its first attribute access
 
 
-def _plan_in_child(sock: socket.socket, job: PlanJob[Any], environment: dict[str, str], cwd: str, learned: int) -> None:
+def _plan_in_child(channel: _Channel, job: PlanJob[Any], environment: dict[str, str], cwd: str, learned: int) -> None:
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in environment.items()})
     time.tzset()
     with contextlib.suppress(OSError):
         os.chdir(cwd)
-    sock.settimeout(None)
+    channel.deadline = None
     loaded = set(sys.modules)
     reply: tuple[str, Any]
     try:
         reply = ("planned", plan_job(job))
     except BaseException as error:  # sent back: the client raises it, as a worker pool's caller would
         reply = ("error", error)
+    channel.sock.settimeout(idle_seconds())  # a client that stopped reading does not keep the child
     try:
-        _send(sock, reply)
+        channel.send(reply)
     except (pickle.PickleError, TypeError, AttributeError):
-        _send(sock, ("error", EngineError(f"stack {job.stack}: the plan failed: {reply[1]!r}")))
-    new = sorted(name for name in set(sys.modules) - loaded if name.partition(".")[0] in LEARNED_PACKAGES)
+        channel.send(("error", EngineError(f"stack {job.stack}: the plan failed: {reply[1]!r}")))
+    new = sorted(name for name in set(sys.modules) - loaded if _learnable(name) and _loaded_from_its_package(name))
+    os.set_blocking(learned, False)  # read after this child exits: a full pipe drops the list, never blocks
     with contextlib.suppress(OSError):
         os.write(learned, "\n".join(new).encode()[:LEARNED_BYTES])

@@ -270,8 +270,8 @@ def _plan_results(
     before = input_stamps(repo.root)
     ordered, deps = with_dependencies(repo, stacks)
     keys = stack_keys(repo, ordered, deps, datetime.date.today())
-    if worker is not None and not worker.serves(program_fingerprint(repo.root)):
-        worker.stop()  # it imported other code (an edit, another checkout's files, an upgrade)
+    if worker is not None and not worker.serves(repo.root, program_fingerprint(repo.root)):
+        worker.stop()  # it runs other code (an edit, another checkout's files, an upgrade, another path)
         worker = None
     entries = {str(stack): cache.get(str(stack), keys[str(stack)]) for stack in ordered}
     needed = {stack for stack in stacks if entries[str(stack)] is None}

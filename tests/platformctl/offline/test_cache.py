@@ -335,3 +335,16 @@ def test_module_facts_are_kept_signed_between_runs_and_a_tampered_file_is_ignore
     path.symlink_to(tmp_path / "elsewhere.json")
     (tmp_path / "elsewhere.json").write_bytes(signature + b"\n" + body)
     assert cache.FactsFile(path).known == {}
+
+
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative XDG_CACHE_HOME would put the user's signing key into the current folder (a repository
+    perhaps); the XDG specification says to ignore it."""
+    from platformctl.offline import cache
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relcache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.user_folder() is None  # and no home folder: none is created
+    (tmp_path / "home").mkdir()
+    assert cache.user_folder() == tmp_path / "home" / ".cache" / "platformctl"

@@ -57,7 +57,7 @@ def _stop_socket(sock: Path) -> None:
     except resident._WIRE_ERRORS:
         return
     resident._ask(where, ("stop",))
-    _wait_gone(reply[2])
+    _wait_gone(reply["pid"])
 
 
 def _wait_gone(pid: int, seconds: float = 20) -> None:
@@ -105,7 +105,7 @@ def test_a_changed_partner_is_planned_by_the_resident_worker_and_equals_a_cold_p
     _, names = plan(repo_copy)  # no worker yet: planned here, and one is started for the next run
     assert names == ["global", "region-eu-central", "partner-acme-voice"]
     worker = wait_for_worker(repo_copy)
-    assert worker.served == 0 and worker.serves(cache.program_fingerprint(repo_copy))
+    assert worker.served == 0 and worker.serves(repo_copy, cache.program_fingerprint(repo_copy))
     socket_file = worker.address.socket
     assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(socket_file.parent.stat().st_mode) == 0o700
@@ -169,7 +169,7 @@ def test_a_worker_that_imported_other_program_files_is_stopped_and_replaced(work
         _wait_gone(old.pid)
         new = wait_for_worker(repo_copy)
         assert new.pid != old.pid and new.served == 0
-        assert new.serves(cache.program_fingerprint(repo_copy))
+        assert new.serves(repo_copy, cache.program_fingerprint(repo_copy))
         assert result.json_text() == cold_json(repo_copy)
     finally:
         cache.forget_program()
@@ -221,15 +221,15 @@ def test_a_planning_error_comes_back_as_it_would_from_a_local_worker(worker_env:
 
 
 def test_only_a_peer_with_the_users_key_is_answered(worker_env: Path, repo_copy: Path) -> None:
-    plan(repo_copy)
+    resident.start_worker(repo_copy)
     worker = wait_for_worker(repo_copy)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
         sock.connect(str(worker.address.socket))
         with pytest.raises((resident._ProtocolError, EOFError, ConnectionError)):
-            resident._authenticate(sock, b"\0" * 32, b"client")
-            resident._send(sock, ("hello",))
-            resident._receive(sock)
+            channel = resident._Channel(sock, b"\0" * 32, b"client", time.monotonic() + 5)
+            channel.send(("hello",))
+            channel.receive()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # says nothing: dropped after the timeout
         sock.connect(str(worker.address.socket))
         sock.settimeout(resident.HANDSHAKE_SECONDS + 5)
@@ -288,3 +288,107 @@ def test_learned_modules_are_read_only_as_library_module_names(tmp_path: Path) -
     assert resident._read_learned(learned) == ["pulumi_aws", "pulumi_aws.iam", "pulumi_kubernetes.core.v1"]
     (tmp_path / "link.modules").symlink_to(learned)
     assert resident._read_learned(tmp_path / "link.modules") == []
+
+
+def test_another_checkouts_engine_modules_plan_as_a_cold_plan_does(
+    worker_env: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--root` naming another checkout, a cold plan runs the installation's engine, policies and the modules
+    they import (`gateway`, ...), imported before the checkout is on the path; the worker runs the same files.
+    A client whose import path differs from the worker's does not use it."""
+    model = repo_copy / "gateway" / "model.py"
+    model.write_text(model.read_text().replace('else f"/{version}/{api}"', 'else f"/{version}/{api}-fromroot"', 1))
+    cache.forget_program()
+    try:
+        plan(repo_copy)
+        worker = wait_for_worker(repo_copy)
+        assert worker.origins["gateway.model"] == str(ROOT / "gateway" / "model.py")
+        edit_spec(repo_copy, "Hello again.")
+        warm, names = plan(repo_copy)
+        assert names == ["partner-acme-voice"]
+        assert wait_for_worker(repo_copy).served == 1  # planned by the worker
+        assert "-fromroot" not in warm.json_text()
+        assert warm.json_text() == cold_json(repo_copy)
+        assert worker.serves(repo_copy, cache.program_fingerprint(repo_copy))
+        monkeypatch.syspath_prepend(str(repo_copy / "partners"))
+        assert not worker.serves(repo_copy, cache.program_fingerprint(repo_copy))
+    finally:
+        cache.forget_program()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pulumi.dynamic.__main__",  # starts a gRPC dynamic-provider server on loopback and blocks forever
+        "pulumi.policy.__main__",
+        "pulumi.automation",  # the SDK core is not learned: it is imported at start
+        "jsonschema.__main__",  # argparse: SystemExit
+        "jsonschema.cli",
+        "kubernetes_validate.__main__",
+        "pulumi_aws.__main__",
+        "pulumi_aws.iam.__init__",
+    ],
+)
+def test_modules_with_import_side_effects_are_never_learned(name: str, tmp_path: Path) -> None:
+    assert not resident._learnable(name)
+    learned = tmp_path / "learned.modules"
+    learned.write_text(f"pulumi_aws\n{name}\n")
+    learned.chmod(0o600)
+    assert resident._read_learned(learned) == ["pulumi_aws"]
+    learned.chmod(0o622)  # others may write it: nothing in it is trusted
+    assert resident._read_learned(learned) == []
+
+
+def test_a_module_that_exits_while_loading_does_not_stop_the_worker() -> None:
+    resident._load_bounded("jsonschema.__main__")  # its argparse raises SystemExit: swallowed, and nothing else
+
+
+def test_sigterm_stops_the_worker_whatever_it_does(worker_env: Path, repo_copy: Path) -> None:
+    resident.start_worker(repo_copy)
+    worker = wait_for_worker(repo_copy)
+    os.kill(worker.pid, signal.SIGTERM)
+    _wait_gone(worker.pid)
+    assert not worker.address.socket.exists()
+
+
+def test_a_trickling_peer_is_dropped_after_the_handshake_time(worker_env: Path, repo_copy: Path) -> None:
+    resident.start_worker(repo_copy)
+    worker = wait_for_worker(repo_copy)
+    started = time.monotonic()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(worker.address.socket))
+        sock.settimeout(1)
+        sock.recv(32)  # the worker's challenge
+        closed = False
+        while not closed and time.monotonic() - started < 30:
+            try:
+                sock.send(b"x")  # one byte of our challenge at a time
+                closed = sock.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+    assert closed and time.monotonic() - started < resident.HANDSHAKE_SECONDS + 3
+    assert ResidentWorker.find(repo_copy) is not None
+
+
+def test_a_message_its_sender_did_not_sign_is_refused(worker_env: Path, repo_copy: Path) -> None:
+    resident.start_worker(repo_copy)
+    worker = wait_for_worker(repo_copy)
+    with resident._connect(worker.address) as channel:
+        channel.session = b"\0" * 32  # as a relay that saw the handshake but not the key would have to
+        channel.send(("hello",))
+        with pytest.raises((EOFError, ConnectionError, resident._ProtocolError)):
+            channel.receive()
+    assert ResidentWorker.find(repo_copy) is not None
+
+
+def test_status_and_stop_see_a_worker_even_where_plans_do_not_use_it(
+    worker_env: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    resident.start_worker(repo_copy)
+    worker = wait_for_worker(repo_copy)
+    monkeypatch.setenv(resident.SWITCH, "0")
+    assert "turned off here" in cli("plan-worker", "status", root=repo_copy).out
+    assert f"pid {worker.pid}" in cli("plan-worker", "stop", root=repo_copy).out
+    _wait_gone(worker.pid)
