@@ -13,17 +13,14 @@ import typer
 from rich.console import Console
 
 from cli.domains import verify_domain as verify_domain_command
+from cli.groups import command_group
 from cli.preflight import preflight as preflight_command
 from cli.telephony import numbers as numbers_command
 from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
 
-app = typer.Typer(
-    name="platformctl",
-    help="Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+app = command_group(
+    "platformctl",
+    "Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

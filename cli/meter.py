@@ -8,13 +8,11 @@ from typing import Annotated
 
 import typer
 
-meter_app = typer.Typer(
-    name="meter",
-    help="The usage meter (Twilio status callbacks and Kong logs into the warehouse).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from cli.groups import command_group
+
+meter_app = command_group(
+    "meter",
+    "The usage meter (Twilio status callbacks and Kong logs into the warehouse).",
 )
 
 WarehouseOption = Annotated[

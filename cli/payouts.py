@@ -8,21 +8,15 @@ from typing import Annotated
 
 import typer
 
-billing_app = typer.Typer(
-    name="billing",
-    help="Partner billing: Stripe Connect accounts.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from cli.groups import command_group
+
+billing_app = command_group(
+    "billing",
+    "Partner billing: Stripe Connect accounts.",
 )
-payouts_app = typer.Typer(
-    name="payouts",
-    help="Revenue-share statements and Stripe Connect transfers.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+payouts_app = command_group(
+    "payouts",
+    "Revenue-share statements and Stripe Connect transfers.",
 )
 
 

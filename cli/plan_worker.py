@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import typer
 
-plan_worker_app = typer.Typer(
-    name="plan-worker",
-    help="The resident planning worker `plan` starts (keeps the SDK imported between plans; exits when idle).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from cli.groups import command_group
+
+plan_worker_app = command_group(
+    "plan-worker",
+    "The resident planning worker `plan` starts (keeps the SDK imported between plans; exits when idle).",
 )
 
 

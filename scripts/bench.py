@@ -88,15 +88,10 @@ def _provider_class_table() -> dict[str, tuple[str, str]]:
     import importlib.util
     import re
 
+    from platformctl.offline.planner import PROVIDER_MODULES
+
     table: dict[str, tuple[str, str]] = {}
-    for package in (
-        "pulumi_aws",
-        "pulumi_kubernetes",
-        "pulumi_kong",
-        "pulumi_snowflake",
-        "pulumi_random",
-        "pulumi_tls",
-    ):
+    for package in PROVIDER_MODULES:
         spec = importlib.util.find_spec(package)
         source = Path(spec.origin or "").read_text() if spec else ""
         for kind in ("resource_modules", "resource_packages"):

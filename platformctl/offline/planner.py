@@ -20,6 +20,8 @@ from foundation.stacks import StackName
 if TYPE_CHECKING:  # the recorder imports the Pulumi SDK: only a run that plans something pays for it
     from platformctl.offline.recorder import RecordedResource, ReferencedStack, StackRecording
 
+PROVIDER_MODULES = ("pulumi_aws", "pulumi_kubernetes", "pulumi_kong", "pulumi_snowflake", "pulumi_random", "pulumi_tls")
+"""The provider SDKs the program registers resources with (import names)."""
 SEQUENTIAL_BELOW = 8
 """Fewer stacks than this are planned in-process: a pool's start-up would cost more than it saves."""
 

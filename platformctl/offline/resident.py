@@ -61,7 +61,7 @@ from platformctl.offline.cache import (
     signing_key_is_kept,
     user_folder,
 )
-from platformctl.offline.planner import PlanJob, Planned, PlanningPool, import_program, plan_job
+from platformctl.offline.planner import PROVIDER_MODULES, PlanJob, Planned, PlanningPool, import_program, plan_job
 
 SWITCH = "PLATFORMCTL_RESIDENT_WORKER"
 IDLE_SWITCH = "PLATFORMCTL_RESIDENT_IDLE_SECONDS"
@@ -73,18 +73,7 @@ HANDSHAKE_SECONDS = 5.0
 or trickles, holds the worker no longer."""
 MAX_MESSAGE = 256 * 1024 * 1024
 LEARNED_PACKAGES = frozenset(
-    {
-        "pulumi_aws",
-        "pulumi_kubernetes",
-        "pulumi_kong",
-        "pulumi_snowflake",
-        "pulumi_random",
-        "pulumi_tls",
-        "kubernetes_validate",
-        "jsonschema",
-        "jsonschema_specifications",
-        "referencing",
-    }
+    {*PROVIDER_MODULES, "kubernetes_validate", "jsonschema", "jsonschema_specifications", "referencing"}
 )
 """Packages whose modules a child loaded on first use are imported by the worker afterwards, so the next child
 starts with them (a provider's API groups load lazily). Only these libraries, and none of their `__main__` or
