@@ -372,7 +372,15 @@ def start_worker(root: Path) -> None:
     where = address(root) if enabled() else None
     if where is None or not signing_key_is_kept():
         return
-    imported = [name for name in program_origins(root) if not name.startswith(" ")]
+    # Not the modules this process imported from the repository itself (when it planned in-process, with the
+    # repository on its path for a while): the worker imports those after it has put the repository on its path.
+    repository = str(root.resolve()) + os.sep
+    elsewhere = root.resolve() != CODE_ROOT
+    imported = [
+        name
+        for name, origin in program_origins(root).items()
+        if not name.startswith(" ") and not (elsewhere and origin.startswith(repository))
+    ]
     arguments = json.dumps({"path": [p for p in sys.path if p], "root": str(root.resolve()), "modules": imported})
     command = [sys.executable, *_interpreter_options(), "-P", "-c", _BOOTSTRAP, arguments]
     with contextlib.suppress(OSError, subprocess.SubprocessError):

@@ -392,3 +392,20 @@ def test_status_and_stop_see_a_worker_even_where_plans_do_not_use_it(
     assert "turned off here" in cli("plan-worker", "status", root=repo_copy).out
     assert f"pid {worker.pid}" in cli("plan-worker", "stop", root=repo_copy).out
     _wait_gone(worker.pid)
+
+
+def test_a_worker_started_by_a_run_that_planned_in_process_serves_the_next_run(
+    worker_env: Path, repo_copy: Path
+) -> None:
+    """`--workers 1` plans in the CLI's own process (the checkout on its path for a while): the worker that run
+    starts imports what the next run's client has, from the same files, so the next run uses it."""
+    run = [sys.executable, "-c", "from cli.app import entry; entry()", "--root", str(repo_copy), "plan"]
+    run += ["partner-acme-voice", "--workers", "1"]
+    done = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    worker = wait_for_worker(repo_copy)
+    edit_spec(repo_copy, "Hello again.")
+    done = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    again = wait_for_worker(repo_copy)
+    assert again.pid == worker.pid and again.served == 1
