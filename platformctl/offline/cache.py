@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import fleet.program as fleet_program
 from fleet.program import CODE_ROOT, program_paths, using_store
 from foundation.stacks import parse_stack_name
 
@@ -71,6 +72,13 @@ def program_file_paths(root: Path) -> tuple[tuple[tuple[str, Path], ...], ...]:
     return paths
 
 
+@cache
+def _deriver() -> str:
+    """The code that derives a module's facts (fleet/program.py, this file's format): facts kept by another version
+    of it are not used."""
+    return hashlib.sha256(f"{FORMAT}\0".encode() + Path(fleet_program.__file__).read_bytes()).hexdigest()
+
+
 class FactsFile:
     """`fleet.program`'s module facts kept between runs in one file of the user folder, signed like the entries
     (an edited or foreign file is ignored and rewritten). It keeps what this run used first, then older entries
@@ -108,7 +116,8 @@ class FactsFile:
             document = json.loads(body)
         except ValueError:
             return {}
-        facts = document.get("facts") if isinstance(document, dict) and document.get("format") == FORMAT else None
+        current = isinstance(document, dict) and document.get("deriver") == _deriver()
+        facts = document.get("facts") if current else None
         return facts if isinstance(facts, dict) else {}
 
     def save(self) -> None:
@@ -119,7 +128,7 @@ class FactsFile:
             if len(kept) >= MAX_FACTS:
                 break
             kept.setdefault(digest, facts)
-        body = json.dumps({"format": FORMAT, "facts": kept}, sort_keys=True, separators=(",", ":")).encode()
+        body = json.dumps({"deriver": _deriver(), "facts": kept}, sort_keys=True, separators=(",", ":")).encode()
         signature = hmac.new(signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

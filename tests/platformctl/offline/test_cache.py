@@ -348,3 +348,27 @@ def test_a_relative_xdg_cache_home_is_ignored(tmp_path: Path, monkeypatch: pytes
     assert cache.user_folder() is None  # and no home folder: none is created
     (tmp_path / "home").mkdir()
     assert cache.user_folder() == tmp_path / "home" / ".cache" / "platformctl"
+
+
+def test_module_facts_kept_by_another_version_of_the_derivation_are_not_used(tmp_path: Path) -> None:
+    """A facts file signed by this user but written by another version of fleet/program.py (whose facts may mean
+    something else) is not used."""
+    import hashlib
+    import hmac
+
+    from fleet.program import _facts_cached, program_paths, using_store
+    from platformctl.offline import cache
+
+    path = tmp_path / "facts.json"
+    first = cache.FactsFile(path)
+    _facts_cached.cache_clear()
+    with using_store(first):
+        program_paths(ROOT_COPY_SOURCE)
+    first.save()
+    assert cache.FactsFile(path).known
+    document = json.loads(path.read_bytes().partition(b"\n")[2])
+    document["deriver"] = "an older fleet/program.py"
+    body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    signature = hmac.new(cache.signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
+    path.write_bytes(signature + b"\n" + body)
+    assert cache.FactsFile(path).known == {}
