@@ -22,6 +22,7 @@ import os
 import platform
 import secrets
 import stat
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import fleet.program as fleet_program
-from fleet.program import CODE_ROOT, program_paths, using_store
+from fleet.program import CODE_ROOT, PROJECT_FILE, program_paths, using_store
 from foundation.stacks import parse_stack_name
 
 FORMAT = 3
@@ -139,15 +140,37 @@ class FactsFile:
 def program_fingerprint(root: Path) -> str:
     """The program files of `root` and, when this installation's code lives elsewhere (`--root` naming another
     checkout), its program files too: the engine, the policies and any module the tool imported before the program
-    ran come from the installation, so a change to either is a change."""
+    ran come from the installation, so a change to either is a change. Also any module of the program's packages
+    this process imported from elsewhere (a folder on `PYTHONPATH` shadowing one of them)."""
     digest = hashlib.sha256()
     for tree_files in program_file_paths(root):
         for name, path in tree_files:
             if path.is_file():
                 digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         digest.update(b"\1")
+    for name, path in foreign_program_modules(root):
+        with contextlib.suppress(OSError):
+            digest.update(b"\2" + name.encode() + b"\0" + str(path).encode() + b"\0" + path.read_bytes())
     digest.update(versions_fingerprint().encode())
     return digest.hexdigest()
+
+
+def program_packages(root: Path) -> set[str]:
+    """The top-level packages and modules the program's files belong to (`components`, `gateway`, ...)."""
+    tops = {name.partition("/")[0] for tree_files in program_file_paths(root) for name, _ in tree_files}
+    return {top.removesuffix(".py") for top in tops} - {"__main__", PROJECT_FILE}
+
+
+def foreign_program_modules(root: Path) -> list[tuple[str, Path]]:
+    """Modules of the program's packages this process imported from neither `root` nor this installation."""
+    packages = program_packages(root)
+    trees = tuple(str(tree.resolve()) + os.sep for tree in (root, CODE_ROOT))
+    found = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name.partition(".")[0] in packages and isinstance(file, str) and not file.startswith(trees):
+            found.append((name, Path(file)))
+    return sorted(found)
 
 
 def forget_program() -> None:

@@ -57,6 +57,7 @@ from platformctl.offline.cache import (
     forget_program,
     program_file_paths,
     program_fingerprint,
+    program_packages,
     signing_key,
     signing_key_is_kept,
     user_folder,
@@ -79,7 +80,7 @@ LEARNED_PACKAGES = frozenset(
 starts with them (a provider's API groups load lazily). Only these libraries, and none of their `__main__` or
 command-line modules (some start servers): the SDK core is imported at start, the program's modules too (under
 the fingerprint)."""
-UNLEARNED_PARTS = frozenset({"__main__", "cli"})
+UNLEARNED_PARTS = frozenset({"__main__", "cli", "tests", "benchmarks"})
 LOAD_SECONDS = 20
 """A module that takes longer than this to load is abandoned (a provider's largest takes about a second)."""
 MAX_LEARNED_FILE = 1024 * 1024
@@ -322,17 +323,18 @@ class ResidentWorker:
 
 def program_origins(root: Path, path: list[str] | None = None) -> dict[str, str]:
     """The files this process imported the modules of the program's packages from (wherever they were found), its
-    import path (`path`, else `sys.path`) and the interpreter options that change what code does."""
-    packages = {
-        name.partition("/")[0].removesuffix(".py") for tree_files in program_file_paths(root) for name, _ in tree_files
-    } - {"__main__", "Pulumi.yaml"}
+    import path (`path`, else `sys.path`), and its interpreter flags, warning options and `-X` options (which
+    change what code does: `-O` drops asserts, `-W error` turns a provider's deprecation warning into a failure)."""
+    packages = program_packages(root)
     origins = {
         name: str(getattr(module, "__file__", None))
         for name, module in list(sys.modules.items())
         if name.partition(".")[0] in packages
     }
     origins[" path"] = json.dumps([p for p in (sys.path if path is None else path) if p])
-    origins[" interpreter"] = repr((sys.flags.optimize, sys.flags.dev_mode, sys.flags.utf8_mode))
+    flags = [(name, getattr(sys.flags, name)) for name in dir(sys.flags) if name[0] != "_" and name != "safe_path"]
+    origins[" interpreter"] = repr((sorted((n, v) for n, v in flags if isinstance(v, int)), sys.warnoptions))
+    origins[" x-options"] = repr(sorted(sys._xoptions.items()))
     return origins
 
 
@@ -383,6 +385,7 @@ def start_worker(root: Path) -> None:
     ]
     arguments = json.dumps({"path": [p for p in sys.path if p], "root": str(root.resolve()), "modules": imported})
     command = [sys.executable, *_interpreter_options(), "-P", "-c", _BOOTSTRAP, arguments]
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
             command,
@@ -390,6 +393,7 @@ def start_worker(root: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=where.socket.parent,  # not the repository: nothing of it may shadow what the worker imports
+            env=environment,
             start_new_session=True,
             timeout=30,
             check=False,
@@ -397,13 +401,9 @@ def start_worker(root: Path) -> None:
 
 
 def _interpreter_options() -> list[str]:
-    """This interpreter's `-O`, `-X dev` and `-X utf8` (what `program_origins` compares)."""
-    options = ["-O"] * sys.flags.optimize
-    if sys.flags.dev_mode:
-        options += ["-X", "dev"]
-    if sys.flags.utf8_mode:
-        options += ["-X", "utf8"]
-    return options
+    """This interpreter's flags, `-W` and `-X` options, as the worker's command line (what `program_origins`
+    compares); `PYTHONWARNINGS` is not passed on as well, or the worker would hold each warning option twice."""
+    return list(subprocess._args_from_interpreter_flags())  # type: ignore[attr-defined]
 
 
 _BOOTSTRAP = """\
@@ -751,7 +751,7 @@ def _plan_in_child(channel: _Channel, job: PlanJob[Any], environment: dict[str, 
         reply = ("planned", plan_job(job))
     except BaseException as error:  # sent back: the client raises it, as a worker pool's caller would
         reply = ("error", error)
-    channel.sock.settimeout(idle_seconds())  # a client that stopped reading does not keep the child
+    channel.sock.settimeout(min(idle_seconds(), IDLE_SECONDS))  # a client that stopped reading does not keep it
     try:
         channel.send(reply)
     except (pickle.PickleError, TypeError, AttributeError):

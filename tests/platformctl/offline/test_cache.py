@@ -372,3 +372,28 @@ def test_module_facts_kept_by_another_version_of_the_derivation_are_not_used(tmp
     signature = hmac.new(cache.signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
     path.write_bytes(signature + b"\n" + body)
     assert cache.FactsFile(path).known == {}
+
+
+def test_a_program_module_imported_from_elsewhere_is_in_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder on PYTHONPATH can shadow one of the program's packages: what this process imported from it is
+    hashed into the program fingerprint, so an edit there is a change."""
+    import sys
+    import types
+
+    from platformctl.offline import cache
+
+    shadow = tmp_path / "pythonpath" / "gateway" / "shadowed.py"
+    shadow.parent.mkdir(parents=True)
+    shadow.write_text("PREFIX = '/v2'\n")
+    module = types.ModuleType("gateway.shadowed")
+    module.__file__ = str(shadow)
+    monkeypatch.setitem(sys.modules, "gateway.shadowed", module)
+    cache.forget_program()
+    try:
+        assert cache.foreign_program_modules(ROOT_COPY_SOURCE) == [("gateway.shadowed", shadow)]
+        before = cache.program_fingerprint(ROOT_COPY_SOURCE)
+        shadow.write_text("PREFIX = '/v3'\n")
+        cache.forget_program()
+        assert cache.program_fingerprint(ROOT_COPY_SOURCE) != before
+    finally:
+        cache.forget_program()

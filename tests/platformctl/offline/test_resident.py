@@ -409,3 +409,17 @@ def test_a_worker_started_by_a_run_that_planned_in_process_serves_the_next_run(
     assert done.returncode == 0, done.stderr
     again = wait_for_worker(repo_copy)
     assert again.pid == worker.pid and again.served == 1
+
+
+def test_a_worker_started_with_other_warning_options_does_not_serve(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-W error` (or PYTHONWARNINGS) turns a provider's deprecation warning into a failed plan: a worker started
+    without it would plan what this run refuses."""
+    where = resident.Address(repo_copy / "s", repo_copy / "l", repo_copy / "m")
+    fingerprint = cache.program_fingerprint(repo_copy)
+    worker = ResidentWorker(where, fingerprint, 1, 0, 0, 600.0, resident.program_origins(repo_copy))
+    assert worker.serves(repo_copy, fingerprint)
+    monkeypatch.setattr(sys, "warnoptions", [*sys.warnoptions, "error"])
+    assert not worker.serves(repo_copy, fingerprint)
+    assert "-Werror" in resident._interpreter_options()
