@@ -374,7 +374,9 @@ def test_module_facts_kept_by_another_version_of_the_derivation_are_not_used(tmp
     assert cache.FactsFile(path).known == {}
 
 
-def test_a_program_module_imported_from_elsewhere_is_in_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_program_module_imported_from_elsewhere_is_in_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A folder on PYTHONPATH can shadow one of the program's packages: what this process imported from it is
     hashed into the program fingerprint, so an edit there is a change."""
     import sys
