@@ -133,7 +133,7 @@ class FactsFile:
         signature = hmac.new(signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _replace(self.path, signature + b"\n" + body)
+            replace_file(self.path, signature + b"\n" + body)
 
 
 @cache
@@ -351,7 +351,7 @@ class ResultCache:
         body = result.fragment.encode("utf-8")
         header = json.dumps({"digest": _digest(meta, body), "meta": meta}, separators=(",", ":"))
         with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next run time
-            _replace(path, header.encode() + b"\n" + body)
+            replace_file(path, header.encode() + b"\n" + body)
 
     def populated(self) -> bool:
         """Whether a read could find anything (a warm run), as opposed to a first or `--no-cache` run."""
@@ -384,9 +384,9 @@ def _well_formed(meta: dict[str, Any]) -> bool:
     )
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename, without fsync: a cache entry lost or torn by a crash fails its
-    digest and is planned again, so it is not worth a disk flush per stack."""
+def replace_file(path: Path, data: bytes) -> None:
+    """Write through a temporary file (mode 0600) and a rename, without fsync: a cache entry, facts file, learned
+    list or signing key lost or torn by a crash fails its check and is made again, so none is worth a disk flush."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -455,8 +455,5 @@ def signing_key() -> bytes:
     key = secrets.token_bytes(KEY_BYTES)
     with contextlib.suppress(OSError):
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".key.", dir=base)  # mode 0600
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        os.replace(tmp, path)
+        replace_file(path, key)  # mode 0600, as mkstemp makes it
     return key

@@ -42,7 +42,6 @@ import struct
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 import types
@@ -58,6 +57,7 @@ from platformctl.offline.cache import (
     program_file_paths,
     program_fingerprint,
     program_packages,
+    replace_file,
     signing_key,
     signing_key_is_kept,
     user_folder,
@@ -696,10 +696,7 @@ def _read_learned(path: Path) -> list[str]:
 
 def _write_learned(path: Path, names: set[str]) -> None:
     with contextlib.suppress(OSError):
-        fd, tmp = tempfile.mkstemp(prefix=".learned.", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("\n".join(sorted(names)) + "\n")
-        os.replace(tmp, path)
+        replace_file(path, ("\n".join(sorted(names)) + "\n").encode())
 
 
 class _TooSlowError(Exception):
