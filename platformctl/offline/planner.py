@@ -252,7 +252,6 @@ class WorkerPool(PlanningPool[T]):
     needs planning; `close` stops workers that turned out not to be needed at once."""
 
     def __init__(self, root: Path, workers: int) -> None:
-        self.workers = workers
         self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
 
     def submit(self, job: PlanJob[T], done: Callable[[Planned[T] | BaseException], None]) -> None:

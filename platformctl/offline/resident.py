@@ -616,7 +616,7 @@ class _Worker:
 
 
 def referenced_modules(root: Path) -> list[str]:
-    """What the program's code names in the provider, SDK and policy-library packages (`k8s.core.v1.Namespace`
+    """What the program's code names in the provider and policy-library packages (`k8s.core.v1.Namespace`
     after `import pulumi_kubernetes as k8s`): the modules its stacks load on first use, which a new worker loads
     before any child needs them. Names that turn out not to be modules cost one attribute lookup each."""
     found: set[str] = set()
