@@ -94,6 +94,7 @@ def build_region(repo: Repo, code: str) -> None:
 
     from components.regional_deployment import RegionalDeployment, RegionalDeploymentArgs
     from fleet.checks import launched_country_problems
+    from gateway.voice import parse_voice_upstream
 
     config = pulumi.Config("platform")
     catalog = repo.catalog()
@@ -106,6 +107,14 @@ def build_region(repo: Repo, code: str) -> None:
     problems = launched_country_problems(catalog, code, launched, f"stacks/Pulumi.region-{code}.yaml")
     if problems:
         raise pulumi.RunError("; ".join(str(p) for p in problems))
+    stack_file = f"stacks/Pulumi.region-{code}.yaml"
+    stripe_mode = config.get("stripeMode") or "test"
+    if stripe_mode not in ("test", "live"):
+        raise pulumi.RunError(f"{stack_file}: platform:stripeMode: must be test or live, not {stripe_mode[:40]!r}")
+    try:
+        voice_upstream = parse_voice_upstream(config.require("voiceUpstream"))
+    except ValueError as exc:
+        raise pulumi.RunError(f"{stack_file}: platform:voiceUpstream: {exc}") from None
     global_ref = stack_reference("global")
     zone = global_ref.get_output("dns_zone_name")
     meter_public_url = zone.apply(lambda name: f"https://{meter_host(code, name)}")
@@ -138,8 +147,11 @@ def build_region(repo: Repo, code: str) -> None:
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
+            stripe_mode="live" if stripe_mode == "live" else "test",
+            voice_host=zone.apply(lambda name: voice_host(code, name)),
+            voice_upstream=voice_upstream,
         ),
-        # The region routes its own meter host through the control plane (Kong entities are global).
+        # The region routes its own meter and voice hosts through the control plane (Kong entities are global).
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     for key, value in deployment.outputs.items():
