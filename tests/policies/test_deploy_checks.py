@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from foundation.warehouse_schema import TABLES
 from fleet.repo import Repo
 from foundation.stacks import parse_stack_name
+from foundation.warehouse_schema import TABLES
 from platformctl.planning import check_policies
 from policies.context import context_for
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features, manifest_of
