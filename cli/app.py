@@ -114,7 +114,6 @@ def plan(
             progress=lambda _: bar.advance(task),
             use_cache=not no_cache,
             prune=all_stacks,
-            resident=True,
         )
     render.plan(out, result)
     render.violations(err, result)
@@ -482,9 +481,6 @@ register_payouts(app)
 from cli.shards import register as register_shards  # noqa: E402
 
 register_shards(app)
-from cli.plan_worker import register as register_plan_worker  # noqa: E402
-
-register_plan_worker(app)
 
 
 # ---------------------------------------------------------------- entry point

@@ -21,7 +21,6 @@ from components.pod_identity import POD_IDENTITY_TRUST_POLICY
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
-from components.warehouse_tables import PARTNER_USAGE_COLUMNS
 from foundation.naming import (
     partner_namespace,
     partner_reader_role,
@@ -29,6 +28,7 @@ from foundation.naming import (
     partner_service_user,
     tier_acl_group,
 )
+from foundation.warehouse_schema import PARTNER_USAGE_COLUMNS
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
 from gateway.routes import platform_routes

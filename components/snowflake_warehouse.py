@@ -10,8 +10,8 @@ import pulumi
 import pulumi_snowflake as snowflake
 
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema, on_table
-from components.warehouse_tables import ANALYTICS, PARTNERS, RAW, SCHEMAS, TABLES, VIEWS, View
 from foundation.naming import PARTNER_ROLE_PATTERN, region_database, region_object
+from foundation.warehouse_schema import ANALYTICS, PARTNERS, RAW, SCHEMAS, TABLES, VIEWS, View
 
 SNOWFLAKE_TYPES = (
     "snowflake:index/database:Database",
@@ -173,8 +173,9 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             )
 
         schemas = {RAW: raw, ANALYTICS: analytics}
-        created_views = [
-            snowflake.View(
+        views: dict[str, snowflake.View] = {}
+        for view in VIEWS:  # in order: a view that reads another comes after it, and waits for it
+            views[view.name] = snowflake.View(
                 f"{name}-{view.name.lower().replace('_', '-')}-view",
                 database=database.name,
                 schema=schemas[view.schema].name,
@@ -185,10 +186,11 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 statement=pulumi.Output.all(database.name, *(table.name for table in tables.values())).apply(
                     _statement_of(view)
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[views[read] for read in view.reads()])
+                ),
             )
-            for view in VIEWS
-        ]
+        created_views = list(views.values())
 
         analytics_fqn = pulumi.Output.concat(database.name, ".", analytics.name)
         analytics_views = tuple(v for v, spec in zip(created_views, VIEWS, strict=True) if spec.schema == ANALYTICS)
@@ -197,7 +199,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
                 "db-usage": Grant(("USAGE",), on_object("DATABASE", database.name)),
                 "raw-usage": Grant(("USAGE",), on_schema(raw_fqn)),
                 "raw-insert": Grant(("INSERT", "SELECT"), on_all("TABLES", raw_fqn), after=tuple(tables.values())),
-                # The roster is the one table whose rows change (tier, active); events are insert-only.
+                # PARTNERS is the one table whose rows change (a partner's terms, its offboarding); events are
+                # insert-only.
                 "partners-update": Grant(("UPDATE",), on_table(table_fqns[PARTNERS.name])),
                 "wh": Grant(("USAGE",), on_object("WAREHOUSE", warehouses["LOAD"].name)),
             },

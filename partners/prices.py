@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
+from foundation.currencies import MINOR_UNITS
 from foundation.errors import InputError, Problem
 from foundation.yamlio import load_yaml_file, validation_problems
-from partners.currencies import MINOR_UNITS
 from partners.tiers import TIER_NAMES
 
 PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
@@ -82,7 +82,9 @@ def _load_cached(path: Path) -> PriceBook:
     for currency, tiers in book.currencies.items():
         where = f"currencies.{currency}"
         if currency not in MINOR_UNITS:
-            problems.append(Problem(str(path), where, "not in the ISO 4217 minor-unit table (partners/currencies.py)"))
+            problems.append(
+                Problem(str(path), where, "not in the ISO 4217 minor-unit table (foundation/currencies.py)")
+            )
             continue
         unknown = sorted(set(tiers) - set(TIER_NAMES))
         missing = [t for t in TIER_NAMES if t not in tiers]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from components.warehouse_tables import PARTNERS, view
 from foundation.errors import InputError, PlatformError
-from partners.currencies import to_minor
+from foundation.warehouse_schema import PARTNERS, view
 from services import warehouse
 
 _PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # used with fullmatch: no "2026-11\n", no "２０２６"
@@ -53,7 +51,7 @@ def _report(conn: Any, period: str, partner: str | None) -> dict[str, Any]:
         params.append(partner)
     usage = view("USAGE_BY_PERIOD")
     cur.execute(
-        f"SELECT PARTNER_ID, CURRENCY, CALLS, BILLABLE_SECONDS, MINUTES, GROSS "
+        f"SELECT PARTNER_ID, CURRENCY, CALLS, BILLABLE_SECONDS, MINUTES, GROSS_MINOR "
         f"FROM {database}.{usage.schema}.{usage.name} WHERE {where} ORDER BY PARTNER_ID",
         params,
     )
@@ -66,7 +64,7 @@ def _report(conn: Any, period: str, partner: str | None) -> dict[str, Any]:
             "billable_seconds": int(seconds),
             "minutes": int(minutes),
             "currency": currency,
-            "gross_minor": to_minor(Decimal(str(gross)), currency),
+            "gross_minor": int(gross),
             "api_requests": 0,
         }
     api = view("API_REQUESTS_BY_PERIOD")

@@ -1,7 +1,7 @@
 """The regional warehouse, reached by URL: `local:DIR` (fakesnow persisting under DIR) or `snowflake://...`.
 
 Both give a DB-API connection that speaks Snowflake SQL; `ensure_schema` creates the tables and views from
-`components.warehouse_tables`, the definitions the SnowflakeWarehouse component deploys, and `merge_rows` is
+`foundation.warehouse_schema`, the definitions the SnowflakeWarehouse component deploys, and `merge_rows` is
 the one idempotent batch write (insert-if-absent by the table's key).
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from components.warehouse_tables import SCHEMAS, TABLES, VIEWS, Table
 from foundation.errors import InputError, PlatformError
+from foundation.warehouse_schema import SCHEMAS, TABLES, VIEWS, Table
 
 DEFAULT_URL = "local:.platformctl/warehouse"
 LOCAL_DATABASE = "PLATFORM_LOCAL"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from components.warehouse_tables import API_REQUESTS, PARTNERS, USAGE_EVENTS
+from foundation.warehouse_schema import API_REQUESTS, PARTNERS, USAGE_EVENTS
 from services import warehouse
 from services.meter.spool import SpoolReader
 

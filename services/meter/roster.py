@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from foundation.currencies import MINOR_UNITS, to_minor
 from foundation.errors import InputError
 from foundation.naming import RESERVED_PARTNER_IDS
-from partners.currencies import MINOR_UNITS, to_minor
 from partners.prices import PriceBook, load_prices
 from partners.spec import load_spec
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from components.warehouse_tables import USAGE_EVENTS, view
 from foundation.errors import InputError, PlatformError
+from foundation.warehouse_schema import USAGE_EVENTS, view
 from partners.spec import PartnerSpec
 from partners.tiers import TierTable
 from services.payouts import money

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
+from foundation.currencies import minor_exponent, to_minor
 from foundation.errors import InputError
 from foundation.yamlio import load_yaml_file, validation_problems
-from partners.currencies import minor_exponent, to_minor
 from partners.spec import PARTNER_ID_PATTERN
 
 PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.currencies import MINOR_UNITS, to_minor
 from foundation.errors import InputError
-from partners.currencies import MINOR_UNITS, to_minor
 from partners.prices import PRICES_FILE, load_prices
 from partners.tiers import TIER_NAMES, load_tiers
 from regions.catalog import load_catalog

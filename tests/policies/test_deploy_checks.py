@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from components.warehouse_tables import TABLES
 from fleet.repo import Repo
 from foundation.stacks import parse_stack_name
+from foundation.warehouse_schema import TABLES
 from platformctl.planning import check_policies
 from policies.context import context_for
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features, manifest_of
@@ -45,7 +45,7 @@ def test_a_table_without_its_preview_feature_fails(fleet: Plan) -> None:
         if r.type == "pulumi:providers:snowflake":
             r.inputs.pop("previewFeaturesEnabled")
     findings = list(check_snowflake_preview_features(resources, _context(fleet, REGION)))
-    assert len(findings) == len(TABLES)  # every table of components/warehouse_tables.py
+    assert len(findings) == len(TABLES)  # every table of foundation/warehouse_schema.py
     assert all("snowflake_table_resource" in message for _, message in findings)
 
 

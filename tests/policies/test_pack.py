@@ -15,7 +15,7 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
-from components.warehouse_tables import TABLES
+from foundation.warehouse_schema import TABLES
 from policies.pack import pack_policies, stack_of
 from tests.conftest import ROOT, Plan
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from components.warehouse_tables import USAGE_EVENTS
+from foundation.warehouse_schema import USAGE_EVENTS
 from services import warehouse
 from services.payouts.stripe_gateway import StripeGateway
 from tests.services.stripe_fake import TEST_KEY, FakeStripe

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from components.warehouse_tables import PARTNERS
+from foundation.warehouse_schema import PARTNERS
 from services.warehouse import KEEP_RESULTS, LOCAL_MEMORY_LIMIT, LOCAL_THREADS, connect, ensure_schema, merge_rows
 from tests.services.meter_harness import Meter, alive, callback, kong_entry, post_callback, post_kong, warehouse_rows
 

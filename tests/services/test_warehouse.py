@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.warehouse_tables import PARTNERS, TABLES, USAGE_EVENTS, VIEWS
 from foundation.errors import InputError, PlatformError
+from foundation.warehouse_schema import PARTNERS, TABLES, USAGE_EVENTS, VIEWS
 from services.payouts.money import gross_minor
 from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
 from tests.conftest import Plan

@@ -1,0 +1,264 @@
+"""The regional warehouse's tables and views as data: the one definition that both the SnowflakeWarehouse
+component deploys and `services.warehouse.ensure_schema` creates in the embedded warehouse (fakesnow).
+
+Pure data and string templates; no Pulumi and no driver imports, so the tool, the components and the services
+distribution (which has no Pulumi) all import it. Also the one upsert of a partner's billing terms
+(`partner_merge_sql`), which a partner stack runs at `up` and `platformctl warehouse sync` runs locally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from foundation.currencies import MINOR_UNITS
+
+RAW = "RAW"
+ANALYTICS = "ANALYTICS"
+SCHEMAS: dict[str, str] = {
+    RAW: "Metered usage as it arrives",
+    ANALYTICS: "Success-metric views",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    """Upper-case column name."""
+    type: str
+    """Snowflake type as the provider and DDL spell it."""
+    nullable: bool = False
+    """Whether NULL is allowed."""
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    """Schema the table lives in."""
+    name: str
+    """Upper-case table name."""
+    comment: str
+    """Why the table exists."""
+    columns: tuple[Column, ...]
+    """Columns in order."""
+    key: str
+    """The column that identifies a row: writes are insert-if-absent on it (idempotent)."""
+    data_bearing: bool = True
+    """Kept on delete (retain_on_delete) and guarded by the partner row access policy."""
+
+    def fqn(self, database: str) -> str:
+        return f"{database}.{self.schema}.{self.name}"
+
+    def create_sql(self, database: str) -> str:
+        cols = ", ".join(f"{c.name} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns)
+        # No PRIMARY KEY: Snowflake does not enforce one, so neither does the embedded warehouse; the writers'
+        # MERGE on `key` is what keeps rows unique, and tests prove it on the same engine semantics.
+        return f"CREATE TABLE IF NOT EXISTS {self.fqn(database)} ({cols})"
+
+
+@dataclass(frozen=True)
+class View:
+    schema: str
+    """Schema the view lives in."""
+    name: str
+    """Upper-case view name."""
+    comment: str
+    """What the view answers."""
+    template: str
+    """SELECT statement; `{raw}` stands for `<database>.RAW`, `{analytics}` for `<database>.ANALYTICS`."""
+
+    def statement(self, database: str) -> str:
+        return self.template.format(raw=f"{database}.{RAW}", analytics=f"{database}.{ANALYTICS}")
+
+    def reads(self) -> tuple[str, ...]:
+        """The views of this schema set that this one selects from (they must exist first)."""
+        return tuple(v.name for v in VIEWS if f"{{analytics}}.{v.name} " in self.template)
+
+
+USAGE_EVENTS = Table(
+    RAW,
+    "USAGE_EVENTS",
+    "One row per completed call; partners see only their own rows",
+    (
+        Column("EVENT_ID", "VARCHAR(64)"),  # Twilio CallSid
+        Column("PARTNER_ID", "VARCHAR(40)"),
+        Column("COUNTRY", "VARCHAR(2)"),
+        Column("CALL_STARTED_AT", "TIMESTAMP_TZ"),
+        Column("PERIOD", "VARCHAR(7)"),  # YYYY-MM in UTC: the statement period, fixed when metered
+        Column("BILLABLE_SECONDS", "NUMBER(10,0)"),
+        Column("MINUTES", "NUMBER(10,0)"),  # rounded up per call
+        Column("TIER", "VARCHAR(16)"),
+        Column("CURRENCY", "VARCHAR(3)"),
+        Column("RATE", "NUMBER(18,6)"),  # price book per-minute rate at metering time
+        # MINUTES x RATE, unrounded: rounding to minor units happens once per partner-period.
+        Column("AMOUNT", "NUMBER(28,6)"),
+        Column("RECEIVED_AT", "TIMESTAMP_TZ"),
+    ),
+    key="EVENT_ID",
+)
+API_REQUESTS = Table(
+    RAW,
+    "API_REQUESTS",
+    "One row per API request logged by Kong; partners see only their own rows",
+    (
+        Column("EVENT_ID", "VARCHAR(64)"),  # stable hash of the log entry
+        Column("PARTNER_ID", "VARCHAR(40)"),
+        Column("ROUTE", "VARCHAR(128)"),
+        Column("STATUS_CLASS", "VARCHAR(3)"),  # 2xx, 4xx, ...
+        Column("REQUESTED_AT", "TIMESTAMP_TZ"),
+        Column("PERIOD", "VARCHAR(7)"),
+    ),
+    key="EVENT_ID",
+)
+PARTNERS = Table(
+    RAW,
+    "PARTNERS",
+    "Each partner's billing terms: the one source the meter and the statements read; kept by the partner's stack",
+    (
+        Column("PARTNER_ID", "VARCHAR(40)"),
+        Column("TIER", "VARCHAR(16)"),
+        Column("CURRENCY", "VARCHAR(3)"),
+        Column("MINOR_UNITS", "NUMBER(1,0)"),  # ISO 4217 exponent of CURRENCY
+        Column("BASE_FEE_MINOR", "NUMBER(18,0)"),
+        Column("RATE", "NUMBER(18,6)"),  # price of one billed call minute in CURRENCY (the price book's)
+        Column("REVENUE_SHARE", "NUMBER(5,4)"),  # fraction of gross paid to the partner (the tier table's)
+        Column("PAYOUT_METHOD", "VARCHAR(16)"),  # stripe_connect | bank_transfer
+        Column("STRIPE_ACCOUNT", "VARCHAR(80)", nullable=True),  # acct_...; NULL until `billing connect`
+        Column("HOME_REGION", "VARCHAR(32)"),
+        Column("ONBOARDED_ON", "DATE"),  # the first upsert's date, kept by every later one
+        Column("OFFBOARDED_ON", "DATE", nullable=True),  # set by the stack's destroy; the row is never deleted
+    ),
+    key="PARTNER_ID",
+    data_bearing=False,
+)
+PARTNER_TERMS = tuple(c.name for c in PARTNERS.columns if c.name != "ONBOARDED_ON")
+"""The columns a partner's terms row gives (ONBOARDED_ON is the warehouse's own date of the first upsert)."""
+TABLES: tuple[Table, ...] = (USAGE_EVENTS, API_REQUESTS, PARTNERS)
+
+PARTNER_USAGE_COLUMNS = (
+    "EVENT_ID",
+    "COUNTRY",
+    "CALL_STARTED_AT",
+    "PERIOD",
+    "BILLABLE_SECONDS",
+    "MINUTES",
+    "CURRENCY",
+    "RATE",
+    "AMOUNT",
+)
+"""What a partner's own USAGE view shows of USAGE_EVENTS."""
+
+# Aggregates cast their argument to NUMBER: exact in Snowflake anyway, and it keeps fakesnow (which wraps a
+# bare numeric aggregate argument in TRY_CAST(... AS DOUBLE), 0.12.1) exact too.
+# Money rounds half to even everywhere (foundation/currencies.to_minor, the payouts statements): Snowflake's ROUND
+# rounds half away from zero unless told 'HALF_TO_EVEN', which takes fixed-point input only.
+# Source: https://docs.snowflake.com/en/sql-reference/functions/round (checked 2026-11-30);
+# fakesnow 0.12.1 / sqlglot 30 turn it into DuckDB's ROUND_EVEN.
+_MINOR_SCALE = (
+    "CASE CURRENCY "
+    + " ".join(f"WHEN '{code}' THEN {10**exponent}" for code, exponent in sorted(MINOR_UNITS.items()))
+    + " END"
+)
+"""10 ** the ISO 4217 exponent of the row's CURRENCY (NULL for a currency outside the table: never guessed)."""
+GROSS_MINOR_SQL = (
+    f"CAST(ROUND(SUM(CAST(MINUTES AS NUMBER(38,0)) * CAST(RATE AS NUMBER(18,6))) * {_MINOR_SCALE}, 0, "
+    "'HALF_TO_EVEN') AS NUMBER(38,0))"
+)
+"""THE definition of gross, per partner, period and currency: billed minutes x the metered per-minute rate (the
+price book's, from PARTNERS at metering time), summed exactly and rounded half-even to the minor unit once.
+USAGE_BY_PERIOD carries it as GROSS_MINOR; the MRR view, `platformctl usage` and the statements all read it."""
+VIEWS: tuple[View, ...] = (
+    View(
+        ANALYTICS,
+        "ACTIVE_PARTNERS",
+        "Partners with at least one call in the last 30 days",
+        "SELECT COUNT(DISTINCT PARTNER_ID) AS ACTIVE_PARTNERS FROM {raw}.USAGE_EVENTS "
+        "WHERE CALL_STARTED_AT >= DATEADD('day', -30, CURRENT_TIMESTAMP())",
+    ),
+    View(
+        ANALYTICS,
+        "MINUTES_PER_PARTNER",
+        "Billed call minutes per partner per period",
+        "SELECT PARTNER_ID, PERIOD, SUM(CAST(MINUTES AS NUMBER(38,0))) AS MINUTES FROM {raw}.USAGE_EVENTS "
+        "GROUP BY PARTNER_ID, PERIOD",
+    ),
+    View(
+        ANALYTICS,
+        "USAGE_BY_PERIOD",
+        "Calls, seconds, minutes and gross (minor units, rounded once) per partner, period and currency",
+        "SELECT PARTNER_ID, PERIOD, CURRENCY, COUNT(*) AS CALLS, "
+        "SUM(CAST(BILLABLE_SECONDS AS NUMBER(38,0))) AS BILLABLE_SECONDS, "
+        f"SUM(CAST(MINUTES AS NUMBER(38,0))) AS MINUTES, {GROSS_MINOR_SQL} AS GROSS_MINOR "
+        "FROM {raw}.USAGE_EVENTS GROUP BY PARTNER_ID, PERIOD, CURRENCY",
+    ),
+    View(
+        ANALYTICS,
+        "MRR",
+        "Monthly recurring revenue by currency (minor units): base fees of active partners plus this month's gross",
+        "SELECT p.CURRENCY, SUM(CAST(p.BASE_FEE_MINOR + COALESCE(u.GROSS_MINOR, 0) AS NUMBER(38,0))) AS MRR_MINOR "
+        "FROM {raw}.PARTNERS p LEFT JOIN {analytics}.USAGE_BY_PERIOD u ON u.PARTNER_ID = p.PARTNER_ID "
+        "AND u.CURRENCY = p.CURRENCY AND u.PERIOD = TO_VARCHAR(CURRENT_TIMESTAMP(), 'YYYY-MM') "
+        "WHERE p.OFFBOARDED_ON IS NULL GROUP BY p.CURRENCY",
+    ),
+    View(
+        ANALYTICS,
+        "API_REQUESTS_BY_PERIOD",
+        "API requests per partner, period, route and status class",
+        "SELECT PARTNER_ID, PERIOD, ROUTE, STATUS_CLASS, COUNT(*) AS REQUESTS FROM {raw}.API_REQUESTS "
+        "GROUP BY PARTNER_ID, PERIOD, ROUTE, STATUS_CLASS",
+    ),
+)
+
+
+def table(name: str) -> Table:
+    return next(t for t in TABLES if t.name == name)
+
+
+def view(name: str) -> View:
+    return next(v for v in VIEWS if v.name == name)
+
+
+def sql_string(value: str) -> str:
+    """A Snowflake single-quoted string constant of `value`: backslash and quote escaped, as Snowflake reads
+    them (https://docs.snowflake.com/en/sql-reference/data-types-text#escape-sequences-in-single-quoted-string-constants)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def partner_merge_sql(database: str, source: str = "%s") -> str:
+    """Upsert of partners' terms rows (insert or update by PARTNER_ID), from `source`: a JSON array of row objects
+    with the PARTNER_TERMS columns, bound as one parameter (`%s`, `platformctl warehouse sync`) or given as a
+    string constant (a partner stack's Execute resource). ONBOARDED_ON is set by the first upsert and kept."""
+    select = ", ".join(f"f.value:{c.name}::{c.type} AS {c.name}" for c in PARTNERS.columns if c.name in PARTNER_TERMS)
+    updates = ", ".join(f"{name} = s.{name}" for name in PARTNER_TERMS if name != PARTNERS.key)
+    names = ", ".join((*PARTNER_TERMS, "ONBOARDED_ON"))
+    values = ", ".join((*(f"s.{name}" for name in PARTNER_TERMS), "CURRENT_DATE()"))
+    return (
+        f"MERGE INTO {PARTNERS.fqn(database)} t USING (SELECT {select} FROM LATERAL FLATTEN(INPUT => "
+        f"PARSE_JSON({source})) f) s ON t.{PARTNERS.key} = s.{PARTNERS.key} "
+        f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+def partner_merge_statement(database: str, rows: list[Mapping[str, Any]]) -> str:
+    """`partner_merge_sql` with the rows inlined: the one statement a partner stack's `up` runs."""
+    return partner_merge_sql(database, sql_string(partner_rows_json(rows)))
+
+
+def partner_rows_json(rows: list[Mapping[str, Any]]) -> str:
+    """Terms rows as the JSON array the merge reads: exactly the PARTNER_TERMS columns, money as strings."""
+    checked = []
+    for row in rows:
+        if set(row) != set(PARTNER_TERMS):
+            raise ValueError(f"a terms row has the columns {', '.join(PARTNER_TERMS)}; got {', '.join(sorted(row))}")
+        checked.append({name: row[name] for name in PARTNER_TERMS})
+    return json.dumps(checked, separators=(",", ":"), default=str, sort_keys=False)
+
+
+def partner_offboard_sql(database: str, partner_id: str) -> str:
+    """What a partner stack's destroy runs: the row is kept (statements of earlier periods still read it)."""
+    return (
+        f"UPDATE {PARTNERS.fqn(database)} SET OFFBOARDED_ON = CURRENT_DATE() "
+        f"WHERE {PARTNERS.key} = {sql_string(partner_id)} AND OFFBOARDED_ON IS NULL"
+    )
