@@ -40,7 +40,7 @@ def _partners_homed(trees: list[Path], region: str) -> set[str]:
         f"partner-{p.stem}"
         for tree in trees
         for p in (tree / "partners").glob("*.yaml")
-        if p.name != "tiers.yaml" and _home_region(tree, p.stem) == region
+        if p.name not in ("tiers.yaml", "prices.yaml") and _home_region(tree, p.stem) == region
     }
 
 
@@ -78,7 +78,7 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
                     hit(every, path)
                 elif stack.startswith("region-"):
                     hit(_partners_homed(trees, stack.removeprefix("region-")), path)
-            elif spec and spec.group(1) != "tiers":
+            elif spec and spec.group(1) not in ("tiers", "prices"):  # data files beside the specs
                 hit({f"partner-{spec.group(1)}"}, path)
             elif path == "regions/regions.yaml":
                 before, after = _region_entries(base), _region_entries(head)
