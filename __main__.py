@@ -260,9 +260,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     )
     PartnerTermsRow(
         "terms",
-        PartnerTermsRowArgs(
-            partner_id=spec.id, database=region_ref.get_output("snowflake_database"), terms=terms
-        ),
+        PartnerTermsRowArgs(partner_id=spec.id, database=region_ref.get_output("snowflake_database"), terms=terms),
         opts=pulumi.ResourceOptions(providers=[terms_provider]),
     )
     pulumi.export("partner_id", spec.id)

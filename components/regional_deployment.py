@@ -101,7 +101,7 @@ class RegionalDeploymentArgs:
     payouts_schedule: str = "0 6 2 * *"
     """When the payouts job pays the month before (UTC): the 2nd, after late callbacks of the month's last day."""
     stripe_mode: Literal["test", "live"] = "test"
-    """Stack config platform:stripeMode: `live` runs the payouts job with `--live`, the only way it accepts a live key."""
+    """Stack config platform:stripeMode: `live` runs the payouts job with `--live` (only then a live key runs)."""
     voice_host: pulumi.Input[str] = ""
     """voice.<region>.<zone>: the host the partners' numbers' voice URL names; empty: no voice endpoint."""
     voice_upstream: VoiceUpstream | None = None
@@ -765,9 +765,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 f"{name}-kong-meter-auth",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name="kong-meter-auth", namespace=namespace.metadata.name),
                 type="Opaque",
-                string_data={
-                    "authorization": pulumi.Output.secret(pulumi.Output.concat("Bearer ", args.meter_kong_token))
-                },
+                string_data={"authorization": secret(pulumi.Output.concat("Bearer ", args.meter_kong_token))},
                 opts=opts,
             )
             custom_env[env_variable(METER_AUTHORIZATION)] = {

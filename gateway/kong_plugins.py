@@ -164,11 +164,15 @@ def _unresolved_references(plugin: str, config: dict[str, Any]) -> list[str]:
         dotted = ".".join(path)
         wildcard = ".".join((*path[:-1], "*"))
         if not is_vault_reference(value):
-            problems.append(f"{plugin}: config.{dotted} embeds a vault reference in other text; Kong resolves only a "
-                            "whole value {vault://...}")
+            problems.append(
+                f"{plugin}: config.{dotted} embeds a vault reference in other text; Kong resolves only a "
+                "whole value {vault://...}"
+            )
         elif dotted not in allowed and wildcard not in allowed:
-            problems.append(f"{plugin}: config.{dotted} is not referenceable in Kong {KONG_IMAGE_TAG}: the reference "
-                            "would be used as text")
+            problems.append(
+                f"{plugin}: config.{dotted} is not referenceable in Kong {KONG_IMAGE_TAG}: the reference "
+                "would be used as text"
+            )
     return problems
 
 

@@ -209,5 +209,7 @@ def test_a_regions_voice_upstream_placeholder_is_the_only_thing_left(cli: Callab
     assert "platform:voiceUpstream: 'voice.test:8080' names voice.test" in result.out and "set in this file" in (
         result.out
     )
-    write_stack(repo_copy, "region-sa-east", {**ready, "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080"})
+    write_stack(
+        repo_copy, "region-sa-east", {**ready, "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080"}
+    )
     cli("validate", "--for-deploy", "region-sa-east", root=repo_copy)

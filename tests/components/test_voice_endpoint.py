@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from foundation.yamlio import dump_yaml, load_yaml_file
+from platformctl.offline.recorder import RecordedResource
 from tests.conftest import Plan
 
 STACK = "region-eu-central"
 HOST = "voice.eu-central.voice-platform.example"
 
 
-def _parts(plan: Plan, stack: str = STACK) -> dict[str, object]:
+def _parts(plan: Plan, stack: str = STACK) -> dict[str, RecordedResource]:
     parent = plan.one(stack, "platform:voice_endpoint:VoiceEndpoint", "region-voice")
     return {r.type: r for r in plan.resources(stack) if r.parent == parent.urn}
 
