@@ -7,7 +7,8 @@ Kong 3.9.1 (the data planes' `KONG_IMAGE_TAG`), github.com/Kong/kong at tag 3.9.
 - kong/vaults/env/init.lua `get`: `{vault://env/<name>}` reads the variable `<name>` upper-cased with `-` as `_`;
 - a plugin field is resolved only when its schema marks it `referenceable` (e.g. http-log `config.headers` values,
   rate-limiting `config.redis.password`).
-The Kong chart upper-cases `customEnv` keys (charts/kong/templates/_helpers.tpl, `kong.env`).
+The Kong chart upper-cases `customEnv` keys and renders a map value (`valueFrom: secretKeyRef`) as it is
+(charts/kong/templates/_helpers.tpl, `kong.env` and `kong.renderEnv`).
 """
 
 from __future__ import annotations
