@@ -62,11 +62,12 @@ class VoiceEndpoint(pulumi.ComponentResource):
             protocol="http",
             host=args.upstream.host,
             port=args.upstream.port,
-            # One more try on another connection (Kong retries connect errors and timeouts); Twilio's own fallback is
-            # the number's fallback URL, so a call is not answered twice by Kong retrying on and on.
+            # At most one retry (Kong's default is 5): a webhook may start handling a call; past that, Twilio's own
+            # recourse is the number's voice fallback URL.
             retries=1,
             connect_timeout=2000,
-            # Twilio gives a voice webhook 15 s to answer; a media stream is a long-lived WebSocket.
+            # A call's media stream (a WebSocket upgrade on this host) lives as long as the call: an hour, like the
+            # streaming API's service.
             read_timeout=3_600_000,
             write_timeout=3_600_000,
             tags=tags,
