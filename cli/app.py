@@ -313,7 +313,8 @@ def ci_preview(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
-    from platformctl.shards import affected_summary, parse_shard
+    from platformctl.ci import affected_summary
+    from platformctl.shards import parse_shard
 
     repo = _repo()
     if list_affected:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fleet.program import data_owners, kind_modules
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN
 from foundation.stacks import StackKind
 from foundation.yamlio import load_yaml_file
 from platformctl.ci.git import FileChange
@@ -205,3 +207,18 @@ def _meaning(tree: Path, stacks: list[str], today: datetime.date) -> list[tuple[
         except InputError as exc:
             found += [(name, p) for p in exc.problems]
     return found
+
+
+def tree_home_region(*trees: Path) -> Callable[[str], str | None]:
+    """A partner's home region as a git tree's spec says (the first tree that has it), for ci-preview's split."""
+
+    def home(name: str) -> str | None:
+        if not name.startswith("partner-") or not re.fullmatch(PARTNER_ID_PATTERN, name.removeprefix("partner-")):
+            return None  # a stack file's name from a pull request reaches no other path
+        for tree in trees:
+            region = _home_region(tree, name.removeprefix("partner-"))
+            if isinstance(region, str):
+                return region
+        return None
+
+    return home
