@@ -387,12 +387,11 @@ class RegionalDeployment(pulumi.ComponentResource):
                         # Without s3:ListBucket, S3 answers a statement not yet written with 403 AccessDenied, not 404
                         # ("If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code 403",
                         # docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions). Listing only under
-                        # the prefix: s3:prefix is ListBucket's condition key (Service Authorization Reference, Amazon
-                        # S3, "Condition keys"; docs.aws.amazon.com/AmazonS3/latest/userguide/
-                        # amazon-s3-policy-keys.html, "Example 2: Getting a list of objects in a bucket with a specific
-                        # prefix"). For GetObject's 403-or-404 decision S3 evaluates ListBucket with the requested key
-                        # as s3:prefix (what Ceph RGW matched "to match aws behavior", github.com/ceph/ceph/pull/68577),
-                        # so `statements/*` covers every statement's key.
+                        # the prefix: s3:prefix is the ListBucket condition key that limits a listing to a key prefix
+                        # (S3 user guide, "Bucket policy examples using condition keys", amazon-s3-policy-keys.html;
+                        # AWS knowledge center, iam-s3-user-specific-folder). For GetObject's 403-or-404 decision S3
+                        # evaluates ListBucket with the requested key as s3:prefix (what Ceph RGW now does "to match
+                        # aws behavior", github.com/ceph/ceph/pull/68577), so `statements/*` covers every statement.
                         {
                             "Effect": "Allow",
                             "Action": ["s3:ListBucket"],
