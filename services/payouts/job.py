@@ -266,7 +266,10 @@ class _Run:
                     carries.append(_Carry(month, outcome.due_minor, "carry"))
             if outcome is not None:
                 outcomes.append(outcome)
+        shown = {o.period for o in outcomes}
         for carry in carries:  # nothing unstated in this run to take them: the next run's first new statement will
+            if carry.source in shown:
+                continue
             outcomes.append(
                 Outcome(
                     partner,
@@ -400,6 +403,7 @@ class _Run:
                 self._hand_over(partner, carries, month, statements, existing)
             location = self.store.put(month, partner, statement)
             existing.add(month)
+            statements[month] = statement  # a later month of this run may hand its open amount over
             return location
 
         def record(status: str, statement_status: str, reason: str) -> Outcome:

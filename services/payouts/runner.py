@@ -19,6 +19,7 @@ from services.payouts.job import Report, run_payouts
 from services.payouts.statements import open_store
 from services.payouts.stripe_gateway import StripeGateway
 
+
 def resolve_period(period: str, now: dt.datetime) -> str:
     if period == money.PREVIOUS:
         return money.latest_payable(now)
