@@ -293,7 +293,12 @@ def open_store(target: str, default_dir: Path | None = None, env: Mapping[str, s
         pieces = [p for p in parts.path.split("/") if p]
         if any(not _PREFIX_PART.fullmatch(p) or p in (".", "..") for p in pieces):
             raise InputError.single("--statements", "", "the S3 prefix may hold only A-Z a-z 0-9 . _ - between slashes")
-        return S3Statements(parts.netloc, "/".join(pieces), env.get(KMS_KEY_ENV) or None)
+        import boto3
+
+        # The caller's environment decides the endpoint (AWS_ENDPOINT_URL_S3: moto or a proxy in tests); credentials
+        # and region come from boto3's usual chain (the pod's IRSA role).
+        client = boto3.client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or None)
+        return S3Statements(parts.netloc, "/".join(pieces), env.get(KMS_KEY_ENV) or None, client=client)
     if "://" in target:
         raise InputError.single("--statements", "", "must be a directory or s3://BUCKET/PREFIX")
     return LocalStatements(Path(target))
