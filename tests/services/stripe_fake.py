@@ -123,10 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(url.query))
         with fake.lock:
             fake.requests.append(("GET", url.path, None))
-        if not self._authorized():
-            return
-        if url.path.startswith("/setup/"):  # the partner's browser on an onboarding link
+        if url.path.startswith("/setup/"):  # the partner's browser on an onboarding link: no API key
             self._visit_link(url.path.removeprefix("/setup/"))
+            return
+        if not self._authorized():
             return
         if url.path.startswith("/v1/accounts/"):
             account = fake.accounts.get(url.path.rsplit("/", 1)[-1])
