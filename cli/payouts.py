@@ -34,7 +34,7 @@ def connect(
     link while the account cannot receive transfers yet.
 
     A partner outside the platform's country gets the recipient service agreement (Stripe's cross-border payouts);
-    a country Stripe cannot pay across borders is refused (regions/stripe_connect.yaml). Needs STRIPE_API_KEY
+    a country Stripe cannot pay across borders is refused (platformctl/stripe_connect.yaml). Needs STRIPE_API_KEY
     (STRIPE_API_BASE for another endpoint). Running it again finds the same account.
 
     Example: platformctl billing connect acme-voice --yes; later: platformctl billing connect acme-voice --link
@@ -166,6 +166,8 @@ def run(
     for o in report.outcomes:
         for warning in o.warnings:
             plain(err, f"warning: {o.partner}: {warning}", "yellow")
+    for o in report.not_paid:
+        plain(err, f"not paid: {o.partner} {o.period}: {o.reason}", "red")
     if report.not_paid:
         names = ", ".join(f"{o.partner} ({o.period}: {o.status})" for o in report.not_paid)
         raise PlatformError(f"{len(report.not_paid)} month(s) not paid up to {report.period}: {names}")

@@ -78,7 +78,9 @@ def billing_country(repo: Repo, spec: PartnerSpec) -> str:
     return spec.countries[0]
 
 
-CONNECT_FILE = "regions/stripe_connect.yaml"
+CONNECT_FILE = "platformctl/stripe_connect.yaml"
+CONNECT_PATH = Path(__file__).resolve().parent / "stripe_connect.yaml"
+"""Shipped with the tool, like the tier table: Stripe's rules, not the fleet's data."""
 CROSS_BORDER_DOC = "https://docs.stripe.com/connect/cross-border-payouts"
 
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -103,8 +105,8 @@ class ConnectFacts(BaseModel):
     """Account Link return addresses."""
 
 
-def load_connect_facts(repo: Repo) -> ConnectFacts:
-    doc = load_yaml_file(repo.root / CONNECT_FILE, CONNECT_FILE)
+def load_connect_facts(path: Path = CONNECT_PATH) -> ConnectFacts:
+    doc = load_yaml_file(path, CONNECT_FILE)
     try:
         return ConnectFacts.model_validate(doc)
     except ValidationError as exc:
@@ -149,7 +151,7 @@ def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
         raise InputError.single(
             f"partners/{partner_id}.yaml", "billing.payout_method", "is not stripe_connect; no Stripe account is needed"
         )
-    facts = load_connect_facts(repo)
+    facts = load_connect_facts()
     country = billing_country(repo, spec)
     return {
         "partner": spec.id,
