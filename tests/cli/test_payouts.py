@@ -128,7 +128,7 @@ def test_run_bad_input_exits_2_naming_the_argument(
     if "2026-12" in args:
         import datetime as dt
 
-        assert dt.datetime.now(dt.UTC) < dt.datetime(2027, 1, 3, tzinfo=dt.UTC) or pytest.fail("move the period")
+        assert dt.datetime.now(dt.UTC) < dt.datetime(2027, 1, 2, tzinfo=dt.UTC) or pytest.fail("move the period")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     argv = ["payouts", "run", *args]
@@ -144,7 +144,7 @@ def test_run_bad_input_exits_2_naming_the_argument(
 
 def test_help_states_the_close_window(repo_copy: Path, cli: Callable[..., Any]) -> None:
     text = " ".join(cli("payouts", "run", "--help", root=repo_copy).out.split())
-    assert "2-day close window" in text
+    assert "1-day close window" in text
 
 
 def test_live_key_is_accepted_with_live(

@@ -25,7 +25,7 @@ from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 PERIOD = latest_payable(dt.datetime.now(dt.UTC))
 """What `--period previous` pays today: the latest month whose close window has passed."""
 WHEN = period_end(PERIOD) - dt.timedelta(hours=12)
-"""The last day of that month: at most ~33.5 days ago, recent enough for the meter (it takes events up to 35 days)."""
+"""The last day of that month: at most ~32.5 days ago, recent enough for the meter (it takes events up to 35 days)."""
 
 
 @pytest.fixture
