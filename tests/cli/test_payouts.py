@@ -311,3 +311,12 @@ def test_open_period_is_refused_and_a_statement_of_the_wrong_shape_is_named(
     result = cli("payouts", "run", "--period", "2026-10", *args, code=2, root=repo_copy)
     assert "2026-10/acme-voice.json" in result.err and "gross_minor" in result.err
     assert not fake.transfers
+
+
+def test_a_currency_change_is_said_loudly_at_update(repo_copy: Path, cli: Callable[..., Any], tmp_path: Path) -> None:
+    spec = tmp_path / "acme-voice.yaml"
+    spec.write_text((repo_copy / "partners/acme-voice.yaml").read_text().replace("currency: EUR", "currency: USD"))
+    result = cli("onboard-partner", str(spec), "--update", "--no-apply", root=repo_copy)
+    said = " ".join(result.err.split())
+    assert "billing.currency changes from EUR to USD" in said
+    assert "cannot be paid" in said and "next unstated period" in said
