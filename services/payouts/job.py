@@ -248,6 +248,13 @@ class _Run:
         for month in sorted(m for m in stated if m <= self.period):
             found = self.store.get(month, partner)
             if found is not None:
+                if (found.get("partner"), found.get("period")) != (partner, month):
+                    raise InputError.single(
+                        f"{self.store.where}/{month}/{partner}.json",
+                        "partner",
+                        f"is the statement of {found.get('partner')!r} for {found.get('period')!r}, not of "
+                        f"{partner!r} for {month}: a statement is never moved or copied between partners or months",
+                    )
                 statements[month] = found
         existing = set(statements) | {m for m in stated if m > self.period}
         months = sorted({m for m in usage if m <= self.period} | set(statements))

@@ -374,3 +374,14 @@ def test_a_transfer_answered_in_another_currency_is_not_recorded_as_paid(
     statement = json.loads((tmp_path / "st/2026-10/acme-voice.json").read_text())
     assert statement["status"] == "failed" and statement["transfer"] is None
     assert statement["stripe_answer"]["currency"] == "usd"
+
+
+def test_an_existing_account_under_the_wrong_agreement_is_warned_about(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe
+) -> None:
+    # Made before this platformctl knew the rule: a US account (no cross-border agreement) for a DE partner.
+    gateway(fake).create_account("acme-voice", "US", "USD", "ops@acme.example")
+    result = cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    assert "found Stripe account" in result.out
+    said = " ".join(result.err.split())
+    assert "under the full service agreement" in said and "needs a DE account under the recipient agreement" in said
