@@ -17,11 +17,12 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.meter.flusher import SPAWN, Flusher, WarehouseStats
+from services.meter.flusher import SPAWN, Flusher, RosterHandover, WarehouseStats
+from services.meter.roster import RosterFeed, roster_path
 from services.meter.spool import Spool, SpoolReader
 
 log = logging.getLogger("meter.supervisor")
@@ -43,8 +44,8 @@ class FlusherConfig:
     """How long flushed event ids stay in the spool."""
     warehouse_url: str
     """local:DIR or snowflake://..."""
-    roster_rows: list[dict[str, Any]] = field(default_factory=list)
-    """PARTNERS rows merged once per connection."""
+    region: str | None = None
+    """Meter the partners homed in this region (PARTNERS.HOME_REGION); None: every active partner."""
     create_schema: bool = False
     """Create tables and views (the embedded warehouse only)."""
     interval: float = 1.0
@@ -52,7 +53,14 @@ class FlusherConfig:
 
 
 def _flusher_main(
-    config: FlusherConfig, stats: WarehouseStats, flushed: Any, drain: Any, budget: Any, parent: int
+    config: FlusherConfig,
+    stats: WarehouseStats,
+    flushed: Any,
+    drain: Any,
+    budget: Any,
+    parent: int,
+    roster_generation: Any,
+    roster_wanted: Any,
 ) -> None:
     """The flusher process: flush until told to drain (or orphaned), then drain within the budget."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -69,7 +77,8 @@ def _flusher_main(
     def sleep(seconds: float) -> None:
         # In slices: an orphan must notice soon and let go of the warehouse (DuckDB allows one process).
         end = time.monotonic() + seconds
-        while not drain.is_set() and not orphaned() and time.monotonic() < end:
+        # Also ends early when the HTTP process asks for the roster (a callback of an unknown partner waits).
+        while not drain.is_set() and not roster_wanted.is_set() and not orphaned() and time.monotonic() < end:
             drain.wait(min(0.25, max(0.0, end - time.monotonic())))
 
     reader = SpoolReader(config.spool_path, config.dedupe_seconds, flushed)
@@ -77,7 +86,7 @@ def _flusher_main(
         reader,
         lambda: warehouse.connect(config.warehouse_url),
         stats,
-        config.roster_rows,
+        RosterHandover(roster_path(config.spool_path), config.region, roster_generation, roster_wanted),
         config.create_schema,
         interval=config.interval,
     )
@@ -110,6 +119,10 @@ class FlusherSupervisor:
         self.stats = stats
         self._drain = SPAWN.Event()
         self._budget = SPAWN.RawValue("d", 0.0)
+        self._roster_generation = SPAWN.RawValue("q", 0)
+        self._roster_wanted = SPAWN.Event()
+        self.roster_feed = RosterFeed(roster_path(config.spool_path), self._roster_generation, self._roster_wanted)
+        """The HTTP process's view of the roster the flusher reads from PARTNERS."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: Any = None
@@ -128,7 +141,16 @@ class FlusherSupervisor:
     def _spawn(self) -> Any:
         process = SPAWN.Process(
             target=_flusher_main,
-            args=(self.config, self.stats, self._spool.flushed, self._drain, self._budget, os.getpid()),
+            args=(
+                self.config,
+                self.stats,
+                self._spool.flushed,
+                self._drain,
+                self._budget,
+                os.getpid(),
+                self._roster_generation,
+                self._roster_wanted,
+            ),
             name="meter-flusher",
             daemon=True,
         )
