@@ -17,8 +17,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from foundation.currencies import minor_exponent, to_minor
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN
 from foundation.yamlio import load_yaml_file, validation_problems
-from partners.spec import PARTNER_ID_PATTERN
 
 PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
 # ASCII digits, matched whole (re.match with `$` also takes "2026-11\n", `\d` takes "２０２６"): the period is the
