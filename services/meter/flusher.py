@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import multiprocessing
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -121,23 +122,43 @@ class Flusher:
         self.max_backoff = max_backoff
         self._conn: Any = None
         self._last_prune = time.monotonic()
+        self._spool_failing = False
 
     def run(self, stopping: Callable[[], bool], sleep: Callable[[float], None]) -> None:
         """Flush until `stopping()`; `sleep(seconds)` returns early when asked to stop."""
         backoff = self.interval
         while not stopping():
             written = self.flush_once()
-            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and
-            # without them its WAL would grow with every event.
-            self._reader.checkpoint()
-            backoff = self.interval if written is not None else min(self.max_backoff, backoff * 2)
-            if written is not None and time.monotonic() - self._last_prune > PRUNE_EVERY:
-                self._reader.prune()
-                self._last_prune = time.monotonic()
+            spool_ok = self.housekeeping()
+            ok = written is not None and spool_ok
+            backoff = self.interval if ok else min(self.max_backoff, backoff * 2)
             # Only a full batch goes straight on: fakesnow spends ~80 ms of CPU on any MERGE, so a loop that wrote
             # whatever had come in since the last write would spend a core on small batches under steady load.
-            if written is None or written < BATCH:
+            if not ok or written is None or written < BATCH:
                 sleep(backoff)
+
+    def housekeeping(self) -> bool:
+        """Checkpoint the WAL, keep the replay window within its size, forget ids past the dedupe age. False when the
+        spool's disk refused (full): logged, retried on the next round - the flusher degrades, it does not die."""
+        try:
+            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and without
+            # them its WAL would grow with every event.
+            self._reader.checkpoint()
+            self._reader.trim()
+            if time.monotonic() - self._last_prune > PRUNE_EVERY:
+                self._reader.prune()
+                self._last_prune = time.monotonic()
+        except sqlite3.Error as exc:
+            self._spool_trouble(exc)
+            return False
+        self._spool_failing = False
+        return True
+
+    def _spool_trouble(self, exc: sqlite3.Error) -> None:
+        # Once per episode at WARNING (a full disk would otherwise log every round), then at DEBUG.
+        level = logging.DEBUG if self._spool_failing else logging.WARNING
+        log.log(level, "the spool refused the flusher's write, retrying: %s", _first_line(exc))
+        self._spool_failing = True
 
     def drain(self, deadline: float) -> None:
         """Flush what the warehouse takes until nothing is pending or `deadline` (time.monotonic()) passes."""
@@ -148,7 +169,11 @@ class Flusher:
     def flush_once(self) -> int | None:
         """Write one batch: how many events it held, or None when the warehouse is unreachable or refused it (the
         events stay in the spool)."""
-        rows = self._reader.oldest(BATCH)
+        try:
+            rows = self._reader.oldest(BATCH)
+        except sqlite3.Error as exc:
+            self._spool_trouble(exc)
+            return None
         try:
             conn = self._connection()
             if not rows:
@@ -166,7 +191,12 @@ class Flusher:
             log.warning("warehouse write failed, %d events wait in the spool: %s", len(rows), _first_line(exc))
             self.close()
             return None
-        self._reader.mark_flushed([seq for seq, _, _ in rows])
+        try:
+            self._reader.mark_flushed([seq for seq, _, _ in rows])
+        except sqlite3.Error as exc:
+            # Written but not marked: the batch is written again later, which the MERGE ignores.
+            self._spool_trouble(exc)
+            return None
         return len(rows)
 
     def _connection(self) -> Any:

@@ -32,6 +32,11 @@ RESTART_BACKOFF = 1.0
 MAX_RESTART_BACKOFF = 30.0
 STABLE_SECONDS = 60.0
 """A flusher that ran this long before dying restarts after the shortest backoff again."""
+CRASH_LOOP_RESTARTS = 3
+"""Restarts within CRASH_LOOP_WINDOW that make /healthz say the flusher is crash-looping."""
+CRASH_LOOP_WINDOW = 300.0
+POLL_SECONDS = 0.1
+"""How often a sleeping flusher looks at the drain flag."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -49,6 +54,8 @@ class FlusherConfig:
     """Create tables and views (the embedded warehouse only)."""
     interval: float = 1.0
     """Seconds between flushes unless a full batch waits."""
+    replay_bytes: int | None = None
+    """Pages in use above which the flusher prunes flushed events (the spool's replay window)."""
 
 
 def _flusher_main(
@@ -66,13 +73,16 @@ def _flusher_main(
     def orphaned() -> bool:
         return os.getppid() != parent
 
-    def sleep(seconds: float) -> None:
-        # In slices: an orphan must notice soon and let go of the warehouse (DuckDB allows one process).
-        end = time.monotonic() + seconds
-        while not drain.is_set() and not orphaned() and time.monotonic() < end:
-            drain.wait(min(0.25, max(0.0, end - time.monotonic())))
+    def draining() -> bool:
+        return bool(drain.value)
 
-    reader = SpoolReader(config.spool_path, config.dedupe_seconds, flushed)
+    def sleep(seconds: float) -> None:
+        # In slices: a drain request or an orphaned flusher must be noticed soon (DuckDB allows one process).
+        end = time.monotonic() + seconds
+        while not draining() and not orphaned() and time.monotonic() < end:
+            time.sleep(min(POLL_SECONDS, max(0.0, end - time.monotonic())))
+
+    reader = SpoolReader(config.spool_path, config.dedupe_seconds, flushed, config.replay_bytes)
     flusher = Flusher(
         reader,
         lambda: warehouse.connect(config.warehouse_url),
@@ -82,7 +92,7 @@ def _flusher_main(
         interval=config.interval,
     )
     try:
-        flusher.run(lambda: drain.is_set() or orphaned(), sleep)
+        flusher.run(lambda: draining() or orphaned(), sleep)
         if not orphaned():
             flusher.drain(time.monotonic() + budget.value)
     finally:
@@ -108,8 +118,12 @@ class FlusherSupervisor:
         self.config = config
         self._spool = spool
         self.stats = stats
-        self._drain = SPAWN.Event()
+        # A flag in shared memory, polled: not a multiprocessing.Event, whose Condition waits for every process that
+        # ever slept on it to wake - a flusher killed mid-wait never does, and SIGTERM then hung forever in set().
+        # No semaphore either, so nothing for the resource tracker to report as leaked.
+        self._drain = SPAWN.RawValue("i", 0)
         self._budget = SPAWN.RawValue("d", 0.0)
+        self._restarts: list[float] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: Any = None
@@ -149,6 +163,7 @@ class FlusherSupervisor:
                 return
             ran = time.monotonic() - started
             backoff = RESTART_BACKOFF if ran > STABLE_SECONDS else backoff
+            self._restarts = [*self._restarts[-CRASH_LOOP_RESTARTS:], time.monotonic()]
             self.stats.restarted()
             self.stats.set_up(False)
             log.error(
@@ -162,6 +177,11 @@ class FlusherSupervisor:
                 return
             backoff = min(MAX_RESTART_BACKOFF, backoff * 2)
 
+    def problem(self) -> str | None:
+        """Why the flusher is not doing its work, for /healthz: None when it is."""
+        recent = [t for t in self._restarts if time.monotonic() - t < CRASH_LOOP_WINDOW]
+        return "flusher_crash_loop" if len(recent) >= CRASH_LOOP_RESTARTS else None
+
     def stop(self, deadline: float) -> None:
         """Drain: the flusher writes what the warehouse takes until `deadline` (time.monotonic()), then exits;
         killed if it has not by then."""
@@ -171,7 +191,7 @@ class FlusherSupervisor:
         if process is not None and process.is_alive():
             # The flusher's own deadline is a little earlier, so it stops between batches rather than being killed.
             self._budget.value = max(0.0, deadline - time.monotonic() - 1.0)
-            self._drain.set()
+            self._drain.value = 1
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("the flusher did not finish its drain in time; stopping it, the rest stays spooled")
