@@ -8,9 +8,11 @@ SIGTERM drain the meter needs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -25,7 +27,7 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 from services.meter import events
 from services.meter.events import Event, Form, Ignored, Rejected
 from services.meter.metrics import Metrics, spool_lines, twilio_lines
-from services.meter.roster import Partner
+from services.meter.roster import UNKNOWN_PARTNER_WAIT_SECONDS, Partner, RosterFeed
 from services.meter.spool import CONFLICT, NEW, Spool, SpoolFullError, volume_free_bytes
 from services.meter.subaccounts import SubaccountTokens, TwilioUnavailableError
 
@@ -59,9 +61,36 @@ class MeterState:
     """Set on SIGTERM: refuse new events."""
     flusher: Any = None
     """The FlusherSupervisor, for /healthz (None in tests that run no flusher)."""
+    roster_feed: RosterFeed | None = None
+    """Where `roster` is refreshed from (the PARTNERS rows the flusher reads); None: `roster` is fixed."""
 
     def __post_init__(self) -> None:
         self._signed_urls = {partner_id: self._urls(partner_id) for partner_id in self.roster}
+
+    def sync_roster(self) -> None:
+        """Take the roster the flusher last read from PARTNERS, if it changed (a memory read when it did not)."""
+        feed = self.roster_feed
+        if feed is None or not feed.changed():
+            return
+        roster = feed.load()
+        if roster is not None:
+            self.roster = roster
+            self._signed_urls = {partner_id: self._urls(partner_id) for partner_id in roster}
+
+    async def find_partner(self, partner_id: str) -> Partner | None:
+        """The partner from the roster; one not in it makes the flusher read PARTNERS again (rate-limited, see
+        RosterFeed.request) and waits for that, so a partner onboarded a moment ago is metered from its first call."""
+        self.sync_roster()
+        partner = self.roster.get(partner_id)
+        feed = self.roster_feed
+        if partner is not None or feed is None:
+            return partner
+        feed.request()
+        deadline = time.monotonic() + UNKNOWN_PARTNER_WAIT_SECONDS
+        while feed.pending() and not feed.changed() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.sync_roster()
+        return self.roster.get(partner_id)
 
     def _urls(self, partner_id: str) -> tuple[str, ...]:
         # The URL Twilio signed is the public one (behind Kong), not the one this process sees.
@@ -141,7 +170,7 @@ async def twilio_status(request: Request) -> Response:
     if not events.partner_id_ok(partner_id):
         # Not a partner id at all (path tricks, encoded slashes): nothing to sign or look up.
         return _reject(state, "twilio", Rejected(404, "unknown_partner", "no such partner in this region"))
-    partner = state.roster.get(partner_id)
+    partner = await state.find_partner(partner_id)
     if partner is None:
         # Before the signature: only a partner of this region may make the meter ask Twilio for a token.
         return _reject(state, "twilio", Rejected(404, "unknown_partner", "no such partner in this region"))
@@ -206,6 +235,10 @@ async def kong_log(request: Request) -> Response:
     if not entries or len(entries) > MAX_KONG_ENTRIES:
         return _reject(state, "kong", Rejected(400, "malformed", f"a batch holds 1 to {MAX_KONG_ENTRIES} entries"))
     now = dt.datetime.now(dt.UTC)
+    state.sync_roster()
+    consumers = {_consumer(entry) for entry in entries} - {None}
+    for partner_id in sorted(str(c) for c in consumers if c not in state.roster)[:1]:
+        await state.find_partner(partner_id)  # one wait per batch at most: the refresh brings every new partner
     good: list[Event] = []
     rejected: dict[str, int] = {}
     last: Rejected | None = None
@@ -233,6 +266,12 @@ async def kong_log(request: Request) -> Response:
     # A batch answers 200 for what it could take: Kong would resend a refused batch whole, and an entry that
     # is bad once is bad on every resend. The refusals are counted under their reasons.
     return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected})
+
+
+def _consumer(entry: Any) -> str | None:
+    consumer = entry.get("consumer") if isinstance(entry, dict) else None
+    partner_id = consumer.get("custom_id") if isinstance(consumer, dict) else None
+    return partner_id if isinstance(partner_id, str) and events.partner_id_ok(partner_id) else None
 
 
 async def healthz(request: Request) -> Response:

@@ -17,7 +17,7 @@ from foundation.errors import InputError
 from services import warehouse
 from services.meter import listener
 from services.meter.app import MeterState, build_app
-from services.meter.roster import load_roster
+from services.meter.roster import Partner, load_roster, read_roster, roster_path, write_roster
 from services.meter.spool import Spool
 from services.meter.subaccounts import ACCOUNT_SID_ENV, SubaccountTokens
 from services.meter.supervisor import FlusherConfig, FlusherSupervisor
@@ -70,6 +70,28 @@ def _public_url(config: ServeConfig) -> str:
     return url.rstrip("/")
 
 
+def first_roster(config: ServeConfig) -> dict[str, Partner]:
+    """The roster before listening: read from PARTNERS now (the flusher has not started, so the embedded warehouse
+    is free), else the one the last run handed over, else none (every callback waits for the flusher's read)."""
+    path = roster_path(config.spool_path)
+    try:
+        conn = warehouse.connect(config.warehouse_url)
+        try:
+            if config.warehouse_url.startswith("local:"):
+                warehouse.ensure_schema(conn)
+            roster = read_roster(conn, config.region)
+        finally:
+            conn.close()
+    except Exception as exc:  # the warehouse is down: meter the partners the last run knew; the flusher retries
+        log.warning("cannot read PARTNERS (%s); starting with the roster of the last run", str(exc).splitlines()[0])
+        return load_roster(path) or {}
+    write_roster(path, roster)
+    where = f" homed in {config.region}" if config.region else ""
+    if not roster:
+        log.warning("no active partners%s in the warehouse's PARTNERS table: every callback is 404 until one is", where)
+    return roster
+
+
 def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[MeterState, FlusherSupervisor]:
     """Everything `serve` checks and opens before it listens; bad input raises InputError (exit 2)."""
     subaccounts, kong_token = _tokens(os.environ if env is None else env)
@@ -78,8 +100,8 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
         warehouse.connect(config.warehouse_url)  # raises the InputError that names the accepted forms
     if config.warehouse_url.startswith("snowflake://"):
         warehouse.snowflake_params(config.warehouse_url, os.environ if env is None else env)
-    roster = load_roster(config.partners_dir, config.region)
-    spool = Spool(config.spool_path, max_pending=config.max_pending)
+    spool = Spool(config.spool_path, max_pending=config.max_pending)  # locks it: a second meter stops here
+    roster = first_roster(config)
     state = MeterState(
         roster=roster, spool=spool, subaccounts=subaccounts, kong_token=kong_token, public_url=public_url
     )
@@ -88,7 +110,7 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
             spool_path=config.spool_path,
             dedupe_seconds=spool.dedupe_seconds,
             warehouse_url=config.warehouse_url,
-            roster_rows=[p.roster_row() for p in roster.values()],
+            region=config.region,
             # The embedded warehouse is ours to create; a real account's objects are the SnowflakeWarehouse
             # component's, and the loader role may only write rows.
             create_schema=config.warehouse_url.startswith("local:"),
@@ -98,6 +120,7 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
         spool,
         state.metrics.warehouse,
     )
+    state.roster_feed = flusher.roster_feed
     state.flusher = flusher
     return state, flusher
 

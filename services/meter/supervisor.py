@@ -17,11 +17,12 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.meter.flusher import SPAWN, Flusher, WarehouseStats
+from services.meter.flusher import SPAWN, Flusher, RosterHandover, SharedFlag, WarehouseStats
+from services.meter.roster import RosterFeed, roster_path
 from services.meter.spool import Spool, SpoolReader
 
 log = logging.getLogger("meter.supervisor")
@@ -48,8 +49,8 @@ class FlusherConfig:
     """How long flushed event ids stay in the spool."""
     warehouse_url: str
     """local:DIR or snowflake://..."""
-    roster_rows: list[dict[str, Any]] = field(default_factory=list)
-    """PARTNERS rows merged once per connection."""
+    region: str | None = None
+    """Meter the partners homed in this region (PARTNERS.HOME_REGION); None: every active partner."""
     create_schema: bool = False
     """Create tables and views (the embedded warehouse only)."""
     interval: float = 1.0
@@ -59,7 +60,14 @@ class FlusherConfig:
 
 
 def _flusher_main(
-    config: FlusherConfig, stats: WarehouseStats, flushed: Any, drain: Any, budget: Any, parent: int
+    config: FlusherConfig,
+    stats: WarehouseStats,
+    flushed: Any,
+    drain: Any,
+    budget: Any,
+    parent: int,
+    roster_generation: Any,
+    roster_wanted: Any,
 ) -> None:
     """The flusher process: flush until told to drain (or orphaned), then drain within the budget."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -74,12 +82,13 @@ def _flusher_main(
         return os.getppid() != parent
 
     def draining() -> bool:
-        return bool(drain.value)
+        return drain.is_set()
 
     def sleep(seconds: float) -> None:
         # In slices: a drain request or an orphaned flusher must be noticed soon (DuckDB allows one process).
         end = time.monotonic() + seconds
-        while not draining() and not orphaned() and time.monotonic() < end:
+        # Also ends early when the HTTP process asks for the roster (a callback of an unknown partner waits).
+        while not draining() and not roster_wanted.is_set() and not orphaned() and time.monotonic() < end:
             time.sleep(min(POLL_SECONDS, max(0.0, end - time.monotonic())))
 
     reader = SpoolReader(config.spool_path, config.dedupe_seconds, flushed, config.replay_bytes)
@@ -87,7 +96,7 @@ def _flusher_main(
         reader,
         lambda: warehouse.connect(config.warehouse_url),
         stats,
-        config.roster_rows,
+        RosterHandover(roster_path(config.spool_path), config.region, roster_generation, roster_wanted),
         config.create_schema,
         interval=config.interval,
     )
@@ -118,12 +127,13 @@ class FlusherSupervisor:
         self.config = config
         self._spool = spool
         self.stats = stats
-        # A flag in shared memory, polled: not a multiprocessing.Event, whose Condition waits for every process that
-        # ever slept on it to wake - a flusher killed mid-wait never does, and SIGTERM then hung forever in set().
-        # No semaphore either, so nothing for the resource tracker to report as leaked.
-        self._drain = SPAWN.RawValue("i", 0)
+        self._drain = SharedFlag()
         self._budget = SPAWN.RawValue("d", 0.0)
         self._restarts: list[float] = []
+        self._roster_generation = SPAWN.RawValue("q", 0)
+        self._roster_wanted = SharedFlag()
+        self.roster_feed = RosterFeed(roster_path(config.spool_path), self._roster_generation, self._roster_wanted)
+        """The HTTP process's view of the roster the flusher reads from PARTNERS."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: Any = None
@@ -142,7 +152,16 @@ class FlusherSupervisor:
     def _spawn(self) -> Any:
         process = SPAWN.Process(
             target=_flusher_main,
-            args=(self.config, self.stats, self._spool.flushed, self._drain, self._budget, os.getpid()),
+            args=(
+                self.config,
+                self.stats,
+                self._spool.flushed,
+                self._drain,
+                self._budget,
+                os.getpid(),
+                self._roster_generation,
+                self._roster_wanted,
+            ),
             name="meter-flusher",
             daemon=True,
         )
@@ -191,7 +210,7 @@ class FlusherSupervisor:
         if process is not None and process.is_alive():
             # The flusher's own deadline is a little earlier, so it stops between batches rather than being killed.
             self._budget.value = max(0.0, deadline - time.monotonic() - 1.0)
-            self._drain.value = 1
+            self._drain.set()
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("the flusher did not finish its drain in time; stopping it, the rest stays spooled")
