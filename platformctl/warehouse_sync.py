@@ -99,7 +99,7 @@ def sync(repo: Repo, warehouse_url: str, dry_run: bool = False) -> SyncReport:
             warehouse.ensure_schema(conn)
         before = read_partners(conn, [r["PARTNER_ID"] for r in rows])
         if not dry_run and rows:
-            conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(rows),))
+            conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(list[Any](rows)),))
     finally:
         conn.close()
     return SyncReport(warehouse_url, dry_run, rows, before)

@@ -68,6 +68,21 @@ def meter_env(origin: str | None = None) -> dict[str, str]:
     }
 
 
+def repo_roster(region: str | None = None) -> dict[str, Any]:
+    """The roster the meter reads from PARTNERS after `platformctl warehouse sync` of this repository."""
+    from decimal import Decimal
+
+    from fleet.repo import Repo
+    from platformctl.warehouse_sync import terms_rows
+    from services.meter.roster import Partner
+
+    return {
+        r["PARTNER_ID"]: Partner(r["PARTNER_ID"], r["TIER"], r["CURRENCY"], Decimal(r["RATE"]), r["BASE_FEE_MINOR"])
+        for r in terms_rows(Repo(ROOT))
+        if r["OFFBOARDED_ON"] is None and region in (None, r["HOME_REGION"])
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
