@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import multiprocessing
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,26 @@ _LAT_SUM = _RESTARTS + 1
 _LAT_COUNT = _LAT_SUM + 1
 _BUCKETS = _LAT_COUNT + 1
 _SLOTS = _BUCKETS + len(LATENCY_BUCKETS) + 1
+
+
+class SharedFlag:
+    """A flag both processes see, polled: what multiprocessing.Event was used for, without its hazards. An Event is a
+    Condition over semaphores: set() waits for every process that ever slept on it to wake, and a flusher killed
+    mid-wait never does (SIGTERM hung forever once the flusher had been restarted); killed while it held the
+    Condition's lock, it blocks set(), clear() and is_set() for good. A RawValue has no lock and no semaphore (nothing
+    for the resource tracker to call leaked at exit)."""
+
+    def __init__(self) -> None:
+        self._value = SPAWN.RawValue("i", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def clear(self) -> None:
+        self._value.value = 0
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
 
 
 class WarehouseStats:
@@ -122,6 +143,7 @@ class Flusher:
         self.max_backoff = max_backoff
         self._conn: Any = None
         self._last_prune = time.monotonic()
+        self._spool_failing = False
 
     def run(self, stopping: Callable[[], bool], sleep: Callable[[float], None]) -> None:
         """Flush until `stopping()`; `sleep(seconds)` returns early when asked to stop."""
@@ -130,17 +152,36 @@ class Flusher:
             if self._roster is not None and self._roster.due():
                 self.refresh_roster()
             written = self.flush_once()
-            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and
-            # without them its WAL would grow with every event.
-            self._reader.checkpoint()
-            backoff = self.interval if written is not None else min(self.max_backoff, backoff * 2)
-            if written is not None and time.monotonic() - self._last_prune > PRUNE_EVERY:
-                self._reader.prune()
-                self._last_prune = time.monotonic()
+            spool_ok = self.housekeeping()
+            ok = written is not None and spool_ok
+            backoff = self.interval if ok else min(self.max_backoff, backoff * 2)
             # Only a full batch goes straight on: fakesnow spends ~80 ms of CPU on any MERGE, so a loop that wrote
             # whatever had come in since the last write would spend a core on small batches under steady load.
-            if written is None or written < BATCH:
+            if not ok or written is None or written < BATCH:
                 sleep(backoff)
+
+    def housekeeping(self) -> bool:
+        """Checkpoint the WAL, keep the replay window within its size, forget ids past the dedupe age. False when the
+        spool's disk refused (full): logged, retried on the next round - the flusher degrades, it does not die."""
+        try:
+            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and without
+            # them its WAL would grow with every event.
+            self._reader.checkpoint()
+            self._reader.trim()
+            if time.monotonic() - self._last_prune > PRUNE_EVERY:
+                self._reader.prune()
+                self._last_prune = time.monotonic()
+        except sqlite3.Error as exc:
+            self._spool_trouble(exc)
+            return False
+        self._spool_failing = False
+        return True
+
+    def _spool_trouble(self, exc: sqlite3.Error) -> None:
+        # Once per episode at WARNING (a full disk would otherwise log every round), then at DEBUG.
+        level = logging.DEBUG if self._spool_failing else logging.WARNING
+        log.log(level, "the spool refused the flusher's write, retrying: %s", _first_line(exc))
+        self._spool_failing = True
 
     def drain(self, deadline: float) -> None:
         """Flush what the warehouse takes until nothing is pending or `deadline` (time.monotonic()) passes."""
@@ -151,7 +192,11 @@ class Flusher:
     def flush_once(self) -> int | None:
         """Write one batch: how many events it held, or None when the warehouse is unreachable or refused it (the
         events stay in the spool)."""
-        rows = self._reader.oldest(BATCH)
+        try:
+            rows = self._reader.oldest(BATCH)
+        except sqlite3.Error as exc:
+            self._spool_trouble(exc)
+            return None
         try:
             conn = self._connection()
             if not rows:
@@ -169,7 +214,12 @@ class Flusher:
             log.warning("warehouse write failed, %d events wait in the spool: %s", len(rows), _first_line(exc))
             self.close()
             return None
-        self._reader.mark_flushed([seq for seq, _, _ in rows])
+        try:
+            self._reader.mark_flushed([seq for seq, _, _ in rows])
+        except sqlite3.Error as exc:
+            # Written but not marked: the batch is written again later, which the MERGE ignores.
+            self._spool_trouble(exc)
+            return None
         return len(rows)
 
     def _connection(self) -> Any:

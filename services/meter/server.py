@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 from foundation.errors import InputError
 from foundation.naming import REGION_CODE_PATTERN
 from services import warehouse
+from services.meter import listener
 from services.meter.app import MeterState, build_app
 from services.meter.roster import Partner, load_roster, read_roster, roster_path, write_roster
 from services.meter.spool import Spool
+from services.meter.subaccounts import ACCOUNT_SID_ENV, SubaccountTokens
 from services.meter.supervisor import FlusherConfig, FlusherSupervisor
 
 TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
@@ -51,13 +53,13 @@ class ServeConfig:
     """Seconds between flushes unless a full batch waits."""
 
 
-def _tokens(env: Mapping[str, str]) -> tuple[str, str]:
-    missing = [name for name in (TWILIO_TOKEN_ENV, KONG_TOKEN_ENV) if not env.get(name)]
+def _tokens(env: Mapping[str, str]) -> tuple[SubaccountTokens, str]:
+    missing = [name for name in (ACCOUNT_SID_ENV, TWILIO_TOKEN_ENV, KONG_TOKEN_ENV) if not env.get(name)]
     if missing:
         raise InputError.single(
             "environment", ", ".join(missing), "not set: the meter cannot authenticate callbacks without it"
         )
-    return env[TWILIO_TOKEN_ENV], env[KONG_TOKEN_ENV]
+    return SubaccountTokens.from_env(env), env[KONG_TOKEN_ENV]
 
 
 def _public_url(config: ServeConfig) -> str:
@@ -145,24 +147,24 @@ def first_roster(config: ServeConfig) -> dict[str, Partner]:
     return roster
 
 
-def check(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+def check(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[SubaccountTokens, str, str]:
     """The arguments and environment, checked before anything is opened or written: the tokens and public URL."""
     environment = os.environ if env is None else env
-    twilio_token, kong_token = _tokens(environment)
+    subaccounts, kong_token = _tokens(environment)
     public_url = _public_url(config)
     _check_region(config.region)
     _check_warehouse(config.warehouse_url, environment)
     _check_spool(config.spool_path)
-    return twilio_token, kong_token, public_url
+    return subaccounts, kong_token, public_url
 
 
 def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[MeterState, FlusherSupervisor]:
     """Everything `serve` checks and opens before it listens; bad input raises InputError (exit 2)."""
-    twilio_token, kong_token, public_url = check(config, env)
+    subaccounts, kong_token, public_url = check(config, env)
+    spool = Spool(config.spool_path, max_pending=config.max_pending)  # locks it: a second meter stops here
     roster = first_roster(config)
-    spool = Spool(config.spool_path, max_pending=config.max_pending)
     state = MeterState(
-        roster=roster, spool=spool, twilio_token=twilio_token, kong_token=kong_token, public_url=public_url
+        roster=roster, spool=spool, subaccounts=subaccounts, kong_token=kong_token, public_url=public_url
     )
     flusher = FlusherSupervisor(
         FlusherConfig(
@@ -174,17 +176,20 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
             # component's, and the loader role may only write rows.
             create_schema=config.warehouse_url.startswith("local:"),
             interval=config.flush_interval,
+            replay_bytes=spool.replay_bytes,
         ),
         spool,
         state.metrics.warehouse,
     )
     state.roster_feed = flusher.roster_feed
+    state.flusher = flusher
     return state, flusher
 
 
 def serve(config: ServeConfig) -> None:
     import uvicorn
 
+    listening = listener.bind(config.host, config.port)  # before anything starts: a port in use is exit 2
     state, flusher = prepare(config)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
 
@@ -216,9 +221,10 @@ def serve(config: ServeConfig) -> None:
             timeout_graceful_shutdown=int(HTTP_GRACE_SECONDS),
             log_level="info",
             server_header=False,
+            **listener.uvicorn_limits(),
         )
     )
     try:
-        server.run()
+        server.run(sockets=[listening])
     finally:
         state.spool.close()
