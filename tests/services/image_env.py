@@ -65,6 +65,10 @@ def image_env() -> ImageEnv:
         if target.exists():
             subprocess.run(["rm", "-rf", str(target)], check=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "image_env.py"), str(target)], check=True)
+        build = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "image_env.py"), str(target)], capture_output=True, text=True
+        )
+        if build.returncode != 0:
+            raise AssertionError(f"./dev image-env failed:\n{build.stdout[-5000:]}\n{build.stderr[-5000:]}")
         (target / ".complete").write_text("")
     return env
