@@ -315,19 +315,16 @@ class _Run:
         owed = money.payout_minor(gross, Decimal(statement["share"])) + sum(
             int(a["amount_minor"]) for a in statement.get("adjustments") or []
         )
-        moved = (
-            int((statement.get("transfer") or {}).get("amount_minor") or 0)
-            if statement.get("status") != ("carried")
-            else 0
-        )
+        settled_as = statement.get("status") or _legacy_status(statement)
+        moved = int((statement.get("transfer") or {}).get("amount_minor") or 0) if settled_as != "carried" else 0
         moved += sum(int(f["amount_minor"]) for f in statement.get("followups") or [] if f["into"] in existing)
         open_minor = owed - moved
-        kind = "carry" if statement.get("status") == "carried" else "late_usage"
+        kind = "carry" if settled_as == "carried" else "late_usage"
         if open_minor:
             carries.append(_Carry(month, open_minor, kind))
         if month != self.period:
             return None
-        status = ALREADY_PAID if statement.get("status") in ("paid", "external") else CARRIED
+        status = ALREADY_PAID if settled_as in ("paid", "external") else CARRIED
         reason = "already paid" if status == ALREADY_PAID else "already stated: carried"
         if open_minor:
             reason += f"; {open_minor} minor units more ({kind.replace('_', ' ')}) go onto the next new statement"
@@ -436,6 +433,7 @@ class _Run:
             return record(HELD, "held", f"no Stripe account (run: platformctl billing connect {partner})")
         if self.dry_run or self.gateway is None:
             outcome.reason = f"{money.format_minor(due, currency)} to {account}"
+            carries.clear()  # shown on this statement; a real run would hand them over here
             return outcome
         details = self.accounts[partner][1] or {}
         capability = transfers_capability(details)

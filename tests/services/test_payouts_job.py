@@ -352,6 +352,11 @@ def test_dry_run_calls_and_writes_nothing(wh: Path, tmp_path: Path, fake: FakeSt
         ),
         ("[1, 2]", "not a JSON statement object"),
         (
+            '{"partner": "acme-voice", "period": "2026-10", "currency": "EUR", "gross_minor": 1, "share": "lots", '
+            '"payout_minor": 0, "status": "held"}',
+            "share",
+        ),
+        (
             '{"partner": "sakura-calls", "period": "2026-10", "currency": "EUR", "gross_minor": 1, "share": "0.3", '
             '"payout_minor": 0, "status": "paid", "transfer": {"id": "tr_1", "amount_minor": 1}}',
             "not of 'acme-voice'",
@@ -395,3 +400,26 @@ def test_a_bad_partners_row_fails_only_that_partner(wh: Path, tmp_path: Path, fa
     assert statuses(report)[("pampas-voz", PERIOD)] == job.FAILED
     assert "REVENUE_SHARE" in next(o.reason for o in report.outcomes if o.partner == "pampas-voz")
     assert {t["metadata"]["partner"] for t in fake.transfers} == {"acme-voice", "sakura-calls"}
+
+
+def test_a_statement_written_before_statuses_existed_is_read_as_it_was_meant(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    connect(wh, fake, "acme-voice")
+    (tmp_path / "st" / PERIOD).mkdir(parents=True)
+    legacy = {
+        "partner": "acme-voice",
+        "period": PERIOD,
+        "currency": "EUR",
+        "minutes": 1003,
+        "rate": "0.015",
+        "gross_minor": 1504,
+        "share": "0.30",
+        "payout_minor": 451,
+        "adjustments": [],
+        "transfer": {"id": "tr_old", "amount_minor": 451, "currency": "EUR", "destination": "acct_old"},
+    }
+    (tmp_path / "st" / PERIOD / "acme-voice.json").write_text(json.dumps(legacy))
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("acme-voice", PERIOD)] == job.ALREADY_PAID
+    assert not [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
