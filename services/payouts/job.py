@@ -328,7 +328,13 @@ class _Run:
         reason = "already paid" if status == ALREADY_PAID else "already stated: carried"
         if open_minor:
             reason += f"; {open_minor} minor units more ({kind.replace('_', ' ')}) go onto the next new statement"
-        return Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
+        outcome = Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
+        if self.lines.get(partner):
+            outcome.attention = True  # said, and exit 1: the lines were meant to be paid
+            outcome.warnings.append(
+                f"{month} is settled: its --adjustments lines were NOT applied; give them to a later period"
+            )
+        return outcome
 
     def settle(
         self,
