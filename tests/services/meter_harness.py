@@ -7,6 +7,7 @@ for every partner in partners/; callbacks are signed with that token, as Twilio 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -164,6 +165,25 @@ class Meter:
                 return
             time.sleep(0.2)
         raise AssertionError(f"spool not flushed: {self.metrics()}")
+
+
+def seize_warehouse(meter: Meter, timeout: float = 20.0) -> Any:
+    """Take the embedded warehouse from a running meter: kill its flusher and open the DuckDB file before the
+    restarted one does (the supervisor waits a second first). Until the connection closes the warehouse is down for
+    the meter. (`platformctl meter serve` refuses to start on a warehouse in use, so it cannot be taken earlier.)"""
+    from services.warehouse import connect
+
+    assert meter.warehouse.startswith("local:")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in meter.flushers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            return connect(meter.warehouse)
+        except Exception:
+            time.sleep(0.05)
+    raise AssertionError("could not take the warehouse from the meter")
 
 
 def children_of(pid: int) -> list[int]:
