@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from services.meter import events
 from services.meter.events import Event, Form, Ignored, Rejected
-from services.meter.metrics import Metrics, spool_lines, twilio_lines
+from services.meter.metrics import Metrics, connection_lines, spool_lines, twilio_lines
 from services.meter.roster import UNKNOWN_PARTNER_WAIT_SECONDS, Partner, RosterFeed
 from services.meter.spool import CONFLICT, NEW, Spool, SpoolFullError, volume_free_bytes
 from services.meter.subaccounts import SubaccountTokens, TwilioUnavailableError
@@ -294,7 +294,7 @@ async def metrics(request: Request) -> Response:
         free: int | None = volume_free_bytes(state.spool.path.parent)
     except OSError:
         free = None
-    more = [*spool_lines(state.spool, free), *twilio_lines(state.subaccounts)]
+    more = [*spool_lines(state.spool, free), *twilio_lines(state.subaccounts), *connection_lines()]
     return PlainTextResponse(state.metrics.render(state.spool.pending, more), media_type="text/plain; version=0.0.4")
 
 

@@ -95,3 +95,16 @@ def twilio_lines(subaccounts: SubaccountTokens) -> list[str]:
         "# TYPE meter_twilio_lookup_failures_total counter",
         f"meter_twilio_lookup_failures_total {subaccounts.lookup_failures}",
     ]
+
+
+def connection_lines() -> list[str]:
+    from services.meter.listener import ConnectionStats
+
+    return [
+        "# HELP meter_connections_refused_total Connections closed on arrival: the connection limit was reached.",
+        "# TYPE meter_connections_refused_total counter",
+        f"meter_connections_refused_total {ConnectionStats.refused}",
+        "# HELP meter_requests_timed_out_total Connections closed: a request did not arrive whole in time.",
+        "# TYPE meter_requests_timed_out_total counter",
+        f"meter_requests_timed_out_total {ConnectionStats.timed_out}",
+    ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -100,14 +102,21 @@ class Meter:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"meter-{self.port}.log"
 
-    def start(self, env: dict[str, str] | None = None, wait: bool = True) -> Meter:
+    def start(self, env: dict[str, str] | None = None, wait: bool = True, fd_limit: int | None = None) -> Meter:
         args = [PLATFORMCTL, "--root", str(ROOT), "meter", "serve", "--port", str(self.port)]
         args += ["--warehouse", self.warehouse, "--spool", str(self.workdir / "spool.db")]
         for key, value in self.extra.items():
             args += [f"--{key.replace('_', '-')}", value]
         environment = {**os.environ, **meter_env(), **(env or {})}
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=self.workdir,
+                preexec_fn=None if fd_limit is None else functools.partial(_limit_fds, fd_limit),
+            )
         if wait:
             self.wait_ready()
         return self
@@ -165,6 +174,10 @@ class Meter:
                 return
             time.sleep(0.2)
         raise AssertionError(f"spool not flushed: {self.metrics()}")
+
+
+def _limit_fds(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 def seize_warehouse(meter: Meter, timeout: float = 20.0) -> Any:
