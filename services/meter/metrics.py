@@ -66,7 +66,7 @@ def spool_lines(spool: Spool, free_bytes: int | None) -> list[str]:
         f"meter_spool_capacity_bytes {spool.capacity_bytes}",
         "# HELP meter_spool_fill_ratio Used bytes over capacity.",
         "# TYPE meter_spool_fill_ratio gauge",
-        f"meter_spool_fill_ratio {size.used_bytes / max(1, spool.capacity_bytes):.6f}",
+        f"meter_spool_fill_ratio {size.used_bytes / max(1, spool.capacity_bytes)!r}",
         "# HELP meter_spool_pending_limit Pending events at which the spool answers 503.",
         "# TYPE meter_spool_pending_limit gauge",
         f"meter_spool_pending_limit {spool.max_pending}",

@@ -93,8 +93,16 @@ def free_port() -> int:
 
 
 class Meter:
-    def __init__(self, workdir: Path, port: int | None = None, warehouse: str | None = None, **extra: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        warehouse: str | None = None,
+        spool: Path | None = None,
+        **extra: str,
+    ) -> None:
         self.workdir = workdir
+        self.spool = spool or workdir / "spool.db"
         self.port = port or free_port()
         self.warehouse = warehouse or f"local:{workdir / 'warehouse'}"
         self.base = f"http://127.0.0.1:{self.port}"
@@ -104,7 +112,7 @@ class Meter:
 
     def start(self, env: dict[str, str] | None = None, wait: bool = True, fd_limit: int | None = None) -> Meter:
         args = [PLATFORMCTL, "--root", str(ROOT), "meter", "serve", "--port", str(self.port)]
-        args += ["--warehouse", self.warehouse, "--spool", str(self.workdir / "spool.db")]
+        args += ["--warehouse", self.warehouse, "--spool", str(self.spool)]
         for key, value in self.extra.items():
             args += [f"--{key.replace('_', '-')}", value]
         environment = {**os.environ, **meter_env(), **(env or {})}
