@@ -112,11 +112,11 @@ class FakeTwilio:
         one = {k: v[0] for k, v in params.items()}
         if path == f"{API}/Accounts.json":
             if method == "GET":
-                name, status = one.get("FriendlyName"), one.get("Status")
+                name, wanted = one.get("FriendlyName"), one.get("Status")
                 found = [
                     a
                     for a in self.accounts.values()
-                    if (name is None or a["friendly_name"] == name) and (status is None or a["status"] == status)
+                    if (name is None or a["friendly_name"] == name) and (wanted is None or a["status"] == wanted)
                 ]
                 return 200, _page("accounts", found, path)
             sid = self.sid("AC")

@@ -129,11 +129,9 @@ def test_the_embedded_warehouse_has_a_memory_limit_one_thread_and_a_bounded_resu
 
 
 def _partner_row(partner_id: str) -> dict[str, object]:
-    return {
-        "PARTNER_ID": partner_id,
-        "TIER": "starter",
-        "BASE_FEE_MINOR": 0,
-        "CURRENCY": "EUR",
-        "MINOR_UNITS": 2,
-        "ACTIVE": True,
-    }
+    """A PARTNERS row as `platformctl warehouse sync` writes it, under another id."""
+    from fleet.repo import Repo
+    from platformctl.warehouse_sync import terms_rows
+    from tests.services.meter_harness import ROOT
+
+    return {**terms_rows(Repo(ROOT))[0], "PARTNER_ID": partner_id, "ONBOARDED_ON": "2026-11-01"}
