@@ -394,3 +394,24 @@ def test_sigterm_drains_within_30_seconds_and_keeps_what_it_could_not_flush(tmp_
     restarted.wait_flushed()
     restarted.stop()
     assert warehouse_rows(tmp_path / "warehouse", "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS") == [(3,)]
+
+
+def test_a_kong_entry_names_its_partner_by_the_consumers_custom_id_only() -> None:
+    from services.meter import events
+    from services.meter.events import Event, Rejected
+    from tests.services.meter_harness import repo_roster
+
+    roster = repo_roster()
+    now = dt.datetime.now(dt.UTC)
+    named = events.kong_event(kong_entry("acme-voice"), roster, now)
+    assert isinstance(named, Event) and named.row["PARTNER_ID"] == "acme-voice"
+    # The username looks like a partner's, but only custom_id counts (Kong sets it from the partner stack).
+    by_username = kong_entry()
+    by_username["consumer"] = {"id": "c1", "username": "partner-acme-voice"}
+    outcome = events.kong_event(by_username, roster, now)
+    assert isinstance(outcome, Rejected) and outcome.reason == "no_consumer"
+    for custom_id in ("nobody-here", "ACME-VOICE", "acme-voice ", 7):
+        entry = kong_entry()
+        entry["consumer"]["custom_id"] = custom_id
+        outcome = events.kong_event(entry, roster, now)
+        assert isinstance(outcome, Rejected) and outcome.reason in ("unknown_partner", "no_consumer"), custom_id
