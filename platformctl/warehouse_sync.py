@@ -13,6 +13,7 @@ from typing import Any
 
 from fleet.checks import parse_offboarding_date
 from fleet.repo import Repo
+from foundation.errors import PlatformError
 from foundation.stacks import partner_stack
 from foundation.warehouse_schema import PARTNERS, partner_merge_sql, partner_rows_json
 from partners.prices import load_prices
@@ -100,6 +101,11 @@ def sync(repo: Repo, warehouse_url: str, dry_run: bool = False) -> SyncReport:
         before = read_partners(conn, [r["PARTNER_ID"] for r in rows])
         if not dry_run and rows:
             conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(list[Any](rows)),))
+    except PlatformError:
+        raise
+    except Exception as exc:  # the driver's error (no table, refused, timed out): a runtime failure, exit 1
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise warehouse.WarehouseUnavailableError(f"warehouse sync: the warehouse refused or failed: {first}") from None
     finally:
         conn.close()
     return SyncReport(warehouse_url, dry_run, rows, before)

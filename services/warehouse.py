@@ -34,6 +34,8 @@ LOCAL_THREADS = 1
 must leave the other core to the request path."""
 KEEP_RESULTS = 2
 """fakesnow results kept (see _RecentResults): each holds its statement's SQL, for a MERGE the whole batch."""
+NETWORK_TIMEOUT = 60
+"""Seconds the Snowflake connector may spend on one request, its own retries included."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
@@ -165,6 +167,12 @@ def snowflake_params(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         "warehouse": query["warehouse"],
         "private_key": _private_key(env),
         "autocommit": True,
+        # Every statement names its objects in full; a default schema costs nothing and keeps statements that
+        # make temporary objects working on fakesnow's server (its MERGE asserts a current schema, 0.12.1).
+        "schema": "RAW",
+        # The connector retries a 5xx or a dropped answer by itself, by default without end: a command would
+        # hang. Past this the error reaches the caller (the flusher retries later; a command exits 1).
+        "network_timeout": NETWORK_TIMEOUT,
     }
 
 
