@@ -5,14 +5,14 @@
 
 Reports signed Twilio callbacks accepted per second, Kong entries (batches of 100) per second, the p99
 acknowledgement latency at a paced 500 callbacks/s, and the RSS of the meter's processes (HTTP process, flusher
-process, multiprocessing's resource tracker) before, during and after --memory-events Kong entries, then after
-a bounded wait for the warehouse writes to catch up; then the sustained phase: Kong entries as fast as the meter
-takes them for --sustained-seconds while the flusher writes to the warehouse, reporting the rate the warehouse
-writes keep up with (what the meter sustains indefinitely: acknowledgements beyond it only grow the backlog), the
-spool's bytes per event, and what that makes of a 10 GiB volume (backlog room, replay window). Each phase also
-reports the CPU of the generator (this process), the meter's two processes and everything else on the machine:
-on 2 shared cores they decide the figures. Every phase is bounded in count and in time (--max-seconds, --drain-seconds); the meter and its spool
-live in a temporary directory that is removed at the end.
+process, multiprocessing's resource tracker) before, during and after --memory-events Kong entries, then after a
+bounded wait for the warehouse writes to catch up; then the sustained phase: Kong entries as fast as the meter takes
+them for --sustained-seconds while the flusher writes to the warehouse, reporting the rate the warehouse writes keep
+up with (what the meter sustains indefinitely: acknowledgements beyond it only grow the backlog), the spool's bytes
+per event, and what that makes of a 10 GiB volume (backlog room, replay window). Each phase also reports the CPU of
+the generator (this process), the meter's two processes and everything else on the machine: on 2 shared cores they
+decide the figures. Every phase is bounded in count and in time (--max-seconds, --drain-seconds); the meter and its
+spool live in a temporary directory that is removed at the end.
 """
 
 from __future__ import annotations

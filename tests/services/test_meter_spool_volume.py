@@ -127,7 +127,7 @@ def test_a_full_disk_degrades_to_503_without_a_flusher_crash_loop_and_recovers(
         assert post_kong(c, meter, [kong_entry() for _ in range(200)]).json()["accepted"] == 200
         filler = _fill(small_volume)
         holder.close()  # the flusher writes the batch, then cannot mark it flushed, nor checkpoint: disk full
-        _wait_for(lambda: meter.metrics()["meter_flushed_total{kind=\"api\"}"] >= 200, 30, "the warehouse write")
+        _wait_for(lambda: meter.metrics()['meter_flushed_total{kind="api"}'] >= 200, 30, "the warehouse write")
         statuses = set()
         for _ in range(20):  # the request path: 503 with Retry-After, never a 500
             response = post_kong(c, meter, [kong_entry() for _ in range(50)])

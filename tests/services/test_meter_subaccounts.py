@@ -156,7 +156,11 @@ def test_wrong_master_credentials_are_unavailable_and_no_token_is_logged(
         ({"TWILIO_AUTH_TOKEN": "t"}, "TWILIO_ACCOUNT_SID"),
         ({"TWILIO_ACCOUNT_SID": MASTER}, "TWILIO_AUTH_TOKEN"),
         (
-            {"TWILIO_ACCOUNT_SID": MASTER, "TWILIO_AUTH_TOKEN": "t", "PLATFORMCTL_TWILIO_API_URL": "http://evil.example"},
+            {
+                "TWILIO_ACCOUNT_SID": MASTER,
+                "TWILIO_AUTH_TOKEN": "t",
+                "PLATFORMCTL_TWILIO_API_URL": "http://evil.example",
+            },
             "PLATFORMCTL_TWILIO_API_URL",
         ),
     ],
