@@ -40,7 +40,7 @@ TWILIO_RETRY_AFTER = 5
 """Seconds, in Retry-After, when Twilio's API cannot be asked for a partner's token."""
 SPOOL_RETRY_AFTER = 30
 """Seconds, in Retry-After, when the spool cannot take an event (full, disk full, draining)."""
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")  # the Account resource's documented pattern
 
 
 @dataclass
