@@ -288,6 +288,12 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+async def livez(request: Request) -> Response:
+    """The process answers HTTP: the liveness probe. /healthz is for readiness and alerts: what it reports (a full
+    spool or disk, a crash-looping flusher) a restart does not fix."""
+    return PlainTextResponse("ok\n")
+
+
 async def metrics(request: Request) -> Response:
     state: MeterState = request.app.state.meter
     try:
@@ -317,6 +323,7 @@ def build_app(state: MeterState, lifespan: Any = None) -> Starlette:
             Route("/twilio/{partner_id}/status", twilio_status, methods=["POST"]),
             Route("/kong/http-log", kong_log, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _method, Exception: _internal},

@@ -66,6 +66,7 @@ def test_a_full_backlog_is_503_with_retry_after_and_healthz_says_so(meters: Call
             assert response.status_code == 503 and response.json()["error"] == "spool_full"
             assert int(response.headers["retry-after"]) > 0
         assert _health(meter) == (503, "spool_full\n")
+        assert httpx.get(f"{meter.base}/livez", timeout=5).text == "ok\n"  # nothing a restart would fix
         metrics = meter.metrics()
         assert metrics["meter_spool_depth"] == 5 and metrics["meter_spool_pending_limit"] == 5
         assert 0 < metrics["meter_spool_fill_ratio"] < 1 and metrics["meter_spool_capacity_bytes"] > 0
