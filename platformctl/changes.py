@@ -538,12 +538,14 @@ def overlay(repo: Repo, change: Change) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="platformctl-dry-run-") as tmp:
         root = Path(tmp)
         for name in top_level_entries(repo.root):
-            if name in ("partners", "stacks"):
+            if name in ("partners", "stacks", "integrations"):
                 continue
             if (repo.root / name).exists():
                 (root / name).symlink_to(repo.root / name)
-        for folder in ("partners", "stacks"):
+        for folder in ("partners", "stacks", "integrations"):
             (root / folder).mkdir()
+            if not (repo.root / folder).is_dir():
+                continue
             for item in (repo.root / folder).iterdir():
                 if item.is_file() and not item.is_symlink():
                     # Copies, not links: a spec must be a regular file where it is read.
