@@ -280,6 +280,15 @@ class Repo:
             if integration_id in self.spec(pid).integrations and not self.offboarded_on(pid)
         ]
 
+    def integration_inputs(self, integration_id: str) -> bytes:
+        """Everything of the repository an integration stack's plan reads besides stack files and catalogs: its
+        spec, its review record and who installed it (the plan cache's key)."""
+        parts = [read_bounded(self.integration_file(integration_id), f"integrations/{integration_id}.yaml")]
+        if self.review_file(integration_id).is_file():
+            parts.append(read_bounded(self.review_file(integration_id), f"integrations/{integration_id}.review.yaml"))
+        parts.append(",".join(self.installations(integration_id)).encode())
+        return b"\0".join(parts)
+
     def check_installs(self, spec: PartnerSpec, source: str) -> list[str]:
         """A partner installs only published integrations offered in its home region (exit 2 otherwise)."""
         from foundation.errors import Problem

@@ -218,3 +218,22 @@ def parse_record(raw: bytes, source: str) -> ReviewRecord:
         return ReviewRecord.model_validate(doc)
     except ValidationError as exc:
         raise InputError(validation_problems(source, exc)) from None
+
+
+def published_spec(repo: Any, integration_id: str) -> tuple[IntegrationSpec, ReviewRecord]:
+    """The spec the integration stack deploys: published (or suspended) and unchanged since its approved digest."""
+    spec = repo.integration(integration_id)
+    record = repo.review_record(integration_id)
+    source = f"integrations/{integration_id}.review.yaml"
+    if record is None or record.state not in ("published", "suspended"):
+        state = record.state if record is not None else "never submitted"
+        raise InputError.single(source, "state", f"{integration_id} is not published ({state})")
+    digest = spec.digest()
+    if record.published_digest != digest or not record.approved(digest):
+        raise InputError.single(
+            f"integrations/{integration_id}.yaml",
+            "",
+            f"changed since it was approved and published (now {digest[:19]}..., published "
+            f"{(record.published_digest or 'none')[:19]}...): approve and publish it again",
+        )
+    return spec, record
