@@ -150,7 +150,8 @@ def publish(
     from platformctl import integrations as lifecycle
 
     stack = lifecycle.argument(integration_id)
-    _run(str(stack), lambda repo: lifecycle.publish_change(repo, integration_id), _mode(dry_run, no_apply), yes, as_json)
+    mode = _mode(dry_run, no_apply)
+    _run(str(stack), lambda repo: lifecycle.publish_change(repo, integration_id), mode, yes, as_json)
 
 
 @integration_app.command("suspend")
@@ -168,7 +169,8 @@ def suspend(
     from platformctl import integrations as lifecycle
 
     stack = lifecycle.argument(integration_id)
-    _run(str(stack), lambda repo: lifecycle.suspend_change(repo, integration_id), _mode(dry_run, no_apply), yes, as_json)
+    mode = _mode(dry_run, no_apply)
+    _run(str(stack), lambda repo: lifecycle.suspend_change(repo, integration_id), mode, yes, as_json)
 
 
 @integration_app.command("retire")

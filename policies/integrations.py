@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from foundation.naming import (
     installation_consumer,
@@ -21,8 +21,28 @@ from foundation.naming import (
     partner_namespace,
 )
 
-if TYPE_CHECKING:
-    from policies.rules import Resource, StackContext
+
+class Resource(Protocol):
+    """What these rules read of `policies.rules.Resource` (not imported: rules imports this module)."""
+
+    @property
+    def urn(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+
+
+class StackContext(Protocol):
+    """What these rules read of `policies.rules.StackContext`."""
+
+    @property
+    def stack(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def integration(self) -> IntegrationFacts | None: ...
+
 
 Finding = tuple[str, str]
 DIGEST_IMAGE = re.compile(r"^[a-z0-9][a-z0-9.:-]*(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$")
@@ -100,7 +120,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def check_integration_confinement(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+def check_integration_confinement(resources: Sequence[Resource], context: StackContext) -> Iterable[Finding]:
     facts = _facts(context)
     if facts is None:
         return
@@ -156,14 +176,14 @@ def check_integration_confinement(resources: list[Resource], context: StackConte
             yield f"stack:{context.stack}", f"{partner} installed it but its home region {home} is not offered"
 
 
-def _pod_specs(resources: list[Resource], namespaces: set[str]) -> Iterator[tuple[Resource, dict[str, Any]]]:
+def _pod_specs(resources: Sequence[Resource], namespaces: set[str]) -> Iterator[tuple[Resource, dict[str, Any]]]:
     for resource in resources:
         kinds = ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job")
         if resource.type in kinds and (resource.inputs.get("metadata") or {}).get("namespace") in namespaces:
             yield resource, ((resource.inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
 
 
-def check_integration_sandbox(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+def check_integration_sandbox(resources: Sequence[Resource], context: StackContext) -> Iterable[Finding]:
     facts = _facts(context)
     if facts is None:
         return
@@ -215,10 +235,10 @@ def check_integration_sandbox(resources: list[Resource], context: StackContext) 
             if security.get("allowPrivilegeEscalation") is not False:
                 yield resource.urn, f"container {container.get('name')!r}: no privilege escalation"
             image = container.get("image")
-            namespace = (resource.inputs.get("metadata") or {}).get("namespace")
+            where = (resource.inputs.get("metadata") or {}).get("namespace")
             pinned = isinstance(image, str) and DIGEST_IMAGE.fullmatch(image)
             # The conformance job runs the platform's own services image (a region-wide setting), not a third party's.
-            if (namespace == sandbox or resource.type == "kubernetes:apps/v1:Deployment") and not pinned:
+            if (where == sandbox or resource.type == "kubernetes:apps/v1:Deployment") and not pinned:
                 yield resource.urn, f"container {container.get('name')!r}: image {image!r} is not pinned by digest"
     allowlists = [
         r
@@ -241,7 +261,7 @@ def check_integration_sandbox(resources: list[Resource], context: StackContext) 
             yield allowlist.urn, "egress allowlist must allow only CONNECT and end with `http_access deny all`"
 
 
-def check_integration_caps(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
+def check_integration_caps(resources: Sequence[Resource], context: StackContext) -> Iterable[Finding]:
     facts = _facts(context)
     if facts is None:
         return

@@ -22,3 +22,22 @@ def integration_file(tmp_path: Path, name: str = "spec.yaml", **changes: Any) ->
     path = tmp_path / name
     path.write_text(yaml.safe_dump(integration_doc(**changes)))
     return path
+
+
+def published_calsync(root: Path, installs: tuple[str, ...] = ("acme-voice",), suspended: bool = False) -> None:
+    """In the repository at `root`: calsync submitted, approved, published (and suspended), installed by `installs`."""
+    from cli.app import main
+
+    def run(*args: str) -> None:
+        assert main(["--root", str(root), *args]) == 0, args
+
+    run("integration", "submit", str(EXAMPLE), "--yes")
+    run("integration", "approve", "calsync", "--reviewer", "Dana Reviewer")
+    run("integration", "publish", "calsync", "--no-apply")
+    if suspended:
+        run("integration", "suspend", "calsync", "--no-apply")
+    for partner in installs:
+        spec = root / "partners" / f"{partner}.yaml"
+        doc = yaml.safe_load(spec.read_text())
+        doc["integrations"] = ["calsync"]
+        spec.write_text(yaml.safe_dump(doc))

@@ -66,7 +66,10 @@ def test_install_refusals(cli, repo_copy: Path, tmp_path: Path) -> None:
 def test_submit_approve_publish_install_plan_suspend_retire(cli, repo_copy: Path, tmp_path: Path) -> None:
     _approved(cli, repo_copy)
     run = cli("integration", "publish", "calsync", "--no-apply", "--json", root=repo_copy)
-    assert json.loads(run.out)["files"] == ["integrations/calsync.review.yaml", "stacks/Pulumi.integration-calsync.yaml"]
+    assert json.loads(run.out)["files"] == [
+        "integrations/calsync.review.yaml",
+        "stacks/Pulumi.integration-calsync.yaml",
+    ]
     acme = _partner_with(repo_copy, tmp_path, "acme-voice", ["calsync"])
     cli("onboard-partner", str(acme), "--update", "--no-apply", root=repo_copy)
     status = json.loads(cli("integration", "status", "calsync", "--json", root=repo_copy).out)

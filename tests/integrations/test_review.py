@@ -18,10 +18,18 @@ LIMITS = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500
 REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
     ("tag", {"image": "registry.tempo-labs.example/calsync:1.4"}, "image", "pinned by digest"),
     ("latest", {"image": "registry.tempo-labs.example/calsync@sha256:abc"}, "image", "pinned by digest"),
-    ("cpu-cap", {"resources": {**LIMITS, "limits": {"cpu": "1", "memory": "512Mi"}}}, "resources.limits.cpu",
-     "above the cap of 500m"),
-    ("memory-cap", {"resources": {**LIMITS, "limits": {"cpu": "500m", "memory": "1Gi"}}}, "resources.limits.memory",
-     "above the cap of 512Mi"),
+    (
+        "cpu-cap",
+        {"resources": {**LIMITS, "limits": {"cpu": "1", "memory": "512Mi"}}},
+        "resources.limits.cpu",
+        "above the cap of 500m",
+    ),
+    (
+        "memory-cap",
+        {"resources": {**LIMITS, "limits": {"cpu": "500m", "memory": "1Gi"}}},
+        "resources.limits.memory",
+        "above the cap of 512Mi",
+    ),
     ("storage-cap", {"resources": {**LIMITS, "storage": "5Gi"}}, "resources.storage", "above the cap of 1Gi"),
     ("no-limits", {"resources": {"requests": {"cpu": "100m"}}}, "resources.limits.cpu", "is missing"),
     ("unknown-scope", {"scopes": ["calls:read", "billing:write"]}, "scopes.1", "unknown scope 'billing:write'"),
