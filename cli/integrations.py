@@ -205,5 +205,35 @@ def status(
     _listing(lifecycle.status(_repo(), integration_id), as_json, "Integrations")
 
 
+marketplace_app = command_group(
+    "marketplace",
+    "The integration marketplace listing.\n\nExample: platformctl marketplace build --out site",
+)
+
+
+@marketplace_app.command("build")
+def build(
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to write the site into.")],
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", metavar="DIR", help="Conformance results (<id>.json) to show on the pages."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the marketplace as a static site (index, a page per category and per integration) and marketplace.json.
+
+    Example: platformctl marketplace build --out site --json
+    """
+    from cli.app import _repo, out
+    from platformctl import marketplace
+
+    report = marketplace.build(_repo(), out_dir, results)
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        out.print(f"wrote {len(report['files'])} files to {out_dir} ({len(report['integrations'])} integrations)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(integration_app, name="integration")
+    app.add_typer(marketplace_app, name="marketplace")
