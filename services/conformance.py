@@ -82,7 +82,8 @@ def judge(latencies: Sequence[float], errors: int, elapsed: float, bars: Bars) -
 def run(url: str, duration: float, bars: Bars, concurrency: int = 16, timeout: float = 5.0) -> Result:
     """GET `url` from `concurrency` keep-alive connections for `duration` seconds, then judge the run."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"{url!r} is not an http(s) URL")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -93,7 +94,7 @@ def run(url: str, duration: float, bars: Bars, concurrency: int = 16, timeout: f
     deadline = time.monotonic() + duration
 
     def worker() -> None:
-        connection = connection_class(parts.hostname, port, timeout=timeout)
+        connection = connection_class(host, port, timeout=timeout)
         mine: list[float] = []
         failed = 0
         while time.monotonic() < deadline:
