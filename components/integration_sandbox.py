@@ -74,7 +74,7 @@ class IntegrationSandboxArgs:
     suspended: bool
     """Out of service: routes answer 503, sandboxes scale to zero."""
     conformance_image: str
-    """Image whose `platform-services conformance` command runs the load check."""
+    """Image whose `platform-services conformance run` command runs the load check."""
 
 
 class IntegrationSandbox(pulumi.ComponentResource):
@@ -587,6 +587,7 @@ def conformance_args(target: str, rules: ReviewRules) -> list[str]:
     bars = rules.conformance
     return [
         "conformance",
+        "run",
         "--url",
         target,
         "--duration",

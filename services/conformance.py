@@ -1,6 +1,6 @@
 """The marketplace conformance check: load an integration's health endpoint and hold it to the seed's bars
 (p95 latency <= 1 s, >= 100 requests/s, <= 1 % errors). Run by the Job each integration stack deploys in its
-sandbox's companion namespace (`platform-services conformance --url ...`); prints one JSON result, the shape
+sandbox's companion namespace (`platform-services conformance run --url ...`); prints one JSON result, the shape
 `platformctl marketplace build --results DIR` shows (`<id>.json`). Standard library only: the services image
 carries nothing else for it.
 """
@@ -128,7 +128,7 @@ def run(url: str, duration: float, bars: Bars, concurrency: int = 16, timeout: f
 def main(argv: Sequence[str] | None = None) -> int:
     """`conformance --url URL [--duration S] [--min-rps N] [--max-p95 S] [--max-error-rate F]`: exit 0 passed,
     1 failed, 2 bad arguments; the JSON result on stdout."""
-    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="platform-services conformance run", description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="The integration's health endpoint.")
     parser.add_argument("--duration", type=float, default=30.0, help="Seconds of load (default 30).")
     parser.add_argument("--min-rps", type=float, default=Bars.min_rps)

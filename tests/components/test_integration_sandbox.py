@@ -120,7 +120,12 @@ def test_conformance_job_checks_the_seed_bars_after_the_deploy(planned: Plan) ->
     job = jobs[0]
     assert job.inputs["metadata"]["namespace"] == "integration-calsync-system"
     args = job.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:3] == ["conformance", "--url", "http://calsync.integration-calsync.svc.cluster.local:8080/healthz"]
+    assert args[:4] == [
+        "conformance",
+        "run",
+        "--url",
+        "http://calsync.integration-calsync.svc.cluster.local:8080/healthz",
+    ]
     assert args[args.index("--min-rps") + 1] == "100.0" and args[args.index("--max-p95") + 1] == "1.0"
     assert any(dep.endswith("-workload") for dep in job.dependencies)
 

@@ -93,3 +93,11 @@ def test_main_prints_the_json_result_and_exits_by_verdict(capsys: pytest.Capture
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["passed"] is True and set(result) >= {"p95_seconds", "rps", "error_rate"}
     assert main(["--url", "ftp://x", "--duration", "1"]) == 2
+
+
+def test_the_services_console_script_runs_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.cli import main as services_main
+
+    with server() as url:
+        code = services_main(["conformance", "run", "--url", url, "--duration", "1", "--min-rps", "1"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["passed"] is True
