@@ -20,7 +20,7 @@ class StackKind(StrEnum):
     INTEGRATION = "integration"
 
 
-KIND_ORDER = {StackKind.GLOBAL: 0, StackKind.REGION: 1, StackKind.PARTNER: 2, StackKind.INTEGRATION: 2}
+KIND_ORDER = {StackKind.GLOBAL: 0, StackKind.REGION: 1, StackKind.PARTNER: 2, StackKind.INTEGRATION: 3}
 """Planning order: a stack reads only stacks of a smaller rank."""
 
 
