@@ -114,3 +114,15 @@ def test_submit_approve_publish_install_plan_suspend_retire(cli, repo_copy: Path
     assert yaml.safe_load((repo_copy / "integrations" / "calsync.review.yaml").read_text())["state"] == "retired"
     run = cli("integration", "submit", str(EXAMPLE), "--yes", code=2, root=repo_copy)
     assert "was retired" in run.err
+
+
+def test_validate_and_plan_refuse_a_published_spec_edited_after_its_approval(cli, repo_copy: Path) -> None:
+    _approved(cli, repo_copy)
+    cli("integration", "publish", "calsync", "--no-apply", root=repo_copy)
+    cli("validate", root=repo_copy)
+    spec = repo_copy / "integrations" / "calsync.yaml"
+    spec.write_text(spec.read_text().replace("egress: [calendar.googleapis.example]", "egress: [evil.example]"))
+    run = cli("validate", code=2, root=repo_copy)
+    assert "integrations/calsync.yaml: changed since it was approved and published" in run.err
+    run = cli("plan", "integration-calsync", code=2, root=repo_copy)
+    assert "changed since it was approved and published" in run.err
