@@ -126,3 +126,14 @@ def test_validate_and_plan_refuse_a_published_spec_edited_after_its_approval(cli
     assert "integrations/calsync.yaml: changed since it was approved and published" in run.err
     run = cli("plan", "integration-calsync", code=2, root=repo_copy)
     assert "changed since it was approved and published" in run.err
+
+
+def test_installing_through_onboard_partner_dry_run_plans_the_consumer(cli, repo_copy: Path, tmp_path: Path) -> None:
+    _approved(cli, repo_copy)
+    cli("integration", "publish", "calsync", "--no-apply", root=repo_copy)
+    acme = _partner_with(repo_copy, tmp_path, "acme-voice", ["calsync"])
+    before = tree_snapshot(repo_copy)
+    run = cli("onboard-partner", str(acme), "--update", "--dry-run", root=repo_copy)
+    assert "acme-voice: installs calsync: apply integration-calsync" in run.out
+    assert "integration-install-acme-voice" in run.out  # the consumer, in the integration stack's plan
+    assert tree_snapshot(repo_copy) == before
