@@ -307,7 +307,18 @@ class Repo:
             elif state != "published":
                 problems.append(Problem(source, where, f"{integration_id!r} is not published (it is {state})"))
                 continue
-            offered = self.integration(integration_id).regions
+            integration = self.integration(integration_id)
+            offered = integration.regions
+            prices = integration.pricing.monthly if integration.pricing else None
+            if prices is not None and spec.billing.currency not in prices:
+                problems.append(
+                    Problem(
+                        source,
+                        where,
+                        f"{integration_id!r} is priced in {', '.join(sorted(prices))}, not in the partner's billing "
+                        f"currency {spec.billing.currency}",
+                    )
+                )
             if spec.home_region not in offered:
                 problems.append(
                     Problem(

@@ -137,3 +137,15 @@ def test_installing_through_onboard_partner_dry_run_plans_the_consumer(cli, repo
     assert "acme-voice: installs calsync: apply integration-calsync" in run.out
     assert "integration-install-acme-voice" in run.out  # the consumer, in the integration stack's plan
     assert tree_snapshot(repo_copy) == before
+
+
+def test_an_integration_not_priced_in_the_partners_currency_is_not_installable(
+    cli, repo_copy: Path, tmp_path: Path
+) -> None:
+    euro_only = integration_file(tmp_path, "euro.yaml", pricing={"monthly": {"EUR": 900}})
+    cli("integration", "submit", str(euro_only), "--yes", root=repo_copy)
+    cli("integration", "approve", "calsync", "--reviewer", "Dana", root=repo_copy)
+    cli("integration", "publish", "calsync", "--no-apply", root=repo_copy)
+    sunrise = _partner_with(repo_copy, tmp_path, "sunrise-telecom", ["calsync"])  # us-east, billed in USD
+    run = cli("onboard-partner", str(sunrise), "--update", "--no-apply", code=2, root=repo_copy)
+    assert "'calsync' is priced in EUR, not in the partner's billing currency USD" in run.err
