@@ -89,7 +89,8 @@ def test_a_throttled_endpoint_fails_the_throughput_bar() -> None:
 
 def test_main_prints_the_json_result_and_exits_by_verdict(capsys: pytest.CaptureFixture[str]) -> None:
     with server() as url:
-        code = main(["--url", url, "--duration", "1", "--min-rps", "1"])
+        # Loose bars: this checks the wiring (exit code, JSON), not the machine's speed under a loaded CI host.
+        code = main(["--url", url, "--duration", "1", "--min-rps", "1", "--max-p95", "30", "--concurrency", "2"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["passed"] is True and set(result) >= {"p95_seconds", "rps", "error_rate"}
     assert main(["--url", "ftp://x", "--duration", "1"]) == 2
@@ -99,5 +100,7 @@ def test_the_services_console_script_runs_it(capsys: pytest.CaptureFixture[str])
     from services.cli import main as services_main
 
     with server() as url:
-        code = services_main(["conformance", "run", "--url", url, "--duration", "1", "--min-rps", "1"])
+        code = services_main(
+            ["conformance", "run", "--url", url, "--duration", "1", "--min-rps", "1", "--max-p95", "30"]
+        )
     assert code == 0 and json.loads(capsys.readouterr().out)["passed"] is True
