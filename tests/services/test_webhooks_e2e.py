@@ -13,7 +13,16 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.webhooks.dispatcher import JITTER, SCHEDULE
-from tests.services.webhooks_harness import PLATFORMCTL, ROOT, Received, Receiver, Service, event, service_env
+from tests.services.webhooks_harness import (
+    PLATFORMCTL,
+    ROOT,
+    Received,
+    Receiver,
+    Script,
+    Service,
+    event,
+    service_env,
+)
 
 
 def verify(secret: str, request: Received) -> dict[str, object]:
@@ -21,7 +30,7 @@ def verify(secret: str, request: Received) -> dict[str, object]:
     return payload
 
 
-def fail_first(n: int, status: int = 500):  # type: ignore[no-untyped-def]
+def fail_first(n: int, status: int = 500) -> Script:
     def script(path: str, headers: dict[str, str], body: bytes, seen: int) -> tuple[int, dict[str, str]]:
         return (status, {}) if seen < n else (200, {})
 
@@ -43,7 +52,7 @@ def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path:
                 assert answer.status_code == 202 and answer.json() == {"id": doc["id"], "result": "new", "messages": 1}
             # The same id again is the same event: answered, nothing new sent.
             assert service.publish(events[0]).json()["result"] == "duplicate"
-            changed = {**events[0], "data": {**events[0]["data"], "billable_seconds": 1}}  # type: ignore[dict-item]
+            changed = {**events[0], "data": {**events[0]["data"], "billable_seconds": 1}}
             assert service.publish(changed).status_code == 409
 
             ids = set()
@@ -146,7 +155,7 @@ def test_rotation_gone_dead_letter_and_replay(tmp_path: Path) -> None:
             down.wait(lambda got: len(got) == len(SCHEDULE))
             dead = _wait_state(service, "sakura-calls", "dead")
             assert dead["attempts"] == len(SCHEDULE) and dead["last_status"] == 500
-            attempts = service.get("/v1/webhooks/attempts", "sakura-calls", message_id=dead["id"]).json()["data"]
+            attempts = service.get("/v1/webhooks/attempts", "sakura-calls", message_id=str(dead["id"])).json()["data"]
             assert len(attempts) == len(SCHEDULE) and {a["status"] for a in attempts} == {500}
             down.script = lambda path, headers, body, seen: (200, {})
             replay = service.post(f"/v1/webhooks/messages/{dead['id']}/replay", "sakura-calls")
