@@ -115,8 +115,11 @@ class Dispatcher:
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(self.guard),
             use_dns_cache=False,  # every new connection resolves (and is checked) again
-            limit=0,  # bounded by per_endpoint x endpoints, not by a global pool that one endpoint could fill
-            limit_per_host=self.per_endpoint,
+            # No pool limits: the workers bound attempts per endpoint. A pool limit per host would be shared by every
+            # endpoint on that host (many partners use one integration platform's host), so one slow endpoint could
+            # take the connections another needs; a global one could be filled by the slow ones alone.
+            limit=0,
+            limit_per_host=0,
             keepalive_timeout=30,
         )
         self._session = aiohttp.ClientSession(

@@ -145,10 +145,11 @@ class Service:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"webhooks-{self.port}.log"
+        self.extra_args: list[str] = []
 
     def start(self) -> Service:
         args = [PLATFORMCTL, "--root", str(ROOT), "webhooks", "serve", "--port", str(self.port)]
-        args += ["--store", f"local:{self.workdir / 'store'}"]
+        args += ["--store", f"local:{self.workdir / 'store'}", *self.extra_args]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=service_env(**self.env), cwd=self.workdir
