@@ -14,7 +14,7 @@ PLUGIN = "kong:index/plugin:Plugin"
 
 def test_services_for_rest_graphql_and_streaming(fleet: Plan) -> None:
     services = {r.inputs["name"]: r.inputs for r in fleet.resources("global", "kong:index/service:Service")}
-    assert set(services) == {"rest-api", "graphql-api", "streaming-api", "meter"}
+    assert set(services) == {"rest-api", "graphql-api", "streaming-api", "webhooks-api", "meter"}
     assert services["rest-api"]["host"] == "voice-api.platform.svc.cluster.local"
     assert services["streaming-api"]["readTimeout"] == 3_600_000
 
