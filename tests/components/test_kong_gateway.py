@@ -76,6 +76,7 @@ def test_tier_plans_gate_apis_by_feature(fleet: Plan) -> None:
         "rest-api": ["tier-starter", "tier-professional", "tier-enterprise"],
         "graphql-api": ["tier-professional", "tier-enterprise"],
         "streaming-api": ["tier-enterprise"],
+        "webhooks-api": ["tier-starter", "tier-professional", "tier-enterprise"],
     }
     plans = fleet.outputs("global")["kong_rate_limit_plans"]
     assert json.loads(plans["enterprise"])["hour"] == 300000
