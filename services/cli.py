@@ -155,7 +155,7 @@ def payouts_run(args: argparse.Namespace) -> int:
     else:
         for outcome in report.outcomes:
             detail = f" ({outcome.reason})" if outcome.reason else ""
-            print(f"{outcome.partner}: {outcome.status}{detail}")
+            print(f"{outcome.partner} {outcome.period or report.period}: {outcome.status}{detail}")
         if not report.outcomes:
             print(f"nothing to pay for {report.period}")
     for outcome in report.outcomes:
