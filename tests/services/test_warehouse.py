@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from foundation.errors import InputError, PlatformError
 from foundation.warehouse_schema import API_REQUESTS, TABLES, USAGE_EVENTS, VIEWS, partner_merge_sql, partner_rows_json
-from services.payouts.money import gross_minor
 from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
 from tests.conftest import Plan
 
@@ -97,7 +96,8 @@ def test_hostile_strings_are_data_not_sql(conn: Any) -> None:
 
 
 def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
-    """One rounding rule for money: the MRR view agrees with services/payouts/money.gross_minor on the halves."""
+    """One rounding rule for money: MRR reads USAGE_BY_PERIOD.GROSS_MINOR (the one definition of gross, which the
+    statements read too), rounded half to even."""
     now = dt.datetime.now(dt.UTC)
     # (partner, currency, minor units, minutes, rate): 10.5 cents, 11.5 cents, 2.5 yen, -> 10, 12, 2 half-even
     # (half away from zero: 11, 12, 3).
@@ -145,7 +145,8 @@ def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
     cur = conn.cursor()
     cur.execute(f"SELECT CURRENCY, MRR_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.MRR")
     mrr = {currency: int(value) for currency, value in cur.fetchall()}
-    expected = {currency: 1000 + gross_minor([(minutes, rate)], currency) for _, currency, _, minutes, rate in cases}
+    cur.execute(f"SELECT CURRENCY, GROSS_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.USAGE_BY_PERIOD")
+    expected = {currency: 1000 + int(gross) for currency, gross in cur.fetchall()}
     assert mrr == expected == {"EUR": 1010, "USD": 1012, "JPY": 1002}
 
 
