@@ -488,6 +488,9 @@ register_shards(app)
 from cli.plan_worker import register as register_plan_worker  # noqa: E402
 
 register_plan_worker(app)
+from cli.warehouse import register as register_warehouse  # noqa: E402
+
+register_warehouse(app)
 
 
 # ---------------------------------------------------------------- entry point

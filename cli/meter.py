@@ -53,28 +53,35 @@ def serve(
         int, typer.Option("--max-pending", min=1, help="Events waiting for the warehouse before answering 503.")
     ] = 1_000_000,
 ) -> None:
-    """Run the meter. Needs TWILIO_AUTH_TOKEN and METER_KONG_TOKEN in the environment.
+    """Run the meter (the code `platform-services meter serve` runs). Needs TWILIO_AUTH_TOKEN and METER_KONG_TOKEN.
+
+    It meters the warehouse's active PARTNERS rows (of --region), read at start and every 30 s. With a local:
+    warehouse the repository's terms are written there first (`platformctl warehouse sync`), so a checkout meters
+    its partners out of the box; a snowflake:// warehouse gets them from the partner stacks.
 
     Example: platformctl meter serve --port 8787 --public-url https://meter.eu-central.voice-platform.example
     """
     from cli.app import _repo
-    from services.meter.server import ServeConfig
+    from platformctl.warehouse_sync import sync
+    from services.meter.server import ServeConfig, check
     from services.meter.server import serve as run
     from services.warehouse import anchored
 
     repo = _repo()
-    run(
-        ServeConfig(
-            host=host,
-            port=port,
-            warehouse_url=anchored(warehouse, repo.root),
-            public_url=public_url,
-            spool_path=spool or repo.state_dir / "meter" / "spool.db",
-            partners_dir=repo.partners_dir,
-            region=region,
-            max_pending=max_pending,
-        )
+    url = anchored(warehouse, repo.root)
+    config = ServeConfig(
+        host=host,
+        port=port,
+        warehouse_url=url,
+        public_url=public_url,
+        spool_path=spool or repo.state_dir / "meter" / "spool.db",
+        region=region,
+        max_pending=max_pending,
     )
+    check(config)  # bad arguments exit 2 before the warehouse is written
+    if url.startswith("local:"):
+        sync(repo, url)
+    run(config)
 
 
 def usage(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.groups import command_group
+from services.payouts.money import PERIOD_HELP
 
 billing_app = command_group(
     "billing",
@@ -25,12 +26,18 @@ def connect(
     partner: Annotated[str, typer.Argument(help="Partner id.")],
     yes: Annotated[bool, typer.Option("--yes", help="Create the account without asking.")] = False,
     live: Annotated[bool, typer.Option("--live", help="Allow a live STRIPE_API_KEY.")] = False,
+    link: Annotated[
+        bool, typer.Option("--link", help="Make a fresh onboarding link (Stripe's links are single use, minutes long).")
+    ] = False,
 ) -> None:
-    """Find or create the partner's Stripe Connect Express account; record it in its stack file.
+    """Find or create the partner's Stripe Connect Express account; record it in its stack file; print an onboarding
+    link while the account cannot receive transfers yet.
 
-    Needs STRIPE_API_KEY (STRIPE_API_BASE for another endpoint). Running it again finds the same account.
+    A partner outside the platform's country gets the recipient service agreement (Stripe's cross-border payouts);
+    a country Stripe cannot pay across borders is refused (platformctl/stripe_connect.yaml). Needs STRIPE_API_KEY
+    (STRIPE_API_BASE for another endpoint). Running it again finds the same account.
 
-    Example: platformctl billing connect acme-voice --yes
+    Example: platformctl billing connect acme-voice --yes; later: platformctl billing connect acme-voice --link
     """
     import os
 
@@ -44,17 +51,32 @@ def connect(
     gateway = StripeGateway.from_env(os.environ, live=live)
     if not plan["existing"]:
         _confirm(yes, f"find or create a Stripe Express account for {partner} ({plan['country']}, {plan['currency']})")
-    result = billing.connect(repo, partner, gateway)
+    result = billing.connect(repo, partner, gateway, link=link)
     verb = "created" if result.created else "found"
-    plain(out, f"{partner}: {verb} Stripe account {result.account} ({result.country}, {result.currency})")
+    plain(
+        out,
+        f"{partner}: {verb} Stripe account {result.account} ({result.country}, {result.currency}, "
+        f"{result.service_agreement} service agreement; transfers: {result.transfers})",
+    )
     if result.recorded:
         plain(out, f"recorded platform:stripeAccount in stacks/Pulumi.partner-{partner}.yaml")
+    if result.link:
+        plain(out, f"onboarding link for the partner (single use, expires within minutes): {result.link}")
+    if result.transfers != "active":
+        plain(out, f"payouts to {partner} are held until it finishes onboarding; they are paid by the next run after")
 
 
 @payouts_app.command("run")
 def run(
-    period: Annotated[str, typer.Option("--period", help="YYYY-MM: the month to pay.")],
-    region: Annotated[str | None, typer.Option("--region", help="Pay only partners homed in this region.")] = None,
+    period: Annotated[str, typer.Option("--period", help=PERIOD_HELP)],
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="The region whose warehouse this is (recorded on statements); every partner "
+            "with usage metered here is paid, wherever it is homed now.",
+        ),
+    ] = None,
     warehouse: Annotated[
         str,
         typer.Option(
@@ -76,9 +98,12 @@ def run(
     live: Annotated[bool, typer.Option("--live", help="Allow a live STRIPE_API_KEY.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Build each partner's statement for the period, transfer its revenue share once, store the statement.
+    """Build each partner's statements from the warehouse (terms from PARTNERS, gross from USAGE_BY_PERIOD), transfer
+    each month once (idempotency key payout:<partner>:<period>), store the statements.
 
-    Exit 1 if any partner was not paid (no account, below Stripe's minimum, Stripe failing); they are listed.
+    Held months (no Stripe account, onboarding unfinished) and failed ones are retried by every later run until paid.
+    Exit 1 if any month is not paid (held, failed, usage without terms); they are listed. Exit 2 for a period that
+    is not closed yet.
 
     Example: platformctl payouts run --period 2026-11 --region eu-central --statements s3://BUCKET/statements
     """
@@ -88,10 +113,6 @@ def run(
     from platformctl import billing
     from services.payouts.money import format_minor
 
-    if adjustments is not None and not adjustments.is_file():
-        from foundation.errors import InputError
-
-        raise InputError.single("--adjustments", "", f"{adjustments} is not a file")
     report = billing.run(
         _repo(),
         period,
@@ -108,13 +129,25 @@ def run(
         from rich.table import Table
 
         table = Table(title=f"Payouts {report.period}{' (dry run)' if report.dry_run else ''}")
-        for column in ("partner", "currency", "minutes", "gross", "share", "payout", "due", "status", "detail"):
+        for column in (
+            "partner",
+            "period",
+            "currency",
+            "minutes",
+            "gross",
+            "share",
+            "payout",
+            "due",
+            "status",
+            "detail",
+        ):
             table.add_column(column)
         for o in report.outcomes:
             s = o.statement
-            currency = s.get("currency", "")
+            currency = s.get("currency") or ""
             table.add_row(
                 o.partner,
+                o.period,
                 currency,
                 str(s.get("minutes", "")),
                 format_minor(s["gross_minor"], currency) if currency else "",
@@ -133,9 +166,11 @@ def run(
     for o in report.outcomes:
         for warning in o.warnings:
             plain(err, f"warning: {o.partner}: {warning}", "yellow")
+    for o in report.not_paid:
+        plain(err, f"not paid: {o.partner} {o.period}: {o.reason}", "red")
     if report.not_paid:
-        names = ", ".join(o.partner for o in report.not_paid)
-        raise PlatformError(f"{len(report.not_paid)} partner(s) not paid for {report.period}: {names}")
+        names = ", ".join(f"{o.partner} ({o.period}: {o.status})" for o in report.not_paid)
+        raise PlatformError(f"{len(report.not_paid)} month(s) not paid up to {report.period}: {names}")
 
 
 def register(app: typer.Typer) -> None:

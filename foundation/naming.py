@@ -82,6 +82,15 @@ def meter_host(region_code: str, zone: str) -> str:
     return f"meter.{region_code}.{zone}"
 
 
+TWILIO_NAME_PREFIX = "pctl"
+"""Marks Twilio objects platformctl owns; short, because a friendly name holds at most 64 characters."""
+
+
+def twilio_subaccount_name(partner_id: str) -> str:
+    """FriendlyName of the partner's Twilio subaccount: the providers create it, the meter looks it up."""
+    return f"{TWILIO_NAME_PREFIX}:{partner_id}"
+
+
 def voice_host(region_code: str, zone: str) -> str:
     """The region's voice endpoint in the platform zone (Twilio numbers' voice URL)."""
     return f"voice.{region_code}.{zone}"

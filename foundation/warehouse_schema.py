@@ -162,9 +162,12 @@ _MINOR_SCALE = (
     + " END"
 )
 """10 ** the ISO 4217 exponent of the row's CURRENCY (NULL for a currency outside the table: never guessed)."""
+# The product is cast too: fakesnow (0.12.1) sums a bare `a * b` as DOUBLE (15.045 became 15.045000000000002 and
+# rounded to 1505 instead of 1504); minutes x a 6-decimal rate is exact at scale 6, so the cast changes nothing
+# in Snowflake.
 GROSS_MINOR_SQL = (
-    f"CAST(ROUND(SUM(CAST(MINUTES AS NUMBER(38,0)) * CAST(RATE AS NUMBER(18,6))) * {_MINOR_SCALE}, 0, "
-    "'HALF_TO_EVEN') AS NUMBER(38,0))"
+    "CAST(ROUND(SUM(CAST(CAST(MINUTES AS NUMBER(38,0)) * CAST(RATE AS NUMBER(18,6)) AS NUMBER(38,6))) * "
+    f"{_MINOR_SCALE}, 0, 'HALF_TO_EVEN') AS NUMBER(38,0))"
 )
 """THE definition of gross, per partner, period and currency: billed minutes x the metered per-minute rate (the
 price book's, from PARTNERS at metering time), summed exactly and rounded half-even to the minor unit once.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from foundation.errors import Problem
+from foundation.naming import TWILIO_NAME_PREFIX, twilio_subaccount_name
 
 if TYPE_CHECKING:
     from partners.spec import PartnerSpec
@@ -19,8 +20,7 @@ MAX_PER_REQUEST = 20
 """Numbers one entry may ask for."""
 MAX_NUMBERS = 100
 """Numbers one partner may hold through its spec: a typo must not buy a thousand numbers."""
-FRIENDLY_NAME_PREFIX = "pctl"
-"""Marks Twilio objects platformctl owns; short, because a friendly name holds at most 64 characters."""
+FRIENDLY_NAME_PREFIX = TWILIO_NAME_PREFIX
 
 # Letters of any script, spaces and a few separators: a town name, nothing that reads as markup or a path.
 _LOCALITY = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .'-]){0,63}$")
@@ -97,8 +97,8 @@ class NumberSlot:
         return f"{FRIENDLY_NAME_PREFIX}:{self.partner_id}:{self.country}:{self.type}:{self.index}"
 
 
-def subaccount_friendly_name(partner_id: str) -> str:
-    return f"{FRIENDLY_NAME_PREFIX}:{partner_id}"
+subaccount_friendly_name = twilio_subaccount_name
+"""The partner's subaccount (the name lives in foundation.naming: the meter needs it too)."""
 
 
 def number_slots(spec: PartnerSpec) -> list[NumberSlot]:

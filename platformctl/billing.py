@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from fleet.repo import Repo
 from fleet.stackconfig import load_stack_config
 from foundation.errors import InputError
 from foundation.stacks import partner_stack
-from foundation.yamlio import write_atomic
-from partners.spec import PartnerSpec, load_spec
-from partners.tiers import load_tiers
+from foundation.yamlio import load_yaml_file, validation_problems, write_atomic
+from partners.spec import PartnerSpec
 from platformctl.locking import exclusive
-from services.payouts import money
-from services.payouts.job import Report, run_payouts
-from services.payouts.statements import open_store
-from services.payouts.stripe_gateway import PARTNER_METADATA, StripeGateway
+from services.payouts import runner
+from services.payouts.job import Report
+from services.payouts.stripe_gateway import PARTNER_METADATA, StripeGateway, transfers_capability
 
 STRIPE_ACCOUNT_KEY = "platform:stripeAccount"
 _ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
@@ -77,6 +78,58 @@ def billing_country(repo: Repo, spec: PartnerSpec) -> str:
     return spec.countries[0]
 
 
+CONNECT_FILE = "platformctl/stripe_connect.yaml"
+CONNECT_PATH = Path(__file__).resolve().parent / "stripe_connect.yaml"
+"""Shipped with the tool, like the tier table: Stripe's rules, not the fleet's data."""
+CROSS_BORDER_DOC = "https://docs.stripe.com/connect/cross-border-payouts"
+
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[^\s]+$")]
+
+
+class Onboarding(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    refresh_url: HttpsUrl
+    """Where Stripe sends the partner when an onboarding link expired or was used (make a fresh one there)."""
+    return_url: HttpsUrl
+    """Where Stripe sends the partner when it leaves or completes onboarding."""
+
+
+class ConnectFacts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    platform_country: Country
+    """Country of the platform's own Stripe account."""
+    recipient_countries: Annotated[list[Country], Field(min_length=1)]
+    """Countries Stripe lets a platform in one of them pay across borders, self-serve (the cross-border page)."""
+    onboarding: Onboarding
+    """Account Link return addresses."""
+
+
+def load_connect_facts(path: Path = CONNECT_PATH) -> ConnectFacts:
+    doc = load_yaml_file(path, CONNECT_FILE)
+    try:
+        return ConnectFacts.model_validate(doc)
+    except ValidationError as exc:
+        raise InputError(validation_problems(CONNECT_FILE, exc)) from None
+
+
+def service_agreement(facts: ConnectFacts, partner_id: str, country: str) -> Literal["full", "recipient"]:
+    """Stripe's service agreement for an account in `country`: full at home, recipient across borders; a country
+    Stripe does not let this platform pay across borders is bad input (exit 2)."""
+    if country == facts.platform_country:
+        return "full"
+    if facts.platform_country in facts.recipient_countries and country in facts.recipient_countries:
+        return "recipient"
+    raise InputError.single(
+        f"partners/{partner_id}.yaml",
+        "countries",
+        f"its billing country {country} cannot receive Stripe Connect payouts from a platform in "
+        f"{facts.platform_country}: Stripe supports self-serve cross-border payouts only among the US, UK, EEA, "
+        f"Canada and Switzerland ({CROSS_BORDER_DOC}; the list is {CONNECT_FILE}); pay it with "
+        "billing.payout_method bank_transfer",
+    )
+
+
 @dataclass
 class Connection:
     partner: str
@@ -85,6 +138,11 @@ class Connection:
     recorded: bool
     country: str
     currency: str
+    service_agreement: str
+    transfers: str
+    """The account's `transfers` capability (active once the partner has finished onboarding)."""
+    link: str | None
+    """A fresh onboarding URL (single use, expires within minutes), or None."""
 
 
 def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
@@ -93,17 +151,22 @@ def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
         raise InputError.single(
             f"partners/{partner_id}.yaml", "billing.payout_method", "is not stripe_connect; no Stripe account is needed"
         )
+    facts = load_connect_facts()
+    country = billing_country(repo, spec)
     return {
         "partner": spec.id,
-        "country": billing_country(repo, spec),
+        "country": country,
         "currency": spec.billing.currency,
         "email": spec.contact.email,
         "existing": stripe_account_of(repo, spec.id),
+        "service_agreement": service_agreement(facts, spec.id, country),
+        "onboarding": facts.onboarding,
     }
 
 
-def connect(repo: Repo, partner_id: str, gateway: StripeGateway) -> Connection:
-    """Find or create the partner's Express account (idempotent by partner id) and record it in its stack file."""
+def connect(repo: Repo, partner_id: str, gateway: StripeGateway, link: bool = False) -> Connection:
+    """Find or create the partner's Express account (idempotent by partner id), record it in its stack file, and
+    make an onboarding Account Link when the account is new, cannot receive transfers yet, or `link` asks."""
     plan = connect_plan(repo, partner_id)
     account = None
     if plan["existing"]:
@@ -113,18 +176,19 @@ def connect(repo: Repo, partner_id: str, gateway: StripeGateway) -> Connection:
         account = gateway.find_account(partner_id)
     created = account is None
     if account is None:
-        account = gateway.create_account(partner_id, plan["country"], plan["currency"], plan["email"])
+        account = gateway.create_account(
+            partner_id, plan["country"], plan["currency"], plan["email"], plan["service_agreement"]
+        )
     recorded = record_stripe_account(repo.root, partner_id, account["id"])
-    return Connection(partner_id, account["id"], created, recorded, plan["country"], plan["currency"])
-
-
-def region_partners(repo: Repo, region: str | None) -> list[PartnerSpec]:
-    if region is not None:
-        catalog = repo.catalog()
-        if region not in catalog.regions:
-            raise InputError.single("--region", "", f"unknown region {region!r}")
-    specs = [load_spec(path, repo.display(path)) for path in repo.partner_spec_files()]
-    return [s for s in specs if region is None or s.home_region == region]
+    transfers = transfers_capability(account)
+    url = None
+    if link or created or transfers != "active":
+        onboarding: Onboarding = plan["onboarding"]
+        url = gateway.create_account_link(account["id"], onboarding.refresh_url, onboarding.return_url)["url"]
+    agreement = (account.get("tos_acceptance") or {}).get("service_agreement") or plan["service_agreement"]
+    return Connection(
+        partner_id, account["id"], created, recorded, plan["country"], plan["currency"], agreement, transfers, url
+    )
 
 
 def _check_owner(partner_id: str, account_id: str, account: dict[str, Any] | None) -> None:
@@ -139,31 +203,6 @@ def _check_owner(partner_id: str, account_id: str, account: dict[str, Any] | Non
         )
 
 
-def resolve_accounts(repo: Repo, partners: list[PartnerSpec], gateway: StripeGateway | None) -> dict[str, str | None]:
-    """Each stripe_connect partner's account, checked against Stripe before anything is paid (dry run: as recorded).
-
-    The deployed job has no stack files: there the account is found by the metadata `billing connect` sets, from
-    one listing per run.
-    """
-    listed: dict[str, dict[str, Any]] | None = None
-    accounts: dict[str, str | None] = {}
-    for spec in partners:
-        if spec.billing.payout_method != "stripe_connect":
-            continue
-        recorded = stripe_account_of(repo, spec.id)
-        if gateway is None:
-            accounts[spec.id] = recorded
-        elif recorded:
-            _check_owner(spec.id, recorded, gateway.retrieve_account(recorded))
-            accounts[spec.id] = recorded
-        else:
-            if listed is None:
-                listed = gateway.accounts_by_partner()
-            found = listed.get(spec.id)
-            accounts[spec.id] = found["id"] if found else None
-    return accounts
-
-
 def run(
     repo: Repo,
     period: str,
@@ -174,39 +213,25 @@ def run(
     adjustments_file: Path | None = None,
     dry_run: bool = False,
     live: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Report:
-    """Validate every argument, then run the job (see services.payouts.job)."""
-    import datetime as dt
-
+    """`platformctl payouts run`: the services' runner (the very job the CronJob runs), with the repository's
+    defaults (a known region, statements under the state folder, a local warehouse inside the repository).
+    Terms come from the warehouse's PARTNERS table, as in the deployed job, never from partners/*.yaml."""
     from services import warehouse
 
-    if period == "previous":  # the CronJob's argument: the month before the current UTC month
-        period = money.previous_period(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
-    money.check_period(period)
-    partners = region_partners(repo, region)
-    adjustments = money.load_adjustments(adjustments_file, period) if adjustments_file else []
-    store = open_store(statements, repo.state_dir / "statements")
-    gateway = None if dry_run else StripeGateway.from_env(os.environ, live=live)
-    warehouse_url = warehouse.anchored(warehouse_url, repo.root)
-    conn = warehouse.connect(warehouse_url)
-    try:
-        if warehouse_url.startswith("local:"):
-            warehouse.ensure_schema(conn)
-
-        return run_payouts(
-            conn=conn,
-            period=period,
-            partners=partners,
-            tiers=load_tiers(repo.partners_dir / "tiers.yaml"),
-            accounts=lambda: resolve_accounts(repo, partners, gateway),
-            store=store,
-            gateway=gateway,
-            adjustments=adjustments,
-            region=region,
-            dry_run=dry_run,
-        )
-    finally:
-        conn.close()
+    if region is not None and region not in repo.catalog().regions:
+        raise InputError.single("--region", "", f"unknown region {region!r}")
+    return runner.run(
+        period,
+        region=region,
+        warehouse_url=warehouse.anchored(warehouse_url, repo.root),
+        statements=statements or str(repo.state_dir / "statements"),
+        adjustments_file=adjustments_file,
+        dry_run=dry_run,
+        live=live,
+        env=os.environ if env is None else env,
+    )
 
 
 def connect_after_onboarding(repo: Repo, partner_ids: list[str], env: dict[str, str] | None = None) -> list[str]:
@@ -222,6 +247,12 @@ def connect_after_onboarding(repo: Repo, partner_ids: list[str], env: dict[str, 
     gateway = StripeGateway.from_env(env)
     notes = []
     for partner_id in wanted:
-        result = connect(repo, partner_id, gateway)
+        try:
+            result = connect(repo, partner_id, gateway)
+        except InputError as exc:  # a country Stripe cannot pay: onboarding itself stands
+            notes.append(f"{partner_id}: no Stripe account: {'; '.join(str(p) for p in exc.problems)}")
+            continue
         notes.append(f"{partner_id}: {'created' if result.created else 'found'} Stripe account {result.account}")
+        if result.link:
+            notes.append(f"{partner_id}: onboarding link (single use, expires in minutes): {result.link}")
     return notes

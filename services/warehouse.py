@@ -34,6 +34,8 @@ LOCAL_THREADS = 1
 must leave the other core to the request path."""
 KEEP_RESULTS = 2
 """fakesnow results kept (see _RecentResults): each holds its statement's SQL, for a MERGE the whole batch."""
+NETWORK_TIMEOUT = 60
+"""Seconds the Snowflake connector may spend on one request, its own retries included."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
@@ -61,6 +63,22 @@ def connect(url: str = DEFAULT_URL) -> Any:
     raise InputError.single("--warehouse", "", "must be local:DIR or snowflake://ACCOUNT/DATABASE?user=...")
 
 
+LOCAL_EXTRA = "platform-services[local]"
+
+
+def check_local_available() -> None:
+    """The embedded warehouse needs fakesnow, an extra the image leaves out (it brings pyarrow and DuckDB)."""
+    import importlib.util
+
+    if importlib.util.find_spec("fakesnow") is None:
+        raise InputError.single(
+            "--warehouse",
+            "",
+            f"local: needs the embedded warehouse (pip install '{LOCAL_EXTRA}'); "
+            "the image has none: give snowflake://ACCOUNT/DATABASE?user=&role=&warehouse=",
+        )
+
+
 def _connect_local(directory: str) -> Any:
     if not directory or "\x00" in directory:
         raise InputError.single("--warehouse", "", "local: needs a directory, e.g. local:.platformctl/warehouse")
@@ -69,6 +87,7 @@ def _connect_local(directory: str) -> Any:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError.single("--warehouse", "", f"cannot create {directory}: {exc.strerror}") from None
+    check_local_available()
     import duckdb
     from fakesnow.instance import FakeSnow
 
@@ -133,13 +152,14 @@ def snowflake_params(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         raise InputError.single("--warehouse", "account", "must be the Snowflake account identifier (ORG-ACCOUNT)")
     if not _IDENT.fullmatch(database):
         raise InputError.single("--warehouse", "database", "must be one Snowflake identifier, e.g. PLATFORM_EU_CENTRAL")
-    unknown = sorted(set(query) - {"user", "role", "warehouse"})
+    unknown = sorted(set(query) - {"user", "role", "warehouse", *_ENDPOINT})
     if unknown:
         raise InputError.single("--warehouse", "", f"unknown URL parameters {', '.join(unknown)}")
     for key in ("user", "role", "warehouse"):
         if not _IDENT.fullmatch(query.get(key, "")):
             raise InputError.single("--warehouse", key, "required: one Snowflake identifier")
     return {
+        **_endpoint(query),
         "account": account,
         "database": database,
         "user": query["user"],
@@ -147,7 +167,41 @@ def snowflake_params(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         "warehouse": query["warehouse"],
         "private_key": _private_key(env),
         "autocommit": True,
+        # Every statement names its objects in full; a default schema costs nothing and keeps statements that
+        # make temporary objects working on fakesnow's server (its MERGE asserts a current schema, 0.12.1).
+        "schema": "RAW",
+        # The connector retries a 5xx or a dropped answer by itself, by default without end: a command would
+        # hang. Past this the error reaches the caller (the flusher retries later; a command exits 1).
+        "network_timeout": NETWORK_TIMEOUT,
     }
+
+
+_ENDPOINT = ("host", "port", "protocol")
+"""Connector arguments that point it at another endpoint than ACCOUNT.snowflakecomputing.com: a private link host, or
+a loopback stand-in (fakesnow's server) in tests. Plain http only to loopback: the key-pair JWT must not cross a
+network in clear."""
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _endpoint(query: Mapping[str, str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    host = query.get("host")
+    if host is not None:
+        if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host):
+            raise InputError.single("--warehouse", "host", "must be a host name or address")
+        params["host"] = host
+    if "port" in query:
+        if not query["port"].isdigit() or not 1 <= int(query["port"]) <= 65535:
+            raise InputError.single("--warehouse", "port", "must be 1-65535")
+        params["port"] = int(query["port"])
+    protocol = query.get("protocol", "https")
+    if protocol not in ("https", "http"):
+        raise InputError.single("--warehouse", "protocol", "must be https (or http to a loopback host)")
+    if protocol == "http" and host not in _LOOPBACK:
+        raise InputError.single("--warehouse", "protocol", "http is allowed to a loopback host only")
+    if "protocol" in query:
+        params["protocol"] = protocol
+    return params
 
 
 def _private_key(env: Mapping[str, str]) -> bytes:

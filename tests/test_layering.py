@@ -53,6 +53,66 @@ def test_no_import_runs_up_a_layer(path: Path) -> None:
     assert not upward, f"{path.relative_to(ROOT)} ({package}) imports from higher layers: {sorted(upward)}"
 
 
+SERVICES_MAY_IMPORT = {"foundation", "services"}
+"""The services distribution holds services/ and depends on platform-foundation only: an import of any other
+package of the repository (even a lazy one inside a function) is an import the image cannot satisfy."""
+DISTRIBUTION_IMPORTS = {
+    "PyYAML": {"yaml"},
+    "ruamel.yaml": {"ruamel"},
+    "platform-foundation": {"foundation"},
+    "starlette": {"starlette"},
+    "uvicorn": {"uvicorn"},
+    "orjson": {"orjson"},
+    "twilio": {"twilio"},
+    "stripe": {"stripe"},
+    "boto3": {"boto3", "botocore"},
+    "snowflake-connector-python": {"snowflake"},
+    "cryptography": {"cryptography"},
+    "pydantic": {"pydantic"},
+    "fakesnow": {"fakesnow", "duckdb"},
+}
+"""Top-level import names of each distribution the services and foundation may depend on."""
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "services").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_services_import_only_foundation(path: Path) -> None:
+    others = local_imports(path) - SERVICES_MAY_IMPORT
+    assert not others, f"{path.relative_to(ROOT)} imports {sorted(others)}: the services image has only foundation"
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", ["services", "foundation"])
+def test_the_distributions_declare_what_they_import(package: str) -> None:
+    """Every third-party import of services/ and foundation/ comes from a distribution their pyproject.toml lists
+    (an extra counts): the image has nothing else installed."""
+    import re
+    import sys
+    import tomllib
+
+    declared = {"services", "foundation"}
+    for folder in {"services": ("services", "foundation"), "foundation": ("foundation",)}[package]:
+        project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        requirements = list(project["dependencies"])
+        for extra in project.get("optional-dependencies", {}).values():
+            requirements += extra
+        for requirement in requirements:
+            name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0]
+            assert name in DISTRIBUTION_IMPORTS, f"{folder}/pyproject.toml: {name}: add its import names here"
+            declared |= DISTRIBUTION_IMPORTS[name]
+    for path in sorted((ROOT / package).rglob("*.py")):
+        undeclared = _top_level_imports(path) - declared - set(sys.stdlib_module_names) - {"__future__"}
+        assert not undeclared, f"{path.relative_to(ROOT)} imports {sorted(undeclared)}, not a declared dependency"
+
+
 def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from platformctl.changes import Mode\n")

@@ -8,8 +8,11 @@ SIGTERM drain the meter needs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
+import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -23,15 +26,21 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from services.meter import events
 from services.meter.events import Event, Form, Ignored, Rejected
-from services.meter.metrics import Metrics
-from services.meter.roster import Partner
-from services.meter.spool import CONFLICT, NEW, Spool, SpoolFullError
+from services.meter.metrics import Metrics, spool_lines, twilio_lines
+from services.meter.roster import UNKNOWN_PARTNER_WAIT_SECONDS, Partner, RosterFeed
+from services.meter.spool import CONFLICT, NEW, Spool, SpoolFullError, volume_free_bytes
+from services.meter.subaccounts import SubaccountTokens, TwilioUnavailableError
 
 MAX_TWILIO_BODY = 16 * 1024
 """A status callback is a few hundred bytes of form fields."""
 MAX_KONG_BODY = 4 * 1024 * 1024
 """Kong batches of 100 entries with their headers stay well under this."""
 MAX_KONG_ENTRIES = 1000
+TWILIO_RETRY_AFTER = 5
+"""Seconds, in Retry-After, when Twilio's API cannot be asked for a partner's token."""
+SPOOL_RETRY_AFTER = 30
+"""Seconds, in Retry-After, when the spool cannot take an event (full, disk full, draining)."""
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 
 
 @dataclass
@@ -40,8 +49,8 @@ class MeterState:
     """Partners this region meters."""
     spool: Spool
     """The durable spool."""
-    twilio_token: str = field(repr=False)
-    """TWILIO_AUTH_TOKEN (never printed)."""
+    subaccounts: SubaccountTokens
+    """Each partner's Twilio subaccount and the token it signs with (looked up with the master credentials)."""
     kong_token: str = field(repr=False)
     """METER_KONG_TOKEN (never printed)."""
     public_url: str
@@ -50,10 +59,38 @@ class MeterState:
     """Counters."""
     draining: bool = False
     """Set on SIGTERM: refuse new events."""
+    flusher: Any = None
+    """The FlusherSupervisor, for /healthz (None in tests that run no flusher)."""
+    roster_feed: RosterFeed | None = None
+    """Where `roster` is refreshed from (the PARTNERS rows the flusher reads); None: `roster` is fixed."""
 
     def __post_init__(self) -> None:
-        self.validator = RequestValidator(self.twilio_token)
         self._signed_urls = {partner_id: self._urls(partner_id) for partner_id in self.roster}
+
+    def sync_roster(self) -> None:
+        """Take the roster the flusher last read from PARTNERS, if it changed (a memory read when it did not)."""
+        feed = self.roster_feed
+        if feed is None or not feed.changed():
+            return
+        roster = feed.load()
+        if roster is not None:
+            self.roster = roster
+            self._signed_urls = {partner_id: self._urls(partner_id) for partner_id in roster}
+
+    async def find_partner(self, partner_id: str) -> Partner | None:
+        """The partner from the roster; one not in it makes the flusher read PARTNERS again (rate-limited, see
+        RosterFeed.request) and waits for that, so a partner onboarded a moment ago is metered from its first call."""
+        self.sync_roster()
+        partner = self.roster.get(partner_id)
+        feed = self.roster_feed
+        if partner is not None or feed is None:
+            return partner
+        feed.request()
+        deadline = time.monotonic() + UNKNOWN_PARTNER_WAIT_SECONDS
+        while feed.pending() and not feed.changed() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.sync_roster()
+        return self.roster.get(partner_id)
 
     def _urls(self, partner_id: str) -> tuple[str, ...]:
         # The URL Twilio signed is the public one (behind Kong), not the one this process sees.
@@ -64,14 +101,15 @@ class MeterState:
         other = remove_port(parsed) if parsed.port else add_port(parsed)
         return (url, other) if other != url else (url,)
 
-    def signature_ok(self, partner_id: str, form: Form, signature: str) -> bool:
-        """RequestValidator.validate's rule (HMAC-SHA1 of URL + sorted fields, the URL with or without its port),
-        with the URLs worked out once and one HMAC for a good request instead of two and a URL parse each time."""
+    def signature_ok(self, partner_id: str, form: Form, signature: str, token: str) -> bool:
+        """RequestValidator.validate's rule (HMAC-SHA1 of URL + sorted fields, the URL with or without its port) for
+        `token`, with the URLs worked out once and one HMAC for a good request instead of two and a URL parse each."""
         if not signature:
             return False
         given = signature.encode("utf-8", "surrogateescape")
         urls = self._signed_urls.get(partner_id) or self._urls(partner_id)
-        return any(hmac.compare_digest(self.validator.compute_signature(url, form).encode(), given) for url in urls)
+        validator = RequestValidator(token)
+        return any(hmac.compare_digest(validator.compute_signature(url, form).encode(), given) for url in urls)
 
 
 class _TooLargeError(Exception):
@@ -91,9 +129,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reject(state: MeterState, source: str, rejected: Rejected) -> Response:
+def _reject(state: MeterState, source: str, rejected: Rejected, retry_after: int | None = None) -> Response:
     state.metrics.reject(source, rejected.reason)
-    return JSONResponse({"error": rejected.reason, "detail": rejected.detail}, status_code=rejected.status)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(
+        {"error": rejected.reason, "detail": rejected.detail}, status_code=rejected.status, headers=headers
+    )
 
 
 def _media_type(request: Request) -> str:
@@ -102,13 +143,16 @@ def _media_type(request: Request) -> str:
 
 async def _spool(state: MeterState, source: str, batch: list[Event]) -> list[str] | Response:
     if state.draining:
-        return _reject(state, source, Rejected(503, "draining", "the meter is shutting down; retry"))
+        return _reject(state, source, Rejected(503, "draining", "the meter is shutting down; retry"), SPOOL_RETRY_AFTER)
     try:
         return await state.spool.append(batch)
     except SpoolFullError:
-        return _reject(state, source, Rejected(503, "spool_full", "the spool is full; retry later"))
+        return _reject(state, source, Rejected(503, "spool_full", "the spool is full; retry later"), SPOOL_RETRY_AFTER)
     except Exception:
-        return _reject(state, source, Rejected(503, "spool_error", "the spool could not write; retry"))
+        # Disk full, I/O error: nothing was written; the spool says so in /healthz until a write succeeds again.
+        return _reject(
+            state, source, Rejected(503, "spool_error", "the spool could not write; retry"), SPOOL_RETRY_AFTER
+        )
 
 
 async def twilio_status(request: Request) -> Response:
@@ -126,11 +170,28 @@ async def twilio_status(request: Request) -> Response:
     if not events.partner_id_ok(partner_id):
         # Not a partner id at all (path tricks, encoded slashes): nothing to sign or look up.
         return _reject(state, "twilio", Rejected(404, "unknown_partner", "no such partner in this region"))
-    if not state.signature_ok(partner_id, form, request.headers.get("x-twilio-signature", "")):
-        return _reject(state, "twilio", Rejected(403, "bad_signature", "X-Twilio-Signature does not match"))
-    partner = state.roster.get(partner_id)
+    partner = await state.find_partner(partner_id)
     if partner is None:
+        # Before the signature: only a partner of this region may make the meter ask Twilio for a token.
         return _reject(state, "twilio", Rejected(404, "unknown_partner", "no such partner in this region"))
+    account_sid = form.get("AccountSid", "")
+    signature = request.headers.get("x-twilio-signature", "")
+    if not _ACCOUNT_SID.fullmatch(account_sid) or not signature:
+        return _reject(state, "twilio", Rejected(403, "bad_signature", "X-Twilio-Signature does not match"))
+    try:
+        verified = await state.subaccounts.verify(
+            partner_id, account_sid, lambda token: state.signature_ok(partner_id, form, signature, token)
+        )
+    except TwilioUnavailableError:
+        # Not a 403: Twilio does not retry a 4xx, and this callback may well be genuine.
+        return _reject(
+            state,
+            "twilio",
+            Rejected(503, "twilio_unavailable", "the partner's Twilio subaccount cannot be looked up; retry"),
+            retry_after=TWILIO_RETRY_AFTER,
+        )
+    if not verified:
+        return _reject(state, "twilio", Rejected(403, "bad_signature", "X-Twilio-Signature does not match"))
     outcome = events.call_event(partner, form, dt.datetime.now(dt.UTC))
     if isinstance(outcome, Rejected):
         return _reject(state, "twilio", outcome)
@@ -174,6 +235,10 @@ async def kong_log(request: Request) -> Response:
     if not entries or len(entries) > MAX_KONG_ENTRIES:
         return _reject(state, "kong", Rejected(400, "malformed", f"a batch holds 1 to {MAX_KONG_ENTRIES} entries"))
     now = dt.datetime.now(dt.UTC)
+    state.sync_roster()
+    consumers = {_consumer(entry) for entry in entries} - {None}
+    for partner_id in sorted(str(c) for c in consumers if c not in state.roster)[:1]:
+        await state.find_partner(partner_id)  # one wait per batch at most: the refresh brings every new partner
     good: list[Event] = []
     rejected: dict[str, int] = {}
     last: Rejected | None = None
@@ -203,16 +268,34 @@ async def kong_log(request: Request) -> Response:
     return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected})
 
 
+def _consumer(entry: Any) -> str | None:
+    consumer = entry.get("consumer") if isinstance(entry, dict) else None
+    partner_id = consumer.get("custom_id") if isinstance(consumer, dict) else None
+    return partner_id if isinstance(partner_id, str) and events.partner_id_ok(partner_id) else None
+
+
 async def healthz(request: Request) -> Response:
+    """`ok` only when the meter can take events: not draining, the spool writable with room and disk, the flusher not
+    crash-looping. Otherwise 503 with one reason a line (alert on it; it is no liveness probe: a restart fixes none)."""
     state: MeterState = request.app.state.meter
-    if state.draining:
-        return PlainTextResponse("draining\n", status_code=503)
+    problems = ["draining"] if state.draining else []
+    problems += state.spool.problems()
+    flusher = state.flusher.problem() if state.flusher is not None else None
+    if flusher is not None:
+        problems.append(flusher)
+    if problems:
+        return PlainTextResponse("".join(f"{p}\n" for p in problems), status_code=503)
     return PlainTextResponse("ok\n")
 
 
 async def metrics(request: Request) -> Response:
     state: MeterState = request.app.state.meter
-    return PlainTextResponse(state.metrics.render(state.spool.pending), media_type="text/plain; version=0.0.4")
+    try:
+        free: int | None = volume_free_bytes(state.spool.path.parent)
+    except OSError:
+        free = None
+    more = [*spool_lines(state.spool, free), *twilio_lines(state.subaccounts)]
+    return PlainTextResponse(state.metrics.render(state.spool.pending, more), media_type="text/plain; version=0.0.4")
 
 
 async def _not_found(request: Request, exc: Any) -> Response:
@@ -239,5 +322,8 @@ def build_app(state: MeterState, lifespan: Any = None) -> Starlette:
         exception_handlers={404: _not_found, 405: _method, Exception: _internal},
         lifespan=lifespan,
     )
+    # No 307 to the slash-less path: built from the Host header, before any signature check. The documented answers
+    # only: an unknown path is a 404.
+    app.router.redirect_slashes = False
     app.state.meter = state
     return app

@@ -11,12 +11,14 @@ from __future__ import annotations
 import bisect
 import logging
 import multiprocessing
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
-from foundation.warehouse_schema import API_REQUESTS, PARTNERS, USAGE_EVENTS
+from foundation.warehouse_schema import API_REQUESTS, USAGE_EVENTS
 from services import warehouse
+from services.meter.roster import ROSTER_REFRESH_SECONDS, read_roster, write_roster
 from services.meter.spool import SpoolReader
 
 log = logging.getLogger("meter.flusher")
@@ -39,6 +41,26 @@ _LAT_SUM = _RESTARTS + 1
 _LAT_COUNT = _LAT_SUM + 1
 _BUCKETS = _LAT_COUNT + 1
 _SLOTS = _BUCKETS + len(LATENCY_BUCKETS) + 1
+
+
+class SharedFlag:
+    """A flag both processes see, polled: what multiprocessing.Event was used for, without its hazards. An Event is a
+    Condition over semaphores: set() waits for every process that ever slept on it to wake, and a flusher killed
+    mid-wait never does (SIGTERM hung forever once the flusher had been restarted); killed while it held the
+    Condition's lock, it blocks set(), clear() and is_set() for good. A RawValue has no lock and no semaphore (nothing
+    for the resource tracker to call leaked at exit)."""
+
+    def __init__(self) -> None:
+        self._value = SPAWN.RawValue("i", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def clear(self) -> None:
+        self._value.value = 0
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
 
 
 class WarehouseStats:
@@ -107,7 +129,7 @@ class Flusher:
         reader: SpoolReader,
         connect: Callable[[], Any],
         stats: WarehouseStats,
-        roster_rows: list[dict[str, Any]],
+        roster: RosterHandover | None,
         create_schema: bool,
         interval: float = 0.5,
         max_backoff: float = 10.0,
@@ -115,29 +137,51 @@ class Flusher:
         self._reader = reader
         self._connect = connect
         self._stats = stats
-        self._roster_rows = roster_rows
+        self._roster = roster
         self._create_schema = create_schema
         self.interval = interval
         self.max_backoff = max_backoff
         self._conn: Any = None
         self._last_prune = time.monotonic()
+        self._spool_failing = False
 
     def run(self, stopping: Callable[[], bool], sleep: Callable[[float], None]) -> None:
         """Flush until `stopping()`; `sleep(seconds)` returns early when asked to stop."""
         backoff = self.interval
         while not stopping():
+            if self._roster is not None and self._roster.due():
+                self.refresh_roster()
             written = self.flush_once()
-            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and
-            # without them its WAL would grow with every event.
-            self._reader.checkpoint()
-            backoff = self.interval if written is not None else min(self.max_backoff, backoff * 2)
-            if written is not None and time.monotonic() - self._last_prune > PRUNE_EVERY:
-                self._reader.prune()
-                self._last_prune = time.monotonic()
+            spool_ok = self.housekeeping()
+            ok = written is not None and spool_ok
+            backoff = self.interval if ok else min(self.max_backoff, backoff * 2)
             # Only a full batch goes straight on: fakesnow spends ~80 ms of CPU on any MERGE, so a loop that wrote
             # whatever had come in since the last write would spend a core on small batches under steady load.
-            if written is None or written < BATCH:
+            if not ok or written is None or written < BATCH:
                 sleep(backoff)
+
+    def housekeeping(self) -> bool:
+        """Checkpoint the WAL, keep the replay window within its size, forget ids past the dedupe age. False when the
+        spool's disk refused (full): logged, retried on the next round - the flusher degrades, it does not die."""
+        try:
+            # Also while the warehouse is down: the spool's writer leaves checkpoints to us (spool.py), and without
+            # them its WAL would grow with every event.
+            self._reader.checkpoint()
+            self._reader.trim()
+            if time.monotonic() - self._last_prune > PRUNE_EVERY:
+                self._reader.prune()
+                self._last_prune = time.monotonic()
+        except sqlite3.Error as exc:
+            self._spool_trouble(exc)
+            return False
+        self._spool_failing = False
+        return True
+
+    def _spool_trouble(self, exc: sqlite3.Error) -> None:
+        # Once per episode at WARNING (a full disk would otherwise log every round), then at DEBUG.
+        level = logging.DEBUG if self._spool_failing else logging.WARNING
+        log.log(level, "the spool refused the flusher's write, retrying: %s", _first_line(exc))
+        self._spool_failing = True
 
     def drain(self, deadline: float) -> None:
         """Flush what the warehouse takes until nothing is pending or `deadline` (time.monotonic()) passes."""
@@ -148,7 +192,11 @@ class Flusher:
     def flush_once(self) -> int | None:
         """Write one batch: how many events it held, or None when the warehouse is unreachable or refused it (the
         events stay in the spool)."""
-        rows = self._reader.oldest(BATCH)
+        try:
+            rows = self._reader.oldest(BATCH)
+        except sqlite3.Error as exc:
+            self._spool_trouble(exc)
+            return None
         try:
             conn = self._connection()
             if not rows:
@@ -166,7 +214,12 @@ class Flusher:
             log.warning("warehouse write failed, %d events wait in the spool: %s", len(rows), _first_line(exc))
             self.close()
             return None
-        self._reader.mark_flushed([seq for seq, _, _ in rows])
+        try:
+            self._reader.mark_flushed([seq for seq, _, _ in rows])
+        except sqlite3.Error as exc:
+            # Written but not marked: the batch is written again later, which the MERGE ignores.
+            self._spool_trouble(exc)
+            return None
         return len(rows)
 
     def _connection(self) -> Any:
@@ -174,11 +227,24 @@ class Flusher:
             conn = self._connect()
             if self._create_schema:
                 warehouse.ensure_schema(conn)
-            if self._roster_rows:
-                warehouse.merge_rows(conn, PARTNERS, self._roster_rows)
             self._conn = conn
             self._stats.set_up(True)
         return self._conn
+
+    def refresh_roster(self) -> bool:
+        """Read the region's partners from PARTNERS and hand them to the HTTP process; False when the warehouse
+        could not be read (the last roster stays in force; the next loop tries again)."""
+        assert self._roster is not None
+        try:
+            roster = read_roster(self._connection(), self._roster.region)
+        except Exception as exc:  # any driver error: keep metering the partners known so far
+            self._stats.error()
+            log.warning("reading PARTNERS failed, the last roster stays in force: %s", _first_line(exc))
+            self.close()
+            self._roster.failed()
+            return False
+        self._roster.publish(roster)
+        return True
 
     def close(self) -> None:
         self._stats.set_up(False)
@@ -188,6 +254,33 @@ class Flusher:
             except Exception:  # closing a broken connection may fail too; nothing to do about it
                 log.debug("closing the warehouse connection failed", exc_info=True)
             self._conn = None
+
+
+class RosterHandover:
+    """The flusher's side of the roster: when to read PARTNERS again, and how the result reaches the HTTP process
+    (services/meter/roster.py): the file beside the spool, then the generation counter, then the request cleared."""
+
+    def __init__(self, path: Any, region: str | None, generation: Any, wanted: Any) -> None:
+        self.path = path
+        self.region = region
+        self._generation = generation
+        self._wanted = wanted
+        self._last = -ROSTER_REFRESH_SECONDS
+
+    def due(self) -> bool:
+        return self._wanted.is_set() or time.monotonic() - self._last >= ROSTER_REFRESH_SECONDS
+
+    def publish(self, roster: dict[str, Any]) -> None:
+        write_roster(self.path, roster)
+        self._last = time.monotonic()
+        self._generation.value += 1
+        self._wanted.clear()
+        log.info("roster: %d partners%s", len(roster), f" homed in {self.region}" if self.region else "")
+
+    def failed(self) -> None:
+        # Waiting callbacks are answered now rather than at their timeout; the periodic refresh retries soon.
+        self._last = time.monotonic() - ROSTER_REFRESH_SECONDS + 1.0
+        self._wanted.clear()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,22 +1,49 @@
-"""The partners a region meters, with what a minute costs each: partner specs + the price book."""
+"""The partners a region meters, with what a minute costs each: the warehouse's PARTNERS table, read at run time.
+
+Nothing about partners is baked into the image. PARTNERS holds each partner's billing terms, upserted by the
+partner's stack at `up` (and by `platformctl warehouse sync` locally); the meter meters the rows that are active
+(OFFBOARDED_ON is NULL) and homed in its region, at the row's tier, currency and per-minute rate.
+
+Who reads: the flusher process, which holds the warehouse connection (the embedded DuckDB warehouse admits one
+process at a time). It reads the roster when it connects, every ROSTER_REFRESH_SECONDS after, and when the HTTP
+process asks (a callback for a partner it does not know). It hands the roster over through a file beside the spool
+(replaced atomically) and a generation counter in shared memory; the HTTP process reloads the file when the
+generation moves. The file also lets a restarted meter serve known partners before the warehouse answers.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
-from foundation.currencies import MINOR_UNITS, to_minor
-from foundation.errors import InputError
-from foundation.naming import RESERVED_PARTNER_IDS
-from partners.prices import PriceBook, load_prices
-from partners.spec import load_spec
+from foundation.currencies import MINOR_UNITS
+from foundation.naming import PARTNER_ID_PATTERN
+from foundation.warehouse_schema import PARTNERS
+
+log = logging.getLogger("meter.roster")
+ROSTER_REFRESH_SECONDS = 30.0
+"""How often the flusher reads PARTNERS again: a partner onboarded (or re-tiered) is metered within this."""
+UNKNOWN_PARTNER_REFRESH_SECONDS = 5.0
+"""A callback for a partner the meter does not know asks for a refresh at most this often (a stream of callbacks
+for a partner that does not exist must not turn into a stream of warehouse queries)."""
+UNKNOWN_PARTNER_WAIT_SECONDS = 3.0
+"""How long such a callback waits for the refreshed roster before it is answered 404."""
 
 
 @dataclass(frozen=True)
 class Partner:
     id: str
-    """Partner id (the spec's `id`, the Kong consumer's custom_id)."""
+    """Partner id (PARTNER_ID; the Kong consumer's custom_id)."""
     tier: str
     """Billed tier."""
     currency: str
@@ -25,42 +52,116 @@ class Partner:
     """Price of one call minute in `currency`."""
     base_fee_minor: int
     """Monthly base fee in minor units."""
-    countries: frozenset[str]
-    """Countries the partner sells in."""
 
-    def roster_row(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         return {
-            "PARTNER_ID": self.id,
-            "TIER": self.tier,
-            "BASE_FEE_MINOR": self.base_fee_minor,
-            "CURRENCY": self.currency,
-            "MINOR_UNITS": MINOR_UNITS[self.currency],
-            "ACTIVE": True,
+            "id": self.id,
+            "tier": self.tier,
+            "currency": self.currency,
+            "rate": f"{self.rate:f}",
+            "base_fee_minor": self.base_fee_minor,
         }
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Partner:
+        return cls(doc["id"], doc["tier"], doc["currency"], Decimal(doc["rate"]), int(doc["base_fee_minor"]))
 
-def load_roster(partners_dir: Path, region: str | None = None, prices: PriceBook | None = None) -> dict[str, Partner]:
-    """Every partners/<id>.yaml (not the tier table, the price book or examples), priced from the price book.
 
-    With `region`, only the partners homed there: usage never leaves its region.
-    """
-    book = prices or load_prices(partners_dir / "prices.yaml")
+def roster_sql(database: str, region: str | None) -> tuple[str, tuple[str, ...]]:
+    """The active PARTNERS rows (of `region`, when given) with the columns the meter prices by."""
+    sql = (
+        f"SELECT PARTNER_ID, TIER, CURRENCY, TO_VARCHAR(RATE), BASE_FEE_MINOR FROM {PARTNERS.fqn(database)} "
+        "WHERE OFFBOARDED_ON IS NULL"
+    )
+    if region is None:
+        return sql + " ORDER BY PARTNER_ID", ()
+    return sql + " AND HOME_REGION = %s ORDER BY PARTNER_ID", (region,)
+
+
+def read_roster(conn: Any, region: str | None) -> dict[str, Partner]:
+    """The roster from the warehouse. A row the meter cannot price (unknown currency, bad rate or id) is left out
+    and logged: metering it at a guessed price would be worse than not metering it."""
+    sql, params = roster_sql(conn.database, region)
+    cur = conn.cursor()
+    cur.execute(sql, params)
     roster: dict[str, Partner] = {}
-    for path in sorted(partners_dir.glob("*.yaml")):
-        if path.stem in RESERVED_PARTNER_IDS:
-            continue
-        spec = load_spec(path, f"partners/{path.name}")
-        if spec.id != path.stem:
-            raise InputError.single(f"partners/{path.name}", "id", f"is {spec.id!r}, the file name says {path.stem!r}")
-        if region is not None and spec.home_region != region:
-            continue
-        price = book.price(spec.tier, spec.billing.currency)
-        roster[spec.id] = Partner(
-            id=spec.id,
-            tier=spec.tier,
-            currency=spec.billing.currency,
-            rate=price.per_minute,
-            base_fee_minor=to_minor(price.base_fee, spec.billing.currency),
-            countries=frozenset(spec.countries),
-        )
+    for partner_id, tier, currency, rate, base_fee_minor in cur.fetchall():
+        try:
+            if not re.fullmatch(PARTNER_ID_PATTERN, str(partner_id)) or currency not in MINOR_UNITS:
+                raise ValueError(f"id {partner_id!r} or currency {currency!r}")
+            price = Decimal(str(rate))
+            if not price.is_finite() or price < 0:
+                raise ValueError(f"rate {rate!r}")
+            roster[partner_id] = Partner(partner_id, str(tier), currency, price, int(base_fee_minor))
+        except (ValueError, TypeError, InvalidOperation) as exc:
+            log.error("PARTNERS row %r cannot be metered (%s); its callbacks are answered 404", partner_id, exc)
     return roster
+
+
+def roster_path(spool_path: Path) -> Path:
+    """The file the flusher hands the roster over in, beside the spool."""
+    return spool_path.with_name(spool_path.name + ".roster.json")
+
+
+def write_roster(path: Path, roster: Mapping[str, Partner]) -> None:
+    """Replace the roster file atomically (a reader sees the old roster or the new one, never half)."""
+    body = json.dumps([p.as_json() for p in roster.values()], separators=(",", ":"))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_roster(path: Path) -> dict[str, Partner] | None:
+    """The roster the flusher last handed over; None when there is none yet (or it cannot be read)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {p.id: p for p in (Partner.from_json(item) for item in doc)}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, InvalidOperation) as exc:
+        log.error("the roster file %s cannot be read (%s); waiting for the next refresh", path, exc)
+        return None
+
+
+class RosterFeed:
+    """The HTTP process's side: the roster file, reloaded when the flusher bumps `generation`; `request()` asks the
+    flusher for a refresh, at most once per UNKNOWN_PARTNER_REFRESH_SECONDS."""
+
+    def __init__(self, path: Path, generation: Any, wanted: Any) -> None:
+        self.path = path
+        self._generation = generation
+        self._wanted = wanted
+        self._seen = -1
+        self._last_request = -UNKNOWN_PARTNER_REFRESH_SECONDS
+
+    @property
+    def generation(self) -> int:
+        return int(self._generation.value)
+
+    def changed(self) -> bool:
+        return self.generation != self._seen
+
+    def load(self) -> dict[str, Partner] | None:
+        self._seen = self.generation
+        return load_roster(self.path)
+
+    def pending(self) -> bool:
+        """A refresh was asked for and the flusher has not answered yet."""
+        return bool(self._wanted.is_set())
+
+    def request(self) -> bool:
+        """Ask for a refresh; False when one was asked for too recently."""
+        now = time.monotonic()
+        if now - self._last_request < UNKNOWN_PARTNER_REFRESH_SECONDS:
+            return False
+        self._last_request = now
+        self._wanted.set()
+        return True

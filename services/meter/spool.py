@@ -5,8 +5,13 @@ power cut) after the acknowledgement cannot lose the event. One writer thread ta
 its last commit and commits it as one transaction (group commit): under load one fsync acknowledges
 hundreds of requests, and at low load a lone request waits for one fsync only.
 
-Every event id stays in the spool (flushed or not) for `dedupe_days`, so duplicates are refused across
-restarts; after that the warehouse MERGE still keeps a late duplicate from counting twice.
+What the spool keeps: every event not yet in the warehouse, plus a replay window of flushed events whose ids
+answer a resend (Twilio's and Kong's retries come within seconds to minutes) as a duplicate, across restarts. The
+window is bounded twice: by age (`dedupe_days`) and by size - flushed rows are pruned oldest first whenever the
+spool's pages in use pass REPLAY_SHARE of its capacity, which is VOLUME_SHARE of the volume it lives on. So the spool
+never fills with flushed events, whatever the rate; a resend older than the window is still counted once, by the
+warehouse MERGE on EVENT_ID. Only a backlog (the warehouse down long enough) can fill it: then it answers 503
+with Retry-After, and /healthz says so.
 
 The flusher reads the spool from its own process (its own connection, `SpoolReader`); what it marked flushed
 comes back through a counter in shared memory, so the spool's depth is known without counting rows. It writes
@@ -19,7 +24,10 @@ sorts above the mark.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import multiprocessing
+import os
 import queue
 import sqlite3
 import threading
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foundation.errors import InputError
 from services.meter.events import Event
 
 _CTX = multiprocessing.get_context("spawn")
@@ -51,6 +60,16 @@ CACHE_KIB = 16384
 a cache that holds its upper levels keeps them off the disk. Bounded, so memory stays flat (it fills up to this
 over the first few hundred thousand events, then stays)."""
 _IN_CHUNK = 500
+VOLUME_SHARE = 0.8
+"""Of the spool's volume, what the spool may fill (the rest: SQLite's WAL and temporary files, headroom)."""
+REPLAY_SHARE = 0.5
+"""Of the spool's capacity, what flushed events may keep: the rest is for a backlog while the warehouse is down."""
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+"""A checkpointed WAL is truncated back to this (journal_size_limit): without it the file keeps its largest size."""
+DISK_RESERVE_BYTES = 64 * 1024 * 1024
+"""Free space on the volume below which /healthz reports the spool cannot safely accept writes."""
+PROBE_SECONDS = 5.0
+"""After a failed write (disk full), how often the writer tries a tiny write to see whether space is back."""
 
 
 class SpoolFullError(Exception):
@@ -87,16 +106,72 @@ def _migrate(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
+def volume_bytes(directory: Path) -> int:
+    """Size of the filesystem holding `directory`."""
+    stat = os.statvfs(directory)
+    return stat.f_blocks * stat.f_frsize
+
+
+def volume_free_bytes(directory: Path) -> int:
+    stat = os.statvfs(directory)
+    return stat.f_bavail * stat.f_frsize
+
+
+def lock_spool(path: Path) -> Any:
+    """Hold `<spool>.lock` for this process's life: a second meter on the same spool is refused (InputError, exit
+    2) naming the holder, before it opens anything. flock, so a killed holder releases it with its last descriptor."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path.with_name(path.name + ".lock"), "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise InputError.single("--spool", str(path), f"is in use by another meter (pid {holder})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+@dataclass
+class SpoolSize:
+    used_bytes: int
+    """Database pages in use (free pages excluded: SQLite reuses them)."""
+    file_bytes: int
+    """Database file plus WAL on disk."""
+    first_seq: int
+    """Oldest row kept."""
+    last_seq: int
+    """Newest row."""
+
+
 class Spool:
-    def __init__(self, path: Path, max_pending: int = 1_000_000, dedupe_days: float = 7.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_pending: int = 1_000_000,
+        dedupe_days: float = 7.0,
+        capacity_bytes: int | None = None,
+    ) -> None:
         self.path = path
+        self._lock = lock_spool(path)
         self.max_pending = max_pending
         self.dedupe_seconds = dedupe_days * 86400
+        self.capacity_bytes = capacity_bytes or int(volume_bytes(path.parent) * VOLUME_SHARE)
+        """What the spool may fill; a REPLAY_SHARE of it may be flushed events kept for dedupe."""
+        self.write_error: str | None = None
+        """Why the last write failed (disk full...), until one succeeds again."""
+        self.write_errors = 0
         self._db = open_db(path)
         # Checkpoints (WAL pages copied into the database file, and its fsync) are the flusher's to run: done by
         # the committing writer they stalled every acknowledgement queued behind that commit.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         _migrate(self._db)
+        self.size = self._measure()
         self._added = int(
             self._db.execute("SELECT COUNT(*) FROM events WHERE seq > (SELECT seq FROM flushed_through)").fetchone()[0]
         )
@@ -122,12 +197,40 @@ class Spool:
         self._queue.put(None)
         self._thread.join(timeout=10)
         self._db.close()
+        self._lock.close()
+
+    def problems(self) -> list[str]:
+        """Why the spool cannot take events now, for /healthz: empty when it can."""
+        found = []
+        if self.pending >= self.max_pending or self.size.used_bytes >= self.capacity_bytes:
+            found.append("spool_full")
+        if self.write_error is not None:
+            found.append("spool_write_failing")
+        with contextlib.suppress(OSError):
+            if volume_free_bytes(self.path.parent) < DISK_RESERVE_BYTES:
+                found.append("spool_disk_low")
+        return found
+
+    def _measure(self) -> SpoolSize:
+        page_size, pages, free = (
+            self._db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "page_count", "freelist_count")
+        )
+        first, last = self._db.execute("SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM events").fetchone()
+        on_disk = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                on_disk += os.stat(f"{self.path}{suffix}").st_size
+        return SpoolSize((pages - free) * page_size, on_disk, first, last)
 
     # ---------------------------------------------------------------- writer thread
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=PROBE_SECONDS if self.write_error else None)
+            except queue.Empty:
+                self._probe()
+                continue
             if first is None:
                 return
             batches = [first]
@@ -148,13 +251,35 @@ class Spool:
             results, added = self._insert(batches, time.time())
             self._db.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            self._failed(exc)
             results = [exc] * len(batches)
             added = 0
+        else:
+            self.write_error = None
         self._added += added  # only this thread writes it
+        with contextlib.suppress(sqlite3.Error):
+            self.size = self._measure()
         for batch, result in zip(batches, results, strict=True):
             batch.loop.call_soon_threadsafe(_settle, batch.future, result)
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        self.write_errors += 1
+        self.write_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    def _probe(self) -> None:
+        """A write that changes nothing, to learn whether the disk takes writes again with no event arriving (a
+        meter reported unready gets none)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE flushed_through SET seq = seq")
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        else:
+            self.write_error = None
 
     def _insert(self, batches: list[_Batch], now: float) -> tuple[list[list[str] | BaseException], int]:
         """One lookup of the ids already here and one executemany for everything queued: per-event statements
@@ -171,8 +296,9 @@ class Spool:
             )
         results: list[list[str] | BaseException] = []
         rows: list[tuple[str, str, str, str, float]] = []
+        over_capacity = self.size.used_bytes >= self.capacity_bytes
         for batch in batches:
-            if self.pending + len(rows) + len(batch.events) > self.max_pending:
+            if over_capacity or self.pending + len(rows) + len(batch.events) > self.max_pending:
                 results.append(SpoolFullError())
                 continue
             outcome = []
@@ -193,7 +319,12 @@ class Spool:
     # ---------------------------------------------------------------- flusher side (own connection)
 
     def reader(self) -> SpoolReader:
-        return SpoolReader(self.path, self.dedupe_seconds, self.flushed)
+        return SpoolReader(self.path, self.dedupe_seconds, self.flushed, self.replay_bytes)
+
+    @property
+    def replay_bytes(self) -> int:
+        """Pages in use above which flushed events are pruned (oldest first)."""
+        return int(self.capacity_bytes * REPLAY_SHARE)
 
 
 def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:
@@ -208,8 +339,9 @@ def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException
 class SpoolReader:
     """The flusher's view: oldest pending events, the flushed-through mark, pruning old flushed ids."""
 
-    def __init__(self, path: Path, dedupe_seconds: float, flushed: Any) -> None:
+    def __init__(self, path: Path, dedupe_seconds: float, flushed: Any, replay_bytes: int | None = None) -> None:
         self._dedupe_seconds = dedupe_seconds
+        self._replay_bytes = replay_bytes
         self._flushed = flushed  # the Spool's shared counter (one writer: the one flusher process)
         self._db = open_db(path)
         # Losing a mark to a power cut only means writing a batch again, which the MERGE ignores: no fsync for it.
@@ -251,6 +383,33 @@ class SpoolReader:
             if cur.rowcount <= 0:
                 return removed
             removed += cur.rowcount
+
+    def trim(self, chunk: int = 5000) -> int:
+        """Forget the oldest flushed ids while the pages in use exceed the replay budget (never a pending event,
+        never the newest row); cheap when under it. Deleted rows' pages are reused, so the file stops growing."""
+        if self._replay_bytes is None:
+            return 0
+        removed = 0
+        while True:
+            page_size, pages, free = (
+                self._db.execute(f"PRAGMA {n}").fetchone()[0] for n in ("page_size", "page_count", "freelist_count")
+            )
+            used = (pages - free) * page_size
+            if used <= self._replay_bytes:
+                return removed
+            low, top = self._db.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+            if low is None:
+                return removed
+            # Rows per byte from the seq range (rows are only ever deleted from the bottom, so it is dense).
+            per_row = used / max(1, top - low + 1)
+            excess = max(1, int((used - self._replay_bytes) / per_row) + 1)
+            upper = min(self._mark(), top - 1, low + min(chunk, excess) - 1)
+            if upper < low:
+                return removed  # everything left is pending: a backlog, not a replay window
+            deleted = self._db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (low, upper)).rowcount
+            if deleted <= 0:
+                return removed
+            removed += deleted
 
     def close(self) -> None:
         self._db.close()

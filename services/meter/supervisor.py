@@ -17,11 +17,12 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.meter.flusher import SPAWN, Flusher, WarehouseStats
+from services.meter.flusher import SPAWN, Flusher, RosterHandover, SharedFlag, WarehouseStats
+from services.meter.roster import RosterFeed, roster_path
 from services.meter.spool import Spool, SpoolReader
 
 log = logging.getLogger("meter.supervisor")
@@ -32,6 +33,11 @@ RESTART_BACKOFF = 1.0
 MAX_RESTART_BACKOFF = 30.0
 STABLE_SECONDS = 60.0
 """A flusher that ran this long before dying restarts after the shortest backoff again."""
+CRASH_LOOP_RESTARTS = 3
+"""Restarts within CRASH_LOOP_WINDOW that make /healthz say the flusher is crash-looping."""
+CRASH_LOOP_WINDOW = 300.0
+POLL_SECONDS = 0.1
+"""How often a sleeping flusher looks at the drain flag."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -43,16 +49,25 @@ class FlusherConfig:
     """How long flushed event ids stay in the spool."""
     warehouse_url: str
     """local:DIR or snowflake://..."""
-    roster_rows: list[dict[str, Any]] = field(default_factory=list)
-    """PARTNERS rows merged once per connection."""
+    region: str | None = None
+    """Meter the partners homed in this region (PARTNERS.HOME_REGION); None: every active partner."""
     create_schema: bool = False
     """Create tables and views (the embedded warehouse only)."""
     interval: float = 1.0
     """Seconds between flushes unless a full batch waits."""
+    replay_bytes: int | None = None
+    """Pages in use above which the flusher prunes flushed events (the spool's replay window)."""
 
 
 def _flusher_main(
-    config: FlusherConfig, stats: WarehouseStats, flushed: Any, drain: Any, budget: Any, parent: int
+    config: FlusherConfig,
+    stats: WarehouseStats,
+    flushed: Any,
+    drain: Any,
+    budget: Any,
+    parent: int,
+    roster_generation: Any,
+    roster_wanted: Any,
 ) -> None:
     """The flusher process: flush until told to drain (or orphaned), then drain within the budget."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -66,23 +81,27 @@ def _flusher_main(
     def orphaned() -> bool:
         return os.getppid() != parent
 
-    def sleep(seconds: float) -> None:
-        # In slices: an orphan must notice soon and let go of the warehouse (DuckDB allows one process).
-        end = time.monotonic() + seconds
-        while not drain.is_set() and not orphaned() and time.monotonic() < end:
-            drain.wait(min(0.25, max(0.0, end - time.monotonic())))
+    def draining() -> bool:
+        return drain.is_set()
 
-    reader = SpoolReader(config.spool_path, config.dedupe_seconds, flushed)
+    def sleep(seconds: float) -> None:
+        # In slices: a drain request or an orphaned flusher must be noticed soon (DuckDB allows one process).
+        end = time.monotonic() + seconds
+        # Also ends early when the HTTP process asks for the roster (a callback of an unknown partner waits).
+        while not draining() and not roster_wanted.is_set() and not orphaned() and time.monotonic() < end:
+            time.sleep(min(POLL_SECONDS, max(0.0, end - time.monotonic())))
+
+    reader = SpoolReader(config.spool_path, config.dedupe_seconds, flushed, config.replay_bytes)
     flusher = Flusher(
         reader,
         lambda: warehouse.connect(config.warehouse_url),
         stats,
-        config.roster_rows,
+        RosterHandover(roster_path(config.spool_path), config.region, roster_generation, roster_wanted),
         config.create_schema,
         interval=config.interval,
     )
     try:
-        flusher.run(lambda: drain.is_set() or orphaned(), sleep)
+        flusher.run(lambda: draining() or orphaned(), sleep)
         if not orphaned():
             flusher.drain(time.monotonic() + budget.value)
     finally:
@@ -108,8 +127,13 @@ class FlusherSupervisor:
         self.config = config
         self._spool = spool
         self.stats = stats
-        self._drain = SPAWN.Event()
+        self._drain = SharedFlag()
         self._budget = SPAWN.RawValue("d", 0.0)
+        self._restarts: list[float] = []
+        self._roster_generation = SPAWN.RawValue("q", 0)
+        self._roster_wanted = SharedFlag()
+        self.roster_feed = RosterFeed(roster_path(config.spool_path), self._roster_generation, self._roster_wanted)
+        """The HTTP process's view of the roster the flusher reads from PARTNERS."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: Any = None
@@ -128,7 +152,16 @@ class FlusherSupervisor:
     def _spawn(self) -> Any:
         process = SPAWN.Process(
             target=_flusher_main,
-            args=(self.config, self.stats, self._spool.flushed, self._drain, self._budget, os.getpid()),
+            args=(
+                self.config,
+                self.stats,
+                self._spool.flushed,
+                self._drain,
+                self._budget,
+                os.getpid(),
+                self._roster_generation,
+                self._roster_wanted,
+            ),
             name="meter-flusher",
             daemon=True,
         )
@@ -149,6 +182,7 @@ class FlusherSupervisor:
                 return
             ran = time.monotonic() - started
             backoff = RESTART_BACKOFF if ran > STABLE_SECONDS else backoff
+            self._restarts = [*self._restarts[-CRASH_LOOP_RESTARTS:], time.monotonic()]
             self.stats.restarted()
             self.stats.set_up(False)
             log.error(
@@ -161,6 +195,11 @@ class FlusherSupervisor:
             if self._stopping.wait(backoff):
                 return
             backoff = min(MAX_RESTART_BACKOFF, backoff * 2)
+
+    def problem(self) -> str | None:
+        """Why the flusher is not doing its work, for /healthz: None when it is."""
+        recent = [t for t in self._restarts if time.monotonic() - t < CRASH_LOOP_WINDOW]
+        return "flusher_crash_loop" if len(recent) >= CRASH_LOOP_RESTARTS else None
 
     def stop(self, deadline: float) -> None:
         """Drain: the flusher writes what the warehouse takes until `deadline` (time.monotonic()), then exits;

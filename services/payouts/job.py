@@ -1,44 +1,67 @@
-"""The monthly payouts job: the period's usage -> one statement and at most one Stripe transfer per partner.
+"""The monthly payouts job: each partner's statements from the region's warehouse, at most one Stripe transfer each.
 
-Exactly once, whatever fails: a partner-period whose statement records a transfer is "already paid"; before a
-transfer is created, Stripe is asked whether one exists for the partner and period (transfer_group + metadata), so
-a run that crashed after the transfer and before the statement write is repaired without paying twice; the create
-itself carries the Idempotency-Key `payout:<partner>:<period>`, so the client's retries after a 5xx or a dropped
-connection replay the first result. A partner that cannot be paid (no account, below Stripe's minimum) gets a
-statement without a transfer, and its amount is carried into the next period's statement as a signed line.
+Inputs are the warehouse alone (the job runs from an image with no repository): terms from RAW.PARTNERS, gross from
+ANALYTICS.USAGE_BY_PERIOD.GROSS_MINOR (the one definition of gross), plus the statements already stored.
+
+A run for period P settles, per partner, every month up to P that is not settled yet, oldest first:
+- a month with usage and no statement (a run that never happened) is stated now;
+- a month whose statement is pending, held or failed is retried: its own transfer, idempotency key
+  `payout:<partner>:<month>`; Stripe is asked first whether that transfer exists (a run that died after the transfer
+  is repaired, never paid twice);
+- a settled month (paid, external, carried) that now owes a different amount (late usage, an amount carried on)
+  hands the difference to the first month whose statement does not exist yet, as a signed line; the settled
+  statement records where it went (`followups`), written before the receiving statement, so a crash between the
+  two repeats the hand-over rather than losing or doubling it.
+Nothing owed is dropped: held (no account, account not onboarded) and failed months stay open and are retried by
+every later run; an amount too small to transfer, a debt, or a currency Stripe documents no minimum for is carried.
+Usage that no run can pay (no PARTNERS row, two currencies in one month) is reported by every run that sees it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from foundation.errors import InputError, PlatformError
-from foundation.warehouse_schema import USAGE_EVENTS, view
-from partners.spec import PartnerSpec
-from partners.tiers import TierTable
+from foundation.errors import InputError
+from foundation.warehouse_schema import PARTNERS, USAGE_EVENTS, view
 from services.payouts import money
 from services.payouts.money import Adjustment, AdjustmentLine
 from services.payouts.statements import StatementStore
-from services.payouts.stripe_gateway import StripeError, StripeGateway, transfer_idempotency_key
+from services.payouts.stripe_gateway import (
+    PARTNER_METADATA,
+    StripeError,
+    StripeGateway,
+    transfer_idempotency_key,
+    transfer_mismatches,
+    transfer_request,
+    transfers_capability,
+)
 
 PAID = "paid"
 """A transfer was made in this run."""
 REPAIRED = "repaired"
 """The transfer existed (an earlier run crashed before the statement write); the statement is written now."""
 ALREADY_PAID = "already paid"
+"""Settled by an earlier run; nothing new to pay."""
 EXTERNAL = "external"
 """Paid outside Stripe (payout_method bank_transfer): the statement is written, finance pays it."""
 CARRIED = "carried"
-"""Not paid this period; the amount moves to the next period's statement."""
+"""Too small to transfer, a debt, or a currency without a documented minimum: the amount goes onto a later
+statement as a carry line."""
+HELD = "held"
+"""The partner's Stripe account cannot receive transfers yet (none, or onboarding unfinished): the statement says
+why; every later run retries the month."""
 FAILED = "failed"
-"""Stripe could not be asked or refused; nothing was written, the next run settles it."""
+"""Stripe refused, could not be reached, or answered something other than what was asked; or the usage cannot be
+stated. Retried by every later run."""
 WOULD_PAY = "would pay"
 """Dry run."""
-NOT_PAID = frozenset({CARRIED, FAILED})
+
+SETTLED = frozenset({"paid", "external", "carried"})
+"""Statement statuses of a settled month (the others, pending/held/failed, are retried)."""
 
 
 @dataclass
@@ -49,11 +72,19 @@ class Outcome:
     reason: str = ""
     location: str = ""
     due_minor: int = 0
+    period: str = ""
     warnings: list[str] = field(default_factory=list)
+    attention: bool = False
+    """Carried but never payable as it stands (a currency without a documented minimum): counted as not paid."""
+
+    @property
+    def unpaid(self) -> bool:
+        return self.status in (HELD, FAILED) or self.attention
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "partner": self.partner,
+            "period": self.period,
             "status": self.status,
             "reason": self.reason,
             "due_minor": self.due_minor,
@@ -73,7 +104,7 @@ class Report:
 
     @property
     def not_paid(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status in NOT_PAID]
+        return [o for o in self.outcomes if o.unpaid]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,237 +113,520 @@ class Report:
             "statements": self.statements,
             "dry_run": self.dry_run,
             "partners": [o.as_dict() for o in self.outcomes],
-            "not_paid": [o.partner for o in self.not_paid],
+            "not_paid": sorted({o.partner for o in self.not_paid}),
         }
 
 
 @dataclass(frozen=True)
-class Usage:
+class Terms:
+    """A partner's row of RAW.PARTNERS."""
+
+    partner: str
+    tier: str
+    currency: str
+    share: Decimal
+    payout_method: str
+    stripe_account: str | None
+    home_region: str
+    offboarded_on: str | None
+    problem: str = ""
+    """Why the row cannot be used (empty: it can)."""
+
+
+@dataclass(frozen=True)
+class MonthUsage:
+    """One partner's usage of one period in one currency (ANALYTICS.USAGE_BY_PERIOD)."""
+
     currency: str
     minutes: int
-    rates: tuple[tuple[int, Decimal], ...]
-    """(minutes, rate) per distinct per-minute rate of the period."""
+    gross_minor: int | None
+    """USAGE_BY_PERIOD.GROSS_MINOR; None for a currency the warehouse has no minor-unit entry for."""
+    rates: tuple[str, ...]
 
 
-def read_usage(conn: Any, period: str) -> dict[str, Usage]:
-    """Per partner: minutes (USAGE_BY_PERIOD, the view statements read) and the minutes per metered rate."""
-    database = conn.database
+def read_terms(conn: Any) -> dict[str, Terms]:
     cur = conn.cursor()
+    cur.execute(
+        "SELECT PARTNER_ID, TIER, CURRENCY, CAST(REVENUE_SHARE AS VARCHAR), PAYOUT_METHOD, STRIPE_ACCOUNT, "
+        f"HOME_REGION, CAST(OFFBOARDED_ON AS VARCHAR) FROM {PARTNERS.fqn(conn.database)}"
+    )
+    terms = {}
+    for partner, tier, currency, share, method, account, home, offboarded in cur.fetchall():
+        problem = ""
+        try:
+            parsed = Decimal(str(share))
+        except InvalidOperation:
+            parsed = Decimal(-1)
+        if not Decimal(0) <= parsed <= Decimal(1):
+            problem = f"its PARTNERS row has REVENUE_SHARE {share!r}, not a fraction between 0 and 1"
+        elif method not in ("stripe_connect", "bank_transfer"):
+            problem = f"its PARTNERS row has PAYOUT_METHOD {method!r}"
+        terms[partner] = Terms(
+            partner, tier, currency, parsed, method, account or None, home, offboarded or None, problem
+        )
+    return terms
+
+
+def read_usage(conn: Any, through: str) -> dict[str, dict[str, list[MonthUsage]]]:
+    """partner -> period -> usage per currency, for every period up to `through`, from USAGE_BY_PERIOD."""
+    database = conn.database
     by_period = view("USAGE_BY_PERIOD")
+    cur = conn.cursor()
     cur.execute(
-        f"SELECT PARTNER_ID, CURRENCY, MINUTES FROM {database}.{by_period.schema}.{by_period.name} WHERE PERIOD = %s",
-        (period,),
+        f"SELECT DISTINCT PARTNER_ID, PERIOD, CURRENCY, CAST(RATE AS VARCHAR) FROM {USAGE_EVENTS.fqn(database)} "
+        "WHERE PERIOD <= %s",
+        (through,),
     )
-    totals: dict[str, tuple[str, int]] = {}
-    currencies: dict[str, set[str]] = {}
-    for partner, currency, minutes in cur.fetchall():
-        currencies.setdefault(partner, set()).add(currency)
-        totals[partner] = (currency, int(minutes))
+    rates: dict[tuple[str, str, str], set[Decimal]] = {}
+    for partner, period, currency, rate in cur.fetchall():
+        rates.setdefault((partner, period, currency), set()).add(Decimal(str(rate)).normalize())
     cur.execute(
-        f"SELECT PARTNER_ID, CAST(RATE AS VARCHAR), SUM(CAST(MINUTES AS NUMBER(38,0))) FROM "
-        f"{USAGE_EVENTS.fqn(database)} WHERE PERIOD = %s GROUP BY PARTNER_ID, RATE ORDER BY PARTNER_ID, RATE",
-        (period,),
+        "SELECT PARTNER_ID, PERIOD, CURRENCY, MINUTES, GROSS_MINOR FROM "
+        f"{database}.{by_period.schema}.{by_period.name} WHERE PERIOD <= %s ORDER BY PARTNER_ID, PERIOD, CURRENCY",
+        (through,),
     )
-    rates: dict[str, list[tuple[int, Decimal]]] = {}
-    for partner, rate, minutes in cur.fetchall():
-        rates.setdefault(partner, []).append((int(minutes), Decimal(str(rate)).normalize()))
-    usage = {}
-    for partner, (currency, minutes) in totals.items():
-        if len(currencies[partner]) > 1:
-            raise money_error(f"{partner} has usage in {', '.join(sorted(currencies[partner]))} in {period}")
-        usage[partner] = Usage(currency, minutes, tuple(rates.get(partner, ())))
+    usage: dict[str, dict[str, list[MonthUsage]]] = {}
+    for partner, period, currency, minutes, gross in cur.fetchall():
+        shown = tuple(f"{r:f}" for r in sorted(rates.get((partner, period, currency), ())))
+        usage.setdefault(partner, {}).setdefault(period, []).append(
+            MonthUsage(currency, int(minutes), None if gross is None else int(gross), shown)
+        )
     return usage
 
 
-def money_error(message: str) -> Exception:
-    return PlatformError(message)
-
-
-def _rate_field(rates: Iterable[tuple[int, Decimal]]) -> str | list[str]:
-    values = sorted({f"{rate:f}" for _, rate in rates})
-    if not values:
-        return "0"
-    return values[0] if len(values) == 1 else values
-
-
-def build_statement(
-    spec: PartnerSpec, period: str, usage: Usage | None, share: Decimal, adjustments: list[Adjustment]
-) -> tuple[dict[str, Any], int]:
-    """The statement (the issue's fields, in its order) and the amount due."""
-    currency = usage.currency if usage else spec.billing.currency
-    gross = money.gross_minor(usage.rates if usage else (), currency)
-    payout = money.payout_minor(gross, share)
-    statement = {
-        "partner": spec.id,
-        "period": period,
-        "currency": currency,
-        "minutes": usage.minutes if usage else 0,
-        "rate": _rate_field(usage.rates if usage else ()),
-        "gross_minor": gross,
-        "share": f"{share:f}",
-        "payout_minor": payout,
-        "adjustments": [a.model_dump() for a in adjustments],
-        "transfer": None,
-    }
-    return statement, money.due_minor(payout, adjustments)
-
-
-def _carry_in(store: StatementStore, spec: PartnerSpec, period: str) -> Adjustment | None:
-    previous = money.previous_period(period)
-    earlier = store.get(previous, spec.id)
-    if not earlier or earlier.get("transfer") is not None:
-        return None
-    try:
-        owed = int(earlier["payout_minor"]) + sum(int(a["amount_minor"]) for a in earlier.get("adjustments") or [])
-    except (KeyError, TypeError, ValueError):
-        raise money_error(f"{store.where}: the {previous} statement of {spec.id} is not a statement") from None
-    if owed == 0:
-        return None
-    return Adjustment(kind="carry", amount_minor=owed, reason=f"not paid in {previous}, carried")
-
-
 def _transfer_record(transfer: dict[str, Any]) -> dict[str, Any]:
+    metadata = transfer.get("metadata") or {}
     return {
         "id": transfer["id"],
         "amount_minor": int(transfer["amount"]),
         "currency": str(transfer["currency"]).upper(),
         "destination": transfer["destination"],
         "transfer_group": transfer.get("transfer_group"),
-        "idempotency_key": transfer_idempotency_key(
-            (transfer.get("metadata") or {}).get("partner", ""), transfer.get("transfer_group") or ""
-        ),
+        "idempotency_key": transfer_idempotency_key(metadata.get(PARTNER_METADATA, ""), metadata.get("period", "")),
         "created": dt.datetime.fromtimestamp(int(transfer.get("created") or 0), dt.UTC).isoformat(),
     }
+
+
+def _answer(transfer: dict[str, Any]) -> dict[str, Any]:
+    """What Stripe said, as recorded on a statement whose transfer did not match the request."""
+    keys = ("id", "object", "amount", "currency", "destination", "transfer_group", "metadata", "reversed")
+    return {k: transfer.get(k) for k in keys}
+
+
+@dataclass
+class _Carry:
+    source: str
+    amount_minor: int
+    kind: str
+
+    def line(self) -> Adjustment:
+        reason = (
+            f"usage metered into {self.source} after its statement"
+            if self.kind == "late_usage"
+            else f"not paid in {self.source}, carried"
+        )
+        return Adjustment(kind=self.kind, amount_minor=self.amount_minor, reason=reason)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Run:
+    period: str
+    region: str | None
+    store: StatementStore
+    gateway: StripeGateway | None
+    dry_run: bool
+    now: dt.datetime
+    lines: dict[str, list[Adjustment]]
+    listed_accounts: dict[str, dict[str, Any]] | None = None
+    accounts: dict[str, tuple[str | None, dict[str, Any] | None]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ per partner
+
+    def partner(self, terms: Terms, usage: dict[str, list[MonthUsage]], stated: set[str]) -> list[Outcome]:
+        partner = terms.partner
+        statements: dict[str, dict[str, Any]] = {}
+        for month in sorted(m for m in stated if m <= self.period):
+            found = self.store.get(month, partner)
+            if found is not None:
+                statements[month] = found
+        existing = set(statements) | {m for m in stated if m > self.period}
+        months = sorted({m for m in usage if m <= self.period} | set(statements))
+        if self.period not in months and self.lines.get(partner):
+            months.append(self.period)
+        outcomes: list[Outcome] = []
+        carries: list[_Carry] = []
+        for month in months:
+            statement = statements.get(month)
+            if statement is not None and statement.get("status", _legacy_status(statement)) in SETTLED:
+                outcome = self.settled(terms, month, statement, usage.get(month, []), existing, carries)
+            else:
+                taken = carries if statement is None else []
+                outcome = self.settle(terms, month, statement, usage.get(month, []), taken, existing, statements)
+                if outcome.status == CARRIED:
+                    carries.append(_Carry(month, outcome.due_minor, "carry"))
+            if outcome is not None:
+                outcomes.append(outcome)
+        shown = {o.period for o in outcomes}
+        for carry in carries:  # nothing unstated in this run to take them: the next run's first new statement will
+            if carry.source in shown:
+                continue
+            outcomes.append(
+                Outcome(
+                    partner,
+                    CARRIED,
+                    {},
+                    reason=f"{carry.amount_minor} minor units owed from {carry.source} go onto the next new statement",
+                    due_minor=carry.amount_minor,
+                    period=carry.source,
+                )
+            )
+        return outcomes
+
+    def settled(
+        self,
+        terms: Terms,
+        month: str,
+        statement: dict[str, Any],
+        usage: list[MonthUsage],
+        existing: set[str],
+        carries: list[_Carry],
+    ) -> Outcome | None:
+        """A settled month: hand any difference between what it owes now and what moved to a later statement."""
+        partner = terms.partner
+        currency = statement.get("currency")
+        other = sorted({u.currency for u in usage} - {currency})
+        if other:
+            return Outcome(
+                partner,
+                FAILED,
+                statement,
+                period=month,
+                reason=f"usage in {', '.join(other)} metered into {month} after it was stated in {currency}; "
+                "not paid: settle it with an adjustments line",
+            )
+        gross = next((u.gross_minor for u in usage), 0) or 0
+        owed = money.payout_minor(gross, Decimal(statement["share"])) + sum(
+            int(a["amount_minor"]) for a in statement.get("adjustments") or []
+        )
+        moved = (
+            int((statement.get("transfer") or {}).get("amount_minor") or 0)
+            if statement.get("status") != ("carried")
+            else 0
+        )
+        moved += sum(int(f["amount_minor"]) for f in statement.get("followups") or [] if f["into"] in existing)
+        open_minor = owed - moved
+        kind = "carry" if statement.get("status") == "carried" else "late_usage"
+        if open_minor:
+            carries.append(_Carry(month, open_minor, kind))
+        if month != self.period:
+            return None
+        status = ALREADY_PAID if statement.get("status") in ("paid", "external") else CARRIED
+        reason = "already paid" if status == ALREADY_PAID else "already stated: carried"
+        if open_minor:
+            reason += f"; {open_minor} minor units more ({kind.replace('_', ' ')}) go onto the next new statement"
+        return Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
+
+    def settle(
+        self,
+        terms: Terms,
+        month: str,
+        previous: dict[str, Any] | None,
+        usage: list[MonthUsage],
+        carries: list[_Carry],
+        existing: set[str],
+        statements: dict[str, dict[str, Any]],
+    ) -> Outcome:
+        """State (or restate) one unsettled month and pay it if it can be paid."""
+        partner = terms.partner
+        currencies = sorted({u.currency for u in usage})
+        if len(currencies) > 1:
+            return Outcome(
+                partner,
+                FAILED,
+                previous or {},
+                period=month,
+                reason=f"usage in {' and '.join(currencies)} in {month}: a statement pays one currency; nothing paid "
+                "for this month (its terms' currency changed within it?): settle it with an adjustments line",
+            )
+        current = usage[0] if usage else None
+        if current is not None and current.gross_minor is None:
+            return Outcome(
+                partner, FAILED, previous or {}, period=month, reason=f"no minor-unit entry for {current.currency}"
+            )
+        if terms.problem:
+            return Outcome(partner, FAILED, previous or {}, period=month, reason=terms.problem)
+        if previous is not None and current is not None and previous.get("currency") not in (None, current.currency):
+            return Outcome(
+                partner,
+                FAILED,
+                previous,
+                period=month,
+                reason=f"{month} was stated in {previous.get('currency')}, its usage is now in {current.currency}",
+            )
+        currency = current.currency if current else (previous or {}).get("currency") or terms.currency
+        share = Decimal(previous["share"]) if previous else terms.share
+        lines = self._lines(partner, month, previous, carries)
+        gross = current.gross_minor if current and current.gross_minor is not None else 0
+        payout = money.payout_minor(gross, share)
+        due = money.due_minor(payout, lines)
+        statement: dict[str, Any] = {
+            "partner": partner,
+            "period": month,
+            "currency": currency,
+            "minutes": current.minutes if current else 0,
+            "rate": _rate_field(current.rates if current else ()),
+            "gross_minor": gross,
+            "share": f"{share:f}",
+            "payout_minor": payout,
+            "adjustments": [a.model_dump() for a in lines],
+            "due_minor": due,
+            "status": "pending",
+            "reason": "",
+            "transfer": None,
+            "requested": (previous or {}).get("requested"),
+            "stripe_answer": (previous or {}).get("stripe_answer"),
+            "followups": (previous or {}).get("followups") or [],
+            "region": self.region,
+            "updated_at": self.now.isoformat(timespec="seconds"),
+        }
+        outcome = Outcome(partner, WOULD_PAY, statement, due_minor=due, period=month)
+        if currency != terms.currency:
+            outcome.warnings.append(
+                f"{month} was metered in {currency}; its terms now bill in {terms.currency} (from its next new period)"
+            )
+        if terms.offboarded_on:
+            outcome.warnings.append(f"offboarded on {terms.offboarded_on}; its usage before that is still paid")
+
+        def write() -> str:
+            """Every write of this statement; the first write of a new one hands the carries over first."""
+            if previous is None and carries:
+                self._hand_over(partner, carries, month, statements, existing)
+            location = self.store.put(month, partner, statement)
+            existing.add(month)
+            statements[month] = statement  # a later month of this run may hand its open amount over
+            return location
+
+        def record(status: str, statement_status: str, reason: str) -> Outcome:
+            outcome.status, outcome.reason = status, reason
+            statement["status"], statement["reason"] = statement_status, reason
+            if self.dry_run:
+                carries.clear()  # shown on this statement; a real run would hand them over here
+            else:
+                outcome.location = write()
+            return outcome
+
+        if terms.payout_method == "bank_transfer" and due > 0:
+            statement["transfer"] = {"method": "bank_transfer", "amount_minor": due, "currency": currency}
+            return record(EXTERNAL, "external", "payout method bank_transfer: finance pays this statement")
+        hold = money.below_minimum(due, currency)
+        if hold is not None:
+            outcome.attention = currency not in money.STRIPE_MINIMUM_MINOR and due > 0
+            return record(CARRIED, "carried", f"{hold}; carried onto the next new statement")
+        account, problem = self._account(terms)
+        if problem:
+            return record(FAILED, "failed", problem)
+        if account is None:
+            return record(HELD, "held", f"no Stripe account (run: platformctl billing connect {partner})")
+        if self.dry_run or self.gateway is None:
+            outcome.reason = f"{money.format_minor(due, currency)} to {account}"
+            return outcome
+        details = self.accounts[partner][1] or {}
+        capability = transfers_capability(details)
+        if capability != "active":
+            return record(
+                HELD,
+                "held",
+                f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
+                f"partner must finish onboarding (a fresh link: platformctl billing connect {partner} --link)",
+            )
+        return self._pay(terms, month, previous, statement, account, record, write)
+
+    def _pay(
+        self,
+        terms: Terms,
+        month: str,
+        previous: dict[str, Any] | None,
+        statement: dict[str, Any],
+        account: str,
+        record: Callable[[str, str, str], Outcome],
+        write: Callable[[], str],
+    ) -> Outcome:
+        assert self.gateway is not None
+        partner, due, currency = terms.partner, statement["due_minor"], statement["currency"]
+        request = transfer_request(partner, month, account, due, currency)
+        try:
+            found = self.gateway.find_transfer(partner, month, account)
+        except StripeError as exc:
+            return record(FAILED, "failed", f"{exc}; retried by the next run")
+        if found is not None:
+            if (found.get("destination") or "") != account:
+                statement["stripe_answer"] = _answer(found)
+                return record(
+                    FAILED,
+                    "failed",
+                    f"its {month} transfer {found.get('id')} went to {found.get('destination')}, not to its account "
+                    f"{account} now: already paid, nothing sent; check the account change before settling by hand",
+                )
+            expected = (previous or {}).get("requested") or request
+            problems = transfer_mismatches(found, expected)
+            recorded = (previous or {}).get("stripe_answer") or {}
+            if recorded.get("id") == found.get("id") and not problems:
+                problems = ["it is the answer an earlier run found not matching"]
+            if problems:
+                statement["stripe_answer"] = _answer(found)
+                return record(
+                    FAILED,
+                    "failed",
+                    f"Stripe's transfer {found.get('id')} is not the one asked for: " + "; ".join(problems),
+                )
+            statement["transfer"] = _transfer_record(found)
+            statement["stripe_answer"] = None
+            return record(REPAIRED, "paid", f"{money.format_minor(int(found['amount']), currency)} in {found['id']}")
+        statement["requested"] = request
+        statement["status"], statement["reason"] = "pending", "transfer requested"
+        # The request is on record before it is made: a later run that finds the transfer compares it with this.
+        write()
+        try:
+            answer = self.gateway.create_transfer(partner, month, account, due, currency)
+        except StripeError as exc:
+            return record(FAILED, "failed", f"{exc}; retried by the next run")
+        problems = transfer_mismatches(answer, request)
+        if problems:
+            statement["stripe_answer"] = _answer(answer)
+            return record(
+                FAILED,
+                "failed",
+                f"Stripe answered transfer {answer.get('id')} that is not the one asked for: {'; '.join(problems)}; "
+                "recorded as not paid: check it in the Stripe dashboard",
+            )
+        statement["transfer"] = _transfer_record(answer)
+        statement["stripe_answer"] = None
+        return record(PAID, "paid", f"{money.format_minor(due, currency)} in {answer['id']}")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _lines(
+        self, partner: str, month: str, previous: dict[str, Any] | None, carries: list[_Carry]
+    ) -> list[Adjustment]:
+        """A new statement: the carries it takes over, then the period's adjustments file lines. A restated one keeps
+        its lines (the carries it took are its own for good); the run's file replaces its file lines."""
+        own = self.lines.get(partner, []) if month == self.period else []
+        if previous is None:
+            return [c.line() for c in carries] + own
+        kept = [Adjustment.model_validate(a) for a in previous.get("adjustments") or []]
+        if own:
+            kept = [a for a in kept if a.kind in ("carry", "late_usage")] + own
+        return kept
+
+    def _hand_over(
+        self,
+        partner: str,
+        carries: list[_Carry],
+        into: str,
+        statements: dict[str, dict[str, Any]],
+        existing: set[str],
+    ) -> None:
+        """Record on each source statement that its open amount now lies on `into` (before `into` is written)."""
+        for carry in carries:
+            source = statements.get(carry.source)
+            if source is None:
+                continue
+            kept = [f for f in source.get("followups") or [] if f["into"] in existing]  # drop a crashed hand-over
+            source["followups"] = [*kept, {"into": into, "amount_minor": carry.amount_minor, "kind": carry.kind}]
+            self.store.put(carry.source, partner, source)
+        carries.clear()
+
+    def _account(self, terms: Terms) -> tuple[str | None, str]:
+        """The partner's Stripe account id (None: none) and a problem that stops paying it ("" if none)."""
+        partner = terms.partner
+        if self.dry_run or self.gateway is None:
+            return terms.stripe_account, ""
+        if partner not in self.accounts:
+            try:
+                if terms.stripe_account:
+                    details = self.gateway.retrieve_account(terms.stripe_account)
+                    if details is None:
+                        return terms.stripe_account, (
+                            f"its PARTNERS row names {terms.stripe_account}, which Stripe does not know; nothing sent"
+                        )
+                else:
+                    if self.listed_accounts is None:
+                        self.listed_accounts = self.gateway.accounts_by_partner()
+                    details = self.listed_accounts.get(partner)
+            except StripeError as exc:
+                return terms.stripe_account, f"{exc}; retried by the next run"
+            self.accounts[partner] = ((details or {}).get("id"), details)
+        account, details = self.accounts[partner]
+        owner = ((details or {}).get("metadata") or {}).get(PARTNER_METADATA)
+        if details is not None and owner != partner:
+            return account, (
+                f"its PARTNERS row names {account}, which is not its Stripe account (Stripe metadata partner: "
+                f"{owner!r}); nothing sent"
+            )
+        return account, ""
+
+
+def _legacy_status(statement: dict[str, Any]) -> str:
+    """Statements written before `status` existed: a transfer made it paid; none left it to be retried."""
+    transfer = statement.get("transfer")
+    if transfer is None:
+        return "held"
+    return "external" if transfer.get("method") == "bank_transfer" else "paid"
+
+
+def _rate_field(rates: Sequence[str]) -> str | list[str]:
+    if not rates:
+        return "0"
+    return rates[0] if len(rates) == 1 else list(rates)
 
 
 def run_payouts(
     *,
     conn: Any,
     period: str,
-    partners: list[PartnerSpec],
-    tiers: TierTable,
-    accounts: Callable[[], Mapping[str, str | None]],
     store: StatementStore,
     gateway: StripeGateway | None,
     adjustments: Sequence[AdjustmentLine] = (),
     region: str | None = None,
     dry_run: bool = False,
+    now: dt.datetime | None = None,
 ) -> Report:
-    """Pay every partner in `partners` for `period` (see the module docstring). `gateway` None only when dry.
-
-    `accounts` gives each partner's Stripe account (None: none); it is called once, after every input is checked
-    and before anything is paid.
-    """
+    """Settle every partner of the warehouse up to `period` (see the module docstring). `gateway` None only when
+    dry. Every input is checked before anything is paid."""
     money.check_period(period)
     if gateway is None and not dry_run:
         raise ValueError("a real run needs a Stripe gateway")
+    terms = read_terms(conn)
     usage = read_usage(conn, period)
-    specs = {spec.id: spec for spec in partners}
-    outcomes: list[Outcome] = []
-    for partner in sorted(set(usage) - set(specs)):
-        if region is None:
-            outcomes.append(
-                Outcome(partner, FAILED, {}, reason="usage in the warehouse but no partner spec; nothing paid")
-            )
+    stated = store.index()
     lines: dict[str, list[Adjustment]] = {}
     for index, line in enumerate(adjustments):
         where = f"adjustments[{index}]"
-        if line.partner not in specs:
-            raise InputError.single("--adjustments", f"{where}.partner", f"{line.partner!r} is not paid by this run")
-        expected = usage[line.partner].currency if line.partner in usage else specs[line.partner].billing.currency
+        if line.partner not in terms:
+            raise InputError.single("--adjustments", f"{where}.partner", f"{line.partner!r} has no PARTNERS row here")
+        month_usage = usage.get(line.partner, {}).get(period) or []
+        expected = month_usage[0].currency if len(month_usage) == 1 else terms[line.partner].currency
         if line.currency != expected:
             raise InputError.single("--adjustments", f"{where}.currency", f"the statement is in {expected}")
         lines.setdefault(line.partner, []).append(
             Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason)
         )
-    account_of = accounts()
-    for partner_id in sorted(specs):
-        spec = specs[partner_id]
-        carry = _carry_in(store, spec, period)
-        own = ([carry] if carry else []) + lines.get(partner_id, [])
-        if partner_id not in usage and not own:
+    job = _Run(period, region, store, gateway, dry_run, now or dt.datetime.now(dt.UTC), lines)
+    outcomes: list[Outcome] = []
+    for partner in sorted(set(usage) | set(lines) | (set(stated) & set(terms))):
+        if partner not in terms:
+            for month in sorted(m for m in usage[partner] if m not in stated.get(partner, set())):
+                minutes = sum(u.minutes for u in usage[partner][month])
+                outcomes.append(
+                    Outcome(
+                        partner,
+                        FAILED,
+                        {},
+                        period=month,
+                        reason=f"{minutes} minutes of usage in the warehouse but no PARTNERS row (no terms); "
+                        "nothing paid",
+                    )
+                )
             continue
-        outcomes.append(
-            _settle(
-                spec, period, usage.get(partner_id), tiers, own, account_of.get(partner_id), store, gateway, dry_run
-            )
-        )
+        outcomes += job.partner(terms[partner], usage.get(partner, {}), stated.get(partner, set()))
     return Report(period, region, store.where, dry_run, outcomes)
-
-
-def _settle(
-    spec: PartnerSpec,
-    period: str,
-    usage: Usage | None,
-    tiers: TierTable,
-    adjustments: list[Adjustment],
-    account: str | None,
-    store: StatementStore,
-    gateway: StripeGateway | None,
-    dry_run: bool,
-) -> Outcome:
-    share = tiers[spec.tier].revenue_share
-    statement, due = build_statement(spec, period, usage, share, adjustments)
-    outcome = Outcome(spec.id, WOULD_PAY, statement, due_minor=due)
-    currency = statement["currency"]
-    if usage is not None and usage.currency != spec.billing.currency:
-        outcome.warnings.append(f"metered in {usage.currency}, the spec now bills in {spec.billing.currency}")
-
-    existing = store.get(period, spec.id)
-    if existing is not None and existing.get("transfer") is not None:
-        outcome.status, outcome.statement, outcome.location = ALREADY_PAID, existing, store.where
-        paid = existing["transfer"].get("amount_minor")
-        if paid != due:
-            outcome.warnings.append(
-                f"recorded {paid}, the warehouse now gives {due} (late usage?): settle it with a correction line"
-            )
-        outcome.reason = "already paid"
-        return outcome
-    if existing is not None and store.get(money.next_period(period), spec.id) is not None:
-        outcome.status, outcome.statement = CARRIED, existing
-        outcome.reason = f"carried into {money.next_period(period)}, which is already stated; pay it there"
-        return outcome
-
-    if spec.billing.payout_method == "bank_transfer":
-        outcome.status, outcome.reason = EXTERNAL, "payout method bank_transfer: finance pays this statement"
-        if not dry_run:
-            statement["transfer"] = {"method": "bank_transfer", "amount_minor": due, "currency": currency}
-            outcome.location = store.put(period, spec.id, statement)
-        return outcome
-
-    hold = money.below_minimum(due, currency)
-    if account is None:
-        hold = f"no Stripe account (run: platformctl billing connect {spec.id})"
-    if hold is not None:
-        outcome.status, outcome.reason = CARRIED, f"{hold}; carried to {money.next_period(period)}"
-        if not dry_run:
-            outcome.location = store.put(period, spec.id, statement)
-        return outcome
-    if dry_run or gateway is None:
-        outcome.reason = f"{money.format_minor(due, currency)} to {account}"
-        return outcome
-
-    assert account is not None
-    try:
-        transfer = gateway.find_transfer(spec.id, period, account)
-        status = REPAIRED
-        if transfer is None:
-            transfer = gateway.create_transfer(spec.id, period, account, due, currency)
-            status = PAID
-    except StripeError as exc:
-        outcome.status, outcome.reason = FAILED, f"{exc}; nothing written, rerun to settle"
-        return outcome
-    if transfer.get("destination") not in (None, account):
-        outcome.status = FAILED
-        outcome.reason = (
-            f"its {period} transfer {transfer.get('id')} went to {transfer.get('destination')}, not to its account "
-            f"{account} now: already paid, nothing sent; check the account change before settling by hand"
-        )
-        return outcome
-    if int(transfer["amount"]) != due:
-        outcome.warnings.append(f"the transfer moved {transfer['amount']}, the statement now gives {due}")
-    statement["transfer"] = _transfer_record(transfer)
-    outcome.status = status
-    outcome.reason = f"{money.format_minor(int(transfer['amount']), currency)} in {transfer['id']}"
-    outcome.location = store.put(period, spec.id, statement)
-    return outcome

@@ -1,12 +1,14 @@
-"""Statement arithmetic, pure: integer minor units, Decimal rates and shares, one rounding per statement.
+"""Statement arithmetic, pure: integer minor units, Decimal shares; and when a period may be paid.
 
-gross_minor  = sum over rate groups of minutes x rate (exact Decimal), rounded half-even to the minor unit ONCE;
+gross_minor  = the warehouse's USAGE_BY_PERIOD.GROSS_MINOR (foundation.warehouse_schema.GROSS_MINOR_SQL), the one
+               definition: read, never recomputed here;
 payout_minor = floor(gross_minor x revenue_share): the platform never overpays;
 due_minor    = payout_minor + the signed adjustment lines (credits, corrections, carries), all in minor units.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from decimal import ROUND_FLOOR, Decimal
@@ -15,16 +17,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from foundation.currencies import minor_exponent, to_minor
+from foundation.currencies import minor_exponent
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN
 from foundation.yamlio import load_yaml_file, validation_problems
-from partners.spec import PARTNER_ID_PATTERN
 
 PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
 # ASCII digits, matched whole (re.match with `$` also takes "2026-11\n", `\d` takes "２０２６"): the period is the
 # transfer's idempotency key and transfer_group, so a second spelling of one month would pay it twice.
 _PERIOD = re.compile(PERIOD_PATTERN)
 MAX_ADJUSTMENTS = 1000
+CLOSE_WINDOW = dt.timedelta(days=2)
+"""How long after a period ends (UTC) before it may be paid: calls that end at midnight reach the meter through
+Twilio's status callbacks and the spool within minutes, so two days is ample and keeps the monthly payout early.
+At most 3 days by policy. The meter accepts late events for much longer (35 days); one that lands in a period
+already stated becomes a `late_usage` line on the partner's next statement."""
 
 # Stripe publishes no per-currency minimum for a Connect transfer; the per-currency floor it documents is the
 # "Minimum and maximum charge amounts" table (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts,
@@ -56,6 +63,42 @@ def check_period(period: str, field: str = "--period") -> str:
     return period
 
 
+PREVIOUS = "previous"
+"""`--period previous`: the latest period whose close window has passed (what the monthly CronJob passes)."""
+PERIOD_HELP = (
+    f"YYYY-MM, or '{PREVIOUS}' (the latest payable month). A month is payable once it has ended (UTC) and the "
+    f"{CLOSE_WINDOW.days}-day close window has passed (earlier: exit 2); months before it that are not settled "
+    "(held, failed, never run) are settled by the same run."
+)
+
+
+def period_end(period: str) -> dt.datetime:
+    """The first instant after the period (UTC)."""
+    following = next_period(period)
+    return dt.datetime(int(following[:4]), int(following[5:]), 1, tzinfo=dt.UTC)
+
+
+def check_payable(period: str, now: dt.datetime, field: str = "--period") -> str:
+    """A period is payable once it has ended and the close window has passed; earlier is bad input."""
+    payable_from = period_end(period) + CLOSE_WINDOW
+    if now < payable_from:
+        raise InputError.single(
+            field,
+            "",
+            f"{period} is not closed: it may be paid from {payable_from:%Y-%m-%d %H:%M} UTC "
+            f"(its end plus the {CLOSE_WINDOW.days}-day close window)",
+        )
+    return period
+
+
+def latest_payable(now: dt.datetime) -> str:
+    """`--period previous`: the latest period whose close window has passed."""
+    period = previous_period(f"{now:%Y-%m}")
+    while now < period_end(period) + CLOSE_WINDOW:
+        period = previous_period(period)
+    return period
+
+
 def previous_period(period: str) -> str:
     year, month = int(period[:4]), int(period[5:])
     return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
@@ -80,8 +123,9 @@ class _Frozen(BaseModel):
 
 
 class Adjustment(_Frozen):
-    kind: Literal["credit", "correction", "carry"]
-    """credit: owed to the partner; correction: fixes an earlier statement; carry: unpaid from an earlier period."""
+    kind: Literal["credit", "correction", "carry", "late_usage"]
+    """credit: owed to the partner; correction: fixes an earlier statement; carry: unpaid from an earlier period;
+    late_usage: usage metered into an earlier period after its statement was settled."""
     amount_minor: MinorUnits
     """Signed amount in the statement currency's minor unit (positive: the partner gets more)."""
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -114,12 +158,6 @@ def load_adjustments(path: Path, period: str) -> list[AdjustmentLine]:
     if parsed.period != period:
         raise InputError.single(display, "period", f"is {parsed.period}, the run is for {period}")
     return list(parsed.adjustments)
-
-
-def gross_minor(usage: Iterable[tuple[int, Decimal]], currency: str) -> int:
-    """(minutes, rate) groups -> the period's gross in minor units, rounded half-even once."""
-    total = sum((Decimal(minutes) * rate for minutes, rate in usage), Decimal(0))
-    return to_minor(total, currency)
 
 
 def payout_minor(gross: int, share: Decimal) -> int:

@@ -31,12 +31,59 @@ class StripeError(PlatformError):
     """Stripe refused or could not be reached; nothing more is known (exit 1)."""
 
 
+def transfer_request(
+    partner_id: str, period: str, destination: str, amount_minor: int, currency: str
+) -> dict[str, Any]:
+    """The fields of a partner-period's transfer that its answer must repeat (see transfer_mismatches)."""
+    return {
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "destination": destination,
+        "transfer_group": period,
+        "metadata": {PARTNER_METADATA: partner_id, "period": period},
+    }
+
+
 def account_idempotency_key(partner_id: str) -> str:
     return f"account:{partner_id}"
 
 
 def transfer_idempotency_key(partner_id: str, period: str) -> str:
     return f"payout:{partner_id}:{period}"
+
+
+def transfers_capability(account: dict[str, Any]) -> str:
+    """The account's `transfers` capability status (active, inactive, pending, unrequested)."""
+    capabilities = account.get("capabilities") or {}
+    status = capabilities.get("transfers") if isinstance(capabilities, dict) else None
+    return status if isinstance(status, str) else "unrequested"
+
+
+def transfer_mismatches(answer: dict[str, Any], request: dict[str, Any]) -> list[str]:
+    """Every field of Stripe's transfer answer that disagrees with what was asked (empty: it is the transfer asked
+    for). `request`: amount (minor units), currency, destination, transfer_group, metadata (partner, period)."""
+    problems = []
+    if answer.get("object") != "transfer" or not str(answer.get("id") or "").startswith("tr_"):
+        problems.append(f"not a transfer (object {answer.get('object')!r}, id {answer.get('id')!r})")
+    amount = answer.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount != request["amount"]:
+        problems.append(f"amount {amount!r}, asked {request['amount']}")
+    if str(answer.get("currency") or "").lower() != request["currency"].lower():
+        problems.append(f"currency {answer.get('currency')!r}, asked {request['currency'].lower()!r}")
+    destination = answer.get("destination")
+    if isinstance(destination, dict):  # expanded
+        destination = destination.get("id")
+    if destination != request["destination"]:
+        problems.append(f"destination {destination!r}, asked {request['destination']!r}")
+    if answer.get("transfer_group") != request["transfer_group"]:
+        problems.append(f"transfer_group {answer.get('transfer_group')!r}, asked {request['transfer_group']!r}")
+    metadata = answer.get("metadata") or {}
+    for key, value in request["metadata"].items():
+        if metadata.get(key) != value:
+            problems.append(f"metadata.{key} {metadata.get(key)!r}, asked {value!r}")
+    if answer.get("reversed") or answer.get("amount_reversed"):
+        problems.append(f"reversed ({answer.get('amount_reversed')!r} of it)")
+    return problems
 
 
 def _check_key(key: str, live: bool) -> str:
@@ -144,7 +191,14 @@ class StripeGateway:
         result: dict[str, dict[str, Any]] = self._call(what, walk)
         return result
 
-    def create_account(self, partner_id: str, country: str, currency: str, email: str) -> dict[str, Any]:
+    def create_account(
+        self, partner_id: str, country: str, currency: str, email: str, service_agreement: str = "full"
+    ) -> dict[str, Any]:
+        """An Express account that requests only the `transfers` capability. `service_agreement` "recipient" for a
+        partner outside the platform's country: "Cross-border payouts only work with accounts under the recipient
+        service agreement. You must explicitly pass in the country code if it differs from the platform country."
+        (https://docs.stripe.com/connect/service-agreement-types, read 2026-12-06). "full" is Stripe's default and
+        is not sent."""
         params: dict[str, Any] = {
             "type": "express",
             "country": country,
@@ -153,6 +207,8 @@ class StripeGateway:
             "capabilities": {"transfers": {"requested": True}},
             "metadata": {PARTNER_METADATA: partner_id},
         }
+        if service_agreement != "full":
+            params["tos_acceptance"] = {"service_agreement": service_agreement}
         account = self._call(
             f"{partner_id}: creating its Stripe account",
             lambda: self.client.v1.accounts.create(
@@ -161,6 +217,22 @@ class StripeGateway:
             ),
         )
         return account.to_dict()
+
+    def create_account_link(self, account_id: str, refresh_url: str, return_url: str) -> dict[str, Any]:
+        """A single-use onboarding URL (https://docs.stripe.com/api/account_links/create: account, type
+        account_onboarding, refresh_url, return_url; it expires within minutes, so a fresh one is made on demand and
+        never stored). No idempotency key: each call is meant to make a new link."""
+        params = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+        }
+        link = self._call(
+            f"{account_id}: creating an onboarding link",
+            lambda: self.client.v1.account_links.create(params=params),  # type: ignore[arg-type]
+        )
+        return link.to_dict()
 
     # ------------------------------------------------------------ transfers
 
@@ -185,12 +257,8 @@ class StripeGateway:
         self, partner_id: str, period: str, destination: str, amount_minor: int, currency: str
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "amount": amount_minor,
-            "currency": currency.lower(),
-            "destination": destination,
-            "transfer_group": period,
+            **transfer_request(partner_id, period, destination, amount_minor, currency),
             "description": f"Revenue share {period}",
-            "metadata": {PARTNER_METADATA: partner_id, "period": period},
         }
         transfer = self._call(
             f"{partner_id}: transferring its {period} payout",

@@ -1,4 +1,5 @@
-"""`platformctl billing connect` and `platformctl payouts run` through the CLI: bad input, keys, dry runs, edits."""
+"""`platformctl billing connect` and `platformctl payouts run` through the CLI: bad input, keys, dry runs, edits,
+onboarding links, terms from the warehouse's PARTNERS table (not from partners/*.yaml)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import tree_snapshot
-from tests.services.payouts_harness import seed, usage_row
+from tests.services.payouts_harness import ROOT, gateway, seed, seed_terms, terms_of, usage_row
 from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
+
+ACME = ROOT / "partners/acme-voice.yaml"
 
 
 @pytest.fixture
@@ -25,26 +28,47 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
 @pytest.fixture
 def wh(tmp_path: Path) -> str:
     seed(tmp_path / "wh", [usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")])
+    seed_terms(tmp_path / "wh", [terms_of(ACME)])  # what acme-voice's stack `up` upserts
     return f"local:{tmp_path / 'wh'}"
 
 
-def test_connect_creates_once_and_edits_the_stack_file_in_place(
+def onboard(fake: FakeStripe) -> None:
+    """Every account's holder completes Stripe's onboarding through its link."""
+    import httpx
+
+    for token in list(fake.links):
+        httpx.get(f"{fake.base}/setup/{token}")
+
+
+def test_connect_creates_once_with_the_recipient_agreement_and_prints_an_onboarding_link(
     repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe
 ) -> None:
     stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
     before = stack_file.read_text()
     out = cli("billing", "connect", "acme-voice", "--yes", root=repo_copy).out
-    assert "created Stripe account acct_" in out
+    assert "created Stripe account acct_" in out and "recipient service agreement" in out
+    (token,) = fake.links
+    assert f"{fake.base}/setup/{token}" in out and "payouts to acme-voice are held" in out
     after = stack_file.read_text()
     (account,) = fake.accounts.values()
-    # Edited in place: every line that was there is still there, and the account is added under config.
     assert after == before + f"  platform:stripeAccount: {account['id']}\n"
+    # DE from a US platform: cross-border, so the recipient service agreement (platformctl/stripe_connect.yaml).
     assert account["country"] == "DE" and account["default_currency"] == "eur" and account["type"] == "express"
+    assert account["tos_acceptance"] == {"service_agreement": "recipient"}
     assert account["capabilities"] == {"transfers": "inactive"} and account["metadata"] == {"partner": "acme-voice"}
-    assert ("POST", "/v1/accounts", "account:acme-voice") in fake.requests
-    # Again: found by the recorded id; the stack file unchanged.
-    assert "found Stripe account" in cli("billing", "connect", "acme-voice", root=repo_copy).out
+    link = fake.links[token]
+    assert (link["type"], link["return_url"]) == (
+        "account_onboarding",
+        "https://partners.voice-platform.example/billing/stripe/done",
+    )
+    # Again: found by the recorded id; not onboarded yet, so a fresh link; the stack file unchanged.
+    again = cli("billing", "connect", "acme-voice", root=repo_copy).out
+    assert "found Stripe account" in again and len(fake.links) == 2
     assert stack_file.read_text() == after and len(fake.accounts) == 1
+    onboard(fake)
+    done = cli("billing", "connect", "acme-voice", root=repo_copy).out
+    assert "transfers: active" in done and "onboarding link" not in done and len(fake.links) == 2
+    assert "onboarding link" in cli("billing", "connect", "acme-voice", "--link", root=repo_copy).out
     # The id lost from the stack file: found again by its metadata, not created twice.
     stack_file.write_text(before)
     assert "found Stripe account" in cli("billing", "connect", "acme-voice", "--yes", root=repo_copy).out
@@ -59,6 +83,8 @@ def test_connect_creates_once_and_edits_the_stack_file_in_place(
         (("billing", "connect", "nobody-here", "--yes"), "nobody-here"),
         (("billing", "connect", "sunrise-telecom", "--yes"), "payout_method"),
         (("billing", "connect", "acme-voice"), "--yes"),  # no terminal to confirm on
+        # JP from a US platform: Stripe has no self-serve cross-border payouts there.
+        (("billing", "connect", "sakura-calls", "--yes"), "https://docs.stripe.com/connect/cross-border-payouts"),
     ],
 )
 def test_connect_bad_input(
@@ -67,13 +93,15 @@ def test_connect_bad_input(
     before = tree_snapshot(repo_copy)
     result = cli(*args, code=2, root=repo_copy)
     assert needle in result.err
-    assert tree_snapshot(repo_copy) == before and not fake.accounts
+    assert tree_snapshot(repo_copy) == before and not fake.accounts and not fake.requests
 
 
 @pytest.mark.parametrize(
     ("env", "args", "needle"),
     [
         ({}, ("--period", "2026-13"), "--period"),
+        ({}, ("--period", "2026-12"), "not closed"),  # today (2026-12-06 in this sandbox, or later): still open
+        ({}, ("--period", "2099-01"), "not closed"),
         ({}, ("--period", "2026-10", "--region", "mars-1"), "--region"),
         ({}, ("--period", "2026-10", "--statements", "ftp://x/y"), "--statements"),
         ({}, ("--period", "2026-10", "--statements", "s3://Bad_Bucket/x"), "--statements"),
@@ -97,6 +125,10 @@ def test_run_bad_input_exits_2_naming_the_argument(
     args: tuple[str, ...],
     needle: str,
 ) -> None:
+    if "2026-12" in args:
+        import datetime as dt
+
+        assert dt.datetime.now(dt.UTC) < dt.datetime(2027, 1, 3, tzinfo=dt.UTC) or pytest.fail("move the period")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     argv = ["payouts", "run", *args]
@@ -110,6 +142,11 @@ def test_run_bad_input_exits_2_naming_the_argument(
     assert not (tmp_path / "st").exists() and not fake.transfers
 
 
+def test_help_states_the_close_window(repo_copy: Path, cli: Callable[..., Any]) -> None:
+    text = " ".join(cli("payouts", "run", "--help", root=repo_copy).out.split())
+    assert "2-day close window" in text
+
+
 def test_live_key_is_accepted_with_live(
     repo_copy: Path, cli: Callable[..., Any], wh: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,18 +155,9 @@ def test_live_key_is_accepted_with_live(
         monkeypatch.setenv("STRIPE_API_KEY", key)
         monkeypatch.setenv("STRIPE_API_BASE", server.base)
         cli("billing", "connect", "acme-voice", "--yes", "--live", root=repo_copy)
-        result = cli(
-            "payouts",
-            "run",
-            "--period",
-            "2026-10",
-            "--warehouse",
-            wh,
-            "--statements",
-            str(tmp_path / "st"),
-            "--live",
-            root=repo_copy,
-        )
+        onboard(server)
+        args = ["--warehouse", wh, "--statements", str(tmp_path / "st"), "--live"]
+        result = cli("payouts", "run", "--period", "2026-10", *args, root=repo_copy)
         assert key not in result.out + result.err
         assert [t["amount"] for t in server.transfers] == [451]
 
@@ -137,71 +165,47 @@ def test_live_key_is_accepted_with_live(
 def test_dry_run_prints_and_writes_nothing(
     repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
 ) -> None:
-    result = cli(
-        "payouts",
-        "run",
-        "--period",
-        "2026-10",
-        "--warehouse",
-        wh,
-        "--statements",
-        str(tmp_path / "st"),
-        "--dry-run",
-        "--json",
-        code=1,  # it would not be paid: said so, as a real run would
-        root=repo_copy,
-    )
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st"), "--dry-run", "--json"]
+    result = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)  # it would be held: said so
     report = json.loads(result.out)
     (acme,) = report["partners"]
-    assert acme["status"] == "carried" and acme["statement"]["payout_minor"] == 451
+    assert acme["status"] == "held" and acme["statement"]["payout_minor"] == 451
     assert acme["reason"].startswith("no Stripe account")
     assert not fake.requests and not (tmp_path / "st").exists()
 
 
-def test_unpaid_partner_exits_1_and_is_listed(
+def test_held_until_onboarded_exits_1_then_a_later_run_pays_it(
     repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
 ) -> None:
-    result = cli(
-        "payouts",
-        "run",
-        "--period",
-        "2026-10",
-        "--warehouse",
-        wh,
-        "--statements",
-        str(tmp_path / "st"),
-        code=1,
-        root=repo_copy,
-    )
-    assert "acme-voice" in result.err and "not paid" in result.err
-    assert "billing connect acme-voice" in result.out
-    assert json.loads((tmp_path / "st/2026-10/acme-voice.json").read_text())["transfer"] is None
-    assert not fake.transfers
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st")]
+    result = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)
+    assert "acme-voice (2026-10: held)" in result.err and "billing connect acme-voice" in result.out
+    assert json.loads((tmp_path / "st/2026-10/acme-voice.json").read_text())["status"] == "held"
+    cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    result = cli("payouts", "run", "--period", "2026-11", *args, code=1, root=repo_copy)  # not onboarded yet
+    assert "not paid: acme-voice 2026-10: Stripe account acct_" in result.err
+    assert "capabilities.transfers: inactive" in " ".join(result.err.split())
+    onboard(fake)
+    cli("payouts", "run", "--period", "2026-11", *args, root=repo_copy)
+    (account,) = fake.accounts
+    assert [(t["destination"], t["amount"], t["transfer_group"]) for t in fake.transfers] == [(account, 451, "2026-10")]
+    cli("payouts", "run", "--period", "2026-11", *args, root=repo_copy)
+    assert len(fake.transfers) == 1
 
 
 def test_adjustments_are_lines_on_the_statement(
     repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
 ) -> None:
     cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    onboard(fake)
     adjustments = tmp_path / "adj.yaml"
     adjustments.write_text(
         "period: 2026-10\nadjustments:\n"
         "  - {partner: acme-voice, currency: EUR, kind: credit, amount_minor: 120, reason: credit note CN-7}\n"
         "  - {partner: acme-voice, currency: EUR, kind: correction, amount_minor: -21, reason: ticket T-3}\n"
     )
-    cli(
-        "payouts",
-        "run",
-        "--period",
-        "2026-10",
-        "--warehouse",
-        wh,
-        "--statements",
-        str(tmp_path / "st"),
-        "--adjustments",
-        str(adjustments),
-        root=repo_copy,
-    )
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st"), "--adjustments", str(adjustments)]
+    cli("payouts", "run", "--period", "2026-10", *args, root=repo_copy)
     statement = json.loads((tmp_path / "st/2026-10/acme-voice.json").read_text())
     assert statement["payout_minor"] == 451
     assert [a["amount_minor"] for a in statement["adjustments"]] == [120, -21]
@@ -239,14 +243,14 @@ def test_adjustments_for_another_partner_or_currency_exit_2(
     assert not (tmp_path / "st").exists() and not fake.requests
 
 
-def test_period_previous_is_the_month_before_this_one(repo_copy: Path, cli: Callable[..., Any], tmp_path: Path) -> None:
-    wh = f"local:{tmp_path / 'empty'}"
+def test_period_previous_is_the_latest_closed_month(repo_copy: Path, cli: Callable[..., Any], tmp_path: Path) -> None:
     import datetime as dt
 
-    from services.payouts.money import previous_period
+    from services.payouts.money import latest_payable
 
+    wh = f"local:{tmp_path / 'empty'}"
     result = cli("payouts", "run", "--period", "previous", "--warehouse", wh, "--dry-run", "--json", root=repo_copy)
-    assert json.loads(result.out)["period"] == previous_period(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
+    assert json.loads(result.out)["period"] == latest_payable(dt.datetime.now(dt.UTC))
 
 
 def test_onboarding_apply_connects_stripe_connect_partners(repo_copy: Path, fake: FakeStripe) -> None:
@@ -255,37 +259,55 @@ def test_onboarding_apply_connects_stripe_connect_partners(repo_copy: Path, fake
 
     repo = Repo(repo_copy)
     env = {"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": fake.base}
-    notes = connect_after_onboarding(repo, ["acme-voice", "sunrise-telecom"], env)  # sunrise: bank_transfer
-    assert len(notes) == 1 and notes[0].startswith("acme-voice: created Stripe account acct_")
+    notes = connect_after_onboarding(repo, ["acme-voice", "sunrise-telecom", "sakura-calls"], env)
+    assert notes[0].startswith("acme-voice: created Stripe account acct_")
+    assert notes[1].startswith("acme-voice: onboarding link") and fake.base in notes[1]
+    assert notes[2].startswith("sakura-calls: no Stripe account") and "cross-border" in notes[2]
+    assert len(notes) == 3  # sunrise-telecom: bank_transfer
     assert connect_after_onboarding(repo, ["acme-voice"], env)[0].startswith("acme-voice: found")
     assert len(fake.accounts) == 1
     assert "billing connect acme-voice" in connect_after_onboarding(repo, ["acme-voice"], {})[0]
 
 
-def test_without_stack_files_the_account_is_found_by_its_metadata(
-    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
+def test_a_stack_file_naming_someone_elses_account_is_refused_by_connect(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe
 ) -> None:
+    other = gateway(fake).create_account("someone-else", "US", "USD", "x@else.example")["id"]
     stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
-    before = stack_file.read_text()
+    stack_file.write_text(stack_file.read_text().replace("config:\n", f"config:\n  platform:stripeAccount: {other}\n"))
+    assert "someone-else" in cli("billing", "connect", "acme-voice", "--yes", code=2, root=repo_copy).err
+    assert len(fake.accounts) == 1
+
+
+def test_region_runs_pay_usage_metered_there_and_report_usage_without_terms(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, tmp_path: Path
+) -> None:
+    """Issue 18.1: acme-voice has moved its home to us-east, its October usage was metered in eu-central; a
+    partner with usage here has no PARTNERS row (its spec removed). The eu-central run pays the first and reports
+    the second (exit 1), exactly as a run without --region does."""
+    directory = tmp_path / "wh"
+    seed(directory, [usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")])
+    seed(directory, [usage_row("gone-voice", "2026-10", 60, "0.015", "EUR", "professional")])
     cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
-    stack_file.write_text(before)  # as in the deployed image, which carries no stack files' edits
-    cli(
-        "payouts", "run", "--period", "2026-10", "--warehouse", wh, "--statements", str(tmp_path / "st"), root=repo_copy
-    )
+    onboard(fake)
     (account,) = fake.accounts
-    assert [(t["destination"], t["amount"]) for t in fake.transfers] == [(account, 451)]
+    seed_terms(directory, [terms_of(ACME, account, HOME_REGION="us-east")])
+    args = ["--warehouse", f"local:{directory}", "--statements", str(tmp_path / "st"), "--json"]
+    for region in (["--region", "eu-central"], []):
+        result = cli("payouts", "run", "--period", "2026-10", *region, *args, code=1, root=repo_copy)
+        report = json.loads(result.out)
+        assert report["not_paid"] == ["gone-voice"]
+        assert {(p["partner"], p["status"]) for p in report["partners"]} >= {("gone-voice", "failed")}
+        assert "no PARTNERS row" in result.out and "gone-voice (2026-10: failed)" in result.err
+    assert [t["amount"] for t in fake.transfers] == [451]
 
 
-def test_a_stack_file_naming_someone_elses_account_pays_nothing(
+def test_open_period_is_refused_and_a_statement_of_the_wrong_shape_is_named(
     repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
 ) -> None:
-    cli("billing", "connect", "sakura-calls", "--yes", root=repo_copy)
-    (sakura,) = fake.accounts
-    stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
-    stack_file.write_text(stack_file.read_text().replace("config:\n", f"config:\n  platform:stripeAccount: {sakura}\n"))
+    (tmp_path / "st/2026-10").mkdir(parents=True)
+    (tmp_path / "st/2026-10/acme-voice.json").write_text('{"partner": "acme-voice", "transfer": "tr_1"}')
     args = ["--warehouse", wh, "--statements", str(tmp_path / "st")]
     result = cli("payouts", "run", "--period", "2026-10", *args, code=2, root=repo_copy)
-    assert "platform:stripeAccount" in result.err and "sakura-calls" in result.err
-    assert not fake.transfers and not (tmp_path / "st").exists()
-    assert "sakura-calls" in cli("billing", "connect", "acme-voice", "--yes", code=2, root=repo_copy).err
-    assert len(fake.accounts) == 1
+    assert "2026-10/acme-voice.json" in result.err and "gross_minor" in result.err
+    assert not fake.transfers

@@ -1,5 +1,12 @@
-"""A loopback stand-in for the parts of Twilio's 2010-04-01 REST API the providers call, answering in Twilio's shapes
-(JSON resources, paged lists, error bodies with `code`/`message`/`status`, HTTP Basic auth)."""
+"""A loopback stand-in for the parts of Twilio's 2010-04-01 REST API the providers and the meter call, answering in
+Twilio's shapes (JSON resources, paged lists, error bodies with `code`/`message`/`status`, HTTP Basic auth).
+
+Accounts as https://www.twilio.com/docs/iam/api/account documents them: `GET /Accounts.json` lists the account that
+authenticates and the subaccounts it owns, filtered by exact `FriendlyName` and by `Status` (active, suspended,
+closed); every Account resource carries its own `auth_token` (a subaccount's differs from its owner's); requests
+authenticate with HTTP Basic `AccountSid:AuthToken` of the main account (https://www.twilio.com/docs/iam/api/subaccounts:
+the main credentials reach every subaccount's resources), and anything else answers 401 with error 20003.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import base64
 import itertools
 import json
 import re
+import secrets
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
@@ -35,6 +43,8 @@ class FakeTwilio:
     """Numbers that were sold to someone else between search and purchase (error 21422)."""
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     """(method, path, parameters) of every request, in order."""
+    outage: int | None = None
+    """HTTP status (5xx) every request answers with while set: Twilio's API having a bad day."""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -55,6 +65,22 @@ class FakeTwilio:
             for n in phone_numbers
         )
 
+    def add_subaccount(self, friendly_name: str, status: str = "active") -> tuple[str, str]:
+        """A subaccount of the master, as POST /Accounts.json makes it: (its SID, its own auth token)."""
+        sid = self.sid("AC")
+        self.accounts[sid] = self._account(sid, friendly_name, self.account_sid)
+        self.accounts[sid]["status"] = status
+        return sid, str(self.accounts[sid]["auth_token"])
+
+    def rotate(self, sid: str) -> str:
+        """A new auth token for the account (the Console's secondary token, promoted): the old one stops working."""
+        token = secrets.token_hex(16)
+        self.accounts[sid]["auth_token"] = token
+        return token
+
+    def account_lookups(self) -> list[tuple[str, str, dict[str, list[str]]]]:
+        return [r for r in self.requests if r[0] == "GET" and r[1] == f"{API}/Accounts.json"]
+
     def purchases(self) -> list[tuple[str, str, dict[str, list[str]]]]:
         return [r for r in self.requests if r[0] == "POST" and r[1].endswith("/IncomingPhoneNumbers.json")]
 
@@ -65,7 +91,8 @@ class FakeTwilio:
             "status": "active",
             "type": "Full",
             "owner_account_sid": owner or sid,
-            "auth_token": "subaccount-token-never-stored",
+            # 32 hex characters, like Twilio's; each account its own.
+            "auth_token": self.auth_token if sid == self.account_sid else secrets.token_hex(16),
             "date_created": "Sun, 29 Nov 2026 10:00:00 +0000",
             "date_updated": "Sun, 29 Nov 2026 10:00:00 +0000",
             "uri": f"{API}/Accounts/{sid}.json",
@@ -77,14 +104,20 @@ class FakeTwilio:
 
     def handle(self, method: str, path: str, params: dict[str, list[str]], auth: str) -> tuple[int, Any]:
         self.requests.append((method, path, params))
+        if self.outage is not None:
+            return self.outage, _error(20500, "Internal Server Error", self.outage)
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if auth != expected:
             return 401, _error(20003, "Authenticate", 401)
         one = {k: v[0] for k, v in params.items()}
         if path == f"{API}/Accounts.json":
             if method == "GET":
-                name = one.get("FriendlyName")
-                found = [a for a in self.accounts.values() if name is None or a["friendly_name"] == name]
+                name, status = one.get("FriendlyName"), one.get("Status")
+                found = [
+                    a
+                    for a in self.accounts.values()
+                    if (name is None or a["friendly_name"] == name) and (status is None or a["status"] == status)
+                ]
                 return 200, _page("accounts", found, path)
             sid = self.sid("AC")
             self.accounts[sid] = self._account(sid, one.get("FriendlyName", ""), self.account_sid)

@@ -1,4 +1,9 @@
-"""Run the real meter (`platformctl meter serve`) as a subprocess on loopback, and talk to it like Twilio and Kong."""
+"""Run the real meter (`platformctl meter serve`) as a subprocess on loopback, and talk to it like Twilio and Kong.
+
+The meter looks up each partner's subaccount token from Twilio's Accounts API: a loopback fake of it
+(tests/components/twilio_fake.py) runs in the test process, holding a subaccount `pctl:<id>` with its own token
+for every partner in partners/; callbacks are signed with that token, as Twilio signs a subaccount's callbacks.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,65 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
+from foundation.naming import twilio_subaccount_name
+from tests.components.twilio_fake import FakeTwilio, serve
+
 ROOT = Path(__file__).resolve().parents[2]
-TWILIO_TOKEN = "test-twilio-token-" + "x" * 14
+MASTER_SID = "AC" + "f" * 32
+MASTER_TOKEN = "test-master-token-" + "x" * 14
+"""The master account's credentials (the meter's TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)."""
+TWILIO_TOKEN = MASTER_TOKEN
 KONG_TOKEN = "test-kong-token"
 PLATFORMCTL = str(Path(sys.executable).parent / "platformctl")
+_twilio: tuple[FakeTwilio, str] | None = None
+
+
+def twilio() -> tuple[FakeTwilio, str]:
+    """The loopback Twilio API shared by this test process's meters, and its origin (started on first use)."""
+    global _twilio
+    if _twilio is None:
+        fake = FakeTwilio(MASTER_SID, MASTER_TOKEN)
+        for spec in sorted((ROOT / "partners").glob("*.yaml")):
+            if spec.stem not in ("tiers", "prices"):
+                fake.add_subaccount(twilio_subaccount_name(spec.stem))
+        fake.add_subaccount(twilio_subaccount_name("acme-voice"), status="closed")  # an old one, closed: never used
+        server = serve(fake)
+        _twilio = fake, f"http://127.0.0.1:{server.server_address[1]}"
+    return _twilio
+
+
+def subaccount(partner: str) -> tuple[str, str]:
+    """(SID, auth token) of the partner's active subaccount in the fake."""
+    fake, _ = twilio()
+    for account in fake.accounts.values():
+        if account["friendly_name"] == twilio_subaccount_name(partner) and account["status"] == "active":
+            return account["sid"], account["auth_token"]
+    raise KeyError(partner)
+
+
+def meter_env(origin: str | None = None) -> dict[str, str]:
+    """The environment a meter runs with: master credentials, the Kong token, the fake's origin."""
+    return {
+        "TWILIO_ACCOUNT_SID": MASTER_SID,
+        "TWILIO_AUTH_TOKEN": MASTER_TOKEN,
+        "METER_KONG_TOKEN": KONG_TOKEN,
+        "PLATFORMCTL_TWILIO_API_URL": origin or twilio()[1],
+    }
+
+
+def repo_roster(region: str | None = None) -> dict[str, Any]:
+    """The roster the meter reads from PARTNERS after `platformctl warehouse sync` of this repository."""
+    from decimal import Decimal
+
+    from fleet.repo import Repo
+    from platformctl.warehouse_sync import terms_rows
+    from services.meter.roster import Partner
+
+    return {
+        r["PARTNER_ID"]: Partner(r["PARTNER_ID"], r["TIER"], r["CURRENCY"], Decimal(r["RATE"]), r["BASE_FEE_MINOR"])
+        for r in terms_rows(Repo(ROOT))
+        if r["OFFBOARDED_ON"] is None and region in (None, r["HOME_REGION"])
+    }
 
 
 def free_port() -> int:
@@ -44,7 +104,7 @@ class Meter:
         args += ["--warehouse", self.warehouse, "--spool", str(self.workdir / "spool.db")]
         for key, value in self.extra.items():
             args += [f"--{key.replace('_', '-')}", value]
-        environment = {**os.environ, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "METER_KONG_TOKEN": KONG_TOKEN, **(env or {})}
+        environment = {**os.environ, **meter_env(), **(env or {})}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=self.workdir)
         if wait:
@@ -131,11 +191,15 @@ def call_sid() -> str:
 
 
 def callback(
-    sid: str | None = None, duration: int | str = 61, when: dt.datetime | None = None, **fields: str
+    sid: str | None = None,
+    duration: int | str = 61,
+    when: dt.datetime | None = None,
+    partner: str = "acme-voice",
+    **fields: str,
 ) -> dict[str, str]:
     stamp = when or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     form = {
-        "AccountSid": "AC" + "0" * 32,
+        "AccountSid": subaccount(partner)[0],
         "CallSid": sid or call_sid(),
         "CallStatus": "completed",
         "CallDuration": str(duration),
@@ -150,18 +214,23 @@ def callback(
     return form
 
 
-def sign(url: str, form: dict[str, Any], token: str = TWILIO_TOKEN) -> str:
-    return str(RequestValidator(token).compute_signature(url, form))
+def sign(url: str, form: dict[str, Any], token: str | None = None, partner: str = "acme-voice") -> str:
+    """X-Twilio-Signature as Twilio sends it: by default with the partner's subaccount token."""
+    return str(RequestValidator(token or subaccount(partner)[1]).compute_signature(url, form))
 
 
 def post_callback(
     client: httpx.Client, meter: Meter, partner: str, form: dict[str, str], signature: str | None = None
 ) -> httpx.Response:
+    """The callback as the partner's subaccount sends it: its AccountSid, signed with its token."""
     path = f"/twilio/{partner}/status"
+    form = {**form, "AccountSid": subaccount(partner)[0]}
     return client.post(
         f"{meter.base}{path}",
         data=form,
-        headers={"X-Twilio-Signature": signature if signature is not None else sign(meter.base + path, form)},
+        headers={
+            "X-Twilio-Signature": signature if signature is not None else sign(meter.base + path, form, None, partner)
+        },
     )
 
 

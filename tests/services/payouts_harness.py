@@ -7,7 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from foundation.warehouse_schema import USAGE_EVENTS
+from foundation.warehouse_schema import USAGE_EVENTS, partner_merge_sql, partner_rows_json
+from partners.prices import load_prices
+from partners.spec import load_spec
+from partners.terms import partner_terms
+from partners.tiers import load_tiers
 from services import warehouse
 from services.payouts.stripe_gateway import StripeGateway
 from tests.services.stripe_fake import TEST_KEY, FakeStripe
@@ -37,6 +41,23 @@ def seed(directory: Path, rows: list[dict[str, Any]]) -> None:
     try:
         warehouse.ensure_schema(conn)
         warehouse.merge_rows(conn, USAGE_EVENTS, rows)
+    finally:
+        conn.close()
+
+
+def terms_of(spec_path: Path, stripe_account: str | None = None, **changes: Any) -> dict[str, Any]:
+    """The PARTNERS row a partner stack upserts for the spec at `spec_path` (changes: columns to override)."""
+    row = partner_terms(load_spec(spec_path), load_tiers(), load_prices(), stripe_account)
+    row.update(changes)
+    return row
+
+
+def seed_terms(directory: Path, rows: list[dict[str, Any]]) -> None:
+    """Upsert terms rows with THE merge (foundation.warehouse_schema.partner_merge_sql), as `up` does."""
+    conn = warehouse.connect(f"local:{directory}")
+    try:
+        warehouse.ensure_schema(conn)
+        conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(rows),))
     finally:
         conn.close()
 

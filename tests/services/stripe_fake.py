@@ -1,14 +1,27 @@
 """A loopback fake of the Stripe endpoints the payouts job uses, for the real `stripe` client.
 
-POST/GET /v1/accounts, GET /v1/accounts/{id}, POST/GET /v1/transfers (GET filters by transfer_group and
-destination). Idempotency-Key replay like Stripe's (https://docs.stripe.com/api/idempotent_requests): the same key
-with the same parameters answers the saved response; the same key with other parameters is a 400
+POST/GET /v1/accounts, GET /v1/accounts/{id}, POST /v1/account_links, POST/GET /v1/transfers (GET filters by
+transfer_group and destination). Idempotency-Key replay like Stripe's (https://docs.stripe.com/api/idempotent_requests):
+the same key with the same parameters answers the saved response; the same key with other parameters is a 400
 `idempotency_error`. Faults are queued per endpoint and consumed in order:
 
 - "500": a 500 before anything is created (nothing saved under the key);
 - "500_after_commit": the object is created and saved under the key, the client gets a 500;
 - "drop_after_commit": the object is created and saved, the connection is closed without an answer;
-- "429": a rate-limit error before anything is created.
+- "429": a rate-limit error before anything is created;
+- "other_currency", "other_amount", "no_destination" (transfers): the transfer Stripe makes and answers differs
+  from the request in that field (a defect on the other side; the job must not take it for the one it asked for).
+
+Onboarding, as Stripe documents it for Express accounts: an account is created with the `transfers` capability
+requested and "inactive" (https://docs.stripe.com/api/capabilities/object: status active|inactive|pending|
+unrequested); it becomes "active" only when the account holder completes the hosted flow of an Account Link
+(https://docs.stripe.com/api/account_links/create; the link is single use and expires after minutes, a used or expired
+link redirects to refresh_url). Visiting the link's URL on this fake stands for completing the flow. A transfer to an
+account whose `transfers` capability is not active is refused (400), as Stripe does ("Your destination account needs
+to have at least one of the following capabilities enabled: transfers, crypto_transfers, legacy_payments").
+Cross-border (https://docs.stripe.com/connect/cross-border-payouts, https://docs.stripe.com/connect/service-agreement-types):
+an account in another country than the platform's must be created under the recipient service agreement, and only
+in the supported regions (US, UK, EEA, Canada, Switzerland); otherwise the create is refused (400).
 """
 
 from __future__ import annotations
@@ -25,6 +38,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 TEST_KEY = "sk_test_" + "51Fake" + "0" * 20
+PLATFORM_COUNTRY = "US"
+CROSS_BORDER = frozenset(
+    {"US", "GB", "CA", "CH", "IS", "LI", "NO", "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR"}
+    | {"DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
+)
+"""Where a platform in one of them may pay connected accounts across borders, self-serve (cross-border page)."""
+LINK_SECONDS = 300
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -48,8 +68,17 @@ class FakeStripe:
     faults: dict[str, list[str]] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(method, path, Idempotency-Key) of every request, in order."""
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Account Link token -> {account, refresh_url, return_url, expires_at, used}."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def complete_onboarding(self, account_id: str) -> None:
+        """What the account holder finishing Stripe's hosted onboarding does to the account."""
+        account = self.accounts[account_id]
+        account["capabilities"]["transfers"] = "active"
+        account["details_submitted"] = True
+        account["payouts_enabled"] = True
 
     def inject(self, endpoint: str, *kinds: str) -> None:
         """Queue faults for `accounts` or `transfers` POSTs."""
@@ -94,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(url.query))
         with fake.lock:
             fake.requests.append(("GET", url.path, None))
+        if url.path.startswith("/setup/"):  # the partner's browser on an onboarding link: no API key
+            self._visit_link(url.path.removeprefix("/setup/"))
+            return
         if not self._authorized():
             return
         if url.path.startswith("/v1/accounts/"):
@@ -115,6 +147,22 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, "invalid_request_error", f"Unrecognized request URL (GET: {url.path})")
 
+    def _visit_link(self, token: str) -> None:
+        fake = self.server.fake
+        with fake.lock:
+            link = fake.links.get(token)
+            usable = link is not None and not link["used"] and time.time() < link["expires_at"]
+            if usable:
+                link["used"] = True
+                fake.complete_onboarding(link["account"])
+        if link is None:
+            self._send(404, b"{}")
+            return
+        self.send_response(302)
+        self.send_header("Location", link["return_url"] if usable else link["refresh_url"])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     @staticmethod
     def _page(items: list[dict[str, Any]], query: dict[str, str], url: str) -> dict[str, Any]:
         limit = max(1, min(100, int(query.get("limit", "10"))))
@@ -135,6 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         endpoint = url.path.removeprefix("/v1/")
+        if endpoint == "account_links":
+            self._create_link(_nest(list(pairs)))
+            return
         if endpoint not in ("accounts", "transfers"):
             self._error(404, "invalid_request_error", f"Unrecognized request URL (POST: {url.path})")
             return
@@ -162,7 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(status, body)
                 return
             params = _nest(list(pairs))
-            status, obj = self._create_account(params) if endpoint == "accounts" else self._create_transfer(params)
+            if endpoint == "accounts":
+                status, obj = self._create_account(params)
+            else:
+                status, obj = self._create_transfer(params, fault)
             body = json.dumps(obj).encode()
             if key is not None:
                 fake.idempotent[key] = ("POST", url.path, pairs, status, body)
@@ -174,10 +228,46 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(status, body)
 
+    def _create_link(self, params: dict[str, Any]) -> None:
+        fake = self.server.fake
+        if params.get("type") not in ("account_onboarding", "account_update"):
+            self._error(400, "invalid_request_error", "Invalid type: must be account_onboarding or account_update")
+            return
+        for name in ("account", "refresh_url", "return_url"):
+            if not params.get(name):
+                self._error(400, "invalid_request_error", f"Missing required param: {name}.", "parameter_missing")
+                return
+        if params["account"] not in fake.accounts:
+            self._error(400, "invalid_request_error", f"No such account: '{params['account']}'", "resource_missing")
+            return
+        now = int(time.time())
+        token = f"{next(fake._ids):08d}{time.monotonic_ns() % 10**8:08d}"
+        with fake.lock:
+            fake.links[token] = {**params, "expires_at": now + LINK_SECONDS, "used": False}
+        self._send(
+            200,
+            {
+                "object": "account_link",
+                "created": now,
+                "expires_at": now + LINK_SECONDS,
+                "url": f"{fake.base}/setup/{token}",
+            },
+        )
+
     def _create_account(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         fake = self.server.fake
         if params.get("type") != "express" or not params.get("country"):
             return 400, {"error": {"type": "invalid_request_error", "message": "type express and country required"}}
+        agreement = (params.get("tos_acceptance") or {}).get("service_agreement", "full")
+        if params["country"] != PLATFORM_COUNTRY:
+            if params["country"] not in CROSS_BORDER or PLATFORM_COUNTRY not in CROSS_BORDER:
+                message = (
+                    f"Connected accounts in {params['country']} cannot be created by platforms in {PLATFORM_COUNTRY}"
+                )
+                return 400, {"error": {"type": "invalid_request_error", "message": message}}
+            if agreement != "recipient":
+                message = "Cross-border accounts must be created under the recipient service agreement"
+                return 400, {"error": {"type": "invalid_request_error", "message": message}}
         account = {
             "id": fake.next_id("acct"),
             "object": "account",
@@ -187,6 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
             "capabilities": {name: "inactive" for name in (params.get("capabilities") or {})},
             "metadata": params.get("metadata") or {},
             "email": params.get("email"),
+            "tos_acceptance": {"service_agreement": agreement},
+            "details_submitted": False,
             "charges_enabled": False,
             "payouts_enabled": False,
             "created": int(time.time()),
@@ -194,13 +286,19 @@ class _Handler(BaseHTTPRequestHandler):
         fake.accounts[account["id"]] = account
         return 200, account
 
-    def _create_transfer(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _create_transfer(self, params: dict[str, Any], fault: str | None = None) -> tuple[int, dict[str, Any]]:
         fake = self.server.fake
         amount = params.get("amount", "")
         if not amount.isdigit() or int(amount) <= 0:
             return 400, {"error": {"type": "invalid_request_error", "message": "amount must be a positive integer"}}
         if params.get("destination") not in fake.accounts:
             return 400, {"error": {"type": "invalid_request_error", "message": "No such destination"}}
+        if fake.accounts[params["destination"]]["capabilities"].get("transfers") != "active":
+            message = (
+                "Your destination account needs to have at least one of the following capabilities enabled: "
+                "transfers, crypto_transfers, legacy_payments"
+            )
+            return 400, {"error": {"type": "invalid_request_error", "message": message}}
         transfer = {
             "id": fake.next_id("tr"),
             "object": "transfer",
@@ -215,6 +313,12 @@ class _Handler(BaseHTTPRequestHandler):
             "livemode": False,
             "reversed": False,
         }
+        if fault == "other_currency":
+            transfer["currency"] = "usd" if transfer["currency"] != "usd" else "eur"
+        elif fault == "other_amount":
+            transfer["amount"] = int(amount) + 1
+        elif fault == "no_destination":
+            transfer["destination"] = None
         fake.transfers.append(transfer)
         return 200, transfer
 

@@ -10,9 +10,8 @@ from twilio.request_validator import RequestValidator
 
 from services.meter.app import MeterState
 from services.meter.events import Form, parse_form
-from services.meter.roster import load_roster
 from services.meter.spool import Spool
-from tests.services.meter_harness import ROOT, TWILIO_TOKEN, callback, sign
+from tests.services.meter_harness import TWILIO_TOKEN, callback, repo_roster, sign
 
 
 @pytest.fixture(
@@ -20,7 +19,7 @@ from tests.services.meter_harness import ROOT, TWILIO_TOKEN, callback, sign
 )
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MeterState]:
     spool = Spool(tmp_path / "spool.db")
-    roster = load_roster(ROOT / "partners")
+    roster = repo_roster()
     meter = MeterState(roster=roster, spool=spool, twilio_token=TWILIO_TOKEN, kong_token="k", public_url=request.param)
     yield meter
     spool.close()

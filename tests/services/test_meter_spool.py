@@ -13,11 +13,10 @@ import pytest
 
 from services.meter import events
 from services.meter.events import Event
-from services.meter.roster import load_roster
 from services.meter.spool import CONFLICT, DUPLICATE, NEW, Spool, SpoolFullError
-from tests.services.meter_harness import ROOT, kong_entry
+from tests.services.meter_harness import kong_entry, repo_roster
 
-ROSTER = load_roster(ROOT / "partners")
+ROSTER = repo_roster()
 
 
 def _events(count: int, status: int = 200) -> list[Event]:

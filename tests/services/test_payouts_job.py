@@ -1,4 +1,6 @@
-"""The payouts job against the real stripe client and a loopback Stripe fake: known answers, exactly once, faults."""
+"""The payouts job against the embedded warehouse (terms in PARTNERS, usage in USAGE_EVENTS), the real stripe client
+and the loopback Stripe fake: known answers, exactly once, held and failed months retried, carries, Stripe's answers
+checked."""
 
 from __future__ import annotations
 
@@ -9,19 +11,18 @@ from typing import Any
 
 import pytest
 
-from partners.spec import load_spec
-from partners.tiers import load_tiers
+from foundation.errors import InputError
 from services import warehouse
 from services.payouts import job
 from services.payouts.statements import LocalStatements
-from tests.services.payouts_harness import ROOT, gateway, seed, usage_row
+from tests.services.payouts_harness import ROOT, gateway, seed, seed_terms, terms_of, usage_row
 from tests.services.stripe_fake import FakeStripe, StripeServer
 
 PERIOD = "2026-10"
 SPECS = {
-    "acme-voice": load_spec(ROOT / "partners/acme-voice.yaml"),  # EUR, professional: 0.015/min, share 0.30
-    "sakura-calls": load_spec(ROOT / "partners/sakura-calls.yaml"),  # JPY, enterprise: 1.5/min, share 0.40
-    "pampas-voz": load_spec(ROOT / "partners/examples/pampas-voz.yaml"),  # BRL, starter: 0.11/min, share 0.20
+    "acme-voice": ROOT / "partners/acme-voice.yaml",  # EUR, professional: 0.015/min, share 0.30
+    "sakura-calls": ROOT / "partners/sakura-calls.yaml",  # JPY, enterprise: 1.5/min, share 0.40
+    "pampas-voz": ROOT / "partners/examples/pampas-voz.yaml",  # BRL, starter: 0.11/min, share 0.20
 }
 KNOWN = {
     # partner: (minutes, gross_minor, payout_minor)
@@ -44,30 +45,31 @@ def wh(tmp_path: Path) -> Path:
     rows += [usage_row("sakura-calls", PERIOD, 300, "1.5", "JPY", "enterprise")]
     rows += [usage_row("sakura-calls", PERIOD, 35, "1.5", "JPY", "enterprise")]
     rows += [usage_row("pampas-voz", PERIOD, 1234, "0.11", "BRL", "starter")]
-    rows += [usage_row("acme-voice", "2026-09", 77, "0.015", "EUR", "professional")]  # another period
+    rows += [usage_row("acme-voice", "2026-12", 77, "0.015", "EUR", "professional")]  # a later period
     seed(tmp_path / "wh", rows)
+    seed_terms(tmp_path / "wh", [terms_of(path) for path in SPECS.values()])
     return tmp_path / "wh"
 
 
-def accounts(fake: FakeStripe, *partners: str) -> dict[str, str]:
+def connect(wh: Path, fake: FakeStripe, *partners: str, onboarded: bool = True) -> dict[str, str]:
+    """Open each partner's account (as `billing connect` does), finish its onboarding, record it in PARTNERS."""
     gw = gateway(fake)
-    return {p: gw.create_account(p, "DE", SPECS[p].billing.currency, "ops@x.example")["id"] for p in partners}
+    accounts = {}
+    for partner in partners:
+        account = gw.create_account(partner, "US", "USD", "ops@x.example")["id"]
+        if onboarded:
+            fake.complete_onboarding(account)
+        accounts[partner] = account
+    seed_terms(wh, [terms_of(SPECS[p], accounts[p]) for p in partners])
+    return accounts
 
 
-def run(
-    wh: Path, store: Path, fake: FakeStripe | None, acct: dict[str, str], dry: bool = False, **kw: Any
-) -> job.Report:
-    partners = kw.pop("partners", list(SPECS.values()))
-    # A subset stands for one region's run: other partners' usage is not this run's business.
-    kw.setdefault("region", None if len(partners) == len(SPECS) else "subset")
+def run(wh: Path, store: Path, fake: FakeStripe | None, dry: bool = False, **kw: Any) -> job.Report:
     conn = warehouse.connect(f"local:{wh}")
     try:
         return job.run_payouts(
             conn=conn,
             period=kw.pop("period", PERIOD),
-            partners=partners,
-            tiers=load_tiers(),
-            accounts=lambda: acct,
             store=LocalStatements(store),
             gateway=gateway(fake) if fake else None,
             dry_run=dry,
@@ -77,144 +79,287 @@ def run(
         conn.close()
 
 
-def statuses(report: job.Report) -> dict[str, str]:
-    return {o.partner: o.status for o in report.outcomes}
+def statuses(report: job.Report) -> dict[tuple[str, str], str]:
+    return {(o.partner, o.period): o.status for o in report.outcomes}
+
+
+def stored(store: Path, period: str, partner: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((store / period / f"{partner}.json").read_text())
+    return data
 
 
 def test_known_answers_and_exactly_once(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    acct = accounts(fake, *SPECS)
-    report = run(wh, tmp_path / "st", fake, acct)
-    assert statuses(report) == dict.fromkeys(SPECS, job.PAID)
+    connect(wh, fake, *SPECS)
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report) == {(p, PERIOD): job.PAID for p in SPECS}
     assert not report.not_paid
     for partner, (minutes, gross, payout) in KNOWN.items():
-        statement = json.loads((tmp_path / "st" / PERIOD / f"{partner}.json").read_text())
-        assert list(statement) == [
-            "partner",
-            "period",
-            "currency",
-            "minutes",
-            "rate",
-            "gross_minor",
-            "share",
-            "payout_minor",
-            "adjustments",
-            "transfer",
-        ]
+        statement = stored(tmp_path / "st", PERIOD, partner)
         assert (statement["minutes"], statement["gross_minor"], statement["payout_minor"]) == (minutes, gross, payout)
-        assert statement["transfer"]["amount_minor"] == payout
+        assert statement["status"] == "paid" and statement["transfer"]["amount_minor"] == payout
         assert statement["transfer"]["idempotency_key"] == f"payout:{partner}:{PERIOD}"
     assert {t["metadata"]["partner"]: t["amount"] for t in fake.transfers} == {p: k[2] for p, k in KNOWN.items()}
     assert {t["currency"] for t in fake.transfers} == {"eur", "jpy", "brl"}
-    assert all(t["transfer_group"] == PERIOD for t in fake.transfers)
-    assert json.loads((tmp_path / "st" / PERIOD / "sakura-calls.json").read_text())["rate"] == "1.5"
+    assert stored(tmp_path / "st", PERIOD, "sakura-calls")["rate"] == "1.5"
 
-    again = run(wh, tmp_path / "st", fake, acct)
-    assert statuses(again) == dict.fromkeys(SPECS, job.ALREADY_PAID)
+    again = run(wh, tmp_path / "st", fake)
+    assert statuses(again) == {(p, PERIOD): job.ALREADY_PAID for p in SPECS}
     assert len(fake.transfers) == 3
-    assert not [r for r in fake.requests if r[0] == "POST" and r[1] == "/v1/transfers" and r is not None][3:]
+
+
+def test_gross_is_the_warehouse_view_not_a_sum_of_event_amounts(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    # An event whose AMOUNT column disagrees with MINUTES x RATE: the statement follows GROSS_MINOR (minutes x rate).
+    row = usage_row("acme-voice", PERIOD, 100, "0.015", "EUR", "professional")
+    row["AMOUNT"] = "999"
+    seed(wh, [row])
+    report = run(wh, tmp_path / "st", None, dry=True)
+    (acme,) = [o for o in report.outcomes if o.partner == "acme-voice"]
+    assert acme.statement["gross_minor"] == 1654  # 1103 x 0.015 = 16.545 EUR -> 1654 (half to even)
 
 
 @pytest.mark.parametrize("fault", ["500_after_commit", "drop_after_commit", "429", "500"])
 def test_faults_on_the_transfer_yield_one_transfer(wh: Path, tmp_path: Path, fake: FakeStripe, fault: str) -> None:
-    acct = accounts(fake, "acme-voice")
+    connect(wh, fake, "acme-voice")
     fake.inject("transfers", fault)
-    report = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
-    assert statuses(report) == {"acme-voice": job.PAID}
-    assert len(fake.transfers) == 1 and fake.transfers[0]["amount"] == 451
-    posts = [r for r in fake.requests if r[:2] == ("POST", "/v1/transfers")]
-    assert len(posts) == 2 and {r[2] for r in posts} == {f"payout:acme-voice:{PERIOD}"}
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("acme-voice", PERIOD)] == job.PAID
+    acme = [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
+    assert len(acme) == 1 and acme[0]["amount"] == 451
+    posts = [r for r in fake.requests if r[:2] == ("POST", "/v1/transfers") and r[2] == f"payout:acme-voice:{PERIOD}"]
+    assert len(posts) == 2
 
 
 def test_crash_between_transfer_and_statement_is_repaired(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    acct = accounts(fake, "acme-voice")
-    # The transfer is made (as by a run that died before writing its statement), no statement exists.
-    gateway(fake).create_transfer("acme-voice", PERIOD, acct["acme-voice"], 451, "EUR")
+    accounts = connect(wh, fake, "acme-voice")
+    gateway(fake).create_transfer("acme-voice", PERIOD, accounts["acme-voice"], 451, "EUR")
     fake.idempotent.clear()  # and its key has expired (24 h later): only the lookup can find it
-    report = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
-    assert statuses(report) == {"acme-voice": job.REPAIRED}
-    assert len(fake.transfers) == 1
-    statement = json.loads((tmp_path / "st" / PERIOD / "acme-voice.json").read_text())
-    assert statement["transfer"]["id"] == fake.transfers[0]["id"]
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("acme-voice", PERIOD)] == job.REPAIRED
+    assert len([t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]) == 1
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["transfer"]["id"] == fake.transfers[0]["id"]
 
 
-def test_stripe_down_writes_nothing_and_the_rerun_pays_once(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    acct = accounts(fake, "acme-voice")
-    # The transfer is committed, then every retry the client makes meets an outage.
-    fake.inject("transfers", "drop_after_commit", "500", "500")
-    report = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
-    assert statuses(report) == {"acme-voice": job.FAILED}
-    assert not (tmp_path / "st" / PERIOD / "acme-voice.json").exists()
-    fake.faults.clear()
-    report = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
-    assert statuses(report) == {"acme-voice": job.REPAIRED}
-    assert len(fake.transfers) == 1
-
-
-def test_no_account_and_below_minimum_are_carried(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    acct = accounts(fake, "acme-voice")
-    seed(wh, [usage_row("sakura-calls", "2026-11", 10, "1.5", "JPY", "enterprise")])  # 15 yen -> 6 < 50
-    report = run(wh, tmp_path / "st", fake, acct)
-    assert statuses(report) == {"acme-voice": job.PAID, "pampas-voz": job.CARRIED, "sakura-calls": job.CARRIED}
-    assert {o.partner for o in report.not_paid} == {"pampas-voz", "sakura-calls"}
-    assert "billing connect sakura-calls" in next(o.reason for o in report.outcomes if o.partner == "sakura-calls")
-    assert len(fake.transfers) == 1
-    carried = json.loads((tmp_path / "st" / PERIOD / "sakura-calls.json").read_text())
-    assert carried["transfer"] is None and carried["payout_minor"] == 200
-
-    acct.update(accounts(fake, "sakura-calls"))
-    november = run(wh, tmp_path / "st", fake, acct, period="2026-11", partners=[SPECS["sakura-calls"]])
-    statement = november.outcomes[0].statement
-    assert statement["payout_minor"] == 6  # floor(15 x 0.40)
-    assert statement["adjustments"] == [
-        {"kind": "carry", "amount_minor": 200, "reason": f"not paid in {PERIOD}, carried"}
-    ]
-    assert november.outcomes[0].status == job.PAID and fake.transfers[-1]["amount"] == 206
-    # October is settled through November: paying it again is refused.
-    october = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["sakura-calls"]])
-    assert statuses(october) == {"sakura-calls": job.CARRIED}
-    assert len(fake.transfers) == 2
-
-
-def test_dry_run_calls_and_writes_nothing(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    acct = accounts(fake, *SPECS)
-    before = list(fake.requests)
-    report = run(wh, tmp_path / "st", None, acct, dry=True)
-    assert statuses(report) == dict.fromkeys(SPECS, job.WOULD_PAY)
-    assert fake.requests == before and not fake.transfers
-    assert not (tmp_path / "st").exists()
-    assert report.outcomes[0].statement["gross_minor"] == 1504
-
-
-def test_late_usage_after_payment_is_a_warning_not_a_second_transfer(
+def test_a_failed_month_is_recorded_and_paid_once_by_the_next_months_run(
     wh: Path, tmp_path: Path, fake: FakeStripe
 ) -> None:
-    acct = accounts(fake, "acme-voice")
-    run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
-    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])
-    report = run(wh, tmp_path / "st", fake, acct, partners=[SPECS["acme-voice"]])
-    (outcome,) = report.outcomes
-    assert outcome.status == job.ALREADY_PAID and "correction" in outcome.warnings[0]
+    connect(wh, fake, "acme-voice")
+    # The transfer is committed, then every retry the client makes meets an outage.
+    fake.inject("transfers", "drop_after_commit", "500", "500")
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("acme-voice", PERIOD)] == job.FAILED
+    assert ("acme-voice", PERIOD) in {(o.partner, o.period) for o in report.not_paid}
+    failed = stored(tmp_path / "st", PERIOD, "acme-voice")
+    assert failed["status"] == "failed" and failed["transfer"] is None and "Stripe" in failed["reason"]
+    fake.faults.clear()
+    # November's run (no November usage for acme-voice) settles October: the transfer Stripe made is found.
+    november = run(wh, tmp_path / "st", fake, period="2026-11")
+    assert statuses(november)[("acme-voice", PERIOD)] == job.REPAIRED
+    assert len([t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]) == 1
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["status"] == "paid"
+
+
+def test_held_until_onboarded_then_paid_by_a_later_run_exactly_once(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    connect(wh, fake, "sakura-calls", onboarded=False)
+    report = run(wh, tmp_path / "st", fake)
+    held = {o.partner: o for o in report.outcomes if o.status == job.HELD}
+    assert set(held) == set(SPECS)  # the two others: no account at all
+    assert "capabilities.transfers: inactive" in held["sakura-calls"].reason
+    assert "--link" in held["sakura-calls"].reason
+    assert "billing connect pampas-voz" in held["pampas-voz"].reason
+    assert {o.partner for o in report.not_paid} == set(SPECS)
+    statement = stored(tmp_path / "st", PERIOD, "sakura-calls")
+    assert statement["status"] == "held" and "onboarding" in statement["reason"] and statement["transfer"] is None
+    assert not fake.transfers
+
+    again = run(wh, tmp_path / "st", fake, period="2026-11")  # still not onboarded: still held, nothing dropped
+    assert statuses(again)[("sakura-calls", PERIOD)] == job.HELD
+
+    (account,) = [a for a, v in fake.accounts.items() if v["metadata"]["partner"] == "sakura-calls"]
+    fake.complete_onboarding(account)
+    later = run(wh, tmp_path / "st", fake, period="2026-11")
+    assert statuses(later)[("sakura-calls", PERIOD)] == job.PAID
+    (transfer,) = fake.transfers
+    assert (transfer["amount"], transfer["transfer_group"]) == (200, PERIOD)
+    assert ("POST", "/v1/transfers", f"payout:sakura-calls:{PERIOD}") in fake.requests
+    assert stored(tmp_path / "st", PERIOD, "sakura-calls")["status"] == "paid"
+    assert statuses(run(wh, tmp_path / "st", fake, period="2026-11")).get(("sakura-calls", PERIOD)) is None
     assert len(fake.transfers) == 1
 
 
-def test_two_currencies_in_one_period_are_refused(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    from foundation.errors import PlatformError
+def test_small_amounts_carry_into_the_first_unstated_period_whatever_order_periods_run(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    connect(wh, fake, "acme-voice")
+    # May: 100 min = 1.50 EUR -> 45 cents, below Stripe's 50; June: 1003 min -> 451.
+    seed(wh, [usage_row("acme-voice", "2026-05", 100, "0.015", "EUR", "professional")])
+    seed(wh, [usage_row("acme-voice", "2026-06", 1003, "0.015", "EUR", "professional")])
+    june = run(wh, tmp_path / "st", fake, period="2026-06")  # June first: May is settled by the same run
+    assert statuses(june) == {("acme-voice", "2026-05"): job.CARRIED, ("acme-voice", "2026-06"): job.PAID}
+    assert stored(tmp_path / "st", "2026-06", "acme-voice")["adjustments"] == [
+        {"kind": "carry", "amount_minor": 45, "reason": "not paid in 2026-05, carried"}
+    ]
+    assert stored(tmp_path / "st", "2026-05", "acme-voice")["followups"] == [
+        {"into": "2026-06", "amount_minor": 45, "kind": "carry"}
+    ]
+    may = run(wh, tmp_path / "st", fake, period="2026-05")
+    assert statuses(may) == {("acme-voice", "2026-05"): job.CARRIED}
+    assert [t["amount"] for t in fake.transfers] == [496]  # 451 + 45, once
 
+    october = run(wh, tmp_path / "st", fake)
+    assert statuses(october)[("acme-voice", PERIOD)] == job.PAID
+    assert [t["amount"] for t in fake.transfers] == [496, 451]  # nothing of May or June again
+
+
+def test_a_carry_never_lands_on_a_statement_already_made(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    connect(wh, fake, "acme-voice")
+    seed(wh, [usage_row("acme-voice", "2026-06", 1003, "0.015", "EUR", "professional")])
+    run(wh, tmp_path / "st", fake, period="2026-06")  # June stated and paid before May's usage is known
+    seed(wh, [usage_row("acme-voice", "2026-05", 100, "0.015", "EUR", "professional")])
+    may = run(wh, tmp_path / "st", fake, period="2026-05")
+    (carried,) = [o for o in may.outcomes if o.status == job.CARRIED and o.statement]
+    assert carried.period == "2026-05"
+    assert stored(tmp_path / "st", "2026-06", "acme-voice")["adjustments"] == []  # June untouched
+    october = run(wh, tmp_path / "st", fake)  # the first new statement takes May's 45
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["adjustments"][0]["amount_minor"] == 45
+    assert [t["amount"] for t in fake.transfers] == [451, 496]
+    assert statuses(october)[("acme-voice", PERIOD)] == job.PAID
+
+
+def test_late_usage_in_a_paid_month_is_a_line_on_the_next_statement(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    connect(wh, fake, "acme-voice")
+    run(wh, tmp_path / "st", fake)
+    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])  # late events for October
+    rerun = run(wh, tmp_path / "st", fake)
+    assert statuses(rerun)[("acme-voice", PERIOD)] == job.ALREADY_PAID
+    assert "go onto the next new statement" in rerun.outcomes[0].reason
+    seed(wh, [usage_row("acme-voice", "2026-11", 1000, "0.015", "EUR", "professional")])
+    november = run(wh, tmp_path / "st", fake, period="2026-11")
+    statement = stored(tmp_path / "st", "2026-11", "acme-voice")
+    # October now: 1503 min -> 22.545 EUR -> 2254 -> 676; 451 paid: 225 more. November: 1500 -> 450.
+    assert statement["adjustments"] == [
+        {"kind": "late_usage", "amount_minor": 225, "reason": f"usage metered into {PERIOD} after its statement"}
+    ]
+    assert statuses(november)[("acme-voice", "2026-11")] == job.PAID
+    assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [451, 675]
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    assert len([t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]) == 2
+
+
+def test_two_currencies_fail_only_that_partner(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    connect(wh, fake, *SPECS)
     seed(wh, [usage_row("acme-voice", PERIOD, 5, "0.02", "USD", "professional")])
-    with pytest.raises(PlatformError, match="EUR, USD"):
-        run(wh, tmp_path / "st", fake, {}, partners=[SPECS["acme-voice"]])
-    assert not fake.requests
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report) == {
+        ("acme-voice", PERIOD): job.FAILED,
+        ("sakura-calls", PERIOD): job.PAID,
+        ("pampas-voz", PERIOD): job.PAID,
+    }
+    (failed,) = report.not_paid
+    assert "EUR and USD" in failed.reason
+    assert {t["metadata"]["partner"] for t in fake.transfers} == {"sakura-calls", "pampas-voz"}
+    assert statuses(run(wh, tmp_path / "st", fake, period="2026-11"))[("acme-voice", PERIOD)] == job.FAILED
+
+
+def test_usage_is_paid_where_it_was_metered_and_usage_without_terms_is_reported(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    # acme-voice has moved its home to another region since; ghost-calls has no PARTNERS row in this warehouse.
+    accounts = connect(wh, fake, "acme-voice")
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], accounts["acme-voice"], HOME_REGION="us-east")])
+    seed(wh, [usage_row("ghost-calls", PERIOD, 60, "0.015", "EUR", "professional")])
+    report = run(wh, tmp_path / "st", fake, region="eu-central")
+    assert statuses(report)[("acme-voice", PERIOD)] == job.PAID
+    assert statuses(report)[("ghost-calls", PERIOD)] == job.FAILED
+    ghost = next(o for o in report.outcomes if o.partner == "ghost-calls")
+    assert "no PARTNERS row" in ghost.reason and ghost in report.not_paid
+    assert report.as_dict()["not_paid"] == ["ghost-calls", "pampas-voz", "sakura-calls"]
+    assert statuses(run(wh, tmp_path / "st", fake, region="eu-central"))[("ghost-calls", PERIOD)] == job.FAILED
+
+
+@pytest.mark.parametrize(
+    ("fault", "needle"),
+    [("other_currency", "currency 'usd'"), ("other_amount", "amount 452"), ("no_destination", "destination None")],
+)
+def test_a_transfer_answer_that_is_not_the_request_is_a_failed_payout(
+    wh: Path, tmp_path: Path, fake: FakeStripe, fault: str, needle: str
+) -> None:
+    connect(wh, fake, "acme-voice")
+    fake.inject("transfers", fault)
+    report = run(wh, tmp_path / "st", fake)
+    outcome = next(o for o in report.outcomes if o.partner == "acme-voice")
+    assert outcome.status == job.FAILED and needle in outcome.reason and outcome in report.not_paid
+    statement = stored(tmp_path / "st", PERIOD, "acme-voice")
+    assert statement["status"] == "failed" and statement["transfer"] is None
+    assert statement["stripe_answer"]["id"] == fake.transfers[0]["id"]
+    again = run(wh, tmp_path / "st", fake)  # the lookup finds the same wrong transfer: still failed, nothing sent
+    assert statuses(again)[("acme-voice", PERIOD)] == job.FAILED
+    assert len(fake.transfers) == 1
 
 
 def test_a_transfer_to_an_earlier_account_is_never_paid_again(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
-    first = accounts(fake, "acme-voice")
-    # Paid to the first account by a run that died before its statement; then the partner was reconnected.
+    first = connect(wh, fake, "acme-voice")
     gateway(fake).create_transfer("acme-voice", PERIOD, first["acme-voice"], 451, "EUR")
-    fake.idempotent.clear()  # 24 h later: the key has expired
+    fake.idempotent.clear()
     fake.accounts.clear()
-    second = accounts(fake, "acme-voice")
-    assert second["acme-voice"] != first["acme-voice"]
-    report = run(wh, tmp_path / "st", fake, second, partners=[SPECS["acme-voice"]])
-    assert statuses(report) == {"acme-voice": job.FAILED}
-    assert "already paid, nothing sent" in report.outcomes[0].reason
-    assert len(fake.transfers) == 1 and not (tmp_path / "st" / PERIOD / "acme-voice.json").exists()
+    connect(wh, fake, "acme-voice")  # reconnected to a new account
+    report = run(wh, tmp_path / "st", fake)
+    outcome = next(o for o in report.outcomes if o.partner == "acme-voice")
+    assert outcome.status == job.FAILED and "already paid, nothing sent" in outcome.reason
+    assert len(fake.transfers) == 1
+
+
+def test_a_partners_row_naming_someone_elses_account_pays_nothing_to_it(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    accounts = connect(wh, fake, "sakura-calls", "acme-voice")
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], accounts["sakura-calls"])])
+    report = run(wh, tmp_path / "st", fake)
+    acme = next(o for o in report.outcomes if o.partner == "acme-voice")
+    assert acme.status == job.FAILED and "'sakura-calls'" in acme.reason
+    assert [t["metadata"]["partner"] for t in fake.transfers] == ["sakura-calls"]
+
+
+def test_bank_transfer_partners_get_a_statement_and_no_transfer(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], PAYOUT_METHOD="bank_transfer")])
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("acme-voice", PERIOD)] == job.EXTERNAL
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["transfer"]["method"] == "bank_transfer"
+    assert not [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
+
+
+def test_dry_run_calls_and_writes_nothing(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    connect(wh, fake, *SPECS)
+    before = list(fake.requests)
+    report = run(wh, tmp_path / "st", None, dry=True)
+    assert statuses(report) == {(p, PERIOD): job.WOULD_PAY for p in SPECS}
+    assert fake.requests == before and not fake.transfers
+    assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ('{"partner": "acme-voice", "transfer": "tr_1"}', "gross_minor"),
+        (
+            '{"partner": "acme-voice", "period": "2026-10", "currency": "EUR", "gross_minor": 1, "share": "0.3", '
+            '"payout_minor": 0, "transfer": "tr_1", "status": "paid"}',
+            "transfer",
+        ),
+        (
+            '{"partner": "acme-voice", "period": "2026-10", "currency": "EUR", "gross_minor": 1, "share": "0.3", '
+            '"payout_minor": 0, "adjustments": [{"kind": "credit"}], "status": "held"}',
+            "adjustments",
+        ),
+        ("[1, 2]", "not a JSON statement object"),
+    ],
+)
+def test_a_statement_of_the_wrong_shape_is_bad_input_naming_the_file(
+    wh: Path, tmp_path: Path, fake: FakeStripe, content: str, field: str
+) -> None:
+    connect(wh, fake, "acme-voice")
+    (tmp_path / "st" / PERIOD).mkdir(parents=True)
+    (tmp_path / "st" / PERIOD / "acme-voice.json").write_text(content)
+    with pytest.raises(InputError) as caught:
+        run(wh, tmp_path / "st", fake)
+    assert "acme-voice.json" in str(caught.value.problems) and field in str(caught.value.problems)
+    assert not fake.transfers

@@ -11,14 +11,26 @@ from foundation.errors import InputError
 from services.payouts import money
 
 
-def test_gross_rounds_once_half_even_not_per_call() -> None:
-    # 1003 EUR minutes at 0.015 = 15.045 EUR = 1504.5 cents -> 1504 (half to even), where rounding each of
-    # 1003 one-minute calls (1.5 cents -> 2) would have given 2006.
-    assert money.gross_minor([(1003, Decimal("0.015"))], "EUR") == 1504
-    assert money.gross_minor([(1, Decimal("0.015"))] * 1003, "EUR") == 1504
-    assert money.gross_minor([(1001, Decimal("0.015"))], "EUR") == 1502  # 1501.5 -> 1502
-    assert money.gross_minor([(335, Decimal("1.5"))], "JPY") == 502  # 502.5 yen -> 502
-    assert money.gross_minor([(333, Decimal("1.5"))], "JPY") == 500  # 499.5 yen -> 500
+def test_gross_is_the_warehouse_view_rounded_once_half_even(tmp_path: Path) -> None:
+    # The one definition (USAGE_BY_PERIOD.GROSS_MINOR): 1003 EUR minutes at 0.015 = 15.045 EUR = 1504.5 cents -> 1504
+    # (half to even), where rounding each of 1003 one-minute calls (1.5 cents -> 2) would have given 2006.
+    from services import warehouse
+    from services.payouts.job import read_usage
+    from tests.services.payouts_harness import seed, usage_row
+
+    rows = [usage_row("acme-voice", "2026-10", 1, "0.015", "EUR", "professional") for _ in range(1003)]
+    rows += [usage_row("beta-voice", "2026-10", 1001, "0.015", "EUR", "professional")]  # 1501.5 -> 1502
+    rows += [usage_row("sakura-calls", "2026-10", 335, "1.5", "JPY", "enterprise")]  # 502.5 yen -> 502
+    rows += [usage_row("tokyo-calls", "2026-10", 333, "1.5", "JPY", "enterprise")]  # 499.5 yen -> 500
+    seed(tmp_path / "wh", rows)
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    try:
+        usage = read_usage(conn, "2026-10")
+    finally:
+        conn.close()
+    gross = {partner: months["2026-10"][0].gross_minor for partner, months in usage.items()}
+    assert gross == {"acme-voice": 1504, "beta-voice": 1502, "sakura-calls": 502, "tokyo-calls": 500}
+    assert not hasattr(money, "gross_minor")  # no second definition
 
 
 def test_payout_is_floored_the_platform_never_overpays() -> None:
@@ -44,6 +56,25 @@ def test_minimums_per_currency() -> None:
     assert money.below_minimum(49, "JPY") is not None
     assert money.below_minimum(0, "USD") is not None
     assert "no minimum" in (money.below_minimum(10_000, "CLP") or "")
+
+
+def test_a_period_is_payable_after_its_end_and_the_close_window() -> None:
+    import datetime as dt
+
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+    assert dt.timedelta(days=3) >= money.CLOSE_WINDOW
+    with pytest.raises(InputError, match="not closed"):
+        money.check_payable("2026-12", at("2026-12-06T08:00"))  # the month is still open
+    with pytest.raises(InputError, match="not closed"):
+        money.check_payable("2027-03", at("2026-12-06T08:00"))  # a future month
+    with pytest.raises(InputError, match="2026-12-03 00:00"):
+        money.check_payable("2026-11", at("2026-12-02T23:59"))  # ended, inside the close window
+    assert money.check_payable("2026-11", at("2026-12-03T00:00")) == "2026-11"
+    assert money.latest_payable(at("2026-12-06T08:00")) == "2026-11"
+    assert money.latest_payable(at("2026-12-01T06:00")) == "2026-10"
+    assert money.latest_payable(at("2027-01-03T00:00")) == "2026-12"
 
 
 def test_periods() -> None:

@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from foundation.errors import InputError, PlatformError
-from foundation.warehouse_schema import PARTNERS, TABLES, USAGE_EVENTS, VIEWS
-from services.payouts.money import gross_minor
+from foundation.warehouse_schema import API_REQUESTS, TABLES, USAGE_EVENTS, VIEWS, partner_merge_sql, partner_rows_json
 from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
 from tests.conftest import Plan
 
@@ -60,19 +59,19 @@ def test_component_deploys_the_same_tables_and_views(fleet: Plan) -> None:
 
 def test_merge_is_insert_if_absent(conn: Any) -> None:
     row = {
+        "EVENT_ID": "a" * 64,
         "PARTNER_ID": "acme-voice",
-        "TIER": "professional",
-        "BASE_FEE_MINOR": 99900,
-        "CURRENCY": "EUR",
-        "MINOR_UNITS": 2,
-        "ACTIVE": True,
+        "ROUTE": "voice-calls",
+        "STATUS_CLASS": "2xx",
+        "REQUESTED_AT": "2026-11-03T10:00:00+00:00",
+        "PERIOD": "2026-11",
     }
-    assert merge_rows(conn, PARTNERS, [row]) == 1
-    assert merge_rows(conn, PARTNERS, [row, {**row, "PARTNER_ID": "sakura-calls"}]) == 1
-    assert merge_rows(conn, PARTNERS, []) == 0
+    assert merge_rows(conn, API_REQUESTS, [row]) == 1
+    assert merge_rows(conn, API_REQUESTS, [{**row, "ROUTE": "changed"}, {**row, "EVENT_ID": "b" * 64}]) == 1
+    assert merge_rows(conn, API_REQUESTS, []) == 0
     cur = conn.cursor()
-    cur.execute(f"SELECT COUNT(*) FROM {PARTNERS.fqn(LOCAL_DATABASE)}")
-    assert cur.fetchone()[0] == 2
+    cur.execute(f"SELECT EVENT_ID, ROUTE FROM {API_REQUESTS.fqn(LOCAL_DATABASE)} ORDER BY EVENT_ID")
+    assert cur.fetchall() == [("a" * 64, "voice-calls"), ("b" * 64, "voice-calls")]
 
 
 def test_hostile_strings_are_data_not_sql(conn: Any) -> None:
@@ -97,7 +96,8 @@ def test_hostile_strings_are_data_not_sql(conn: Any) -> None:
 
 
 def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
-    """One rounding rule for money: the MRR view agrees with services/payouts/money.gross_minor on the halves."""
+    """One rounding rule for money: MRR reads USAGE_BY_PERIOD.GROSS_MINOR (the one definition of gross, which the
+    statements read too), rounded half to even."""
     now = dt.datetime.now(dt.UTC)
     # (partner, currency, minor units, minutes, rate): 10.5 cents, 11.5 cents, 2.5 yen, -> 10, 12, 2 half-even
     # (half away from zero: 11, 12, 3).
@@ -112,10 +112,15 @@ def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
             {
                 "PARTNER_ID": partner,
                 "TIER": "starter",
-                "BASE_FEE_MINOR": 1000,
                 "CURRENCY": currency,
                 "MINOR_UNITS": units,
-                "ACTIVE": True,
+                "BASE_FEE_MINOR": 1000,
+                "RATE": str(rate),
+                "REVENUE_SHARE": "0.2",
+                "PAYOUT_METHOD": "stripe_connect",
+                "STRIPE_ACCOUNT": None,
+                "HOME_REGION": "eu-central",
+                "OFFBOARDED_ON": None,
             }
         )
         usage.append(
@@ -135,12 +140,13 @@ def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
                 "AMOUNT": str(minutes * rate),
             }
         )
-    merge_rows(conn, PARTNERS, roster)
+    conn.cursor().execute(partner_merge_sql(LOCAL_DATABASE), (partner_rows_json(roster),))
     merge_rows(conn, USAGE_EVENTS, usage)
     cur = conn.cursor()
     cur.execute(f"SELECT CURRENCY, MRR_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.MRR")
     mrr = {currency: int(value) for currency, value in cur.fetchall()}
-    expected = {currency: 1000 + gross_minor([(minutes, rate)], currency) for _, currency, _, minutes, rate in cases}
+    cur.execute(f"SELECT CURRENCY, GROSS_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.USAGE_BY_PERIOD")
+    expected = {currency: 1000 + int(gross) for currency, gross in cur.fetchall()}
     assert mrr == expected == {"EUR": 1010, "USD": 1012, "JPY": 1002}
 
 

@@ -1,0 +1,111 @@
+"""`platformctl warehouse sync`: every partner's billing terms from the repository into the warehouse's PARTNERS.
+
+The same rows (partners/terms.py) and the same upsert (foundation.warehouse_schema.partner_merge_sql) that each
+partner stack runs at `up`, for local runs and tests: insert or update by PARTNER_ID; a partner whose stack file
+says `platform:offboardedOn` keeps its row with OFFBOARDED_ON set (statements of earlier periods still read it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from fleet.checks import parse_offboarding_date
+from fleet.repo import Repo
+from foundation.errors import PlatformError
+from foundation.stacks import partner_stack
+from foundation.warehouse_schema import PARTNERS, partner_merge_sql, partner_rows_json
+from partners.prices import load_prices
+from partners.terms import partner_terms
+from platformctl.billing import stripe_account_of
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    warehouse: str
+    """The warehouse URL written to (credentials are never in it)."""
+    dry_run: bool
+    """Nothing was written."""
+    rows: list[dict[str, Any]]
+    """The terms rows, in partner id order."""
+    before: dict[str, dict[str, Any]]
+    """The rows PARTNERS held for those partners before (empty on a dry run of an unreachable warehouse)."""
+
+    def changes(self) -> dict[str, str]:
+        """partner id -> "new" | "updated" | "unchanged"."""
+        result = {}
+        for row in self.rows:
+            old = self.before.get(row["PARTNER_ID"])
+            if old is None:
+                result[row["PARTNER_ID"]] = "new"
+            else:
+                same = all(_same(old.get(k), v) for k, v in row.items())
+                result[row["PARTNER_ID"]] = "unchanged" if same else "updated"
+        return result
+
+    def as_dict(self) -> dict[str, Any]:
+        changes = self.changes()
+        return {
+            "warehouse": self.warehouse,
+            "dry_run": self.dry_run,
+            "partners": [{"partner": r["PARTNER_ID"], "change": changes[r["PARTNER_ID"]], "row": r} for r in self.rows],
+        }
+
+
+def _same(old: Any, new: Any) -> bool:
+    if old is None or new is None:
+        return old is None and new is None
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(str(old)) == Decimal(str(new))
+    except InvalidOperation:
+        return str(old) == str(new)
+
+
+def terms_rows(repo: Repo, today: dt.date | None = None) -> list[dict[str, Any]]:
+    """Every partner's PARTNERS row from its spec, the tier table, the price book and its stack file."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    prices = load_prices(repo.partners_dir / "prices.yaml")
+    rows = []
+    for partner_id, spec in sorted(repo.specs().items()):
+        offboarded = repo.offboarded_on(partner_id)
+        source = f"stacks/Pulumi.{partner_stack(partner_id)}.yaml"
+        day = parse_offboarding_date(offboarded, source, today) if offboarded else None
+        rows.append(partner_terms(spec, repo.tiers(), prices, stripe_account_of(repo, partner_id), day))
+    return rows
+
+
+def read_partners(conn: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    cur = conn.cursor()
+    names = [c.name for c in PARTNERS.columns]
+    marks = ", ".join(["%s"] * len(ids))
+    cur.execute(f"SELECT {', '.join(names)} FROM {PARTNERS.fqn(conn.database)} WHERE PARTNER_ID IN ({marks})", ids)
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def sync(repo: Repo, warehouse_url: str, dry_run: bool = False) -> SyncReport:
+    """Upsert every partner's terms row (nothing is written on a dry run; the warehouse is still read to say what
+    would change)."""
+    from services import warehouse
+
+    rows = terms_rows(repo)
+    url = warehouse.anchored(warehouse_url, repo.root)
+    conn = warehouse.connect(url)
+    try:
+        if url.startswith("local:"):
+            warehouse.ensure_schema(conn)
+        before = read_partners(conn, [r["PARTNER_ID"] for r in rows])
+        if not dry_run and rows:
+            conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(list[Any](rows)),))
+    except PlatformError:
+        raise
+    except Exception as exc:  # the driver's error (no table, refused, timed out): a runtime failure, exit 1
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise warehouse.WarehouseUnavailableError(f"warehouse sync: the warehouse refused or failed: {first}") from None
+    finally:
+        conn.close()
+    return SyncReport(warehouse_url, dry_run, rows, before)
