@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.webhooks.dispatcher import JITTER, SCHEDULE
+from tests.services.image_env import ImageEnv
 from tests.services.webhooks_harness import (
     PLATFORMCTL,
     ROOT,
@@ -37,10 +38,10 @@ def fail_first(n: int, status: int = 500) -> Script:
     return script
 
 
-def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path: Path) -> None:
+def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path: Path, image: ImageEnv) -> None:
     scale = 0.002
     with Receiver(fail_first(2)) as receiver:
-        service = Service(tmp_path, WEBHOOKS_TIME_SCALE=str(scale)).start()
+        service = Service(tmp_path, image, WEBHOOKS_TIME_SCALE=str(scale)).start()
         try:
             created = service.post("/v1/webhooks/endpoints", "acme-voice", {"url": receiver.url(), "event_types": []})
             assert created.status_code == 201, created.text
@@ -85,7 +86,7 @@ def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path:
             service.stop(signal.SIGKILL)
         finally:
             service.stop(signal.SIGKILL)
-        service = Service(tmp_path, WEBHOOKS_TIME_SCALE=str(scale)).start()
+        service = Service(tmp_path, image, WEBHOOKS_TIME_SCALE=str(scale)).start()
         try:
             want = {str(doc["id"]) for doc in more}
             received = receiver.wait(
@@ -98,11 +99,11 @@ def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path:
             service.stop()
 
 
-def test_rotation_gone_dead_letter_and_replay(tmp_path: Path) -> None:
+def test_rotation_gone_dead_letter_and_replay(tmp_path: Path, image: ImageEnv) -> None:
     gone = Receiver(lambda path, headers, body, seen: (410, {}))
     down = Receiver(lambda path, headers, body, seen: (500, {}))
     with Receiver() as ok, gone, down:
-        service = Service(tmp_path, WEBHOOKS_TIME_SCALE="0.00001").start()
+        service = Service(tmp_path, image, WEBHOOKS_TIME_SCALE="0.00001").start()
         try:
             first = service.post("/v1/webhooks/endpoints", "acme-voice", {"url": ok.url("/ok")}).json()
             old_secret = first["secret"]
@@ -200,12 +201,14 @@ def test_test_settings_are_refused_in_a_cluster(tmp_path: Path, setting: tuple[s
     assert not (tmp_path / "webhooks.db").exists()
 
 
-def test_help_names_the_command() -> None:
-    result = subprocess.run(
-        [PLATFORMCTL, "webhooks", "serve", "--help"], env=service_env(), capture_output=True, timeout=60
-    )
-    assert result.returncode == 0
-    assert b"--store" in result.stdout and b"WEBHOOKS_EVENT_TOKEN" in result.stdout
+def test_help_names_the_command(image: ImageEnv, tmp_path: Path) -> None:
+    for command, env in (
+        ([PLATFORMCTL, "webhooks", "serve", "--help"], service_env()),
+        ([str(image.script), "webhooks", "serve", "--help"], image.environ()),
+    ):
+        result = subprocess.run(command, env=env, capture_output=True, timeout=60, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert b"--store" in result.stdout and b"WEBHOOKS_EVENT_TOKEN" in result.stdout
 
 
 def test_producers_and_owners_are_authenticated(tmp_path: Path) -> None:

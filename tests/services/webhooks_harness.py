@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from tests.services.image_env import ImageEnv
 from tests.services.meter_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,11 +125,9 @@ def owner_headers(owner: str) -> dict[str, str]:
 PRODUCER = {"authorization": f"Bearer {EVENT_TOKEN}"}
 
 
-def service_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+def settings(**extra: str) -> dict[str, str]:
+    """The service's own variables (tokens, key, the loopback test setting) and `extra`."""
     return {
-        **env,
-        "PYTHONPATH": str(ROOT),
         "WEBHOOKS_EVENT_TOKEN": EVENT_TOKEN,
         "WEBHOOKS_KONG_TOKEN": KONG_TOKEN,
         "WEBHOOKS_SECRET_KEY": SECRET_KEY,
@@ -137,9 +136,19 @@ def service_env(**extra: str) -> dict[str, str]:
     }
 
 
+def service_env(**extra: str) -> dict[str, str]:
+    """A checkout process's environment (this checkout first on the path)."""
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    return {**env, "PYTHONPATH": str(ROOT), **settings(**extra)}
+
+
 class Service:
-    def __init__(self, workdir: Path, **env: str) -> None:
+    """The service as a process: `platform-services webhooks serve` from the image environment when `image` is given
+    (no checkout on its path, run from an empty folder), else `platformctl webhooks serve` of this checkout."""
+
+    def __init__(self, workdir: Path, image: ImageEnv | None = None, **env: str) -> None:
         self.workdir = workdir
+        self.image = image
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = env
@@ -148,12 +157,18 @@ class Service:
         self.extra_args: list[str] = []
 
     def start(self) -> Service:
-        args = [PLATFORMCTL, "--root", str(ROOT), "webhooks", "serve", "--port", str(self.port)]
-        args += ["--store", f"local:{self.workdir / 'store'}", *self.extra_args]
+        if self.image is None:
+            args = [PLATFORMCTL, "--root", str(ROOT), "webhooks", "serve"]
+            environment = service_env(**self.env)
+        else:
+            args = [str(self.image.script), "webhooks", "serve"]
+            environment = self.image.environ(**settings(**self.env))
+            environment.pop("KUBERNETES_SERVICE_HOST", None)
+        args += ["--port", str(self.port), "--store", f"local:{self.workdir / 'store'}", *self.extra_args]
+        cwd = self.workdir / "cwd"
+        cwd.mkdir(exist_ok=True)
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env=service_env(**self.env), cwd=self.workdir
-            )
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=cwd)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
