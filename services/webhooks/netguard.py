@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -116,6 +117,7 @@ def check_url(url: str, policy: Policy) -> Target:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise RefusedError("url: has no host")
+    _same_host_for_the_client(url, host)
     if parts.username is not None or parts.password is not None:
         raise RefusedError("url: must not carry credentials")
     if parts.fragment:
@@ -145,6 +147,18 @@ def check_url(url: str, policy: Policy) -> Target:
         if zone and (host == zone or host.endswith("." + zone)):
             raise RefusedError("url: must not point into the platform's own domain")
     return Target(url, host, 443)
+
+
+def _same_host_for_the_client(url: str, host: str) -> None:
+    """The host checked here must be the host aiohttp connects to (it parses with yarl): a URL the two parsers read
+    differently is refused, so no parser quirk leads the client somewhere the checks never looked."""
+    try:
+        raw = (yarl.URL(url).raw_host or "").rstrip(".").lower()
+        expected = host if _is_ip(host) else host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError):
+        raise RefusedError("url: not a valid URL") from None
+    if raw != expected:
+        raise RefusedError("url: ambiguous host")
 
 
 async def system_resolve(host: str) -> list[str]:

@@ -36,16 +36,20 @@ VPC = Policy(blocked=(ipaddress.ip_network("52.28.0.0/16"),), platform_domains=(
         "https://" + "a" * 2050 + ".example/",
         "https://api.voice-platform.example/v2/calls",  # the platform's own zone
         "https://voice-platform.example/",
+        "https://hooks.partner.example\\@10.0.0.1/",  # parsers disagree on the host: refused
+        "https://127.1/x",  # not an IP to Python, 127.0.0.1 to inet_aton: a DNS name that must resolve (it does not)
     ],
 )
 def test_urls_refused_at_registration(url: str) -> None:
     with pytest.raises(RefusedError):
         check_url(url, VPC)
+        asyncio.run(Guard(VPC).addresses(check_url(url, VPC).host))  # what registration does after the rules
 
 
 def test_a_public_https_url_passes() -> None:
     target = check_url("https://Hooks.Partner.example./in?x=1", VPC)
     assert (target.host, target.port) == ("hooks.partner.example", 443)
+    assert check_url("https://Bücher.example/in", VPC).host == "bücher.example"  # IDN: both parsers agree
     assert check_url("https://hooks.partner.example:443/in", VPC).port == 443
 
 
