@@ -224,3 +224,26 @@ def test_producers_and_owners_are_authenticated(tmp_path: Path) -> None:
         assert service.get("/v1/webhooks/endpoints", "acme-voice").json() == {"data": []}
     finally:
         service.stop()
+
+
+def test_producers_post_through_the_library(tmp_path: Path) -> None:
+    from foundation.errors import InputError, PlatformError
+    from services.webhooks.producer import publish
+    from tests.services.webhooks_harness import EVENT_TOKEN
+
+    service = Service(tmp_path).start()
+    try:
+        env = {"WEBHOOKS_URL": service.base, "WEBHOOKS_EVENT_TOKEN": EVENT_TOKEN}
+        doc = event()
+        assert publish(doc, env) == "new"
+        assert publish(doc, env) == "duplicate"
+        with pytest.raises(InputError, match="billable_seconds"):
+            publish(event(billable_seconds="61"), env)  # caught before it is sent
+        with pytest.raises(InputError, match="401"):
+            publish(event(), {**env, "WEBHOOKS_EVENT_TOKEN": "wrong"})
+    finally:
+        service.stop()
+    waits: list[float] = []
+    with pytest.raises(PlatformError, match="did not take"):
+        publish(event(), env, sleep=waits.append)  # the service is gone: retried, then a runtime failure
+    assert waits == [0.5, 1.0, 2.0]
