@@ -71,6 +71,7 @@ DISTRIBUTION_IMPORTS = {
     "pydantic": {"pydantic"},
     "fakesnow": {"fakesnow", "duckdb"},
     "aiohttp": {"aiohttp"},
+    "yarl": {"yarl"},
     "jsonschema": {"jsonschema"},
     "rfc3339-validator": set(),  # imported by jsonschema only (its date-time format check)
 }
