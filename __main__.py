@@ -64,6 +64,13 @@ def build_global(repo: Repo, _: str) -> None:
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
+    from components.webhooks_gateway import WebhooksGateway, WebhooksGatewayArgs
+
+    webhooks = WebhooksGateway(
+        "webhooks",
+        WebhooksGatewayArgs(service_id=gateway.service_ids["webhooks"]),
+        opts=pulumi.ResourceOptions(providers=[kong_provider]),
+    )
     # Route 53 is a global service; its API lives in us-east-1.
     dns_provider = aws.Provider("dns-aws", region="us-east-1")
     zone = aws.route53.Zone(
@@ -94,6 +101,7 @@ def build_global(repo: Repo, _: str) -> None:
     pulumi.export("snowflake_admin_keys", org.admin_keys)
     pulumi.export("meter_kong_token", gateway.meter_token)
     pulumi.export("kong_meter_service_id", gateway.meter_service_id)
+    pulumi.export("webhooks_kong_token", webhooks.kong_token)
 
 
 def build_region(repo: Repo, code: str) -> None:
@@ -150,6 +158,8 @@ def build_region(repo: Repo, code: str) -> None:
             meter_kong_token=global_ref.get_output("meter_kong_token"),
             meter_host=zone.apply(lambda name: meter_host(code, name)),
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
+            webhooks_kong_token=global_ref.get_output("webhooks_kong_token"),
+            dns_zone_name=zone,
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
             stripe_mode="live" if stripe_mode == "live" else "test",

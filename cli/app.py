@@ -479,6 +479,9 @@ register_meter(app)
 from cli.payouts import register as register_payouts  # noqa: E402
 
 register_payouts(app)
+from cli.webhooks import register as register_webhooks  # noqa: E402
+
+register_webhooks(app)
 from cli.shards import register as register_shards  # noqa: E402
 
 register_shards(app)

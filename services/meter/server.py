@@ -31,6 +31,9 @@ DRAIN_SECONDS = 30.0
 HTTP_GRACE_SECONDS = 5.0
 """Of the drain: for requests in flight; the rest is for flushing."""
 log = logging.getLogger("meter")
+QUIET_LOGGERS = ("twilio.http_client", "snowflake.connector")
+"""Libraries that log every request (URL, query, headers) at INFO: at the meter's level they would bury its own
+lines, and a subaccount lookup's URL names the partner. Their warnings and errors still show."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ def serve(config: ServeConfig) -> None:
     listening = listener.bind(config.host, config.port)  # before anything starts: a port in use is exit 2
     state, flusher = prepare(config)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    for chatty in QUIET_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:

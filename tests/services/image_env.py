@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -62,9 +63,9 @@ def image_env() -> ImageEnv:
     target = ROOT / ".platformctl" / "image-env" / _fingerprint()
     env = ImageEnv(target)
     if not (target / ".complete").is_file():
-        if target.exists():
-            subprocess.run(["rm", "-rf", str(target)], check=True)
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.iterdir():  # environments of other sources (200+ MB each) and a broken build
+            shutil.rmtree(stale, ignore_errors=True)
         build = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "image_env.py"), str(target)], capture_output=True, text=True
         )
