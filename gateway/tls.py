@@ -12,7 +12,7 @@ partner's key in the partner's own namespace.
   checks the record (gateway/tls.py `proof_matches`) and only then sets `platform:domainVerified: <domain>` in the
   partner's stack file (a reviewed change); without it the stack requests no certificate and routes no domain.
   The certificate is then issued by DNS-01 too, through delegation: the partner also sets
-  `_acme-challenge.<domain> CNAME <id>.acme.<zone>` and cert-manager (cnameStrategy Follow) answers the challenge
+  `_acme-challenge.<domain> CNAME _acme-challenge.<id>.<zone>` and cert-manager (cnameStrategy Follow) answers the challenge
   in the platform zone. DNS-01 rather than HTTP-01, because HTTP-01 needs the domain to point at the gateway before
   the certificate exists, and in that window Kong would answer the domain's TLS handshakes with its default
   certificate; with DNS-01 the certificate is bound before the partner moves its DNS.
@@ -45,8 +45,11 @@ def challenge_record(domain: str) -> str:
 
 
 def acme_delegation_target(partner_id: str, zone: str) -> str:
-    """Where the partner's `_acme-challenge.<domain>` CNAME points: a name in the platform zone cert-manager writes."""
-    return f"{partner_id}.acme.{zone}"
+    """Where the partner's `_acme-challenge.<domain>` CNAME points: a name in the platform zone cert-manager writes.
+
+    It starts with `_acme-challenge.` because cert-manager's DNS permission covers only TXT records under such names
+    (components/regional_deployment.py ACME_RECORDS_ONLY); `<id>.<zone>` itself is no host the platform serves."""
+    return f"_acme-challenge.{partner_id}.{zone}"
 
 
 def proof_matches(txt_values: list[str], token: str) -> bool:
