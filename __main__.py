@@ -138,6 +138,8 @@ def build_region(repo: Repo, code: str) -> None:
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
+            kong_admin_url=config.require("kongAdminUrl"),
+            kong_admin_token=config.get_secret("kongAdminToken") or "",
         ),
         # The region routes its own meter host through the control plane (Kong entities are global).
         opts=pulumi.ResourceOptions(providers=[kong_provider]),

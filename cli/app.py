@@ -485,6 +485,9 @@ register_shards(app)
 from cli.plan_worker import register as register_plan_worker  # noqa: E402
 
 register_plan_worker(app)
+from cli.certs import register as register_certs  # noqa: E402
+
+register_certs(app)
 
 
 # ---------------------------------------------------------------- entry point

@@ -312,14 +312,13 @@ class PartnerTenant(pulumi.ComponentResource):
 
     def _certificate(
         self, name: str, purpose: str, hosts: list[str], args: PartnerTenantArgs, child: pulumi.ResourceOptions
-    ) -> kong.Certificate:
+    ) -> k8s.apiextensions.CustomResource:
         return bind_certificate(
             name,
             purpose,
             hosts,
             self.namespace,
             labels={"partner_id": args.spec.id},
-            tags=[f"partner:{args.spec.id}"],
             parent=self,
             depends_on=[self.namespace_resource],
         )

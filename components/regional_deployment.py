@@ -13,6 +13,7 @@ import pulumi_random as random
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
+from components.certificate_sync import KongCertificateSync, KongCertificateSyncArgs
 from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.gateway_certificates import bind_certificate
@@ -104,6 +105,10 @@ class RegionalDeploymentArgs:
     """Stripe secret key the payouts job transfers with (secret stack config)."""
     payouts_schedule: str = "0 6 2 * *"
     """When the payouts job pays the month before (UTC): the 2nd, after late callbacks of the month's last day."""
+    kong_admin_url: pulumi.Input[str] = ""
+    """The Kong control plane's Admin API: the region's certificate sync writes certificates there."""
+    kong_admin_token: pulumi.Input[str] = ""
+    """Its admin token (secret stack config)."""
 
 
 class RegionalDeployment(pulumi.ComponentResource):
@@ -226,6 +231,19 @@ class RegionalDeployment(pulumi.ComponentResource):
         )
 
         if args.meter_image:
+            self.cert_sync = KongCertificateSync(
+                f"{name}-cert-sync",
+                KongCertificateSyncArgs(
+                    region_code=region.code,
+                    namespace=namespace.metadata.name,
+                    image=args.meter_image,
+                    kong_admin_url=args.kong_admin_url,
+                    kong_admin_token=args.kong_admin_token,
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, self.node_group])
+                ),
+            )
             self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider)
             if args.meter_host:
                 self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
@@ -279,10 +297,9 @@ class RegionalDeployment(pulumi.ComponentResource):
             [host],
             PLATFORM_NAMESPACE,
             labels={"app.kubernetes.io/name": "meter"},
-            tags=["platform", "service:meter", f"region:{args.region.code}"],
             parent=self,
             # The Certificate kind exists once cert-manager's release has installed its CRDs; the issuer after it.
-            depends_on=[namespace, self.acme_issuer],
+            depends_on=[namespace, self.acme_issuer, self.cert_sync],
             k8s_provider=k8s_provider,
         )
         kong.Route(

@@ -16,8 +16,12 @@ partner's key in the partner's own namespace.
   in the platform zone. DNS-01 rather than HTTP-01, because HTTP-01 needs the domain to point at the gateway before
   the certificate exists, and in that window Kong would answer the domain's TLS handshakes with its default
   certificate; with DNS-01 the certificate is bound before the partner moves its DNS.
-- Binding: the certificate's Secret is read by the partner stack and given to Kong as a Certificate with the host's
-  SNIs; every partner route depends on those certificates (created after them) and is https-only.
+- Binding: no stack reads the Secret (a preview would read it before it exists, pulumi/pulumi#16395, and a copy in
+  Kong would go stale at the first renewal). Each region runs `platformctl certs sync` every two minutes
+  (components/certificate_sync.py, services/certsync.py): it copies every registered Secret into Kong as a
+  certificate with the Secret's DNS names as SNIs, again whenever cert-manager renews it. A stack registers a Secret
+  by granting the sync `get` on it (a labelled Role). Every route depends on its hosts' Certificate being Ready and
+  is https-only.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ CHALLENGE_LABEL = "_platform-challenge"
 """TXT record under a partner's domain that proves the partner controls it."""
 CHALLENGE_PREFIX = "platform-domain-verification="
 """What the TXT record's value starts with (the token follows)."""
+CERT_SYNC_ACCOUNT = "kong-cert-sync"
+"""ServiceAccount (and job) in each region's platform namespace that copies certificates into Kong."""
+CERT_SYNC_NAMESPACE = "platform"
+"""Namespace of that ServiceAccount."""
+CERT_SYNC_LABEL = "platform.io/kong-certificate-sync"
+"""Label of the Role that registers a certificate's Secret for the sync (services/certsync.py SYNC_LABEL)."""
 
 
 def platform_hosts(partner_id: str, zone: str) -> dict[str, str]:
