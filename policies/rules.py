@@ -21,6 +21,7 @@ from gateway.kong_plugins import config_problems
 from gateway.tls import CERT_SYNC_LABEL, host_matches, is_platform_host
 from partners.tiers import Tier
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
+from policies.deploy_order import check_deploy_order
 from policies.references import check_named_without_dependency
 from regions.catalog import Catalog, ResidencyVerdict
 
@@ -49,6 +50,8 @@ class Resource:
     """URNs the resource depends on (as in the plan's newState.dependencies)."""
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per input, the URNs its value came from (newState.propertyDependencies)."""
+    read_id: str = ""
+    """For a `get` (a read step: the program reads an existing object), the id it reads; empty otherwise."""
 
 
 @dataclass(frozen=True)
@@ -645,6 +648,14 @@ POLICIES: tuple[Policy, ...] = (
         "mandatory",
         "Preview-gated Snowflake resources have a provider that enables their preview feature.",
         check_snowflake_preview_features,
+    ),
+    Policy(
+        "deploy-order",
+        "mandatory",
+        "A first `pulumi up` succeeds in one go: custom resources wait for their CRDs, releases and workloads for "
+        "their nodes and identities, claims have a storage class and CSI driver, HPAs a metrics source, and the "
+        "stack reads nothing it creates.",
+        check_deploy_order,
     ),
     Policy(
         "kubernetes-schema",
