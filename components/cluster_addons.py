@@ -59,6 +59,28 @@ class ClusterAddonsArgs:
     """The cluster's Kubernetes provider (the StorageClass)."""
 
 
+def ebs_key_policy(key_arn: str) -> dict[str, object]:
+    """What the EBS CSI controller needs of a customer-managed key to create and attach volumes encrypted with it:
+    use the key, and give EC2 a grant on it for the attached volume (AWS EKS user guide, "Create an Amazon EBS CSI
+    driver IAM role", custom KMS key, https://docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html#csi-iam-role)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": [key_arn],
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": [key_arn],
+            },
+        ],
+    }
+
+
 class ClusterAddons(pulumi.ComponentResource):
     storage_class_name: str
     """Name of the default StorageClass (claims name it explicitly too)."""
@@ -81,36 +103,10 @@ class ClusterAddons(pulumi.ComponentResource):
         managed = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi-managed", role=role.name, policy_arn=EBS_CSI_POLICY, opts=child
         )
-        # A volume encrypted with a customer-managed key needs the driver's role to use the key and to give EC2 a
-        # grant on it for the attached volume (AWS EKS user guide, "Create an Amazon EBS CSI driver IAM role",
-        # section "custom KMS key", https://docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html#csi-iam-role).
         key_policy = aws.iam.RolePolicy(
             f"{name}-ebs-csi-kms",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
-                            "Resource": [args.kms_key_arn],
-                            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": [
-                                "kms:Encrypt",
-                                "kms:Decrypt",
-                                "kms:ReEncrypt*",
-                                "kms:GenerateDataKey*",
-                                "kms:DescribeKey",
-                            ],
-                            "Resource": [args.kms_key_arn],
-                        },
-                    ],
-                }
-            ),
+            policy=pulumi.Output.from_input(args.kms_key_arn).apply(lambda arn: json.dumps(ebs_key_policy(arn))),
             opts=child,
         )
         # The add-on creates its Pod Identity association itself, with the add-on (CreateAddon

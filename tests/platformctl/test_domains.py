@@ -138,5 +138,5 @@ def test_a_verified_domain_is_certified_and_routed(plan_in, repo_copy: Path) -> 
     path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
     path.write_text(path.read_text() + "  platform:domainVerified: voice.acme.example\n")
     plan = plan_in(repo_copy, "partner-acme-voice")
-    certificates = plan.resources("partner-acme-voice", "kong:index/certificate:Certificate")
-    assert any(c.inputs["snis"] == ["voice.acme.example"] for c in certificates)
+    certificates = plan.resources("partner-acme-voice", "kubernetes:cert-manager.io/v1:Certificate")
+    assert any(c.inputs["spec"]["dnsNames"] == ["voice.acme.example"] for c in certificates)
