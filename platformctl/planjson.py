@@ -12,7 +12,7 @@ from foundation.errors import InputError
 
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 """An earlier plan read by --against: a 500-partner fleet's plan is a few MiB, so this bounds memory, not users."""
-OPS = ("create", "read", "update", "replace", "delete", "same")
+OPS = ("create", "update", "replace", "delete", "same")
 PROVIDER_PREFIX = "pulumi:providers:"
 REPLACING_PROVIDER_INPUTS = {
     "pulumi:providers:aws": ("region",),
