@@ -469,7 +469,7 @@ def up(
         schedule, findings = first_deploy(_repo(), stack)
         first_deploy_order(out, schedule, findings)
         if findings:
-            raise typer.Exit(EXIT_FAILURE)
+            raise PolicyError(f"{len(findings)} deploy-order finding(s): the first `up` of {stack} would stall")
         return
     _engine_command("up", stack, yes)
 

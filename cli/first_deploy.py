@@ -28,5 +28,3 @@ def first_deploy_order(console: Console, schedule: Schedule, findings: list[str]
     )
     for finding in findings:
         plain(console, f"deploy-order: {finding}", "red")
-    if findings:
-        plain(console, f"{len(findings)} deploy-order finding(s): this first deploy would stall", "red")
