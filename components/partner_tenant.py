@@ -29,6 +29,7 @@ from foundation.naming import (
     partner_service_user,
     tier_acl_group,
 )
+from gateway.cors import cors_config, partner_origins
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
 from gateway.routes import platform_routes
@@ -298,6 +299,24 @@ class PartnerTenant(pulumi.ComponentResource):
                 https_redirect_status_code=426,
                 tags=[f"partner:{spec.id}", f"api:{route_spec.api}", f"version:{route_spec.version}"],
                 opts=after_certs,
+            )
+            # Browsers may call the partner's routes from its own dashboards and from nowhere else (the route's
+            # plugin; there is no global one). Kong answers the preflight in the cors plugin, before key-auth.
+            kong.Plugin(
+                f"{name}-{route_spec.name}-cors",
+                name="cors",
+                route_id=route.id,
+                config_json=cors_config(
+                    partner_origins(
+                        args.apis.global_plugins.cors_origins,
+                        spec.id,
+                        args.dns_zone,
+                        spec.domain if args.domain_verified else None,
+                    ),
+                    args.apis.global_plugins.correlation_id.header_name,
+                ),
+                tags=[f"partner:{spec.id}"],
+                opts=child,
             )
             if route_spec.deprecation is not None:
                 kong.Plugin(
