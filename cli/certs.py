@@ -19,7 +19,9 @@ def sync(
     ],
     kubernetes_url: Annotated[
         str | None,
-        typer.Option("--kubernetes-url", help="API server URL (default: the pod's own cluster, in-cluster credentials)."),
+        typer.Option(
+            "--kubernetes-url", help="API server URL (default: the pod's own cluster, in-cluster credentials)."
+        ),
     ] = None,
 ) -> None:
     """Serve every registered, issued certificate from Kong; exit 1 when any could not be synced.

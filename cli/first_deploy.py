@@ -12,7 +12,11 @@ def first_deploy_order(console: Console, schedule: Schedule, findings: list[str]
     plain(console, f"first `pulumi up` of {schedule.stack}: {len(schedule.steps)} resources, in this order")
     plain(console, "start   done    resource  (type)  [what the engine waits for]")
     for step in schedule.steps:
-        wait = f"  [{step.wait.what}, up to {minutes(step.wait.most)}]" if step.wait is not DEFAULT and step.wait.what else ""
+        wait = (
+            f"  [{step.wait.what}, up to {minutes(step.wait.most)}]"
+            if step.wait is not DEFAULT and step.wait.what
+            else ""
+        )
         plain(
             console,
             f"{minutes(step.start):>6}  {minutes(step.finish):>6}  {step.resource.name}  ({step.resource.type}){wait}",

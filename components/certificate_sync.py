@@ -32,9 +32,7 @@ class KongCertificateSyncArgs:
 
 
 class KongCertificateSync(pulumi.ComponentResource):
-    def __init__(
-        self, name: str, args: KongCertificateSyncArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: KongCertificateSyncArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:certificate_sync:KongCertificateSync", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         role = k8s.rbac.v1.ClusterRole(

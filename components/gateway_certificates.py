@@ -68,7 +68,9 @@ def bind_certificate(
             name=f"{CERT_SYNC_ACCOUNT}-{purpose}", namespace=namespace, labels={**labels, CERT_SYNC_LABEL: "true"}
         ),
         rules=[
-            k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["secrets"], verbs=["get"], resource_names=[secret_name])
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""], resources=["secrets"], verbs=["get"], resource_names=[secret_name]
+            )
         ],
         opts=opts,
     )
@@ -76,7 +78,9 @@ def bind_certificate(
         f"{name}-cert-sync-{purpose}-binding",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{CERT_SYNC_ACCOUNT}-{purpose}", namespace=namespace, labels=labels),
         role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
-        subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=CERT_SYNC_ACCOUNT, namespace=CERT_SYNC_NAMESPACE)],
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=CERT_SYNC_ACCOUNT, namespace=CERT_SYNC_NAMESPACE)
+        ],
         opts=opts,
     )
     return certificate

@@ -48,7 +48,7 @@ def partner_origins(templates: tuple[str, ...], partner_id: str, zone: str, veri
 
 def check_partner_template(template: str) -> None:
     """A template is https://HOST with `{partner}`, `{zone}` and `{domain}` placeholders only: no wildcard."""
-    if not _TEMPLATE.fullmatch(template) or "{partner}" not in template and "{domain}" not in template:
+    if not _TEMPLATE.fullmatch(template) or ("{partner}" not in template and "{domain}" not in template):
         raise ValueError(
             f"CORS origin {template!r} must be https://HOST naming {{partner}} or {{domain}} (a partner's own "
             "dashboard; {zone} stands for the platform zone); no wildcard"

@@ -12,10 +12,11 @@ partner's key in the partner's own namespace.
   checks the record (gateway/tls.py `proof_matches`) and only then sets `platform:domainVerified: <domain>` in the
   partner's stack file (a reviewed change); without it the stack requests no certificate and routes no domain.
   The certificate is then issued by DNS-01 too, through delegation: the partner also sets
-  `_acme-challenge.<domain> CNAME _acme-challenge.<id>.<zone>` and cert-manager (cnameStrategy Follow) answers the challenge
-  in the platform zone. DNS-01 rather than HTTP-01, because HTTP-01 needs the domain to point at the gateway before
-  the certificate exists, and in that window Kong would answer the domain's TLS handshakes with its default
-  certificate; with DNS-01 the certificate is bound before the partner moves its DNS.
+  `_acme-challenge.<domain> CNAME _acme-challenge.<id>.<zone>` and cert-manager (cnameStrategy Follow) answers the
+  challenge in the platform zone (`platformctl verify-domain` checks that delegation with the TXT proof). DNS-01
+  rather than HTTP-01, because HTTP-01 needs the domain to point at the gateway before the certificate exists, and in
+  that window Kong would answer the domain's TLS handshakes with its default certificate; with DNS-01 the certificate
+  is bound before the partner moves its DNS.
 - Binding: no stack reads the Secret (a preview would read it before it exists, pulumi/pulumi#16395, and a copy in
   Kong would go stale at the first renewal). Each region runs `platformctl certs sync` every two minutes
   (components/certificate_sync.py, services/certsync.py): it copies every registered Secret into Kong as a

@@ -59,7 +59,10 @@ def wait_for(resource: Resource) -> Wait:
         "LoadBalancer"
     ):
         return DEFAULT
-    if resource.type == "aws:eks/addon:Addon" and resource.inputs.get("addonName") in ("vpc-cni", "eks-pod-identity-agent"):
+    if resource.type == "aws:eks/addon:Addon" and resource.inputs.get("addonName") in (
+        "vpc-cni",
+        "eks-pod-identity-agent",
+    ):
         return Wait(30, 1200, "add-on ACTIVE (DaemonSet on the nodes as they come)")
     return wait
 
@@ -96,8 +99,10 @@ class Schedule:
 
 def _physical(resource: Resource) -> bool:
     """Creates something (not a component, the stack or a provider)."""
-    return ":" in resource.type and not resource.type.startswith(("pulumi:pulumi:", "pulumi:providers:")) and (
-        resource.type.split(":")[0] not in ("platform",)
+    return (
+        ":" in resource.type
+        and not resource.type.startswith(("pulumi:pulumi:", "pulumi:providers:"))
+        and (resource.type.split(":")[0] not in ("platform",))
     )
 
 
@@ -133,7 +138,9 @@ def schedule(stack: str, resources: Iterable[Resource]) -> Schedule:
             continue
         finish, latest, after = timed(resource.urn)
         wait = wait_for(resource)
-        steps.append(Step(resource, wait, finish - wait.typical, finish, latest, _physical_ancestor(after, by_urn, timing)))
+        steps.append(
+            Step(resource, wait, finish - wait.typical, finish, latest, _physical_ancestor(after, by_urn, timing))
+        )
     steps.sort(key=lambda s: (s.start, s.finish, s.resource.name))
     return Schedule(stack, steps, _critical(steps))
 

@@ -167,15 +167,23 @@ def check_crds_installed_first(resources: list[Resource], context: StackContext)
         if not installers:
             if context.kind == "partner" and group in REGION_PROVIDED_GROUPS:
                 continue  # installed by the home region's stack, which is deployed before any partner's
-            yield resource.urn, (
-                f"{kind} ({group}) has no CRD in this stack: nothing installs its CustomResourceDefinition; install it "
-                "in the stack (a Helm release with its CRDs) or in a stack deployed before this one"
+            yield (
+                resource.urn,
+                (
+                    f"{kind} ({group}) has no CRD in this stack: nothing installs its "
+                    f"CustomResourceDefinition; install it "
+                    "in the stack (a Helm release with its CRDs) or in a stack deployed before this one"
+                ),
             )
         elif not any(graph.waits(resource, i) for i in installers):
             names = ", ".join(i.name for i in installers)
-            yield resource.urn, (
-                f"{kind} ({group}) does not wait for {names}, which installs its CRD: on a first deploy the kind does "
-                f"not exist yet; add depends_on=[{installers[0].name}] (or on something created after it)"
+            yield (
+                resource.urn,
+                (
+                    f"{kind} ({group}) does not wait for {names}, which installs its CRD: on a first "
+                    f"deploy the kind does "
+                    f"not exist yet; add depends_on=[{installers[0].name}] (or on something created after it)"
+                ),
             )
 
 
@@ -209,10 +217,13 @@ def check_workloads_wait_for_nodes(resources: list[Resource], context: StackCont
             continue
         if not any(graph.waits(resource, n) for n in node_groups):
             what = "Helm release" if resource.type == HELM_RELEASE else resource.type.rsplit(":", 1)[-1]
-            yield resource.urn, (
-                f"{what} {resource.name} does not wait for the node group {node_groups[0].name}: its pods have no "
-                "node to run on and the create's readiness wait times out; add "
-                f"depends_on=[{node_groups[0].name}]"
+            yield (
+                resource.urn,
+                (
+                    f"{what} {resource.name} does not wait for the node group {node_groups[0].name}: its pods have no "
+                    "node to run on and the create's readiness wait times out; add "
+                    f"depends_on=[{node_groups[0].name}]"
+                ),
             )
 
 
@@ -241,22 +252,32 @@ def check_identity_before_pods(resources: list[Resource], context: StackContext)
         association = associations.get(key)
         if association is not None:
             if not graph.waits(resource, association):
-                yield resource.urn, (
-                    f"{resource.name} runs as {key[0]}/{key[1]}, whose Pod Identity association "
-                    f"{association.name} it does not wait for: its first pods get no AWS credentials; add "
-                    f"depends_on=[{association.name}]"
+                yield (
+                    resource.urn,
+                    (
+                        f"{resource.name} runs as {key[0]}/{key[1]}, whose Pod Identity association "
+                        f"{association.name} it does not wait for: its first pods get no AWS credentials; add "
+                        f"depends_on=[{association.name}]"
+                    ),
                 )
             for agent in agents:
                 if not graph.waits(resource, agent):
-                    yield resource.urn, (
-                        f"{resource.name} uses Pod Identity but does not wait for the agent add-on {agent.name} that "
-                        f"serves its credentials; add depends_on=[{agent.name}]"
+                    yield (
+                        resource.urn,
+                        (
+                            f"{resource.name} uses Pod Identity but does not wait for the agent "
+                            f"add-on {agent.name} that "
+                            f"serves its credentials; add depends_on=[{agent.name}]"
+                        ),
                     )
         account_resource = irsa.get(key)
         if account_resource is not None and not graph.waits(resource, account_resource):
-            yield resource.urn, (
-                f"{resource.name} runs as {key[0]}/{key[1]}, whose IRSA role annotation it does not wait for; add "
-                f"depends_on=[{account_resource.name}]"
+            yield (
+                resource.urn,
+                (
+                    f"{resource.name} runs as {key[0]}/{key[1]}, whose IRSA role annotation it does not wait for; add "
+                    f"depends_on=[{account_resource.name}]"
+                ),
             )
 
 
@@ -284,17 +305,23 @@ def check_claims_have_storage(resources: list[Resource], context: StackContext) 
             if wanted:
                 storage_class = classes.get(str(wanted))
                 if storage_class is None:
-                    yield resource.urn, (
-                        f"{where} asks for StorageClass {wanted!r}, which this stack does not create; create it "
-                        "(with its CSI driver) in the stack"
+                    yield (
+                        resource.urn,
+                        (
+                            f"{where} asks for StorageClass {wanted!r}, which this stack does not create; create it "
+                            "(with its CSI driver) in the stack"
+                        ),
                     )
                     continue
             elif defaults:
                 storage_class = defaults[0]
             else:
-                yield resource.urn, (
-                    f"{where} names no StorageClass and the stack installs no default one (EKS 1.30+ has none): "
-                    "set storageClassName to a class the stack creates (ClusterAddons' gp3-encrypted)"
+                yield (
+                    resource.urn,
+                    (
+                        f"{where} names no StorageClass and the stack installs no default one (EKS 1.30+ has none): "
+                        "set storageClassName to a class the stack creates (ClusterAddons' gp3-encrypted)"
+                    ),
                 )
                 continue
             if not graph.waits(resource, storage_class):
@@ -303,9 +330,13 @@ def check_claims_have_storage(resources: list[Resource], context: StackContext) 
             installer = CSI_DRIVERS.get(provisioner)
             drivers = [r for r in resources if installer is not None and installer.matches(r)]
             if not drivers:
-                yield resource.urn, (
-                    f"{where}: StorageClass {storage_class.name}'s provisioner {provisioner!r} has no CSI driver in "
-                    "the stack; install it (EKS add-on aws-ebs-csi-driver with its Pod Identity role)"
+                yield (
+                    resource.urn,
+                    (
+                        f"{where}: StorageClass {storage_class.name}'s provisioner {provisioner!r} "
+                        f"has no CSI driver in "
+                        "the stack; install it (EKS add-on aws-ebs-csi-driver with its Pod Identity role)"
+                    ),
                 )
             elif not any(graph.waits(resource, d) for d in drivers):
                 yield resource.urn, f"{where} does not wait for the CSI driver {drivers[0].name}; add depends_on"
@@ -322,14 +353,20 @@ def check_hpa_metrics_have_a_source(resources: list[Resource], context: StackCon
         metrics = _get(resource.inputs, "spec", "metrics") or []
         kinds = {str(m.get("type")) for m in metrics if isinstance(m, dict)} or {"Resource"}  # v1: CPU
         if kinds & {"Resource", "ContainerResource"} and not metrics_server and context.kind != "partner":
-            yield resource.urn, (
-                f"HPA {resource.name} scales on resource metrics but nothing installs metrics-server; add the EKS "
-                "add-on metrics-server (ClusterAddons)"
+            yield (
+                resource.urn,
+                (
+                    f"HPA {resource.name} scales on resource metrics but nothing installs metrics-server; add the EKS "
+                    "add-on metrics-server (ClusterAddons)"
+                ),
             )
         if kinds & {"Pods", "Object", "External"} and not adapters:
-            yield resource.urn, (
-                f"HPA {resource.name} scales on {sorted(kinds & {'Pods', 'Object', 'External'})} metrics but no "
-                "metrics adapter (prometheus-adapter, KEDA) is installed"
+            yield (
+                resource.urn,
+                (
+                    f"HPA {resource.name} scales on {sorted(kinds & {'Pods', 'Object', 'External'})} metrics but no "
+                    "metrics adapter (prometheus-adapter, KEDA) is installed"
+                ),
             )
 
 
@@ -348,10 +385,14 @@ def check_no_read_of_own_objects(resources: list[Resource], context: StackContex
             continue
         namespace, _, name = resource.read_id.rpartition("/")
         if (resource.type, namespace or "default", name) in created:
-            yield resource.urn, (
-                f"{resource.name} reads {resource.read_id} ({resource.type.rsplit(':', 1)[-1]}), which this stack "
-                "creates: a preview of the first deploy fails; use the creating resource's outputs, or let something "
-                "in the cluster consume it (the certificate sync for TLS Secrets)"
+            yield (
+                resource.urn,
+                (
+                    f"{resource.name} reads {resource.read_id} ({resource.type.rsplit(':', 1)[-1]}), which this stack "
+                    "creates: a preview of the first deploy fails; use the creating resource's "
+                    "outputs, or let something "
+                    "in the cluster consume it (the certificate sync for TLS Secrets)"
+                ),
             )
 
 

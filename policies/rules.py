@@ -460,9 +460,13 @@ def check_route_certificates(resources: list[Resource], context: StackContext) -
     for route, host in _route_hosts(resources):
         covering = [c for c in certificates if any(host_matches(s, host) for s in certificate_names(c))]
         if not covering:
-            yield route.urn, (
-                f"route host {host!r} has no certificate binding (a Kong certificate with that SNI, or a cert-manager "
-                "Certificate for it whose Secret the certificate sync is granted: bind_certificate)"
+            yield (
+                route.urn,
+                (
+                    f"route host {host!r} has no certificate binding (a Kong certificate with that "
+                    f"SNI, or a cert-manager "
+                    "Certificate for it whose Secret the certificate sync is granted: bind_certificate)"
+                ),
             )
         elif route.dependencies is not None and not any(c.urn in route.dependencies for c in covering):
             yield route.urn, f"route on {host!r} does not wait for its certificate (depends_on the certificate)"

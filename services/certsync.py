@@ -178,10 +178,14 @@ def sync(kubernetes: Endpoint, kong: Endpoint, region: str) -> SyncReport:
             continue
         try:
             status, current = kong.call("GET", f"/certificates/{cert_id}")
-            if status == 200 and current and current.get("cert") == issued.cert and current.get("key") == issued.key:
-                if sorted(current.get("snis") or []) == list(issued.names):
-                    report.unchanged.append(where)
-                    continue
+            if (
+                status == 200
+                and current
+                and (current.get("cert"), current.get("key")) == (issued.cert, issued.key)
+                and sorted(current.get("snis") or []) == list(issued.names)
+            ):
+                report.unchanged.append(where)
+                continue
             kong.call(
                 "PUT",
                 f"/certificates/{cert_id}",

@@ -4,6 +4,7 @@ permission, identities before pods, and certificates that reach Kong through the
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,8 @@ def test_the_ebs_csi_driver_is_an_eks_addon_with_its_own_pod_identity_role(plans
     assert managed.inputs["policyArn"] == "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
     kms_policy = _one(plans, REGION, "region-addons-ebs-csi-kms")
     assert kms_policy.property_dependencies["policy"] == [_urn(plans, REGION, "region-data-key")]
-    grant, use = ebs_key_policy("arn:aws:kms:eu-central-1:111122223333:key/k")["Statement"]  # type: ignore[misc]
+    statements: list[dict[str, Any]] = ebs_key_policy("arn:aws:kms:eu-central-1:111122223333:key/k")["Statement"]  # type: ignore[assignment]
+    grant, use = statements
     assert grant["Resource"] == use["Resource"] == ["arn:aws:kms:eu-central-1:111122223333:key/k"]
     assert grant["Action"] == ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
     assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
@@ -109,8 +111,10 @@ def test_the_meter_certificate_waits_for_the_issuer_that_waits_for_the_crds(plan
     assert _urn(plans, REGION, "region-cert-manager") in issuer.dependencies
 
 
-@pytest.mark.parametrize(("stack", "purpose", "namespace"), [(REGION, "meter", "platform"),
-                                                           (PARTNER, "platform-hosts", "partner-acme-voice")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("stack", "purpose", "namespace"),
+    [(REGION, "meter", "platform"), (PARTNER, "platform-hosts", "partner-acme-voice")],
+)
 def test_certificates_are_registered_with_the_sync_and_never_read(
     plans: dict[str, StackPlan], stack: str, purpose: str, namespace: str
 ) -> None:

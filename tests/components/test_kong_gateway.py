@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from gateway.router import routes_from_plan, upstream_path
 from tests.conftest import Plan

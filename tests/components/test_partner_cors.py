@@ -14,7 +14,7 @@ ZONE = "voice-platform.example"
 PLUGIN = "kong:index/plugin:Plugin"
 
 
-def _cors_by_route(plan, stack: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def _cors_by_route(plan, stack: str) -> dict[str, list[str]]:
     routes = {r.urn: r.name for r in plan.resources(stack, "kong:index/route:Route")}
     return {
         routes[r.property_dependencies["routeId"][0]]: json.loads(r.inputs["configJson"])["origins"]
@@ -27,7 +27,7 @@ def _allows(origins: list[str], origin: str) -> bool:
     return any(kong_origin_allows(entry, origin) for entry in origins)
 
 
-def test_each_route_admits_the_partners_dashboards_and_nothing_else(repo_copy: Path, plan_in) -> None:  # type: ignore[no-untyped-def]
+def test_each_route_admits_the_partners_dashboards_and_nothing_else(repo_copy: Path, plan_in) -> None:
     """Failing before: only https://<one label>.<zone> was admitted (globally), so neither dashboard.<id>.<zone> nor
     the white-label dashboard on the verified domain could call the API from a browser."""
     stack_file = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
@@ -64,7 +64,9 @@ def test_an_unverified_domain_is_not_an_origin() -> None:
     ]
 
 
-@pytest.mark.parametrize("bad", ["https://*.{zone}", "https://dashboard.{zone}", "http://{domain}", "https://{domain}/x"])
+@pytest.mark.parametrize(
+    "bad", ["https://*.{zone}", "https://dashboard.{zone}", "http://{domain}", "https://{domain}/x"]
+)
 def test_templates_that_would_admit_more_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="CORS origin"):
         partner_origins((bad,), "acme", ZONE, "voice.acme.example")

@@ -3,6 +3,7 @@ path and the expected duration, for a region and a partner stack."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def region() -> tuple[Schedule, list[str]]:
     return first_deploy(Repo(ROOT), "region-eu-central")
 
 
-def _step(plan: Schedule, name: str):  # type: ignore[no-untyped-def]
+def _step(plan: Schedule, name: str):
     (found,) = [s for s in plan.steps if s.resource.name == name]
     return found
 
@@ -47,7 +48,7 @@ def test_the_critical_path_ends_when_the_update_ends(region: tuple[Schedule, lis
     path = plan.critical_path
     assert path[-1].finish == plan.typical_seconds
     assert "region-cluster" in [s.resource.name for s in path]
-    for before, after in zip(path, path[1:], strict=False):
+    for before, after in itertools.pairwise(path):
         assert after.start == before.finish  # each step waited for the one before it
     assert plan.typical_seconds < plan.worst_seconds
 
@@ -65,7 +66,7 @@ def test_a_chain_of_waits_adds_up() -> None:
     assert _step(plan, "d").start == 0
 
 
-def test_up_dry_run_order_prints_the_order_and_runs_nothing(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_up_dry_run_order_prints_the_order_and_runs_nothing(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     from platformctl import engine
 
     monkeypatch.setattr(engine, "run_locked", lambda *a, **k: pytest.fail("the engine must not run"))
@@ -78,7 +79,7 @@ def test_up_dry_run_order_prints_the_order_and_runs_nothing(cli, monkeypatch: py
     assert "critical path" in run.out and "expected duration" in run.out
 
 
-def test_a_seeded_ordering_mistake_fails_the_dry_run(cli, repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_seeded_ordering_mistake_fails_the_dry_run(cli, repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The copy's own program: its components are imported afresh (this process has the checkout's imported)."""
     import sys
 

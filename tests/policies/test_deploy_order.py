@@ -94,9 +94,7 @@ def test_a_helm_release_before_its_nodes(plans: dict[str, StackPlan]) -> None:
 
 
 def test_pods_before_their_pod_identity(plans: dict[str, StackPlan]) -> None:
-    resources = _without_dependency(
-        _resources(plans, REGION), "region-cert-manager", "region-cert-manager-identity"
-    )
+    resources = _without_dependency(_resources(plans, REGION), "region-cert-manager", "region-cert-manager-identity")
     findings = _findings(resources, _context(plans, REGION))
     assert [urn.rsplit("::", 1)[-1] for urn, _ in findings] == ["region-cert-manager"]
     assert "cert-manager/cert-manager" in findings[0][1] and "region-cert-manager-identity" in findings[0][1]

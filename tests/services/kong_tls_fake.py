@@ -76,13 +76,13 @@ def _handler(app: Any) -> type[BaseHTTPRequestHandler]:
             status, answer = app.answer(method, self.path, dict(self.headers), body)
             self._respond(status, answer)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._handle("GET")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             self._handle("PUT")
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             self._handle("DELETE")
 
     return Handler
@@ -158,7 +158,11 @@ class FakeKong:
                 return 404, {"message": "Not found"}
             cert_id = segments[1]
             if method == "GET":
-                return (200, self.certificates[cert_id]) if cert_id in self.certificates else (404, {"message": "Not found"})
+                return (
+                    (200, self.certificates[cert_id])
+                    if cert_id in self.certificates
+                    else (404, {"message": "Not found"})
+                )
             if method == "DELETE":
                 self.certificates.pop(cert_id, None)
                 return 204, None
@@ -216,7 +220,7 @@ def serve_tls(kong: FakeKong) -> Iterator[int]:
         if context is not None:
             sock.context = context
 
-    default.sni_callback = choose  # type: ignore[assignment]
+    default.sni_callback = choose
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -252,9 +256,11 @@ def served_serial(port: int, server_name: str) -> int:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=server_name) as tls:
-            der = tls.getpeercert(binary_form=True)
-            tls.sendall(b"x")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        tls.sendall(b"x")
     assert der is not None
     return x509.load_der_x509_certificate(der).serial_number

@@ -26,7 +26,7 @@ def fakes() -> Iterator[tuple[FakeKubernetes, FakeKong, Endpoint, Endpoint]]:
         )
 
 
-def test_a_renewed_secret_is_served_by_kong_after_the_next_sync(fakes) -> None:  # type: ignore[no-untyped-def]
+def test_a_renewed_secret_is_served_by_kong_after_the_next_sync(fakes) -> None:
     kube, kong, kube_api, kong_api = fakes
     kube.add_role(NS, "kong-cert-sync-platform-hosts", ["tls-platform-hosts"])
     first = issue(HOSTS, serial=1001)
@@ -51,7 +51,7 @@ def test_a_renewed_secret_is_served_by_kong_after_the_next_sync(fakes) -> None: 
     assert {"managed-by:kong-cert-sync", "region:eu-central"} <= set(stored["tags"])
 
 
-def test_only_registered_secrets_are_read_and_a_pending_one_waits(fakes) -> None:  # type: ignore[no-untyped-def]
+def test_only_registered_secrets_are_read_and_a_pending_one_waits(fakes) -> None:
     kube, kong, kube_api, kong_api = fakes
     kube.write_secret(NS, "tenant-own-secret", *issue(["x.example"], serial=5))
     kube.add_role(NS, "unrelated", ["tenant-own-secret"], labelled=False)
@@ -61,7 +61,7 @@ def test_only_registered_secrets_are_read_and_a_pending_one_waits(fakes) -> None
     assert report.written == [] and kong.certificates == {}
 
 
-def test_a_certificate_whose_registration_is_gone_is_deleted_but_not_after_a_failed_read(fakes) -> None:  # type: ignore[no-untyped-def]
+def test_a_certificate_whose_registration_is_gone_is_deleted_but_not_after_a_failed_read(fakes) -> None:
     kube, kong, kube_api, kong_api = fakes
     kube.add_role(NS, "kong-cert-sync-platform-hosts", ["tls-platform-hosts"])
     kube.add_role("platform", "kong-cert-sync-meter", ["tls-meter"])
@@ -85,4 +85,6 @@ def test_a_certificate_whose_registration_is_gone_is_deleted_but_not_after_a_fai
 
 def test_regions_write_different_kong_certificates_for_the_same_secret_name() -> None:
     assert certificate_id("eu-central", "platform", "tls-meter") != certificate_id("us-east", "platform", "tls-meter")
-    assert certificate_id("eu-central", "platform", "tls-meter") == certificate_id("eu-central", "platform", "tls-meter")
+    assert certificate_id("eu-central", "platform", "tls-meter") == certificate_id(
+        "eu-central", "platform", "tls-meter"
+    )
