@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.twilio_resources import TwilioNumber, TwilioSubaccount
+from components.twilio_resources import TwilioAddress, TwilioNumber, TwilioSubaccount
 from partners.telephony import NumberSlot, subaccount_friendly_name
 
 
@@ -33,6 +33,20 @@ class PartnerTelephony(pulumi.ComponentResource):
         )
         numbers = []
         for slot in args.slots:
+            address_sid: pulumi.Input[str] | None = slot.request.address_sid
+            if slot.request.address is not None:
+                # Created in the new subaccount by this same update; the purchase waits for it (its sid is an input).
+                address_sid = TwilioAddress(
+                    f"{name}-address-{slot.key}",
+                    {
+                        "partner_id": slot.partner_id,
+                        "subaccount_sid": subaccount.sid,
+                        "iso_country": slot.country,
+                        "friendly_name": slot.friendly_name,
+                        **slot.request.address.model_dump(),
+                    },
+                    opts=keep,
+                ).sid
             number = TwilioNumber(
                 f"{name}-number-{slot.key}",
                 {
@@ -44,7 +58,7 @@ class PartnerTelephony(pulumi.ComponentResource):
                     "subaccount_sid": subaccount.sid,
                     "area_code": slot.request.area_code,
                     "locality": slot.request.locality,
-                    "address_sid": slot.request.address_sid,
+                    "address_sid": address_sid,
                     "bundle_sid": slot.request.bundle_sid,
                     "voice_url": args.voice_url,
                     "status_callback": args.status_callback,

@@ -46,14 +46,19 @@ WAITS: dict[str, Wait] = {
     "kubernetes:cert-manager.io/v1:ClusterIssuer": Wait(10, 600, "ACME account registered"),
     "kubernetes:core/v1:Service": Wait(2, 600, "for type LoadBalancer: the NLB has a hostname (10 min)"),
     "kubernetes:core/v1:Namespace": Wait(2, 300, "namespace active"),
-    "pulumi-python:dynamic:Resource": Wait(5, 120, "the vendor's API answered (Twilio)"),
     "kong:index/route:Route": Wait(1, 30, "control plane stored it"),
 }
 DEFAULT = Wait(3, 60, "")
 """Any other resource: one API call."""
 
 
+DYNAMIC = Wait(5, 120, "the vendor's API answered (Twilio)")
+"""A dynamic resource (pulumi-python:dynamic/...): a few calls to the vendor's API."""
+
+
 def wait_for(resource: Resource) -> Wait:
+    if resource.type.startswith("pulumi-python:dynamic"):
+        return DYNAMIC
     wait = WAITS.get(resource.type, DEFAULT)
     if resource.type == "kubernetes:core/v1:Service" and (resource.inputs.get("spec") or {}).get("type") != (
         "LoadBalancer"

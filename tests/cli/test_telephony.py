@@ -115,7 +115,7 @@ def test_a_requirement_the_spec_does_not_meet_is_a_warning(cli, repo_copy: Path,
         billing={"currency": "MXN", "payout_method": "stripe_connect"},
     )
     run = cli("validate", str(spec), root=repo_copy)
-    assert "telephony.numbers.0.address_sid: MX local numbers need an address (locality)" in run.err
+    assert "telephony.numbers.0.address: MX local numbers need an address (locality)" in run.err
     assert "telephony.numbers.0.bundle_sid: MX local numbers need an approved regulatory bundle" in run.err
 
 
