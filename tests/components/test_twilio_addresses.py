@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from components.twilio_resources import TwilioAddressProvider, TwilioError, TwilioNumberProvider
+from components.twilio_resources import (
+    TwilioAddressProvider,
+    TwilioError,
+    TwilioNumberProvider,
+    TwilioSubaccountProvider,
+)
 from partners.telephony import NumberRequest
 from tests.components.test_twilio_resources import slot, subaccount, twilio  # noqa: F401 - the fixture
 from tests.components.twilio_fake import FakeTwilio
@@ -55,7 +60,7 @@ def test_without_the_address_twilio_refuses_the_purchase(twilio: FakeTwilio) -> 
     twilio.offer("BR", "toll_free", "+558000000001")
     twilio.address_required.add(("BR", "toll_free"))
     sub = subaccount(twilio)
-    with pytest.raises(TwilioError, match="error 21631: .*Phone Number Requires an Address"):
+    with pytest.raises(TwilioError, match=r"error 21631: .*Phone Number Requires an Address"):
         TwilioNumberProvider().create(slot(sub))
     assert twilio.numbers == {}
 
@@ -63,17 +68,11 @@ def test_without_the_address_twilio_refuses_the_purchase(twilio: FakeTwilio) -> 
 def test_an_address_of_another_account_does_not_count(twilio: FakeTwilio) -> None:  # noqa: F811
     twilio.offer("BR", "toll_free", "+558000000001")
     twilio.address_required.add(("BR", "toll_free"))
-    other = TwilioSubaccountProvider_create(twilio, "pctl:other")
+    other = TwilioSubaccountProvider().create({"partner_id": "other", "friendly_name": "pctl:other"}).id
     foreign = TwilioAddressProvider().create(address_props(other, partner_id="other"))
     sub = subaccount(twilio)
     with pytest.raises(TwilioError, match="21631"):
         TwilioNumberProvider().create(slot(sub, address_sid=foreign.id))
-
-
-def TwilioSubaccountProvider_create(twilio: FakeTwilio, name: str) -> str:  # noqa: N802 - names the provider call
-    from components.twilio_resources import TwilioSubaccountProvider
-
-    return TwilioSubaccountProvider().create({"partner_id": name.split(":")[1], "friendly_name": name}).id
 
 
 def test_address_diff_updates_fields_and_replaces_on_country_or_account() -> None:
@@ -93,7 +92,7 @@ def test_the_spec_takes_an_address_or_an_address_sid_not_both() -> None:
         NumberRequest(country="BR", type="toll_free", address={**ADDRESS, "postal_code": "<script>"})  # type: ignore[arg-type]
 
 
-def test_the_partner_plan_creates_the_address_before_the_number(cli, repo_copy: Path, plan_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_partner_plan_creates_the_address_before_the_number(cli, repo_copy: Path, plan_in, tmp_path: Path) -> None:
     from tests.cli.test_telephony import EXAMPLE
 
     doc = yaml.safe_load(EXAMPLE.read_text())
