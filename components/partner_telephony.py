@@ -73,6 +73,8 @@ class PartnerTelephony(pulumi.ComponentResource):
                     "friendly_name": slot.friendly_name,
                     "phone_number": number.phone_number,
                     "sid": number.sid,
+                    "status": number.status,
+                    "waiting_for": number.waiting_for,
                 }
             )
         self.outputs = {

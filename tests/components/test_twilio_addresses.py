@@ -109,3 +109,43 @@ def test_the_partner_plan_creates_the_address_before_the_number(cli, repo_copy: 
     assert address.inputs["iso_country"] == "BR" and address.inputs["customer_name"] == ADDRESS["customer_name"]
     assert address.property_dependencies["subaccount_sid"] == [subaccount_urn]
     assert number.property_dependencies["address_sid"] == [address.urn]
+
+
+def test_a_slot_whose_bundle_is_not_accepted_waits_and_is_bought_once_it_is(twilio: FakeTwilio) -> None:  # noqa: F811
+    twilio.offer("BR", "toll_free", "+558000000001")
+    sub = subaccount(twilio)
+    bundle = twilio.add_bundle(sub, "pending-review")
+    provider = TwilioNumberProvider()
+    waiting = provider.create(slot(sub, bundle_sid=bundle))
+    assert waiting.id == "waiting:pctl:pampas-voz:BR:toll_free:0"
+    assert waiting.outs is not None and waiting.outs["status"] == "waiting"
+    assert waiting.outs["waiting_for"] == f"regulatory bundle {bundle} is pending-review"
+    assert twilio.purchases() == [] and twilio.numbers == {}
+    # The next `up` retries (replace: a bought number has a new id); reading or deleting a waiting slot calls nothing.
+    assert "status" in provider.diff(waiting.id, waiting.outs, slot(sub, bundle_sid=bundle)).replaces
+    assert provider.read(waiting.id, waiting.outs).id == waiting.id
+    requests = len(twilio.requests)
+    provider.delete(waiting.id, waiting.outs)
+    assert len(twilio.requests) == requests
+
+    twilio.bundles[bundle]["status"] = "twilio-approved"
+    bought = provider.create(slot(sub, bundle_sid=bundle))
+    assert bought.outs is not None and bought.outs["status"] == "active" and bought.outs["waiting_for"] == ""
+    assert twilio.numbers[bought.id]["bundle_sid"] == bundle
+    assert not provider.diff(bought.id, bought.outs, slot(sub, bundle_sid=bundle)).changes
+
+
+def test_the_bundle_is_read_as_the_subaccount_not_the_main_account(twilio: FakeTwilio) -> None:  # noqa: F811
+    """A bundle filed in the main account is not the subaccount's: the slot waits, naming why."""
+    twilio.offer("BR", "toll_free", "+558000000001")
+    sub = subaccount(twilio)
+    foreign = twilio.add_bundle(twilio.account_sid, "twilio-approved")
+    waiting = TwilioNumberProvider().create(slot(sub, bundle_sid=foreign))
+    assert waiting.outs is not None and waiting.outs["waiting_for"] == f"regulatory bundle {foreign} is missing"
+    rejected = twilio.add_bundle(sub, "twilio-rejected")
+    again = TwilioNumberProvider().create(slot(sub, bundle_sid=rejected, index=1, friendly_name="pctl:x:BR:t:1"))
+    assert (
+        again.outs is not None
+        and "twilio-rejected (fix and resubmit it in the subaccount)" in again.outs["waiting_for"]
+    )
+    assert twilio.purchases() == []

@@ -33,6 +33,8 @@ class FakeTwilio:
     """(HTTP status, Twilio code, message) every purchase answers with, when set."""
     addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Addresses by SID (each names its account)."""
+    bundles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Regulatory bundles by SID (Numbers v2), each in one account, with its review status."""
     address_required: set[tuple[str, str]] = field(default_factory=set)
     """(country, type) whose purchase needs an AddressSid of the buying account in that country (error 21631)."""
     taken: set[str] = field(default_factory=set)
@@ -81,6 +83,8 @@ class FakeTwilio:
 
     def handle(self, method: str, path: str, params: dict[str, list[str]], auth: str) -> tuple[int, Any]:
         self.requests.append((method, path, params))
+        if m := re.fullmatch(r"/v2/RegulatoryCompliance/Bundles/(BU\w+)", path):
+            return self._bundle(m.group(1), auth)
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if auth != expected:
             return 401, _error(20003, "Authenticate", 401)
@@ -203,6 +207,35 @@ class FakeTwilio:
                     number[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
             return 200, number
         return 404, _error(20404, f"The requested resource {path} was not found", 404)
+
+    def add_bundle(self, account_sid: str, status: str) -> str:
+        sid = self.sid("BU")
+        self.bundles[sid] = {"sid": sid, "account_sid": account_sid, "status": status, "friendly_name": sid}
+        return sid
+
+    def _bundle(self, sid: str, auth: str) -> tuple[int, Any]:
+        """Numbers v2 acts on the account it is authenticated as (an account's own SID and token): a bundle of
+        another account is not found, the main account's credentials included (Twilio docs, "REST API:
+        Subaccounts": main credentials reach v2010 resources of subaccounts only)."""
+        acting = next(
+            (
+                a["sid"]
+                for a in self.accounts.values()
+                if auth == "Basic " + base64.b64encode(f"{a['sid']}:{self._token_of(a)}".encode()).decode()
+            ),
+            None,
+        )
+        if acting is None:
+            return 401, _error(20003, "Authenticate", 401)
+        bundle = self.bundles.get(sid)
+        if bundle is None or bundle["account_sid"] != acting:
+            return 404, _error(
+                20404, f"The requested resource /v2/RegulatoryCompliance/Bundles/{sid} was not found", 404
+            )
+        return 200, bundle
+
+    def _token_of(self, account: dict[str, Any]) -> str:
+        return self.auth_token if account["sid"] == self.account_sid else str(account["auth_token"])
 
     def _offer_of(self, phone: str) -> tuple[str, str]:
         for (country, number_type), offered in self.available.items():
