@@ -222,6 +222,12 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
             number_slots=tuple(number_slots(spec)),
+            bundle_required_slots=frozenset(
+                slot.key
+                for slot in number_slots(spec)
+                if (needs := repo.telephony().requirements(slot.country, slot.type)) is not None
+                and needs.bundle == "required"
+            ),
             voice_endpoint_url=region_ref.get_output("voice_endpoint_url"),
             meter_public_url=region_ref.get_output("meter_public_url"),
             keep_numbers=not (config.get_bool("purgeData") or config.get_bool("releaseNumbers")),

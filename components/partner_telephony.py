@@ -20,6 +20,9 @@ class PartnerTelephonyArgs:
     """Where Twilio sends the partner's calls: the home region's voice endpoint through the gateway."""
     status_callback: pulumi.Input[str]
     """The meter's signed callback for the partner: `<meter_public_url>/twilio/<partner-id>/status`."""
+    bundle_required: frozenset[str] = frozenset()
+    """Keys of the slots whose country and type need a regulatory bundle (regions/telephony.yaml): without one they
+    wait instead of failing the purchase."""
     keep_on_delete: bool = True
     """Keep numbers and subaccount when the stack drops them (a partner may come back; numbers are hard to get)."""
 
@@ -60,6 +63,7 @@ class PartnerTelephony(pulumi.ComponentResource):
                     "locality": slot.request.locality,
                     "address_sid": address_sid,
                     "bundle_sid": slot.request.bundle_sid,
+                    "bundle_required": slot.key in args.bundle_required,
                     "voice_url": args.voice_url,
                     "status_callback": args.status_callback,
                 },

@@ -96,6 +96,8 @@ class PartnerTenantArgs:
     """Home region's voice endpoint through the gateway (region stack output), the numbers' voice URL."""
     meter_public_url: pulumi.Input[str] = ""
     """Home region's meter (region stack output); the numbers' status callback is under it."""
+    bundle_required_slots: frozenset[str] = frozenset()
+    """Number slots whose country and type need a regulatory bundle (they wait for one instead of failing)."""
     keep_numbers: bool = True
     """Keep numbers and subaccount, also once offboarded; False on purge or an explicit release."""
 
@@ -243,6 +245,7 @@ class PartnerTenant(pulumi.ComponentResource):
                 voice_url=args.voice_endpoint_url,
                 status_callback=pulumi.Output.concat(args.meter_public_url, f"/twilio/{args.spec.id}/status"),
                 keep_on_delete=args.keep_numbers,
+                bundle_required=args.bundle_required_slots,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -290,6 +290,16 @@ class TwilioNumberProvider(ResourceProvider):
     reason is an output) and every later update tries again, buying once Twilio has accepted the bundle."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get("bundle_required") and not props.get("bundle_sid"):
+            # The subaccount is new: no bundle can be filed in it before this update created it.
+            reason = (
+                f"{props['country']} {props['number_type']} numbers need a regulatory bundle: file it in subaccount "
+                f"{props['subaccount_sid']} and name it in the spec (bundle_sid)"
+            )
+            return CreateResult(
+                f"{WAITING_PREFIX}{props['friendly_name']}",
+                {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
+            )
         if props.get("bundle_sid"):
             status = _bundle_status(props["subaccount_sid"], props["bundle_sid"])
             if status not in BUNDLE_ACCEPTED:

@@ -109,6 +109,7 @@ def test_the_partner_plan_creates_the_address_before_the_number(cli, repo_copy: 
     assert address.inputs["iso_country"] == "BR" and address.inputs["customer_name"] == ADDRESS["customer_name"]
     assert address.property_dependencies["subaccount_sid"] == [subaccount_urn]
     assert number.property_dependencies["address_sid"] == [address.urn]
+    assert number.inputs["bundle_required"] is False  # regions/telephony.yaml: BR toll-free bundle unstated
 
 
 def test_a_slot_whose_bundle_is_not_accepted_waits_and_is_bought_once_it_is(twilio: FakeTwilio) -> None:  # noqa: F811
@@ -148,4 +149,15 @@ def test_the_bundle_is_read_as_the_subaccount_not_the_main_account(twilio: FakeT
         again.outs is not None
         and "twilio-rejected (fix and resubmit it in the subaccount)" in again.outs["waiting_for"]
     )
+    assert twilio.purchases() == []
+
+
+def test_a_slot_that_needs_a_bundle_the_new_subaccount_cannot_have_yet_waits(twilio: FakeTwilio) -> None:  # noqa: F811
+    """The first deploy of a partner with MX local numbers: the subaccount is new, so no bundle can be named yet;
+    the slot waits (the update succeeds) instead of Twilio refusing the purchase and failing the whole `up`."""
+    twilio.offer("BR", "toll_free", "+558000000001")
+    sub = subaccount(twilio)
+    waiting = TwilioNumberProvider().create(slot(sub, bundle_required=True))
+    assert waiting.outs is not None and waiting.outs["status"] == "waiting"
+    assert f"need a regulatory bundle: file it in subaccount {sub}" in waiting.outs["waiting_for"]
     assert twilio.purchases() == []
