@@ -1,4 +1,5 @@
-"""PartnerTelephony: a partner's Twilio subaccount and one number per slot of its spec's `telephony` section."""
+"""PartnerTelephony: a partner's Twilio subaccount, one number per slot of its spec's `telephony` section, and the
+addresses and regulatory bundles the spec asks to be filed in the subaccount."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.twilio_resources import TwilioAddress, TwilioNumber, TwilioSubaccount
+from components.twilio_resources import TwilioAddress, TwilioBundle, TwilioNumber, TwilioSubaccount
 from partners.telephony import NumberSlot, subaccount_friendly_name
 
 
@@ -35,6 +36,7 @@ class PartnerTelephony(pulumi.ComponentResource):
             f"{name}-subaccount", args.partner_id, subaccount_friendly_name(args.partner_id), opts=keep
         )
         numbers = []
+        bundles: dict[int, pulumi.Output[str]] = {}  # one bundle per spec entry, filed once for all of its slots
         for slot in args.slots:
             address_sid: pulumi.Input[str] | None = slot.request.address_sid
             if slot.request.address is not None:
@@ -50,6 +52,30 @@ class PartnerTelephony(pulumi.ComponentResource):
                     },
                     opts=keep,
                 ).sid
+            bundle_sid: pulumi.Input[str] | None = slot.request.bundle_sid
+            if slot.request.bundle is not None:
+                entry = id(slot.request)
+                if entry not in bundles:
+                    # Filed in the new subaccount by this same update and submitted; the number waits (its sid is an
+                    # input) and the slot stays waiting until Twilio accepts the bundle.
+                    bundle = slot.request.bundle
+                    bundles[entry] = TwilioBundle(
+                        f"{name}-bundle-{slot.key}",
+                        {
+                            "partner_id": slot.partner_id,
+                            "subaccount_sid": subaccount.sid,
+                            "iso_country": slot.country,
+                            "number_type": slot.type,
+                            "end_user_type": bundle.end_user_type,
+                            "friendly_name": f"{slot.friendly_name}:bundle",
+                            "email": bundle.email,
+                            "end_user": dict(bundle.end_user),
+                            "documents": [document.model_dump() for document in bundle.documents],
+                            "address_sid": address_sid,
+                        },
+                        opts=keep,
+                    ).sid
+                bundle_sid = bundles[entry]
             number = TwilioNumber(
                 f"{name}-number-{slot.key}",
                 {
@@ -62,7 +88,7 @@ class PartnerTelephony(pulumi.ComponentResource):
                     "area_code": slot.request.area_code,
                     "locality": slot.request.locality,
                     "address_sid": address_sid,
-                    "bundle_sid": slot.request.bundle_sid,
+                    "bundle_sid": bundle_sid,
                     "bundle_required": slot.key in args.bundle_required,
                     "voice_url": args.voice_url,
                     "status_callback": args.status_callback,

@@ -388,14 +388,16 @@ class TwilioBundleProvider(ResourceProvider):
         if doc.get("sid"):
             return str(doc["sid"])
         name = f"{props['friendly_name']}:document:{index}"
+        attributes = dict(doc["attributes"])
+        if doc.get("proves") == "address" and props.get("address_sid"):
+            # A proof of address names the Address it proves (Supporting Document Types' `address_sids` field).
+            attributes["address_sids"] = [props["address_sid"]]
         for existing in compliance.supporting_documents.list(limit=200):
             if existing.friendly_name == name:
-                if existing.attributes != doc["attributes"]:
-                    compliance.supporting_documents(existing.sid).update(attributes=doc["attributes"])
+                if existing.attributes != attributes:
+                    compliance.supporting_documents(existing.sid).update(attributes=attributes)
                 return str(existing.sid)
-        created = compliance.supporting_documents.create(
-            friendly_name=name, type=doc["type"], attributes=doc["attributes"]
-        )
+        created = compliance.supporting_documents.create(friendly_name=name, type=doc["type"], attributes=attributes)
         return str(created.sid)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

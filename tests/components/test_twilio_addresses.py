@@ -147,7 +147,9 @@ def test_the_bundle_is_read_as_the_subaccount_not_the_main_account(twilio: FakeT
     again = TwilioNumberProvider().create(slot(sub, bundle_sid=rejected, index=1, friendly_name="pctl:x:BR:t:1"))
     assert (
         again.outs is not None
-        and "twilio-rejected (fix and resubmit it in the subaccount)" in again.outs["waiting_for"]
+        and again.outs["waiting_for"]
+        == f"regulatory bundle {rejected} is twilio-rejected; fix the bundle data in the spec (the next `up` files "
+        "it again) or in the subaccount"
     )
     assert twilio.purchases() == []
 

@@ -406,7 +406,9 @@ class FakeTwilio:
             return 200, _v2_page(self.evaluations.get(bundle["sid"], []), path)
         if method == "POST" and "Status" in one:
             if one["Status"] != "pending-review" or bundle["status"] not in ("draft", "twilio-rejected"):
-                return 400, _error(20001, f"Bundle {bundle['sid']} is {bundle['status']}: cannot move to {one['Status']}", 400)
+                return 400, _error(
+                    20001, f"Bundle {bundle['sid']} is {bundle['status']}: cannot move to {one['Status']}", 400
+                )
             self.submissions.append(bundle["sid"])
             bundle["status"] = "pending-review"
         return 200, bundle

@@ -1,0 +1,201 @@
+"""Regulatory bundles filed on a partner's first deploy: end user, supporting documents, bundle, item assignments and
+the submission, all in the new subaccount and as the subaccount. The real `twilio` client against the loopback fake of
+Twilio's REST API (tests/components/twilio_fake.py), which models Regulatory Compliance v2 as Twilio documents it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.twilio_resources import (
+    TwilioAddressProvider,
+    TwilioBundleProvider,
+    TwilioError,
+    TwilioNumberProvider,
+)
+from tests.components.test_twilio_addresses import address_props
+from tests.components.test_twilio_resources import slot, subaccount, twilio  # noqa: F401 - the fixture
+from tests.components.twilio_fake import FakeTwilio
+
+BUNDLE_NAME = "pctl:pampas-voz:MX:local:0:bundle"
+
+
+def bundle_props(sub: str, address_sid: str | None, **overrides: Any) -> dict[str, Any]:
+    return {
+        "partner_id": "pampas-voz",
+        "subaccount_sid": sub,
+        "iso_country": "MX",
+        "number_type": "local",
+        "end_user_type": "individual",
+        "friendly_name": BUNDLE_NAME,
+        "email": "numbers@pampas-voz.example",
+        "end_user": {"first_name": "Lucía", "last_name": "Fernández"},
+        "documents": [
+            {
+                "proves": "identity",
+                "type": "government_issued_document",
+                "attributes": {"first_name": "Lucía", "last_name": "Fernández"},
+                "sid": None,
+            },
+            {"proves": "address", "type": "utility", "attributes": {}, "sid": None},
+        ],
+        "address_sid": address_sid,
+        **overrides,
+    }
+
+
+def mx_slot(sub: str, **overrides: Any) -> dict[str, Any]:
+    return slot(
+        sub,
+        country="MX",
+        number_type="local",
+        friendly_name="pctl:pampas-voz:MX:local:0",
+        bundle_required=True,
+        **overrides,
+    )
+
+
+def filed(twilio: FakeTwilio) -> tuple[str, str]:  # noqa: F811
+    twilio.offer("MX", "local", "+525500000001")
+    sub = subaccount(twilio)
+    address = TwilioAddressProvider().create(address_props(sub, iso_country="MX", friendly_name="pctl:x:MX:local:0"))
+    return sub, address.id
+
+
+def test_first_up_files_the_bundle_from_the_spec_and_submits_it(twilio: FakeTwilio) -> None:  # noqa: F811
+    sub, address = filed(twilio)
+    result = TwilioBundleProvider().create(bundle_props(sub, address))
+    bundle = twilio.bundles[result.id]
+    assert bundle["account_sid"] == sub and bundle["status"] == "pending-review"
+    assert (bundle["iso_country"], bundle["number_type"], bundle["end_user_type"]) == ("MX", "local", "individual")
+    assert bundle["email"] == "numbers@pampas-voz.example"
+    [end_user] = twilio.end_users.values()
+    assert end_user["account_sid"] == sub and end_user["type"] == "individual"
+    assert end_user["attributes"] == {"first_name": "Lucía", "last_name": "Fernández"}
+    documents = sorted(twilio.documents.values(), key=lambda d: d["friendly_name"])
+    assert [d["type"] for d in documents] == ["government_issued_document", "utility"]
+    assert documents[1]["attributes"] == {"address_sids": [address]} and documents[1]["account_sid"] == sub
+    assigned = {item["object_sid"] for item in twilio.assignments[result.id]}
+    assert assigned == {end_user["sid"], *(d["sid"] for d in documents), address}
+    assert twilio.submissions == [result.id]
+    assert result.outs is not None and result.outs["status"] == "pending-review"
+    # Every regulatory call authenticated as the subaccount (the master's credentials would see none of it).
+    assert twilio.end_users and all(b["account_sid"] == sub for b in twilio.bundles.values())
+
+
+def test_the_slot_waits_while_the_filed_bundle_is_reviewed_and_buys_once_accepted(twilio: FakeTwilio) -> None:  # noqa: F811
+    sub, address = filed(twilio)
+    bundle = TwilioBundleProvider().create(bundle_props(sub, address)).id
+    numbers = TwilioNumberProvider()
+    waiting = numbers.create(mx_slot(sub, address_sid=address, bundle_sid=bundle))
+    assert waiting.outs is not None and waiting.outs["status"] == "waiting"
+    assert waiting.outs["waiting_for"] == f"regulatory bundle {bundle} is pending-review"
+    assert twilio.purchases() == []
+
+    twilio.review(bundle, accept=True)
+    # The next `up`: the bundle is left alone (never resubmitted), the slot is bought with it.
+    again = TwilioBundleProvider().create(bundle_props(sub, address))
+    assert again.id == bundle and twilio.submissions == [bundle]
+    bought = numbers.create(mx_slot(sub, address_sid=address, bundle_sid=bundle))
+    assert bought.outs is not None and bought.outs["status"] == "active"
+    assert twilio.numbers[bought.id]["bundle_sid"] == bundle and twilio.numbers[bought.id]["address_sid"] == address
+
+
+def test_a_crash_between_create_and_submit_is_adopted_not_duplicated(twilio: FakeTwilio) -> None:  # noqa: F811
+    sub, address = filed(twilio)
+
+    class CrashBeforeSubmit(TwilioBundleProvider):
+        """Twilio holds the end user, one document, the draft bundle and one assignment when the run dies."""
+
+        def _file(self, compliance: Any, props: dict[str, Any], bundle: Any) -> Any:
+            end_user = self._end_user(compliance, props)
+            self._document(compliance, props, 0, props["documents"][0])
+            created = compliance.bundles.create(
+                friendly_name=props["friendly_name"],
+                email=props["email"],
+                iso_country="MX",
+                number_type="local",
+                end_user_type="individual",
+            )
+            compliance.bundles(created.sid).item_assignments.create(object_sid=end_user)
+            raise RuntimeError("the Pulumi host died")
+
+    with pytest.raises(TwilioError, match="the Pulumi host died"):
+        CrashBeforeSubmit().create(bundle_props(sub, address))
+    [draft] = twilio.bundles.values()
+    assert draft["status"] == "draft" and twilio.submissions == []
+
+    result = TwilioBundleProvider().create(bundle_props(sub, address))
+    assert result.id == draft["sid"] and len(twilio.bundles) == 1
+    assert len(twilio.end_users) == 1 and len(twilio.documents) == 2
+    objects = [item["object_sid"] for item in twilio.assignments[result.id]]
+    assert len(objects) == len(set(objects)) == 4  # end user, two documents, address: each once
+    assert twilio.bundles[result.id]["status"] == "pending-review" and twilio.submissions == [result.id]
+
+
+def test_a_rejected_bundle_shows_its_reason_and_is_refiled_when_the_spec_changes(twilio: FakeTwilio) -> None:  # noqa: F811
+    sub, address = filed(twilio)
+    provider = TwilioBundleProvider()
+    created = provider.create(bundle_props(sub, address))
+    twilio.review(created.id, accept=False, failures=("The document is not legible.",))
+    waiting = TwilioNumberProvider().create(mx_slot(sub, address_sid=address, bundle_sid=created.id))
+    assert waiting.outs is not None
+    assert waiting.outs["waiting_for"].startswith(
+        f"regulatory bundle {created.id} is twilio-rejected (The document is not legible.)"
+    )
+    # Same data: nothing to refile. New data: the end user is updated and the bundle submitted again.
+    assert created.outs is not None
+    olds = {**created.outs, "status": "twilio-rejected"}
+    assert not provider.diff(created.id, olds, bundle_props(sub, address)).changes
+    news = bundle_props(sub, address, end_user={"first_name": "Lucía", "last_name": "Fernández Ruiz"})
+    assert provider.diff(created.id, olds, news).replaces == []
+    updated = provider.update(created.id, olds, news)
+    assert updated.outs is not None and updated.outs["status"] == "pending-review"
+    assert twilio.submissions == [created.id, created.id]
+    [end_user] = twilio.end_users.values()
+    assert end_user["attributes"]["last_name"] == "Fernández Ruiz"
+
+
+def test_an_accepted_bundle_is_never_resubmitted(twilio: FakeTwilio) -> None:  # noqa: F811
+    sub, address = filed(twilio)
+    provider = TwilioBundleProvider()
+    created = provider.create(bundle_props(sub, address))
+    twilio.review(created.id, accept=True)
+    news = bundle_props(sub, address, email="other@pampas-voz.example")
+    assert created.outs is not None
+    updated = provider.update(created.id, created.outs, news)
+    assert updated.outs is not None and updated.outs["status"] == "twilio-approved"
+    assert twilio.submissions == [created.id] and twilio.bundles[created.id]["email"] == "numbers@pampas-voz.example"
+
+
+def test_the_bundle_is_filed_as_the_subaccount_and_another_accounts_objects_are_not_found(twilio: FakeTwilio) -> None:  # noqa: F811
+    sub, address = filed(twilio)
+    other_sub, _token = twilio.add_subaccount("pctl:other")
+    other = TwilioBundleProvider().create(
+        bundle_props(
+            other_sub,
+            None,
+            end_user={"business_name": "Other"},
+            end_user_type="business",
+            documents=[{"sid": None, "type": "business_registration", "attributes": {"business_name": "Other"}}],
+        )
+    )
+    foreign_document = next(iter(twilio.documents))
+    mine = TwilioBundleProvider().create(bundle_props(sub, address))
+    assert mine.id != other.id  # the same friendly name in another subaccount is not adopted
+    assert twilio.bundles[mine.id]["account_sid"] == sub and twilio.bundles[other.id]["account_sid"] == other_sub
+    assert TwilioBundleProvider().read(other.id, bundle_props(sub, address)).id is None  # 404 as the subaccount
+    foreign = [{"sid": foreign_document, "type": "", "attributes": {}}]
+    with pytest.raises(TwilioError, match=f"ObjectSid {foreign_document} is not an object of this account"):
+        TwilioBundleProvider().create(bundle_props(sub, address, friendly_name=BUNDLE_NAME + ":1", documents=foreign))
+
+
+def test_the_main_accounts_credentials_do_not_reach_a_subaccounts_bundle(twilio: FakeTwilio) -> None:  # noqa: F811
+    """Why the provider fetches the subaccount's token: Numbers v2 answers the main account 404 for it."""
+    from components.twilio_resources import _client
+
+    sub, address = filed(twilio)
+    bundle = TwilioBundleProvider().create(bundle_props(sub, address)).id
+    with pytest.raises(Exception, match=r"404|not found"):
+        _client().numbers.v2.regulatory_compliance.bundles(bundle).fetch()
