@@ -116,7 +116,7 @@ def test_a_requirement_the_spec_does_not_meet_is_a_warning(cli, repo_copy: Path,
     )
     run = cli("validate", str(spec), root=repo_copy)
     assert "telephony.numbers.0.address: MX local numbers need an address (locality)" in run.err
-    assert "telephony.numbers.0.bundle_sid: MX local numbers need an approved regulatory bundle" in run.err
+    assert "telephony.numbers.0.bundle: MX local numbers need an approved regulatory bundle" in run.err
 
 
 def test_numbers_lists_the_planned_slots(cli, repo_copy: Path) -> None:
