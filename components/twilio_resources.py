@@ -458,8 +458,9 @@ class TwilioNumberProvider(ResourceProvider):
         if props.get("bundle_required") and not props.get("bundle_sid"):
             # The subaccount is new: no bundle can be filed in it before this update created it.
             reason = (
-                f"{props['country']} {props['number_type']} numbers need a regulatory bundle: file it in subaccount "
-                f"{props['subaccount_sid']} and name it in the spec (bundle_sid)"
+                f"{props['country']} {props['number_type']} numbers need a regulatory bundle: give the holder's data "
+                f"in the spec (bundle, filed by the next `up`) or file one in subaccount {props['subaccount_sid']} and "
+                "name it (bundle_sid)"
             )
             return CreateResult(
                 f"{WAITING_PREFIX}{props['friendly_name']}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.twilio_resources import (
@@ -199,3 +200,64 @@ def test_the_main_accounts_credentials_do_not_reach_a_subaccounts_bundle(twilio:
     bundle = TwilioBundleProvider().create(bundle_props(sub, address)).id
     with pytest.raises(Exception, match=r"404|not found"):
         _client().numbers.v2.regulatory_compliance.bundles(bundle).fetch()
+
+
+class _Registered(pulumi.runtime.Mocks):
+    """Records each resource's inputs; a dynamic resource's `sid` output is `<name>-sid`, as Twilio would fill it."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.inputs[args.name] = dict(args.inputs)
+        return f"{args.name}-id", {**args.inputs, "sid": f"{args.name}-sid"}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+
+def test_partner_telephony_files_one_bundle_per_entry_and_the_numbers_wait_on_it() -> None:
+    """The component under the SDK's mocks: an MX local entry of two numbers with `bundle:` end-user data registers
+    one twilio:Bundle in the new subaccount (with the first slot's address), and both numbers carry its SID."""
+    from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
+    from partners.telephony import NumberRequest, NumberSlot
+    from tests.cli.test_telephony_bundles import ADDRESS, BUNDLE
+
+    request = NumberRequest.model_validate(
+        {"country": "MX", "type": "local", "count": 2, "address": ADDRESS, "bundle": BUNDLE}
+    )
+    slots = tuple(NumberSlot("pampas-voz", "MX", "local", index, request) for index in range(2))
+    registered = _Registered()
+    pulumi.runtime.set_mocks(registered, preview=False)
+    try:
+
+        @pulumi.runtime.test
+        def build() -> pulumi.Output:
+            component = PartnerTelephony(
+                "tel",
+                PartnerTelephonyArgs(
+                    partner_id="pampas-voz",
+                    slots=slots,
+                    voice_url="https://voice.us-east.example/twilio/voice",
+                    status_callback="https://meter.us-east.example/twilio/pampas-voz/status",
+                    bundle_required=frozenset(slot.key for slot in slots),
+                ),
+            )
+            return pulumi.Output.from_input(component.outputs["telephony_numbers"])
+
+        build()
+    finally:
+        pulumi.runtime.settings.reset_options()
+    bundles = [name for name in registered.inputs if name.startswith("tel-bundle-")]
+    assert bundles == ["tel-bundle-mx-local-0"]
+    bundle = registered.inputs["tel-bundle-mx-local-0"]
+    assert bundle["subaccount_sid"] == "tel-subaccount-sid"
+    assert bundle["address_sid"] == "tel-address-mx-local-0-sid"
+    assert (bundle["iso_country"], bundle["number_type"], bundle["end_user_type"]) == ("MX", "local", "individual")
+    assert bundle["friendly_name"] == "pctl:pampas-voz:MX:local:0:bundle"
+    assert bundle["end_user"] == {"first_name": "Lucía", "last_name": "Fernández"}
+    assert [d["proves"] for d in bundle["documents"]] == ["identity", "address"]
+    assert bundle["documents"][1]["sid"] == "RD" + "0" * 32
+    for index in range(2):
+        number = registered.inputs[f"tel-number-mx-local-{index}"]
+        assert number["bundle_sid"] == "tel-bundle-mx-local-0-sid" and number["bundle_required"] is True
