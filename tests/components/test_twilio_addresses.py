@@ -161,8 +161,6 @@ def test_a_slot_that_needs_a_bundle_the_new_subaccount_cannot_have_yet_waits(twi
     sub = subaccount(twilio)
     waiting = TwilioNumberProvider().create(slot(sub, bundle_required=True))
     assert waiting.outs is not None and waiting.outs["status"] == "waiting"
-    assert (
-        f"need a regulatory bundle: give the holder's data in the spec (bundle, filed by the next `up`) or file one in subaccount {sub}"
-        in waiting.outs["waiting_for"]
-    )
+    assert "need a regulatory bundle: give the holder's data in the spec (bundle" in waiting.outs["waiting_for"]
+    assert f"or file one in subaccount {sub} and name it (bundle_sid)" in waiting.outs["waiting_for"]
     assert twilio.purchases() == []
