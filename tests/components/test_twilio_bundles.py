@@ -261,3 +261,106 @@ def test_partner_telephony_files_one_bundle_per_entry_and_the_numbers_wait_on_it
     for index in range(2):
         number = registered.inputs[f"tel-number-mx-local-{index}"]
         assert number["bundle_sid"] == "tel-bundle-mx-local-0-sid" and number["bundle_required"] is True
+
+
+class _ProvidersAgainstTheFake(pulumi.runtime.Mocks):
+    """Each registered twilio dynamic resource is created by its real provider against the loopback fake, as the
+    engine would on an `up` whose state holds nothing yet (every run here starts from empty state: what a crash
+    that lost the state looks like, so adoption is what keeps Twilio at one of each)."""
+
+    def __init__(self) -> None:
+        from components.twilio_resources import TwilioSubaccountProvider
+
+        self.providers: dict[str, Any] = {
+            "pulumi-python:dynamic/twilio:Subaccount": TwilioSubaccountProvider,
+            "pulumi-python:dynamic/twilio:Address": TwilioAddressProvider,
+            "pulumi-python:dynamic/twilio:Bundle": TwilioBundleProvider,
+            "pulumi-python:dynamic/twilio:Number": TwilioNumberProvider,
+        }
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        props = {key: value for key, value in args.inputs.items() if key != "__provider"}
+        provider = self.providers.get(args.typ)
+        if provider is None:
+            return f"{args.name}-id", props
+        result = provider().create(props)
+        return result.id, result.outs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+
+def _up(request: Any) -> list[dict[str, Any]]:
+    """One run of PartnerTelephony for an MX local entry, its providers against the fake; the numbers output."""
+    from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
+    from partners.telephony import NumberSlot
+
+    slots = (NumberSlot("pampas-voz", "MX", "local", 0, request),)
+    rows: list[dict[str, Any]] = []
+    pulumi.runtime.set_mocks(_ProvidersAgainstTheFake(), preview=False)
+    try:
+
+        @pulumi.runtime.test
+        def build() -> pulumi.Output:
+            component = PartnerTelephony(
+                "tel",
+                PartnerTelephonyArgs(
+                    partner_id="pampas-voz",
+                    slots=slots,
+                    voice_url="https://voice.us-east.example/twilio/voice",
+                    status_callback="https://meter.us-east.example/twilio/pampas-voz/status",
+                    bundle_required=frozenset({slots[0].key}),
+                ),
+            )
+            return pulumi.Output.from_input(component.outputs["telephony_numbers"]).apply(rows.extend)
+
+        build()
+    finally:
+        pulumi.runtime.settings.reset_options()
+    return rows
+
+
+def test_first_up_files_and_submits_the_bundle_and_the_slot_waits_then_the_next_up_buys(twilio: FakeTwilio) -> None:  # noqa: F811
+    from partners.telephony import NumberRequest
+    from tests.cli.test_telephony_bundles import ADDRESS
+
+    twilio.offer("MX", "local", "+525500000001")
+    twilio.address_required.add(("MX", "local"))
+    request = NumberRequest.model_validate(
+        {
+            "country": "MX",
+            "type": "local",
+            "address": ADDRESS,
+            "bundle": {
+                "end_user_type": "individual",
+                "email": "numbers@pampas.example",
+                "end_user": {"first_name": "Lucía", "last_name": "Fernández"},
+                "documents": [
+                    {
+                        "proves": "identity",
+                        "type": "government_issued_document",
+                        "attributes": {"document_number": "X1"},
+                    },
+                    {"proves": "address", "type": "utility", "attributes": {"business_name": "Lucía Fernández"}},
+                ],
+            },
+        }
+    )
+    [first] = _up(request)
+    [bundle] = twilio.bundles.values()
+    assert bundle["status"] == "pending-review" and twilio.submissions == [bundle["sid"]]
+    [sub] = [a["sid"] for a in twilio.accounts.values() if a["friendly_name"] == "pctl:pampas-voz"]
+    assert bundle["account_sid"] == sub and len(twilio.end_users) == 1 and len(twilio.documents) == 2
+    [address] = twilio.addresses.values()
+    assert {i["object_sid"] for i in twilio.assignments[bundle["sid"]]} >= {address["sid"]}
+    assert first["status"] == "waiting" and first["phone_number"] == ""
+    assert first["waiting_for"] == f"regulatory bundle {bundle['sid']} is pending-review"
+    assert twilio.purchases() == []
+
+    twilio.review(bundle["sid"], accept=True)
+    [second] = _up(request)
+    assert second["status"] == "active" and second["phone_number"] == "+525500000001"
+    assert len(twilio.bundles) == 1 and twilio.submissions == [bundle["sid"]]  # adopted, never resubmitted
+    assert len(twilio.end_users) == 1 and len(twilio.documents) == 2 and len(twilio.addresses) == 1
+    [number] = twilio.numbers.values()
+    assert number["bundle_sid"] == bundle["sid"] and number["address_sid"] == address["sid"]
