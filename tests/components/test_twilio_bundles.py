@@ -312,7 +312,7 @@ def _up(request: Any) -> list[dict[str, Any]]:
                     bundle_required=frozenset({slots[0].key}),
                 ),
             )
-            return pulumi.Output.from_input(component.outputs["telephony_numbers"]).apply(rows.extend)
+            return pulumi.Output.from_input(component.outputs["telephony_numbers"]).apply(lambda got: rows.extend(got))
 
         build()
     finally:
