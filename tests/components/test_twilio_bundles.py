@@ -312,7 +312,10 @@ def _up(request: Any) -> list[dict[str, Any]]:
                     bundle_required=frozenset({slots[0].key}),
                 ),
             )
-            return pulumi.Output.from_input(component.outputs["telephony_numbers"]).apply(lambda got: rows.extend(got))
+            numbers: pulumi.Output[list[dict[str, Any]]] = pulumi.Output.from_input(
+                component.outputs["telephony_numbers"]
+            )
+            return numbers.apply(rows.extend)
 
         build()
     finally:
