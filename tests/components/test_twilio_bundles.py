@@ -4,7 +4,7 @@ Twilio's REST API (tests/components/twilio_fake.py), which models Regulatory Com
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pytest
@@ -243,7 +243,7 @@ def test_partner_telephony_files_one_bundle_per_entry_and_the_numbers_wait_on_it
                     bundle_required=frozenset(slot.key for slot in slots),
                 ),
             )
-            return pulumi.Output.from_input(component.outputs["telephony_numbers"])
+            return pulumi.Output.from_input(cast(list[dict[str, Any]], component.outputs["telephony_numbers"]))
 
         build()
     finally:
