@@ -312,9 +312,7 @@ def _up(request: Any) -> list[dict[str, Any]]:
                     bundle_required=frozenset({slots[0].key}),
                 ),
             )
-            numbers: pulumi.Output[list[dict[str, Any]]] = pulumi.Output.from_input(
-                component.outputs["telephony_numbers"]
-            )
+            numbers = pulumi.Output.from_input(cast(list[dict[str, Any]], component.outputs["telephony_numbers"]))
             return numbers.apply(rows.extend)
 
         build()
