@@ -299,8 +299,10 @@ def _bundle_status(subaccount_sid: str, bundle_sid: str) -> str:
 
 
 def _rejection_reasons(compliance: Any, bundle_sid: str) -> str:
-    """What Twilio's latest evaluation of the bundle found wrong: each failed requirement's `failure_reason`
-    (https://www.twilio.com/docs/phone-numbers/regulatory/api/evaluations: results list the valid and invalid items)."""
+    """What Twilio's latest evaluation of the bundle found wrong. The Evaluations resource
+    (https://www.twilio.com/docs/phone-numbers/regulatory/api/evaluations) documents `results` only as "the valid and
+    invalid attributes" with granular failure reasons; the keys read here (`passed`, `failure_reason`, `invalid`) are
+    those of Twilio's example response, read defensively: anything else leaves the status alone as the reason."""
     try:
         evaluations = compliance.bundles(bundle_sid).evaluations.list(limit=1)
     except Exception:
