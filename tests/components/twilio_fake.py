@@ -307,7 +307,9 @@ class FakeTwilio:
         FriendlyName, Type, Attributes JSON), Bundles (BU…: FriendlyName + Email required, RegulationSid or
         IsoCountry/NumberType/EndUserType; created `draft`; list filtered by FriendlyName; `Status=pending-review`
         submits a draft or rejected bundle), Bundles/{sid}/ItemAssignments (BV…: ObjectSid) and
-        Bundles/{sid}/Evaluations. Lists page as {"results": [...], "meta": {...}} (v2 paging)."""
+        Bundles/{sid}/Evaluations. Lists page as {"results": [...], "meta": {...}} (v2 paging). Refusals the docs
+        describe without an error code (items of another account, submitting a bundle under review or accepted)
+        answer 400 with code 20001 as a stand-in."""
         acting = self._acting(auth)
         if acting is None:
             return 401, _error(20003, "Authenticate", 401)
