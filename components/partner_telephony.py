@@ -70,7 +70,7 @@ class PartnerTelephony(pulumi.ComponentResource):
                             "friendly_name": f"{slot.friendly_name}:bundle",
                             "email": bundle.email,
                             "end_user": dict(bundle.end_user),
-                            "documents": [document.model_dump() for document in bundle.documents],
+                            "documents": [document.model_dump(exclude_none=True) for document in bundle.documents],
                             "address_sid": address_sid,
                         },
                         opts=keep,
