@@ -365,3 +365,14 @@ def test_first_up_files_and_submits_the_bundle_and_the_slot_waits_then_the_next_
     assert len(twilio.end_users) == 1 and len(twilio.documents) == 2 and len(twilio.addresses) == 1
     [number] = twilio.numbers.values()
     assert number["bundle_sid"] == bundle["sid"] and number["address_sid"] == address["sid"]
+
+
+def test_the_bundle_provider_pickled_into_state_holds_no_credential(twilio: FakeTwilio) -> None:  # noqa: F811
+    """What Pulumi stores as the resource's `__provider`: the provider class, no token (read at run time)."""
+    import dill
+
+    sub, address = filed(twilio)
+    TwilioBundleProvider().create(bundle_props(sub, address))
+    raw = dill.dumps(TwilioBundleProvider(), recurse=True)
+    subaccount_token = str(twilio.accounts[sub]["auth_token"])
+    assert twilio.auth_token.encode() not in raw and subaccount_token.encode() not in raw
