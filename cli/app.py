@@ -1,11 +1,17 @@
-"""`platformctl`: commands parse arguments, call the library and print. Exit codes: 0 ok, 1 failure, 2 bad input."""
+"""`platformctl`: commands parse arguments, call the library and print. Exit codes: 0 ok, 1 failure, 2 bad input,
+130 interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +22,15 @@ from cli.domains import verify_domain as verify_domain_command
 from cli.groups import command_group
 from cli.preflight import preflight as preflight_command
 from cli.telephony import numbers as numbers_command
-from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
+from foundation.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    InputError,
+    PlatformError,
+    PolicyError,
+)
 
 app = command_group(
     "platformctl",
@@ -102,20 +116,32 @@ def plan(
     if shard is not None:
         selected, shard_block = plan_part(repo, selected, shard, against)
     with Progress(
-        TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+        TextColumn("planning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # a bar is for a person watching; a log would only get a stray newline
     ) as bar:
         task = bar.add_task("plan", total=None)
+
+        def advance(_: str) -> None:
+            checkpoint()
+            bar.advance(task)
+
         result = run_plan(
             repo,
             selected,
             workers=workers,
             against=against,
             include_removed=all_stacks,
-            progress=lambda _: bar.advance(task),
+            progress=advance,
             use_cache=not no_cache,
             prune=all_stacks,
             resident=True,
         )
+    checkpoint()  # an interrupt swallowed after the last stack: nothing printed or written
     render.plan(out, result)
     render.violations(err, result)
     if json_file is not None:
@@ -490,14 +516,69 @@ register_plan_worker(app)
 # ---------------------------------------------------------------- entry point
 
 
+class _CtrlC:
+    """Whether this run was interrupted. Python raises KeyboardInterrupt wherever the main thread happens to be,
+    and where that is a weakref callback or a `__del__` it prints "Exception ignored" and carries on: remembered
+    here, the interrupt is raised again at the next `checkpoint` and decides the exit code in any case."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    @contextlib.contextmanager
+    def watched(cls) -> Iterator[None]:
+        cls.seen = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, a background job): leave it so
+            yield
+            return
+        previous_hook = sys.unraisablehook
+
+        def unraisable(info: Any) -> None:
+            if not (isinstance(info.exc_type, type) and issubclass(info.exc_type, KeyboardInterrupt)):
+                previous_hook(info)
+
+        signal.signal(signal.SIGINT, cls.handler)
+        sys.unraisablehook = unraisable
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            sys.unraisablehook = previous_hook
+
+
+def checkpoint() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed but swallowed on the way (see `_CtrlC`): long loops call it."""
+    if _CtrlC.seen:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error ends here and becomes an exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    with _CtrlC.watched():
+        code = _run(list(sys.argv[1:] if argv is None else argv))
+        if _CtrlC.seen:  # also when the interrupt was swallowed on the way and the command ran on
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED:
+            _interrupted()
+        return code
+
+
+def _run(args: list[str]) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="platformctl", standalone_mode=False)
-        return EXIT_OK
+        # Not standalone, Typer turns Ctrl-C (KeyboardInterrupt) into Exit(130) and *returns* an Exit's code rather
+        # than raising it; a command's own return value is None. Either way a number here is the exit code.
+        returned = command.main(args=args, prog_name="platformctl", standalone_mode=False)
+        return returned if type(returned) is int else EXIT_OK
     except InputError as exc:
         _report(exc, [str(p) for p in exc.problems] or [str(exc)], debug)
         return EXIT_BAD_INPUT
@@ -507,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
+        if _CtrlC.seen:  # Ctrl-C at a confirmation prompt, which Click turns into Abort
+            return EXIT_INTERRUPTED
         err.print("aborted")
         return EXIT_FAILURE
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument, bad value
@@ -516,16 +599,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"error: {exc}", markup=False)
         return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    except KeyboardInterrupt:  # outside Typer's own handling (while Typer itself starts up, say)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         _report(exc, [f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"], debug)
         return EXIT_FAILURE
 
 
+def _interrupted() -> None:
+    """The one line an interrupted command leaves (files it writes are replaced whole or not at all)."""
+    err.print("interrupted: stopped before finishing", markup=False, highlight=False)
+
+
 def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
     from cli import render
+
+    if _CtrlC.seen and not debug:
+        return  # a failure the interrupt caused (an import cut short, say): the one line is "interrupted"
 
     if debug:
         err.print("".join(traceback.format_exception(exc)), markup=False)
@@ -534,4 +624,14 @@ def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Leave at once: what the interrupt cut short would otherwise be collected as the interpreter exits, with
+        # asyncio logging every abandoned task of an interrupted plan and Python every coroutine it closes
+        # (tracebacks, after the one line already said), and a thread the SDK left waiting can hold the exit up.
+        # Nothing is lost: files are replaced whole or not at all, and the planning workers are already stopped.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
