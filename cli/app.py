@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from cli.consoles import console as render_console
 from cli.domains import verify_domain as verify_domain_command
 from cli.groups import command_group
 from cli.preflight import preflight as preflight_command
@@ -36,8 +36,8 @@ app = command_group(
     "platformctl",
     "Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = render_console()
+err = render_console(stderr=True)
 
 
 class State:
