@@ -19,7 +19,7 @@ import typer
 
 from cli.consoles import console as render_console
 from cli.domains import verify_domain as verify_domain_command
-from cli.groups import command_group
+from cli.groups import command_group, keep_examples_as_written
 from cli.preflight import preflight as preflight_command
 from cli.telephony import numbers as numbers_command
 from foundation.errors import (
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     debug = "--debug" in args
-    command = typer.main.get_command(app)
+    command = keep_examples_as_written(typer.main.get_command(app))
     try:
         # Not standalone, Typer turns Ctrl-C (KeyboardInterrupt) into Exit(130) and *returns* an Exit's code rather
         # than raising it; a command's own return value is None. Either way a number here is the exit code.

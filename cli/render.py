@@ -76,7 +76,7 @@ def _by_kind(summaries: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 def _summary_table(summaries: dict[str, dict[str, int]]) -> Table:
     table = Table(title="Offline plan", show_lines=False)
-    table.add_column("stack")
+    table.add_column("stack", overflow="fold")
     for op in OPS:
         table.add_column(op, justify="right", style=OP_STYLE[op])
     for name, counts in summaries.items():
@@ -125,7 +125,7 @@ def violations(console: Console, result: PlanResult) -> None:
 def table(console: Console, title: str, columns: list[str], rows: list[list[str]]) -> None:
     out = Table(title=title)
     for column in columns:
-        out.add_column(column)
+        out.add_column(column, overflow="fold")  # a narrow terminal wraps a value, never cuts it (`acme-voi…`)
     for row in rows:
         out.add_row(*(safe(cell) for cell in row))
     console.print(out)
