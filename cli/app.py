@@ -74,6 +74,10 @@ def main_options(
 
 # ---------------------------------------------------------------- plan
 
+ShowSameFlag = Annotated[
+    bool, typer.Option("--show-same", help="Also list the resources that stay unchanged (like pulumi's --show-sames).")
+]
+
 
 @app.command()
 def plan(
@@ -96,6 +100,7 @@ def plan(
     shard: Annotated[
         str | None, typer.Option("--shard", metavar="K/N", help="Plan part K of N of the stacks (join: merge-plans).")
     ] = None,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
 
@@ -142,7 +147,7 @@ def plan(
             resident=True,
         )
     checkpoint()  # an interrupt swallowed after the last stack: nothing printed or written
-    render.plan(out, result)
+    render.plan(out, result, show_same=show_same)
     render.violations(err, result)
     if json_file is not None:
         extra = {"shard": shard_block} if shard_block is not None else {}
@@ -197,7 +202,7 @@ def _mode(dry_run: bool, no_apply: bool) -> Any:
     return Mode.DRY_RUN if dry_run else Mode.NO_APPLY if no_apply else Mode.APPLY
 
 
-def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool) -> None:
+def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool, show_same: bool = False) -> None:
     """Hand the change to the library with this terminal's ways to talk, then print what happened."""
     from cli import render
     from platformctl import changes
@@ -211,7 +216,7 @@ def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool) -> None:
     )
     outcome = changes.carry_out(repo.root, locks, decide, mode, hooks)
     if outcome.plan is not None:
-        render.plan(out, outcome.plan, warnings=False)
+        render.plan(out, outcome.plan, warnings=False, show_same=show_same)
         render.violations(err, outcome.plan)
     suffix = " (dry run: nothing written)" if mode is changes.Mode.DRY_RUN else ""
     for note in outcome.change.notes:
@@ -242,6 +247,7 @@ def onboard_partner(
         bool, typer.Option("--reactivate", help="With --update: bring back an offboarded partner.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Validate partner specs against the model and the catalog, write them with their stacks, then apply.
 
@@ -252,7 +258,7 @@ def onboard_partner(
     mode = _mode(dry_run, no_apply)
     inputs = changes.read_spec_inputs(specs)
     locks = changes.onboarding_locks(inputs)
-    _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes)
+    _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes, show_same)
     if mode is changes.Mode.APPLY:
         from cli.render import plain
         from platformctl.billing import connect_after_onboarding
@@ -273,6 +279,7 @@ def offboard_partner(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Offboard a partner: its tenant goes, its data (buckets, keys, schema) stays until retention runs out.
 
@@ -288,6 +295,7 @@ def offboard_partner(
         lambda repo: changes.offboarding_change(repo, partner_id, purge, today, release_numbers),
         mode,
         yes,
+        show_same,
     )
 
 
@@ -300,6 +308,7 @@ def launch_country(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the region's offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the region's stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Launch a country in its region: telephony, payment, language and compliance settings follow.
 
@@ -310,7 +319,13 @@ def launch_country(
 
     mode = _mode(dry_run, no_apply)
     code, chosen = changes.launch_region(_repo(), country, region)
-    _carry_out([str(region_stack(chosen))], lambda repo: changes.country_launch_change(repo, code, chosen), mode, yes)
+    _carry_out(
+        [str(region_stack(chosen))],
+        lambda repo: changes.country_launch_change(repo, code, chosen),
+        mode,
+        yes,
+        show_same,
+    )
 
 
 # ---------------------------------------------------------------- CI
