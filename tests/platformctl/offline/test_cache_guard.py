@@ -15,6 +15,7 @@ from fleet.repo import Repo
 from foundation.stacks import parse_stack_name
 from platformctl.offline.cache import CachedResult, ResultCache
 from platformctl.planning import run_plan
+from tests.platformctl.offline.test_resident import wait_for_worker, worker_env  # noqa: F401  (a fixture)
 
 ACME = parse_stack_name("partner-acme-voice")
 BOTH = [ACME, parse_stack_name("partner-sakura-calls")]
@@ -137,3 +138,34 @@ def test_an_unguarded_run_keeps_nothing(tmp_path: Path) -> None:
     assert not cache.commit()
     assert cache.get("partner-acme-voice", "k") is None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_spec_swapped_while_the_resident_worker_plans_never_reaches_the_cache(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resident worker's child reads the spec as it is when it plans, after the keys were computed from the
+    version before: the policy check's write-back used to store that child's preview under the old version's key,
+    and a later plan with the old version back served the other version's plan and findings."""
+    set_domain(repo_copy, "voice.acme.example")
+    run_plan(Repo(repo_copy), BOTH, workers=1, resident=True)  # fills the cache and starts the worker
+    wait_for_worker(repo_copy, loaded=True)
+    set_domain(repo_copy, "voice2.acme.example")
+    before = cache_files(repo_copy)
+    swapped: list[bool] = []
+
+    def swap() -> None:
+        if not swapped:
+            swapped.append(True)
+            set_domain(repo_copy, CLASHING)
+
+    with monkeypatch.context() as patch:
+        after_keys(patch, swap)
+        run_plan(Repo(repo_copy), BOTH, workers=1, resident=True)
+    assert swapped
+    assert cache_files(repo_copy) == before, "a run whose inputs changed wrote to the cache"
+    set_domain(repo_copy, "voice2.acme.example")  # the version the keys were computed from
+    warm = run_plan(Repo(repo_copy), BOTH, workers=1, resident=True)
+    cold = run_plan(Repo(repo_copy), BOTH, workers=1, use_cache=False)
+    assert warm.json_text() == cold.json_text()
+    assert sorted(map(str, warm.violations)) == sorted(map(str, cold.violations))
