@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import datetime
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -541,6 +545,15 @@ class _CtrlC:
     @classmethod
     def handler(cls, signum: int, frame: Any) -> None:
         cls.seen = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            # Inside an event loop (an offline plan runs the program in one) the exception can land in code that
+            # swallows it, leaving the loop waiting forever on a task that will never finish: the loop is also
+            # woken with a callback that raises it again, which asyncio lets through `run_until_complete`.
+            loop.call_soon_threadsafe(checkpoint)
         raise KeyboardInterrupt
 
     @classmethod
@@ -641,10 +654,16 @@ def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
 def entry() -> None:
     code = main()
     if code == EXIT_INTERRUPTED:
-        # Leave at once: what the interrupt cut short would otherwise be collected as the interpreter exits, with
-        # asyncio logging every abandoned task of an interrupted plan and Python every coroutine it closes
-        # (tracebacks, after the one line already said), and a thread the SDK left waiting can hold the exit up.
-        # Nothing is lost: files are replaced whole or not at all, and the planning workers are already stopped.
+        # Leave without the interpreter's own shutdown, which after an interrupted plan waits on threads the SDK left
+        # behind (it can hang) and collects what the interrupt cut short, logging every abandoned asyncio task and
+        # closed coroutine with tracebacks after the one line already said. The exit handlers still run: they
+        # release what `multiprocessing` holds (a stopped meter's semaphores). Files are replaced whole or not at
+        # all, and the planning workers are already stopped: nothing else is owed.
+        logging.getLogger("asyncio").disabled = True
+        sys.unraisablehook = lambda info: None
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
             sys.stderr.flush()
