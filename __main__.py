@@ -160,6 +160,7 @@ def build_region(repo: Repo, code: str) -> None:
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             webhooks_kong_token=global_ref.get_output("webhooks_kong_token"),
             dns_zone_name=zone,
+            twilio_account_sid=config.get_secret("twilioAccountSid") or "",
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
             stripe_mode="live" if stripe_mode == "live" else "test",
