@@ -4,6 +4,7 @@ Twilio's REST API (tests/components/twilio_fake.py), which models Regulatory Com
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import pulumi
@@ -376,3 +377,27 @@ def test_the_bundle_provider_pickled_into_state_holds_no_credential(twilio: Fake
     raw = dill.dumps(TwilioBundleProvider(), recurse=True)
     subaccount_token = str(twilio.accounts[sub]["auth_token"])
     assert twilio.auth_token.encode() not in raw and subaccount_token.encode() not in raw
+
+
+def test_the_partner_plan_files_the_bundle_before_the_numbers(cli, repo_copy: Path, plan_in, tmp_path: Path) -> None:
+    """The offline plan of a partner whose MX local numbers carry `bundle:` data: one twilio:Bundle in the new
+    subaccount, after the address, and every number of the entry waits on its SID."""
+    from tests.cli.test_telephony_bundles import ADDRESS, BUNDLE, mx_spec
+
+    bundle = {**BUNDLE, "documents": [BUNDLE["documents"][0], {"proves": "address", "type": "utility"}]}
+    spec = mx_spec(repo_copy, tmp_path, {"count": 2, "address": ADDRESS, "bundle": bundle})
+    cli("onboard-partner", str(spec), "--no-apply", root=repo_copy)
+    stack = "partner-pampas-voz"
+    plan = plan_in(repo_copy, stack)
+    by_name = {r.name: r for r in plan.resources(stack) if r.type.startswith("pulumi-python:dynamic/twilio:")}
+    [filed_bundle] = [r for r in by_name.values() if r.type == "pulumi-python:dynamic/twilio:Bundle"]
+    assert filed_bundle.name == "tenant-telephony-bundle-mx-local-0"
+    assert filed_bundle.inputs["friendly_name"] == "pctl:pampas-voz:MX:local:0:bundle"
+    assert filed_bundle.inputs["end_user"] == {"first_name": "Lucía", "last_name": "Fernández"}
+    assert filed_bundle.property_dependencies["subaccount_sid"] == [by_name["tenant-telephony-subaccount"].urn]
+    assert filed_bundle.property_dependencies["address_sid"] == [by_name["tenant-telephony-address-mx-local-0"].urn]
+    assert filed_bundle.retain_on_delete
+    for index in range(2):
+        number = by_name[f"tenant-telephony-number-mx-local-{index}"]
+        assert number.property_dependencies["bundle_sid"] == [filed_bundle.urn]
+        assert number.inputs["bundle_required"] is True  # regions/telephony.yaml: MX local needs a bundle
