@@ -7,6 +7,7 @@ partner-<id>      one PartnerTenant, from partners/<id>.yaml
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pulumi
@@ -90,10 +91,9 @@ def build_global(repo: Repo, _: str) -> None:
 
 
 def build_region(repo: Repo, code: str) -> None:
-    import datetime
-
     from components.regional_deployment import RegionalDeployment, RegionalDeploymentArgs
     from fleet.checks import launched_country_problems
+    from gateway.voice import parse_voice_upstream
 
     config = pulumi.Config("platform")
     catalog = repo.catalog()
@@ -106,6 +106,14 @@ def build_region(repo: Repo, code: str) -> None:
     problems = launched_country_problems(catalog, code, launched, f"stacks/Pulumi.region-{code}.yaml")
     if problems:
         raise pulumi.RunError("; ".join(str(p) for p in problems))
+    stack_file = f"stacks/Pulumi.region-{code}.yaml"
+    stripe_mode = config.get("stripeMode") or "test"
+    if stripe_mode not in ("test", "live"):
+        raise pulumi.RunError(f"{stack_file}: platform:stripeMode: must be test or live, not {stripe_mode[:40]!r}")
+    try:
+        voice_upstream = parse_voice_upstream(config.require("voiceUpstream"))
+    except ValueError as exc:
+        raise pulumi.RunError(f"{stack_file}: platform:voiceUpstream: {exc}") from None
     global_ref = stack_reference("global")
     zone = global_ref.get_output("dns_zone_name")
     meter_public_url = zone.apply(lambda name: f"https://{meter_host(code, name)}")
@@ -138,8 +146,11 @@ def build_region(repo: Repo, code: str) -> None:
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
+            stripe_mode="live" if stripe_mode == "live" else "test",
+            voice_host=zone.apply(lambda name: voice_host(code, name)),
+            voice_upstream=voice_upstream,
         ),
-        # The region routes its own meter host through the control plane (Kong entities are global).
+        # The region routes its own meter and voice hosts through the control plane (Kong entities are global).
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
     for key, value in deployment.outputs.items():
@@ -157,8 +168,10 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     import pulumi_snowflake as snowflake
 
     from components.partner_tenant import SNOWFLAKE_TYPES, PartnerTenant, PartnerTenantArgs
+    from components.partner_terms import PartnerTermsRow, PartnerTermsRowArgs
     from components.snowflake_preview import features_for
     from partners.telephony import number_slots
+    from partners.terms import partner_terms
     from regions.network import address_plan
 
     config = pulumi.Config("platform")
@@ -226,11 +239,60 @@ def build_partner(repo: Repo, partner_id: str) -> None:
         ),
         opts=pulumi.ResourceOptions(providers=providers),
     )
+    terms = partner_terms(
+        spec,
+        repo.tiers(),
+        repo.prices(),
+        stripe_account=_stripe_account(config.get("stripeAccount"), partner_id),
+        offboarded_on=_offboarded_on(config.get("offboardedOn"), partner_id),
+    )
+    # The PARTNERS row in the home region's warehouse, through a provider of its own that names a warehouse to run
+    # the MERGE on (the tenant's provider names none; its resources need none).
+    terms_provider = snowflake.Provider(
+        "snowflake-terms",
+        organization_name=config.require("snowflakeOrganization"),
+        account_name=region_ref.get_output("snowflake_account"),
+        user="PLATFORMCTL",
+        authenticator="SNOWFLAKE_JWT",
+        private_key=global_ref.get_output("snowflake_admin_keys")[spec.home_region],
+        role="ACCOUNTADMIN",
+        warehouse=region_ref.get_output("snowflake_partner_warehouse"),
+    )
+    PartnerTermsRow(
+        "terms",
+        PartnerTermsRowArgs(partner_id=spec.id, database=region_ref.get_output("snowflake_database"), terms=terms),
+        opts=pulumi.ResourceOptions(providers=[terms_provider]),
+    )
     pulumi.export("partner_id", spec.id)
     pulumi.export("tier", spec.tier)
     pulumi.export("home_region", spec.home_region)
     for key, value in tenant.outputs.items():
         pulumi.export(key, value)
+
+
+def _stripe_account(value: str | None, partner_id: str) -> str | None:
+    """`platform:stripeAccount` (acct_..., written by `platformctl billing connect`), or None while unset."""
+    import re
+
+    from foundation.errors import InputError
+    from foundation.naming import STRIPE_ACCOUNT_PATTERN
+
+    if not value:
+        return None
+    if not re.fullmatch(STRIPE_ACCOUNT_PATTERN, value):
+        raise InputError.single(
+            f"stacks/Pulumi.partner-{partner_id}.yaml", "config.platform:stripeAccount", "is not a Stripe account id"
+        )
+    return value
+
+
+def _offboarded_on(value: str | None, partner_id: str) -> datetime.date | None:
+    """`platform:offboardedOn` as a date (set by `platformctl offboard-partner`), or None while active."""
+    from fleet.checks import parse_offboarding_date
+
+    if not value:
+        return None
+    return parse_offboarding_date(value, f"stacks/Pulumi.partner-{partner_id}.yaml", datetime.date.today())
 
 
 main()

@@ -114,7 +114,6 @@ def plan(
             progress=lambda _: bar.advance(task),
             use_cache=not no_cache,
             prune=all_stacks,
-            resident=True,
         )
     render.plan(out, result)
     render.violations(err, result)
@@ -314,7 +313,8 @@ def ci_preview(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl import ci
-    from platformctl.shards import affected_summary, parse_shard
+    from platformctl.ci import affected_summary
+    from platformctl.shards import parse_shard
 
     repo = _repo()
     if list_affected:
@@ -482,9 +482,6 @@ register_payouts(app)
 from cli.shards import register as register_shards  # noqa: E402
 
 register_shards(app)
-from cli.plan_worker import register as register_plan_worker  # noqa: E402
-
-register_plan_worker(app)
 from cli.warehouse import register as register_warehouse  # noqa: E402
 
 register_warehouse(app)

@@ -41,7 +41,7 @@ def connect(
     """
     import os
 
-    from cli.app import _confirm, _repo, out
+    from cli.app import _confirm, _repo, err, out
     from cli.render import plain
     from platformctl import billing
     from services.payouts.stripe_gateway import StripeGateway
@@ -62,6 +62,8 @@ def connect(
         plain(out, f"recorded platform:stripeAccount in stacks/Pulumi.partner-{partner}.yaml")
     if result.link:
         plain(out, f"onboarding link for the partner (single use, expires within minutes): {result.link}")
+    for warning in result.warnings:
+        plain(err, f"warning: {warning}", "yellow")
     if result.transfers != "active":
         plain(out, f"payouts to {partner} are held until it finishes onboarding; they are paid by the next run after")
 

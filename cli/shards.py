@@ -24,7 +24,7 @@ def merge_plans(
     from cli.render import plain
     from foundation.errors import InputError, PolicyError
     from foundation.yamlio import check_output_file, write_output
-    from platformctl.shards import merge
+    from platformctl.ci.merge import merge
 
     for path, option in ((json_file, "--json"), (markdown_file, "--markdown")):
         if path is not None:

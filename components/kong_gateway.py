@@ -16,6 +16,7 @@ from gateway.cors import origin_regex
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
 from gateway.routes import platform_routes, strip_partner_header_config
+from gateway.vault import METER_AUTHORIZATION, env_reference
 from partners.tiers import TierTable
 
 
@@ -89,14 +90,6 @@ class KongGateway(pulumi.ComponentResource):
             config_json=strip_partner_header_config(),
             opts=child,
         )
-        # The default plan: any consumer without its own (tier) rate-limiting plugin gets the lowest tier's limits;
-        # Kong gives a consumer-scoped plugin precedence over this global one.
-        kong.Plugin(
-            f"{name}-default-rate-limit",
-            name="rate-limiting",
-            config_json=rate_limit_config(lowest_tier.rate_limit),
-            opts=child,
-        )
 
         self.service_ids = {}
         for api_name, api in args.apis.apis.items():
@@ -130,6 +123,21 @@ class KongGateway(pulumi.ComponentResource):
                 config_json=json.dumps(
                     {"allow": [tier_acl_group(t) for t in args.tiers.holding(api.feature)], "hide_groups_header": True}
                 ),
+                opts=child,
+            )
+            # The default plan, on the API services only (not global): a consumer without its own tier plugin, or a
+            # caller without a consumer (counted by IP), gets the lowest tier's limits. A consumer-scoped plugin (the
+            # partner's tier plan) takes precedence over a service-scoped one. Not global, because a global instance
+            # would also throttle Twilio's status callbacks to the meter and its voice webhooks (no consumer: per
+            # Twilio IP), and Kong has no way to exclude a route from a global plugin; a route or service without a
+            # rate-limiting plugin of its own is not limited. Plugin precedence (1 consumer+route+service ... 8 consumer
+            # ... 11 service, 12 global): developer.konghq.com/plugins/scopes/#plugin-precedence; no exclusion of
+            # global plugins: github.com/Kong/kong/discussions/7289 (read 2026-12-06).
+            kong.Plugin(
+                f"{name}-{api_name}-default-rate-limit",
+                name="rate-limiting",
+                service_id=service.id,
+                config_json=rate_limit_config(lowest_tier.rate_limit),
                 opts=child,
             )
         for spec in platform_routes(args.apis):
@@ -192,29 +200,36 @@ class KongGateway(pulumi.ComponentResource):
         )
         # The route to the meter is per region: each region stack binds its meter host's certificate and routes it.
         self.meter_service_id = service.id
-        log_config = token.result.apply(lambda value: json.dumps(meter_log_config(meter_base, value), sort_keys=True))
+        # The token is not in the plugin config: each data plane resolves the header from its own environment (the
+        # region stack puts `Bearer <token>` there from a Secret), so the config is plain and holds no secret.
+        log_config = json.dumps(meter_log_config(meter_base), sort_keys=True)
         for api_name, service_id in self.service_ids.items():
             kong.Plugin(
                 f"{name}-{api_name}-http-log",
                 name="http-log",
                 service_id=service_id,
-                config_json=secret(log_config),
+                config_json=log_config,
                 opts=child,
             )
         return secret(token.result)
 
 
-def meter_log_config(meter_base: str, token: str) -> dict[str, object]:
-    """http-log plugin config feeding the meter: batches of 100, the meter's bearer token in a header.
+def meter_log_config(meter_base: str) -> dict[str, object]:
+    """http-log plugin config feeding the meter: batches of 100, the meter's bearer token as a vault reference.
 
     Kong http-log plugin schema (headers map, queue.max_batch_size; entries carry request.id and
-    consumer.custom_id): developer.konghq.com/plugins/http-log, Kong Gateway 3.9, checked 2026-11."""
+    consumer.custom_id): developer.konghq.com/plugins/http-log, Kong Gateway 3.9, checked 2026-11. The headers map's
+    values are `referenceable = true` in kong/plugins/http-log/schema.lua at tag 3.9.1 (checked 2026-12-06), so the
+    data plane resolves `Authorization` from its environment (gateway/vault.py).
+
+    The log goes from each data plane straight to its region's meter Service (cluster DNS), not through Kong's proxy:
+    no route, so no proxy plugin (rate limiting included) ever applies to these posts."""
     return {
         "http_endpoint": f"{meter_base}/kong/http-log",
         "method": "POST",
         "content_type": "application/json",
         "timeout": 10_000,
         "keepalive": 60_000,
-        "headers": {"Authorization": f"Bearer {token}"},
+        "headers": {"Authorization": env_reference(METER_AUTHORIZATION)},
         "queue": {"max_batch_size": 100, "max_coalescing_delay": 1},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -23,15 +24,20 @@ from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_preview import features_for
 from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
+from components.voice_endpoint import VoiceEndpoint, VoiceEndpointArgs
 from foundation.naming import CALL_DATA, FINANCIAL_RECORDS, STATEMENT_RETENTION_DAYS, region_object
 from gateway.kong_plugins import KONG_IMAGE_TAG
 from gateway.redis import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
 from gateway.tls import ACME_ISSUER
+from gateway.vault import METER_AUTHORIZATION, env_variable
+from gateway.voice import VoiceUpstream
 from regions.catalog import Country, Region
 from regions.network import INTERFACE_ENDPOINT_SERVICES, address_plan
 
 PLATFORM_NAMESPACE = "platform"
 METER_PORT = 8787
+STATEMENTS_PREFIX = "statements"
+"""Key prefix of the payout statements in the region's statements bucket (the payouts role's only S3 prefix)."""
 KONG_DATA_PLANE_LABELS = {"app.kubernetes.io/instance": "kong-dp"}
 """Labels the Kong chart puts on the data-plane pods of the `kong-dp` release: the only callers of the meter."""
 KONG_CHART_VERSION = "2.52.0"
@@ -94,6 +100,12 @@ class RegionalDeploymentArgs:
     """Stripe secret key the payouts job transfers with (secret stack config)."""
     payouts_schedule: str = "0 6 2 * *"
     """When the payouts job pays the month before (UTC): the 2nd, after late callbacks of the month's last day."""
+    stripe_mode: Literal["test", "live"] = "test"
+    """Stack config platform:stripeMode: `live` runs the payouts job with `--live` (only then a live key runs)."""
+    voice_host: pulumi.Input[str] = ""
+    """voice.<region>.<zone>: the host the partners' numbers' voice URL names; empty: no voice endpoint."""
+    voice_upstream: VoiceUpstream | None = None
+    """The region's voice service (stack config platform:voiceUpstream) the voice host is routed to."""
 
 
 class RegionalDeployment(pulumi.ComponentResource):
@@ -207,6 +219,20 @@ class RegionalDeployment(pulumi.ComponentResource):
             if args.meter_host:
                 self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
             self._payouts(name, args, namespace, warehouse, key, cluster, aws_opts, k8s_opts, snowflake_provider)
+        if args.voice_host and args.voice_upstream is not None:
+            VoiceEndpoint(
+                f"{name}-voice",
+                VoiceEndpointArgs(
+                    region_code=region.code,
+                    host=args.voice_host,
+                    upstream=args.voice_upstream,
+                    dns_zone_id=args.dns_zone_id,
+                    gateway_hostname=gateway.status.apply(_load_balancer_hostname),
+                    namespace=PLATFORM_NAMESPACE,
+                    depends_on=(namespace,),
+                ),
+                opts=pulumi.ResourceOptions(parent=self, providers={"aws": provider, "kubernetes": k8s_provider}),
+            )
 
         self.outputs = {
             "aws_region": region.aws_region,
@@ -355,9 +381,23 @@ class RegionalDeployment(pulumi.ComponentResource):
                         {
                             "Effect": "Allow",
                             "Action": ["s3:GetObject", "s3:PutObject"],
-                            "Resource": f"{bucket_arn}/statements/*",
+                            "Resource": f"{bucket_arn}/{STATEMENTS_PREFIX}/*",
                         },
                         {"Effect": "Allow", "Action": ["s3:GetBucketVersioning"], "Resource": bucket_arn},
+                        # Without s3:ListBucket, S3 answers a statement not yet written with 403 AccessDenied, not 404
+                        # ("If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code 403",
+                        # docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions). Listing only under
+                        # the prefix: s3:prefix is the ListBucket condition key that limits a listing to a key prefix
+                        # (S3 user guide, "Bucket policy examples using condition keys", amazon-s3-policy-keys.html;
+                        # AWS knowledge center, iam-s3-user-specific-folder). For GetObject's 403-or-404 decision S3
+                        # evaluates ListBucket with the requested key as s3:prefix (what Ceph RGW now does "to match
+                        # aws behavior", github.com/ceph/ceph/pull/68577), so `statements/*` covers every statement.
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:ListBucket"],
+                            "Resource": bucket_arn,
+                            "Condition": {"StringLike": {"s3:prefix": [f"{STATEMENTS_PREFIX}/*", STATEMENTS_PREFIX]}},
+                        },
                     ],
                 }
             ),
@@ -393,7 +433,10 @@ class RegionalDeployment(pulumi.ComponentResource):
                 job="payouts",
                 namespace=namespace.metadata.name,
                 image=args.meter_image,
-                args=("payouts", "run", "--period", "previous", "--region", args.region.code),
+                args=(
+                    ("payouts", "run", "--period", "previous", "--region", args.region.code)
+                    + (("--live",) if args.stripe_mode == "live" else ())
+                ),
                 schedule=args.payouts_schedule,
                 secret_env={
                     "STRIPE_API_KEY": args.stripe_api_key,
@@ -402,7 +445,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 },
                 env={
                     "PAYOUTS_STATEMENTS": pulumi.Output.concat(
-                        "s3://", self.buckets["statements"].bucket.bucket, "/statements"
+                        "s3://", self.buckets["statements"].bucket.bucket, f"/{STATEMENTS_PREFIX}"
                     ),
                     "PAYOUTS_KMS_KEY_ID": key.arn,
                     "AWS_REGION": args.region.aws_region,
@@ -709,6 +752,24 @@ class RegionalDeployment(pulumi.ComponentResource):
             string_data={"token": redis_token},
             opts=opts,
         )
+        custom_env: dict[str, object] = {
+            REDIS_AUTH_ENV.replace("-", "_"): {
+                "valueFrom": {"secretKeyRef": {"name": redis_auth.metadata.name, "key": "token"}}
+            }
+        }
+        if args.meter_kong_token:
+            # The whole Authorization header http-log sends to the meter, for {vault://env/meter-kong-authorization}
+            # (gateway/vault.py): the token is in this Secret only, never in Kong's configuration.
+            meter_auth = k8s.core.v1.Secret(
+                f"{name}-kong-meter-auth",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name="kong-meter-auth", namespace=namespace.metadata.name),
+                type="Opaque",
+                string_data={"authorization": secret(pulumi.Output.concat("Bearer ", args.meter_kong_token))},
+                opts=opts,
+            )
+            custom_env[env_variable(METER_AUTHORIZATION)] = {
+                "valueFrom": {"secretKeyRef": {"name": meter_auth.metadata.name, "key": "authorization"}}
+            }
         release = k8s.helm.v3.Release(
             f"{name}-kong-data-plane",
             name="kong-dp",
@@ -730,12 +791,9 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "cluster_cert_key": "/etc/secrets/kong-cluster-cert/tls.key",
                     "lua_ssl_trusted_certificate": "system",
                 },
-                # Not KONG_-prefixed (customEnv): Kong's env vault reads it for {vault://env/platform-redis-auth}.
-                "customEnv": {
-                    REDIS_AUTH_ENV.replace("-", "_"): {
-                        "valueFrom": {"secretKeyRef": {"name": redis_auth.metadata.name, "key": "token"}}
-                    }
-                },
+                # Not KONG_-prefixed (customEnv): Kong's env vault reads them for {vault://env/platform-redis-auth}
+                # and {vault://env/meter-kong-authorization}.
+                "customEnv": custom_env,
                 # The public load balancer is the Service below, whose name the region exports for DNS.
                 "proxy": {"type": "ClusterIP"},
                 "ingressController": {"enabled": False},

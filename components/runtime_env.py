@@ -7,6 +7,10 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
+SERVICES_COMMAND = ("platform-services",)
+"""The services distribution's console script (services/, `platform-services meter serve | payouts run`): set as the
+container's command, so what runs does not depend on the image's ENTRYPOINT."""
+
 
 def workload_env(
     name: str,

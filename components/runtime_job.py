@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.runtime_env import workload_env
+from components.runtime_env import SERVICES_COMMAND, workload_env
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,11 @@ class RuntimeJobArgs:
     image: str
     """Container image reference (stack config)."""
     args: tuple[str, ...]
-    """Container arguments (the `platformctl` command line)."""
+    """Container arguments: the `platform-services` command line after the program name (`meter serve ...`)."""
     schedule: str
     """Cron schedule, evaluated in UTC."""
+    command: tuple[str, ...] = SERVICES_COMMAND
+    """Container command (the image's ENTRYPOINT is not relied on)."""
     secret_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Environment from a Secret the job alone reads (API keys, warehouse key); values are Pulumi secrets."""
     env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -53,6 +55,7 @@ class RuntimeJob(pulumi.ComponentResource):
         container = k8s.core.v1.ContainerArgs(
             name=args.job,
             image=args.image,
+            command=list(args.command),
             args=list(args.args),
             env=env,
             resources=k8s.core.v1.ResourceRequirementsArgs(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.runtime_env import workload_env
+from components.runtime_env import SERVICES_COMMAND, workload_env
 
 SPOOL_MOUNT = "/var/spool/platform"
 
@@ -22,11 +22,13 @@ class RuntimeServiceArgs:
     image: str
     """Container image reference (stack config)."""
     args: tuple[str, ...]
-    """Container arguments (the `platformctl` command line)."""
+    """Container arguments: the `platform-services` command line after the program name (`meter serve ...`)."""
     port: int
     """HTTP port the service listens on; /healthz there is the probe."""
     admit_from: dict[str, str]
     """Pod labels (same namespace) allowed to connect; nothing else is admitted."""
+    command: tuple[str, ...] = SERVICES_COMMAND
+    """Container command (the image's ENTRYPOINT is not relied on)."""
     secret_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Environment from a Secret the service alone reads (tokens, keys); values are Pulumi secrets."""
     env: dict[str, str] = field(default_factory=dict)
@@ -70,6 +72,7 @@ class RuntimeService(pulumi.ComponentResource):
         container = k8s.core.v1.ContainerArgs(
             name=args.service,
             image=args.image,
+            command=list(args.command),
             args=list(args.args),
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=args.port)],
             env=env,

@@ -22,6 +22,7 @@ from foundation.yamlio import read_bounded
 
 if TYPE_CHECKING:
     from gateway.model import ApiCatalog
+    from partners.prices import PriceBook
     from partners.spec import PartnerSpec
     from partners.tiers import TierTable
     from regions.catalog import Catalog
@@ -54,6 +55,7 @@ class Repo:
         """Residency warnings met while reading specs, each once, in the order met."""
         self._catalog: Catalog | None = None
         self._tiers: TierTable | None = None
+        self._prices: PriceBook | None = None
         self._apis: ApiCatalog | None = None
         self._telephony: TelephonyCatalog | None = None
         self._specs: dict[str, PartnerSpec] = {}
@@ -111,6 +113,14 @@ class Repo:
 
             self._tiers = load_tiers(tiers_file(self.root))
         return self._tiers
+
+    def prices(self) -> PriceBook:
+        """The price book, partners/prices.yaml (per-minute rate and base fee by currency and tier)."""
+        if self._prices is None:
+            from partners.prices import PRICES_FILE, load_prices
+
+            self._prices = load_prices(self.partners_dir / PRICES_FILE.name)
+        return self._prices
 
     def api_catalog(self) -> ApiCatalog:
         if self._apis is None:

@@ -18,6 +18,8 @@ REGION_CODE_PATTERN = r"^[a-z]{2}-[a-z]{2,24}$"
 """A platform region code such as eu-central."""
 COUNTRY_CODE_PATTERN = r"^[A-Z]{2}$"
 """ISO 3166-1 alpha-2."""
+STRIPE_ACCOUNT_PATTERN = r"^acct_[A-Za-z0-9]{1,64}$"
+"""A Stripe Connect account id (`platform:stripeAccount`): letters and digits only, so it cannot carry a quote."""
 
 TierName = Literal["starter", "professional", "enterprise"]
 TIER_NAMES: tuple[TierName, ...] = ("starter", "professional", "enterprise")

@@ -131,6 +131,15 @@ PLUGIN_FIELDS: dict[str, Fields] = {
 }
 """Allowed config fields per plugin name (Kong 3.9.1 schemas)."""
 
+REFERENCEABLE: dict[str, tuple[str, ...]] = {
+    "http-log": ("http_endpoint", "headers.*"),
+    "rate-limiting": ("redis.username", "redis.password"),
+}
+"""Config fields whose schema says `referenceable = true` (a `{vault://...}` value is resolved by the data plane), as
+dotted paths, `*` one map key: kong/plugins/http-log/schema.lua (`http_endpoint`, the `headers` map's values) and
+kong/tools/redis/schema.lua (`username`, `password`) at 3.9.1; no other plugin here has one. Anywhere else Kong would
+use the reference's text as the value."""
+
 
 def config_problems(plugin: str, config: Any) -> list[str]:
     """What Kong 3.9 would refuse in a plugin's config: an unknown plugin, a field its schema does not have."""
@@ -138,7 +147,43 @@ def config_problems(plugin: str, config: Any) -> list[str]:
         return [f"plugin {plugin!r} is not in the checked plugin list (gateway/kong_plugins.py): add its schema"]
     if not isinstance(config, dict):
         return [f"{plugin}: config must be an object"]
-    return _unknown(plugin, config, PLUGIN_FIELDS[plugin], "config")
+    return _unknown(plugin, config, PLUGIN_FIELDS[plugin], "config") + _unresolved_references(plugin, config)
+
+
+def is_vault_reference(value: object) -> bool:
+    """A whole value `{vault://...}`, as kong/pdk/vault.lua `is_reference` tells one (3.9.1)."""
+    return isinstance(value, str) and value.startswith("{vault://") and value.endswith("}")
+
+
+def _unresolved_references(plugin: str, config: dict[str, Any]) -> list[str]:
+    allowed = REFERENCEABLE.get(plugin, ())
+    problems = []
+    for path, value in _leaves(config, ()):
+        if "{vault://" not in value:
+            continue
+        dotted = ".".join(path)
+        wildcard = ".".join((*path[:-1], "*"))
+        if not is_vault_reference(value):
+            problems.append(
+                f"{plugin}: config.{dotted} embeds a vault reference in other text; Kong resolves only a "
+                "whole value {vault://...}"
+            )
+        elif dotted not in allowed and wildcard not in allowed:
+            problems.append(
+                f"{plugin}: config.{dotted} is not referenceable in Kong {KONG_IMAGE_TAG}: the reference "
+                "would be used as text"
+            )
+    return problems
+
+
+def _leaves(value: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in _leaves(item, (*path, str(key)))]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item, path)]
+    return []
 
 
 def _unknown(plugin: str, config: dict[str, Any], fields: Fields, path: str) -> list[str]:

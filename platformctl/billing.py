@@ -143,6 +143,8 @@ class Connection:
     """The account's `transfers` capability (active once the partner has finished onboarding)."""
     link: str | None
     """A fresh onboarding URL (single use, expires within minutes), or None."""
+    warnings: list[str]
+    """What the operator should know about the existing account."""
 
 
 def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
@@ -186,8 +188,27 @@ def connect(repo: Repo, partner_id: str, gateway: StripeGateway, link: bool = Fa
         onboarding: Onboarding = plan["onboarding"]
         url = gateway.create_account_link(account["id"], onboarding.refresh_url, onboarding.return_url)["url"]
     agreement = (account.get("tos_acceptance") or {}).get("service_agreement") or plan["service_agreement"]
+    warnings = []
+    if agreement != plan["service_agreement"] or account.get("country", plan["country"]) != plan["country"]:
+        # Stripe: "After the connected account's service agreement is accepted, the type of service agreement can't
+        # be modified" (https://docs.stripe.com/connect/service-agreement-types).
+        warnings.append(
+            f"{account['id']} is a {account.get('country')} account under the {agreement} service agreement; "
+            f"{partner_id} needs a {plan['country']} account under the {plan['service_agreement']} agreement, "
+            "which Stripe cannot change on an existing account: payouts to it may fail; open a new account in the "
+            "Stripe dashboard (and remove platform:stripeAccount) if they do"
+        )
     return Connection(
-        partner_id, account["id"], created, recorded, plan["country"], plan["currency"], agreement, transfers, url
+        partner_id,
+        account["id"],
+        created,
+        recorded,
+        plan["country"],
+        plan["currency"],
+        agreement,
+        transfers,
+        url,
+        warnings,
     )
 
 

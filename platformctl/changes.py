@@ -10,6 +10,7 @@ written; all files of one change are written under a journal, so a crash leaves 
 from __future__ import annotations
 
 import datetime
+import datetime as dt
 import re
 import shutil
 import tempfile
@@ -198,6 +199,8 @@ def _onboard_one(
             f"replaced (deleted in {previous.home_region}, created in {spec.home_region}); data-bearing resources "
             f"in {previous.home_region} are retained, not copied"
         )
+    if previous is not None and previous.billing.currency != spec.billing.currency:
+        change.warnings.append(currency_change_warning(spec.id, previous.billing.currency, spec.billing.currency))
     change.files[target] = item.raw
     change.files[repo.stack_file(stack)] = edit_stack_file(
         repo,
@@ -210,6 +213,19 @@ def _onboard_one(
     change.compare = change.compare or exists
     what = "reactivated partner" if offboarded else "changed partner" if exists else "new partner"
     change.notes.append(f"{spec.id}: {what} ({spec.tier}, {spec.home_region})")
+
+
+def currency_change_warning(partner_id: str, old: str, new: str, today: dt.date | None = None) -> str:
+    """What a billing-currency change does to the partner's money, said before it is applied."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    month = f"{today:%Y-%m}"
+    return (
+        f"{partner_id}: billing.currency changes from {old} to {new}. The partner stack's `up` writes it to the "
+        f"warehouse's PARTNERS row and the meter prices calls in {new} from then on; statements already made stay "
+        f"in {old}, and a month holding usage in both currencies cannot be paid (the payouts job fails that month "
+        f"for {partner_id} alone and reports it until settled with an adjustments line). Apply it between the end "
+        f"of {month} and the first call of the next month, so that it takes effect from the next unstated period"
+    )
 
 
 def _current_spec(repo: Repo, partner_id: str) -> PartnerSpec | None:

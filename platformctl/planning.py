@@ -141,15 +141,13 @@ def run_plan(
     use_cache: bool = True,
     prune: bool = False,
     cache: ResultCache | None = None,
-    resident: bool = False,
 ) -> PlanResult:
     """Plan `stacks` (each from the result cache when nothing it depends on changed; `use_cache=False` plans
     every one and refreshes the cache) and check the policies. `prune` drops the cache entries of stacks that no
-    longer have a file (for a plan of every stack). `cache` replaces the repository's own. `resident`: plan
-    through the resident worker, and start one when none serves this program."""
+    longer have a file (for a plan of every stack). `cache` replaces the repository's own."""
     old = load_plan(against) if against else None
     cache = cache or ResultCache(repo.state_dir / "cache", read=use_cache)
-    results = plan_results(repo, stacks, cache, workers=workers, progress=progress, resident=resident)
+    results = plan_results(repo, stacks, cache, workers=workers, progress=progress)
     if prune:
         cache.prune({str(stack) for stack in repo.stack_names()})
     requested = list(results)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import InputError
-from foundation.naming import PARTNER_ID_PATTERN
 from foundation.stacks import KIND_ORDER, StackKind
 from platformctl.planjson import load_plan
 from policies.rules import UNIQUE_HOSTS, Resource, hosts_claimed_twice
@@ -149,22 +148,6 @@ def repo_home_region(repo: Any) -> Callable[[str], str | None]:
     return home
 
 
-def tree_home_region(*trees: Path) -> Callable[[str], str | None]:
-    """A partner's home region as a git tree's spec says (the first tree that has it), for ci-preview's split."""
-    from platformctl.ci.affected import _home_region
-
-    def home(name: str) -> str | None:
-        if not name.startswith("partner-") or not re.fullmatch(PARTNER_ID_PATTERN, name.removeprefix("partner-")):
-            return None  # a stack file's name from a pull request reaches no other path
-        for tree in trees:
-            region = _home_region(tree, name.removeprefix("partner-"))
-            if isinstance(region, str):
-                return region
-        return None
-
-    return home
-
-
 # ---------------------------------------------------------------- merging
 
 
@@ -180,8 +163,9 @@ class Merged:
     """Mandatory violations in the merged result."""
 
 
-def merge(paths: list[Path]) -> Merged:
-    """Join the shard documents of one split into the unsharded document; anything else is bad input."""
+def read_shards(paths: list[Path]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """The shard documents of one split, checked (anything else is bad input): their kind (`plan` or
+    `ci-preview`) and (source, document) in shard order. `platformctl.ci.merge` joins them."""
     if not paths:
         raise InputError.single("arguments", "FILES", "name the shard documents to merge")
     if len(paths) > MAX_SHARDS:
@@ -230,8 +214,7 @@ def merge(paths: list[Path]) -> Merged:
         raise InputError.single(
             "arguments", "FILES", "the shards' stacks do not make up the stacks they were split from (shard.fleet)"
         )
-    ordered = [shards[i] for i in sorted(shards)]
-    return _merge_plans(ordered) if kind == "plan" else _merge_previews(ordered)
+    return kind, [shards[i] for i in sorted(shards)]
 
 
 def _shard_of(source: str, doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -307,56 +290,26 @@ def _head_resources(stack: dict[str, Any]) -> list[Resource]:
     return resources
 
 
-def _cross_stack(stacks: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+def cross_stack(stacks: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """`unique-hosts` over all the stacks, each finding's keys in the order the unsharded document writes them."""
     planned = {name: _head_resources(stacks[name]) for name in sorted(stacks, key=planning_key)}
     return [{key: getattr(v, key) for key in keys} for v in hosts_claimed_twice(planned)]
 
 
-def _by_stack(violations: list[dict[str, Any]], key: Callable[[str], Any]) -> list[dict[str, Any]]:
+def by_stack(violations: list[dict[str, Any]], key: Callable[[str], Any]) -> list[dict[str, Any]]:
     return sorted(violations, key=lambda v: key(v["stack"]))  # stable: a stack's findings keep their order
 
 
-def _merge_plans(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
+def merge_plans(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
     stacks: dict[str, Any] = {}
     violations: list[dict[str, Any]] = []
     for _, doc in shards:
         stacks.update(doc["stacks"])
         violations += [v for v in doc["violations"] if v["policy"] != CROSS_STACK_POLICY]
     stacks = {name: stacks[name] for name in sorted(stacks, key=planning_key)}
-    merged = _by_stack(violations, planning_key) + _cross_stack(stacks, VIOLATION_KEYS)
+    merged = by_stack(violations, planning_key) + cross_stack(stacks, VIOLATION_KEYS)
     document = {"stacks": stacks, "violations": merged}
     return Merged("plan", document, None, sum(v["level"] == "mandatory" for v in merged))
-
-
-def _merge_previews(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
-    """The unsharded preview's order: findings about the change, the files' meaning (by stack), stacks that do not
-    plan (by stack), each stack's policies (planning order), then hosts claimed twice across the stacks."""
-    from platformctl.ci.report import Preview, markdown
-
-    first = shards[0][1]
-    stacks: dict[str, Any] = {}
-    affected: dict[str, list[str]] = {}
-    for _, doc in shards:
-        stacks.update(doc["stacks"])
-        affected.update(doc["shard"]["affected"])
-    fleet = [v for v in first["violations"] if v["policy"] in FLEET_POLICIES]
-    rest = [v for _, doc in shards for v in doc["violations"] if v["policy"] not in FLEET_POLICIES]
-    meaning = _by_stack([v for v in rest if v["policy"] == "valid-files"], str)
-    unplannable = _by_stack([v for v in rest if v["policy"] == "plannable"], str)
-    policies = _by_stack(
-        [v for v in rest if v["policy"] not in ("valid-files", "plannable", CROSS_STACK_POLICY)], planning_key
-    )
-    planned = {name: stack for name, stack in stacks.items() if "error" not in stack}
-    preview = Preview(
-        base=first["base"],
-        head=first["head"],
-        affected={name: affected[name] for name in sorted(affected)},
-        stacks={name: stacks[name] for name in sorted(stacks)},
-        violations=fleet + meaning + unplannable + policies + _cross_stack(planned, PREVIEW_VIOLATION_KEYS),
-        notes=list(first["notes"]),
-    )
-    return Merged("ci-preview", preview.document(), markdown(preview), len(preview.mandatory))
 
 
 def plan_part(repo: Any, selected: list[Any], text: str, against: Path | None) -> tuple[list[Any], dict[str, Any]]:
@@ -367,16 +320,3 @@ def plan_part(repo: Any, selected: list[Any], text: str, against: Path | None) -
     by_name = {str(stack): stack for stack in selected}
     own = split(list(by_name), shard.count, repo_home_region(repo))[shard.index - 1]
     return [by_name[name] for name in own], shard_info(shard, list(by_name), own, source_digest(repo, selected))
-
-
-def affected_summary(
-    root: Path, base: str, head: str, shard: str | None, markdown_file: Path | None, json_file: Path | None
-) -> dict[str, Any]:
-    """`ci-preview --list-affected`: `{"count": N, "stacks": [...]}` (planning order), for CI to choose N shards."""
-    from platformctl.ci import list_affected
-
-    for given, option in ((shard, "--shard"), (markdown_file, "--markdown"), (json_file, "--json")):
-        if given is not None:
-            raise InputError.single("arguments", option, "cannot be used with --list-affected (it plans nothing)")
-    stacks = sorted(list_affected(root, base, head), key=planning_key)
-    return {"count": len(stacks), "stacks": stacks}

@@ -152,7 +152,11 @@ def _stack_urn(resources: list[Resource], context: StackContext) -> str:
 
 
 _PARTNER_REF = re.compile(r"partners?[-/]([a-z][a-z0-9-]{1,38}[a-z0-9])")
-_SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]*?)(?:_READER|_SVC)?\b")
+# A partner's Snowflake id is its id upper-cased (3 to 40 characters, foundation/naming.py): the column PARTNER_ID is
+# no partner's object.
+_SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]{1,38}?[A-Z0-9])(?:_READER|_SVC)?\b")
+_TERMS_ROW_KEY = re.compile(r"PARTNER_ID\s*=\s*'([^']*)'" + r'|"PARTNER_ID"\s*:\s*"([^"]*)"')
+"""A PARTNERS row named in SQL: `PARTNER_ID = '<id>'` or, in the JSON a terms upsert carries, `"PARTNER_ID":"<id>"`."""
 
 
 def _owner_of(reference: str, own: str, fleet: tuple[str, ...]) -> str | None:
@@ -201,6 +205,10 @@ def check_isolation(resources: list[Resource], context: StackContext) -> Iterabl
                 for match in _SNOWFLAKE_PARTNER_REF.finditer(text):
                     if match.group(1) != own_sf:
                         yield resource.urn, f"references another partner's Snowflake object ({match.group(0)!r})"
+            if resource.type == "snowflake:index/execute:Execute":
+                for match in _TERMS_ROW_KEY.finditer(text):
+                    if (match.group(1) or match.group(2)) != own:
+                        yield resource.urn, f"SQL names another partner's PARTNERS row ({match.group(0)!r})"
 
 
 def check_tenant_baseline(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
@@ -393,7 +401,7 @@ def check_plugin_schema(resources: list[Resource], context: StackContext) -> Ite
     for plugin in _of_type(resources, "kong:index/plugin:Plugin"):
         raw = plugin.inputs.get("configJson")
         if raw in (None, UNKNOWN, SECRET):
-            continue  # a config holding a secret (the meter's bearer token) is checked where it is built, in tests
+            continue  # not known at plan time (no config of ours holds a secret: tokens are vault references)
         config = _json(raw)
         if config is None:
             yield plugin.urn, "plugin config is not a JSON object"

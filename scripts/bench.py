@@ -1,10 +1,8 @@
 """Fleet benchmark: `platformctl plan --all` on global + 15 regions + N generated partners.
 
 Measures, in one run on this machine (wall time; peak memory as PSS summed over the process tree):
-  - cold (empty cache), warm with nothing changed, warm after one partner spec changed (through the resident
-    planning worker the cold plan started: its first stack, and one after it learned the provider modules; and
-    without it), and whether the warm plans' JSON is byte-identical to a cold plan of the same files; the
-    resident worker's memory;
+  - cold (empty cache), warm with nothing changed, warm after one partner spec changed, and whether the warm
+    plans' JSON is byte-identical to a cold plan of the same files;
   - scaling: the cold plan with one worker, with N workers, and as N shards (`--shard K/N`, each alone with one
     worker and no cache, as N CI runners would run them) merged by `merge-plans` (checked byte-identical);
   - the bare SDK floor: the same resources (types, names, parents, providers, inputs, in the same order)
@@ -200,36 +198,6 @@ def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> tu
     return seconds, peak
 
 
-LEARNING_PAUSE = 5.0
-"""Seconds between the resident worker's first stack and the next edit (it loads what its first child loaded)."""
-
-
-def _wait_for_resident_worker(root: Path, seconds: float = 120) -> tuple[float, float]:
-    """Seconds until the resident worker of `root` answers, and until it has loaded the modules it meant to."""
-    from platformctl.offline.resident import ResidentWorker
-
-    start = time.perf_counter()
-    answered = None
-    while True:
-        worker = ResidentWorker.find(root)
-        now = time.perf_counter() - start
-        if worker is not None:
-            answered = answered if answered is not None else now
-            if worker.loading == 0:
-                return answered, now
-        if now > seconds:
-            raise SystemExit("the cold plan started no resident planning worker that finished loading")
-        time.sleep(0.05)
-
-
-def _resident_worker_pss_kib(root: Path) -> int:
-    """The resident worker's PSS (it runs detached, outside the measured process trees)."""
-    from platformctl.offline.resident import ResidentWorker
-
-    worker = ResidentWorker.find(root)
-    return _tree_memory_kib(worker.pid)[0] if worker is not None else 0
-
-
 def _same(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
@@ -261,9 +229,6 @@ def main() -> int:
     report: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="platformctl-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        # The resident worker on (even under CI), with a socket folder of this run's own: nothing learned before.
-        (tmp / "run").mkdir(mode=0o700)
-        os.environ.update({"XDG_RUNTIME_DIR": str(tmp / "run"), "PLATFORMCTL_RESIDENT_WORKER": "1"})
         root = _fleet(tmp, args.partners, "fleet")
         stacks = len(list((root / "stacks").glob("Pulumi.*.yaml")))
         plan = [*platformctl, "--root", str(root), "plan", "--all"]
@@ -284,29 +249,12 @@ def main() -> int:
         # 1. cold: an empty cache, one worker per core
         cold_time, cold_peak = _run([*plan, "--json", str(out["cold"]), "--workers", str(args.workers)], "cold plan")
         resources = sum(len(s["steps"]) for s in json.loads(out["cold"].read_text())["stacks"].values())
-        # 2. the resident planning worker the cold plan started (a private socket folder: nothing learned yet), until
-        #    it answers and until it has loaded the provider modules the program names
-        ready_time, loaded_time = _wait_for_resident_worker(root)
-        # 3. warm, nothing changed
+        # 2. warm, nothing changed
         unchanged_time, unchanged_peak = _run([*plan, "--json", str(out["unchanged"])], "warm plan")
-        # 4. warm after one partner spec changed, three times, each a different text: without the resident
-        #    worker (a worker forked at start imports the SDK), then through it (its first stack), then again
-        #    (after it loaded what its first child loaded on first use; a person takes longer than the pause to
-        #    make the next edit).
+        # 3. warm after one partner spec changed (a worker forked at start imports the SDK meanwhile)
         spec = root / "partners" / "fleet-0007.yaml"
-        original = spec.read_text()
-        spec.write_text(original.replace("voice_greeting: ", "voice_greeting: Hello. "))
-        forked_time, _ = _run(
-            [*plan, "--json", str(tmp / "forked.json")],
-            "warm plan after one change, no resident worker",
-            env={**os.environ, "PLATFORMCTL_RESIDENT_WORKER": "0"},
-        )
-        spec.write_text(original.replace("voice_greeting: ", "voice_greeting: Welcome. "))
-        first_time, first_peak = _run([*plan, "--json", str(tmp / "first.json")], "warm plan after one change")
-        time.sleep(LEARNING_PAUSE)
-        spec.write_text(original.replace("voice_greeting: ", "voice_greeting: Welcome back. "))
-        changed_time, changed_peak = _run([*plan, "--json", str(out["changed"])], "warm plan after another change")
-        resident_pss = _resident_worker_pss_kib(root)
+        spec.write_text(spec.read_text().replace("voice_greeting: ", "voice_greeting: Welcome. "))
+        changed_time, changed_peak = _run([*plan, "--json", str(out["changed"])], "warm plan after one change")
         # 4. the same state planned cold by one worker (the scaling baseline, and the byte-identity check)
         one_time, _ = _run(
             [*plan, "--no-cache", "--workers", "1", "--json", str(out["changed-cold"])], "cold plan, one worker"
@@ -349,14 +297,8 @@ def main() -> int:
             "cold_peak_rss_sum_mib": round(cold_peak[1] / 1024),
             "warm_unchanged_seconds": round(unchanged_time, 2),
             "warm_unchanged_peak_pss_mib": round(unchanged_peak[0] / 1024),
-            "resident_worker_answers_after_cold_seconds": round(ready_time, 2),
-            "resident_worker_loaded_after_cold_seconds": round(loaded_time, 2),
-            "warm_one_change_seconds": round(first_time, 2),
-            "warm_one_change_peak_pss_mib": round(first_peak[0] / 1024),
-            "warm_one_change_after_learning_seconds": round(changed_time, 2),
-            "warm_one_change_after_learning_peak_pss_mib": round(changed_peak[0] / 1024),
-            "warm_one_change_without_resident_worker_seconds": round(forked_time, 2),
-            "resident_worker_pss_mib": round(resident_pss / 1024),
+            "warm_one_change_seconds": round(changed_time, 2),
+            "warm_one_change_peak_pss_mib": round(changed_peak[0] / 1024),
             "warm_unchanged_identical_to_cold": _same(out["unchanged"], out["cold"]),
             "warm_one_change_identical_to_cold": _same(out["changed"], out["changed-cold"]),
             "sdk_floor_seconds": round(floor_time, 2),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError
+from services.payouts.money import PERIOD_HELP
 
 PROG = "platform-services"
 DEFAULT_WAREHOUSE = "local:.platformctl/warehouse"
@@ -81,9 +82,7 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("METER_PUBLIC_URL"),
         help="base URL Twilio calls and signs (default http://HOST:PORT); env METER_PUBLIC_URL",
     )
-    serve.add_argument(
-        "--spool", type=Path, default=Path(".platformctl/meter/spool.db"), help="spool file (SQLite)"
-    )
+    serve.add_argument("--spool", type=Path, default=Path(".platformctl/meter/spool.db"), help="spool file (SQLite)")
     serve.add_argument("--region", help="meter only partners homed in this region code (default: every partner)")
     serve.add_argument(
         "--max-pending", type=_positive, default=1_000_000, help="events waiting for the warehouse before 503"
@@ -99,8 +98,12 @@ def parser() -> argparse.ArgumentParser:
         epilog="example: platform-services payouts run --period previous --region eu-central --live",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--period", required=True, help="YYYY-MM, or 'previous' (the month before this one, UTC)")
-    run.add_argument("--region", help="pay only partners homed in this region")
+    run.add_argument("--period", required=True, help=PERIOD_HELP)
+    run.add_argument(
+        "--region",
+        help="the region whose warehouse this is (recorded on statements); every partner with usage metered here is "
+        "paid, wherever it is homed now",
+    )
     run.add_argument(
         "--warehouse",
         default=os.environ.get("PAYOUTS_WAREHOUSE_URL", DEFAULT_WAREHOUSE),
@@ -155,15 +158,17 @@ def payouts_run(args: argparse.Namespace) -> int:
     else:
         for outcome in report.outcomes:
             detail = f" ({outcome.reason})" if outcome.reason else ""
-            print(f"{outcome.partner} {outcome.period or report.period}: {outcome.status}{detail}")
+            print(f"{outcome.partner} {outcome.period}: {outcome.status}{detail}")
         if not report.outcomes:
             print(f"nothing to pay for {report.period}")
     for outcome in report.outcomes:
         for warning in outcome.warnings:
             print(f"warning: {outcome.partner}: {warning}", file=sys.stderr)
+    for outcome in report.not_paid:
+        print(f"not paid: {outcome.partner} {outcome.period}: {outcome.reason}", file=sys.stderr)
     if report.not_paid:
-        names = ", ".join(o.partner for o in report.not_paid)
-        raise PlatformError(f"{len(report.not_paid)} partner(s) not paid for {report.period}: {names}")
+        names = ", ".join(f"{o.partner} ({o.period}: {o.status})" for o in report.not_paid)
+        raise PlatformError(f"{len(report.not_paid)} month(s) not paid up to {report.period}: {names}")
     return EXIT_OK
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +18,6 @@ from platformctl.offline.recorder import RecordedResource
 from scripts.fleet import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_resident_worker() -> Iterator[None]:
-    """No test leaves a resident planning worker behind: the ones that test it turn it on in their own folders."""
-    previous = os.environ.get("PLATFORMCTL_RESIDENT_WORKER")
-    os.environ["PLATFORMCTL_RESIDENT_WORKER"] = "0"
-    yield
-    if previous is None:
-        os.environ.pop("PLATFORMCTL_RESIDENT_WORKER", None)
-    else:
-        os.environ["PLATFORMCTL_RESIDENT_WORKER"] = previous
 
 
 class Plan:

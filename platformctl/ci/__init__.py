@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.repo import STATE_DIR
-from platformctl.ci.affected import affected_stacks, meaning_violations, removed_active_partners
+from foundation.errors import InputError
+from platformctl.ci.affected import affected_stacks, meaning_violations, removed_active_partners, tree_home_region
 from platformctl.ci.git import FileChange, changed_files, export_tree, refuse_links, resolve_ref, working_tree_dirty
 from platformctl.ci.report import Preview, markdown
 from platformctl.ci.sides import SideCache, plan_tree, plan_tree_main
 from platformctl.planjson import diff_stack
+from platformctl.shards import planning_key
 
 if TYPE_CHECKING:
     from platformctl.shards import Shard
@@ -81,7 +83,7 @@ def _shard_part(
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """The shard's own affected stacks, and the document's `shard` block (with why each stack is affected, for
     the merged comment)."""
-    from platformctl.shards import shard_info, split, tree_home_region
+    from platformctl.shards import shard_info, split
 
     part = split(list(affected), shard.count, tree_home_region(head, base))[shard.index - 1]
     own = {name: affected[name] for name in sorted(part)}
@@ -97,3 +99,14 @@ def list_affected(root: Path, base_ref: str, head_ref: str) -> dict[str, list[st
         head_tree = export_tree(root, head, Path(tmp) / "head")
         refuse_links(head_tree, head)
         return affected_stacks(base_tree, head_tree, changes)
+
+
+def affected_summary(
+    root: Path, base: str, head: str, shard: str | None, markdown_file: Path | None, json_file: Path | None
+) -> dict[str, Any]:
+    """`ci-preview --list-affected`: `{"count": N, "stacks": [...]}` (planning order), for CI to choose N shards."""
+    for given, option in ((shard, "--shard"), (markdown_file, "--markdown"), (json_file, "--json")):
+        if given is not None:
+            raise InputError.single("arguments", option, "cannot be used with --list-affected (it plans nothing)")
+    stacks = sorted(list_affected(root, base, head), key=planning_key)
+    return {"count": len(stacks), "stacks": stacks}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fleet.program import data_owners, kind_modules
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN
 from foundation.stacks import StackKind
 from foundation.yamlio import load_yaml_file
 from platformctl.ci.git import FileChange
@@ -40,7 +42,7 @@ def _partners_homed(trees: list[Path], region: str) -> set[str]:
         f"partner-{p.stem}"
         for tree in trees
         for p in (tree / "partners").glob("*.yaml")
-        if p.name != "tiers.yaml" and _home_region(tree, p.stem) == region
+        if p.name not in ("tiers.yaml", "prices.yaml") and _home_region(tree, p.stem) == region
     }
 
 
@@ -78,7 +80,7 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
                     hit(every, path)
                 elif stack.startswith("region-"):
                     hit(_partners_homed(trees, stack.removeprefix("region-")), path)
-            elif spec and spec.group(1) != "tiers":
+            elif spec and spec.group(1) not in ("tiers", "prices"):  # data files beside the specs
                 hit({f"partner-{spec.group(1)}"}, path)
             elif path == "regions/regions.yaml":
                 before, after = _region_entries(base), _region_entries(head)
@@ -205,3 +207,18 @@ def _meaning(tree: Path, stacks: list[str], today: datetime.date) -> list[tuple[
         except InputError as exc:
             found += [(name, p) for p in exc.problems]
     return found
+
+
+def tree_home_region(*trees: Path) -> Callable[[str], str | None]:
+    """A partner's home region as a git tree's spec says (the first tree that has it), for ci-preview's split."""
+
+    def home(name: str) -> str | None:
+        if not name.startswith("partner-") or not re.fullmatch(PARTNER_ID_PATTERN, name.removeprefix("partner-")):
+            return None  # a stack file's name from a pull request reaches no other path
+        for tree in trees:
+            region = _home_region(tree, name.removeprefix("partner-"))
+            if isinstance(region, str):
+                return region
+        return None
+
+    return home

@@ -20,7 +20,6 @@ from platformctl.offline.cache import (
     masked_references,
     preview_text,
     program_file_paths,
-    program_fingerprint,
     stack_key,
 )
 from platformctl.offline.planner import (
@@ -32,7 +31,6 @@ from platformctl.offline.planner import (
     plan_and_finish,
     with_dependencies,
 )
-from platformctl.offline.resident import ResidentWorker, ResidentWorkerLostError, start_worker
 from policies.context import context_for
 from policies.rules import Resource, StackContext, claimed_hosts, evaluate
 
@@ -235,26 +233,19 @@ def plan_results(
     cache: ResultCache,
     workers: int | None = None,
     progress: Progress | None = None,
-    resident: bool = False,
 ) -> dict[str, StackResult]:
     """The results of `stacks` (by name, in planning order): cached ones as they are, the others planned (with
     the stacks they read, where the cache cannot give those stacks' outputs) and cached.
 
-    A few stacks to plan go to the resident worker (`resident`: use it, and start it when none serves this
-    program; see `resident.py`). Without one, and with a cache to read, one planning worker is forked before
-    anything else: when a few stacks turn out to need planning, it has imported the SDK on another core
-    meanwhile (most of the time a single stack's plan takes)."""
+    With a cache to read, one planning worker is forked before anything else: when a few stacks turn out to need
+    planning, it has imported the SDK on another core meanwhile (most of the time a single stack's plan takes)."""
     with active(repo):
-        worker = ResidentWorker.find(repo.root) if resident else None
-        prewarmed: WorkerPool[Any] | None = WorkerPool(repo.root, 1) if worker is None and cache.populated() else None
+        prewarmed: WorkerPool[Any] | None = WorkerPool(repo.root, 1) if cache.populated() else None
         try:
-            results, served = _plan_results(repo, stacks, cache, workers, progress, prewarmed, worker)
+            return _plan_results(repo, stacks, cache, workers, progress, prewarmed)
         finally:
             if prewarmed is not None:
                 prewarmed.close()
-        if resident and not served:
-            start_worker(repo.root)
-        return results
 
 
 def _plan_results(
@@ -264,15 +255,10 @@ def _plan_results(
     workers: int | None,
     progress: Progress | None,
     prewarmed: WorkerPool[Any] | None,
-    worker: ResidentWorker | None,
-) -> tuple[dict[str, StackResult], bool]:
-    """The results, and whether `worker` serves this program (else the caller starts one that does)."""
+) -> dict[str, StackResult]:
     before = input_stamps(repo.root)
     ordered, deps = with_dependencies(repo, stacks)
     keys = stack_keys(repo, ordered, deps, datetime.date.today())
-    if worker is not None and not worker.serves(repo.root, program_fingerprint(repo.root)):
-        worker.stop()  # it runs other code (an edit, another checkout's files, an upgrade, another path)
-        worker = None
     entries = {str(stack): cache.get(str(stack), keys[str(stack)]) for stack in ordered}
     needed = {stack for stack in stacks if entries[str(stack)] is None}
     pending = list(needed)
@@ -285,16 +271,12 @@ def _plan_results(
     known = {str(s): entry for s in ordered if s not in needed and (entry := entries[str(s)]) is not None}
     to_plan = [s for s in ordered if s in needed]
     few = len(to_plan) < SEQUENTIAL_BELOW
-    pool: PlanningPool[Any] | None = (worker.pool() if worker else prewarmed) if few else None
+    pool: PlanningPool[Any] | None = prewarmed if few else None
     if pool is not prewarmed and prewarmed is not None:
         prewarmed.close()  # many stacks: plan_stacks starts a worker per core
     finished: dict[str, CachedResult] = {}
     if to_plan:
-        try:
-            finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool)
-        except ResidentWorkerLostError:
-            worker = None  # gone: planned here, and another one started
-            finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known)
+        finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool)
     # The keys were read at the start and the workers read the files as they planned: an edit in between (even one
     # undone since, as a checkout back and forth would) means the results may not be what the keys say.
     keep = input_stamps(repo.root) == before
@@ -305,7 +287,7 @@ def _plan_results(
             cache.put(entry)
         results[name] = StackResult(entry)
     requested = [str(s) for s in ordered if s in set(stacks)]
-    return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}, worker is not None
+    return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}
 
 
 def _hit(entry: CachedResult | None) -> CachedResult:

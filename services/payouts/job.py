@@ -248,6 +248,13 @@ class _Run:
         for month in sorted(m for m in stated if m <= self.period):
             found = self.store.get(month, partner)
             if found is not None:
+                if (found.get("partner"), found.get("period")) != (partner, month):
+                    raise InputError.single(
+                        f"{self.store.where}/{month}/{partner}.json",
+                        "partner",
+                        f"is the statement of {found.get('partner')!r} for {found.get('period')!r}, not of "
+                        f"{partner!r} for {month}: a statement is never moved or copied between partners or months",
+                    )
                 statements[month] = found
         existing = set(statements) | {m for m in stated if m > self.period}
         months = sorted({m for m in usage if m <= self.period} | set(statements))
@@ -308,23 +315,26 @@ class _Run:
         owed = money.payout_minor(gross, Decimal(statement["share"])) + sum(
             int(a["amount_minor"]) for a in statement.get("adjustments") or []
         )
-        moved = (
-            int((statement.get("transfer") or {}).get("amount_minor") or 0)
-            if statement.get("status") != ("carried")
-            else 0
-        )
+        settled_as = statement.get("status") or _legacy_status(statement)
+        moved = int((statement.get("transfer") or {}).get("amount_minor") or 0) if settled_as != "carried" else 0
         moved += sum(int(f["amount_minor"]) for f in statement.get("followups") or [] if f["into"] in existing)
         open_minor = owed - moved
-        kind = "carry" if statement.get("status") == "carried" else "late_usage"
+        kind = "carry" if settled_as == "carried" else "late_usage"
         if open_minor:
             carries.append(_Carry(month, open_minor, kind))
         if month != self.period:
             return None
-        status = ALREADY_PAID if statement.get("status") in ("paid", "external") else CARRIED
+        status = ALREADY_PAID if settled_as in ("paid", "external") else CARRIED
         reason = "already paid" if status == ALREADY_PAID else "already stated: carried"
         if open_minor:
             reason += f"; {open_minor} minor units more ({kind.replace('_', ' ')}) go onto the next new statement"
-        return Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
+        outcome = Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
+        if self.lines.get(partner):
+            outcome.attention = True  # said, and exit 1: the lines were meant to be paid
+            outcome.warnings.append(
+                f"{month} is settled: its --adjustments lines were NOT applied; give them to a later period"
+            )
+        return outcome
 
     def settle(
         self,
@@ -429,6 +439,7 @@ class _Run:
             return record(HELD, "held", f"no Stripe account (run: platformctl billing connect {partner})")
         if self.dry_run or self.gateway is None:
             outcome.reason = f"{money.format_minor(due, currency)} to {account}"
+            carries.clear()  # shown on this statement; a real run would hand them over here
             return outcome
         details = self.accounts[partner][1] or {}
         capability = transfers_capability(details)

@@ -27,11 +27,11 @@ PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
 # transfer's idempotency key and transfer_group, so a second spelling of one month would pay it twice.
 _PERIOD = re.compile(PERIOD_PATTERN)
 MAX_ADJUSTMENTS = 1000
-CLOSE_WINDOW = dt.timedelta(days=2)
-"""How long after a period ends (UTC) before it may be paid: calls that end at midnight reach the meter through
-Twilio's status callbacks and the spool within minutes, so two days is ample and keeps the monthly payout early.
-At most 3 days by policy. The meter accepts late events for much longer (35 days); one that lands in a period
-already stated becomes a `late_usage` line on the partner's next statement."""
+CLOSE_WINDOW = dt.timedelta(days=1)
+"""How long after a period ends (UTC) before it may be paid (at most 3 days, by policy). Calls that end by midnight
+reach the meter through Twilio's status callbacks within minutes and the spool flushes within seconds, so one day is
+ample; the regional CronJob runs at 06:00 UTC on the 2nd, after it. The meter accepts late events for much longer
+(35 days); one that lands in a period already stated becomes a `late_usage` line on the partner's next statement."""
 
 # Stripe publishes no per-currency minimum for a Connect transfer; the per-currency floor it documents is the
 # "Minimum and maximum charge amounts" table (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts,

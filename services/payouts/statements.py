@@ -75,7 +75,7 @@ class _Statement(_Open):
     minutes: int = 0
     rate: str | list[str] = "0"
     gross_minor: int
-    share: str
+    share: Annotated[str, Field(pattern=r"^(0(\.[0-9]{1,12})?|1(\.0{1,12})?)$")]
     payout_minor: int
     adjustments: list[_Line] = []
     due_minor: int | None = None

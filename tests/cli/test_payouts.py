@@ -128,7 +128,7 @@ def test_run_bad_input_exits_2_naming_the_argument(
     if "2026-12" in args:
         import datetime as dt
 
-        assert dt.datetime.now(dt.UTC) < dt.datetime(2027, 1, 3, tzinfo=dt.UTC) or pytest.fail("move the period")
+        assert dt.datetime.now(dt.UTC) < dt.datetime(2027, 1, 2, tzinfo=dt.UTC) or pytest.fail("move the period")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     argv = ["payouts", "run", *args]
@@ -144,7 +144,7 @@ def test_run_bad_input_exits_2_naming_the_argument(
 
 def test_help_states_the_close_window(repo_copy: Path, cli: Callable[..., Any]) -> None:
     text = " ".join(cli("payouts", "run", "--help", root=repo_copy).out.split())
-    assert "2-day close window" in text
+    assert "1-day close window" in text
 
 
 def test_live_key_is_accepted_with_live(
@@ -210,6 +210,8 @@ def test_adjustments_are_lines_on_the_statement(
     assert statement["payout_minor"] == 451
     assert [a["amount_minor"] for a in statement["adjustments"]] == [120, -21]
     assert statement["transfer"]["amount_minor"] == 550 and fake.transfers[0]["amount"] == 550
+    again = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)  # the same file again
+    assert "were NOT applied" in " ".join(again.err.split()) and len(fake.transfers) == 1
 
 
 def test_offboarding_and_updating_keep_the_stripe_account(
@@ -288,9 +290,7 @@ def test_region_runs_pay_usage_metered_there_and_report_usage_without_terms(
     directory = tmp_path / "wh"
     seed(directory, [usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")])
     seed(directory, [usage_row("gone-voice", "2026-10", 60, "0.015", "EUR", "professional")])
-    cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
-    onboard(fake)
-    (account,) = fake.accounts
+    account = connected(repo_copy, fake, directory)
     seed_terms(directory, [terms_of(ACME, account, HOME_REGION="us-east")])
     args = ["--warehouse", f"local:{directory}", "--statements", str(tmp_path / "st"), "--json"]
     for region in (["--region", "eu-central"], []):
@@ -311,3 +311,79 @@ def test_open_period_is_refused_and_a_statement_of_the_wrong_shape_is_named(
     result = cli("payouts", "run", "--period", "2026-10", *args, code=2, root=repo_copy)
     assert "2026-10/acme-voice.json" in result.err and "gross_minor" in result.err
     assert not fake.transfers
+
+
+def test_a_currency_change_is_said_loudly_at_update(repo_copy: Path, cli: Callable[..., Any], tmp_path: Path) -> None:
+    spec = tmp_path / "acme-voice.yaml"
+    spec.write_text((repo_copy / "partners/acme-voice.yaml").read_text().replace("currency: EUR", "currency: USD"))
+    result = cli("onboard-partner", str(spec), "--update", "--no-apply", root=repo_copy)
+    said = " ".join(result.err.split())
+    assert "billing.currency changes from EUR to USD" in said
+    assert "cannot be paid" in said and "next unstated period" in said
+
+
+def connected(repo_copy: Path, fake: FakeStripe, directory: Path) -> str:
+    """acme-voice with an onboarded account, recorded where the stack's `up` puts it (PARTNERS) and in its stack
+    file (made without `billing connect`, so that the test states the same world to older code)."""
+    account = gateway(fake).create_account("acme-voice", "US", "USD", "ops@acme.example")["id"]
+    fake.complete_onboarding(account)
+    stack_file = repo_copy / "stacks/Pulumi.partner-acme-voice.yaml"
+    stack_file.write_text(
+        stack_file.read_text().replace("config:\n", f"config:\n  platform:stripeAccount: {account}\n")
+    )
+    seed_terms(directory, [terms_of(ACME, account)])
+    return account
+
+
+def test_one_partners_two_currencies_do_not_stop_the_others(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
+) -> None:
+    """Issue 18.2: sunrise-telecom's October holds usage in USD and EUR; acme-voice is still paid."""
+    directory = Path(wh.removeprefix("local:"))
+    seed(directory, [usage_row("sunrise-telecom", "2026-10", 100, "0.02", "USD", "starter")])
+    seed(directory, [usage_row("sunrise-telecom", "2026-10", 100, "0.02", "EUR", "starter")])
+    seed_terms(directory, [terms_of(ROOT / "partners/sunrise-telecom.yaml")])
+    connected(repo_copy, fake, directory)
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st")]
+    result = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)
+    assert "sunrise-telecom (2026-10: failed)" in result.err and "EUR and USD" in result.err
+    assert [t["amount"] for t in fake.transfers] == [451]
+
+
+def test_a_carry_is_not_lost_when_a_later_period_is_stated_first(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, tmp_path: Path
+) -> None:
+    """Issue 18.3: 2026-06 is stated before 2026-05, whose 45 cents are below Stripe's minimum."""
+    directory = tmp_path / "wh"
+    seed(directory, [usage_row("acme-voice", "2026-05", 100, "0.015", "EUR", "professional")])
+    seed(directory, [usage_row("acme-voice", "2026-06", 1003, "0.015", "EUR", "professional")])
+    connected(repo_copy, fake, directory)
+    args = ["--warehouse", f"local:{directory}", "--statements", str(tmp_path / "st")]
+    cli("payouts", "run", "--period", "2026-06", *args, root=repo_copy)
+    cli("payouts", "run", "--period", "2026-05", *args, root=repo_copy)
+    assert sum(t["amount"] for t in fake.transfers) == 45 + 451
+
+
+def test_a_transfer_answered_in_another_currency_is_not_recorded_as_paid(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path
+) -> None:
+    """Issue 18.5: Stripe's answer is checked field by field against the request."""
+    connected(repo_copy, fake, Path(wh.removeprefix("local:")))
+    fake.inject("transfers", "other_currency")
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st")]
+    result = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)
+    assert "acme-voice (2026-10: failed)" in result.err and "currency 'usd'" in result.err
+    statement = json.loads((tmp_path / "st/2026-10/acme-voice.json").read_text())
+    assert statement["status"] == "failed" and statement["transfer"] is None
+    assert statement["stripe_answer"]["currency"] == "usd"
+
+
+def test_an_existing_account_under_the_wrong_agreement_is_warned_about(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe
+) -> None:
+    # Made before this platformctl knew the rule: a US account (no cross-border agreement) for a DE partner.
+    gateway(fake).create_account("acme-voice", "US", "USD", "ops@acme.example")
+    result = cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    assert "found Stripe account" in result.out
+    said = " ".join(result.err.split())
+    assert "under the full service agreement" in said and "needs a DE account under the recipient agreement" in said

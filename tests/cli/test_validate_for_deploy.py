@@ -68,6 +68,12 @@ def test_region_stack_reports_what_it_reads_from_global(cli: Callable[..., Run])
     # The region routes its meter through the control plane: its own admin URL and token are listed; global config
     # it does not read (the Snowflake admin email, the global stack's own admin token) is not.
     assert "stacks/Pulumi.region-eu-central.yaml: platform:kongAdminToken: is empty" in result.out
+    # The voice host's upstream is Pulumi.yaml's placeholder until the region names its voice service.
+    assert (
+        "stacks/Pulumi.region-eu-central.yaml: platform:voiceUpstream: 'voice-service.invalid:8080' names "
+        "voice-service.invalid, a reserved example domain that cannot be deployed (the declared default in "
+        "Pulumi.yaml, not set in this file)"
+    ) in result.out
     assert (
         "snowflakeAdminEmail" not in result.out
         and "stacks/Pulumi.global.yaml: platform:kongAdminToken" not in result.out
@@ -101,6 +107,7 @@ def test_ready_stacks_pass(cli: Callable[..., Run], repo_copy: Path) -> None:
             "platform:kongAdminToken": SECURE,
             "platform:twilioAuthToken": SECURE,
             "platform:stripeApiKey": SECURE,
+            "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080",
             "platform:launchedCountries": ["DE"],
         },
     )
@@ -143,6 +150,7 @@ def test_stack_org_default_only_matters_on_pulumi_cloud(
             "platform:kongAdminToken": SECURE,
             "platform:twilioAuthToken": SECURE,
             "platform:stripeApiKey": SECURE,
+            "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080",
         },
     )
     write_stack(repo_copy, "global", READY_GLOBAL)
@@ -177,3 +185,31 @@ def test_malformed_stack_file_exits_2(cli: Callable[..., Run], repo_copy: Path) 
     (repo_copy / "stacks" / "Pulumi.global.yaml").write_text("config:\n  platform:dnsZone: [unclosed\n")
     result = cli("validate", "--for-deploy", "global", root=repo_copy, code=2)
     assert "Pulumi.global.yaml" in result.err
+
+
+def test_a_regions_voice_upstream_placeholder_is_the_only_thing_left(cli: Callable[..., Run], repo_copy: Path) -> None:
+    write_stack(repo_copy, "global", READY_GLOBAL)
+    ready = {
+        "platform:snowflakeOrganization": "CORPORG",
+        "platform:acmeEmail": "tls@corp-platform.io",
+        "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
+        "platform:kongAdminToken": SECURE,
+        "platform:twilioAuthToken": SECURE,
+        "platform:stripeApiKey": SECURE,
+    }
+    write_stack(repo_copy, "region-sa-east", ready)
+    result = cli("validate", "--for-deploy", "region-sa-east", root=repo_copy, code=1)
+    assert lines(result) == [
+        "stacks/Pulumi.region-sa-east.yaml: platform:voiceUpstream: 'voice-service.invalid:8080' names "
+        "voice-service.invalid, a reserved example domain that cannot be deployed (the declared default in "
+        "Pulumi.yaml, not set in this file)"
+    ]
+    write_stack(repo_copy, "region-sa-east", {**ready, "platform:voiceUpstream": "voice.test:8080"})
+    result = cli("validate", "--for-deploy", "region-sa-east", root=repo_copy, code=1)
+    assert "platform:voiceUpstream: 'voice.test:8080' names voice.test" in result.out and "set in this file" in (
+        result.out
+    )
+    write_stack(
+        repo_copy, "region-sa-east", {**ready, "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080"}
+    )
+    cli("validate", "--for-deploy", "region-sa-east", root=repo_copy)

@@ -57,12 +57,37 @@ def test_global_plugins(fleet: Plan) -> None:
         "prometheus",
         "request-size-limiting",
         "cors",
-        "rate-limiting",
         "request-transformer",
     }
     assert global_plugins["request-transformer"] == {"remove": {"headers": ["X-Partner-Id"]}}
     assert global_plugins["request-size-limiting"]["allowed_payload_size"] == 8
-    assert global_plugins["rate-limiting"]["minute"] == 300  # the starter plan is the default
+
+
+def test_default_rate_limit_is_on_the_api_services_only(fleet: Plan) -> None:
+    # Not global: a global instance would throttle Twilio's callbacks to the meter and its voice webhooks (no consumer,
+    # so per Twilio IP at the lowest tier's 10/s), and Kong cannot exclude a route from a global plugin.
+    services = {r.urn: r.inputs["name"] for r in fleet.resources("global", "kong:index/service:Service")}
+    limits = [r for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "rate-limiting"]
+    assert all(set(r.inputs) & {"serviceId"} and not set(r.inputs) & {"routeId", "consumerId"} for r in limits)
+    scoped = {services[r.property_dependencies["serviceId"][0]]: json.loads(r.inputs["configJson"]) for r in limits}
+    assert set(scoped) == {"rest-api", "graphql-api", "streaming-api"}
+    assert all(c["second"] == 10 and c["minute"] == 300 for c in scoped.values())  # the starter plan is the default
+    # The meter's and every region's voice service: no rate-limiting plugin on them or their routes, in any stack.
+    checked = 0
+    for stack in fleet.plans:
+        routes = {r.urn: r for r in fleet.resources(stack, "kong:index/route:Route")}
+        exempt_routes = {u for u, r in routes.items() if str(r.inputs.get("name", "")).startswith(("meter", "voice"))}
+        exempt_services = {u for u, n in services.items() if n == "meter"} | {
+            r.urn for r in fleet.resources(stack, "kong:index/service:Service") if r.inputs["name"].startswith("voice-")
+        }
+        checked += len(exempt_routes)
+        for plugin in fleet.resources(stack, PLUGIN):
+            if plugin.inputs["name"] != "rate-limiting":
+                continue
+            deps = plugin.property_dependencies
+            assert not set(deps.get("routeId", [])) & exempt_routes, plugin.urn
+            assert not set(deps.get("serviceId", [])) & exempt_services, plugin.urn
+    assert checked == 2 * 15  # each region's meter route and voice route
 
 
 def test_tier_plans_gate_apis_by_feature(fleet: Plan) -> None:
@@ -97,7 +122,7 @@ def test_rate_limits_count_in_the_regions_redis_not_per_pod(fleet: Plan) -> None
         for r in fleet.resources(stack, PLUGIN)
         if r.inputs["name"] == "rate-limiting"
     ]
-    assert len(configs) == 3
+    assert len(configs) == 5  # the default plan on the three API services; each partner's tier plan
     for config in configs:
         assert config["policy"] == "redis" and config["sync_rate"] == -1
         assert config["redis"]["host"] == "kong-redis.platform.svc.cluster.local"
@@ -130,3 +155,16 @@ def test_cors_origins_match_subdomains_of_the_zone_only(fleet: Plan) -> None:
         f"https://a.b.{zone}",
     ):
         assert not allows(hostile), hostile
+
+
+def test_the_meters_bearer_token_is_a_vault_reference_not_a_value(fleet: Plan) -> None:
+    logs = [r for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "http-log"]
+    assert len(logs) == 3
+    for log in logs:
+        config = json.loads(log.inputs["configJson"])  # plain: no secret in it any more
+        assert config["headers"] == {"Authorization": "{vault://env/meter-kong-authorization}"}
+        # Straight to the region's meter Service, not through Kong's proxy: no route, no proxy plugin applies.
+        assert config["http_endpoint"] == "http://meter.platform.svc.cluster.local:8787/kong/http-log"
+    token = fleet.one("global", "random:index/randomPassword:RandomPassword", "gateway-meter-token")
+    assert not any(token.urn in deps for log in logs for deps in log.property_dependencies.values())
+    assert fleet.outputs("global")["meter_kong_token"] == "[secret]"

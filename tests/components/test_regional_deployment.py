@@ -185,3 +185,41 @@ def test_cert_manager_answers_dns01_in_the_platform_zone(fleet: Plan) -> None:
     assert issuer.property_dependencies["spec"][0].endswith("organization/platform/global")
     release = fleet.one(stack, "kubernetes:helm.sh/v3:Release", "region-cert-manager")
     assert release.urn in issuer.dependencies
+
+
+SENTINEL_TOKEN = "meter-token-SENTINEL-7f3a9c"
+
+
+def test_the_data_plane_resolves_the_meters_token_from_a_secret_never_in_the_plan(fleet: Plan) -> None:
+    """The region is planned with a known token from the global stack: it reaches the data plane only through a
+    Secret, and appears nowhere in the plan in clear."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from fleet.stackconfig import load_stack_config
+    from foundation.stacks import parse_stack_name
+    from platformctl.offline.recorder import record_stack
+    from tests.conftest import ROOT
+
+    stack = "region-eu-central"
+    g = fleet.plans["global"].recording
+    assert "meter_kong_token" in g.secret_outputs
+    known = SimpleNamespace(
+        reference_outputs={**g.reference_outputs, "meter_kong_token": SENTINEL_TOKEN}, secret_outputs=g.secret_outputs
+    )
+    config = load_stack_config(ROOT, parse_stack_name(stack))
+    recording = record_stack(
+        ROOT, stack, config.values, lambda name: known if name == "global" else None, config.secret_keys
+    )
+    shown = json.dumps([dataclasses.asdict(r) for r in recording.resources] + [recording.outputs], default=str)
+    assert SENTINEL_TOKEN not in shown
+    by_name = {r.name: r for r in recording.resources}
+    secret = by_name["region-kong-meter-auth"]
+    assert secret.inputs["metadata"] == {"name": "kong-meter-auth", "namespace": "platform"}
+    assert secret.inputs["stringData"] == "[secret]"
+    env = by_name["region-kong-data-plane"].inputs["values"]["customEnv"]
+    # Kong's env vault reads {vault://env/meter-kong-authorization} from METER_KONG_AUTHORIZATION.
+    assert env["METER_KONG_AUTHORIZATION"] == {
+        "valueFrom": {"secretKeyRef": {"name": "kong-meter-auth", "key": "authorization"}}
+    }
+    assert by_name["region-meter-secret"].inputs["stringData"] == "[secret]"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
+from foundation.yamlio import dump_yaml, load_yaml_file
 from tests.conftest import ROOT, Plan
 
 STACK = "region-eu-central"
@@ -42,6 +44,8 @@ def test_the_payouts_job_pays_the_previous_month_of_its_own_region(planned: Plan
     pod = cron["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     container = pod["containers"][0]
+    # The services' own console script, not the image's ENTRYPOINT; test mode (the default): no --live.
+    assert container["command"] == ["platform-services"]
     assert container["args"] == ["payouts", "run", "--period", "previous", "--region", "eu-central"]
     env = {e["name"]: e for e in container["env"]}
     for name in ("STRIPE_API_KEY", "SNOWFLAKE_PRIVATE_KEY", "PAYOUTS_WAREHOUSE_URL"):
@@ -83,11 +87,19 @@ def test_only_the_job_may_write_statements(planned: Plan) -> None:
     trust = json.loads(role.inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     policy = planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-statements").inputs["policy"]
-    grants = {(tuple(st["Action"]), st["Resource"]) for st in json.loads(policy)["Statement"]}
+    statements = json.loads(policy)["Statement"]
+    grants = {(tuple(st["Action"]), st["Resource"]) for st in statements}
     assert grants == {
         (("s3:GetObject", "s3:PutObject"), "arn:aws:s3:::voiceplat-eu-central-statements/statements/*"),
         (("s3:GetBucketVersioning",), "arn:aws:s3:::voiceplat-eu-central-statements"),
+        (("s3:ListBucket",), "arn:aws:s3:::voiceplat-eu-central-statements"),
     }
+    assert all(st["Effect"] == "Allow" for st in statements)
+    # Listing (what turns a statement not yet written from 403 into 404) only under the job's own prefix.
+    (listing,) = [st for st in statements if st["Action"] == ["s3:ListBucket"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["statements/*", "statements"]}}
+    assert all("Condition" not in st for st in statements if st is not listing)
+    assert env_prefix(planned) == "statements"
     assert planned.one(STACK, "aws:iam/rolePolicy:RolePolicy", "region-payouts-kms")
 
 
@@ -102,3 +114,38 @@ def test_the_payouts_user_reads_and_writes_nothing(planned: Plan) -> None:
     ]
     privileges = {p for g in grants for p in g.inputs.get("privileges", [])}
     assert grants and privileges <= {"USAGE", "SELECT"}, privileges
+
+
+def env_prefix(plan: Plan) -> str:
+    """The key prefix the job writes statements under (PAYOUTS_STATEMENTS = s3://bucket/prefix)."""
+    pod = _parts(plan)["kubernetes:batch/v1:CronJob"].inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    return str(env["PAYOUTS_STATEMENTS"]).split("/", 3)[3]
+
+
+def _set_config(root: Path, stack: str, values: dict[str, object]) -> None:
+    path = root / "stacks" / f"Pulumi.{stack}.yaml"
+    doc = load_yaml_file(path, path.name)
+    doc["config"].update(values)
+    path.write_text(dump_yaml(doc))
+
+
+def test_live_mode_runs_the_job_with_live(repo_copy: Path, plan_in) -> None:
+    _set_config(repo_copy, STACK, {"platform:stripeMode": "live"})
+    container = _parts(plan_in(repo_copy, STACK))["kubernetes:batch/v1:CronJob"].inputs["spec"]["jobTemplate"]
+    args = container["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["payouts", "run", "--period", "previous", "--region", "eu-central", "--live"]
+
+
+@pytest.mark.parametrize("mode", ["LIVE", "production", "", "live "])
+def test_unknown_stripe_mode_is_refused_naming_the_file_and_key(repo_copy: Path, plan_in, mode: str) -> None:
+    from foundation.errors import InputError
+
+    _set_config(repo_copy, STACK, {"platform:stripeMode": mode})
+    if mode == "":
+        # Empty is unset: the default, test mode.
+        args = _parts(plan_in(repo_copy, STACK))["kubernetes:batch/v1:CronJob"].inputs["spec"]["jobTemplate"]
+        assert "--live" not in args["spec"]["template"]["spec"]["containers"][0]["args"]
+        return
+    with pytest.raises(InputError, match=r"stacks/Pulumi\.region-eu-central\.yaml: platform:stripeMode: must be"):
+        plan_in(repo_copy, STACK)

@@ -47,6 +47,8 @@ def test_the_meter_has_all_its_parts(fleet: Plan) -> None:
     assert workload["spec"]["replicas"] >= 2
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/voice-platform/platform-services:0.1.0"
+    # The services distribution's console script, set on the container (not the image's ENTRYPOINT).
+    assert container["command"] == ["platform-services"]
     assert container["args"][:2] == ["meter", "serve"] and "--region" in container["args"]
     assert {e["name"] for e in container["env"]} >= {"TWILIO_AUTH_TOKEN", "METER_KONG_TOKEN", "SNOWFLAKE_PRIVATE_KEY"}
     assert all("valueFrom" in e for e in container["env"])  # secrets by reference, never as values

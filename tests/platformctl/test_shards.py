@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from foundation.errors import InputError
+from platformctl.ci.merge import merge
 from platformctl.shards import (
     MAX_SHARDS,
     WEIGHTS,
     fleet_digest,
     kind_of,
-    merge,
     parse_shard,
     planning_key,
     split,

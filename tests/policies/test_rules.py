@@ -81,6 +81,14 @@ def test_isolation() -> None:
             onSchema={"schemaName": "PLATFORM_EU_CENTRAL.PARTNER_ACME"},
         ),
         res("aws:iam/rolePolicy:RolePolicy", "p", policy='{"Resource": "arn:aws:s3:::b/partners/acme/*"}'),
+        # Its own PARTNERS row: the column PARTNER_ID is no partner's Snowflake object.
+        res(
+            "snowflake:index/execute:Execute",
+            "e",
+            execute="""MERGE INTO D.RAW.PARTNERS t USING (SELECT f.value:PARTNER_ID::VARCHAR(40) AS PARTNER_ID FROM """
+            """LATERAL FLATTEN(INPUT => PARSE_JSON('[{"PARTNER_ID":"acme"}]')) f) s ON t.PARTNER_ID = s.PARTNER_ID""",
+            revert="UPDATE D.RAW.PARTNERS SET OFFBOARDED_ON = CURRENT_DATE() WHERE PARTNER_ID = 'acme'",
+        ),
     ]
     assert findings("partner-isolation", good, partner()) == []
     bad = [
@@ -93,8 +101,14 @@ def test_isolation() -> None:
             accountRoleName="PARTNER_OTHER_READER",
         ),
         res("aws:iam/rolePolicy:RolePolicy", "p", policy='{"Resource": "arn:aws:s3:::b/partners/other/*"}'),
+        res("snowflake:index/execute:Execute", "e1", execute='SELECT PARSE_JSON(\'[{"PARTNER_ID":"other"}]\')'),
+        res(
+            "snowflake:index/execute:Execute", "e2", revert="UPDATE D.RAW.PARTNERS SET X = 1 WHERE PARTNER_ID = 'other'"
+        ),
     ]
     messages = findings("partner-isolation", bad, partner())
+    assert any("""another partner's PARTNERS row ('"PARTNER_ID":"other"')""" in m for m in messages)
+    assert any("""another partner's PARTNERS row ("PARTNER_ID = 'other'")""" in m for m in messages)
     assert any("namespace 'partner-other'" in m for m in messages)
     assert any("Kong consumer 'partner-other'" in m for m in messages)
     assert any("ACL group 'tier-enterprise'" in m for m in messages)

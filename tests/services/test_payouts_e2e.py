@@ -1,6 +1,8 @@
-"""End to end on loopback: the real meter takes signed Twilio callbacks for two partners, `billing connect` opens
-their Stripe accounts, `payouts run` pays both once into S3 (moto server), a rerun pays nothing, a run into a local
-folder finds the transfers instead of paying again; the numbers are the known answers."""
+"""End to end on loopback: the real meter takes signed Twilio callbacks for two partners, their stacks' terms are in
+PARTNERS, `billing connect` opens acme-voice's Stripe account (sakura-calls, in Japan, cannot be paid through Stripe
+Connect from a US platform and is paid by bank transfer), the partner onboards through its Account Link, `payouts
+run --period previous` pays once into S3 (moto server), a rerun pays nothing, a run into a local folder finds the
+transfer instead of paying again; the numbers are the known answers."""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from services.payouts.money import latest_payable, period_end
 from tests.services.meter_harness import Meter, callback, free_port, post_callback
+from tests.services.payouts_harness import ROOT, seed_terms, terms_of
 from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 
-WHEN = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(microsecond=0)
-"""Recent enough for the meter to accept (it refuses events older than 35 days); the statements are for its month."""
-PERIOD = WHEN.strftime("%Y-%m")
+PERIOD = latest_payable(dt.datetime.now(dt.UTC))
+"""What `--period previous` pays today: the latest month whose close window has passed."""
+WHEN = period_end(PERIOD) - dt.timedelta(hours=12)
+"""The last day of that month: at most ~32.5 days ago, recent enough for the meter (it takes events up to 35 days)."""
 
 
 @pytest.fixture
@@ -82,28 +87,38 @@ def test_meter_to_statements_and_transfers(
     finally:
         meter.stop()
     warehouse = f"local:{tmp_path / 'warehouse'}"
+    # What each partner stack's `up` upserts; sakura-calls is paid by bank transfer (see the module docstring).
+    seed_terms(
+        tmp_path / "warehouse",
+        [
+            terms_of(ROOT / "partners/acme-voice.yaml"),
+            terms_of(ROOT / "partners/sakura-calls.yaml", PAYOUT_METHOD="bank_transfer"),
+        ],
+    )
 
-    for partner in ("acme-voice", "sakura-calls"):
-        cli("billing", "connect", partner, "--yes", root=repo_copy)
-        assert "platform:stripeAccount: acct_" in (repo_copy / f"stacks/Pulumi.partner-{partner}.yaml").read_text()
-    assert len(stripe_fake.accounts) == 2
+    connected = cli("billing", "connect", "acme-voice", "--yes", root=repo_copy)
+    assert "platform:stripeAccount: acct_" in (repo_copy / "stacks/Pulumi.partner-acme-voice.yaml").read_text()
+    assert "cross-border" in cli("billing", "connect", "sakura-calls", "--yes", code=2, root=repo_copy).err
+    (link,) = [word for word in connected.out.split() if word.startswith(stripe_fake.base)]
+    assert httpx.get(link).status_code == 302  # the partner completes Stripe's onboarding
+    assert len(stripe_fake.accounts) == 1
     cli("billing", "connect", "acme-voice", root=repo_copy)  # finds it, asks nothing
-    assert len(stripe_fake.accounts) == 2
+    assert len(stripe_fake.accounts) == 1
 
     target = "s3://voiceplat-eu-central-statements/statements"
-    first = cli(
-        "payouts", "run", "--period", PERIOD, "--warehouse", warehouse, "--statements", target, "--json", root=repo_copy
-    )
-    outcomes = {p["partner"]: p for p in json.loads(first.out)["partners"]}
-    assert {p: o["status"] for p, o in outcomes.items()} == {"acme-voice": "paid", "sakura-calls": "paid"}
-    assert sorted((t["metadata"]["partner"], t["amount"], t["currency"]) for t in stripe_fake.transfers) == [
-        ("acme-voice", 451, "eur"),
-        ("sakura-calls", 200, "jpy"),
+    args = ["--warehouse", warehouse, "--statements", target, "--region", "eu-central"]
+    first = cli("payouts", "run", "--period", "previous", *args, "--json", root=repo_copy)
+    report = json.loads(first.out)
+    assert report["period"] == PERIOD
+    outcomes = {p["partner"]: p for p in report["partners"]}
+    assert {p: o["status"] for p, o in outcomes.items()} == {"acme-voice": "paid", "sakura-calls": "external"}
+    assert [(t["metadata"]["partner"], t["amount"], t["currency"]) for t in stripe_fake.transfers] == [
+        ("acme-voice", 451, "eur")
     ]
 
-    second = cli("payouts", "run", "--period", PERIOD, "--warehouse", warehouse, "--statements", target, root=repo_copy)
+    second = cli("payouts", "run", "--period", "previous", *args, root=repo_copy)
     assert second.out.count("already paid") >= 2
-    assert len(stripe_fake.transfers) == 2
+    assert len(stripe_fake.transfers) == 1
 
     for partner, (minutes, gross, payout) in {"acme-voice": (1003, 1504, 451), "sakura-calls": (335, 502, 200)}.items():
         key = f"statements/{PERIOD}/{partner}.json"
@@ -111,7 +126,7 @@ def test_meter_to_statements_and_transfers(
         assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == kms_key
         body = json.loads(s3.get_object(Bucket="voiceplat-eu-central-statements", Key=key)["Body"].read())
         assert (body["minutes"], body["gross_minor"], body["payout_minor"]) == (minutes, gross, payout)
-        assert body["transfer"]["amount_minor"] == payout
+        assert body["transfer"]["amount_minor"] == payout and body["region"] == "eu-central"
 
     local = tmp_path / "statements"
     third = cli(
@@ -126,8 +141,10 @@ def test_meter_to_statements_and_transfers(
         "--json",
         root=repo_copy,
     )
-    assert {p["status"] for p in json.loads(third.out)["partners"]} == {"repaired"}
-    assert len(stripe_fake.transfers) == 2
-    for partner, payout in {"acme-voice": 451, "sakura-calls": 200}.items():
-        statement = json.loads((local / PERIOD / f"{partner}.json").read_text())
-        assert statement["payout_minor"] == payout and statement["transfer"]["amount_minor"] == payout
+    assert {(p["partner"], p["status"]) for p in json.loads(third.out)["partners"]} == {
+        ("acme-voice", "repaired"),
+        ("sakura-calls", "external"),
+    }
+    assert len(stripe_fake.transfers) == 1
+    statement = json.loads((local / PERIOD / "acme-voice.json").read_text())
+    assert statement["payout_minor"] == 451 and statement["transfer"]["amount_minor"] == 451

@@ -351,6 +351,16 @@ def test_dry_run_calls_and_writes_nothing(wh: Path, tmp_path: Path, fake: FakeSt
             "adjustments",
         ),
         ("[1, 2]", "not a JSON statement object"),
+        (
+            '{"partner": "acme-voice", "period": "2026-10", "currency": "EUR", "gross_minor": 1, "share": "lots", '
+            '"payout_minor": 0, "status": "held"}',
+            "share",
+        ),
+        (
+            '{"partner": "sakura-calls", "period": "2026-10", "currency": "EUR", "gross_minor": 1, "share": "0.3", '
+            '"payout_minor": 0, "status": "paid", "transfer": {"id": "tr_1", "amount_minor": 1}}',
+            "not of 'acme-voice'",
+        ),
     ],
 )
 def test_a_statement_of_the_wrong_shape_is_bad_input_naming_the_file(
@@ -363,3 +373,53 @@ def test_a_statement_of_the_wrong_shape_is_bad_input_naming_the_file(
         run(wh, tmp_path / "st", fake)
     assert "acme-voice.json" in str(caught.value.problems) and field in str(caught.value.problems)
     assert not fake.transfers
+
+
+def test_a_debt_is_carried_onto_the_next_new_statement(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    from services.payouts.money import AdjustmentLine
+
+    connect(wh, fake, "acme-voice")
+    refund = AdjustmentLine(
+        partner="acme-voice", currency="EUR", kind="correction", amount_minor=-600, reason="refund R-1"
+    )
+    october = run(wh, tmp_path / "st", fake, adjustments=[refund])
+    assert statuses(october)[("acme-voice", PERIOD)] == job.CARRIED  # 451 - 600 = -149: nothing to transfer
+    seed(wh, [usage_row("acme-voice", "2026-11", 2000, "0.015", "EUR", "professional")])  # 30 EUR -> 900
+    november = run(wh, tmp_path / "st", fake, period="2026-11")
+    assert stored(tmp_path / "st", "2026-11", "acme-voice")["adjustments"] == [
+        {"kind": "carry", "amount_minor": -149, "reason": f"not paid in {PERIOD}, carried"}
+    ]
+    assert statuses(november)[("acme-voice", "2026-11")] == job.PAID
+    assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [751]
+
+
+def test_a_bad_partners_row_fails_only_that_partner(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    connect(wh, fake, *SPECS)
+    seed_terms(wh, [terms_of(SPECS["pampas-voz"], REVENUE_SHARE="1.5")])
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("pampas-voz", PERIOD)] == job.FAILED
+    assert "REVENUE_SHARE" in next(o.reason for o in report.outcomes if o.partner == "pampas-voz")
+    assert {t["metadata"]["partner"] for t in fake.transfers} == {"acme-voice", "sakura-calls"}
+
+
+def test_a_statement_written_before_statuses_existed_is_read_as_it_was_meant(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    connect(wh, fake, "acme-voice")
+    (tmp_path / "st" / PERIOD).mkdir(parents=True)
+    legacy = {
+        "partner": "acme-voice",
+        "period": PERIOD,
+        "currency": "EUR",
+        "minutes": 1003,
+        "rate": "0.015",
+        "gross_minor": 1504,
+        "share": "0.30",
+        "payout_minor": 451,
+        "adjustments": [],
+        "transfer": {"id": "tr_old", "amount_minor": 451, "currency": "EUR", "destination": "acct_old"},
+    }
+    (tmp_path / "st" / PERIOD / "acme-voice.json").write_text(json.dumps(legacy))
+    report = run(wh, tmp_path / "st", fake)
+    assert statuses(report)[("acme-voice", PERIOD)] == job.ALREADY_PAID
+    assert not [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]

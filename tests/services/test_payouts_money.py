@@ -69,12 +69,13 @@ def test_a_period_is_payable_after_its_end_and_the_close_window() -> None:
         money.check_payable("2026-12", at("2026-12-06T08:00"))  # the month is still open
     with pytest.raises(InputError, match="not closed"):
         money.check_payable("2027-03", at("2026-12-06T08:00"))  # a future month
-    with pytest.raises(InputError, match="2026-12-03 00:00"):
-        money.check_payable("2026-11", at("2026-12-02T23:59"))  # ended, inside the close window
-    assert money.check_payable("2026-11", at("2026-12-03T00:00")) == "2026-11"
+    with pytest.raises(InputError, match="2026-12-02 00:00"):
+        money.check_payable("2026-11", at("2026-12-01T23:59"))  # ended, inside the close window
+    assert money.check_payable("2026-11", at("2026-12-02T00:00")) == "2026-11"
     assert money.latest_payable(at("2026-12-06T08:00")) == "2026-11"
     assert money.latest_payable(at("2026-12-01T06:00")) == "2026-10"
-    assert money.latest_payable(at("2027-01-03T00:00")) == "2026-12"
+    assert money.latest_payable(at("2026-12-02T06:00")) == "2026-11"  # the CronJob's hour
+    assert money.latest_payable(at("2027-01-02T00:00")) == "2026-12"
 
 
 def test_periods() -> None:

@@ -41,6 +41,7 @@ def test_the_program_imports_per_kind() -> None:
         ("components/snowflake_organization.py", {"global"} | REGIONS | PARTNERS),
         ("gateway/apis.yaml", {"global"} | PARTNERS),  # partners copy every platform route
         ("partners/tiers.yaml", {"global"} | PARTNERS),
+        ("partners/prices.yaml", PARTNERS),  # each partner stack upserts its terms row (base fee, rate)
         ("regions/countries.yaml", {"global"} | REGIONS | PARTNERS),
         ("Pulumi.yaml", {"global"} | REGIONS | PARTNERS),
         ("policies/rules.py", {"global"} | REGIONS | PARTNERS),
