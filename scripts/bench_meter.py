@@ -1,14 +1,18 @@
 """Meter benchmark: the real meter (`platformctl meter serve`) on loopback, a raw-socket load generator here.
 
     .venv/bin/python scripts/bench_meter.py [--callbacks 20000] [--kong-entries 200000] [--memory-events 1000000]
+    .venv/bin/python scripts/bench_meter.py --only-sustained [--sustained-seconds 60]
 
 Reports signed Twilio callbacks accepted per second, Kong entries (batches of 100) per second, the p99
 acknowledgement latency at a paced 500 callbacks/s, and the RSS of the meter's processes (HTTP process, flusher
-process, multiprocessing's resource tracker) before, during and after --memory-events Kong entries, then after
-a bounded wait for the warehouse writes to catch up. Each phase also reports the CPU of the generator (this
-process), the meter's two processes and everything else on the machine: on 2 shared cores they decide the
-figures. Every phase is bounded in count and in time (--max-seconds, --drain-seconds); the meter and its spool
-live in a temporary directory that is removed at the end.
+process, multiprocessing's resource tracker) before, during and after --memory-events Kong entries, then after a
+bounded wait for the warehouse writes to catch up; then the sustained phase: Kong entries as fast as the meter takes
+them for --sustained-seconds while the flusher writes to the warehouse, reporting the rate the warehouse writes keep
+up with (what the meter sustains indefinitely: acknowledgements beyond it only grow the backlog), the spool's bytes
+per event, and what that makes of a 10 GiB volume (backlog room, replay window). Each phase also reports the CPU of
+the generator (this process), the meter's two processes and everything else on the machine: on 2 shared cores they
+decide the figures. Every phase is bounded in count and in time (--max-seconds, --drain-seconds); the meter and its
+spool live in a temporary directory that is removed at the end.
 """
 
 from __future__ import annotations
@@ -184,6 +188,48 @@ def _arun(coro: Any) -> Any:
         return runner.run(coro)
 
 
+VOLUME_GIB = 10
+"""The region's spool volume (RuntimeService's claim), for the sustained phase's figures."""
+
+
+def sustained(meter: Meter, seconds: float, offset: int) -> None:
+    """Kong entries at full speed for `seconds`; what the acknowledgements and the warehouse writes each managed."""
+    from services.meter.spool import REPLAY_SHARE, VOLUME_SHARE
+
+    assert meter.proc is not None
+    pid = meter.proc.pid
+    before = meter.metrics()
+    cpu = CpuShare(pid)
+    t0 = time.perf_counter()
+    sent, chunk = 0, 20_000
+    while time.perf_counter() - t0 < seconds:
+        many = _kong(chunk, offset + sent)
+        ok, _ = _arun(_run(meter.port, many, 8, t0 + seconds))
+        sent += ok * 100
+    elapsed = time.perf_counter() - t0
+    after = meter.metrics()
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    flushed = delta('meter_flushed_total{kind="api"}')
+    kept = after["meter_spool_replay_events"] + after["meter_spool_depth"]
+    per_event = after["meter_spool_used_bytes"] / kept if kept else float("nan")
+    volume = VOLUME_GIB * 1024**3 * VOLUME_SHARE
+    replay = volume * REPLAY_SHARE / per_event
+    rate = flushed / elapsed
+    print(
+        f"sustained {elapsed:.0f} s: {sent / elapsed:,.0f} acknowledged/s, {rate:,.0f} written to the warehouse/s; "
+        f"spool depth {before['meter_spool_depth']:.0f} -> {after['meter_spool_depth']:.0f}"
+    )
+    print(
+        f"    spool: {per_event:.0f} bytes per event; a {VOLUME_GIB} GiB volume holds a backlog of "
+        f"{volume / per_event:,.0f} events and a replay window of {replay:,.0f} "
+        f"({replay / rate / 60:,.0f} min at {rate:,.0f}/s)"
+    )
+    print(cpu.report())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--callbacks", type=int, default=20_000)
@@ -194,11 +240,16 @@ def main() -> None:
     parser.add_argument(
         "--drain-seconds", type=float, default=45.0, help="Wait at most this long for the warehouse to catch up."
     )
+    parser.add_argument("--sustained-seconds", type=float, default=60.0)
+    parser.add_argument("--only-sustained", action="store_true", help="Run the sustained phase only.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-meter-") as tmp:
         meter = Meter(Path(tmp)).start()
         assert meter.proc is not None
         try:
+            if args.only_sustained:
+                sustained(meter, args.sustained_seconds, 0)
+                return
             pid = meter.proc.pid
             requests = _callbacks(meter, args.callbacks)
             cpu = CpuShare(pid)
@@ -262,6 +313,7 @@ def main() -> None:
             )
             print(f"    RSS of the meter's processes then: {rss()}")
             print(cpu.report())
+            sustained(meter, args.sustained_seconds, args.kong_entries + args.memory_events)
         finally:
             meter.stop()
 

@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from services.meter import events
 from services.meter.events import Event, Form, Ignored, Rejected
-from services.meter.metrics import Metrics, spool_lines, twilio_lines
+from services.meter.metrics import Metrics, connection_lines, spool_lines, twilio_lines
 from services.meter.roster import UNKNOWN_PARTNER_WAIT_SECONDS, Partner, RosterFeed
 from services.meter.spool import CONFLICT, NEW, Spool, SpoolFullError, volume_free_bytes
 from services.meter.subaccounts import SubaccountTokens, TwilioUnavailableError
@@ -40,7 +40,7 @@ TWILIO_RETRY_AFTER = 5
 """Seconds, in Retry-After, when Twilio's API cannot be asked for a partner's token."""
 SPOOL_RETRY_AFTER = 30
 """Seconds, in Retry-After, when the spool cannot take an event (full, disk full, draining)."""
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")  # the Account resource's documented pattern
 
 
 @dataclass
@@ -288,13 +288,19 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+async def livez(request: Request) -> Response:
+    """The process answers HTTP: the liveness probe. /healthz is for readiness and alerts: what it reports (a full
+    spool or disk, a crash-looping flusher) a restart does not fix."""
+    return PlainTextResponse("ok\n")
+
+
 async def metrics(request: Request) -> Response:
     state: MeterState = request.app.state.meter
     try:
         free: int | None = volume_free_bytes(state.spool.path.parent)
     except OSError:
         free = None
-    more = [*spool_lines(state.spool, free), *twilio_lines(state.subaccounts)]
+    more = [*spool_lines(state.spool, free), *twilio_lines(state.subaccounts), *connection_lines()]
     return PlainTextResponse(state.metrics.render(state.spool.pending, more), media_type="text/plain; version=0.0.4")
 
 
@@ -317,6 +323,7 @@ def build_app(state: MeterState, lifespan: Any = None) -> Starlette:
             Route("/twilio/{partner_id}/status", twilio_status, methods=["POST"]),
             Route("/kong/http-log", kong_log, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _method, Exception: _internal},

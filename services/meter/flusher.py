@@ -243,7 +243,12 @@ class Flusher:
             self.close()
             self._roster.failed()
             return False
-        self._roster.publish(roster)
+        try:
+            self._roster.publish(roster)
+        except OSError as exc:  # the roster file sits beside the spool: a full disk must not kill the flusher
+            log.warning("cannot hand the roster over, the last one stays in force: %s", _first_line(exc))
+            self._roster.failed()
+            return False
         return True
 
     def close(self) -> None:

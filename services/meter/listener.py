@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import resource
 import socket
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ REQUEST_READ_TIMEOUT = 10.0
 """Seconds from a connection's first byte (or a request's) until its headers and body are all in. Twilio and Kong
 send a few KiB from nearby; a client that cannot do it in 10 s is gone or hostile."""
 MAX_CONNECTIONS = 2048
-"""Open connections at most; more are closed on arrival (Kong keeps a small pool; Twilio opens one per callback)."""
+"""Open connections at most; more are closed on arrival (Kong keeps a small pool; Twilio opens one per callback).
+Fewer when the descriptor limit is lower: see connection_limit()."""
+RESERVED_FDS = 128
+"""Descriptors kept for everything but connections: the spool and its WAL, the Twilio client, logs, the listener."""
 BACKLOG = 2048
 
 
@@ -43,9 +47,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     _read_deadline: asyncio.TimerHandle | None = None
 
+    limit = MAX_CONNECTIONS
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > MAX_CONNECTIONS:
+        if len(self.connections) > self.limit:
             ConnectionStats.refused += 1
             transport.abort()  # the descriptor now, not after a FIN handshake
             return
@@ -125,6 +131,20 @@ def port_holder(port: int) -> str | None:
     return None
 
 
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or fewer if the descriptor limit would run out first (the soft limit raised to the hard one
+    first, as servers do): accept() failing with EMFILE is what exhausted the meter before."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, soft - RESERVED_FDS))
+
+
 def uvicorn_limits() -> dict[str, Any]:
     """uvicorn.Config arguments that go with the socket and protocol above."""
+    GuardedHttpToolsProtocol.limit = connection_limit()
     return {"http": GuardedHttpToolsProtocol, "backlog": BACKLOG, "timeout_keep_alive": 5}

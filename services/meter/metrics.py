@@ -66,7 +66,7 @@ def spool_lines(spool: Spool, free_bytes: int | None) -> list[str]:
         f"meter_spool_capacity_bytes {spool.capacity_bytes}",
         "# HELP meter_spool_fill_ratio Used bytes over capacity.",
         "# TYPE meter_spool_fill_ratio gauge",
-        f"meter_spool_fill_ratio {size.used_bytes / max(1, spool.capacity_bytes):.6f}",
+        f"meter_spool_fill_ratio {size.used_bytes / max(1, spool.capacity_bytes)!r}",
         "# HELP meter_spool_pending_limit Pending events at which the spool answers 503.",
         "# TYPE meter_spool_pending_limit gauge",
         f"meter_spool_pending_limit {spool.max_pending}",
@@ -94,4 +94,17 @@ def twilio_lines(subaccounts: SubaccountTokens) -> list[str]:
         "# HELP meter_twilio_lookup_failures_total Lookups that failed (callbacks answered 503 meanwhile).",
         "# TYPE meter_twilio_lookup_failures_total counter",
         f"meter_twilio_lookup_failures_total {subaccounts.lookup_failures}",
+    ]
+
+
+def connection_lines() -> list[str]:
+    from services.meter.listener import ConnectionStats
+
+    return [
+        "# HELP meter_connections_refused_total Connections closed on arrival: the connection limit was reached.",
+        "# TYPE meter_connections_refused_total counter",
+        f"meter_connections_refused_total {ConnectionStats.refused}",
+        "# HELP meter_requests_timed_out_total Connections closed: a request did not arrive whole in time.",
+        "# TYPE meter_requests_timed_out_total counter",
+        f"meter_requests_timed_out_total {ConnectionStats.timed_out}",
     ]

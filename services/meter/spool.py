@@ -67,7 +67,8 @@ REPLAY_SHARE = 0.5
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """A checkpointed WAL is truncated back to this (journal_size_limit): without it the file keeps its largest size."""
 DISK_RESERVE_BYTES = 64 * 1024 * 1024
-"""Free space on the volume below which /healthz reports the spool cannot safely accept writes."""
+"""Free space on the volume below which /healthz reports the spool cannot safely accept writes (a twentieth of the
+volume if that is less)."""
 PROBE_SECONDS = 5.0
 """After a failed write (disk full), how often the writer tries a tiny write to see whether space is back."""
 
@@ -207,7 +208,7 @@ class Spool:
         if self.write_error is not None:
             found.append("spool_write_failing")
         with contextlib.suppress(OSError):
-            if volume_free_bytes(self.path.parent) < DISK_RESERVE_BYTES:
+            if volume_free_bytes(self.path.parent) < min(DISK_RESERVE_BYTES, volume_bytes(self.path.parent) // 20):
                 found.append("spool_disk_low")
         return found
 
@@ -297,6 +298,9 @@ class Spool:
         results: list[list[str] | BaseException] = []
         rows: list[tuple[str, str, str, str, float]] = []
         over_capacity = self.size.used_bytes >= self.capacity_bytes
+        if over_capacity:  # the flusher may have pruned since the last commit measured
+            self.size = self._measure()
+            over_capacity = self.size.used_bytes >= self.capacity_bytes
         for batch in batches:
             if over_capacity or self.pending + len(rows) + len(batch.events) > self.max_pending:
                 results.append(SpoolFullError())

@@ -117,7 +117,7 @@ class SubaccountTokens:
         """Lookups that failed (for /metrics)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SubaccountTokens:
+    def from_env(cls, env: Mapping[str, str], clock: Callable[[], float] = time.monotonic) -> SubaccountTokens:
         sid, token, origin = master_credentials(env)
         client = twilio_client(sid, token, origin)
 
@@ -128,7 +128,7 @@ class SubaccountTokens:
             # Only a subaccount of this master: the master itself never signs a partner's callbacks.
             return {a.sid: a.auth_token for a in accounts if a.owner_account_sid == sid and a.sid != sid}
 
-        return cls(sid, lookup)
+        return cls(sid, lookup, clock=clock)
 
     async def verify(self, partner_id: str, account_sid: str, signed_with: Callable[[str], bool]) -> bool:
         """True when `account_sid` is the partner's active subaccount and `signed_with(its token)` holds.
@@ -141,6 +141,9 @@ class SubaccountTokens:
             known = await self._refresh(partner_id, stale=known)
         if self._accepts(known, account_sid, signed_with):
             return True
+        if self._clock() - known.fetched > TOKEN_TTL:
+            # Only the stale token while Twilio is down: a mismatch may be a rotation it cannot see.
+            raise TwilioUnavailableError(partner_id)
         if now - self._last_attempt.get(partner_id, -REFETCH_INTERVAL) < REFETCH_INTERVAL:
             return False  # asked Twilio recently: a forgery, or a rotation this close to the last lookup
         known = await self._refresh(partner_id, stale=None)

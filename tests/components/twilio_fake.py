@@ -112,11 +112,11 @@ class FakeTwilio:
         one = {k: v[0] for k, v in params.items()}
         if path == f"{API}/Accounts.json":
             if method == "GET":
-                name, status = one.get("FriendlyName"), one.get("Status")
+                name, wanted = one.get("FriendlyName"), one.get("Status")
                 found = [
                     a
                     for a in self.accounts.values()
-                    if (name is None or a["friendly_name"] == name) and (status is None or a["status"] == status)
+                    if (name is None or a["friendly_name"] == name) and (wanted is None or a["status"] == wanted)
                 ]
                 return 200, _page("accounts", found, path)
             sid = self.sid("AC")
@@ -214,8 +214,8 @@ def _error(code: int, message: str, status: int) -> dict[str, Any]:
     }
 
 
-def serve(fake: FakeTwilio) -> ThreadingHTTPServer:
-    """Start the fake on 127.0.0.1 (an ephemeral port) in a daemon thread; the caller shuts it down."""
+def serve(fake: FakeTwilio, port: int = 0) -> ThreadingHTTPServer:
+    """Start the fake on 127.0.0.1 (an ephemeral port unless given) in a daemon thread; the caller shuts it down."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -237,6 +237,6 @@ def serve(fake: FakeTwilio) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

@@ -7,8 +7,11 @@ for every partner in partners/; callbacks are signed with that token, as Twilio 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -90,8 +93,16 @@ def free_port() -> int:
 
 
 class Meter:
-    def __init__(self, workdir: Path, port: int | None = None, warehouse: str | None = None, **extra: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        warehouse: str | None = None,
+        spool: Path | None = None,
+        **extra: str,
+    ) -> None:
         self.workdir = workdir
+        self.spool = spool or workdir / "spool.db"
         self.port = port or free_port()
         self.warehouse = warehouse or f"local:{workdir / 'warehouse'}"
         self.base = f"http://127.0.0.1:{self.port}"
@@ -99,14 +110,21 @@ class Meter:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"meter-{self.port}.log"
 
-    def start(self, env: dict[str, str] | None = None, wait: bool = True) -> Meter:
+    def start(self, env: dict[str, str] | None = None, wait: bool = True, fd_limit: int | None = None) -> Meter:
         args = [PLATFORMCTL, "--root", str(ROOT), "meter", "serve", "--port", str(self.port)]
-        args += ["--warehouse", self.warehouse, "--spool", str(self.workdir / "spool.db")]
+        args += ["--warehouse", self.warehouse, "--spool", str(self.spool)]
         for key, value in self.extra.items():
             args += [f"--{key.replace('_', '-')}", value]
         environment = {**os.environ, **meter_env(), **(env or {})}
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=self.workdir,
+                preexec_fn=None if fd_limit is None else functools.partial(_limit_fds, fd_limit),
+            )
         if wait:
             self.wait_ready()
         return self
@@ -164,6 +182,29 @@ class Meter:
                 return
             time.sleep(0.2)
         raise AssertionError(f"spool not flushed: {self.metrics()}")
+
+
+def _limit_fds(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def seize_warehouse(meter: Meter, timeout: float = 20.0) -> Any:
+    """Take the embedded warehouse from a running meter: kill its flusher and open the DuckDB file before the
+    restarted one does (the supervisor waits a second first). Until the connection closes the warehouse is down for
+    the meter. (`platformctl meter serve` refuses to start on a warehouse in use, so it cannot be taken earlier.)"""
+    from services.warehouse import connect
+
+    assert meter.warehouse.startswith("local:")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in meter.flushers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            return connect(meter.warehouse)
+        except Exception:
+            time.sleep(0.05)
+    raise AssertionError("could not take the warehouse from the meter")
 
 
 def children_of(pid: int) -> list[int]:

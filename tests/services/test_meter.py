@@ -15,6 +15,8 @@ import pytest
 
 from tests.services.meter_harness import (
     KONG_TOKEN,
+    MASTER_SID,
+    MASTER_TOKEN,
     TWILIO_TOKEN,
     Meter,
     call_sid,
@@ -22,7 +24,9 @@ from tests.services.meter_harness import (
     kong_entry,
     post_callback,
     post_kong,
+    seize_warehouse,
     sign,
+    subaccount,
     warehouse_rows,
 )
 
@@ -81,6 +85,9 @@ def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
     nanp = callback(To="+12125550100")
     unknown = callback()
     form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    as_master = {**good, "AccountSid": MASTER_SID}
+    sakura_sid, sakura_token = subaccount("sakura-calls")
+    as_sakura = {**good, "AccountSid": sakura_sid}
 
     def signed(form: dict[str, str], partner: str = "acme-voice") -> dict[str, object]:
         p = f"/twilio/{partner}/status"
@@ -127,6 +134,36 @@ def _bad_cases(meter: Meter) -> list[tuple[str, int, str, dict[str, object]]]:
         ("bad call sid", 400, "malformed", signed(callback(sid="CA../../x"))),
         ("call sid with a trailing newline", 400, "malformed", signed(callback(sid="CA" + "0" * 32 + "\n"))),
         ("NANP number without ToCountry", 400, "unknown_country", signed(nanp)),
+        # Twilio signs a subaccount's callbacks with the subaccount's token; nothing else passes.
+        (
+            "signed with the master token",
+            403,
+            "bad_signature",
+            {"url": url, "data": good, "headers": {"X-Twilio-Signature": sign(url, good, MASTER_TOKEN)}},
+        ),
+        (
+            "as the master account, with its token",
+            403,
+            "bad_signature",
+            {
+                "url": url,
+                "data": as_master,
+                "headers": {"X-Twilio-Signature": sign(url, as_master, MASTER_TOKEN)},
+            },
+        ),
+        (
+            "another partner's subaccount and token",
+            403,
+            "bad_signature",
+            {"url": url, "data": as_sakura, "headers": {"X-Twilio-Signature": sign(url, as_sakura, sakura_token)}},
+        ),
+        (
+            "this partner's subaccount named, another partner's token",
+            403,
+            "bad_signature",
+            {"url": url, "data": good, "headers": {"X-Twilio-Signature": sign(url, good, sakura_token)}},
+        ),
+        ("no AccountSid", 403, "bad_signature", signed({k: v for k, v in good.items() if k != "AccountSid"})),
     ]
 
 
@@ -220,12 +257,62 @@ def test_health_and_unknown_routes(meter: Meter, client: httpx.Client) -> None:
     assert "meter_spool_depth" in client.get(f"{meter.base}/metrics").text
 
 
+def test_no_redirects_a_trailing_slash_is_a_plain_404(meter: Meter, client: httpx.Client) -> None:
+    form = callback()
+    path = "/twilio/acme-voice/status/"
+    headers = {"Host": "attacker.example", "X-Twilio-Signature": sign(meter.base + path, form)}
+    for method, url, kwargs in [
+        ("POST", meter.base + path, {"data": form, "headers": headers}),
+        ("POST", f"{meter.base}/kong/http-log/", {"json": [kong_entry()], "headers": {"Host": "attacker.example"}}),
+        ("GET", f"{meter.base}/healthz/", {"headers": {"Host": "attacker.example"}}),
+        ("GET", f"{meter.base}/metrics/", {}),
+    ]:
+        response = client.request(method, url, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == 404 and "location" not in response.headers, (url, response.status_code)
+        assert "attacker.example" not in response.text
+
+
+def test_twilio_unreachable_answers_503_with_retry_after_then_recovers(tmp_path: Path) -> None:
+    from services.meter.subaccounts import RETRY_AFTER_FAILURE
+    from tests.components.twilio_fake import serve
+    from tests.services.meter_harness import free_port, twilio
+
+    port = free_port()  # nothing listens there yet: Twilio's API unreachable
+    meter = Meter(tmp_path).start(env={"PLATFORMCTL_TWILIO_API_URL": f"http://127.0.0.1:{port}"})
+    server = None
+    try:
+        with httpx.Client(timeout=10) as c:
+            form = callback()
+            response = post_callback(c, meter, "acme-voice", form)
+            # Not 403: Twilio does not retry a 4xx, and this callback is genuine.
+            assert response.status_code == 503 and response.json()["error"] == "twilio_unavailable"
+            assert response.headers["retry-after"].isdigit()
+            metrics = meter.metrics()
+            assert metrics['meter_rejected_total{source="twilio",reason="twilio_unavailable"}'] == 1
+            assert metrics["meter_twilio_lookup_failures_total"] == 1
+            assert metrics.get('meter_accepted_total{source="twilio"}', 0) == 0
+            server = serve(twilio()[0], port)  # Twilio is back
+            time.sleep(RETRY_AFTER_FAILURE)
+            assert post_callback(c, meter, "acme-voice", form).status_code == 200  # Twilio's retry
+            assert meter.metrics()['meter_accepted_total{source="twilio"}'] == 1
+    finally:
+        assert meter.stop() in (0, -signal.SIGTERM)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    log = meter.log.read_text()
+    assert subaccount("acme-voice")[1] not in log and MASTER_TOKEN not in log
+
+
 def test_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     meter = Meter(tmp_path).start(env={"TWILIO_AUTH_TOKEN": ""}, wait=False)
     assert meter.proc is not None and meter.proc.wait(timeout=30) == 2
     log = meter.log.read_text()
     assert "TWILIO_AUTH_TOKEN" in log and "Traceback" not in log
     assert KONG_TOKEN not in log and TWILIO_TOKEN not in log
+    bare = Meter(tmp_path).start(env={"TWILIO_ACCOUNT_SID": ""}, wait=False)
+    assert bare.proc is not None and bare.proc.wait(timeout=30) == 2
+    assert "TWILIO_ACCOUNT_SID" in bare.log.read_text()
 
 
 def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path: Path) -> None:
@@ -246,7 +333,10 @@ def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path:
     senders = [threading.Thread(target=send) for _ in range(4)]
     for t in senders:
         t.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 20  # on a busy machine the first acknowledgements take a while
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # and some in flight when the kill comes
     meter.stop(signal.SIGKILL)
     stop.set()
     for t in senders:
@@ -273,11 +363,8 @@ def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path:
 
 
 def test_warehouse_down_then_up(tmp_path: Path) -> None:
-    from services.warehouse import connect, ensure_schema
-
-    holder = connect(f"local:{tmp_path / 'warehouse'}")  # holds the DuckDB file: the meter cannot reach it
-    ensure_schema(holder)
     meter = Meter(tmp_path).start()
+    holder = seize_warehouse(meter)  # holds the DuckDB file: the meter cannot reach it
     with httpx.Client(timeout=10) as c:
         forms = [callback() for _ in range(5)]
         for form in forms:
@@ -297,10 +384,8 @@ def test_warehouse_down_then_up(tmp_path: Path) -> None:
 
 
 def test_sigterm_drains_within_30_seconds_and_keeps_what_it_could_not_flush(tmp_path: Path) -> None:
-    from services.warehouse import connect
-
-    holder = connect(f"local:{tmp_path / 'warehouse'}")
     meter = Meter(tmp_path).start()
+    holder = seize_warehouse(meter)
     with httpx.Client(timeout=10) as c:
         assert post_kong(c, meter, [kong_entry() for _ in range(3)]).json()["accepted"] == 3
     started = time.monotonic()
@@ -312,3 +397,24 @@ def test_sigterm_drains_within_30_seconds_and_keeps_what_it_could_not_flush(tmp_
     restarted.wait_flushed()
     restarted.stop()
     assert warehouse_rows(tmp_path / "warehouse", "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS") == [(3,)]
+
+
+def test_a_kong_entry_names_its_partner_by_the_consumers_custom_id_only() -> None:
+    from services.meter import events
+    from services.meter.events import Event, Rejected
+    from tests.services.meter_harness import repo_roster
+
+    roster = repo_roster()
+    now = dt.datetime.now(dt.UTC)
+    named = events.kong_event(kong_entry("acme-voice"), roster, now)
+    assert isinstance(named, Event) and named.row["PARTNER_ID"] == "acme-voice"
+    # The username looks like a partner's, but only custom_id counts (Kong sets it from the partner stack).
+    by_username = kong_entry()
+    by_username["consumer"] = {"id": "c1", "username": "partner-acme-voice"}
+    outcome = events.kong_event(by_username, roster, now)
+    assert isinstance(outcome, Rejected) and outcome.reason == "no_consumer"
+    for custom_id in ("nobody-here", "ACME-VOICE", "acme-voice ", 7):
+        entry = kong_entry()
+        entry["consumer"]["custom_id"] = custom_id
+        outcome = events.kong_event(entry, roster, now)
+        assert isinstance(outcome, Rejected) and outcome.reason in ("unknown_partner", "no_consumer"), custom_id

@@ -15,7 +15,16 @@ import pytest
 
 from foundation.warehouse_schema import PARTNERS
 from services.warehouse import KEEP_RESULTS, LOCAL_MEMORY_LIMIT, LOCAL_THREADS, connect, ensure_schema, merge_rows
-from tests.services.meter_harness import Meter, alive, callback, kong_entry, post_callback, post_kong, warehouse_rows
+from tests.services.meter_harness import (
+    Meter,
+    alive,
+    callback,
+    kong_entry,
+    post_callback,
+    post_kong,
+    seize_warehouse,
+    warehouse_rows,
+)
 
 API_COUNT = "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS"
 
@@ -82,8 +91,8 @@ def test_kill_9_of_the_meter_takes_the_flusher_with_it(tmp_path: Path, meters: C
 def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(
     tmp_path: Path, meters: Callable[..., Meter]
 ) -> None:
-    holder = connect(f"local:{tmp_path / 'warehouse'}")  # the backlog builds up while the warehouse is busy
     meter = meters()
+    holder = seize_warehouse(meter)  # the backlog builds up while the warehouse is busy
     flusher = _one_flusher(meter)
     with httpx.Client(timeout=30) as c:
         for _ in range(30):
@@ -120,11 +129,9 @@ def test_the_embedded_warehouse_has_a_memory_limit_one_thread_and_a_bounded_resu
 
 
 def _partner_row(partner_id: str) -> dict[str, object]:
-    return {
-        "PARTNER_ID": partner_id,
-        "TIER": "starter",
-        "BASE_FEE_MINOR": 0,
-        "CURRENCY": "EUR",
-        "MINOR_UNITS": 2,
-        "ACTIVE": True,
-    }
+    """A PARTNERS row as `platformctl warehouse sync` writes it, under another id."""
+    from fleet.repo import Repo
+    from platformctl.warehouse_sync import terms_rows
+    from tests.services.meter_harness import ROOT
+
+    return {**terms_rows(Repo(ROOT))[0], "PARTNER_ID": partner_id, "ONBOARDED_ON": "2026-11-01"}

@@ -1,4 +1,6 @@
-"""The meter's Twilio signature check agrees with twilio's RequestValidator.validate, case by case."""
+"""The meter's Twilio signature check agrees with twilio's RequestValidator.validate, case by case; each partner's
+callbacks verify with its own subaccount's token, looked up with the real `twilio` client from a loopback fake of
+Twilio's Accounts API."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ from twilio.request_validator import RequestValidator
 from services.meter.app import MeterState
 from services.meter.events import Form, parse_form
 from services.meter.spool import Spool
-from tests.services.meter_harness import TWILIO_TOKEN, callback, repo_roster, sign
+from services.meter.subaccounts import SubaccountTokens
+from tests.services.meter_harness import callback, meter_env, repo_roster, sign, subaccount
+
+TWILIO_TOKEN = subaccount("acme-voice")[1]
 
 
 @pytest.fixture(
@@ -20,7 +25,13 @@ from tests.services.meter_harness import TWILIO_TOKEN, callback, repo_roster, si
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MeterState]:
     spool = Spool(tmp_path / "spool.db")
     roster = repo_roster()
-    meter = MeterState(roster=roster, spool=spool, twilio_token=TWILIO_TOKEN, kong_token="k", public_url=request.param)
+    meter = MeterState(
+        roster=roster,
+        spool=spool,
+        subaccounts=SubaccountTokens.from_env(meter_env()),
+        kong_token="k",
+        public_url=request.param,
+    )
     yield meter
     spool.close()
 
@@ -53,11 +64,12 @@ def test_agrees_with_request_validator(state: MeterState) -> None:
         signatures |= {sign(base + path, dict(form), token="other-token"), "", "x", "ä" * 28, sign(base + path, {})}
         for signature in signatures:
             url = base + path
-            assert state.signature_ok(partner, form, signature) == validator.validate(url, dict(form), signature), (
+            ours = state.signature_ok(partner, form, signature, TWILIO_TOKEN)
+            assert ours == validator.validate(url, dict(form), signature), (
                 partner,
                 signature,
             )
-    assert state.signature_ok("acme-voice", form, sign(base + "/twilio/acme-voice/status", dict(form)))
+    assert state.signature_ok("acme-voice", form, sign(base + "/twilio/acme-voice/status", dict(form)), TWILIO_TOKEN)
 
 
 def test_a_changed_field_breaks_the_signature(state: MeterState) -> None:
@@ -65,6 +77,6 @@ def test_a_changed_field_breaks_the_signature(state: MeterState) -> None:
     signature = sign(state.public_url + "/twilio/acme-voice/status", dict(form))
     changed = Form(form)
     changed["CallDuration"] = "6000"
-    assert state.signature_ok("acme-voice", form, signature)
-    assert not state.signature_ok("acme-voice", changed, signature)
-    assert not state.signature_ok("sakura-calls", form, signature)  # another partner's path
+    assert state.signature_ok("acme-voice", form, signature, TWILIO_TOKEN)
+    assert not state.signature_ok("acme-voice", changed, signature, TWILIO_TOKEN)
+    assert not state.signature_ok("sakura-calls", form, signature, TWILIO_TOKEN)  # another partner's path

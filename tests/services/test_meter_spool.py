@@ -149,3 +149,75 @@ def test_the_writer_leaves_checkpoints_to_the_flusher_which_runs_them(tmp_path: 
         reader.close()
     finally:
         spool.close()
+
+
+def _used_bytes(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        size, pages, free = (
+            db.execute(f"PRAGMA {n}").fetchone()[0] for n in ("page_size", "page_count", "freelist_count")
+        )
+        return int((pages - free) * size)
+    finally:
+        db.close()
+
+
+def test_flushed_events_are_kept_only_within_the_replay_budget_so_the_spool_never_fills(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    capacity = 2 * 1024 * 1024
+    spool = Spool(path, capacity_bytes=capacity)
+    reader = spool.reader()
+    try:
+        last: list[Event] = []
+        for _ in range(40):  # 20,000 events of ~500 bytes: five times what the spool may hold
+            last = _events(500)
+            assert _append(spool, last) == [NEW] * 500  # never refused: flushed events make room
+            reader.mark_flushed([seq for seq, _, _ in reader.oldest(1000)])  # the warehouse took them
+            reader.checkpoint()
+            reader.trim()
+            assert _used_bytes(path) <= spool.replay_bytes
+        assert path.stat().st_size <= capacity  # freed pages are reused: the file stops growing
+        assert spool.pending == 0
+        assert _append(spool, last[-10:]) == [DUPLICATE] * 10  # the replay window still answers resends
+        assert spool.problems() == []
+    finally:
+        reader.close()
+        spool.close()
+
+
+def test_a_backlog_fills_the_spool_to_its_capacity_then_503_until_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = Spool(path, capacity_bytes=1024 * 1024)
+    reader = spool.reader()
+    try:
+        accepted = 0
+        with pytest.raises(SpoolFullError):
+            for _ in range(100):  # the warehouse is down: nothing is flushed
+                _append(spool, _events(200))
+                accepted += 200
+        assert 0 < accepted < 20_000 and spool.pending == accepted
+        assert "spool_full" in spool.problems()
+        assert reader.trim() == 0  # pending events are never pruned
+        reader.mark_flushed([seq for seq, _, _ in reader.oldest(accepted)])
+        reader.checkpoint()
+        reader.trim()
+        assert _append(spool, _events(200)) == [NEW] * 200
+        assert spool.problems() == []
+    finally:
+        reader.close()
+        spool.close()
+
+
+def test_a_second_spool_on_the_same_file_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    import os
+
+    from foundation.errors import InputError
+
+    first = Spool(tmp_path / "spool.db")
+    try:
+        with pytest.raises(InputError) as raised:
+            Spool(tmp_path / "spool.db")
+        assert "--spool" in str(raised.value) and f"pid {os.getpid()}" in str(raised.value)
+    finally:
+        first.close()
+    Spool(tmp_path / "spool.db").close()  # free again once the holder closed it
