@@ -144,6 +144,7 @@ def build_region(repo: Repo, code: str) -> None:
             meter_kong_token=global_ref.get_output("meter_kong_token"),
             meter_host=zone.apply(lambda name: meter_host(code, name)),
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
+            twilio_account_sid=config.get("twilioAccountSid") or "",
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
             stripe_mode="live" if stripe_mode == "live" else "test",

@@ -92,8 +92,10 @@ class RegionalDeploymentArgs:
     """meter.<region>.<zone>: the host Twilio's callbacks reach the meter on (routed through the region's gateway)."""
     kong_meter_service_id: pulumi.Input[str] = ""
     """Kong service of the meter (global stack output); the region routes its meter host to it."""
+    twilio_account_sid: pulumi.Input[str] = ""
+    """The platform's master Twilio account SID: the meter looks up each partner's subaccount token with it."""
     twilio_auth_token: pulumi.Input[str] = ""
-    """Twilio auth token that signs status callbacks (secret stack config)."""
+    """The master account's auth token (secret stack config); partners' callbacks are signed by their subaccounts."""
     snowflake_monthly_credits: int = 200
     """Credit quota of the region's resource monitor."""
     stripe_api_key: pulumi.Input[str] = ""
@@ -338,6 +340,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 port=METER_PORT,
                 admit_from=KONG_DATA_PLANE_LABELS,
                 secret_env={
+                    "TWILIO_ACCOUNT_SID": args.twilio_account_sid,
                     "TWILIO_AUTH_TOKEN": args.twilio_auth_token,
                     "METER_KONG_TOKEN": args.meter_kong_token,
                     "SNOWFLAKE_PRIVATE_KEY": key.private_key_pem,

@@ -50,7 +50,12 @@ def test_the_meter_has_all_its_parts(fleet: Plan) -> None:
     # The services distribution's console script, set on the container (not the image's ENTRYPOINT).
     assert container["command"] == ["platform-services"]
     assert container["args"][:2] == ["meter", "serve"] and "--region" in container["args"]
-    assert {e["name"] for e in container["env"]} >= {"TWILIO_AUTH_TOKEN", "METER_KONG_TOKEN", "SNOWFLAKE_PRIVATE_KEY"}
+    assert {e["name"] for e in container["env"]} >= {
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "METER_KONG_TOKEN",
+        "SNOWFLAKE_PRIVATE_KEY",
+    }
     assert all("valueFrom" in e for e in container["env"])  # secrets by reference, never as values
     assert workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "spool"
     assert workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
