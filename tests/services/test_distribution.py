@@ -168,3 +168,21 @@ def _pem() -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--period", "2026-13"], "--period"),
+        (["--period", "2999-01"], "--period"),  # not closed yet
+        (["--period", "previous", "--region", "nowhere"], "--region"),
+        (["--period", "previous", "--statements", "ftp://x/y"], "--statements"),
+    ],
+)
+def test_bad_arguments_of_payouts_run_exit_2_naming_them(
+    image: ImageEnv, tmp_path: Path, args: list[str], named: str
+) -> None:
+    result = _run(image, tmp_path, "payouts", "run", *args)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is written on bad input"
