@@ -3,6 +3,7 @@
 global            Kong control plane entities, DNS zone, Snowflake accounts
 region-<code>     one RegionalDeployment with its launched countries
 partner-<id>      one PartnerTenant, from partners/<id>.yaml
+integration-<id>  one IntegrationSandbox (every offered region + Kong), from integrations/<id>.yaml
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay link
 def main() -> None:
     try:
         stack = parse_stack_name(pulumi.get_stack())
-        builders = {StackKind.GLOBAL: build_global, StackKind.REGION: build_region, StackKind.PARTNER: build_partner}
+        builders = {
+            StackKind.GLOBAL: build_global,
+            StackKind.REGION: build_region,
+            StackKind.PARTNER: build_partner,
+            StackKind.INTEGRATION: build_integration,
+        }
         builders[stack.kind](for_program(ROOT), stack.key)
     except PlatformError as exc:
         # RunError reports the message without a Python traceback.
@@ -58,6 +64,13 @@ def build_global(repo: Repo, _: str) -> None:
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
+    from components.webhooks_gateway import WebhooksGateway, WebhooksGatewayArgs
+
+    webhooks = WebhooksGateway(
+        "webhooks",
+        WebhooksGatewayArgs(service_id=gateway.service_ids["webhooks"]),
+        opts=pulumi.ResourceOptions(providers=[kong_provider]),
+    )
     # Route 53 is a global service; its API lives in us-east-1.
     dns_provider = aws.Provider("dns-aws", region="us-east-1")
     zone = aws.route53.Zone(
@@ -88,6 +101,7 @@ def build_global(repo: Repo, _: str) -> None:
     pulumi.export("snowflake_admin_keys", org.admin_keys)
     pulumi.export("meter_kong_token", gateway.meter_token)
     pulumi.export("kong_meter_service_id", gateway.meter_service_id)
+    pulumi.export("webhooks_kong_token", webhooks.kong_token)
 
 
 def build_region(repo: Repo, code: str) -> None:
@@ -145,6 +159,8 @@ def build_region(repo: Repo, code: str) -> None:
             meter_host=zone.apply(lambda name: meter_host(code, name)),
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             twilio_account_sid=config.get("twilioAccountSid") or "",
+            webhooks_kong_token=global_ref.get_output("webhooks_kong_token"),
+            dns_zone_name=zone,
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
             stripe_mode="live" if stripe_mode == "live" else "test",
@@ -294,6 +310,45 @@ def _offboarded_on(value: str | None, partner_id: str) -> datetime.date | None:
     if not value:
         return None
     return parse_offboarding_date(value, f"stacks/Pulumi.partner-{partner_id}.yaml", datetime.date.today())
+
+
+def build_integration(repo: Repo, integration_id: str) -> None:
+    import pulumi_kong as kong
+    import pulumi_kubernetes as k8s
+
+    from components.integration_sandbox import IntegrationSandbox, IntegrationSandboxArgs
+    from integrations.review import published_spec
+
+    config = pulumi.Config("platform")
+    spec, record = published_spec(repo, integration_id)  # the approved, published digest or an InputError
+    providers = {
+        region: k8s.Provider(
+            f"k8s-{region}",
+            kubeconfig=stack_reference(f"region-{region}").get_output("kubeconfig"),
+            enable_server_side_apply=True,
+        )
+        for region in spec.regions
+    }
+    kong_provider = kong.Provider(
+        "kong", kong_admin_uri=config.require("kongAdminUrl"), kong_admin_token=config.get_secret("kongAdminToken")
+    )
+    sandbox = IntegrationSandbox(
+        "integration",
+        IntegrationSandboxArgs(
+            spec=spec,
+            digest=spec.digest(),
+            rules=repo.review_rules(),
+            scopes=repo.api_catalog().scopes,
+            kubernetes=providers,
+            kong_service_ids=stack_reference("global").get_output("kong_service_ids"),
+            installations=tuple(repo.installations(integration_id)),
+            suspended=record.state == "suspended",
+            conformance_image=config.require("servicesImage"),
+        ),
+        opts=pulumi.ResourceOptions(providers=[kong_provider]),
+    )
+    for key, value in sandbox.outputs.items():
+        pulumi.export(key, value)
 
 
 main()

@@ -479,9 +479,15 @@ register_meter(app)
 from cli.payouts import register as register_payouts  # noqa: E402
 
 register_payouts(app)
+from cli.webhooks import register as register_webhooks  # noqa: E402
+
+register_webhooks(app)
 from cli.shards import register as register_shards  # noqa: E402
 
 register_shards(app)
+from cli.integrations import register as register_integrations  # noqa: E402
+
+register_integrations(app)
 from cli.warehouse import register as register_warehouse  # noqa: E402
 
 register_warehouse(app)

@@ -108,6 +108,11 @@ class RegionalDeploymentArgs:
     """voice.<region>.<zone>: the host the partners' numbers' voice URL names; empty: no voice endpoint."""
     voice_upstream: VoiceUpstream | None = None
     """The region's voice service (stack config platform:voiceUpstream) the voice host is routed to."""
+    dns_zone_name: pulumi.Input[str] = ""
+    """The platform's public zone (global stack output): webhook endpoints may not point into it."""
+    webhooks_kong_token: pulumi.Input[str] = ""
+    """Bearer token Kong forwards webhook management requests with (secret global stack output); empty: no webhooks
+    service (it runs from the same image as the meter)."""
 
 
 class RegionalDeployment(pulumi.ComponentResource):
@@ -221,6 +226,8 @@ class RegionalDeployment(pulumi.ComponentResource):
             if args.meter_host:
                 self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
             self._payouts(name, args, namespace, warehouse, key, cluster, aws_opts, k8s_opts, snowflake_provider)
+            if args.webhooks_kong_token:
+                self._webhooks(name, args, namespace, key, cluster, provider, k8s_provider)
         if args.voice_host and args.voice_upstream is not None:
             VoiceEndpoint(
                 f"{name}-voice",
@@ -255,6 +262,37 @@ class RegionalDeployment(pulumi.ComponentResource):
             "meter_public_url": args.meter_public_url,
         }
         self.register_outputs(self.outputs)
+
+    def _webhooks(
+        self,
+        name: str,
+        args: RegionalDeploymentArgs,
+        namespace: k8s.core.v1.Namespace,
+        key: aws.kms.Key,
+        cluster: aws.eks.Cluster,
+        provider: aws.Provider,
+        k8s_provider: k8s.Provider,
+    ) -> None:
+        """The webhooks service (components/webhooks_dispatcher.py): deliveries of this region's events."""
+        from components.webhooks_dispatcher import WebhooksDispatcher, WebhooksDispatcherArgs
+
+        self.webhooks = WebhooksDispatcher(
+            f"{name}-webhooks",
+            WebhooksDispatcherArgs(
+                region_code=args.region.code,
+                namespace=namespace.metadata.name,
+                image=args.meter_image,
+                kms_key_arn=key.arn,
+                cluster_name=cluster.name,
+                kong_token=args.webhooks_kong_token,
+                gateway_labels=KONG_DATA_PLANE_LABELS,
+                producer_labels=({"app": "meter"}, {"app": "payouts"}),
+                vpc_cidr=str(args.region.cidr),
+                endpoint_cidrs=tuple(str(c) for c in address_plan(args.region).endpoints),
+                platform_domains=(args.dns_zone_name,) if args.dns_zone_name else (),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, providers=[provider, k8s_provider]),
+        )
 
     def _meter_route(
         self,

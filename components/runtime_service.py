@@ -3,6 +3,7 @@ network policy - built the same way for every service of the shared image."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
@@ -31,7 +32,7 @@ class RuntimeServiceArgs:
     """Container command (the image's ENTRYPOINT is not relied on)."""
     secret_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Environment from a Secret the service alone reads (tokens, keys); values are Pulumi secrets."""
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Plain environment."""
     replicas: int = 2
     """Replicas at least (the HPA's minimum)."""
@@ -50,8 +51,12 @@ class RuntimeServiceArgs:
 class RuntimeService(pulumi.ComponentResource):
     def __init__(self, name: str, args: RuntimeServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:runtime_service:RuntimeService", name, None, opts)
-        if args.replicas < 2 or args.max_replicas < args.replicas:
-            raise ValueError(f"{args.service}: at least 2 replicas and max_replicas >= replicas")
+        singleton = args.replicas == args.max_replicas == 1 and args.spool_size is not None
+        if (args.replicas < 2 and not singleton) or args.max_replicas < args.replicas:
+            # One replica only for a service whose state is its one volume (the webhooks store).
+            raise ValueError(
+                f"{args.service}: at least 2 replicas (or one stateful replica) and max_replicas >= replicas"
+            )
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app": args.service, "app.kubernetes.io/part-of": "platform"}
         selector = {"app": args.service}
@@ -168,6 +173,42 @@ class RuntimeService(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if not singleton:
+            self._scaling(name, args, meta, selector, workload, workload_kind)
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-ingress",
+            metadata=meta("-ingress"),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.admit_from)
+                            )
+                        ],
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=args.port, protocol="TCP")],
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.workload_kind = workload_kind
+        self.cluster_host = pulumi.Output.concat(args.service, ".", args.namespace, ".svc.cluster.local")
+        self.register_outputs({"workload": workload.urn, "cluster_host": self.cluster_host})
+
+    def _scaling(
+        self,
+        name: str,
+        args: RuntimeServiceArgs,
+        meta: Callable[..., k8s.meta.v1.ObjectMetaArgs],
+        selector: dict[str, str],
+        workload: pulumi.CustomResource,
+        workload_kind: str,
+    ) -> None:
+        """HPA and PDB (not for a single stateful replica: it cannot scale, and a PDB would block every drain)."""
+        child = pulumi.ResourceOptions(parent=self)
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=meta(),
@@ -197,25 +238,3 @@ class RuntimeService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-ingress",
-            metadata=meta("-ingress"),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.admit_from)
-                            )
-                        ],
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=args.port, protocol="TCP")],
-                    )
-                ],
-            ),
-            opts=child,
-        )
-        self.workload_kind = workload_kind
-        self.cluster_host = pulumi.Output.concat(args.service, ".", args.namespace, ".svc.cluster.local")
-        self.register_outputs({"workload": workload.urn, "cluster_host": self.cluster_host})

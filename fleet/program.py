@@ -360,4 +360,4 @@ def program_files(tree: Path) -> list[str]:
 
 def top_level_entries(tree: Path) -> list[str]:
     """The top-level files and folders a copy of the repository needs for the program to run from it."""
-    return sorted({path.split("/", 1)[0] for path in program_files(tree)} | {"stacks", "partners"})
+    return sorted({path.split("/", 1)[0] for path in program_files(tree)} | {"stacks", "partners", "integrations"})

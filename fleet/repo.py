@@ -17,11 +17,21 @@ from typing import TYPE_CHECKING
 from fleet.stackconfig import StackConfig, declarations, load_stack_config
 from foundation.errors import InputError
 from foundation.naming import PARTNER_ID_PATTERN, RESERVED_PARTNER_IDS
-from foundation.stacks import StackKind, StackName, parse_stack_name, partner_stack, region_stack
+from foundation.stacks import (
+    StackKind,
+    StackName,
+    integration_stack,
+    parse_stack_name,
+    partner_stack,
+    region_stack,
+)
 from foundation.yamlio import read_bounded
 
 if TYPE_CHECKING:
     from gateway.model import ApiCatalog
+    from integrations.review import ReviewRecord
+    from integrations.rules import ReviewRules
+    from integrations.spec import IntegrationSpec
     from partners.prices import PriceBook
     from partners.spec import PartnerSpec
     from partners.tiers import TierTable
@@ -64,6 +74,9 @@ class Repo:
         self._configs: dict[StackName, StackConfig] = {}
         self._partner_ids: tuple[str, ...] | None = None
         self._domains: tuple[dict[str, tuple[str, str]], dict[str, str]] | None = None
+        self._integrations: dict[str, IntegrationSpec] = {}
+        self._records: dict[str, ReviewRecord | None] = {}
+        self._rules: ReviewRules | None = None
 
     def __repr__(self) -> str:
         return f"Repo({str(self.root)!r})"
@@ -198,9 +211,134 @@ class Repo:
             if problems:
                 raise InputError(problems)
             warnings += more
+        if spec.integrations:
+            warnings += self.check_installs(spec, source)
         for warning in warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
+        return warnings
+
+    # ------------------------------------------------------------------ integrations
+
+    @property
+    def integrations_dir(self) -> Path:
+        return self.root / "integrations"
+
+    def integration_file(self, integration_id: str) -> Path:
+        return self.integrations_dir / f"{integration_id}.yaml"
+
+    def review_file(self, integration_id: str) -> Path:
+        return self.integrations_dir / f"{integration_id}.review.yaml"
+
+    def review_rules(self) -> ReviewRules:
+        if self._rules is None:
+            from integrations.rules import load_rules, rules_file
+
+            self._rules = load_rules(rules_file(self.root))
+        return self._rules
+
+    def integration_ids(self) -> list[str]:
+        """Ids of the integrations that have a spec file (integrations/<id>.yaml, not review records or rules)."""
+        if not self.integrations_dir.is_dir():
+            return []
+        ids = []
+        for path in sorted(self.integrations_dir.glob("*.yaml")):
+            if path.name.endswith(".review.yaml") or path.stem in RESERVED_PARTNER_IDS or path.name.startswith("."):
+                continue
+            if not re.fullmatch(PARTNER_ID_PATTERN, path.stem):
+                raise InputError.single(self.display(path), "", "file name is not an integration id")
+            ids.append(path.stem)
+        return ids
+
+    def integration(self, integration_id: str) -> IntegrationSpec:
+        """integrations/<id>.yaml, validated (shape; the review judged the rest when it was submitted)."""
+        cached = self._integrations.get(integration_id)
+        if cached is not None:
+            return cached
+        from integrations.spec import parse_integration_bytes
+
+        integration_stack(integration_id)  # validates the id before it reaches the filesystem
+        display = f"integrations/{integration_id}.yaml"
+        path = self.integration_file(integration_id)
+        if path.is_symlink():
+            raise InputError.single(display, "", "an integration spec must be a regular file, not a symbolic link")
+        spec = parse_integration_bytes(read_bounded(path, display), display)
+        if spec.id != integration_id:
+            raise InputError.single(display, "id", f"is {spec.id!r} but the file is named {integration_id}.yaml")
+        self._integrations[integration_id] = spec
+        return spec
+
+    def review_record(self, integration_id: str) -> ReviewRecord | None:
+        """integrations/<id>.review.yaml, or None when the integration was never submitted through platformctl."""
+        if integration_id not in self._records:
+            from integrations.review import parse_record
+
+            integration_stack(integration_id)
+            path = self.review_file(integration_id)
+            display = f"integrations/{integration_id}.review.yaml"
+            record = parse_record(read_bounded(path, display), display) if path.is_file() else None
+            if record is not None and record.id != integration_id:
+                raise InputError.single(display, "id", f"is {record.id!r}, not {integration_id!r}")
+            self._records[integration_id] = record
+        return self._records[integration_id]
+
+    def installations(self, integration_id: str) -> list[str]:
+        """Ids of the active partners whose spec installs the integration."""
+        return [
+            pid
+            for pid in self.partner_ids()
+            if integration_id in self.spec(pid).integrations and not self.offboarded_on(pid)
+        ]
+
+    def integration_inputs(self, integration_id: str) -> bytes:
+        """Everything of the repository an integration stack's plan reads besides stack files and catalogs: its
+        spec, its review record and who installed it (the plan cache's key)."""
+        parts = [read_bounded(self.integration_file(integration_id), f"integrations/{integration_id}.yaml")]
+        if self.review_file(integration_id).is_file():
+            parts.append(read_bounded(self.review_file(integration_id), f"integrations/{integration_id}.review.yaml"))
+        parts.append(",".join(self.installations(integration_id)).encode())
+        return b"\0".join(parts)
+
+    def check_installs(self, spec: PartnerSpec, source: str) -> list[str]:
+        """A partner installs only published integrations offered in its home region (exit 2 otherwise)."""
+        from foundation.errors import Problem
+
+        problems: list[Problem] = []
+        warnings: list[str] = []
+        for index, integration_id in enumerate(spec.integrations):
+            where = f"integrations.{index}"
+            if integration_id not in self.integration_ids():
+                problems.append(Problem(source, where, f"no integration {integration_id!r} in the marketplace"))
+                continue
+            record = self.review_record(integration_id)
+            state = record.state if record is not None else "unreviewed"
+            if state == "suspended":
+                warnings.append(f"{source}: {where}: {integration_id} is suspended: its routes answer 503")
+            elif state != "published":
+                problems.append(Problem(source, where, f"{integration_id!r} is not published (it is {state})"))
+                continue
+            integration = self.integration(integration_id)
+            offered = integration.regions
+            prices = integration.pricing.monthly if integration.pricing else None
+            if prices is not None and spec.billing.currency not in prices:
+                problems.append(
+                    Problem(
+                        source,
+                        where,
+                        f"{integration_id!r} is priced in {', '.join(sorted(prices))}, not in the partner's billing "
+                        f"currency {spec.billing.currency}",
+                    )
+                )
+            if spec.home_region not in offered:
+                problems.append(
+                    Problem(
+                        source,
+                        where,
+                        f"{integration_id!r} is not offered in {spec.home_region} (offered in: {', '.join(offered)})",
+                    )
+                )
+        if problems:
+            raise InputError(problems)
         return warnings
 
     def spec_warnings(self, partner_id: str) -> list[str]:
@@ -265,6 +403,8 @@ class Repo:
         global_stack = parse_stack_name("global")
         if stack.kind is StackKind.REGION:
             return [global_stack]
+        if stack.kind is StackKind.INTEGRATION:
+            return [global_stack, *(region_stack(r) for r in self.integration(stack.key).regions)]
         return [global_stack, region_stack(self.spec(stack.key).home_region)]
 
 

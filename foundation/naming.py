@@ -12,7 +12,7 @@ from typing import Literal
 
 PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
 """A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
-RESERVED_PARTNER_IDS = frozenset({"tiers", "prices", "examples", "global", "platform"})
+RESERVED_PARTNER_IDS = frozenset({"tiers", "prices", "examples", "global", "platform", "rules"})
 """Ids no partner may take: names of data files and folders beside the specs, and of platform stacks."""
 REGION_CODE_PATTERN = r"^[a-z]{2}-[a-z]{2,24}$"
 """A platform region code such as eu-central."""
@@ -105,3 +105,23 @@ FINANCIAL_RECORDS = "financial-records"
 STATEMENT_RETENTION_DAYS = 3653
 """Ten years: the longest statutory retention of accounting records among the launched regimes (e.g. Germany's
 HGB §257(4): ten years for accounting vouchers; 2026-11-29)."""
+
+
+def integration_namespace(integration_id: str) -> str:
+    """An integration's sandbox namespace in each region it is offered in (its workload runs here)."""
+    return f"integration-{integration_id}"
+
+
+def integration_system_namespace(integration_id: str) -> str:
+    """The integration's companion namespace: its egress proxy and conformance job, outside the sandbox's quota."""
+    return f"integration-{integration_id}-system"
+
+
+def integration_acl_group(integration_id: str) -> str:
+    """Kong ACL group of an integration's installation consumers (its scope routes allow only this group)."""
+    return f"integration-{integration_id}"
+
+
+def installation_consumer(integration_id: str, partner_id: str) -> str:
+    """The Kong consumer of one installation (partner x integration); its custom_id is the partner's id."""
+    return f"integration-{integration_id}.{partner_id}"

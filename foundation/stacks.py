@@ -1,4 +1,4 @@
-"""Stack names, kinds and files: `global`, `region-<code>`, `partner-<id>`."""
+"""Stack names, kinds and files: `global`, `region-<code>`, `partner-<id>`, `integration-<id>`."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ class StackKind(StrEnum):
     GLOBAL = "global"
     REGION = "region"
     PARTNER = "partner"
+    INTEGRATION = "integration"
 
 
-KIND_ORDER = {StackKind.GLOBAL: 0, StackKind.REGION: 1, StackKind.PARTNER: 2}
+KIND_ORDER = {StackKind.GLOBAL: 0, StackKind.REGION: 1, StackKind.PARTNER: 2, StackKind.INTEGRATION: 3}
 """Planning order: a stack reads only stacks of a smaller rank."""
 
 
@@ -45,14 +46,20 @@ def parse_stack_name(name: str) -> StackName:
     """Parse a stack name; anything else (including path tricks) is an InputError."""
     if name == "global":
         return StackName(StackKind.GLOBAL, "")
-    for kind, pattern in ((StackKind.REGION, REGION_CODE_PATTERN), (StackKind.PARTNER, PARTNER_ID_PATTERN)):
+    for kind, pattern in (
+        (StackKind.REGION, REGION_CODE_PATTERN),
+        (StackKind.PARTNER, PARTNER_ID_PATTERN),
+        (StackKind.INTEGRATION, PARTNER_ID_PATTERN),
+    ):
         prefix = f"{kind.value}-"
         key = name[len(prefix) :]
         if name.startswith(prefix) and re.fullmatch(pattern, key):
-            if kind is StackKind.PARTNER and key in RESERVED_PARTNER_IDS:
+            if kind in (StackKind.PARTNER, StackKind.INTEGRATION) and key in RESERVED_PARTNER_IDS:
                 break
             return StackName(kind, key)
-    raise InputError.single("stack", "", f"unknown stack name {name!r}: expected global, region-<code> or partner-<id>")
+    raise InputError.single(
+        "stack", "", f"unknown stack name {name!r}: expected global, region-<code>, partner-<id> or integration-<id>"
+    )
 
 
 def region_stack(code: str) -> StackName:
@@ -69,6 +76,15 @@ def partner_stack(partner_id: str) -> StackName:
     if partner_id in RESERVED_PARTNER_IDS:
         raise InputError.single("stack", "", f"{partner_id!r} is reserved and is no partner's id")
     return StackName(StackKind.PARTNER, partner_id)
+
+
+def integration_stack(integration_id: str) -> StackName:
+    """The integration's stack; an id that is not one is an InputError (it names files and locks)."""
+    if not isinstance(integration_id, str) or not re.fullmatch(PARTNER_ID_PATTERN, integration_id):
+        raise InputError.single("stack", "", f"{integration_id!r} is not an integration id")
+    if integration_id in RESERVED_PARTNER_IDS:
+        raise InputError.single("stack", "", f"{integration_id!r} is reserved and is no integration's id")
+    return StackName(StackKind.INTEGRATION, integration_id)
 
 
 GLOBAL = StackName(StackKind.GLOBAL, "")

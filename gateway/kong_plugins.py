@@ -113,6 +113,8 @@ PLUGIN_FIELDS: dict[str, Fields] = {
         "redis": _REDIS,
     },
     "request-size-limiting": dict.fromkeys(("allowed_payload_size", "size_unit", "require_content_length")),
+    # kong/plugins/request-termination/schema.lua: `message` is answered as {"message": ...} (handler.lua).
+    "request-termination": dict.fromkeys(("status_code", "message", "content_type", "body", "echo", "trigger")),
     "request-transformer": {
         "http_method": None,
         "remove": _BODY_HEADERS_QUERY,

@@ -89,6 +89,17 @@ class GlobalPlugins(_Frozen):
         return value
 
 
+class Scope(_Frozen):
+    description: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    """What the scope lets an integration do, in plain words (the listing shows it)."""
+    api: str
+    """The API whose routes it opens."""
+    paths: tuple[Annotated[str, StringConstraints(pattern=r"^/[a-z0-9/_-]+$")], ...] = Field(min_length=1)
+    """Path prefixes it opens (each under one of the API's version prefixes)."""
+    methods: tuple[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], ...] = Field(min_length=1)
+    """HTTP methods it opens on them."""
+
+
 class ApiCatalog(_Frozen):
     upstream_namespace: str
     """Namespace of the upstream services in every regional cluster."""
@@ -96,6 +107,20 @@ class ApiCatalog(_Frozen):
     """APIs by name."""
     global_plugins: GlobalPlugins
     """Plugins applied to every request."""
+    scopes: dict[Annotated[str, StringConstraints(pattern=r"^[a-z]+:[a-z]+$")], Scope] = Field(default_factory=dict)
+    """Scopes marketplace integrations may ask for."""
+
+    @model_validator(mode="after")
+    def _scopes_name_routes(self) -> ApiCatalog:
+        for name, scope in self.scopes.items():
+            api = self.apis.get(scope.api)
+            if api is None:
+                raise ValueError(f"scopes.{name}.api: unknown API {scope.api!r}")
+            prefixes = [route_prefix(scope.api, version) for version in api.versions]
+            for path in scope.paths:
+                if not any(path == p or path.startswith(f"{p}/") for p in prefixes):
+                    raise ValueError(f"scopes.{name}.paths: {path!r} is under no route of {scope.api} ({prefixes})")
+        return self
 
     @model_validator(mode="after")
     def _upstream_paths_do_not_double(self) -> ApiCatalog:

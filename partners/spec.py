@@ -182,6 +182,17 @@ class PartnerSpec(_Frozen):
     """Billing and payout settings."""
     telephony: Telephony | None = None
     """Twilio numbers the partner holds (in its own subaccount), per country and type."""
+    integrations: tuple[Annotated[str, StringConstraints(pattern=PARTNER_ID_PATTERN)], ...] = Field(
+        default=(), max_length=64
+    )
+    """Marketplace integrations the partner installs (published, offered in its home region)."""
+
+    @field_validator("integrations")
+    @classmethod
+    def _installed_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each integration may be listed once")
+        return value
 
     @field_validator("countries", mode="before")
     @classmethod

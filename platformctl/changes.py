@@ -213,6 +213,25 @@ def _onboard_one(
     change.compare = change.compare or exists
     what = "reactivated partner" if offboarded else "changed partner" if exists else "new partner"
     change.notes.append(f"{spec.id}: {what} ({spec.tier}, {spec.home_region})")
+    _installs_changed(repo, spec, previous, change)
+
+
+def _installs_changed(repo: Repo, spec: PartnerSpec, previous: PartnerSpec | None, change: Change) -> None:
+    """An installation's consumer lives in the integration's stack: a dry run plans it too, and the note says which
+    stacks to apply (they are not this partner's to lock)."""
+    from foundation.stacks import integration_stack
+
+    before = set(previous.integrations) if previous is not None else set()
+    for integration_id in sorted(before ^ set(spec.integrations)):
+        stack = integration_stack(integration_id)
+        if not repo.has_stack(stack):
+            continue
+        change.stacks.append(stack)
+        verb = "installs" if integration_id in spec.integrations else "removes"
+        change.notes.append(
+            f"{spec.id}: {verb} {integration_id}: apply {stack} for its installation consumer "
+            f"(`platformctl up {stack}`; CI applies it after merge)"
+        )
 
 
 def currency_change_warning(partner_id: str, old: str, new: str, today: dt.date | None = None) -> str:
@@ -554,12 +573,14 @@ def overlay(repo: Repo, change: Change) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="platformctl-dry-run-") as tmp:
         root = Path(tmp)
         for name in top_level_entries(repo.root):
-            if name in ("partners", "stacks"):
+            if name in ("partners", "stacks", "integrations"):
                 continue
             if (repo.root / name).exists():
                 (root / name).symlink_to(repo.root / name)
-        for folder in ("partners", "stacks"):
+        for folder in ("partners", "stacks", "integrations"):
             (root / folder).mkdir()
+            if not (repo.root / folder).is_dir():
+                continue
             for item in (repo.root / folder).iterdir():
                 if item.is_file() and not item.is_symlink():
                     # Copies, not links: a spec must be a regular file where it is read.

@@ -98,6 +98,7 @@ def validate(repo: Repo, paths: list[Path], today: datetime.date) -> list[str]:
                 repo.spec(partner_id)
             except InputError as exc:
                 problems.extend(exc.problems)
+        problems += _integration_problems(repo)
         try:
             problems += fleet_problems(repo, today)
         except InputError as exc:
@@ -118,3 +119,23 @@ def validate(repo: Repo, paths: list[Path], today: datetime.date) -> list[str]:
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
     return list(repo.warnings)
+
+
+def _integration_problems(repo: Repo) -> list[Problem]:
+    """Every integration spec and review record reads; a published one is still the digest that was approved."""
+    from integrations.review import published_spec
+
+    problems: list[Problem] = []
+    try:
+        ids = repo.integration_ids()
+    except InputError as exc:
+        return list(exc.problems)
+    for integration_id in ids:
+        try:
+            repo.integration(integration_id)
+            record = repo.review_record(integration_id)
+            if record is not None and record.state in ("published", "suspended"):
+                published_spec(repo, integration_id)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    return problems

@@ -24,11 +24,11 @@ from policies.rules import UNIQUE_HOSTS, Resource, hosts_claimed_twice
 MAX_SHARDS = 64
 """A CI matrix far wider than any runner pool is a typo, and every merge reads this many files at most."""
 
-WEIGHTS = {StackKind.GLOBAL: 66, StackKind.REGION: 153, StackKind.PARTNER: 52}
+WEIGHTS = {StackKind.GLOBAL: 66, StackKind.REGION: 153, StackKind.PARTNER: 52, StackKind.INTEGRATION: 59}
 """Estimated planning cost of one stack by kind: its resource count in the example fleet (the SDK's cost per stack
 is close to linear in its resources), measured on 2026-11-30 with `platformctl plan --all --json plan.json` and
 `jq -r '.stacks | to_entries[] | "\\(.key) \\(.value.steps | length)"' plan.json`: global 66, regions 152 to 158,
-partners 49 to 59."""
+partners 49 to 59; integration-calsync (two regions, one installation) 59 on 2026-12-06."""
 
 FLEET_POLICIES = ("offboard-first", "retention-first")
 """ci-preview findings about the change as a whole (files removed from the fleet), not about one planned stack:
@@ -69,6 +69,8 @@ def parse_shard(text: str) -> Shard:
 def kind_of(name: str) -> StackKind:
     if name == "global":
         return StackKind.GLOBAL
+    if name.startswith("integration-"):
+        return StackKind.INTEGRATION
     return StackKind.REGION if name.startswith("region-") else StackKind.PARTNER
 
 
@@ -94,6 +96,8 @@ def _sequence(stacks: list[str], home_region: Callable[[str], str | None]) -> li
         sequence += [n for n in names if n == f"region-{code}"]
         sequence += [n for n in names if homes.get(n) == code]
     sequence += [n for n in names if n in homes and not homes[n]]
+    # Integration stacks read several regions: after every region (a shard plans the ones it lacks as dependencies).
+    sequence += [n for n in names if kind_of(n) is StackKind.INTEGRATION]
     return sequence
 
 

@@ -36,6 +36,8 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
             fleet_partner_ids=fleet_ids,
             kubernetes_version=_version(config),
         )
+    if stack.kind is StackKind.INTEGRATION:
+        return _integration_context(repo, stack, fleet_ids)
     spec = repo.spec(stack.key)
     fleet_domain_pairs = _FLEET_DOMAINS.get(repo)
     if fleet_domain_pairs is None:
@@ -71,3 +73,26 @@ def _home_cluster_version(repo: Repo, region: str) -> str | None:
     if not repo.has_stack(home):
         return None
     return _version(repo.stack_config(home).values)
+
+
+def _integration_context(repo: Repo, stack: StackName, fleet_ids: tuple[str, ...]) -> StackContext:
+    from policies.integrations import IntegrationFacts
+
+    spec = repo.integration(stack.key)
+    caps = repo.review_rules().caps
+    facts = IntegrationFacts(
+        integration_id=spec.id,
+        regions=spec.regions,
+        egress=spec.egress,
+        installations=tuple((pid, repo.spec(pid).home_region) for pid in repo.installations(spec.id)),
+        caps=(caps.cpu, caps.memory, caps.storage),
+        fleet_integration_ids=tuple(repo.integration_ids()),
+    )
+    return StackContext(
+        stack=str(stack),
+        kind="integration",
+        catalog=repo.catalog(),
+        fleet_partner_ids=fleet_ids,
+        kubernetes_version=_home_cluster_version(repo, spec.regions[0]),
+        integration=facts,
+    )

@@ -21,6 +21,12 @@ from gateway.kong_plugins import config_problems
 from gateway.tls import host_matches, is_platform_host
 from partners.tiers import Tier
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
+from policies.integrations import (
+    IntegrationFacts,
+    check_integration_caps,
+    check_integration_confinement,
+    check_integration_sandbox,
+)
 from policies.references import check_named_without_dependency
 from regions.catalog import Catalog, ResidencyVerdict
 
@@ -55,7 +61,7 @@ class Resource:
 class StackContext:
     stack: str
     """Stack name."""
-    kind: Literal["global", "region", "partner"]
+    kind: Literal["global", "region", "partner", "integration"]
     """Stack kind."""
     catalog: Catalog
     """The region and country catalog."""
@@ -83,6 +89,8 @@ class StackContext:
     """Version of the cluster the stack's Kubernetes objects go to (region stacks and partner stacks)."""
     partner_domain: str | None = None
     """The partner's own domain (partner stacks)."""
+    integration: IntegrationFacts | None = None
+    """What an integration stack's policies check against (integration stacks)."""
 
     @property
     def namespace(self) -> str:
@@ -608,6 +616,26 @@ POLICIES: tuple[Policy, ...] = (
         "mandatory",
         "Preview-gated Snowflake resources have a provider that enables their preview feature.",
         check_snowflake_preview_features,
+    ),
+    Policy(
+        "integration-confinement",
+        "mandatory",
+        "An integration's resources stay in its own sandbox and companion namespace and its own Kong entities: never a "
+        "partner's namespace, schema or another integration's sandbox; consumers only for installing partners.",
+        check_integration_confinement,
+    ),
+    Policy(
+        "integration-sandbox",
+        "mandatory",
+        "Every integration sandbox: PSS restricted, default-deny, egress only to DNS, the gateway and its egress "
+        "proxy (allowlisting exactly its hosts), no service-account token, read-only root, image by digest.",
+        check_integration_sandbox,
+    ),
+    Policy(
+        "integration-caps",
+        "mandatory",
+        "An integration's quota, limit range and containers stay within the marketplace caps.",
+        check_integration_caps,
     ),
     Policy(
         "kubernetes-schema",

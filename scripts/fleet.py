@@ -22,7 +22,9 @@ def copy_repo(source: Path, target: Path) -> Path:
         if path.is_file():
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target / relative)
-    for folder in ("stacks", "partners"):
+    for folder in ("stacks", "partners", "integrations"):
+        if not (source / folder).is_dir():
+            continue
         shutil.copytree(
             source / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
         )

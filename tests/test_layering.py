@@ -70,6 +70,10 @@ DISTRIBUTION_IMPORTS = {
     "cryptography": {"cryptography"},
     "pydantic": {"pydantic"},
     "fakesnow": {"fakesnow", "duckdb"},
+    "aiohttp": {"aiohttp"},
+    "yarl": {"yarl"},
+    "jsonschema": {"jsonschema"},
+    "rfc3339-validator": set(),  # imported by jsonschema only (its date-time format check)
 }
 """Top-level import names of each distribution the services and foundation may depend on."""
 

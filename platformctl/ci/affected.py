@@ -46,6 +46,16 @@ def _partners_homed(trees: list[Path], region: str) -> set[str]:
     }
 
 
+def _installed(trees: list[Path], partner_id: str) -> set[str]:
+    """The integration stacks whose consumers a partner's spec decides (its `integrations`, either side)."""
+    found = set()
+    for tree in trees:
+        doc = _read(tree / "partners" / f"{partner_id}.yaml")
+        listed = doc.get("integrations") if isinstance(doc, dict) else None
+        found |= {f"integration-{i}" for i in listed or [] if isinstance(i, str)}
+    return found
+
+
 def _region_entries(tree: Path) -> dict[str, Any]:
     doc = _read(tree / "regions" / "regions.yaml")
     return (doc.get("regions") or {}) if isinstance(doc, dict) else {}
@@ -71,6 +81,7 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
             assert path is not None
             match = re.fullmatch(r"stacks/Pulumi\.(.+)\.yaml", path)
             spec = re.fullmatch(r"partners/([a-z][a-z0-9-]*)\.yaml", path)
+            integration = re.fullmatch(r"integrations/([a-z][a-z0-9-]*)(?:\.review)?\.yaml", path)
             if path in EVERY_STACK or any(path.startswith(p) for p in EVERY_STACK if p.endswith("/")):
                 hit(every, path)
             elif match:
@@ -81,7 +92,9 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
                 elif stack.startswith("region-"):
                     hit(_partners_homed(trees, stack.removeprefix("region-")), path)
             elif spec and spec.group(1) not in ("tiers", "prices"):  # data files beside the specs
-                hit({f"partner-{spec.group(1)}"}, path)
+                hit({f"partner-{spec.group(1)}"} | (_installed(trees, spec.group(1)) & every), path)
+            elif integration and integration.group(1) != "rules":
+                hit({f"integration-{integration.group(1)}"} & every, path)
             elif path == "regions/regions.yaml":
                 before, after = _region_entries(base), _region_entries(head)
                 for code in set(before) | set(after):

@@ -14,7 +14,7 @@ PLUGIN = "kong:index/plugin:Plugin"
 
 def test_services_for_rest_graphql_and_streaming(fleet: Plan) -> None:
     services = {r.inputs["name"]: r.inputs for r in fleet.resources("global", "kong:index/service:Service")}
-    assert set(services) == {"rest-api", "graphql-api", "streaming-api", "meter"}
+    assert set(services) == {"rest-api", "graphql-api", "streaming-api", "webhooks-api", "meter"}
     assert services["rest-api"]["host"] == "voice-api.platform.svc.cluster.local"
     assert services["streaming-api"]["readTimeout"] == 3_600_000
 
@@ -101,6 +101,7 @@ def test_tier_plans_gate_apis_by_feature(fleet: Plan) -> None:
         "rest-api": ["tier-starter", "tier-professional", "tier-enterprise"],
         "graphql-api": ["tier-professional", "tier-enterprise"],
         "streaming-api": ["tier-enterprise"],
+        "webhooks-api": ["tier-starter", "tier-professional", "tier-enterprise"],
     }
     plans = fleet.outputs("global")["kong_rate_limit_plans"]
     assert json.loads(plans["enterprise"])["hour"] == 300000

@@ -35,7 +35,7 @@ def test_every_region_runs_the_meter(fleet: Plan) -> None:
     assert regions
     for stack in regions:
         services = fleet.resources(stack, "platform:runtime_service:RuntimeService")
-        assert [s.name for s in services] == ["region-meter"], stack
+        assert sorted(s.name for s in services) == ["region-meter", "region-webhooks-service"], stack
         code = stack.removeprefix("region-")
         assert fleet.outputs(stack)["meter_public_url"] == f"https://meter.{code}.voice-platform.example"
 
@@ -101,6 +101,11 @@ def test_kong_routes_twilio_callbacks_and_logs_every_api_to_the_meter(fleet: Pla
         "meter" not in r.name for r in fleet.resources("global", "kong:index/route:Route")
     )
     logs = [r for r in fleet.resources("global", "kong:index/plugin:Plugin") if r.inputs.get("name") == "http-log"]
-    assert {r.name for r in logs} == {"gateway-rest-http-log", "gateway-graphql-http-log", "gateway-streaming-http-log"}
+    assert {r.name for r in logs} == {
+        "gateway-rest-http-log",
+        "gateway-graphql-http-log",
+        "gateway-streaming-http-log",
+        "gateway-webhooks-http-log",
+    }
     preview = fleet.preview_json("global")
     assert "Bearer" not in preview  # the token travels only as a secret

@@ -25,6 +25,7 @@ PATHS = {
     "/v1/graphql": "graphql-v1",
     "/v2/graphql": "graphql-v2",
     "/v2/streaming/socket": "streaming-v2",
+    "/v1/webhooks/endpoints": "webhooks-v1",  # not swallowed by REST's /v1, on partner hosts either
 }
 
 

@@ -367,3 +367,13 @@ def test_merge_refuses_devices_and_pipes_without_reading_them(tmp_path: Path) ->
         problem = _refused([one, hostile])
         assert problem.source == str(hostile) and "not a regular file" in problem.message
     assert _refused([one, tmp_path]).source == str(tmp_path)  # a directory
+
+
+def test_integration_stacks_come_after_every_region_in_planning_order() -> None:
+    fleet = [*FLEET, "integration-calsync", "integration-ledgerlink-crm"]
+    for count in (1, 3):
+        parts = split(fleet, count, home)
+        assert sorted(name for part in parts for name in part) == sorted(fleet)
+        for part in parts:
+            assert part == sorted(part, key=planning_key)
+    assert split(fleet, 1, home)[0][-2:] == ["integration-calsync", "integration-ledgerlink-crm"]

@@ -65,6 +65,9 @@ def test_every_rule_is_tested() -> None:
         "route-certificates",
         "host-ownership",
         "named-without-dependency",  # tests/policies/test_references.py
+        "integration-confinement",  # tests/policies/test_integrations.py
+        "integration-sandbox",  # tests/policies/test_integrations.py
+        "integration-caps",  # tests/policies/test_integrations.py
     }
     assert {p.name for p in POLICIES} == tested
 

@@ -1,0 +1,1 @@
+"""Marketplace integrations: the spec model, the review rules table, the automated review and review records."""

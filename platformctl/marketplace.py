@@ -1,0 +1,201 @@
+"""`platformctl marketplace build`: the marketplace as a static site and `marketplace.json`.
+
+Pages hold no script at all and say so in their Content-Security-Policy (`default-src 'none'`), and every value
+that came from a spec is HTML-escaped where it is written: a name or description carrying markup shows as text.
+Filtering by category is a static page per category (it works without scripts); links are relative, so the site
+can be served from any path or opened from disk.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fleet.repo import Repo
+from foundation.currencies import minor_exponent
+from foundation.errors import InputError
+from foundation.yamlio import read_bounded, write_atomic
+from integrations.spec import CATEGORIES, IntegrationSpec
+
+CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'"
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#212529}
+nav a{margin-right:.75rem}article{border:1px solid #ddd;border-radius:6px;padding:1rem;margin:1rem 0}
+.muted{color:#6c757d}.pass{color:#1e7e34}.fail{color:#b02a37}dt{font-weight:600}dd{margin:0 0 .5rem 0}
+"""
+
+
+@dataclass(frozen=True)
+class Listing:
+    spec: IntegrationSpec
+    """The published spec."""
+    state: str
+    """published or suspended."""
+    installs: int
+    """Active installations."""
+    conformance: dict[str, Any] | None
+    """The last conformance result, if any."""
+
+
+def price_text(amount: int, currency: str) -> str:
+    """Minor units as an amount in the currency's own exponent (900 EUR -> 9.00 EUR)."""
+    exponent = minor_exponent(currency)
+    value = Decimal(amount).scaleb(-exponent)
+    return f"{value:.{exponent}f} {currency}"
+
+
+def listings(repo: Repo, results: Path | None = None) -> list[Listing]:
+    """Every published (or suspended) integration with its installs and last conformance result."""
+    found = []
+    for iid in repo.integration_ids():
+        record = repo.review_record(iid)
+        if record is None or record.state not in ("published", "suspended"):
+            continue
+        found.append(Listing(repo.integration(iid), record.state, len(repo.installations(iid)), _result(results, iid)))
+    return found
+
+
+def _result(results: Path | None, integration_id: str) -> dict[str, Any] | None:
+    """The conformance job's JSON result for the integration (`<id>.json` in the results folder), if any."""
+    if results is None:
+        return None
+    path = results / f"{integration_id}.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(read_bounded(path, str(path)))
+    except ValueError:
+        raise InputError.single(str(path), "", "not a JSON conformance result") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("passed"), bool):
+        raise InputError.single(str(path), "passed", "a conformance result has a boolean `passed`")
+    return doc
+
+
+def document(repo: Repo, items: list[Listing]) -> dict[str, Any]:
+    """marketplace.json: the listing for machines."""
+    scopes = repo.api_catalog().scopes
+    return {
+        "categories": list(CATEGORIES),
+        "integrations": [
+            {
+                "id": item.spec.id,
+                "name": item.spec.name,
+                "category": item.spec.category,
+                "state": item.state,
+                "developer": {"id": item.spec.developer.id, "name": item.spec.developer.legal_name},
+                "description": item.spec.description,
+                "pricing": dict(item.spec.pricing.monthly) if item.spec.pricing else {},
+                "scopes": [{"scope": s, "description": scopes[s].description} for s in item.spec.scopes if s in scopes],
+                "data_classes": list(item.spec.data_classes),
+                "regions": list(item.spec.regions),
+                "installs": item.installs,
+                "conformance": item.conformance,
+                "page": f"integrations/{item.spec.id}.html",
+            }
+            for item in items
+        ],
+    }
+
+
+def _page(title: str, body: str, depth: int) -> str:
+    up = "../" * depth
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{html.escape(title)}</title><link rel="stylesheet" href="{up}style.css"></head><body>'
+        f'<header><h1><a href="{up}index.html">Integration marketplace</a></h1></header>{body}</body></html>\n'
+    )
+
+
+def _nav(depth: int, counts: dict[str, int], current: str | None) -> str:
+    up = "../" * depth
+    current_all = ' aria-current="page"' if current is None else ""
+    links = [f'<a href="{up}index.html"{current_all}>All</a>']
+    for category in CATEGORIES:
+        if counts.get(category):
+            mark = ' aria-current="page"' if category == current else ""
+            links.append(
+                f'<a href="{up}category/{category}.html" data-category="{category}"{mark}>'
+                f"{html.escape(category)} ({counts[category]})</a>"
+            )
+    return f'<nav aria-label="Categories">{"".join(links)}</nav>'
+
+
+def _pricing(spec: IntegrationSpec) -> str:
+    if spec.pricing is None:
+        return "Free"
+    return ", ".join(f"{price_text(amount, cur)} / month" for cur, amount in sorted(spec.pricing.monthly.items()))
+
+
+def _conformance(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return '<span class="muted">not measured yet</span>'
+    verdict = "pass" if result["passed"] else "fail"
+    figures = ", ".join(
+        f"{html.escape(str(key))} {html.escape(str(result[key]))}"
+        for key in ("p95_seconds", "rps", "error_rate", "checked_at")
+        if key in result
+    )
+    return f'<span class="{verdict}">{"passed" if result["passed"] else "failed"}</span> ({figures})'
+
+
+def _card(item: Listing, depth: int) -> str:
+    spec, up = item.spec, "../" * depth
+    return (
+        f'<article data-category="{spec.category}" data-id="{spec.id}">'
+        f'<h2><a href="{up}integrations/{spec.id}.html">{html.escape(spec.name)}</a></h2>'
+        f'<p class="muted">by {html.escape(spec.developer.legal_name)} · {html.escape(spec.category)}</p>'
+        f"<p>{html.escape(spec.description)}</p><p>{html.escape(_pricing(spec))}</p></article>"
+    )
+
+
+def build(repo: Repo, out: Path, results: Path | None = None) -> dict[str, Any]:
+    """Write the site into `out` (index, a page per category and per integration, marketplace.json)."""
+    if out.exists() and not out.is_dir():
+        raise InputError.single(str(out), "--out", "exists and is not a directory")
+    items = listings(repo, results)
+    scopes = repo.api_catalog().scopes
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.spec.category] = counts.get(item.spec.category, 0) + 1
+    files: dict[str, str] = {"style.css": STYLE}
+    cards = "".join(_card(item, 0) for item in items) or '<p class="muted">No integrations are published yet.</p>'
+    files["index.html"] = _page("Integration marketplace", _nav(0, counts, None) + f"<main>{cards}</main>", 0)
+    for category in CATEGORIES:
+        if not counts.get(category):
+            continue
+        chosen = "".join(_card(item, 1) for item in items if item.spec.category == category)
+        files[f"category/{category}.html"] = _page(
+            f"{category} integrations", _nav(1, counts, category) + f"<main><h2>{category}</h2>{chosen}</main>", 1
+        )
+    for item in items:
+        spec = item.spec
+        asked = "".join(
+            f'<li>{html.escape(scopes[s].description)} <span class="muted">({html.escape(s)})</span></li>'
+            for s in spec.scopes
+            if s in scopes
+        )
+        state = "" if item.state == "published" else '<p class="fail">Temporarily unavailable (suspended).</p>'
+        body = (
+            f"{_nav(1, counts, spec.category)}<main><h2>{html.escape(spec.name)}</h2>{state}"
+            f"<p>{html.escape(spec.description)}</p><dl>"
+            f"<dt>Developer</dt><dd>{html.escape(spec.developer.legal_name)} "
+            f"({html.escape(spec.developer.website)})</dd>"
+            f'<dt>Category</dt><dd><a href="../category/{spec.category}.html">{spec.category}</a></dd>'
+            f"<dt>Price</dt><dd>{html.escape(_pricing(spec))}</dd>"
+            f"<dt>It asks to</dt><dd><ul>{asked or '<li>nothing on your tenant</li>'}</ul></dd>"
+            f"<dt>Data it processes</dt><dd>{html.escape(', '.join(spec.data_classes) or 'none')}</dd>"
+            f"<dt>Regions</dt><dd>{html.escape(', '.join(spec.regions))}</dd>"
+            f"<dt>Conformance</dt><dd>{_conformance(item.conformance)}</dd>"
+            f"<dt>Installs</dt><dd>{item.installs}</dd></dl></main>"
+        )
+        files[f"integrations/{spec.id}.html"] = _page(f"{spec.name} - integration marketplace", body, 1)
+    doc = document(repo, items)
+    files["marketplace.json"] = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    for relative, text in files.items():
+        write_atomic(out / relative, text)
+    return {"out": str(out), "files": sorted(files), "integrations": [i["id"] for i in doc["integrations"]]}

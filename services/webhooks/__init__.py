@@ -1,0 +1,1 @@
+"""Webhooks: signed, retried, replayable deliveries of platform events (Standard Webhooks)."""
