@@ -445,11 +445,32 @@ def preview(stack: StackArg, yes: YesFlag = False) -> None:
 
 
 @app.command()
-def up(stack: StackArg, yes: YesFlag = False) -> None:
+def up(
+    stack: StackArg,
+    yes: YesFlag = False,
+    dry_run_order: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run-order",
+            help="Run nothing: print the order a first `up` creates the stack's resources in, from the offline "
+            "plan's dependency graph, with each step's wait, the critical path and the expected duration.",
+        ),
+    ] = False,
+) -> None:
     """`pulumi up` of one stack.
 
     Example: platformctl up region-eu-central --yes
+    Example: platformctl up region-eu-central --dry-run-order
     """
+    if dry_run_order:
+        from cli.first_deploy import first_deploy_order
+        from platformctl.first_deploy import first_deploy
+
+        schedule, findings = first_deploy(_repo(), stack)
+        first_deploy_order(out, schedule, findings)
+        if findings:
+            raise PolicyError(f"{len(findings)} deploy-order finding(s): the first `up` of {stack} would stall")
+        return
     _engine_command("up", stack, yes)
 
 
@@ -491,6 +512,9 @@ register_integrations(app)
 from cli.warehouse import register as register_warehouse  # noqa: E402
 
 register_warehouse(app)
+from cli.certs import register as register_certs  # noqa: E402
+
+register_certs(app)
 
 
 # ---------------------------------------------------------------- entry point

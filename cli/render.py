@@ -14,8 +14,8 @@ from rich.tree import Tree
 from platformctl.planjson import OPS
 from platformctl.planning import PlanResult
 
-OP_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
-OP_SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
+OP_STYLE = {"create": "green", "read": "cyan", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
+OP_SIGN = {"create": "+", "read": ">", "update": "~", "replace": "+-", "delete": "-", "same": " "}
 TREE_LIMIT = 3
 TABLE_LIMIT = 60
 """Above this many stacks the table has a row per kind of stack, and one per stack only for those with changes

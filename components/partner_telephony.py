@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.twilio_resources import TwilioNumber, TwilioSubaccount
+from components.twilio_resources import TwilioAddress, TwilioNumber, TwilioSubaccount
 from partners.telephony import NumberSlot, subaccount_friendly_name
 
 
@@ -20,6 +20,9 @@ class PartnerTelephonyArgs:
     """Where Twilio sends the partner's calls: the home region's voice endpoint through the gateway."""
     status_callback: pulumi.Input[str]
     """The meter's signed callback for the partner: `<meter_public_url>/twilio/<partner-id>/status`."""
+    bundle_required: frozenset[str] = frozenset()
+    """Keys of the slots whose country and type need a regulatory bundle (regions/telephony.yaml): without one they
+    wait instead of failing the purchase."""
     keep_on_delete: bool = True
     """Keep numbers and subaccount when the stack drops them (a partner may come back; numbers are hard to get)."""
 
@@ -33,6 +36,20 @@ class PartnerTelephony(pulumi.ComponentResource):
         )
         numbers = []
         for slot in args.slots:
+            address_sid: pulumi.Input[str] | None = slot.request.address_sid
+            if slot.request.address is not None:
+                # Created in the new subaccount by this same update; the purchase waits for it (its sid is an input).
+                address_sid = TwilioAddress(
+                    f"{name}-address-{slot.key}",
+                    {
+                        "partner_id": slot.partner_id,
+                        "subaccount_sid": subaccount.sid,
+                        "iso_country": slot.country,
+                        "friendly_name": slot.friendly_name,
+                        **slot.request.address.model_dump(),
+                    },
+                    opts=keep,
+                ).sid
             number = TwilioNumber(
                 f"{name}-number-{slot.key}",
                 {
@@ -44,8 +61,9 @@ class PartnerTelephony(pulumi.ComponentResource):
                     "subaccount_sid": subaccount.sid,
                     "area_code": slot.request.area_code,
                     "locality": slot.request.locality,
-                    "address_sid": slot.request.address_sid,
+                    "address_sid": address_sid,
                     "bundle_sid": slot.request.bundle_sid,
+                    "bundle_required": slot.key in args.bundle_required,
                     "voice_url": args.voice_url,
                     "status_callback": args.status_callback,
                 },
@@ -59,6 +77,8 @@ class PartnerTelephony(pulumi.ComponentResource):
                     "friendly_name": slot.friendly_name,
                     "phone_number": number.phone_number,
                     "sid": number.sid,
+                    "status": number.status,
+                    "waiting_for": number.waiting_for,
                 }
             )
         self.outputs = {

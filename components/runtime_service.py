@@ -40,6 +40,8 @@ class RuntimeServiceArgs:
     """Replicas at most."""
     spool_size: str | None = None
     """Per-replica persistent volume for a durable spool (a StatefulSet then); None: a Deployment."""
+    storage_class: str | None = None
+    """StorageClass of the spool's claims (the region's encrypted default, named so a claim never waits for one)."""
     cpu: tuple[str, str] = ("250m", "1")
     """CPU request and limit."""
     memory: tuple[str, str] = ("256Mi", "512Mi")
@@ -138,6 +140,7 @@ class RuntimeService(pulumi.ComponentResource):
                             metadata=k8s.meta.v1.ObjectMetaArgs(name="spool"),
                             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                                 access_modes=["ReadWriteOnce"],
+                                storage_class_name=args.storage_class,
                                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(
                                     requests={"storage": args.spool_size}
                                 ),

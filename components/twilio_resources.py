@@ -38,12 +38,15 @@ class TwilioError(PlatformError):
     """Twilio refused or could not do what the provider asked; the message names what and why, never a credential."""
 
 
-def _client() -> Any:
+def _client(as_account: tuple[str, str] | None = None) -> Any:
+    """The master account's client, or (`as_account`: SID and token read at run time) a subaccount's own."""
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
     sid = os.environ.get("TWILIO_ACCOUNT_SID", "")
     token = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    if as_account is not None and sid and token:
+        sid, token = as_account
     if not sid or not token:
         raise TwilioError(
             "Twilio credentials are missing: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in the environment of the "
@@ -61,8 +64,9 @@ def _client() -> Any:
         """The client's documented seam (a custom http_client): same requests, another origin."""
 
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            if url.startswith(TWILIO_API):
-                url = origin + url[len(TWILIO_API) :]
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "https" and (parts.hostname or "").endswith(".twilio.com"):  # api., numbers., ...
+                url = origin + urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
             return super().request(method, url, *args, **kwargs)
 
     return Client(sid, token, http_client=_RedirectedHttpClient(timeout=30))
@@ -181,13 +185,131 @@ class TwilioSubaccount(Resource, module="twilio", name="Subaccount"):
         )
 
 
+# ---------------------------------------------------------------- addresses
+
+ADDRESS_FIELDS = ("customer_name", "street", "city", "region", "postal_code")
+ADDRESS_REPLACE_KEYS = ("partner_id", "subaccount_sid", "iso_country", "friendly_name")
+
+
+class TwilioAddressProvider(ResourceProvider):
+    """The holder's address of a number slot, in the partner's subaccount (API 2010-04-01 Addresses): created by the
+    same `up` that creates the subaccount, so a number that needs an address can be bought on the first deploy."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        account = _client().api.v2010.accounts(props["subaccount_sid"])
+        name = props["friendly_name"]
+        try:
+            # Adopt: a crash after Twilio stored the address but before the state was written must not make two.
+            existing = account.addresses.list(friendly_name=name, limit=5)
+            address = (
+                existing[0]
+                if existing
+                else account.addresses.create(
+                    **{key: props[key] for key in ADDRESS_FIELDS},
+                    iso_country=props["iso_country"],
+                    friendly_name=name,
+                    auto_correct_address=False,  # the holder's address as the spec states it, which Twilio then checks
+                )
+            )
+        except Exception as exc:
+            raise _explain(exc, f"creating the address for {name!r} in {props['iso_country']}") from None
+        return CreateResult(address.sid, self._outs(props, address))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        account = _client().api.v2010.accounts(props["subaccount_sid"])
+        try:
+            address = account.addresses(id_).fetch()
+        except Exception as exc:
+            if _is_missing(exc):
+                return ReadResult(None, {})
+            raise _explain(exc, f"reading address {id_}") from None
+        return ReadResult(id_, self._outs(props, address))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ADDRESS_REPLACE_KEYS if olds.get(k) != news.get(k)]
+        updates = [k for k in ADDRESS_FIELDS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
+
+    def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        account = _client().api.v2010.accounts(news["subaccount_sid"])
+        try:
+            address = account.addresses(id_).update(**{key: news[key] for key in ADDRESS_FIELDS})
+        except Exception as exc:
+            raise _explain(exc, f"updating address {id_}") from None
+        return UpdateResult(self._outs(news, address))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Remove the address (Twilio refuses while a number still depends on it: the number goes first)."""
+        try:
+            _client().api.v2010.accounts(props["subaccount_sid"]).addresses(id_).delete()
+        except Exception as exc:
+            if _is_missing(exc):
+                return
+            raise _explain(exc, f"removing address {id_}") from None
+
+    @staticmethod
+    def _outs(props: dict[str, Any], address: Any) -> dict[str, Any]:
+        return {**props, "sid": address.sid, "validated": bool(getattr(address, "validated", False))}
+
+
+class TwilioAddress(Resource, module="twilio", name="Address"):
+    sid: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TwilioAddressProvider(), name, {**props, "sid": None, "validated": None}, opts)
+
+
 # ---------------------------------------------------------------- numbers
 
 
+BUNDLE_ACCEPTED = ("twilio-approved", "provisionally-approved")
+"""Regulatory bundle statuses a purchase may use (Numbers v2 Bundle `status`); draft, pending-review, in-review and
+twilio-rejected are not (yet) accepted."""
+WAITING_PREFIX = "waiting:"
+"""Id of a slot that holds no number yet (its bundle is not accepted): nothing at Twilio to read or release."""
+
+
+def _bundle_status(subaccount_sid: str, bundle_sid: str) -> str:
+    """The bundle's review status. Bundles live in the subaccount and Numbers v2 acts on the account it is
+    authenticated as (main credentials reach only v2010 resources of subaccounts: Twilio docs, "REST API:
+    Subaccounts", Authentication), so the call uses the subaccount's own token, fetched now and never stored."""
+    master = _client()
+    try:
+        token = master.api.v2010.accounts(subaccount_sid).fetch().auth_token
+        bundle = _client((subaccount_sid, token)).numbers.v2.regulatory_compliance.bundles(bundle_sid).fetch()
+    except Exception as exc:
+        if _is_missing(exc):
+            return "missing"
+        raise _explain(exc, f"reading regulatory bundle {bundle_sid}") from None
+    return str(bundle.status)
+
+
 class TwilioNumberProvider(ResourceProvider):
-    """One number slot of a partner: bought once, found again by its friendly name, released only on delete."""
+    """One number slot of a partner: bought once, found again by its friendly name, released only on delete. A slot
+    whose regulatory bundle is not accepted yet holds no number: it is created `waiting` (the update succeeds, the
+    reason is an output) and every later update tries again, buying once Twilio has accepted the bundle."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get("bundle_required") and not props.get("bundle_sid"):
+            # The subaccount is new: no bundle can be filed in it before this update created it.
+            reason = (
+                f"{props['country']} {props['number_type']} numbers need a regulatory bundle: file it in subaccount "
+                f"{props['subaccount_sid']} and name it in the spec (bundle_sid)"
+            )
+            return CreateResult(
+                f"{WAITING_PREFIX}{props['friendly_name']}",
+                {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
+            )
+        if props.get("bundle_sid"):
+            status = _bundle_status(props["subaccount_sid"], props["bundle_sid"])
+            if status not in BUNDLE_ACCEPTED:
+                reason = f"regulatory bundle {props['bundle_sid']} is {status}"
+                if status == "twilio-rejected":
+                    reason += " (fix and resubmit it in the subaccount)"
+                return CreateResult(
+                    f"{WAITING_PREFIX}{props['friendly_name']}",
+                    {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
+                )
         client = _client()
         account = client.api.v2010.accounts(props["subaccount_sid"])
         name = props["friendly_name"]
@@ -247,6 +369,8 @@ class TwilioNumberProvider(ResourceProvider):
         return list(found)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if id_.startswith(WAITING_PREFIX):
+            return ReadResult(id_, props)
         client = _client()
         account = client.api.v2010.accounts(props["subaccount_sid"])
         try:
@@ -266,6 +390,8 @@ class TwilioNumberProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in NUMBER_REPLACE_KEYS if olds.get(k) != news.get(k)]
         updates = [k for k in NUMBER_UPDATE_KEYS if olds.get(k) != news.get(k)]
+        if olds.get("status") == "waiting":
+            replaces.append("status")  # no number yet: every update tries the purchase again (a new id once bought)
         # The replacement carries the same friendly name, so the old number must go first or the new one adopts it.
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
 
@@ -276,7 +402,9 @@ class TwilioNumberProvider(ResourceProvider):
         return UpdateResult(self._outs(news, number))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Release the number; one already released is gone either way."""
+        """Release the number; one already released is gone either way (a waiting slot holds none)."""
+        if id_.startswith(WAITING_PREFIX):
+            return
         client = _client()
         try:
             client.api.v2010.accounts(props["subaccount_sid"]).incoming_phone_numbers(id_).delete()
@@ -303,12 +431,19 @@ class TwilioNumberProvider(ResourceProvider):
 
     @staticmethod
     def _outs(props: dict[str, Any], number: Any) -> dict[str, Any]:
-        return {**props, "sid": number.sid, "phone_number": number.phone_number}
+        return {**props, "sid": number.sid, "phone_number": number.phone_number, "status": "active", "waiting_for": ""}
 
 
 class TwilioNumber(Resource, module="twilio", name="Number"):
     sid: pulumi.Output[str]
     phone_number: pulumi.Output[str]
+    status: pulumi.Output[str]
+    waiting_for: pulumi.Output[str]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TwilioNumberProvider(), name, {**props, "sid": None, "phone_number": None}, opts)
+        super().__init__(
+            TwilioNumberProvider(),
+            name,
+            {**props, "sid": None, "phone_number": None, "status": None, "waiting_for": None},
+            opts,
+        )

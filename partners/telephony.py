@@ -36,6 +36,25 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=256)
 
 
+_TEXT = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class EndUserAddress(_Frozen):
+    """The number holder's address, created in the partner's Twilio subaccount by the partner stack's first `up`
+    (Twilio Address resource, API 2010-04-01 `Accounts/{sid}/Addresses`); its country is the number's."""
+
+    customer_name: _TEXT
+    """Name of the person or business the address belongs to (the number's holder)."""
+    street: _TEXT
+    """Number and street."""
+    city: _TEXT
+    """City."""
+    region: _TEXT
+    """State or region."""
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9 -]+$")]
+    """Postal code."""
+
+
 class NumberRequest(_Frozen):
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
     """ISO 3166-1 alpha-2 code of the number's country (one the partner serves)."""
@@ -51,6 +70,14 @@ class NumberRequest(_Frozen):
     """Twilio Address (in the partner's subaccount) that satisfies the country's address requirement."""
     bundle_sid: Annotated[str, StringConstraints(pattern=r"^BU[0-9a-f]{32}$")] | None = None
     """Approved Twilio regulatory bundle for the country and type, where one is required."""
+    address: EndUserAddress | None = None
+    """The holder's address, to be created in the partner's new subaccount (instead of an existing address_sid)."""
+
+    @model_validator(mode="after")
+    def _one_address(self) -> NumberRequest:
+        if self.address is not None and self.address_sid is not None:
+            raise ValueError("give address (created in the subaccount) or address_sid (an existing one), not both")
+        return self
 
     @field_validator("country", mode="before")
     @classmethod
@@ -168,10 +195,10 @@ def check_telephony(
         needs = telephony.requirements(cc, request.type)
         if needs is None:
             continue
-        if needs.address in ("any", "country", "locality") and request.address_sid is None:
+        if needs.address in ("any", "country", "locality") and request.address_sid is None and request.address is None:
             warnings.append(
-                f"{source}: {field}.address_sid: {cc} {request.type} numbers need an address ({needs.address}); "
-                "the purchase fails until the spec names one"
+                f"{source}: {field}.address: {cc} {request.type} numbers need an address ({needs.address}); "
+                "the purchase fails until the spec gives one (address, created in the subaccount, or address_sid)"
             )
         if needs.bundle == "required" and request.bundle_sid is None:
             warnings.append(

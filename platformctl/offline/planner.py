@@ -45,10 +45,15 @@ class StackPlan:
 
         Steps come parents first, siblings by URN: the same program and inputs give the same document whatever
         order the SDK's asynchronous registrations happened to complete in."""
-        steps = [{"op": "create", "urn": r.urn, "newState": r.new_state()} for r in self.ordered_resources()]
+        steps = [
+            {"op": "read" if r.read_id else "create", "urn": r.urn, "newState": r.new_state()}
+            for r in self.ordered_resources()
+        ]
+        creates = sum(1 for step in steps if step["op"] == "create")
+        reads = len(steps) - creates
         return {
             "steps": steps,
-            "changeSummary": {"create": len(steps)} if steps else {},
+            "changeSummary": {**({"create": creates} if creates else {}), **({"read": reads} if reads else {})},
             "outputs": self.recording.outputs,
             "diagnostics": [{"severity": "warning", "message": w} for w in self.recording.warnings],
         }

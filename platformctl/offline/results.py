@@ -83,6 +83,7 @@ def policy_resources(recorded: list[RecordedResource]) -> list[Resource]:
             r.provider,
             tuple(r.dependencies),
             {key: tuple(urns) for key, urns in r.property_dependencies.items()},
+            r.read_id,
         )
         for r in recorded
     ]
@@ -105,6 +106,7 @@ def step_resources(steps: list[dict[str, Any]]) -> list[Resource]:
                 state.get("provider", ""),
                 tuple(state.get("dependencies", ())),
                 {key: tuple(urns) for key, urns in state.get("propertyDependencies", {}).items()},
+                str(state.get("id") or "") if state.get("external") else "",
             )
         )
     return resources

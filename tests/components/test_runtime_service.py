@@ -95,8 +95,8 @@ def test_kong_routes_twilio_callbacks_and_logs_every_api_to_the_meter(fleet: Pla
     route = fleet.one("region-eu-central", "kong:index/route:Route", "region-meter-twilio")
     assert route.inputs["hosts"] == route.inputs["snis"] == ["meter.eu-central.voice-platform.example"]
     assert route.inputs["methods"] == ["POST"] and route.inputs["protocols"] == ["https"]
-    binding = fleet.one("region-eu-central", "kong:index/certificate:Certificate", "region-kong-cert-meter")
-    assert binding.inputs["snis"] == route.inputs["hosts"] and binding.urn in route.dependencies
+    binding = fleet.one("region-eu-central", "kubernetes:cert-manager.io/v1:Certificate", "region-cert-meter")
+    assert binding.inputs["spec"]["dnsNames"] == route.inputs["hosts"] and binding.urn in route.dependencies
     assert not fleet.resources("global", "kong:index/route:Route") or all(
         "meter" not in r.name for r in fleet.resources("global", "kong:index/route:Route")
     )

@@ -39,6 +39,12 @@ class FakeTwilio:
     """Numbers for sale by (country, type)."""
     purchase_error: tuple[int, int, str] | None = None
     """(HTTP status, Twilio code, message) every purchase answers with, when set."""
+    addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Addresses by SID (each names its account)."""
+    bundles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Regulatory bundles by SID (Numbers v2), each in one account, with its review status."""
+    address_required: set[tuple[str, str]] = field(default_factory=set)
+    """(country, type) whose purchase needs an AddressSid of the buying account in that country (error 21631)."""
     taken: set[str] = field(default_factory=set)
     """Numbers that were sold to someone else between search and purchase (error 21422)."""
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
@@ -106,6 +112,8 @@ class FakeTwilio:
         self.requests.append((method, path, params))
         if self.outage is not None:
             return self.outage, _error(20500, "Internal Server Error", self.outage)
+        if m := re.fullmatch(r"/v2/RegulatoryCompliance/Bundles/(BU\w+)", path):
+            return self._bundle(m.group(1), auth)
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if auth != expected:
             return 401, _error(20003, "Authenticate", 401)
@@ -143,6 +151,46 @@ class FakeTwilio:
             hits = [n for n in offered if not one.get("InLocality") or n["locality"] == one["InLocality"]]
             hits = [n for n in hits if n["phone_number"] not in self._owned_numbers()]
             return 200, _page("available_phone_numbers", hits[: int(one.get("PageSize", 50))], path)
+        if rest == "Addresses.json":
+            if method == "GET":
+                name = one.get("FriendlyName")
+                found = [
+                    a
+                    for a in self.addresses.values()
+                    if a["account_sid"] == owner and (name is None or a["friendly_name"] == name)
+                ]
+                return 200, _page("addresses", found, path)
+            required = ("CustomerName", "Street", "City", "Region", "PostalCode", "IsoCountry")
+            missing = [key for key in required if not one.get(key)]
+            if missing:
+                return 400, _error(21603, f"{missing[0]} is required", 400)  # Twilio: "... is required"
+            sid = self.sid("AD")
+            self.addresses[sid] = {
+                "sid": sid,
+                "account_sid": owner,
+                "customer_name": one["CustomerName"],
+                "street": one["Street"],
+                "city": one["City"],
+                "region": one["Region"],
+                "postal_code": one["PostalCode"],
+                "iso_country": one["IsoCountry"],
+                "friendly_name": one.get("FriendlyName", ""),
+                "validated": True,
+                "verified": False,
+                "uri": f"{API}/Accounts/{owner}/Addresses/{sid}.json",
+            }
+            return 201, self.addresses[sid]
+        if m := re.fullmatch(r"Addresses/(AD\w+)\.json", rest):
+            address = self.addresses.get(m.group(1))
+            if address is None or address["account_sid"] != owner:
+                return 404, _error(20404, f"The requested resource {path} was not found", 404)
+            if method == "DELETE":
+                del self.addresses[m.group(1)]
+                return 204, None
+            if method == "POST":
+                for key, value in one.items():
+                    address[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
+            return 200, address
         if rest == "IncomingPhoneNumbers.json":
             if method == "GET":
                 name = one.get("FriendlyName")
@@ -158,6 +206,12 @@ class FakeTwilio:
                 return status, _error(code, message, status)
             if phone in self.taken or phone in self._owned_numbers():
                 return 400, _error(21422, f"PhoneNumber {phone} is not available", 400)
+            country, number_type = self._offer_of(phone)
+            if (country, number_type) in self.address_required:
+                address = self.addresses.get(one.get("AddressSid", ""))
+                if address is None or address["account_sid"] != owner or address["iso_country"] != country:
+                    # https://www.twilio.com/docs/errors/21631: "Phone Number Requires an Address"
+                    return 400, _error(21631, "Phone Number Requires an Address", 400)
             sid = self.sid("PN")
             self.numbers[sid] = {
                 "sid": sid,
@@ -186,6 +240,41 @@ class FakeTwilio:
                     number[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
             return 200, number
         return 404, _error(20404, f"The requested resource {path} was not found", 404)
+
+    def add_bundle(self, account_sid: str, status: str) -> str:
+        sid = self.sid("BU")
+        self.bundles[sid] = {"sid": sid, "account_sid": account_sid, "status": status, "friendly_name": sid}
+        return sid
+
+    def _bundle(self, sid: str, auth: str) -> tuple[int, Any]:
+        """Numbers v2 acts on the account it is authenticated as (an account's own SID and token): a bundle of
+        another account is not found, the main account's credentials included (Twilio docs, "REST API:
+        Subaccounts": main credentials reach v2010 resources of subaccounts only)."""
+        acting = next(
+            (
+                a["sid"]
+                for a in self.accounts.values()
+                if auth == "Basic " + base64.b64encode(f"{a['sid']}:{self._token_of(a)}".encode()).decode()
+            ),
+            None,
+        )
+        if acting is None:
+            return 401, _error(20003, "Authenticate", 401)
+        bundle = self.bundles.get(sid)
+        if bundle is None or bundle["account_sid"] != acting:
+            return 404, _error(
+                20404, f"The requested resource /v2/RegulatoryCompliance/Bundles/{sid} was not found", 404
+            )
+        return 200, bundle
+
+    def _token_of(self, account: dict[str, Any]) -> str:
+        return self.auth_token if account["sid"] == self.account_sid else str(account["auth_token"])
+
+    def _offer_of(self, phone: str) -> tuple[str, str]:
+        for (country, number_type), offered in self.available.items():
+            if any(n["phone_number"] == phone for n in offered):
+                return country, number_type
+        return "", ""
 
     def _owned_numbers(self) -> set[str]:
         return {n["phone_number"] for n in self.numbers.values()}
