@@ -26,6 +26,8 @@ EPILOG = """examples:
       --public-url https://meter.eu-central.voice-platform.example --spool /var/lib/platform-services/spool.db
   platform-services payouts run --period previous --region eu-central --live \\
       --statements s3://platform-statements-eu-central/statements
+  platform-services conformance run --url http://calsync.integration-calsync.svc.cluster.local:8080/healthz
+  platform-services webhooks serve --host 0.0.0.0 --port 8788 --store local:/var/spool/platform
   platform-services meter serve --help
 
 exit codes: 0 success, 1 runtime failure (or partners not paid), 2 bad input (the message names the argument)"""
@@ -52,7 +54,7 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     root = _Parser(
         prog=PROG,
-        description="The platform's runtime services: the usage meter and the payouts job.",
+        description="The platform's runtime services: the usage meter, the payouts job and webhooks.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -118,7 +120,38 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the statements; write and call nothing")
     run.add_argument("--live", action="store_true", help="allow a live STRIPE_API_KEY")
     run.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
+    webhooks = services.add_parser("webhooks", help="signed, retried deliveries of platform events to endpoints")
+    webhooks_commands = webhooks.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    hooks = webhooks_commands.add_parser(
+        "serve",
+        help="run the webhooks service",
+        description="Run the webhooks service: POST /events for producers (WEBHOOKS_EVENT_TOKEN), the management API "
+        "under /v1/webhooks for owners through Kong (WEBHOOKS_KONG_TOKEN and X-Consumer-Custom-ID), /healthz, "
+        "/metrics. Endpoint secrets are sealed with a data key from KMS (WEBHOOKS_KMS_KEY_ID) or, locally, "
+        "WEBHOOKS_SECRET_KEY (base64 of 32 bytes). Deliveries go only to https on 443 at public addresses; "
+        "WEBHOOKS_BLOCKED_CIDRS and WEBHOOKS_PLATFORM_DOMAINS add the platform's own ranges and zones. Test settings "
+        "WEBHOOKS_ALLOW_LOOPBACK=1 and WEBHOOKS_TIME_SCALE are refused in a cluster (KUBERNETES_SERVICE_HOST set).",
+        epilog="example: platform-services webhooks serve --host 0.0.0.0 --store local:/var/spool/platform",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    hooks.add_argument("--port", type=_port, default=8788, help="port to listen on (default 8788)")
+    hooks.add_argument(
+        "--store",
+        default=os.environ.get("WEBHOOKS_STORE", "local:.platformctl/webhooks"),
+        help="local:DIR: the durable store, DIR/webhooks.db (default local:.platformctl/webhooks); env WEBHOOKS_STORE",
+    )
+    hooks.add_argument(
+        "--per-endpoint", type=_positive, default=8, help="attempts in flight per endpoint at most (default 8)"
+    )
     return root
+
+
+def webhooks_serve(args: argparse.Namespace) -> int:
+    from services.webhooks.server import ServeConfig, serve
+
+    serve(ServeConfig(host=args.host, port=args.port, store=args.store, per_endpoint=args.per_endpoint))
+    return EXIT_OK
 
 
 def meter_serve(args: argparse.Namespace) -> int:
@@ -158,7 +191,7 @@ def payouts_run(args: argparse.Namespace) -> int:
     else:
         for outcome in report.outcomes:
             detail = f" ({outcome.reason})" if outcome.reason else ""
-            print(f"{outcome.partner} {outcome.period}: {outcome.status}{detail}")
+            print(f"{outcome.partner} {outcome.period or report.period}: {outcome.status}{detail}")
         if not report.outcomes:
             print(f"nothing to pay for {report.period}")
     for outcome in report.outcomes:
@@ -172,12 +205,22 @@ def payouts_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {("meter", "serve"): meter_serve, ("payouts", "run"): payouts_run}
+COMMANDS = {
+    ("meter", "serve"): meter_serve,
+    ("payouts", "run"): payouts_run,
+    ("webhooks", "serve"): webhooks_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and turn every error into an exit code (the one place that does)."""
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:2] == ["conformance", "run"]:
+        # The marketplace's conformance Job (its own argparse: stdlib only, prints one JSON result).
+        from services.conformance import main as conformance_main
+
+        return conformance_main(given[2:])
+    args = parser().parse_args(given)
     try:
         return COMMANDS[(args.service, args.command)](args)
     except InputError as exc:
