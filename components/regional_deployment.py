@@ -104,9 +104,10 @@ class RegionalDeploymentArgs:
     kong_meter_service_id: pulumi.Input[str] = ""
     """Kong service of the meter (global stack output); the region routes its meter host to it."""
     twilio_account_sid: pulumi.Input[str] = ""
-    """The platform's master Twilio account SID: the meter looks up each partner's subaccount token with it."""
+    """Master Twilio account SID the meter looks partners' subaccounts (and their tokens) up with (secret config)."""
     twilio_auth_token: pulumi.Input[str] = ""
-    """The master account's auth token (secret stack config); partners' callbacks are signed by their subaccounts."""
+    """The master account's auth token: the meter asks Twilio for each partner subaccount's token with it (Twilio
+    signs a subaccount's callbacks with that subaccount's token) (secret stack config)."""
     snowflake_monthly_credits: int = 200
     """Credit quota of the region's resource monitor."""
     stripe_api_key: pulumi.Input[str] = ""
@@ -279,7 +280,8 @@ class RegionalDeployment(pulumi.ComponentResource):
                     dns_zone_id=args.dns_zone_id,
                     gateway_hostname=gateway.status.apply(_load_balancer_hostname),
                     namespace=PLATFORM_NAMESPACE,
-                    depends_on=(namespace,),
+                    # The sync that copies its Secret into Kong runs from the services image, like the meter.
+                    depends_on=(namespace, self.acme_issuer, *([self.cert_sync] if args.meter_image else [])),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers={"aws": provider, "kubernetes": k8s_provider}),
             )
@@ -331,6 +333,8 @@ class RegionalDeployment(pulumi.ComponentResource):
                 vpc_cidr=str(args.region.cidr),
                 endpoint_cidrs=tuple(str(c) for c in address_plan(args.region).endpoints),
                 platform_domains=(args.dns_zone_name,) if args.dns_zone_name else (),
+                storage_class=self.addons.storage_class_name,
+                runs_after=(self.node_group, self.pod_identity_agent, *self.addons.storage),
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[provider, k8s_provider]),
         )
@@ -427,6 +431,8 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "METER_PUBLIC_URL": args.meter_public_url,
                 },
                 spool_size="10Gi",
+                # /healthz is readiness (spool full, warehouse behind): a restart fixes none of that.
+                liveness_path="/livez",
                 storage_class=self.addons.storage_class_name,
             ),
             # Its claims bind only once the CSI driver and the class exist; its HPA scales on metrics-server's data.

@@ -60,8 +60,8 @@ class NumberRequest(_Frozen):
     """ISO 3166-1 alpha-2 code of the number's country (one the partner serves)."""
     type: Literal["local", "mobile", "toll_free"]
     """Number type; the country must offer it (regions/telephony.yaml)."""
-    count: int = Field(default=1, ge=1, le=MAX_PER_REQUEST)
-    """How many numbers of this country and type."""
+    count: int = Field(default=1, ge=1, le=MAX_PER_REQUEST, strict=True)
+    """How many numbers of this country and type (a YAML integer: not `true`, `"2"` or `2.0`)."""
     area_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,6}$")] | None = None
     """Area code (digits) the numbers should start with after the country code."""
     locality: Annotated[str, AfterValidator(_locality)] | None = None

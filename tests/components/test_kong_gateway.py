@@ -67,7 +67,7 @@ def test_default_rate_limit_is_on_the_api_services_only(fleet: Plan) -> None:
     limits = [r for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "rate-limiting"]
     assert all(set(r.inputs) & {"serviceId"} and not set(r.inputs) & {"routeId", "consumerId"} for r in limits)
     scoped = {services[r.property_dependencies["serviceId"][0]]: json.loads(r.inputs["configJson"]) for r in limits}
-    assert set(scoped) == {"rest-api", "graphql-api", "streaming-api"}
+    assert set(scoped) == {"rest-api", "graphql-api", "streaming-api", "webhooks-api"}
     assert all(c["second"] == 10 and c["minute"] == 300 for c in scoped.values())  # the starter plan is the default
     # The meter's and every region's voice service: no rate-limiting plugin on them or their routes, in any stack.
     checked = 0

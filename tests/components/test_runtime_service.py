@@ -50,12 +50,17 @@ def test_the_meter_has_all_its_parts(fleet: Plan) -> None:
     # The services distribution's console script, set on the container (not the image's ENTRYPOINT).
     assert container["command"] == ["platform-services"]
     assert container["args"][:2] == ["meter", "serve"] and "--region" in container["args"]
+    # The meter looks each partner's subaccount token up with the master account: it refuses to start without both.
     assert {e["name"] for e in container["env"]} >= {
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
         "METER_KONG_TOKEN",
         "SNOWFLAKE_PRIVATE_KEY",
     }
+    # Readiness is /healthz (503 on a full spool or a crash-looping flusher); liveness is /livez (a restart would
+    # fix none of those and lose the pod's place in the queue).
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert all("valueFrom" in e for e in container["env"])  # secrets by reference, never as values
     assert workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "spool"
     assert workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
