@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.consoles import console as render_console
+from cli.context import confirm, err, listing, mode_of, open_repo, out, state
 from cli.domains import verify_domain as verify_domain_command
 from cli.groups import command_group, keep_examples_as_written
 from cli.preflight import preflight as preflight_command
@@ -40,24 +40,6 @@ app = command_group(
     "platformctl",
     "Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
 )
-out = render_console()
-err = render_console(stderr=True)
-
-
-class State:
-    root: Path | None = None
-    debug: bool = False
-
-
-state = State()
-
-
-def _repo() -> Any:
-    from fleet.repo import Repo, find_root
-
-    return Repo(find_root(state.root))
-
-
 @app.callback()
 def main_options(
     root: Annotated[
@@ -117,7 +99,7 @@ def plan(
     from platformctl.planning import run_plan, select_stacks
     from platformctl.shards import plan_part
 
-    repo = _repo()
+    repo = open_repo()
     if json_file is not None:
         check_output_file(json_file, "--json")
     selected = select_stacks(repo, stacks or [], all_stacks)
@@ -183,7 +165,7 @@ def validate(
     from cli import render
     from platformctl import deploy_readiness, listings
 
-    repo = _repo()
+    repo = open_repo()
     for warning in listings.validate(repo, list(paths or []), datetime.date.today()):
         render.plain(err, f"warning: {warning}", "yellow")
     if for_deploy is not None:
@@ -197,24 +179,16 @@ def validate(
     out.print("valid")
 
 
-def _mode(dry_run: bool, no_apply: bool) -> Any:
-    from platformctl.changes import Mode
-
-    if dry_run and no_apply:
-        raise InputError.single("arguments", "--dry-run", "choose one of --dry-run and --no-apply")
-    return Mode.DRY_RUN if dry_run else Mode.NO_APPLY if no_apply else Mode.APPLY
-
-
 def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool, show_same: bool = False) -> None:
     """Hand the change to the library with this terminal's ways to talk, then print what happened."""
     from cli import render
     from platformctl import changes
 
-    repo = _repo()
+    repo = open_repo()
     hooks = changes.Hooks(
         say=lambda line: render.plain(out, line),
         warn=lambda line: render.plain(err, f"warning: {line}", "yellow"),
-        confirm=lambda what: _confirm(yes, what),
+        confirm=lambda what: confirm(yes, what),
         engine_output=lambda line: out.print(line, end="", markup=False),
     )
     outcome = changes.carry_out(repo.root, locks, decide, mode, hooks)
@@ -226,14 +200,6 @@ def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool, show_same: b
         render.plain(out, f"{note}{suffix}")
     if outcome.plan is not None and outcome.plan.mandatory:
         raise PolicyError(f"{len(outcome.plan.mandatory)} mandatory policy violation(s)")
-
-
-def _confirm(yes: bool, what: str) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise InputError.single("arguments", "--yes", f"no terminal to confirm on: pass --yes to {what}")
-    return typer.confirm(f"Do you want to {what}?", default=False)
 
 
 @app.command("onboard-partner")
@@ -258,7 +224,7 @@ def onboard_partner(
     """
     from platformctl import changes
 
-    mode = _mode(dry_run, no_apply)
+    mode = mode_of(dry_run, no_apply)
     inputs = changes.read_spec_inputs(specs)
     locks = changes.onboarding_locks(inputs)
     _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes, show_same)
@@ -266,7 +232,7 @@ def onboard_partner(
         from cli.render import plain
         from platformctl.billing import connect_after_onboarding
 
-        for note in connect_after_onboarding(_repo(), [lock.removeprefix("partner-") for lock in locks]):
+        for note in connect_after_onboarding(open_repo(), [lock.removeprefix("partner-") for lock in locks]):
             plain(out, note)
 
 
@@ -290,7 +256,7 @@ def offboard_partner(
     """
     from platformctl import changes
 
-    mode = _mode(dry_run, no_apply)
+    mode = mode_of(dry_run, no_apply)
     stack = changes.partner_argument(partner_id)
     today = datetime.date.today()
     _carry_out(
@@ -320,8 +286,8 @@ def launch_country(
     from foundation.stacks import region_stack
     from platformctl import changes
 
-    mode = _mode(dry_run, no_apply)
-    code, chosen = changes.launch_region(_repo(), country, region)
+    mode = mode_of(dry_run, no_apply)
+    code, chosen = changes.launch_region(open_repo(), country, region)
     _carry_out(
         [str(region_stack(chosen))],
         lambda repo: changes.country_launch_change(repo, code, chosen),
@@ -361,7 +327,7 @@ def ci_preview(
     from platformctl.ci import affected_summary
     from platformctl.shards import parse_shard
 
-    repo = _repo()
+    repo = open_repo()
     if list_affected:
         out.print(json.dumps(affected_summary(repo.root, base, head, shard, markdown_file, json_file)), markup=False)
         return
@@ -396,21 +362,6 @@ def ci_preview(
 # ---------------------------------------------------------------- listings
 
 
-def _listing(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
-    from cli import render
-
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    if not rows:
-        out.print(f"no {title.lower()}")
-        return
-    columns = list(rows[0])
-    render.table(
-        out, title, columns, [[", ".join(v) if isinstance(v, list) else str(v) for v in r.values()] for r in rows]
-    )
-
-
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -422,7 +373,7 @@ def partners(as_json: JsonFlag = False) -> None:
     """
     from platformctl import listings
 
-    _listing(listings.partners(_repo()), as_json, "Partners")
+    listing(listings.partners(open_repo()), as_json, "Partners")
 
 
 @app.command()
@@ -433,7 +384,7 @@ def regions(as_json: JsonFlag = False) -> None:
     """
     from platformctl import listings
 
-    _listing(listings.regions(_repo()), as_json, "Regions")
+    listing(listings.regions(open_repo()), as_json, "Regions")
 
 
 @app.command()
@@ -444,7 +395,7 @@ def countries(as_json: JsonFlag = False) -> None:
     """
     from platformctl import listings
 
-    _listing(listings.countries(_repo()), as_json, "Countries")
+    listing(listings.countries(open_repo()), as_json, "Countries")
 
 
 @app.command("stacks")
@@ -455,7 +406,7 @@ def list_stacks(as_json: JsonFlag = False) -> None:
     """
     from platformctl import listings
 
-    _listing(listings.stacks(_repo()), as_json, "Stacks")
+    listing(listings.stacks(open_repo()), as_json, "Stacks")
 
 
 app.command("numbers")(numbers_command)
@@ -468,9 +419,9 @@ def _engine_command(operation: str, stack_name: str, yes: bool) -> None:
     from platformctl import engine
     from platformctl.planning import select_stacks
 
-    repo = _repo()
+    repo = open_repo()
     (stack,) = select_stacks(repo, [stack_name], False)
-    if operation in ("up", "destroy") and not _confirm(yes, f"{operation} {stack}"):
+    if operation in ("up", "destroy") and not confirm(yes, f"{operation} {stack}"):
         raise typer.Abort()
     summary = engine.run_locked(repo, stack, operation, on_output=lambda line: out.print(line, end="", markup=False))  # type: ignore[arg-type]
     out.print(f"{operation} {stack}: " + (", ".join(f"{k} {v}" for k, v in summary.items()) or "no changes"))
@@ -511,7 +462,7 @@ def up(
         from cli.first_deploy import first_deploy_order
         from platformctl.first_deploy import first_deploy
 
-        schedule, findings = first_deploy(_repo(), stack)
+        schedule, findings = first_deploy(open_repo(), stack)
         first_deploy_order(out, schedule, findings)
         if findings:
             raise PolicyError(f"{len(findings)} deploy-order finding(s): the first `up` of {stack} would stall")

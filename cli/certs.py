@@ -31,7 +31,7 @@ def sync(
     """
     import os
 
-    from cli.app import out
+    from cli.context import out
     from cli.render import plain
     from foundation.errors import EngineError, InputError
     from services.certsync import Endpoint, in_cluster_kubernetes

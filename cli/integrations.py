@@ -28,15 +28,15 @@ IdArg = Annotated[str, typer.Argument(metavar="ID", help="The integration's id."
 def _run(lock: str, decide: Any, mode: Any, yes: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     """Carry the change out under the integration's lock, then print what happened (or the JSON report)."""
     from cli import render
-    from cli.app import _confirm, _repo, err, out
+    from cli.context import confirm, err, open_repo, out
     from platformctl import changes
 
     stream = err if as_json else out
-    repo = _repo()
+    repo = open_repo()
     hooks = changes.Hooks(
         say=lambda line: render.plain(stream, line),
         warn=lambda line: render.plain(err, f"warning: {line}", "yellow"),
-        confirm=lambda what: _confirm(yes, what),
+        confirm=lambda what: confirm(yes, what),
         engine_output=lambda line: stream.print(line, end="", markup=False),
     )
     outcome = changes.carry_out(repo.root, [lock], decide, mode, hooks)
@@ -67,7 +67,7 @@ def _run(lock: str, decide: Any, mode: Any, yes: bool, as_json: bool, extra: dic
 
 
 def _mode(dry_run: bool, no_apply: bool) -> Any:
-    from cli.app import _mode as mode_of
+    from cli.context import mode_of
 
     return mode_of(dry_run, no_apply)
 
@@ -99,10 +99,10 @@ def submit(
         return change
 
     # Decide once up front so a refusal is reported before any question is asked.
-    from cli.app import _confirm, _repo
+    from cli.context import confirm, open_repo
 
-    decide(_repo())
-    if not _confirm(yes, f"write the reviewed spec of {lock.removeprefix('integration-')}"):
+    decide(open_repo())
+    if not confirm(yes, f"write the reviewed spec of {lock.removeprefix('integration-')}"):
         raise typer.Abort()
     _run(lock, decide, changes.Mode.NO_APPLY, True, as_json, {"review": found})
 
@@ -199,10 +199,10 @@ def status(
 
     Example: platformctl integration status calsync --json
     """
-    from cli.app import _listing, _repo
+    from cli.context import listing, open_repo
     from platformctl import integrations as lifecycle
 
-    _listing(lifecycle.status(_repo(), integration_id), as_json, "Integrations")
+    listing(lifecycle.status(open_repo(), integration_id), as_json, "Integrations")
 
 
 marketplace_app = command_group(
@@ -224,10 +224,10 @@ def build(
 
     Example: platformctl marketplace build --out site --json
     """
-    from cli.app import _repo, out
+    from cli.context import open_repo, out
     from platformctl import marketplace
 
-    report = marketplace.build(_repo(), out_dir, results)
+    report = marketplace.build(open_repo(), out_dir, results)
     if as_json:
         out.print_json(json.dumps(report))
     else:

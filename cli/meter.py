@@ -61,13 +61,13 @@ def serve(
 
     Example: platformctl meter serve --port 8787 --public-url https://meter.eu-central.voice-platform.example
     """
-    from cli.app import _repo
+    from cli.context import open_repo
     from platformctl.warehouse_sync import sync
     from services.meter.server import ServeConfig, check
     from services.meter.server import serve as run
     from services.warehouse import anchored
 
-    repo = _repo()
+    repo = open_repo()
     url = anchored(warehouse, repo.root)
     config = ServeConfig(
         host=host,
@@ -94,11 +94,11 @@ def usage(
 
     Example: platformctl usage --period 2026-11 --json
     """
-    from cli.app import _repo, out
+    from cli.context import open_repo, out
     from cli.render import plain
     from platformctl.usage import usage_report
 
-    report = usage_report(warehouse, period, partner, base=_repo().root)
+    report = usage_report(warehouse, period, partner, base=open_repo().root)
     if as_json:
         out.print(json.dumps(report, indent=2), markup=False)
         return

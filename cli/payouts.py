@@ -41,16 +41,16 @@ def connect(
     """
     import os
 
-    from cli.app import _confirm, _repo, err, out
+    from cli.context import confirm, err, open_repo, out
     from cli.render import plain
     from platformctl import billing
     from services.payouts.stripe_gateway import StripeGateway
 
-    repo = _repo()
+    repo = open_repo()
     plan = billing.connect_plan(repo, partner)
     gateway = StripeGateway.from_env(os.environ, live=live)
     if not plan["existing"]:
-        _confirm(yes, f"find or create a Stripe Express account for {partner} ({plan['country']}, {plan['currency']})")
+        confirm(yes, f"find or create a Stripe Express account for {partner} ({plan['country']}, {plan['currency']})")
     result = billing.connect(repo, partner, gateway, link=link)
     verb = "created" if result.created else "found"
     plain(
@@ -109,14 +109,14 @@ def run(
 
     Example: platformctl payouts run --period 2026-11 --region eu-central --statements s3://BUCKET/statements
     """
-    from cli.app import _repo, err, out
+    from cli.context import err, open_repo, out
     from cli.render import plain
     from foundation.errors import PlatformError
     from platformctl import billing
     from services.payouts.money import format_minor
 
     report = billing.run(
-        _repo(),
+        open_repo(),
         period,
         region=region,
         warehouse_url=warehouse,

@@ -19,10 +19,10 @@ def preflight(
     Example: platformctl preflight region-eu-central
     """
     from cli import render
-    from cli.app import _repo, err, out
+    from cli.context import err, open_repo, out
     from platformctl import preflight as library
 
-    checks = library.preflight(_repo(), stack)
+    checks = library.preflight(open_repo(), stack)
     styles = {"ok": "green", "FAIL": "red", "skip": "yellow"}
     for check in checks:
         render.plain(out, str(check), styles[check.status])

@@ -20,7 +20,7 @@ def merge_plans(
 
     Example: platformctl merge-plans shard-1.json shard-2.json --json plan.json
     """
-    from cli.app import out
+    from cli.context import out
     from cli.render import plain
     from foundation.errors import InputError, PolicyError
     from foundation.yamlio import check_output_file, write_output

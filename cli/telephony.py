@@ -18,7 +18,7 @@ def numbers(
 
     Example: platformctl numbers pampas-voz --json
     """
-    from cli.app import _listing, _repo
+    from cli.context import listing, open_repo
     from platformctl import telephony
 
-    _listing(telephony.numbers(_repo(), partner, owned), as_json, "Numbers")
+    listing(telephony.numbers(open_repo(), partner, owned), as_json, "Numbers")

@@ -36,11 +36,11 @@ def sync(
 
     Example: platformctl warehouse sync --warehouse local:.platformctl/warehouse --dry-run
     """
-    from cli.app import _repo, out
+    from cli.context import open_repo, out
     from cli.render import plain
     from platformctl.warehouse_sync import sync as run
 
-    report = run(_repo(), warehouse, dry_run=dry_run)
+    report = run(open_repo(), warehouse, dry_run=dry_run)
     if as_json:
         out.print(json.dumps(report.as_dict(), indent=2, default=str), markup=False)
         return

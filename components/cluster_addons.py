@@ -28,6 +28,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.pod_identity import POD_IDENTITY_TRUST_POLICY
+from foundation.naming import REGION_STORAGE_CLASS
 
 EBS_CSI_ADDON = "aws-ebs-csi-driver"
 """EKS add-on name of the Amazon EBS CSI driver (aws eks describe-addon-versions)."""
@@ -39,7 +40,7 @@ EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 """AWS managed policy of the driver (AWS Managed Policy reference, "AmazonEBSCSIDriverPolicy")."""
 METRICS_SERVER_ADDON = "metrics-server"
 """EKS community add-on name of the Kubernetes Metrics Server (AWS EKS user guide, "Community add-ons")."""
-DEFAULT_STORAGE_CLASS = "gp3-encrypted"
+DEFAULT_STORAGE_CLASS = REGION_STORAGE_CLASS
 """The region's default StorageClass: gp3 volumes encrypted with the region's customer-managed key."""
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 """Kubernetes docs, "Change the default StorageClass": a claim without storageClassName gets the annotated class."""

@@ -36,6 +36,7 @@ import pulumi_random as random
 
 from components.partner_tenant import GATEWAY_NAMESPACE, GATEWAY_POD_LABELS
 from foundation.naming import (
+    REGION_STORAGE_CLASS,
     installation_consumer,
     integration_acl_group,
     integration_namespace,
@@ -173,6 +174,8 @@ class IntegrationSandbox(pulumi.ComponentResource):
                 metadata=meta("data", self.namespace),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=["ReadWriteOnce"],
+                    # The region's encrypted default (EBS CSI, the region's key), installed by the region stack.
+                    storage_class_name=REGION_STORAGE_CLASS,
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": spec.resources.storage}),
                 ),
                 opts=pulumi.ResourceOptions.merge(in_sandbox, pulumi.ResourceOptions(retain_on_delete=True)),

@@ -125,3 +125,8 @@ def integration_acl_group(integration_id: str) -> str:
 def installation_consumer(integration_id: str, partner_id: str) -> str:
     """The Kong consumer of one installation (partner x integration); its custom_id is the partner's id."""
     return f"integration-{integration_id}.{partner_id}"
+
+
+REGION_STORAGE_CLASS = "gp3-encrypted"
+"""The StorageClass every region stack installs (components/cluster_addons.py: EBS CSI, gp3, the region's key) and
+marks the cluster default; partner and integration stacks, applied after their regions, claim volumes of it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -23,7 +23,6 @@ from foundation.naming import TWILIO_NAME_PREFIX, twilio_subaccount_name
 from regions.telephony import Proof
 
 if TYPE_CHECKING:
-    from partners.spec import PartnerSpec
     from regions.telephony import PurchaseRequirements, TelephonyCatalog
 
 MAX_PER_REQUEST = 20
@@ -191,7 +190,21 @@ subaccount_friendly_name = twilio_subaccount_name
 """The partner's subaccount (the name lives in foundation.naming: the meter needs it too)."""
 
 
-def number_slots(spec: PartnerSpec) -> list[NumberSlot]:
+class NumberOwner(Protocol):
+    """What the telephony rules read of a partner spec (`partners.spec.PartnerSpec`, which holds a `Telephony`;
+    a Protocol, so this module does not import the spec's)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def telephony(self) -> Telephony | None: ...
+    @property
+    def countries(self) -> Sequence[str]: ...
+    @property
+    def home_region(self) -> str: ...
+
+
+def number_slots(spec: NumberOwner) -> list[NumberSlot]:
     if spec.telephony is None:
         return []
     counters: dict[tuple[str, str], int] = {}
@@ -205,7 +218,7 @@ def number_slots(spec: PartnerSpec) -> list[NumberSlot]:
 
 
 def check_telephony(
-    spec: PartnerSpec, telephony: TelephonyCatalog, launched: Sequence[str], source: str
+    spec: NumberOwner, telephony: TelephonyCatalog, launched: Sequence[str], source: str
 ) -> tuple[list[Problem], list[str]]:
     """Problems (the partner must serve the country, its home region must have launched it, the country must offer the
     type) and warnings (a requirement the spec does not show how it meets)."""

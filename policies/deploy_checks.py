@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from components.snowflake_preview import PREVIEW_FEATURES
 
 if TYPE_CHECKING:
-    from policies.rules import Finding, Resource, StackContext
+    from policies.model import Finding, Resource, StackContext
 
 UNKNOWN = "[unknown]"
 SECRET = "[secret]"

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from foundation.naming import REGION_STORAGE_CLASS
 from policies.deploy_checks import BUILT_IN_GROUPS
 
 if TYPE_CHECKING:
-    from policies.rules import Finding, Resource, StackContext
+    from policies.model import Finding, Resource, StackContext
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ADDON = "aws:eks/addon:Addon"
@@ -302,6 +303,8 @@ def check_claims_have_storage(resources: list[Resource], context: StackContext) 
         for claim, spec in _claims(resource):
             where = f"{resource.name} (claim {claim})"
             wanted = spec.get("storageClassName")
+            if context.kind != "region" and wanted in (None, "", REGION_STORAGE_CLASS):
+                continue  # the region's default class and its CSI driver: the region stack is applied first
             if wanted:
                 storage_class = classes.get(str(wanted))
                 if storage_class is None:

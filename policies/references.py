@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from policies.rules import Finding, Resource, StackContext
+    from policies.model import Finding, Resource, StackContext
 
 UNKNOWN = "[unknown]"
 SECRET = "[secret]"

@@ -105,6 +105,7 @@ def test_ready_stacks_pass(cli: Callable[..., Run], repo_copy: Path) -> None:
             "platform:acmeEmail": "tls@corp-platform.io",
             "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
             "platform:kongAdminToken": SECURE,
+            "platform:twilioAccountSid": SECURE,
             "platform:twilioAuthToken": SECURE,
             "platform:stripeApiKey": SECURE,
             "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080",
@@ -148,6 +149,7 @@ def test_stack_org_default_only_matters_on_pulumi_cloud(
             "platform:acmeEmail": "tls@corp-platform.io",
             "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
             "platform:kongAdminToken": SECURE,
+            "platform:twilioAccountSid": SECURE,
             "platform:twilioAuthToken": SECURE,
             "platform:stripeApiKey": SECURE,
             "platform:voiceUpstream": "voice.platform.svc.cluster.local:8080",
@@ -194,6 +196,7 @@ def test_a_regions_voice_upstream_placeholder_is_the_only_thing_left(cli: Callab
         "platform:acmeEmail": "tls@corp-platform.io",
         "platform:kongAdminUrl": "https://kong-admin.voice.corp-platform.io",
         "platform:kongAdminToken": SECURE,
+        "platform:twilioAccountSid": SECURE,
         "platform:twilioAuthToken": SECURE,
         "platform:stripeApiKey": SECURE,
     }

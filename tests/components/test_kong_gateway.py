@@ -120,7 +120,7 @@ def test_rate_limits_count_in_the_regions_redis_not_per_pod(fleet: Plan) -> None
         for r in fleet.resources(stack, PLUGIN)
         if r.inputs["name"] == "rate-limiting"
     ]
-    assert len(configs) == 5  # the default plan on the three API services; each partner's tier plan
+    assert len(configs) == 6  # the default plan on the four API services (webhooks too); each partner's tier plan
     for config in configs:
         assert config["policy"] == "redis" and config["sync_rate"] == -1
         assert config["redis"]["host"] == "kong-redis.platform.svc.cluster.local"
@@ -139,7 +139,7 @@ def test_graphql_upstream_gets_the_request_path_once(fleet: Plan) -> None:
 
 def test_the_meters_bearer_token_is_a_vault_reference_not_a_value(fleet: Plan) -> None:
     logs = [r for r in fleet.resources("global", PLUGIN) if r.inputs["name"] == "http-log"]
-    assert len(logs) == 3
+    assert len(logs) == 4  # one per API service: rest, graphql, streaming, webhooks
     for log in logs:
         config = json.loads(log.inputs["configJson"])  # plain: no secret in it any more
         assert config["headers"] == {"Authorization": "{vault://env/meter-kong-authorization}"}

@@ -49,11 +49,15 @@ def test_the_voice_host_has_its_certificate_before_its_route(fleet: Plan) -> Non
     assert certificate.inputs["spec"]["dnsNames"] == [HOST]
     assert certificate.inputs["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "letsencrypt-dns01"}
     assert certificate.provider.startswith(fleet.one(STACK, "pulumi:providers:kubernetes", "region-k8s").urn)
-    binding = parts["kong:index/certificate:Certificate"]
-    assert binding.inputs["snis"] == [HOST]
-    assert binding.inputs["certificate"] == binding.inputs["privateKey"] == "[secret]"
+    # Kong gets it from the region's certificate sync (no Secret read by the stack): a Role lets the sync read
+    # exactly this Secret, and the route waits for the certificate to be issued.
+    sync_role = parts["kubernetes:rbac.authorization.k8s.io/v1:Role"]
+    assert sync_role.inputs["rules"][0]["resourceNames"] == ["tls-voice"]
+    assert "kong:index/certificate:Certificate" not in parts
     route = parts["kong:index/route:Route"]
-    assert binding.urn in route.dependencies
+    assert certificate.urn in route.dependencies
+    issuer = fleet.one(STACK, "kubernetes:cert-manager.io/v1:ClusterIssuer", "region-acme-issuer")
+    assert issuer.urn in certificate.dependencies
     # Not the meter's certificate: each host its own (the meter's Secret is tls-meter).
     assert certificate.inputs["spec"]["secretName"] == "tls-voice"
 
@@ -72,7 +76,7 @@ def test_the_route_reaches_the_regions_voice_service_over_https_only(fleet: Plan
     assert route.inputs["methods"] == ["GET", "POST"]
     assert route.inputs["preserveHost"] is True  # Twilio's signature covers the URL it called, host included
     kong = fleet.one(STACK, "pulumi:providers:kong", "kong")
-    assert all(r.provider.startswith(kong.urn) for r in (service, route, parts["kong:index/certificate:Certificate"]))
+    assert all(r.provider.startswith(kong.urn) for r in (service, route))
 
 
 def _set_upstream(root: Path, value: object) -> None:

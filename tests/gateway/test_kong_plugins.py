@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
+from components.webhooks_gateway import forward_config
 from gateway.kong_plugins import PLUGIN_FIELDS, config_problems
 from tests.conftest import Plan
+
+SECRET_CONFIGS = {"webhooks-forward": lambda: forward_config("token")}
+"""The one plugin whose config is a Pulumi secret: request-transformer adds Kong's bearer token for the webhooks
+service, and Kong 3.9's request-transformer fields are not referenceable (so no vault reference); its shape is
+checked on the same function with a stand-in token."""
 
 
 def test_every_planned_plugin_config_fits_its_schema(fleet: Plan) -> None:
@@ -13,9 +19,13 @@ def test_every_planned_plugin_config_fits_its_schema(fleet: Plan) -> None:
     for stack in fleet.plans:
         for plugin in fleet.resources(stack, "kong:index/plugin:Plugin"):
             seen.add(plugin.inputs["name"])
-            # No plugin config carries a secret: the meter's token is a vault reference (gateway/vault.py).
-            assert plugin.inputs["configJson"] != "[secret]", plugin.urn
-            assert config_problems(plugin.inputs["name"], json.loads(plugin.inputs["configJson"])) == []
+            # No other plugin config carries a secret: the meter's token is a vault reference (gateway/vault.py).
+            if plugin.inputs["configJson"] == "[secret]":
+                assert plugin.name in SECRET_CONFIGS, plugin.urn
+                config = SECRET_CONFIGS[plugin.name]()
+            else:
+                config = json.loads(plugin.inputs["configJson"])
+            assert config_problems(plugin.inputs["name"], config) == []
     assert seen <= set(PLUGIN_FIELDS)
 
 

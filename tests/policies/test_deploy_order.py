@@ -74,8 +74,12 @@ def test_deploy_order_is_a_mandatory_policy() -> None:
 def test_a_custom_resource_before_its_crd(plans: dict[str, StackPlan]) -> None:
     resources = _without_dependency(_resources(plans, REGION), "region-acme-issuer", "region-cert-manager")
     findings = _findings(resources, _context(plans, REGION))
-    # The meter's Certificate waited for the CRD only through the issuer: it is named too.
-    assert sorted(urn.rsplit("::", 1)[-1] for urn, _ in findings) == ["region-acme-issuer", "region-cert-meter"]
+    # The meter's and the voice host's Certificates waited for the CRD only through the issuer: they are named too.
+    assert sorted(urn.rsplit("::", 1)[-1] for urn, _ in findings) == [
+        "region-acme-issuer",
+        "region-cert-meter",
+        "region-voice-cert-voice",
+    ]
     assert all("depends_on=[region-cert-manager]" in message for _, message in findings)
 
 
@@ -110,18 +114,23 @@ def test_a_cronjob_whose_component_does_not_wait_for_its_identity(plans: dict[st
 def test_a_claim_without_a_storage_class(plans: dict[str, StackPlan]) -> None:
     resources = [r for r in _resources(plans, REGION) if r.type != "kubernetes:storage.k8s.io/v1:StorageClass"]
     meter = _one(resources, "region-meter-workload")
-    for template in meter.inputs["spec"]["volumeClaimTemplates"]:
-        template["spec"].pop("storageClassName")
+    webhooks = _one(resources, "region-webhooks-service-workload")
+    for workload in (meter, webhooks):
+        for template in workload.inputs["spec"]["volumeClaimTemplates"]:
+            template["spec"].pop("storageClassName")
     findings = _findings(resources, _context(plans, REGION))
-    assert len(findings) == 1 and findings[0][0] == meter.urn
-    assert "names no StorageClass" in findings[0][1]
+    assert sorted(urn for urn, _ in findings) == sorted([meter.urn, webhooks.urn])
+    assert all("names no StorageClass" in message for _, message in findings)
 
 
 def test_a_claim_whose_csi_driver_is_not_installed(plans: dict[str, StackPlan]) -> None:
     resources = [r for r in _resources(plans, REGION) if r.name != "region-addons-ebs-csi"]
     findings = _findings(resources, _context(plans, REGION))
-    assert [urn.rsplit("::", 1)[-1] for urn, _ in findings] == ["region-meter-workload"]
-    assert "'ebs.csi.aws.com' has no CSI driver" in findings[0][1]
+    assert [urn.rsplit("::", 1)[-1] for urn, _ in findings] == [
+        "region-meter-workload",
+        "region-webhooks-service-workload",
+    ]
+    assert all("'ebs.csi.aws.com' has no CSI driver" in message for _, message in findings)
 
 
 def test_an_hpa_without_metrics_server(plans: dict[str, StackPlan]) -> None:
