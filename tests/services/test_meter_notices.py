@@ -1,0 +1,178 @@
+"""The meter produces call.completed (once per call) and usage.threshold (once per threshold) to the webhooks
+service, from the outbox in its spool: across duplicate callbacks, restarts, a `kill -9` and a webhooks outage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.meter.flusher import Flusher, WarehouseStats
+from services.meter.notices import OutboxPublisher
+from services.meter.roster import Partner
+from services.meter.spool import Spool
+from services.warehouse import connect, ensure_schema
+from tests.services.events_receiver import EventsReceiver, events_receiver, producer_env
+from tests.services.meter_harness import Meter, call_sid, callback, post_callback
+
+
+@pytest.fixture
+def receiver() -> Iterator[EventsReceiver]:
+    with events_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def meters(tmp_path: Path) -> Iterator[Callable[..., Meter]]:
+    started: list[Meter] = []
+
+    def start(env: dict[str, str] | None = None) -> Meter:
+        meter = Meter(tmp_path).start(env=env)
+        started.append(meter)
+        return meter
+
+    yield start
+    for meter in started:
+        if meter.proc is not None and meter.proc.poll() is None:
+            meter.stop(signal.SIGKILL)
+
+
+def _calls(receiver: EventsReceiver) -> set[str]:
+    return {e["data"]["call_id"] for e in receiver.of_type("call.completed")}
+
+
+def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_outage(
+    meters: Callable[..., Meter], receiver: EventsReceiver
+) -> None:
+    env = producer_env(receiver)
+    first, second, third = call_sid(), call_sid(), call_sid()
+    meter = meters(env)
+    with httpx.Client(timeout=10) as client:
+        form = callback(first, duration=61)
+        assert post_callback(client, meter, "acme-voice", form).status_code == 200
+        assert post_callback(client, meter, "acme-voice", form).status_code == 200  # Twilio's retry
+        receiver.wait(lambda r: first in _calls(r))
+        event = receiver.events[f"call.completed:{first}"]
+        assert event["partner"] == "acme-voice"
+        assert event["data"] | {"completed_at": None} == {
+            "call_id": first,
+            "number": form["To"],
+            "duration_seconds": 61,
+            "billable_seconds": 61,
+            "completed_at": None,
+        }
+        assert meter.stop() in (0, -signal.SIGTERM)
+
+        meter = meters(env)  # restarted: the retry of the first call after it is still a duplicate
+        assert post_callback(client, meter, "acme-voice", form).status_code == 200
+        assert post_callback(client, meter, "acme-voice", callback(second, duration=5)).status_code == 200
+        receiver.wait(lambda r: second in _calls(r))
+
+        receiver.down()  # the webhooks service is down: the meter's answers do not change
+        began = time.monotonic()
+        assert post_callback(client, meter, "acme-voice", callback(third, duration=30)).status_code == 200
+        assert time.monotonic() - began < 2.0
+        meter.wait_flushed()
+        receiver.wait(lambda r: r.unavailable > 0)
+        meter.stop(signal.SIGKILL)  # killed while the event waits in the outbox
+
+        receiver.up()
+        meter = meters(env)
+        receiver.wait(lambda r: third in _calls(r))
+    time.sleep(1.5)  # long enough for a second post of anything to have come
+    assert _calls(receiver) == {first, second, third}
+    assert [receiver.posts_of(f"call.completed:{sid}") for sid in (first, second, third)] == [1, 1, 1]
+    assert receiver.refused == []
+
+
+def test_without_webhooks_settings_production_is_off_and_says_so(meters: Callable[..., Meter]) -> None:
+    meter = meters({"WEBHOOKS_URL": "", "WEBHOOKS_EVENT_TOKEN": ""})
+    with httpx.Client(timeout=10) as client:
+        assert post_callback(client, meter, "acme-voice", callback()).status_code == 200
+    meter.wait_flushed()
+    assert meter.stop() in (0, -signal.SIGTERM)
+    assert meter.log.read_text().count("webhooks production is off") == 1
+
+
+# ------------------------------------------------------------------ thresholds, in process
+
+
+def _call_row(partner: str, minutes: int, when: dt.datetime) -> dict[str, Any]:
+    sid = call_sid()
+    return {
+        "EVENT_ID": sid,
+        "PARTNER_ID": partner,
+        "COUNTRY": "DE",
+        "CALL_STARTED_AT": when.isoformat(),
+        "PERIOD": f"{when.year:04d}-{when.month:02d}",
+        "BILLABLE_SECONDS": minutes * 60,
+        "MINUTES": minutes,
+        "TIER": "starter",
+        "CURRENCY": "EUR",
+        "RATE": "0.02",
+        "AMOUNT": str(minutes * 0.02),
+        "RECEIVED_AT": when.isoformat(),
+        "CALLED_NUMBER": "+4930123456",
+    }
+
+
+def test_thresholds_at_80_and_100_percent_once_each(tmp_path: Path, receiver: EventsReceiver) -> None:
+    from services.meter.events import Event
+
+    spool = Spool(tmp_path / "spool.db")
+    reader = spool.reader()
+    conn = connect(f"local:{tmp_path / 'wh'}")
+    ensure_schema(conn)
+    flusher = Flusher(reader, lambda: conn, WarehouseStats(), None, False, notices=True)
+    flusher._partners = {
+        "alpha-voice": Partner("alpha-voice", "starter", "EUR", Decimal("0.02"), 0, 100),
+        "no-quota": Partner("no-quota", "starter", "EUR", Decimal("0.02"), 0, None),
+    }
+    publisher = OutboxPublisher(tmp_path / "spool.db", producer_env(receiver))
+    when = dt.datetime.now(dt.UTC).replace(day=2, hour=12)
+    period = f"{when.year:04d}-{when.month:02d}"
+
+    def meter(partner: str, *minutes: int) -> None:
+        import asyncio
+
+        rows = [_call_row(partner, m, when) for m in minutes]
+        asyncio.run(spool.append([Event(r["EVENT_ID"], "call", r["EVENT_ID"], r) for r in rows]))
+        assert flusher.flush_once() == len(rows)
+        publisher.publish_due()
+
+    def thresholds() -> list[tuple[str, int, int]]:
+        found = receiver.of_type("usage.threshold")
+        return [(e["partner"], e["data"]["threshold_percent"], e["data"]["used_minutes"]) for e in found]
+
+    try:
+        meter("alpha-voice", 50, 29)  # 79 %
+        assert thresholds() == []
+        meter("alpha-voice", 1)  # 80 %
+        assert thresholds() == [("alpha-voice", 80, 80)]
+        meter("alpha-voice", 5, 5)  # 90 %: nothing new
+        meter("no-quota", 1_000)
+        assert thresholds() == [("alpha-voice", 80, 80)]
+        receiver.down()  # the 100 % event waits for the service
+        meter("alpha-voice", 15)
+        assert thresholds() == [("alpha-voice", 80, 80)] and publisher.pending() == 2  # the call and the threshold
+        receiver.up()
+        publisher._resume_at = 0.0  # the backoff has passed
+        publisher.publish_due()
+        assert thresholds() == [("alpha-voice", 80, 80), ("alpha-voice", 100, 105)]
+        meter("alpha-voice", 30)  # 135 %: both stay sent once
+        assert len(thresholds()) == 2
+        assert receiver.posts_of(f"usage.threshold:alpha-voice:{period}:80") == 1
+        assert receiver.posts_of(f"usage.threshold:alpha-voice:{period}:100") == 1
+        assert len(receiver.of_type("call.completed")) == 8  # no-quota's call too
+    finally:
+        publisher.close()
+        reader.close()
+        spool.close()
+        conn.close()
