@@ -16,6 +16,7 @@ from foundation.naming import REGION_CODE_PATTERN
 from services import warehouse
 from services.payouts import money
 from services.payouts.job import Report, run_payouts
+from services.payouts.notices import publish_outcomes
 from services.payouts.statements import open_store
 from services.payouts.stripe_gateway import StripeGateway
 
@@ -53,7 +54,7 @@ def run(
     try:
         if warehouse_url.startswith("local:"):
             warehouse.ensure_schema(conn)
-        return run_payouts(
+        report = run_payouts(
             conn=conn,
             period=period,
             store=store,
@@ -65,3 +66,7 @@ def run(
         )
     finally:
         conn.close()
+    if not dry_run:
+        # After every statement is written: the webhooks service is never on the money path (see notices.py).
+        report.webhooks = publish_outcomes(report.outcomes, env)
+    return report
