@@ -183,7 +183,7 @@ class OutboxPublisher:
     def pending(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
 
-    def publish_due(self) -> int | None:
+    def publish_due(self, stopping: Callable[[], bool] = lambda: False) -> int | None:
         """Post the events that are due: how many were taken, or None when the service could not be reached (they
         wait, and the next try comes after a backoff that doubles per failed try, up to RETRY_MAX_SECONDS)."""
         now = self._clock()
@@ -194,6 +194,8 @@ class OutboxPublisher:
         ).fetchall()
         taken = 0
         for seq, event_id, body in rows:
+            if stopping():  # a draining flusher waits for one post at most; the rest stays in the outbox
+                break
             try:
                 self._post(orjson.loads(body), self._env, timeout=PUBLISH_TIMEOUT, attempts=1)
             except InputError as exc:
@@ -235,7 +237,7 @@ class OutboxPublisher:
         """Post until `stopping()`. A spool error (disk full) is logged and retried: the publisher never dies."""
         while not stopping():
             try:
-                taken = self.publish_due()
+                taken = self.publish_due(stopping)
                 if time.monotonic() - self._last_prune > PRUNE_EVERY:
                     self.prune()
                     self._last_prune = time.monotonic()

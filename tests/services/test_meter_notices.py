@@ -176,3 +176,35 @@ def test_thresholds_at_80_and_100_percent_once_each(tmp_path: Path, receiver: Ev
         reader.close()
         spool.close()
         conn.close()
+
+
+def test_a_call_reaches_the_partners_endpoint_through_the_real_webhooks_service(
+    tmp_path: Path, meters: Callable[..., Meter]
+) -> None:
+    """The whole path on loopback: Twilio's callback -> meter -> spool outbox -> webhooks service (a process of this
+    checkout) -> a signed delivery to the endpoint the partner registered."""
+    import json
+
+    from standardwebhooks import Webhook
+
+    from tests.services.webhooks_harness import EVENT_TOKEN, Receiver, Service
+
+    with Receiver() as endpoint:
+        service = Service(tmp_path).start()
+        try:
+            created = service.post("/v1/webhooks/endpoints", "acme-voice", {"url": endpoint.url(), "event_types": []})
+            assert created.status_code == 201, created.text
+            meter = meters({"WEBHOOKS_URL": service.base, "WEBHOOKS_EVENT_TOKEN": EVENT_TOKEN})
+            sid = call_sid()
+            with httpx.Client(timeout=10) as client:
+                assert post_callback(client, meter, "acme-voice", callback(sid, duration=61)).status_code == 200
+                assert post_callback(client, meter, "acme-voice", callback(sid, duration=61)).status_code == 200
+            (delivery,) = endpoint.wait(lambda got: len(got) >= 1)
+            payload = Webhook(created.json()["secret"]).verify(delivery.body, delivery.headers)
+            assert payload["type"] == "call.completed" and payload["data"]["call_id"] == sid
+            assert payload["id"] == f"call.completed:{sid}" and payload["partner"] == "acme-voice"
+            time.sleep(1.5)
+            assert len(endpoint.received) == 1, [json.loads(r.body)["id"] for r in endpoint.received]
+            assert meter.stop() in (0, -signal.SIGTERM)
+        finally:
+            service.stop()
