@@ -41,7 +41,9 @@ _RESTARTS = _UP + 1
 _LAT_SUM = _RESTARTS + 1
 _LAT_COUNT = _LAT_SUM + 1
 _BUCKETS = _LAT_COUNT + 1
-_SLOTS = _BUCKETS + len(LATENCY_BUCKETS) + 1
+_WEBHOOKS = _BUCKETS + len(LATENCY_BUCKETS) + 1  # sent, refused, failed tries, not produced, unsent (gauge)
+_WEBHOOK_SLOTS = ("sent", "refused", "failed", "not_produced", "unsent")
+_SLOTS = _WEBHOOKS + len(_WEBHOOK_SLOTS)
 
 
 class SharedFlag:
@@ -85,6 +87,14 @@ class WarehouseStats:
     def set_up(self, up: bool) -> None:
         self._slots[_UP] = 1.0 if up else 0.0
 
+    def webhooks(self, what: str, count: int = 1) -> None:
+        """Count webhook events by `what` (_WEBHOOK_SLOTS); `unsent` is set, not added."""
+        slot = _WEBHOOKS + _WEBHOOK_SLOTS.index(what)
+        if what == "unsent":
+            self._slots[slot] = count
+        else:
+            self._slots[slot] += count
+
     def restarted(self) -> None:
         self._slots[_RESTARTS] += 1
 
@@ -121,6 +131,18 @@ class WarehouseStats:
             lines.append(f'meter_warehouse_write_seconds_bucket{{le="{label}"}} {cumulative}')
         lines.append(f"meter_warehouse_write_seconds_sum {slots[_LAT_SUM]}")
         lines.append(f"meter_warehouse_write_seconds_count {int(slots[_LAT_COUNT])}")
+        lines += [
+            "# HELP meter_webhooks_events_total Webhook events: sent, refused by the service (set aside), failed tries "
+            "(retried), not produced (the outbox was full).",
+            "# TYPE meter_webhooks_events_total counter",
+            *(
+                f'meter_webhooks_events_total{{outcome="{what}"}} {int(slots[_WEBHOOKS + i])}'
+                for i, what in enumerate(_WEBHOOK_SLOTS[:-1])
+            ),
+            "# HELP meter_webhooks_outbox_unsent Webhook events waiting in the spool's outbox for the service.",
+            "# TYPE meter_webhooks_outbox_unsent gauge",
+            f"meter_webhooks_outbox_unsent {int(slots[_WEBHOOKS + len(_WEBHOOK_SLOTS) - 1])}",
+        ]
         return lines
 
 
@@ -238,6 +260,7 @@ class Flusher:
         room = max(0, OUTBOX_MAX_PENDING - self._reader.outbox_unsent())
         notices, left_out = batch_notices(conn, call_rows, self._partners, room, time.time())
         if left_out:
+            self._stats.webhooks("not_produced", left_out)
             level = logging.DEBUG if self._left_out_logged else logging.ERROR
             log.log(
                 level,

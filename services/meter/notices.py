@@ -51,6 +51,8 @@ PUBLISH_TIMEOUT = 5.0
 ROUND = 200
 """Events taken per round of the publisher."""
 PRUNE_EVERY = 3600.0
+UNSENT_EVERY = 2.0
+"""How often the outbox's unsent count (a gauge of /metrics) is taken."""
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
@@ -168,6 +170,7 @@ class OutboxPublisher:
         env: Mapping[str, str],
         post: Callable[..., str] = publish,
         clock: Callable[[], float] = time.time,
+        stats: Any = None,
     ) -> None:
         self._db = open_db(spool_path)
         self._db.execute("PRAGMA synchronous=NORMAL")  # a lost "sent" only posts an event again: a duplicate
@@ -179,6 +182,9 @@ class OutboxPublisher:
         self._resume_at = 0.0
         self.sent = 0
         self.refused = 0
+        self._stats = stats
+        """flusher.WarehouseStats (shared with /metrics), or None."""
+        self._last_count = 0.0
 
     def pending(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
@@ -201,12 +207,14 @@ class OutboxPublisher:
             except InputError as exc:
                 # Refused (4xx) or not matching its schema: a producer bug; retrying would never succeed.
                 self.refused += 1
+                self._count("refused")
                 log.error("the webhooks service refused event %s, set aside: %s", event_id, exc)
                 self._db.execute("UPDATE outbox SET sent = ?, refused = ? WHERE seq = ?", (now, str(exc)[:500], seq))
                 continue
             except PlatformError as exc:
                 self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
                 self._failures += 1
+                self._count("failed")
                 wait = min(RETRY_MAX_SECONDS, RETRY_MIN_SECONDS * 2 ** min(self._failures - 1, 16))
                 self._resume_at = self._clock() + wait
                 if self._failures == 1:
@@ -220,8 +228,13 @@ class OutboxPublisher:
             self._failures = 0
         return taken
 
+    def _count(self, what: str, count: int = 1) -> None:
+        if self._stats is not None:
+            self._stats.webhooks(what, count)
+
     def _done(self, seq: int) -> None:
         self.sent += 1
+        self._count("sent")
         self._db.execute("DELETE FROM outbox WHERE seq = ? AND keep_until IS NULL", (seq,))
         self._db.execute("UPDATE outbox SET sent = ? WHERE seq = ?", (self._clock(), seq))
 
@@ -238,6 +251,9 @@ class OutboxPublisher:
         while not stopping():
             try:
                 taken = self.publish_due(stopping)
+                if self._stats is not None and time.monotonic() - self._last_count > UNSENT_EVERY:
+                    self._stats.webhooks("unsent", self.pending())
+                    self._last_count = time.monotonic()
                 if time.monotonic() - self._last_prune > PRUNE_EVERY:
                     self.prune()
                     self._last_prune = time.monotonic()

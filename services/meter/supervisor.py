@@ -117,7 +117,9 @@ def _flusher_main(
         # A thread of this process: the HTTP process never waits for the webhooks service.
         from services.webhooks.producer import TOKEN_ENV, URL_ENV
 
-        publisher = OutboxPublisher(config.spool_path, {URL_ENV: config.webhooks_url, TOKEN_ENV: config.webhooks_token})
+        publisher = OutboxPublisher(
+            config.spool_path, {URL_ENV: config.webhooks_url, TOKEN_ENV: config.webhooks_token}, stats=stats
+        )
         publisher_thread = threading.Thread(
             target=publisher.run,
             args=(lambda: draining() or orphaned(), lambda seconds: _sleep_until(seconds, draining, orphaned)),

@@ -81,6 +81,13 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
         assert time.monotonic() - began < 2.0
         meter.wait_flushed()
         receiver.wait(lambda r: r.unavailable > 0)
+        deadline = time.monotonic() + 10
+        while meter.metrics()["meter_webhooks_outbox_unsent"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        metrics = meter.metrics()
+        assert metrics["meter_webhooks_outbox_unsent"] == 1
+        assert metrics['meter_webhooks_events_total{outcome="failed"}'] >= 1
+        assert metrics['meter_webhooks_events_total{outcome="sent"}'] == 1  # the second call (before the outage)
         meter.stop(signal.SIGKILL)  # killed while the event waits in the outbox
 
         receiver.up()
