@@ -215,3 +215,56 @@ def test_a_call_reaches_the_partners_endpoint_through_the_real_webhooks_service(
             assert meter.stop() in (0, -signal.SIGTERM)
         finally:
             service.stop()
+
+
+def test_a_refused_event_is_set_aside_and_a_full_outbox_stops_only_call_events(
+    tmp_path: Path, receiver: EventsReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from services.meter import flusher as flusher_module
+    from services.meter.events import Event
+
+    spool = Spool(tmp_path / "spool.db")
+    reader = spool.reader()
+    conn = connect(f"local:{tmp_path / 'wh'}")
+    ensure_schema(conn)
+    stats = WarehouseStats()
+    flusher = Flusher(reader, lambda: conn, stats, None, False, notices=True)
+    flusher._partners = {"alpha-voice": Partner("alpha-voice", "starter", "EUR", Decimal("0.02"), 0, 10)}
+    publisher = OutboxPublisher(tmp_path / "spool.db", producer_env(receiver), stats=stats)
+    when = dt.datetime.now(dt.UTC).replace(day=2, hour=12)
+
+    def meter(*minutes: int) -> None:
+        rows = [_call_row("alpha-voice", m, when) for m in minutes]
+        asyncio.run(spool.append([Event(r["EVENT_ID"], "call", r["EVENT_ID"], r) for r in rows]))
+        assert flusher.flush_once() == len(rows)
+
+    try:
+        # An event the service refuses (here: one no schema allows, as a producer bug would make) is not retried
+        # forever and does not hold up the ones behind it.
+        row = _call_row("alpha-voice", 1, when) | {"BILLABLE_SECONDS": 90_000}
+        asyncio.run(spool.append([Event(row["EVENT_ID"], "call", row["EVENT_ID"], row)]))
+        assert flusher.flush_once() == 1
+        meter(1)
+        assert publisher.publish_due() == 1 and publisher.refused == 1 and publisher.pending() == 0
+        assert len(receiver.of_type("call.completed")) == 1
+
+        monkeypatch.setattr(flusher_module, "OUTBOX_MAX_PENDING", 2)
+        receiver.down()
+        meter(1, 1)  # two waiting: the outbox is full
+        assert publisher.publish_due() is None and publisher.pending() == 2
+        meter(7)  # its call.completed is not produced; the 80 % and 100 % thresholds still are
+        assert stats.render().count('meter_webhooks_events_total{outcome="not_produced"} 1') == 1
+        assert publisher.pending() == 4
+        receiver.up()
+        publisher._resume_at = 0.0
+        assert publisher.publish_due() == 4
+        assert [e["data"]["threshold_percent"] for e in receiver.of_type("usage.threshold")] == [80, 100]
+        assert len(receiver.of_type("call.completed")) == 3
+        assert 'meter_webhooks_events_total{outcome="refused"} 1' in stats.render()
+    finally:
+        publisher.close()
+        reader.close()
+        spool.close()
+        conn.close()
