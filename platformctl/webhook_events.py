@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from foundation.errors import InputError, PlatformError
-from services.webhooks.producer import TOKEN_ENV, URL_ENV, publish
+from services.webhooks.producer import TOKEN_ENV, URL_ENV, publish, settings_problem
 
 
 def install_events(
@@ -57,8 +57,11 @@ def send(
     """Post `events`: (a line per event sent, a line per event not sent). Never raises."""
     if not events:
         return [], []
+    names = ", ".join(_name(e) for e in events)
+    problem = settings_problem(env)
+    if problem is not None:
+        return [], [f"{problem}: not sent: {names}"]
     if not (env.get(URL_ENV) and env.get(TOKEN_ENV)):
-        names = ", ".join(_name(e) for e in events)
         return [], [f"webhooks production is off ({URL_ENV}, {TOKEN_ENV} not set): not sent: {names}"]
     sent, notes = [], []
     for event in events:
@@ -66,6 +69,8 @@ def send(
             post(event, env)
         except (InputError, PlatformError) as exc:
             notes.append(f"{_name(event)} not sent: {exc}")
+        except Exception as exc:  # the change is applied; its notification is never worth a traceback
+            notes.append(f"{_name(event)} not sent: {type(exc).__name__}: {exc}")
         else:
             sent.append(f"sent {_name(event)} to the webhooks service")
     return sent, notes

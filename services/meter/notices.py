@@ -260,6 +260,10 @@ class OutboxPublisher:
             except sqlite3.Error as exc:
                 log.warning("the outbox could not be read or written, retrying: %s", exc)
                 taken = None
+            except Exception:  # a bug must not end the thread silently while events pile up: said, retried later
+                log.exception("posting the outbox failed; retrying")
+                taken = None
+                self._resume_at = self._clock() + RETRY_MAX_SECONDS
             if not taken or taken < ROUND:
                 sleep(interval)
 

@@ -24,7 +24,7 @@ from services.meter.roster import Partner, load_roster, read_roster, roster_path
 from services.meter.spool import Spool
 from services.meter.subaccounts import ACCOUNT_SID_ENV, SubaccountTokens
 from services.meter.supervisor import FlusherConfig, FlusherSupervisor
-from services.webhooks.producer import TOKEN_ENV, URL_ENV
+from services.webhooks.producer import TOKEN_ENV, URL_ENV, settings_problem
 
 TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
 KONG_TOKEN_ENV = "METER_KONG_TOKEN"
@@ -160,6 +160,9 @@ def check(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[Su
     _check_region(config.region)
     _check_warehouse(config.warehouse_url, environment)
     _check_spool(config.spool_path)
+    problem = settings_problem(environment)
+    if problem is not None:
+        raise problem
     return subaccounts, kong_token, public_url
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from foundation.errors import InputError, PlatformError
+from foundation.errors import InputError
 from services.webhooks.producer import TOKEN_ENV, URL_ENV, publish
 
 _PARTNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -82,7 +82,7 @@ def publish_outcomes(outcomes: list[Any], env: Mapping[str, str], post: Callable
             post(event, env, attempts=3)
         except InputError as exc:
             notes.append(f"{event['id']} refused by the webhooks service: {exc}")
-        except PlatformError as exc:
+        except Exception as exc:  # PlatformError (unreachable), or anything else: never fails the run
             left = [e["id"] for e in events[index:]]
             notes.append(
                 f"webhooks service unavailable ({exc}); not sent: {', '.join(left)}. Held and failed months are "

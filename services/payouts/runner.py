@@ -19,6 +19,7 @@ from services.payouts.job import Report, run_payouts
 from services.payouts.notices import publish_outcomes
 from services.payouts.statements import open_store
 from services.payouts.stripe_gateway import StripeGateway
+from services.webhooks.producer import settings_problem
 
 
 def resolve_period(period: str, now: dt.datetime) -> str:
@@ -48,6 +49,9 @@ def run(
     if adjustments_file is not None and not adjustments_file.is_file():
         raise InputError.single("--adjustments", "", f"{adjustments_file} is not a file")
     adjustments = money.load_adjustments(adjustments_file, period) if adjustments_file else []
+    problem = None if dry_run else settings_problem(env)  # before anything is paid
+    if problem is not None:
+        raise problem
     store = open_store(statements, None, env)
     gateway = None if dry_run else StripeGateway.from_env(env, live=live)
     conn = warehouse.connect(warehouse_url)

@@ -110,3 +110,11 @@ def test_unconfigured_or_down_is_a_note_and_the_change_stands(
     (note,) = warned
     assert note.startswith("integration.removed (acme-voice, calsync) not sent: ") and "503" in note
     assert "calsync" not in (root / "partners" / "acme-voice.yaml").read_text()
+
+
+def test_a_malformed_url_is_a_note_not_a_traceback(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOKS_URL", "webhooks:8788")
+    monkeypatch.setenv("WEBHOOKS_EVENT_TOKEN", "t" * 20)
+    _, warned = _update(root, ["calsync"])
+    (note,) = warned
+    assert "WEBHOOKS_URL" in note and note.endswith("not sent: integration.installed (acme-voice, calsync)")

@@ -268,3 +268,19 @@ def test_a_refused_event_is_set_aside_and_a_full_outbox_stops_only_call_events(
         reader.close()
         spool.close()
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"WEBHOOKS_URL": "webhooks:8788", "WEBHOOKS_EVENT_TOKEN": "t" * 20}, "WEBHOOKS_URL"),
+        ({"WEBHOOKS_URL": "http://[::1", "WEBHOOKS_EVENT_TOKEN": "t" * 20}, "WEBHOOKS_URL"),
+        ({"WEBHOOKS_URL": "http://127.0.0.1:8788", "WEBHOOKS_EVENT_TOKEN": ""}, "WEBHOOKS_EVENT_TOKEN"),
+    ],
+)
+def test_bad_webhooks_settings_are_refused_at_start(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    meter = Meter(tmp_path).start(env=env, wait=False)
+    assert meter.proc is not None and meter.proc.wait(timeout=30) == 2
+    log = meter.log.read_text()
+    assert named in log and "Traceback" not in log and "t" * 20 not in log
+    assert not (tmp_path / "spool.db").exists()  # refused before anything was opened

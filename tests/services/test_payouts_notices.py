@@ -147,3 +147,14 @@ def test_outcomes_that_are_no_event(tmp_path: Path) -> None:
     external: Any = job.Outcome("acme-voice", job.EXTERNAL, {"currency": "EUR", "status": "external"}, period=PERIOD)
     no_terms: Any = job.Outcome("acme-voice", job.FAILED, {}, period=PERIOD, reason="no PARTNERS row")
     assert [payout_event(o) for o in (carried, external, no_terms)] == [None, None, None]
+
+
+def test_bad_webhooks_settings_are_refused_before_anything_is_paid(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    from foundation.errors import InputError
+
+    account = gateway(fake).create_account("acme-voice", "US", "USD", "ops@x.example")["id"]
+    fake.complete_onboarding(account)
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], account)])
+    with pytest.raises(InputError, match="WEBHOOKS_URL"):
+        _run(wh, tmp_path / "st", fake, {"WEBHOOKS_URL": "webhooks:8788", "WEBHOOKS_EVENT_TOKEN": "t" * 20})
+    assert fake.transfers == [] and not (tmp_path / "st").exists()
