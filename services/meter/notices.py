@@ -2,10 +2,10 @@
 partner's monthly minutes, produced from the durable side and posted to the region's webhooks service.
 
 Where they come from: the flusher, after a batch is in the warehouse, writes the batch's events into the spool's
-`outbox` table in the same SQLite transaction that marks the batch flushed (spool.SpoolReader.mark_flushed). So an
-event exists exactly when its usage is in the warehouse: a `kill -9` before the mark leaves both to be done again
-(the MERGE ignores the rows written twice, the outbox ignores ids it holds), and a duplicate Twilio callback never
-reaches the outbox at all (the spool answered it as a duplicate). Ids are derived from what the event is about
+`outbox` table, then marks the batch flushed (spool.SpoolReader.mark_flushed). So an event exists once its usage is
+in the warehouse: a `kill -9` before the mark leaves both to be done again (the MERGE ignores the rows written twice,
+the outbox ignores ids it holds), and a duplicate Twilio callback never reaches the outbox at all (the spool
+answered it as a duplicate). Ids are derived from what the event is about
 (the CallSid; partner, period and threshold), and the webhooks service deduplicates by id, so a post repeated
 after a lost answer is one event.
 
