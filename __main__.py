@@ -160,11 +160,14 @@ def build_region(repo: Repo, code: str) -> None:
             kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
             webhooks_kong_token=global_ref.get_output("webhooks_kong_token"),
             dns_zone_name=zone,
+            twilio_account_sid=config.get_secret("twilioAccountSid") or "",
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
             stripe_api_key=config.get_secret("stripeApiKey") or "",
             stripe_mode="live" if stripe_mode == "live" else "test",
             voice_host=zone.apply(lambda name: voice_host(code, name)),
             voice_upstream=voice_upstream,
+            kong_admin_url=config.require("kongAdminUrl"),
+            kong_admin_token=config.get_secret("kongAdminToken") or "",
         ),
         # The region routes its own meter and voice hosts through the control plane (Kong entities are global).
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
@@ -249,6 +252,12 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
             number_slots=tuple(number_slots(spec)),
+            bundle_required_slots=frozenset(
+                slot.key
+                for slot in number_slots(spec)
+                if (needs := repo.telephony().requirements(slot.country, slot.type)) is not None
+                and needs.bundle == "required"
+            ),
             voice_endpoint_url=region_ref.get_output("voice_endpoint_url"),
             meter_public_url=region_ref.get_output("meter_public_url"),
             keep_numbers=not (config.get_bool("purgeData") or config.get_bool("releaseNumbers")),

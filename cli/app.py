@@ -1,29 +1,47 @@
-"""`platformctl`: commands parse arguments, call the library and print. Exit codes: 0 ok, 1 failure, 2 bad input."""
+"""`platformctl`: commands parse arguments, call the library and print. Exit codes: 0 ok, 1 failure, 2 bad input,
+130 interrupted."""
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import datetime
 import json
+import logging
+import os
+import signal
 import sys
+import threading
 import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from cli.consoles import console as render_console
 from cli.domains import verify_domain as verify_domain_command
-from cli.groups import command_group
+from cli.groups import command_group, keep_examples_as_written
 from cli.preflight import preflight as preflight_command
 from cli.telephony import numbers as numbers_command
-from foundation.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, PlatformError, PolicyError
+from foundation.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    InputError,
+    PlatformError,
+    PolicyError,
+)
 
 app = command_group(
     "platformctl",
     "Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = render_console()
+err = render_console(stderr=True)
 
 
 class State:
@@ -60,6 +78,10 @@ def main_options(
 
 # ---------------------------------------------------------------- plan
 
+ShowSameFlag = Annotated[
+    bool, typer.Option("--show-same", help="Also list the resources that stay unchanged (like pulumi's --show-sames).")
+]
+
 
 @app.command()
 def plan(
@@ -82,6 +104,7 @@ def plan(
     shard: Annotated[
         str | None, typer.Option("--shard", metavar="K/N", help="Plan part K of N of the stacks (join: merge-plans).")
     ] = None,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Plan stacks offline: the real program under the Pulumi SDK's mocks; no CLI, credentials or network.
 
@@ -102,20 +125,32 @@ def plan(
     if shard is not None:
         selected, shard_block = plan_part(repo, selected, shard, against)
     with Progress(
-        TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+        TextColumn("planning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # a bar is for a person watching; a log would only get a stray newline
     ) as bar:
         task = bar.add_task("plan", total=None)
+
+        def advance(_: str) -> None:
+            checkpoint()
+            bar.advance(task)
+
         result = run_plan(
             repo,
             selected,
             workers=workers,
             against=against,
             include_removed=all_stacks,
-            progress=lambda _: bar.advance(task),
+            progress=advance,
             use_cache=not no_cache,
             prune=all_stacks,
         )
-    render.plan(out, result)
+    checkpoint()  # an interrupt swallowed after the last stack: nothing printed or written
+    render.plan(out, result, show_same=show_same)
     render.violations(err, result)
     if json_file is not None:
         extra = {"shard": shard_block} if shard_block is not None else {}
@@ -170,7 +205,7 @@ def _mode(dry_run: bool, no_apply: bool) -> Any:
     return Mode.DRY_RUN if dry_run else Mode.NO_APPLY if no_apply else Mode.APPLY
 
 
-def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool) -> None:
+def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool, show_same: bool = False) -> None:
     """Hand the change to the library with this terminal's ways to talk, then print what happened."""
     from cli import render
     from platformctl import changes
@@ -184,7 +219,7 @@ def _carry_out(locks: list[str], decide: Any, mode: Any, yes: bool) -> None:
     )
     outcome = changes.carry_out(repo.root, locks, decide, mode, hooks)
     if outcome.plan is not None:
-        render.plan(out, outcome.plan, warnings=False)
+        render.plan(out, outcome.plan, warnings=False, show_same=show_same)
         render.violations(err, outcome.plan)
     suffix = " (dry run: nothing written)" if mode is changes.Mode.DRY_RUN else ""
     for note in outcome.change.notes:
@@ -215,6 +250,7 @@ def onboard_partner(
         bool, typer.Option("--reactivate", help="With --update: bring back an offboarded partner.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Validate partner specs against the model and the catalog, write them with their stacks, then apply.
 
@@ -225,7 +261,7 @@ def onboard_partner(
     mode = _mode(dry_run, no_apply)
     inputs = changes.read_spec_inputs(specs)
     locks = changes.onboarding_locks(inputs)
-    _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes)
+    _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes, show_same)
     if mode is changes.Mode.APPLY:
         from cli.render import plain
         from platformctl.billing import connect_after_onboarding
@@ -246,6 +282,7 @@ def offboard_partner(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Offboard a partner: its tenant goes, its data (buckets, keys, schema) stays until retention runs out.
 
@@ -261,6 +298,7 @@ def offboard_partner(
         lambda repo: changes.offboarding_change(repo, partner_id, purge, today, release_numbers),
         mode,
         yes,
+        show_same,
     )
 
 
@@ -273,6 +311,7 @@ def launch_country(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the region's offline plan.")] = False,
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Write the region's stack file, then stop.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    show_same: ShowSameFlag = False,
 ) -> None:
     """Launch a country in its region: telephony, payment, language and compliance settings follow.
 
@@ -283,7 +322,13 @@ def launch_country(
 
     mode = _mode(dry_run, no_apply)
     code, chosen = changes.launch_region(_repo(), country, region)
-    _carry_out([str(region_stack(chosen))], lambda repo: changes.country_launch_change(repo, code, chosen), mode, yes)
+    _carry_out(
+        [str(region_stack(chosen))],
+        lambda repo: changes.country_launch_change(repo, code, chosen),
+        mode,
+        yes,
+        show_same,
+    )
 
 
 # ---------------------------------------------------------------- CI
@@ -445,11 +490,32 @@ def preview(stack: StackArg, yes: YesFlag = False) -> None:
 
 
 @app.command()
-def up(stack: StackArg, yes: YesFlag = False) -> None:
+def up(
+    stack: StackArg,
+    yes: YesFlag = False,
+    dry_run_order: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run-order",
+            help="Run nothing: print the order a first `up` creates the stack's resources in, from the offline "
+            "plan's dependency graph, with each step's wait, the critical path and the expected duration.",
+        ),
+    ] = False,
+) -> None:
     """`pulumi up` of one stack.
 
     Example: platformctl up region-eu-central --yes
+    Example: platformctl up region-eu-central --dry-run-order
     """
+    if dry_run_order:
+        from cli.first_deploy import first_deploy_order
+        from platformctl.first_deploy import first_deploy
+
+        schedule, findings = first_deploy(_repo(), stack)
+        first_deploy_order(out, schedule, findings)
+        if findings:
+            raise PolicyError(f"{len(findings)} deploy-order finding(s): the first `up` of {stack} would stall")
+        return
     _engine_command("up", stack, yes)
 
 
@@ -491,19 +557,86 @@ register_integrations(app)
 from cli.warehouse import register as register_warehouse  # noqa: E402
 
 register_warehouse(app)
+from cli.certs import register as register_certs  # noqa: E402
+
+register_certs(app)
 
 
 # ---------------------------------------------------------------- entry point
 
 
+class _CtrlC:
+    """Whether this run was interrupted. Python raises KeyboardInterrupt wherever the main thread happens to be,
+    and where that is a weakref callback or a `__del__` it prints "Exception ignored" and carries on: remembered
+    here, the interrupt is raised again at the next `checkpoint` and decides the exit code in any case."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.seen = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            # Inside an event loop (an offline plan runs the program in one) the exception can land in code that
+            # swallows it, leaving the loop waiting forever on a task that will never finish: the loop is also
+            # woken with a callback that raises it again, which asyncio lets through `run_until_complete`.
+            loop.call_soon_threadsafe(checkpoint)
+        raise KeyboardInterrupt
+
+    @classmethod
+    @contextlib.contextmanager
+    def watched(cls) -> Iterator[None]:
+        cls.seen = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, a background job): leave it so
+            yield
+            return
+        previous_hook = sys.unraisablehook
+
+        def unraisable(info: Any) -> None:
+            if not (isinstance(info.exc_type, type) and issubclass(info.exc_type, KeyboardInterrupt)):
+                previous_hook(info)
+
+        signal.signal(signal.SIGINT, cls.handler)
+        sys.unraisablehook = unraisable
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            sys.unraisablehook = previous_hook
+
+
+def checkpoint() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed but swallowed on the way (see `_CtrlC`): long loops call it."""
+    if _CtrlC.seen:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error ends here and becomes an exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    with _CtrlC.watched():
+        code = _run(list(sys.argv[1:] if argv is None else argv))
+        if _CtrlC.seen:  # also when the interrupt was swallowed on the way and the command ran on
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED:
+            _interrupted()
+        return code
+
+
+def _run(args: list[str]) -> int:
     debug = "--debug" in args
-    command = typer.main.get_command(app)
+    command = keep_examples_as_written(typer.main.get_command(app))
     try:
-        command.main(args=args, prog_name="platformctl", standalone_mode=False)
-        return EXIT_OK
+        # Not standalone, Typer turns Ctrl-C (KeyboardInterrupt) into Exit(130) and *returns* an Exit's code rather
+        # than raising it; a command's own return value is None. Either way a number here is the exit code.
+        returned = command.main(args=args, prog_name="platformctl", standalone_mode=False)
+        return returned if type(returned) is int else EXIT_OK
     except InputError as exc:
         _report(exc, [str(p) for p in exc.problems] or [str(exc)], debug)
         return EXIT_BAD_INPUT
@@ -513,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
+        if _CtrlC.seen:  # Ctrl-C at a confirmation prompt, which Click turns into Abort
+            return EXIT_INTERRUPTED
         err.print("aborted")
         return EXIT_FAILURE
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument, bad value
@@ -522,16 +657,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"error: {exc}", markup=False)
         return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    except KeyboardInterrupt:  # outside Typer's own handling (while Typer itself starts up, say)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         _report(exc, [f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"], debug)
         return EXIT_FAILURE
 
 
+def _interrupted() -> None:
+    """The one line an interrupted command leaves (files it writes are replaced whole or not at all)."""
+    err.print("interrupted: stopped before finishing", markup=False, highlight=False)
+
+
 def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
     from cli import render
+
+    if _CtrlC.seen and not debug:
+        return  # a failure the interrupt caused (an import cut short, say): the one line is "interrupted"
 
     if debug:
         err.print("".join(traceback.format_exception(exc)), markup=False)
@@ -540,4 +682,20 @@ def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Leave without the interpreter's own shutdown, which after an interrupted plan waits on threads the SDK left
+        # behind (it can hang) and collects what the interrupt cut short, logging every abandoned asyncio task and
+        # closed coroutine with tracebacks after the one line already said. The exit handlers still run: they
+        # release what `multiprocessing` holds (a stopped meter's semaphores). Files are replaced whole or not at
+        # all, and the planning workers are already stopped: nothing else is owed.
+        logging.getLogger("asyncio").disabled = True
+        sys.unraisablehook = lambda info: None
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 
@@ -15,4 +17,24 @@ def command_group(name: str, help_text: str) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
+    )
+
+
+def keep_examples_as_written(command: Any) -> Any:
+    """`command` and its subcommands with their help's example paragraphs, and any paragraph with a URL, marked
+    for Click to print line by line as written. Click rewraps every help paragraph to the terminal's width: it ran
+    two `Example:` lines together and broke `https://meter.eu-central...` at a hyphen. (`command` is a Click command
+as Typer builds it: Typer ships its own copy of Click, so the type is left open.)"""
+    if command.help:
+        command.help = _literal_paragraphs(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        keep_examples_as_written(sub)
+    return command
+
+
+def _literal_paragraphs(text: str) -> str:
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(
+        f"\b\n{p}" if not p.startswith("\b") and (p.lstrip().startswith("Example") or "://" in p) else p
+        for p in paragraphs
     )

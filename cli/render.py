@@ -14,8 +14,8 @@ from rich.tree import Tree
 from platformctl.planjson import OPS
 from platformctl.planning import PlanResult
 
-OP_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
-OP_SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
+OP_STYLE = {"create": "green", "read": "cyan", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
+OP_SIGN = {"create": "+", "read": ">", "update": "~", "replace": "+-", "delete": "-", "same": " "}
 TREE_LIMIT = 3
 TABLE_LIMIT = 60
 """Above this many stacks the table has a row per kind of stack, and one per stack only for those with changes
@@ -32,13 +32,17 @@ def plain(console: Console, text: str, style: str | None = None) -> None:
     console.print(Text(safe(text), style=style or ""), soft_wrap=True)
 
 
-def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
+def plan(console: Console, result: PlanResult, warnings: bool = True, show_same: bool = False) -> None:
     """The plan as a tree (few stacks) or a table, its totals, and the program's warnings unless the caller has
-    already said them (a change prints its spec's warnings before planning)."""
+    already said them (a change prints its spec's warnings before planning). Like `pulumi preview`, a tree shows
+    what changes (with the components it sits in); `show_same` shows the unchanged resources too."""
     summaries = result.summaries()
+    hidden = 0
     if len(summaries) <= TREE_LIMIT:
         for name, stack in result.document["stacks"].items():
-            console.print(_tree(name, stack))
+            tree, left_out = _tree(name, stack, show_same)
+            hidden += left_out
+            console.print(tree)
     elif len(summaries) <= TABLE_LIMIT:
         console.print(_summary_table(summaries))
     else:
@@ -56,6 +60,8 @@ def plan(console: Console, result: PlanResult, warnings: bool = True) -> None:
         for op, count in totals.items()
     )
     plain(console, f"{len(summaries)} stack(s): {summary or 'no resources'}", "bold")
+    if hidden:
+        plain(console, f"{hidden} unchanged resource(s) not shown (--show-same shows them)", "dim")
     for warning in result.warnings if warnings else []:
         plain(console, f"warning: {warning}", "yellow")
 
@@ -76,7 +82,7 @@ def _by_kind(summaries: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 def _summary_table(summaries: dict[str, dict[str, int]]) -> Table:
     table = Table(title="Offline plan", show_lines=False)
-    table.add_column("stack")
+    table.add_column("stack", overflow="fold")
     for op in OPS:
         table.add_column(op, justify="right", style=OP_STYLE[op])
     for name, counts in summaries.items():
@@ -84,15 +90,22 @@ def _summary_table(summaries: dict[str, dict[str, int]]) -> Table:
     return table
 
 
-def _tree(name: str, stack: dict[str, Any]) -> Tree:
+def _tree(name: str, stack: dict[str, Any], show_same: bool) -> tuple[Tree, int]:
+    """The stack's resources under their parents, and how many unchanged ones were left out (all but those a
+    changed resource sits in, unless `show_same`)."""
     root = Tree(Text(f"{name}  ", style="bold").append(_counts(stack["changeSummary"])))
     nodes: dict[str, Tree] = {}
     stack_urn = ""
+    shown = None if show_same else _changed_and_their_parents(stack["steps"])
+    hidden = 0
     for step in stack["steps"]:
         state = step.get("newState") or step.get("oldState") or {}
         if state.get("type") == "pulumi:pulumi:Stack":
             stack_urn = step["urn"]
             nodes[step["urn"]] = root
+            continue
+        if shown is not None and step["urn"] not in shown:
+            hidden += 1
             continue
         op = step["op"]
         label = Text(f"{OP_SIGN[op]} ", style=OP_STYLE[op])
@@ -102,7 +115,21 @@ def _tree(name: str, stack: dict[str, Any]) -> Tree:
             label.append(f"  [{', '.join(step['diffs'][:6])}{', …' if len(step['diffs']) > 6 else ''}]", style="yellow")
         parent = nodes.get(state.get("parent") or stack_urn, root)
         nodes[step["urn"]] = parent.add(label)
-    return root
+    return root, hidden
+
+
+def _changed_and_their_parents(steps: list[dict[str, Any]]) -> set[str]:
+    """URNs of the steps that change something, and of every resource above them (their place in the tree)."""
+    parents = {step["urn"]: (step.get("newState") or step.get("oldState") or {}).get("parent") for step in steps}
+    shown: set[str] = set()
+    for step in steps:
+        if step["op"] == "same":
+            continue
+        urn: str | None = step["urn"]
+        while urn and urn not in shown:
+            shown.add(urn)
+            urn = parents.get(urn)
+    return shown
 
 
 def _counts(summary: dict[str, int]) -> Text:
@@ -125,7 +152,7 @@ def violations(console: Console, result: PlanResult) -> None:
 def table(console: Console, title: str, columns: list[str], rows: list[list[str]]) -> None:
     out = Table(title=title)
     for column in columns:
-        out.add_column(column)
+        out.add_column(column, overflow="fold")  # a narrow terminal wraps a value, never cuts it (`acme-voi…`)
     for row in rows:
         out.add_row(*(safe(cell) for cell in row))
     console.print(out)

@@ -12,7 +12,6 @@ import pulumi_tls as tls
 
 from components.outputs import secret
 from foundation.naming import tier_acl_group
-from gateway.cors import origin_regex
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
 from gateway.routes import platform_routes, strip_partner_header_config
@@ -27,7 +26,7 @@ class KongGatewayArgs:
     tiers: TierTable
     """The tier table: which tiers may call which API, and the rate-limit plans."""
     dns_zone: str
-    """The platform's public zone (stack config platform:dnsZone): CORS origins are its subdomains."""
+    """The platform's public zone (stack config platform:dnsZone)."""
     upstream_domain: str = "svc.cluster.local"
     """Cluster DNS suffix of the upstream services in each region."""
     meter_upstream: str = "meter.platform"
@@ -64,23 +63,7 @@ class KongGateway(pulumi.ComponentResource):
             config_json=json.dumps({"allowed_payload_size": plugins.request_size_limit_mb, "size_unit": "megabytes"}),
             opts=child,
         )
-        kong.Plugin(
-            f"{name}-cors",
-            name="cors",
-            config_json=json.dumps(
-                {
-                    # Anchored regexes: Kong treats an origin with '*' as a regex, not as a wildcard.
-                    "origins": [origin_regex(o, args.dns_zone) for o in plugins.cors_origins],
-                    "methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                    "headers": ["Authorization", "Content-Type", "apikey", plugins.correlation_id.header_name],
-                    "exposed_headers": [plugins.correlation_id.header_name, "Deprecation", "Sunset", "Link"],
-                    "credentials": False,
-                    "max_age": 3600,
-                },
-                sort_keys=True,
-            ),
-            opts=child,
-        )
+        # No global cors plugin: each partner's routes admit that partner's own dashboards (gateway/cors.py).
         # Upstreams learn the partner from the authenticated consumer (key-auth sets X-Consumer-Custom-ID to its
         # custom_id, the partner id), never from the client: a client's X-Partner-Id goes on every route. No route or
         # service has a request-transformer of its own, which would replace this global one there.

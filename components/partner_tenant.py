@@ -29,6 +29,7 @@ from foundation.naming import (
     tier_acl_group,
 )
 from foundation.warehouse_schema import PARTNER_USAGE_COLUMNS
+from gateway.cors import cors_config, partner_origins
 from gateway.model import ApiCatalog
 from gateway.plans import rate_limit_config
 from gateway.routes import platform_routes
@@ -95,6 +96,8 @@ class PartnerTenantArgs:
     """Home region's voice endpoint through the gateway (region stack output), the numbers' voice URL."""
     meter_public_url: pulumi.Input[str] = ""
     """Home region's meter (region stack output); the numbers' status callback is under it."""
+    bundle_required_slots: frozenset[str] = frozenset()
+    """Number slots whose country and type need a regulatory bundle (they wait for one instead of failing)."""
     keep_numbers: bool = True
     """Keep numbers and subaccount, also once offboarded; False on purge or an explicit release."""
 
@@ -242,6 +245,7 @@ class PartnerTenant(pulumi.ComponentResource):
                 voice_url=args.voice_endpoint_url,
                 status_callback=pulumi.Output.concat(args.meter_public_url, f"/twilio/{args.spec.id}/status"),
                 keep_on_delete=args.keep_numbers,
+                bundle_required=args.bundle_required_slots,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -299,6 +303,24 @@ class PartnerTenant(pulumi.ComponentResource):
                 tags=[f"partner:{spec.id}", f"api:{route_spec.api}", f"version:{route_spec.version}"],
                 opts=after_certs,
             )
+            # Browsers may call the partner's routes from its own dashboards and from nowhere else (the route's
+            # plugin; there is no global one). Kong answers the preflight in the cors plugin, before key-auth.
+            kong.Plugin(
+                f"{name}-{route_spec.name}-cors",
+                name="cors",
+                route_id=route.id,
+                config_json=cors_config(
+                    partner_origins(
+                        args.apis.global_plugins.cors_origins,
+                        spec.id,
+                        args.dns_zone,
+                        spec.domain if args.domain_verified else None,
+                    ),
+                    args.apis.global_plugins.correlation_id.header_name,
+                ),
+                tags=[f"partner:{spec.id}"],
+                opts=child,
+            )
             if route_spec.deprecation is not None:
                 kong.Plugin(
                     f"{name}-{route_spec.name}-deprecation",
@@ -312,14 +334,13 @@ class PartnerTenant(pulumi.ComponentResource):
 
     def _certificate(
         self, name: str, purpose: str, hosts: list[str], args: PartnerTenantArgs, child: pulumi.ResourceOptions
-    ) -> kong.Certificate:
+    ) -> k8s.apiextensions.CustomResource:
         return bind_certificate(
             name,
             purpose,
             hosts,
             self.namespace,
             labels={"partner_id": args.spec.id},
-            tags=[f"partner:{args.spec.id}"],
             parent=self,
             depends_on=[self.namespace_resource],
         )

@@ -14,6 +14,8 @@ import pulumi_random as random
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
+from components.certificate_sync import KongCertificateSync, KongCertificateSyncArgs
+from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.country_launch import CountryLaunch, CountryLaunchArgs
 from components.gateway_certificates import bind_certificate
 from components.outputs import secret
@@ -46,6 +48,15 @@ ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
 GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "kong", "app.kubernetes.io/instance": "kong-dp"}
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+ACME_RECORDS_ONLY = {
+    "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]},
+    "ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"]},
+}
+"""cert-manager may change TXT records under `_acme-challenge` names and nothing else in the platform zone (not a
+partner's `api` CNAME, not another region's records). Route 53 condition keys for ChangeResourceRecordSets (names
+are normalized: lower case, no trailing dot): AWS Route 53 developer guide, "Using IAM policy conditions for
+fine-grained access control", https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html.
+Delegated partner challenges land there too: their CNAME target is `_acme-challenge.<id>.<zone>` (gateway/tls.py)."""
 VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 """The VPC CNI leaves NetworkPolicy objects unenforced unless its add-on turns the network policy agent on.
 Source: AWS EKS user guide, "Restrict Pod network traffic with Kubernetes network policies",
@@ -92,8 +103,11 @@ class RegionalDeploymentArgs:
     """meter.<region>.<zone>: the host Twilio's callbacks reach the meter on (routed through the region's gateway)."""
     kong_meter_service_id: pulumi.Input[str] = ""
     """Kong service of the meter (global stack output); the region routes its meter host to it."""
+    twilio_account_sid: pulumi.Input[str] = ""
+    """Master Twilio account SID the meter looks partners' subaccounts (and their tokens) up with (secret config)."""
     twilio_auth_token: pulumi.Input[str] = ""
-    """Twilio auth token that signs status callbacks (secret stack config)."""
+    """The master account's auth token: the meter asks Twilio for each partner subaccount's token with it (Twilio
+    signs a subaccount's callbacks with that subaccount's token) (secret stack config)."""
     snowflake_monthly_credits: int = 200
     """Credit quota of the region's resource monitor."""
     stripe_api_key: pulumi.Input[str] = ""
@@ -111,6 +125,10 @@ class RegionalDeploymentArgs:
     webhooks_kong_token: pulumi.Input[str] = ""
     """Bearer token Kong forwards webhook management requests with (secret global stack output); empty: no webhooks
     service (it runs from the same image as the meter)."""
+    kong_admin_url: pulumi.Input[str] = ""
+    """The Kong control plane's Admin API: the region's certificate sync writes certificates there."""
+    kong_admin_token: pulumi.Input[str] = ""
+    """Its admin token (secret stack config)."""
 
 
 class RegionalDeployment(pulumi.ComponentResource):
@@ -180,6 +198,19 @@ class RegionalDeployment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=k8s_provider)
+        self.addons = ClusterAddons(
+            f"{name}-addons",
+            ClusterAddonsArgs(
+                cluster_name=cluster.name,
+                node_group=self.node_group,
+                pod_identity_agent=self.pod_identity_agent,
+                kms_key_arn=key.arn,
+                k8s_provider=k8s_provider,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        # Pods need nodes: every Helm release and workload of the region is created after the node group.
+        self.on_nodes = pulumi.ResourceOptions(depends_on=[self.node_group])
         namespace = k8s.core.v1.Namespace(
             f"{name}-platform-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -220,6 +251,19 @@ class RegionalDeployment(pulumi.ComponentResource):
         )
 
         if args.meter_image:
+            self.cert_sync = KongCertificateSync(
+                f"{name}-cert-sync",
+                KongCertificateSyncArgs(
+                    region_code=region.code,
+                    namespace=namespace.metadata.name,
+                    image=args.meter_image,
+                    kong_admin_url=args.kong_admin_url,
+                    kong_admin_token=args.kong_admin_token,
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, self.node_group])
+                ),
+            )
             # The webhooks service first: the meter and the payouts job post their events to it (its in-cluster URL
             # and the producers' token in their environment); without it they run with event production off.
             producer_env: tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]] = ({}, {})
@@ -245,7 +289,8 @@ class RegionalDeployment(pulumi.ComponentResource):
                     dns_zone_id=args.dns_zone_id,
                     gateway_hostname=gateway.status.apply(_load_balancer_hostname),
                     namespace=PLATFORM_NAMESPACE,
-                    depends_on=(namespace,),
+                    # The sync that copies its Secret into Kong runs from the services image, like the meter.
+                    depends_on=(namespace, self.acme_issuer, *([self.cert_sync] if args.meter_image else [])),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers={"aws": provider, "kubernetes": k8s_provider}),
             )
@@ -297,6 +342,8 @@ class RegionalDeployment(pulumi.ComponentResource):
                 vpc_cidr=str(args.region.cidr),
                 endpoint_cidrs=tuple(str(c) for c in address_plan(args.region).endpoints),
                 platform_domains=(args.dns_zone_name,) if args.dns_zone_name else (),
+                storage_class=self.addons.storage_class_name,
+                runs_after=(self.node_group, self.pod_identity_agent, *self.addons.storage),
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[provider, k8s_provider]),
         )
@@ -329,9 +376,9 @@ class RegionalDeployment(pulumi.ComponentResource):
             [host],
             PLATFORM_NAMESPACE,
             labels={"app.kubernetes.io/name": "meter"},
-            tags=["platform", "service:meter", f"region:{args.region.code}"],
             parent=self,
-            depends_on=[namespace],
+            # The Certificate kind exists once cert-manager's release has installed its CRDs; the issuer after it.
+            depends_on=[namespace, self.acme_issuer, self.cert_sync],
             k8s_provider=k8s_provider,
         )
         kong.Route(
@@ -387,6 +434,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 port=METER_PORT,
                 admit_from=KONG_DATA_PLANE_LABELS,
                 secret_env={
+                    "TWILIO_ACCOUNT_SID": args.twilio_account_sid,
                     "TWILIO_AUTH_TOKEN": args.twilio_auth_token,
                     "METER_KONG_TOKEN": args.meter_kong_token,
                     "SNOWFLAKE_PRIVATE_KEY": key.private_key_pem,
@@ -396,8 +444,15 @@ class RegionalDeployment(pulumi.ComponentResource):
                 },
                 env=producer_env[0],
                 spool_size="10Gi",
+                # /healthz is readiness (spool full, warehouse behind): a restart fixes none of that.
+                liveness_path="/livez",
+                storage_class=self.addons.storage_class_name,
             ),
-            opts=k8s_opts,
+            # Its claims bind only once the CSI driver and the class exist; its HPA scales on metrics-server's data.
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts,
+                pulumi.ResourceOptions(depends_on=[self.node_group, *self.addons.storage, *self.addons.metrics]),
+            ),
         )
 
     def _payouts(
@@ -468,7 +523,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             ),
             opts=aws_opts,
         )
-        aws.eks.PodIdentityAssociation(
+        identity = aws.eks.PodIdentityAssociation(
             f"{name}-payouts-identity",
             cluster_name=cluster.name,
             namespace=PLATFORM_NAMESPACE,
@@ -505,7 +560,10 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "AWS_REGION": args.region.aws_region,
                 },
             ),
-            opts=k8s_opts,
+            # Pod Identity is injected at pod admission: the association must exist before the first pod.
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts, pulumi.ResourceOptions(depends_on=[self.node_group, identity, self.pod_identity_agent])
+            ),
         )
 
     def _warehouse_user(
@@ -698,7 +756,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             opts=opts,
         )
         node_role = _service_role(f"{name}-node-role", "ec2.amazonaws.com", NODE_POLICIES, opts)
-        aws.eks.NodeGroup(
+        self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=cluster.name,
             node_group_name="general",
@@ -710,7 +768,9 @@ class RegionalDeployment(pulumi.ComponentResource):
             opts=opts,
         )
         # Partner workloads get their AWS permissions through EKS Pod Identity.
-        aws.eks.Addon(f"{name}-pod-identity", cluster_name=cluster.name, addon_name="eks-pod-identity-agent", opts=opts)
+        self.pod_identity_agent = aws.eks.Addon(
+            f"{name}-pod-identity", cluster_name=cluster.name, addon_name="eks-pod-identity-agent", opts=opts
+        )
         aws.eks.Addon(
             f"{name}-vpc-cni",
             cluster_name=cluster.name,
@@ -854,7 +914,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 "replicaCount": 3,
                 "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
             },
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(opts, self.on_nodes),
         )
         return k8s.core.v1.Service(
             f"{name}-gateway-lb",
@@ -906,8 +966,14 @@ class RegionalDeployment(pulumi.ComponentResource):
                         {"Effect": "Allow", "Action": "route53:GetChange", "Resource": "arn:aws:route53:::change/*"},
                         {
                             "Effect": "Allow",
-                            "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+                            "Action": "route53:ListResourceRecordSets",
                             "Resource": pulumi.Output.concat("arn:aws:route53:::hostedzone/", args.dns_zone_id),
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": "route53:ChangeResourceRecordSets",
+                            "Resource": pulumi.Output.concat("arn:aws:route53:::hostedzone/", args.dns_zone_id),
+                            "Condition": ACME_RECORDS_ONLY,
                         },
                         {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
                     ],
@@ -915,7 +981,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             ),
             opts=aws_opts,
         )
-        aws.eks.PodIdentityAssociation(
+        identity = aws.eks.PodIdentityAssociation(
             f"{name}-cert-manager-identity",
             cluster_name=cluster.name,
             namespace="cert-manager",
@@ -931,9 +997,15 @@ class RegionalDeployment(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://charts.jetstack.io"),
             namespace=namespace.metadata.name,
             values={"crds": {"enabled": True}, "serviceAccount": {"name": "cert-manager"}},
-            opts=k8s_opts,
+            # Pod Identity is injected only when a pod is admitted: the association (and the agent that serves its
+            # credentials) must exist before cert-manager's pods start, or they get no AWS credentials and every
+            # DNS-01 challenge fails.
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts,
+                pulumi.ResourceOptions(depends_on=[self.node_group, identity, self.pod_identity_agent]),
+            ),
         )
-        k8s.apiextensions.CustomResource(
+        self.acme_issuer = k8s.apiextensions.CustomResource(
             f"{name}-acme-issuer",
             api_version="cert-manager.io/v1",
             kind="ClusterIssuer",

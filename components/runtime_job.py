@@ -37,6 +37,8 @@ class RuntimeJobArgs:
     """CPU request and limit."""
     memory: tuple[str, str] = ("256Mi", "512Mi")
     """Memory request and limit."""
+    kubernetes_api: bool = False
+    """The job calls the cluster's API server (its ServiceAccount token is mounted; RBAC says what it may do)."""
 
 
 class RuntimeJob(pulumi.ComponentResource):
@@ -49,7 +51,7 @@ class RuntimeJob(pulumi.ComponentResource):
             return k8s.meta.v1.ObjectMetaArgs(name=f"{args.job}{suffix}", namespace=args.namespace, labels=labels)
 
         account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=meta(), automount_service_account_token=False, opts=child
+            f"{name}-sa", metadata=meta(), automount_service_account_token=args.kubernetes_api, opts=child
         )
         env = workload_env(name, meta("-env"), args.env, args.secret_env, child)
         container = k8s.core.v1.ContainerArgs(
@@ -91,7 +93,7 @@ class RuntimeJob(pulumi.ComponentResource):
                             metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                             spec=k8s.core.v1.PodSpecArgs(
                                 service_account_name=account.metadata.name,
-                                automount_service_account_token=False,
+                                automount_service_account_token=args.kubernetes_api,
                                 restart_policy="Never",
                                 security_context=k8s.core.v1.PodSecurityContextArgs(
                                     run_as_non_root=True, run_as_user=10001, fs_group=10001

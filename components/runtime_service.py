@@ -25,7 +25,7 @@ class RuntimeServiceArgs:
     args: tuple[str, ...]
     """Container arguments: the `platform-services` command line after the program name (`meter serve ...`)."""
     port: int
-    """HTTP port the service listens on; /healthz there is the probe."""
+    """HTTP port the service listens on; /healthz there is the readiness probe."""
     admit_from: dict[str, str]
     """Pod labels (same namespace) allowed to connect; nothing else is admitted."""
     command: tuple[str, ...] = SERVICES_COMMAND
@@ -40,10 +40,15 @@ class RuntimeServiceArgs:
     """Replicas at most."""
     spool_size: str | None = None
     """Per-replica persistent volume for a durable spool (a StatefulSet then); None: a Deployment."""
+    storage_class: str | None = None
+    """StorageClass of the spool's claims (the region's encrypted default, named so a claim never waits for one)."""
     cpu: tuple[str, str] = ("250m", "1")
     """CPU request and limit."""
     memory: tuple[str, str] = ("256Mi", "512Mi")
     """Memory request and limit."""
+    liveness_path: str = "/healthz"
+    """Liveness probe path: what only a restart can fix (the meter answers /livez; its /healthz turns 503 on a full
+    spool, which a restart would only make worse)."""
     termination_grace_seconds: int = 35
     """SIGTERM to SIGKILL: the service drains within 30 s."""
 
@@ -83,7 +88,7 @@ class RuntimeService(pulumi.ComponentResource):
             env=env,
             readiness_probe=probe,
             liveness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port=args.port),
+                http_get=k8s.core.v1.HTTPGetActionArgs(path=args.liveness_path, port=args.port),
                 period_seconds=10,
                 failure_threshold=6,
             ),
@@ -138,6 +143,7 @@ class RuntimeService(pulumi.ComponentResource):
                             metadata=k8s.meta.v1.ObjectMetaArgs(name="spool"),
                             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                                 access_modes=["ReadWriteOnce"],
+                                storage_class_name=args.storage_class,
                                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(
                                     requests={"storage": args.spool_size}
                                 ),

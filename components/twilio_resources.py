@@ -38,12 +38,15 @@ class TwilioError(PlatformError):
     """Twilio refused or could not do what the provider asked; the message names what and why, never a credential."""
 
 
-def _client() -> Any:
+def _client(as_account: tuple[str, str] | None = None) -> Any:
+    """The master account's client, or (`as_account`: SID and token read at run time) a subaccount's own."""
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
     sid = os.environ.get("TWILIO_ACCOUNT_SID", "")
     token = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    if as_account is not None and sid and token:
+        sid, token = as_account
     if not sid or not token:
         raise TwilioError(
             "Twilio credentials are missing: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in the environment of the "
@@ -61,8 +64,9 @@ def _client() -> Any:
         """The client's documented seam (a custom http_client): same requests, another origin."""
 
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            if url.startswith(TWILIO_API):
-                url = origin + url[len(TWILIO_API) :]
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "https" and (parts.hostname or "").endswith(".twilio.com"):  # api., numbers., ...
+                url = origin + urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
             return super().request(method, url, *args, **kwargs)
 
     return Client(sid, token, http_client=_RedirectedHttpClient(timeout=30))
@@ -181,13 +185,299 @@ class TwilioSubaccount(Resource, module="twilio", name="Subaccount"):
         )
 
 
+# ---------------------------------------------------------------- addresses
+
+ADDRESS_FIELDS = ("customer_name", "street", "city", "region", "postal_code")
+ADDRESS_REPLACE_KEYS = ("partner_id", "subaccount_sid", "iso_country", "friendly_name")
+
+
+class TwilioAddressProvider(ResourceProvider):
+    """The holder's address of a number slot, in the partner's subaccount (API 2010-04-01 Addresses): created by the
+    same `up` that creates the subaccount, so a number that needs an address can be bought on the first deploy."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        account = _client().api.v2010.accounts(props["subaccount_sid"])
+        name = props["friendly_name"]
+        try:
+            # Adopt: a crash after Twilio stored the address but before the state was written must not make two.
+            existing = account.addresses.list(friendly_name=name, limit=5)
+            address = (
+                existing[0]
+                if existing
+                else account.addresses.create(
+                    **{key: props[key] for key in ADDRESS_FIELDS},
+                    iso_country=props["iso_country"],
+                    friendly_name=name,
+                    auto_correct_address=False,  # the holder's address as the spec states it, which Twilio then checks
+                )
+            )
+        except Exception as exc:
+            raise _explain(exc, f"creating the address for {name!r} in {props['iso_country']}") from None
+        return CreateResult(address.sid, self._outs(props, address))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        account = _client().api.v2010.accounts(props["subaccount_sid"])
+        try:
+            address = account.addresses(id_).fetch()
+        except Exception as exc:
+            if _is_missing(exc):
+                return ReadResult(None, {})
+            raise _explain(exc, f"reading address {id_}") from None
+        return ReadResult(id_, self._outs(props, address))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ADDRESS_REPLACE_KEYS if olds.get(k) != news.get(k)]
+        updates = [k for k in ADDRESS_FIELDS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
+
+    def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        account = _client().api.v2010.accounts(news["subaccount_sid"])
+        try:
+            address = account.addresses(id_).update(**{key: news[key] for key in ADDRESS_FIELDS})
+        except Exception as exc:
+            raise _explain(exc, f"updating address {id_}") from None
+        return UpdateResult(self._outs(news, address))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Remove the address (Twilio refuses while a number still depends on it: the number goes first)."""
+        try:
+            _client().api.v2010.accounts(props["subaccount_sid"]).addresses(id_).delete()
+        except Exception as exc:
+            if _is_missing(exc):
+                return
+            raise _explain(exc, f"removing address {id_}") from None
+
+    @staticmethod
+    def _outs(props: dict[str, Any], address: Any) -> dict[str, Any]:
+        return {**props, "sid": address.sid, "validated": bool(getattr(address, "validated", False))}
+
+
+class TwilioAddress(Resource, module="twilio", name="Address"):
+    sid: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TwilioAddressProvider(), name, {**props, "sid": None, "validated": None}, opts)
+
+
 # ---------------------------------------------------------------- numbers
 
 
-class TwilioNumberProvider(ResourceProvider):
-    """One number slot of a partner: bought once, found again by its friendly name, released only on delete."""
+BUNDLE_ACCEPTED = ("twilio-approved", "provisionally-approved")
+"""Regulatory bundle statuses a purchase may use (Numbers v2 Bundle `status`); draft, pending-review, in-review and
+twilio-rejected are not (yet) accepted."""
+WAITING_PREFIX = "waiting:"
+"""Id of a slot that holds no number yet (its bundle is not accepted): nothing at Twilio to read or release."""
+
+
+def _as_subaccount(subaccount_sid: str) -> Any:
+    """A client authenticated as the subaccount. Bundles and their items live in the subaccount and Numbers v2 acts on
+    the account it is authenticated as (main credentials reach only v2010 resources of subaccounts: Twilio docs, "REST
+    API: Subaccounts"), so the subaccount's own token is fetched with the main credentials now and never stored."""
+    try:
+        token = _client().api.v2010.accounts(subaccount_sid).fetch().auth_token
+    except Exception as exc:
+        raise _explain(exc, f"fetching the credentials of subaccount {subaccount_sid}") from None
+    return _client((subaccount_sid, token))
+
+
+def _bundle_status(subaccount_sid: str, bundle_sid: str) -> str:
+    """The bundle's review status, read as the subaccount ("missing" when the subaccount has no such bundle); a
+    rejected bundle's status carries what Twilio's evaluation found wrong."""
+    compliance = _as_subaccount(subaccount_sid).numbers.v2.regulatory_compliance
+    try:
+        bundle = compliance.bundles(bundle_sid).fetch()
+    except Exception as exc:
+        if _is_missing(exc):
+            return "missing"
+        raise _explain(exc, f"reading regulatory bundle {bundle_sid}") from None
+    status = str(bundle.status)
+    if status == "twilio-rejected":
+        reasons = _rejection_reasons(compliance, bundle_sid)
+        if reasons:
+            status += f" ({reasons})"
+    return status
+
+
+def _rejection_reasons(compliance: Any, bundle_sid: str) -> str:
+    """What Twilio's latest evaluation of the bundle found wrong. The Evaluations resource
+    (https://www.twilio.com/docs/phone-numbers/regulatory/api/evaluations) documents `results` only as "the valid and
+    invalid attributes" with granular failure reasons; the keys read here (`passed`, `failure_reason`, `invalid`) are
+    those of Twilio's example response, read defensively: anything else leaves the status alone as the reason."""
+    try:
+        evaluations = compliance.bundles(bundle_sid).evaluations.list(limit=1)
+    except Exception:
+        return ""  # the status alone still says rejected
+    reasons: list[str] = []
+    for result in (evaluations[0].results or []) if evaluations else []:
+        if isinstance(result, dict) and not result.get("passed", True):
+            reasons.append(str(result.get("failure_reason") or result.get("friendly_name") or "failed"))
+            for invalid in result.get("invalid") or []:
+                if isinstance(invalid, dict) and invalid.get("failure_reason"):
+                    reasons.append(str(invalid["failure_reason"]))
+    return "; ".join(dict.fromkeys(r[:200] for r in reasons))[:600]
+
+
+# ---------------------------------------------------------------- regulatory bundles
+
+BUNDLE_NUMBER_TYPE = {"local": "local", "mobile": "mobile", "toll_free": "toll-free"}
+"""Our number type as a Bundle's NumberType (Bundles doc: `local`, `mobile`, `national` or `toll-free`)."""
+BUNDLE_REPLACE_KEYS = ("partner_id", "subaccount_sid", "iso_country", "number_type", "end_user_type", "friendly_name")
+BUNDLE_DATA_KEYS = ("email", "end_user", "documents", "address_sid")
+BUNDLE_REVISABLE = ("draft", "twilio-rejected")
+"""Statuses in which Twilio lets the items change and the bundle be submitted (again); a bundle under review or
+accepted is never touched, so an accepted bundle is never resubmitted."""
+
+
+class TwilioBundleProvider(ResourceProvider):
+    """A regulatory bundle filed in the partner's subaccount from the spec's end-user data, through Twilio's Regulatory
+    Compliance v2 API (https://www.twilio.com/docs/phone-numbers/regulatory/api): an End-User (type and attributes),
+    Supporting Documents (type and attributes), an empty Bundle for the country, number type and end-user type, Item
+    Assignments of the end user, the documents and the holder's address, then `Status=pending-review` submits it.
+    Every step first looks for what an earlier, crashed run made (by friendly name; items by object SID), so a rerun
+    completes the filing instead of duplicating it. All calls authenticate as the subaccount (`_as_subaccount`).
+
+    Documents are created from type and attributes, the create call's documented parameters; a document that needs a
+    scanned file is named by the SID of a Supporting Document already uploaded in the subaccount (`sid`): the twilio
+    client has no file upload, and this provider calls no endpoint the client does not document."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        compliance = _as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance
+        name = props["friendly_name"]
+        try:
+            found = [b for b in compliance.bundles.list(friendly_name=name, limit=5) if b.friendly_name == name]
+            bundle = found[0] if found else None
+            if bundle is None or bundle.status in BUNDLE_REVISABLE:
+                bundle = self._file(compliance, props, bundle)
+        except Exception as exc:
+            raise _explain(exc, f"filing regulatory bundle {name!r}") from None
+        return CreateResult(str(bundle.sid), self._outs(props, bundle))
+
+    def _file(self, compliance: Any, props: dict[str, Any], bundle: Any) -> Any:
+        """Create (or complete) the items and the bundle, assign, submit; `bundle` is a draft or rejected one found."""
+        end_user = self._end_user(compliance, props)
+        documents = [self._document(compliance, props, index, doc) for index, doc in enumerate(props["documents"])]
+        if bundle is None:
+            bundle = compliance.bundles.create(
+                friendly_name=props["friendly_name"],
+                email=props["email"],
+                iso_country=props["iso_country"],
+                number_type=BUNDLE_NUMBER_TYPE[props["number_type"]],
+                end_user_type=props["end_user_type"],
+            )
+        items = compliance.bundles(bundle.sid).item_assignments
+        assigned = {item.object_sid for item in items.list(limit=50)}
+        for object_sid in [end_user, *documents, props.get("address_sid")]:
+            if object_sid and object_sid not in assigned:
+                items.create(object_sid=object_sid)
+        return compliance.bundles(bundle.sid).update(status="pending-review")
+
+    @staticmethod
+    def _end_user(compliance: Any, props: dict[str, Any]) -> str:
+        name = f"{props['friendly_name']}:end-user"
+        # The EndUsers list takes no FriendlyName filter (only paging): look through the subaccount's own few.
+        for existing in compliance.end_users.list(limit=200):
+            if existing.friendly_name == name:
+                if existing.attributes != props["end_user"]:
+                    compliance.end_users(existing.sid).update(attributes=props["end_user"])
+                return str(existing.sid)
+        created = compliance.end_users.create(
+            friendly_name=name, type=props["end_user_type"], attributes=props["end_user"]
+        )
+        return str(created.sid)
+
+    @staticmethod
+    def _document(compliance: Any, props: dict[str, Any], index: int, doc: dict[str, Any]) -> str:
+        if doc.get("sid"):
+            return str(doc["sid"])
+        name = f"{props['friendly_name']}:document:{index}"
+        attributes = dict(doc["attributes"])
+        if doc.get("proves") == "address" and props.get("address_sid"):
+            # A proof of address names the Address it proves (Supporting Document Types' `address_sids` field).
+            attributes["address_sids"] = [props["address_sid"]]
+        for existing in compliance.supporting_documents.list(limit=200):
+            if existing.friendly_name == name:
+                if existing.attributes != attributes:
+                    compliance.supporting_documents(existing.sid).update(attributes=attributes)
+                return str(existing.sid)
+        created = compliance.supporting_documents.create(friendly_name=name, type=doc["type"], attributes=attributes)
+        return str(created.sid)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        compliance = _as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance
+        try:
+            bundle = compliance.bundles(id_).fetch()
+        except Exception as exc:
+            if _is_missing(exc):
+                return ReadResult(None, {})
+            raise _explain(exc, f"reading regulatory bundle {id_}") from None
+        return ReadResult(id_, self._outs(props, bundle))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in BUNDLE_REPLACE_KEYS if olds.get(k) != news.get(k)]
+        changed = [k for k in BUNDLE_DATA_KEYS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
+
+    def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Changed end-user data reaches a draft or rejected bundle (submitted again); one under review or accepted
+        stays as Twilio has it."""
+        compliance = _as_subaccount(news["subaccount_sid"]).numbers.v2.regulatory_compliance
+        try:
+            bundle = compliance.bundles(id_).fetch()
+            if bundle.status in BUNDLE_REVISABLE:
+                bundle = self._file(compliance, news, bundle)
+        except Exception as exc:
+            raise _explain(exc, f"refiling regulatory bundle {id_}") from None
+        return UpdateResult(self._outs(news, bundle))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Remove the bundle (runs only on purge: the partner stack keeps it otherwise, like the numbers)."""
+        try:
+            _as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance.bundles(id_).delete()
+        except Exception as exc:
+            if _is_missing(exc):
+                return
+            raise _explain(exc, f"removing regulatory bundle {id_}") from None
+
+    @staticmethod
+    def _outs(props: dict[str, Any], bundle: Any) -> dict[str, Any]:
+        return {**props, "sid": str(bundle.sid), "status": str(bundle.status)}
+
+
+class TwilioBundle(Resource, module="twilio", name="Bundle"):
+    sid: pulumi.Output[str]
+    status: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TwilioBundleProvider(), name, {**props, "sid": None, "status": None}, opts)
+
+
+class TwilioNumberProvider(ResourceProvider):
+    """One number slot of a partner: bought once, found again by its friendly name, released only on delete. A slot
+    whose regulatory bundle is not accepted yet holds no number: it is created `waiting` (the update succeeds, the
+    reason is an output) and every later update tries again, buying once Twilio has accepted the bundle."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get("bundle_required") and not props.get("bundle_sid"):
+            # The subaccount is new: no bundle can be filed in it before this update created it.
+            reason = (
+                f"{props['country']} {props['number_type']} numbers need a regulatory bundle: give the holder's data "
+                f"in the spec (bundle, filed by the next `up`) or file one in subaccount {props['subaccount_sid']} and "
+                "name it (bundle_sid)"
+            )
+            return CreateResult(
+                f"{WAITING_PREFIX}{props['friendly_name']}",
+                {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
+            )
+        if props.get("bundle_sid"):
+            status = _bundle_status(props["subaccount_sid"], props["bundle_sid"])
+            if status not in BUNDLE_ACCEPTED:
+                reason = f"regulatory bundle {props['bundle_sid']} is {status}"
+                if status.startswith("twilio-rejected"):
+                    reason += "; fix the bundle data in the spec (the next `up` files it again) or in the subaccount"
+                return CreateResult(
+                    f"{WAITING_PREFIX}{props['friendly_name']}",
+                    {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
+                )
         client = _client()
         account = client.api.v2010.accounts(props["subaccount_sid"])
         name = props["friendly_name"]
@@ -247,6 +537,8 @@ class TwilioNumberProvider(ResourceProvider):
         return list(found)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if id_.startswith(WAITING_PREFIX):
+            return ReadResult(id_, props)
         client = _client()
         account = client.api.v2010.accounts(props["subaccount_sid"])
         try:
@@ -266,6 +558,8 @@ class TwilioNumberProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in NUMBER_REPLACE_KEYS if olds.get(k) != news.get(k)]
         updates = [k for k in NUMBER_UPDATE_KEYS if olds.get(k) != news.get(k)]
+        if olds.get("status") == "waiting":
+            replaces.append("status")  # no number yet: every update tries the purchase again (a new id once bought)
         # The replacement carries the same friendly name, so the old number must go first or the new one adopts it.
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
 
@@ -276,7 +570,9 @@ class TwilioNumberProvider(ResourceProvider):
         return UpdateResult(self._outs(news, number))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Release the number; one already released is gone either way."""
+        """Release the number; one already released is gone either way (a waiting slot holds none)."""
+        if id_.startswith(WAITING_PREFIX):
+            return
         client = _client()
         try:
             client.api.v2010.accounts(props["subaccount_sid"]).incoming_phone_numbers(id_).delete()
@@ -303,12 +599,19 @@ class TwilioNumberProvider(ResourceProvider):
 
     @staticmethod
     def _outs(props: dict[str, Any], number: Any) -> dict[str, Any]:
-        return {**props, "sid": number.sid, "phone_number": number.phone_number}
+        return {**props, "sid": number.sid, "phone_number": number.phone_number, "status": "active", "waiting_for": ""}
 
 
 class TwilioNumber(Resource, module="twilio", name="Number"):
     sid: pulumi.Output[str]
     phone_number: pulumi.Output[str]
+    status: pulumi.Output[str]
+    waiting_for: pulumi.Output[str]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TwilioNumberProvider(), name, {**props, "sid": None, "phone_number": None}, opts)
+        super().__init__(
+            TwilioNumberProvider(),
+            name,
+            {**props, "sid": None, "phone_number": None, "status": None, "waiting_for": None},
+            opts,
+        )

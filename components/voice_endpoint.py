@@ -51,8 +51,8 @@ class VoiceEndpoint(pulumi.ComponentResource):
             [args.host],
             args.namespace,
             labels={"app.kubernetes.io/name": "voice"},
-            tags=tags,
             parent=self,
+            # The Certificate kind, its ClusterIssuer and the sync that copies the Secret into Kong come first.
             depends_on=list(args.depends_on),
         )
         # One service per region: each region names its own upstream, and the route's host sends a call there only.

@@ -64,6 +64,11 @@ class WebhooksDispatcherArgs:
     """More of the platform's own ranges (the cluster's service range, the gateway's public addresses)."""
     store_size: str = "20Gi"
     """The store's volume."""
+    storage_class: str | None = None
+    """StorageClass of the store's claim (the region's encrypted default, named so the claim never waits for one)."""
+    runs_after: tuple[pulumi.Resource, ...] = ()
+    """What the workload's first pods need in place (the node group, the Pod Identity agent, the storage class and
+    its CSI driver): a first `up` creates the workload only after them (the deploy-order policy checks it)."""
 
 
 class WebhooksDispatcher(pulumi.ComponentResource):
@@ -87,7 +92,7 @@ class WebhooksDispatcher(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(args.kms_key_arn).apply(lambda arn: json.dumps(kms_policy(arn))),
             opts=child,
         )
-        aws.eks.PodIdentityAssociation(
+        identity = aws.eks.PodIdentityAssociation(
             f"{name}-identity",
             cluster_name=args.cluster_name,
             namespace=args.namespace,
@@ -127,8 +132,10 @@ class WebhooksDispatcher(pulumi.ComponentResource):
                 replicas=1,
                 max_replicas=1,
                 spool_size=args.store_size,
+                storage_class=args.storage_class,
             ),
-            opts=child,
+            # Pod Identity is injected at pod admission only: pods admitted before the association get no credentials.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[identity, *args.runs_after]),
         )
         self.cluster_url = pulumi.Output.concat("http://", service.cluster_host, f":{WEBHOOKS_PORT}")
 

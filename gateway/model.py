@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from foundation.errors import InputError
 from foundation.yamlio import load_yaml_file, validation_problems
-from gateway.cors import origin_regex
+from gateway.cors import check_partner_template
 
 APIS_FILE = Path(__file__).resolve().parent / "apis.yaml"
 Version = Annotated[str, StringConstraints(pattern=r"^v[0-9]+$")]
@@ -79,13 +79,14 @@ class GlobalPlugins(_Frozen):
     request_size_limit_mb: int = Field(ge=1, le=128)
     """Largest request body accepted."""
     cors_origins: tuple[str, ...] = Field(min_length=1)
-    """Origins allowed by the cors plugin: https://HOST or https://*.HOST, `{zone}` standing for the platform zone."""
+    """Origins a partner's routes admit (gateway/cors.py): https://HOST templates of the partner's own dashboards,
+    `{partner}` its id, `{zone}` the platform zone, `{domain}` its verified domain."""
 
     @field_validator("cors_origins")
     @classmethod
     def _origin_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in value:
-            origin_regex(pattern, "zone.example")
+            check_partner_template(pattern)
         return value
 
 

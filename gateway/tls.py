@@ -12,12 +12,17 @@ partner's key in the partner's own namespace.
   checks the record (gateway/tls.py `proof_matches`) and only then sets `platform:domainVerified: <domain>` in the
   partner's stack file (a reviewed change); without it the stack requests no certificate and routes no domain.
   The certificate is then issued by DNS-01 too, through delegation: the partner also sets
-  `_acme-challenge.<domain> CNAME <id>.acme.<zone>` and cert-manager (cnameStrategy Follow) answers the challenge
-  in the platform zone. DNS-01 rather than HTTP-01, because HTTP-01 needs the domain to point at the gateway before
-  the certificate exists, and in that window Kong would answer the domain's TLS handshakes with its default
-  certificate; with DNS-01 the certificate is bound before the partner moves its DNS.
-- Binding: the certificate's Secret is read by the partner stack and given to Kong as a Certificate with the host's
-  SNIs; every partner route depends on those certificates (created after them) and is https-only.
+  `_acme-challenge.<domain> CNAME _acme-challenge.<id>.<zone>` and cert-manager (cnameStrategy Follow) answers the
+  challenge in the platform zone (`platformctl verify-domain` checks that delegation with the TXT proof). DNS-01
+  rather than HTTP-01, because HTTP-01 needs the domain to point at the gateway before the certificate exists, and in
+  that window Kong would answer the domain's TLS handshakes with its default certificate; with DNS-01 the certificate
+  is bound before the partner moves its DNS.
+- Binding: no stack reads the Secret (a preview would read it before it exists, pulumi/pulumi#16395, and a copy in
+  Kong would go stale at the first renewal). Each region runs `platformctl certs sync` every two minutes
+  (components/certificate_sync.py, services/certsync.py): it copies every registered Secret into Kong as a
+  certificate with the Secret's DNS names as SNIs, again whenever cert-manager renews it. A stack registers a Secret
+  by granting the sync `get` on it (a labelled Role). Every route depends on its hosts' Certificate being Ready and
+  is https-only.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ CHALLENGE_LABEL = "_platform-challenge"
 """TXT record under a partner's domain that proves the partner controls it."""
 CHALLENGE_PREFIX = "platform-domain-verification="
 """What the TXT record's value starts with (the token follows)."""
+CERT_SYNC_ACCOUNT = "kong-cert-sync"
+"""ServiceAccount (and job) in each region's platform namespace that copies certificates into Kong."""
+CERT_SYNC_NAMESPACE = "platform"
+"""Namespace of that ServiceAccount."""
+CERT_SYNC_LABEL = "platform.io/kong-certificate-sync"
+"""Label of the Role that registers a certificate's Secret for the sync (services/certsync.py SYNC_LABEL)."""
 
 
 def platform_hosts(partner_id: str, zone: str) -> dict[str, str]:
@@ -45,8 +56,11 @@ def challenge_record(domain: str) -> str:
 
 
 def acme_delegation_target(partner_id: str, zone: str) -> str:
-    """Where the partner's `_acme-challenge.<domain>` CNAME points: a name in the platform zone cert-manager writes."""
-    return f"{partner_id}.acme.{zone}"
+    """Where the partner's `_acme-challenge.<domain>` CNAME points: a name in the platform zone cert-manager writes.
+
+    It starts with `_acme-challenge.` because cert-manager's DNS permission covers only TXT records under such names
+    (components/regional_deployment.py ACME_RECORDS_ONLY); `<id>.<zone>` itself is no host the platform serves."""
+    return f"_acme-challenge.{partner_id}.{zone}"
 
 
 def proof_matches(txt_values: list[str], token: str) -> bool:

@@ -410,10 +410,19 @@ def country_launch_change(repo: Repo, code: str, region: str) -> Change:
     if problems:
         raise InputError(problems)  # never add to a list that is already wrong
     change = Change(stacks=[stack], compare=True)
-    if catalog.residency_verdict(code, region) is ResidencyVerdict.WARN:
+    verdict = catalog.residency_verdict(code, region)
+    if verdict is ResidencyVerdict.WARN:
         change.warnings.append(
             f"{code} prefers data residency in {', '.join(catalog.regions_serving(code))}; "
             f"{region} needs a documented transfer basis"
+        )
+    elif verdict is ResidencyVerdict.ALLOWED and code not in catalog.regions[region].serves:
+        # Allowed, but not what the catalog plans for: say so, or a typo'd --region goes through unnoticed.
+        serving = catalog.regions_serving(code)
+        usual = f"normally served from {', '.join(serving)}" if serving else "served by no region in the catalog"
+        change.warnings.append(
+            f"{code} is {usual}; {region} is allowed because {code}'s data residency is optional "
+            f"(regions/countries.yaml), so its data will be kept in {region}"
         )
     if code in launched:
         change.notes.append(f"{code} is already launched in {region}; nothing to change")

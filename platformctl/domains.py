@@ -3,8 +3,10 @@
 The partner stack holds a random token (a secret output, handed to the partner) and asks for a certificate and a
 route on the partner's domain only once its stack file says `platform:domainVerified: <that domain>`. This is the
 step that says it: it reads the token from the deployed stack, looks up the TXT record `_platform-challenge.<domain>`
-and writes the flag only when the record holds the token. Nothing is written otherwise, and the token is never
-printed.
+and the delegation `_acme-challenge.<domain> CNAME _acme-challenge.<id>.<zone>` (cert-manager follows it to answer
+the custom domain's DNS-01 challenge in the platform zone; without it the custom-domain Certificate waits its 900 s
+and the partner's whole `up` fails), and writes the flag only when both hold. Nothing is written otherwise, and the
+token is never printed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fleet.repo import Repo
 from foundation.errors import EngineError, InputError, PlatformError
 from foundation.stacks import StackName, partner_stack
 from foundation.yamlio import write_atomic
-from gateway.tls import CHALLENGE_PREFIX, challenge_record, proof_matches
+from gateway.tls import CHALLENGE_PREFIX, acme_delegation_target, challenge_record, proof_matches
 from platformctl.changes import edit_stack_file
 from platformctl.locking import exclusive
 
@@ -38,6 +40,18 @@ def lookup_txt(name: str) -> list[str]:
     import dns.exception
     import dns.resolver
 
+    try:
+        answer = _resolver().resolve(name, "TXT")
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except (dns.exception.Timeout, dns.resolver.NoNameservers, OSError, ValueError) as exc:
+        raise EngineError(f"the DNS lookup of {name} failed: {exc}") from None
+    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+
+
+def _resolver() -> Any:
+    import dns.resolver
+
     server = os.environ.get(DNS_SERVER_ENV, "")
     resolver = dns.resolver.Resolver(configure=not server)
     if server:
@@ -47,13 +61,21 @@ def lookup_txt(name: str) -> list[str]:
         resolver.nameservers = [host.strip("[]")]
         resolver.port = int(port)
     resolver.lifetime = 5.0
+    return resolver
+
+
+def lookup_cname(name: str) -> str | None:
+    """The target of the CNAME record at `name` (lower case, no trailing dot), None when there is none."""
+    import dns.exception
+    import dns.resolver
+
     try:
-        answer = resolver.resolve(name, "TXT")
+        answer = _resolver().resolve(name, "CNAME")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return []
+        return None
     except (dns.exception.Timeout, dns.resolver.NoNameservers, OSError, ValueError) as exc:
         raise EngineError(f"the DNS lookup of {name} failed: {exc}") from None
-    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+    return str(answer[0].target).lower().rstrip(".")
 
 
 def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -> str:
@@ -69,7 +91,8 @@ def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -
     spec = repo.spec(partner_id)
     if repo.stack_config(stack).file_values.get(VERIFIED_KEY) == spec.domain:
         return f"{spec.domain} is already verified for {partner_id}"
-    token = (outputs or stack_outputs)(repo, stack).get("domain_challenge_token")
+    deployed = (outputs or stack_outputs)(repo, stack)
+    token = deployed.get("domain_challenge_token")
     if not isinstance(token, str) or not token:
         raise EngineError(f"{stack} has no domain_challenge_token output yet: run `platformctl up {stack}` first")
     record = challenge_record(spec.domain)
@@ -77,6 +100,16 @@ def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -
         raise ProofMissingError(
             f"{record}: no TXT record holds {partner_id}'s token (`{CHALLENGE_PREFIX}<token>`, the stack's secret "
             "output domain_challenge_token); nothing written"
+        )
+    delegation = f"_acme-challenge.{spec.domain}"
+    expected = _delegation_target(repo, partner_id, deployed)
+    found = lookup_cname(delegation)
+    if found != expected:
+        seen = f"it is a CNAME to {found}" if found else "there is no CNAME record"
+        raise ProofMissingError(
+            f"{delegation}: must be a CNAME to {expected} ({seen}): cert-manager follows it to answer the custom "
+            "domain's DNS-01 challenge, and without it the certificate waits 900 s and the partner's `up` fails; "
+            "nothing written"
         )
     with exclusive(repo.state_dir, str(stack)):
         fresh = Repo(repo.root)  # read again under the lock: the file may have changed since
@@ -86,3 +119,15 @@ def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -
     return (
         f"{spec.domain} verified for {partner_id}: `platformctl up {stack}` now requests its certificate and routes it"
     )
+
+
+def _delegation_target(repo: Repo, partner_id: str, deployed: dict[str, Any]) -> str:
+    """Where the delegation must point: as the deployed stack says (its `acme_delegation` output), else as the
+    program would say it for the fleet's zone."""
+    from fleet.checks import platform_zone
+
+    shown = deployed.get("acme_delegation")
+    value = shown.get("value") if isinstance(shown, dict) else None
+    if isinstance(value, str) and value:
+        return value.lower().rstrip(".")
+    return acme_delegation_target(partner_id, platform_zone(repo))

@@ -118,7 +118,7 @@ def check_policies(repo: Repo, plan: StackPlan) -> list[Violation]:
 
 def stack_violations(repo: Repo, result: StackResult, cache: ResultCache) -> list[Violation]:
     """The stack's policy findings: the cached ones when the stack and its policy context are unchanged, else
-    evaluated now (and cached)."""
+    evaluated now (and staged for the cache: `run_plan` commits, if no input changed during the run)."""
     stack = parse_stack_name(result.stack)
     context = context_for(repo, stack, repo.stack_config(stack).values)
     fingerprint = context_fingerprint(context, result.entry.claims)
@@ -147,11 +147,15 @@ def run_plan(
     longer have a file (for a plan of every stack). `cache` replaces the repository's own."""
     old = load_plan(against) if against else None
     cache = cache or ResultCache(repo.state_dir / "cache", read=use_cache)
-    results = plan_results(repo, stacks, cache, workers=workers, progress=progress)
-    if prune:
-        cache.prune({str(stack) for stack in repo.stack_names()})
-    requested = list(results)
-    violations = [v for name in requested for v in stack_violations(repo, results[name], cache)]
+    try:
+        results = plan_results(repo, stacks, cache, workers=workers, progress=progress)
+        if prune:
+            cache.prune({str(stack) for stack in repo.stack_names()})
+        requested = list(results)
+        violations = [v for name in requested for v in stack_violations(repo, results[name], cache)]
+        cache.commit()  # the one write: only if no input changed since the keys were read
+    finally:
+        cache.discard()
     violations += hosts_claimed_twice_in({name: results[name].entry.claims for name in requested})
     result = PlanResult(stacks=requested, results=results, violations=violations)
     if old is not None:

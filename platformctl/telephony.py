@@ -37,9 +37,19 @@ def numbers(repo: Repo, partner: str | None = None, owned: bool = False) -> list
                     "friendly_name": slot.friendly_name,
                     "subaccount": subaccount_friendly_name(spec.id),
                     "phone_number": held.get("phone_number") or ("not bought" if owned else "[unknown] until applied"),
+                    "status": _status(held, owned),
                 }
             )
     return rows
+
+
+def _status(held: dict[str, Any], owned: bool) -> str:
+    """active, or `waiting: <reason>` (a regulatory bundle not accepted yet; the next `up` tries again)."""
+    if not owned:
+        return "planned"
+    if held.get("status") == "waiting":
+        return f"waiting: {held.get('waiting_for') or 'no reason given'}"
+    return "active" if held.get("phone_number") else "not bought"
 
 
 def _owned_numbers(repo: Repo, partner_id: str) -> dict[str, dict[str, Any]]:

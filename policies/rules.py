@@ -18,9 +18,10 @@ from foundation.naming import (
     tier_acl_group,
 )
 from gateway.kong_plugins import config_problems
-from gateway.tls import host_matches, is_platform_host
+from gateway.tls import CERT_SYNC_LABEL, host_matches, is_platform_host
 from partners.tiers import Tier
 from policies.deploy_checks import check_kubernetes_schema, check_snowflake_preview_features
+from policies.deploy_order import check_deploy_order
 from policies.integrations import (
     IntegrationFacts,
     check_integration_caps,
@@ -55,6 +56,8 @@ class Resource:
     """URNs the resource depends on (as in the plan's newState.dependencies)."""
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per input, the URNs its value came from (newState.propertyDependencies)."""
+    read_id: str = ""
+    """For a `get` (a read step: the program reads an existing object), the id it reads; empty otherwise."""
 
 
 @dataclass(frozen=True)
@@ -427,24 +430,70 @@ def _route_hosts(resources: list[Resource]) -> list[tuple[Resource, str]]:
     ]
 
 
+CERT_MANAGER_CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+SYNC_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+
+
+def certificate_names(resource: Resource) -> list[str]:
+    """Host names a certificate resource is for: a Kong certificate's SNIs, a cert-manager Certificate's dnsNames."""
+    if resource.type == CERT_MANAGER_CERTIFICATE:
+        names = (resource.inputs.get("spec") or {}).get("dnsNames") or []
+    else:
+        names = resource.inputs.get("snis") or []
+    return [n for n in names if isinstance(n, str)]
+
+
+def synced_secrets(resources: list[Resource]) -> set[tuple[str, str]]:
+    """(namespace, Secret) the region's certificate sync is granted, i.e. serves from Kong (gateway/tls.py)."""
+    found = set()
+    for role in _of_type(resources, SYNC_ROLE):
+        metadata = role.inputs.get("metadata") or {}
+        if (metadata.get("labels") or {}).get(CERT_SYNC_LABEL) != "true":
+            continue
+        for rule in role.inputs.get("rules") or []:
+            if "secrets" in (rule.get("resources") or []) and "get" in (rule.get("verbs") or []):
+                found |= {(metadata.get("namespace", ""), name) for name in rule.get("resourceNames") or []}
+    return found
+
+
+def gateway_certificates(resources: list[Resource]) -> list[Resource]:
+    """Certificates Kong serves: Kong certificates, and cert-manager Certificates whose Secret the sync is granted."""
+    synced = synced_secrets(resources)
+    return _of_type(resources, KONG_CERTIFICATE) + [
+        c
+        for c in _of_type(resources, CERT_MANAGER_CERTIFICATE)
+        if ((c.inputs.get("metadata") or {}).get("namespace", ""), (c.inputs.get("spec") or {}).get("secretName"))
+        in synced
+    ]
+
+
 def check_route_certificates(resources: list[Resource], context: StackContext) -> Iterable[Finding]:
-    """Every host a route serves has a Kong certificate whose SNIs cover it, and the route is created after it
-    (depends on it), so Kong never answers that host with its default certificate."""
-    certificates = _of_type(resources, KONG_CERTIFICATE)
+    """Every host a route serves has a certificate Kong serves for it (a Kong certificate, or a cert-manager
+    Certificate registered with the region's certificate sync), and the route is created after it (depends on it,
+    which for a cert-manager Certificate means after it is issued), so Kong never has a route on a host it has no
+    certificate for."""
+    certificates = gateway_certificates(resources)
     for route, host in _route_hosts(resources):
-        covering = [c for c in certificates if any(host_matches(s, host) for s in c.inputs.get("snis") or [])]
+        covering = [c for c in certificates if any(host_matches(s, host) for s in certificate_names(c))]
         if not covering:
-            yield route.urn, f"route host {host!r} has no certificate binding (Kong certificate with that SNI)"
+            yield (
+                route.urn,
+                (
+                    f"route host {host!r} has no certificate binding (a Kong certificate with that "
+                    f"SNI, or a cert-manager "
+                    "Certificate for it whose Secret the certificate sync is granted: bind_certificate)"
+                ),
+            )
         elif route.dependencies is not None and not any(c.urn in route.dependencies for c in covering):
-            yield route.urn, f"route on {host!r} does not wait for its certificate (depends_on the Kong certificate)"
+            yield route.urn, f"route on {host!r} does not wait for its certificate (depends_on the certificate)"
         if host not in (route.inputs.get("snis") or []):
             yield route.urn, f"route host {host!r} is not among the route's SNIs"
 
 
 def claimed_hosts(resources: list[Resource]) -> set[str]:
     claimed = {host.lower() for _, host in _route_hosts(resources)}
-    for certificate in _of_type(resources, KONG_CERTIFICATE):
-        claimed |= {s.lower() for s in certificate.inputs.get("snis") or [] if isinstance(s, str)}
+    for certificate in _of_type(resources, KONG_CERTIFICATE) + _of_type(resources, CERT_MANAGER_CERTIFICATE):
+        claimed |= {s.lower() for s in certificate_names(certificate)}
     return claimed
 
 
@@ -453,8 +502,11 @@ def check_host_ownership(resources: list[Resource], context: StackContext) -> It
     if context.kind != "partner":
         return
     own = context.partner_id or ""
-    for resource in _of_type(resources, ROUTE) + _of_type(resources, KONG_CERTIFICATE):
+    certificates = _of_type(resources, KONG_CERTIFICATE) + _of_type(resources, CERT_MANAGER_CERTIFICATE)
+    for resource in _of_type(resources, ROUTE) + certificates:
         names = list(resource.inputs.get("hosts") or []) + list(resource.inputs.get("snis") or [])
+        if resource.type == CERT_MANAGER_CERTIFICATE:
+            names = certificate_names(resource)
         for host in names:
             if not isinstance(host, str) or host == UNKNOWN:
                 continue
@@ -636,6 +688,14 @@ POLICIES: tuple[Policy, ...] = (
         "mandatory",
         "An integration's quota, limit range and containers stay within the marketplace caps.",
         check_integration_caps,
+    ),
+    Policy(
+        "deploy-order",
+        "mandatory",
+        "A first `pulumi up` succeeds in one go: custom resources wait for their CRDs, releases and workloads for "
+        "their nodes and identities, claims have a storage class and CSI driver, HPAs a metrics source, and the "
+        "stack reads nothing it creates.",
+        check_deploy_order,
     ),
     Policy(
         "kubernetes-schema",

@@ -23,6 +23,18 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Proof = Literal["identity", "address", "business_registration"]
+"""What a supporting document proves about the end user (the guideline pages' wording: proof of identity, proof of
+address, business registration)."""
+
+
+class BundleContents(_Frozen):
+    end_user: tuple[str, ...] = ()
+    """End-User attributes the regulation asks for (Twilio End-User Type machine names: first_name, business_name)."""
+    proofs: tuple[Proof, ...] = ()
+    """What the bundle's supporting documents must prove."""
+
+
 class PurchaseRequirements(_Frozen):
     address: Literal["none", "any", "country", "locality", "unstated"]
     """Where the holder's address must be: nowhere, anywhere, in the country, in the prefix's area; or unstated."""
@@ -30,6 +42,8 @@ class PurchaseRequirements(_Frozen):
     """Whether identity and address documents (a Twilio regulatory bundle) must back the purchase."""
     end_user_types: tuple[Literal["individual", "business"], ...] = Field(default=(), max_length=2)
     """Who may hold the number; empty when the source does not say."""
+    bundle_contents: dict[Literal["individual", "business"], BundleContents] = Field(default_factory=dict)
+    """What a bundle filed from the spec must hold, per end-user type (only what the source states)."""
 
 
 class CountryNumbers(_Frozen):

@@ -155,6 +155,21 @@ def program_fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
+def input_stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """(mtime in ns, size) of every file a plan can read: the program's files (the installation's too, when it is
+    elsewhere), every stack file and every spec."""
+    paths = [path for tree_files in program_file_paths(root) for _, path in tree_files]
+    paths += [*root.joinpath("stacks").glob("*.yaml"), *root.joinpath("partners").glob("*.yaml")]
+    stamps = {}
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        stamps[str(path)] = (info.st_mtime_ns, info.st_size)
+    return stamps
+
+
 def program_packages(root: Path) -> set[str]:
     """The top-level packages and modules the program's files belong to (`components`, `gateway`, ...)."""
     tops = {name.partition("/")[0] for tree_files in program_file_paths(root) for name, _ in tree_files}
@@ -286,7 +301,14 @@ def _has_known_leaf(value: Any) -> bool:
 
 class ResultCache:
     """Entries under `directory`; `None` keeps nothing. `read=False` plans everything but still refreshes the
-    entries (`plan --no-cache`); `write=False` uses entries without adding any (a dry run's scratch plan)."""
+    entries (`plan --no-cache`); `write=False` uses entries without adding any (a dry run's scratch plan).
+
+    Writing has one path, guarded: `watch(root)` stamps every file a plan of `root` reads (before anything is read
+    for the keys), `put` only stages an entry, and `commit()` writes the staged entries if and only if no stamp
+    changed since `watch`. A file edited at any point of a run (while keys are computed, while workers plan, while
+    the policies are checked), even one put back since, keeps everything that run found out of the cache: its
+    entries could pair one version's key with another's preview or findings. A run that fails or is interrupted
+    never reaches `commit` and writes nothing."""
 
     def __init__(self, directory: Path | None, read: bool = True, write: bool = True) -> None:
         if directory is not None and (directory.is_symlink() or directory.parent.is_symlink()):
@@ -295,6 +317,18 @@ class ResultCache:
         self.directory = directory
         self.read = read
         self.write = write
+        self._watched: tuple[Path, dict[str, tuple[int, int]]] | None = None
+        self._staged: dict[str, CachedResult] = {}
+
+    def watch(self, root: Path) -> None:
+        """Stamp the inputs of a plan of `root` now: what is put from here on is kept only if they stay as they are.
+        A second call in the same run keeps the first stamps (the earliest reads are the ones to guard)."""
+        if self._watched is None:
+            self._watched = (root, input_stamps(root))
+
+    def inputs_unchanged(self) -> bool:
+        """Whether every file stamped by `watch` is as it was (False when nothing was watched)."""
+        return self._watched is not None and input_stamps(self._watched[0]) == self._watched[1]
 
     def _path(self, stack: str) -> Path | None:
         if self.directory is None:
@@ -344,8 +378,31 @@ class ResultCache:
             return None  # corrupted: plan again
 
     def put(self, result: CachedResult) -> None:
+        """Stage `result` (the latest one per stack wins); `commit` writes it, if the inputs stayed unchanged."""
+        self._path(result.stack)  # a bad stack name fails here, where it was put, not at commit
+        self._staged[result.stack] = result
+
+    def commit(self) -> bool:
+        """Write the staged entries if no input changed since `watch`, else drop them; True if they were written.
+        Stamps are compared once, after the last read of the run (the policy check's), before the first write."""
+        staged, self._staged = self._staged, {}
+        if not staged or self.directory is None or not self.write:
+            return False
+        if not self.inputs_unchanged():
+            return False
+        for result in staged.values():
+            self._write(result)
+        return True
+
+    def discard(self) -> None:
+        """End the run: drop what is still staged (a run that stopped before `commit` keeps nothing) and the
+        stamps (the next run watches afresh)."""
+        self._staged = {}
+        self._watched = None
+
+    def _write(self, result: CachedResult) -> None:
         path = self._path(result.stack)
-        if path is None or not self.write:
+        if path is None:
             return
         meta = result.metadata()
         body = result.fragment.encode("utf-8")

@@ -6,6 +6,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,10 +46,15 @@ class StackPlan:
 
         Steps come parents first, siblings by URN: the same program and inputs give the same document whatever
         order the SDK's asynchronous registrations happened to complete in."""
-        steps = [{"op": "create", "urn": r.urn, "newState": r.new_state()} for r in self.ordered_resources()]
+        steps = [
+            {"op": "read" if r.read_id else "create", "urn": r.urn, "newState": r.new_state()}
+            for r in self.ordered_resources()
+        ]
+        creates = sum(1 for step in steps if step["op"] == "create")
+        reads = len(steps) - creates
         return {
             "steps": steps,
-            "changeSummary": {"create": len(steps)} if steps else {},
+            "changeSummary": {**({"create": creates} if creates else {}), **({"read": reads} if reads else {})},
             "outputs": self.recording.outputs,
             "diagnostics": [{"severity": "warning", "message": w} for w in self.recording.warnings],
         }
@@ -252,7 +258,12 @@ class WorkerPool(PlanningPool[T]):
     needs planning; `close` stops workers that turned out not to be needed at once."""
 
     def __init__(self, root: Path, workers: int) -> None:
-        self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
+        # Ctrl-C reaches the whole process group; stopping the workers is the parent's job (it terminates the pool
+        # on the way out), so a worker ignores SIGINT instead of printing a traceback. The signal is blocked while
+        # forking: a worker never runs Python with the default handler, and a Ctrl-C meanwhile reaches the parent
+        # once the pool is started, not lost.
+        with _sigint_blocked():
+            self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_worker, initargs=(root,))
 
     def submit(self, job: PlanJob[T], done: Callable[[Planned[T] | BaseException], None]) -> None:
         self._pool.apply_async(plan_job, (job,), callback=done, error_callback=done)
@@ -281,10 +292,24 @@ def _keep(plan: StackPlan) -> StackPlan:
     return plan
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back in this thread (and in processes and threads started from it) for the duration; one that
+    arrived meanwhile is delivered when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _warm_worker(root: Path) -> None:
     """Import the providers and components once per worker, not once per stack, and read the fleet's domain table
     (every partner's policies compare against it). A provider's modules stay lazy: loading every module a region
-    uses costs a worker started for one partner more than that partner's plan saves."""
+    uses costs a worker started for one partner more than that partner's plan saves. SIGINT is ignored (the parent
+    stops its workers); it was blocked from the fork until here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     sys.path.insert(0, str(root))
     with contextlib.suppress(PlatformError):
         for_program(root).partner_domains()

@@ -58,6 +58,8 @@ class RecordedResource:
     """URNs this resource depends on."""
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     """Per input, the URNs its value came from."""
+    read_id: str = ""
+    """A `get` of an existing object (a read step, `external` in its state): the id read; empty for registrations."""
 
     def new_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"type": self.type, "urn": self.urn, "custom": self.custom, "parent": self.parent}
@@ -72,6 +74,9 @@ class RecordedResource:
             state["dependencies"] = self.dependencies
         if self.property_dependencies:
             state["propertyDependencies"] = self.property_dependencies
+        if self.read_id:
+            state["external"] = True
+            state["id"] = self.read_id
         return state
 
 
@@ -150,6 +155,21 @@ class _Recorder(mocks.MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.type != "pulumi:pulumi:StackReference":
+            # A `get`: the engine reads the object at preview time (a read step); recorded so policies can see it.
+            urn = self.make_urn(request.parent, request.type, request.name)
+            self.records.append(
+                RecordedResource(
+                    urn=urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=True,
+                    parent=request.parent,
+                    provider=request.provider,
+                    inputs=_redact_inputs(json_format.MessageToDict(request.properties)),
+                    dependencies=sorted(set(request.dependencies)),
+                    read_id=request.id,
+                )
+            )
             return super().ReadResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
         args = mocks.MockResourceArgs(

@@ -9,7 +9,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.repo import Repo, active, for_program
@@ -19,7 +18,6 @@ from platformctl.offline.cache import (
     ResultCache,
     masked_references,
     preview_text,
-    program_file_paths,
     stack_key,
 )
 from platformctl.offline.planner import (
@@ -83,6 +81,7 @@ def policy_resources(recorded: list[RecordedResource]) -> list[Resource]:
             r.provider,
             tuple(r.dependencies),
             {key: tuple(urns) for key, urns in r.property_dependencies.items()},
+            r.read_id,
         )
         for r in recorded
     ]
@@ -105,24 +104,10 @@ def step_resources(steps: list[dict[str, Any]]) -> list[Resource]:
                 state.get("provider", ""),
                 tuple(state.get("dependencies", ())),
                 {key: tuple(urns) for key, urns in state.get("propertyDependencies", {}).items()},
+                str(state.get("id") or "") if state.get("external") else "",
             )
         )
     return resources
-
-
-def input_stamps(root: Path) -> dict[str, tuple[int, int]]:
-    """(mtime in ns, size) of every file a plan can read: the program's files (the installation's too, when it is
-    elsewhere), every stack file and every spec."""
-    paths = [path for tree_files in program_file_paths(root) for _, path in tree_files]
-    paths += [*root.joinpath("stacks").glob("*.yaml"), *root.joinpath("partners").glob("*.yaml")]
-    stamps = {}
-    for path in paths:
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        stamps[str(path)] = (info.st_mtime_ns, info.st_size)
-    return stamps
 
 
 def dated_facts(repo: Repo, stack: StackName, today: datetime.date) -> str:
@@ -260,7 +245,7 @@ def _plan_results(
     progress: Progress | None,
     prewarmed: WorkerPool[Any] | None,
 ) -> dict[str, StackResult]:
-    before = input_stamps(repo.root)
+    cache.watch(repo.root)  # before the keys read anything: an edit from here on keeps this run out of the cache
     ordered, deps = with_dependencies(repo, stacks)
     keys = stack_keys(repo, ordered, deps, datetime.date.today())
     entries = {str(stack): cache.get(str(stack), keys[str(stack)]) for stack in ordered}
@@ -281,14 +266,12 @@ def _plan_results(
     finished: dict[str, CachedResult] = {}
     if to_plan:
         finished = plan_and_finish(repo, to_plan, finish_entry, workers, progress, known, pool)
-    # The keys were read at the start and the workers read the files as they planned: an edit in between (even one
-    # undone since, as a checkout back and forth would) means the results may not be what the keys say.
-    keep = input_stamps(repo.root) == before
+    # Staged only: the caller commits once the policies are checked too (`ResultCache.commit`, which drops them if
+    # any input changed since `watch`: the workers may have read other bytes than the keys did).
     results: dict[str, StackResult] = {}
     for name, entry in finished.items():
         entry.key = keys[name]
-        if keep:
-            cache.put(entry)
+        cache.put(entry)
         results[name] = StackResult(entry)
     requested = [str(s) for s in ordered if s in set(stacks)]
     return {name: results.get(name) or StackResult(_hit(entries[name])) for name in requested}

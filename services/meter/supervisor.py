@@ -83,6 +83,7 @@ def _flusher_main(
     """The flusher process: flush until told to drain (or orphaned), then drain within the budget."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked from the spawn until here (`_spawn`)
     _die_with_parent()
     with contextlib.suppress(OSError):
         os.nice(FLUSHER_NICE)
@@ -200,7 +201,14 @@ class FlusherSupervisor:
             name="meter-flusher",
             daemon=True,
         )
-        process.start()
+        # Ctrl-C reaches the whole process group: held back while the child starts (the mask survives the exec), so
+        # that one arriving while it imports does not end it with a KeyboardInterrupt traceback before
+        # `_flusher_main` ignores SIGINT.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return process
 
     def _supervise(self) -> None:

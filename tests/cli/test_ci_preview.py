@@ -81,7 +81,9 @@ def test_adding_a_partner(cli, project_repo: Path, tmp_path: Path) -> None:
     assert list(doc["stacks"]) == ["partner-pampas-voz"]
     assert ops(doc, "partner-pampas-voz") == {"create"}
     assert doc["violations"] == [] and doc["head"] == git(project_repo, "rev-parse", "HEAD")
-    assert "### `partner-pampas-voz`" in md and "create 59" in md  # 55 + the terms row (4)
+    # 55 before issues 17/19: + the terms row (provider, component, two Executes); no Kong certificate now, a sync
+    # Role and RoleBinding, a cors plugin per route.
+    assert "### `partner-pampas-voz`" in md and "create 65" in md
 
 
 def test_launching_a_country_touches_the_region_and_its_partners(cli, project_repo: Path, tmp_path: Path) -> None:

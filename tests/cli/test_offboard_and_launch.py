@@ -30,9 +30,12 @@ def test_offboarding_keeps_only_the_data(cli, repo_copy: Path, tmp_path: Path) -
 
 def test_offboard_dry_run_shows_the_plan_and_writes_nothing(cli, repo_copy: Path) -> None:
     before = tree_snapshot(repo_copy)
-    run = cli("offboard-partner", "acme-voice", "--dry-run", root=repo_copy)
+    run = cli("offboard-partner", "acme-voice", "--dry-run", "--show-same", root=repo_copy)
     # Against the partner's current plan: the tenant goes (deletes), its data stays (unchanged).
     assert "- tenant-namespace" in run.out and "  tenant-schema" in run.out and "+ " not in run.out
+    changes_only = cli("offboard-partner", "acme-voice", "--dry-run", root=repo_copy).out
+    assert "- tenant-namespace" in changes_only and "tenant-schema" not in changes_only
+    assert "its data (buckets, keys, schema) is kept" in changes_only
     assert tree_snapshot(repo_copy) == before
 
 

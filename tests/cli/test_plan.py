@@ -16,7 +16,7 @@ def test_single_stack_prints_a_tree(cli, repo_copy: Path) -> None:
     run = cli("plan", "partner-acme-voice", root=repo_copy)
     assert "partner-acme-voice" in run.out
     assert "tenant-namespace" in run.out and "kubernetes:core/v1:Namespace" in run.out
-    assert "1 stack(s): 53 to create" in run.out  # 49 + the terms row (provider, component, two Executes)
+    assert "1 stack(s): 59 to create" in run.out  # 49 + the terms row (4) + certificate sync and cors (6)
 
 
 def test_all_prints_a_summary_table_and_writes_the_preview_json(cli, repo_copy: Path, tmp_path: Path) -> None:

@@ -115,8 +115,8 @@ def test_a_requirement_the_spec_does_not_meet_is_a_warning(cli, repo_copy: Path,
         billing={"currency": "MXN", "payout_method": "stripe_connect"},
     )
     run = cli("validate", str(spec), root=repo_copy)
-    assert "telephony.numbers.0.address_sid: MX local numbers need an address (locality)" in run.err
-    assert "telephony.numbers.0.bundle_sid: MX local numbers need an approved regulatory bundle" in run.err
+    assert "telephony.numbers.0.address: MX local numbers need an address (locality)" in run.err
+    assert "telephony.numbers.0.bundle: MX local numbers need an approved regulatory bundle" in run.err
 
 
 def test_numbers_lists_the_planned_slots(cli, repo_copy: Path) -> None:
@@ -173,4 +173,21 @@ def test_owned_numbers_come_from_the_deployed_stack(cli, repo_copy: Path, monkey
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
     rows = json.loads(cli("numbers", "pampas-voz", "--owned", "--json", root=repo_copy).out)
     assert {r["slot"]: r["phone_number"] for r in rows}["br-toll-free-0"] == "+558001234567"
+    assert {r["slot"]: r["status"] for r in rows}["br-toll-free-0"] == "active"
+
+    # A slot whose regulatory bundle Twilio has not accepted yet: shown waiting, with the reason.
+    held.append(
+        {
+            "slot": "br-toll-free-1",
+            "phone_number": "",
+            "status": "waiting",
+            "waiting_for": "regulatory bundle BU0123 is pending-review",
+        }
+    )
+    rows = json.loads(cli("numbers", "pampas-voz", "--owned", "--json", root=repo_copy).out)
+    waiting = {r["slot"]: r for r in rows}["br-toll-free-1"]
+    assert waiting["status"] == "waiting: regulatory bundle BU0123 is pending-review"
+    assert waiting["phone_number"] == "not bought"
+    table = cli("numbers", "pampas-voz", "--owned", root=repo_copy).out
+    assert "waiting: regulatory bundle BU0123 is pending-review" in table
     assert {r["slot"]: r["phone_number"] for r in rows}["cl-toll-free-0"] == "not bought"

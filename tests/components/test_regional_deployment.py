@@ -100,6 +100,7 @@ def test_cluster_encrypts_secrets_and_exports_kubeconfig_as_secret(fleet: Plan) 
         "AmazonEKSWorkerNodePolicy",
         "AmazonEKS_CNI_Policy",
         "AmazonEC2ContainerRegistryReadOnly",
+        "AmazonEBSCSIDriverPolicy",  # the EBS CSI controller's own role, not the nodes' (test_cluster_addons.py)
     }
     assert fleet.outputs(stack)["kubeconfig"] == "[secret]"
     k8s_provider = fleet.one(stack, "pulumi:providers:kubernetes", "region-k8s")

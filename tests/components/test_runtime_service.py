@@ -50,7 +50,17 @@ def test_the_meter_has_all_its_parts(fleet: Plan) -> None:
     # The services distribution's console script, set on the container (not the image's ENTRYPOINT).
     assert container["command"] == ["platform-services"]
     assert container["args"][:2] == ["meter", "serve"] and "--region" in container["args"]
-    assert {e["name"] for e in container["env"]} >= {"TWILIO_AUTH_TOKEN", "METER_KONG_TOKEN", "SNOWFLAKE_PRIVATE_KEY"}
+    # The meter looks each partner's subaccount token up with the master account: it refuses to start without both.
+    assert {e["name"] for e in container["env"]} >= {
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "METER_KONG_TOKEN",
+        "SNOWFLAKE_PRIVATE_KEY",
+    }
+    # Readiness is /healthz (503 on a full spool or a crash-looping flusher); liveness is /livez (a restart would
+    # fix none of those and lose the pod's place in the queue).
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     # Secrets by reference, never as values; the one plain value is the webhooks service's in-cluster URL.
     assert all("valueFrom" in e for e in container["env"] if e["name"] != "WEBHOOKS_URL")
     assert [e["name"] for e in container["env"] if "value" in e] == ["WEBHOOKS_URL"]
@@ -92,8 +102,8 @@ def test_kong_routes_twilio_callbacks_and_logs_every_api_to_the_meter(fleet: Pla
     route = fleet.one("region-eu-central", "kong:index/route:Route", "region-meter-twilio")
     assert route.inputs["hosts"] == route.inputs["snis"] == ["meter.eu-central.voice-platform.example"]
     assert route.inputs["methods"] == ["POST"] and route.inputs["protocols"] == ["https"]
-    binding = fleet.one("region-eu-central", "kong:index/certificate:Certificate", "region-kong-cert-meter")
-    assert binding.inputs["snis"] == route.inputs["hosts"] and binding.urn in route.dependencies
+    binding = fleet.one("region-eu-central", "kubernetes:cert-manager.io/v1:Certificate", "region-cert-meter")
+    assert binding.inputs["spec"]["dnsNames"] == route.inputs["hosts"] and binding.urn in route.dependencies
     assert not fleet.resources("global", "kong:index/route:Route") or all(
         "meter" not in r.name for r in fleet.resources("global", "kong:index/route:Route")
     )

@@ -39,6 +39,22 @@ class FakeTwilio:
     """Numbers for sale by (country, type)."""
     purchase_error: tuple[int, int, str] | None = None
     """(HTTP status, Twilio code, message) every purchase answers with, when set."""
+    addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Addresses by SID (each names its account)."""
+    bundles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Regulatory bundles by SID (Numbers v2), each in one account, with its review status."""
+    end_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Regulatory End-Users by SID (Numbers v2), each in one account."""
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Regulatory Supporting Documents by SID (Numbers v2), each in one account."""
+    assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Item assignments by bundle SID."""
+    evaluations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Evaluations by bundle SID, newest first."""
+    submissions: list[str] = field(default_factory=list)
+    """Bundle SIDs, once per `Status=pending-review` accepted (a resubmission shows twice)."""
+    address_required: set[tuple[str, str]] = field(default_factory=set)
+    """(country, type) whose purchase needs an AddressSid of the buying account in that country (error 21631)."""
     taken: set[str] = field(default_factory=set)
     """Numbers that were sold to someone else between search and purchase (error 21422)."""
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
@@ -106,6 +122,8 @@ class FakeTwilio:
         self.requests.append((method, path, params))
         if self.outage is not None:
             return self.outage, _error(20500, "Internal Server Error", self.outage)
+        if path.startswith("/v2/RegulatoryCompliance/"):
+            return self._regulatory(method, path.removeprefix("/v2/RegulatoryCompliance/"), params, auth)
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if auth != expected:
             return 401, _error(20003, "Authenticate", 401)
@@ -143,6 +161,46 @@ class FakeTwilio:
             hits = [n for n in offered if not one.get("InLocality") or n["locality"] == one["InLocality"]]
             hits = [n for n in hits if n["phone_number"] not in self._owned_numbers()]
             return 200, _page("available_phone_numbers", hits[: int(one.get("PageSize", 50))], path)
+        if rest == "Addresses.json":
+            if method == "GET":
+                name = one.get("FriendlyName")
+                found = [
+                    a
+                    for a in self.addresses.values()
+                    if a["account_sid"] == owner and (name is None or a["friendly_name"] == name)
+                ]
+                return 200, _page("addresses", found, path)
+            required = ("CustomerName", "Street", "City", "Region", "PostalCode", "IsoCountry")
+            missing = [key for key in required if not one.get(key)]
+            if missing:
+                return 400, _error(21603, f"{missing[0]} is required", 400)  # Twilio: "... is required"
+            sid = self.sid("AD")
+            self.addresses[sid] = {
+                "sid": sid,
+                "account_sid": owner,
+                "customer_name": one["CustomerName"],
+                "street": one["Street"],
+                "city": one["City"],
+                "region": one["Region"],
+                "postal_code": one["PostalCode"],
+                "iso_country": one["IsoCountry"],
+                "friendly_name": one.get("FriendlyName", ""),
+                "validated": True,
+                "verified": False,
+                "uri": f"{API}/Accounts/{owner}/Addresses/{sid}.json",
+            }
+            return 201, self.addresses[sid]
+        if m := re.fullmatch(r"Addresses/(AD\w+)\.json", rest):
+            address = self.addresses.get(m.group(1))
+            if address is None or address["account_sid"] != owner:
+                return 404, _error(20404, f"The requested resource {path} was not found", 404)
+            if method == "DELETE":
+                del self.addresses[m.group(1)]
+                return 204, None
+            if method == "POST":
+                for key, value in one.items():
+                    address[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
+            return 200, address
         if rest == "IncomingPhoneNumbers.json":
             if method == "GET":
                 name = one.get("FriendlyName")
@@ -158,6 +216,12 @@ class FakeTwilio:
                 return status, _error(code, message, status)
             if phone in self.taken or phone in self._owned_numbers():
                 return 400, _error(21422, f"PhoneNumber {phone} is not available", 400)
+            country, number_type = self._offer_of(phone)
+            if (country, number_type) in self.address_required:
+                address = self.addresses.get(one.get("AddressSid", ""))
+                if address is None or address["account_sid"] != owner or address["iso_country"] != country:
+                    # https://www.twilio.com/docs/errors/21631: "Phone Number Requires an Address"
+                    return 400, _error(21631, "Phone Number Requires an Address", 400)
             sid = self.sid("PN")
             self.numbers[sid] = {
                 "sid": sid,
@@ -187,6 +251,179 @@ class FakeTwilio:
             return 200, number
         return 404, _error(20404, f"The requested resource {path} was not found", 404)
 
+    def add_bundle(self, account_sid: str, status: str) -> str:
+        sid = self.sid("BU")
+        self.bundles[sid] = {"sid": sid, "account_sid": account_sid, "status": status, "friendly_name": sid}
+        return sid
+
+    def review(self, sid: str, accept: bool, failures: tuple[str, ...] = ()) -> None:
+        """Test hook: Twilio's review of a submitted bundle ends, twilio-approved or twilio-rejected; a rejection
+        leaves an Evaluation whose results name what failed (Bundles doc, "Bundle Statuses"; Evaluations resource)."""
+        bundle = self.bundles[sid]
+        assert bundle["status"] in ("pending-review", "in-review"), bundle["status"]
+        bundle["status"] = "twilio-approved" if accept else "twilio-rejected"
+        evaluation = self.sid("EL")
+        self.evaluations.setdefault(sid, []).insert(
+            0,
+            {
+                "sid": evaluation,
+                "account_sid": bundle["account_sid"],
+                "regulation_sid": bundle.get("regulation_sid"),
+                "bundle_sid": sid,
+                "status": "compliant" if accept else "noncompliant",
+                "results": [
+                    {
+                        "friendly_name": "Supporting Document",
+                        "object_type": "supporting_document",
+                        "passed": accept,
+                        "failure_reason": reason,
+                        "error_code": 22216,
+                        "valid": [],
+                        "invalid": [],
+                    }
+                    for reason in failures
+                ],
+                "date_created": "2026-11-29T10:00:00Z",
+                "url": f"https://numbers.twilio.com/v2/RegulatoryCompliance/Bundles/{sid}/Evaluations/{evaluation}",
+            },
+        )
+
+    def _acting(self, auth: str) -> str | None:
+        """Numbers v2 acts on the account it is authenticated as (an account's own SID and token): objects of another
+        account are not found, the main account's credentials included (Twilio docs, "REST API: Subaccounts": main
+        credentials reach v2010 resources of subaccounts only)."""
+        return next(
+            (
+                a["sid"]
+                for a in self.accounts.values()
+                if auth == "Basic " + base64.b64encode(f"{a['sid']}:{self._token_of(a)}".encode()).decode()
+            ),
+            None,
+        )
+
+    def _regulatory(self, method: str, rest: str, params: dict[str, list[str]], auth: str) -> tuple[int, Any]:
+        """Numbers v2 Regulatory Compliance, as https://www.twilio.com/docs/phone-numbers/regulatory/api documents it:
+        EndUsers (IT…: FriendlyName, Type individual|business, Attributes JSON), SupportingDocuments (RD…:
+        FriendlyName, Type, Attributes JSON), Bundles (BU…: FriendlyName + Email required, RegulationSid or
+        IsoCountry/NumberType/EndUserType; created `draft`; list filtered by FriendlyName; `Status=pending-review`
+        submits a draft or rejected bundle), Bundles/{sid}/ItemAssignments (BV…: ObjectSid) and
+        Bundles/{sid}/Evaluations. Lists page as {"results": [...], "meta": {...}} (v2 paging). Refusals the docs
+        describe without an error code (items of another account, submitting a bundle under review or accepted)
+        answer 400 with code 20001 as a stand-in."""
+        acting = self._acting(auth)
+        if acting is None:
+            return 401, _error(20003, "Authenticate", 401)
+        one = {k: v[0] for k, v in params.items()}
+        path = f"/v2/RegulatoryCompliance/{rest}"
+        missing = 404, _error(20404, f"The requested resource {path} was not found", 404)
+        for collection, prefix, store in (
+            ("EndUsers", "IT", self.end_users),
+            ("SupportingDocuments", "RD", self.documents),
+        ):
+            if rest == collection:
+                if method == "GET":
+                    return 200, _v2_page([o for o in store.values() if o["account_sid"] == acting], path)
+                if not one.get("FriendlyName") or not one.get("Type"):
+                    return 400, _error(20001, "Missing required parameter FriendlyName or Type", 400)
+                if collection == "EndUsers" and one["Type"] not in ("individual", "business"):
+                    return 400, _error(20001, "Type must be individual or business", 400)
+                sid = self.sid(prefix)
+                store[sid] = {
+                    "sid": sid,
+                    "account_sid": acting,
+                    "friendly_name": one["FriendlyName"],
+                    "type": one["Type"],
+                    "attributes": json.loads(one.get("Attributes") or "{}"),
+                    "url": f"https://numbers.twilio.com{path}/{sid}",
+                    **({"status": "draft", "mime_type": None, "failure_reason": None} if prefix == "RD" else {}),
+                }
+                return 201, store[sid]
+            if m := re.fullmatch(rf"{collection}/({prefix}\w+)", rest):
+                found = store.get(m.group(1))
+                if found is None or found["account_sid"] != acting:
+                    return missing
+                if method == "DELETE":
+                    del store[m.group(1)]
+                    return 204, None
+                if method == "POST":
+                    if "FriendlyName" in one:
+                        found["friendly_name"] = one["FriendlyName"]
+                    if "Attributes" in one:
+                        found["attributes"] = json.loads(one["Attributes"])
+                return 200, found
+        if rest == "Bundles":
+            if method == "GET":
+                name = one.get("FriendlyName")
+                found_bundles = [
+                    b
+                    for b in self.bundles.values()
+                    if b["account_sid"] == acting and (name is None or b["friendly_name"] == name)
+                ]
+                return 200, _v2_page(found_bundles, path)
+            if not one.get("FriendlyName") or not one.get("Email"):
+                return 400, _error(20001, "Missing required parameter FriendlyName or Email", 400)
+            sid = self.sid("BU")
+            self.bundles[sid] = {
+                "sid": sid,
+                "account_sid": acting,
+                "regulation_sid": one.get("RegulationSid") or self.sid("RN"),
+                "friendly_name": one["FriendlyName"],
+                "status": "draft",
+                "email": one["Email"],
+                "status_callback": one.get("StatusCallback"),
+                "iso_country": one.get("IsoCountry"),
+                "number_type": one.get("NumberType"),
+                "end_user_type": one.get("EndUserType"),
+                "valid_until": None,
+                "url": f"https://numbers.twilio.com{path}/{sid}",
+                "links": {},
+            }
+            return 201, self.bundles[sid]
+        m = re.fullmatch(r"Bundles/(BU\w+)(?:/(ItemAssignments|Evaluations))?", rest)
+        if m is None:
+            return missing
+        bundle = self.bundles.get(m.group(1))
+        if bundle is None or bundle["account_sid"] != acting:
+            return missing
+        if m.group(2) == "ItemAssignments":
+            items = self.assignments.setdefault(bundle["sid"], [])
+            if method == "GET":
+                return 200, _v2_page(items, path)
+            if bundle["status"] not in ("draft", "twilio-rejected"):
+                return 400, _error(20001, f"Bundle {bundle['sid']} is {bundle['status']}: items cannot change", 400)
+            object_sid = one.get("ObjectSid", "")
+            owned = {**self.end_users, **self.documents, **self.addresses}.get(object_sid)
+            if owned is None or owned["account_sid"] != acting:
+                return 400, _error(20001, f"ObjectSid {object_sid} is not an object of this account", 400)
+            item = {
+                "sid": self.sid("BV"),
+                "bundle_sid": bundle["sid"],
+                "account_sid": acting,
+                "object_sid": object_sid,
+                "url": f"https://numbers.twilio.com{path}",
+            }
+            items.append(item)
+            return 201, item
+        if m.group(2) == "Evaluations":
+            return 200, _v2_page(self.evaluations.get(bundle["sid"], []), path)
+        if method == "POST" and "Status" in one:
+            if one["Status"] != "pending-review" or bundle["status"] not in ("draft", "twilio-rejected"):
+                return 400, _error(
+                    20001, f"Bundle {bundle['sid']} is {bundle['status']}: cannot move to {one['Status']}", 400
+                )
+            self.submissions.append(bundle["sid"])
+            bundle["status"] = "pending-review"
+        return 200, bundle
+
+    def _token_of(self, account: dict[str, Any]) -> str:
+        return self.auth_token if account["sid"] == self.account_sid else str(account["auth_token"])
+
+    def _offer_of(self, phone: str) -> tuple[str, str]:
+        for (country, number_type), offered in self.available.items():
+            if any(n["phone_number"] == phone for n in offered):
+                return country, number_type
+        return "", ""
+
     def _owned_numbers(self) -> set[str]:
         return {n["phone_number"] for n in self.numbers.values()}
 
@@ -202,6 +439,23 @@ def _page(key: str, items: list[dict[str, Any]], path: str) -> dict[str, Any]:
         "previous_page_uri": None,
         "start": 0,
         "end": max(len(items) - 1, 0),
+    }
+
+
+def _v2_page(items: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    """Numbers v2 list shape: the items under `results`, paging under `meta` (the client reads `meta.key`)."""
+    url = f"https://numbers.twilio.com{path}?PageSize=50&Page=0"
+    return {
+        "results": items,
+        "meta": {
+            "page": 0,
+            "page_size": 50,
+            "first_page_url": url,
+            "previous_page_url": None,
+            "url": url,
+            "next_page_url": None,
+            "key": "results",
+        },
     }
 
 

@@ -72,3 +72,23 @@ def test_an_empty_or_huge_list_is_refused() -> None:
         spec_with([])
     with pytest.raises(InputError, match=r"telephony\.numbers"):
         spec_with([{"country": "BR", "type": "toll_free"}] * 33)
+
+
+@pytest.mark.parametrize("count", [True, "2", 2.0, 2.5, None])
+def test_count_is_a_strict_integer(count: object) -> None:
+    # YAML `count: yes`, `count: "2"` and `count: 2.0` are not counts: refused with the field named, not coerced.
+    with pytest.raises(InputError) as caught:
+        spec_with([{"country": "BR", "type": "toll_free", "count": count}])
+    assert [p.message for p in caught.value.problems if p.field == "telephony.numbers.0.count"] == [
+        "Input should be a valid integer"
+    ]
+
+
+def test_count_as_yaml_text_is_refused_for_true_quoted_and_float() -> None:
+    base = EXAMPLE.split("# Twilio numbers")[0]
+    for literal in ("true", '"2"', "2.0"):
+        text = base + f"telephony:\n  numbers:\n    - country: BR\n      type: toll_free\n      count: {literal}\n"
+        with pytest.raises(InputError, match=r"telephony\.numbers\.0\.count"):
+            load_spec_text(text, "spec.yaml")
+    text = base + "telephony:\n  numbers:\n    - country: BR\n      type: toll_free\n      count: 2\n"
+    assert load_spec_text(text, "spec.yaml").telephony.numbers[0].count == 2  # type: ignore[union-attr]

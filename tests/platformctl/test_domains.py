@@ -22,13 +22,17 @@ from tests.conftest import tree_snapshot
 
 TOKEN = "s3cr3t-token-of-acme-voice-0123456789abcdef"
 RECORD = "_platform-challenge.voice.acme.example."
+DELEGATION = "_acme-challenge.voice.acme.example."
+DELEGATION_TARGET = "_acme-challenge.acme-voice.voice-platform.example."
 
 
 class LoopbackDns:
-    """A UDP DNS server on 127.0.0.1 answering TXT queries from a dict (dnspython builds the wire answers)."""
+    """A UDP DNS server on 127.0.0.1 answering TXT queries from a dict and CNAME queries from another (dnspython
+    builds the wire answers; a CNAME query for a name with a CNAME gets that record, RFC 1034 section 3.6.2)."""
 
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
+        self.cnames: dict[str, str] = {}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -47,7 +51,10 @@ class LoopbackDns:
             response = dns.message.make_response(query)
             question = query.question[0]
             values = self.records.get(question.name.to_text())
-            if values is None:
+            cname = self.cnames.get(question.name.to_text())
+            if question.rdtype == dns.rdatatype.CNAME and cname is not None:
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "CNAME", cname))
+            elif values is None and cname is None:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif question.rdtype == dns.rdatatype.TXT and values:  # an empty list: the name exists, no TXT
                 quoted = [f'"{v}"' for v in values]
@@ -95,6 +102,7 @@ def test_a_published_token_verifies_the_domain(cli, repo_copy: Path, dns_server:
     path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
     path.write_text("# owned by team-eu\n" + path.read_text())
     dns_server.records[RECORD] = ["unrelated", f"platform-domain-verification={TOKEN}"]
+    dns_server.cnames[DELEGATION] = DELEGATION_TARGET.upper()  # DNS names compare case-insensitively
     run = cli("verify-domain", "acme-voice", root=repo_copy)
     assert "voice.acme.example verified" in run.out and TOKEN not in run.out + run.err
     assert stack_config(repo_copy)["platform:domainVerified"] == "voice.acme.example"
@@ -114,6 +122,22 @@ def test_no_proof_writes_nothing(cli, repo_copy: Path, dns_server: LoopbackDns, 
     assert "_platform-challenge.voice.acme.example: no TXT record holds" in run.err
     assert TOKEN not in run.out + run.err
     assert tree_snapshot(repo_copy) == before
+
+
+@pytest.mark.parametrize("target", [None, "acme-voice.acme.voice-platform.example.", "attacker.example."])
+def test_a_proof_without_the_acme_delegation_writes_nothing(
+    cli, repo_copy: Path, dns_server: LoopbackDns, deployed, target: str | None
+) -> None:
+    """Failing before: the TXT proof alone set domainVerified, and the custom-domain Certificate then waited 900 s
+    for a DNS-01 answer cert-manager could not give, failing the partner's whole `up`."""
+    dns_server.records[RECORD] = [f"platform-domain-verification={TOKEN}"]
+    if target is not None:
+        dns_server.cnames[DELEGATION] = target
+    before = tree_snapshot(repo_copy)
+    run = cli("verify-domain", "acme-voice", code=1, root=repo_copy)
+    assert "_acme-challenge.voice.acme.example: must be a CNAME to _acme-challenge.acme-voice.voice-platform" in run.err
+    assert ("there is no CNAME record" if target is None else f"it is a CNAME to {target.rstrip('.')}") in run.err
+    assert tree_snapshot(repo_copy) == before and TOKEN not in run.out + run.err
 
 
 def test_a_stack_not_deployed_yet_says_what_to_do(cli, repo_copy: Path, dns_server: LoopbackDns, deployed) -> None:
@@ -138,5 +162,5 @@ def test_a_verified_domain_is_certified_and_routed(plan_in, repo_copy: Path) -> 
     path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
     path.write_text(path.read_text() + "  platform:domainVerified: voice.acme.example\n")
     plan = plan_in(repo_copy, "partner-acme-voice")
-    certificates = plan.resources("partner-acme-voice", "kong:index/certificate:Certificate")
-    assert any(c.inputs["snis"] == ["voice.acme.example"] for c in certificates)
+    certificates = plan.resources("partner-acme-voice", "kubernetes:cert-manager.io/v1:Certificate")
+    assert any(c.inputs["spec"]["dnsNames"] == ["voice.acme.example"] for c in certificates)

@@ -68,6 +68,7 @@ def test_every_rule_is_tested() -> None:
         "integration-confinement",  # tests/policies/test_integrations.py
         "integration-sandbox",  # tests/policies/test_integrations.py
         "integration-caps",  # tests/policies/test_integrations.py
+        "deploy-order",  # tests/policies/test_deploy_order.py
     }
     assert {p.name for p in POLICIES} == tested
 
@@ -330,14 +331,36 @@ def _route(hosts: list[str], deps: tuple[str, ...] = ("urn:cert",)) -> Resource:
 def test_every_route_host_has_a_certificate_created_before_the_route() -> None:
     cert = Resource("urn:cert", CERT, "cert", {"snis": [HOST]})
     assert findings("route-certificates", [cert, _route([HOST])], partner()) == []
-    assert findings("route-certificates", [_route([HOST])], partner()) == [
-        f"route host {HOST!r} has no certificate binding (Kong certificate with that SNI)"
-    ]
+    (missing,) = findings("route-certificates", [_route([HOST])], partner())
+    assert missing.startswith(f"route host {HOST!r} has no certificate binding")
     assert findings("route-certificates", [cert, _route([HOST], deps=())], partner()) == [
-        f"route on {HOST!r} does not wait for its certificate (depends_on the Kong certificate)"
+        f"route on {HOST!r} does not wait for its certificate (depends_on the certificate)"
     ]
     wildcard = Resource("urn:cert", CERT, "cert", {"snis": ["*.acme.voice-platform.example"]})
     assert findings("route-certificates", [wildcard, _route([HOST])], partner()) == []
+
+
+def test_a_cert_manager_certificate_binds_a_host_only_when_the_sync_may_read_its_secret() -> None:
+    issued = Resource(
+        "urn:cert",
+        "kubernetes:cert-manager.io/v1:Certificate",
+        "cert",
+        {"metadata": {"name": "platform-hosts", "namespace": "partner-acme"},
+         "spec": {"secretName": "tls-platform-hosts", "dnsNames": [HOST]}},
+    )  # fmt: skip
+    sync_role = Resource(
+        "urn:role",
+        "kubernetes:rbac.authorization.k8s.io/v1:Role",
+        "role",
+        {
+            "metadata": {"namespace": "partner-acme", "labels": {"platform.io/kong-certificate-sync": "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                       "resourceNames": ["tls-platform-hosts"]}],
+        },
+    )  # fmt: skip
+    assert findings("route-certificates", [issued, sync_role, _route([HOST])], partner()) == []
+    (unsynced,) = findings("route-certificates", [issued, _route([HOST])], partner())
+    assert "has no certificate binding" in unsynced  # issued, but nothing puts it into Kong
 
 
 def test_a_partner_stack_claims_only_its_own_hosts() -> None:

@@ -113,6 +113,7 @@ def test_bad_arguments_of_meter_serve_exit_2_naming_them(
         "serve",
         *warehouse,
         *args,
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
         TWILIO_AUTH_TOKEN="t",
         METER_KONG_TOKEN="k",
         SNOWFLAKE_PRIVATE_KEY=_pem(),
@@ -143,6 +144,7 @@ def test_a_spool_that_is_not_a_spool_exits_2(image: ImageEnv, tmp_path: Path, ki
         str(spool),
         "--warehouse",
         "snowflake://A/DB?user=U&role=R&warehouse=W",
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
         TWILIO_AUTH_TOKEN="t",
         METER_KONG_TOKEN="k",
         SNOWFLAKE_PRIVATE_KEY=_pem(),
@@ -166,3 +168,21 @@ def _pem() -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--period", "2026-13"], "--period"),
+        (["--period", "2999-01"], "--period"),  # not closed yet
+        (["--period", "previous", "--region", "nowhere"], "--region"),
+        (["--period", "previous", "--statements", "ftp://x/y"], "--statements"),
+    ],
+)
+def test_bad_arguments_of_payouts_run_exit_2_naming_them(
+    image: ImageEnv, tmp_path: Path, args: list[str], named: str
+) -> None:
+    result = _run(image, tmp_path, "payouts", "run", *args)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is written on bad input"

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,8 @@ class World:
     stripe: FakeStripe
     s3_proxy: _AwsLikeS3Proxy
     moto_endpoint: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """Every meter started: none outlives the module, whatever failed."""
 
     def connect(self) -> Any:
         saved = dict(os.environ)
@@ -188,6 +190,7 @@ def world(image: ImageEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     twilio.add_subaccount(twilio_subaccount_name("acme-voice"))
     server = serve(twilio)
     stack = contextlib.ExitStack()
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         stripe = stack.enter_context(StripeServer())
         moto_endpoint, proxy = stack.enter_context(_aws_like_s3())
@@ -207,6 +210,7 @@ def world(image: ImageEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             stripe=stripe,
             s3_proxy=proxy,
             moto_endpoint=moto_endpoint,
+            processes=processes,
         )
         conn = world.connect()
         try:
@@ -215,6 +219,10 @@ def world(image: ImageEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             conn.close()
         yield world
     finally:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
         stack.close()
         server.shutdown()
         snow.send_signal(signal.SIGINT)
@@ -283,6 +291,7 @@ class ImageMeter:
         args += ["--warehouse", self.world.warehouse_url, "--public-url", self.base, "--spool", str(self.spool)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(args, cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.world.processes.append(self.proc)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from foundation.currencies import to_minor
 from foundation.errors import InputError, PlatformError
 from foundation.warehouse_schema import API_REQUESTS, TABLES, USAGE_EVENTS, VIEWS, partner_merge_sql, partner_rows_json
 from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
@@ -96,8 +97,7 @@ def test_hostile_strings_are_data_not_sql(conn: Any) -> None:
 
 
 def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
-    """One rounding rule for money: MRR reads USAGE_BY_PERIOD.GROSS_MINOR (the one definition of gross, which the
-    statements read too), rounded half to even."""
+    """One rounding rule for money: the MRR view agrees with foundation.currencies.to_minor on the halves."""
     now = dt.datetime.now(dt.UTC)
     # (partner, currency, minor units, minutes, rate): 10.5 cents, 11.5 cents, 2.5 yen, -> 10, 12, 2 half-even
     # (half away from zero: 11, 12, 3).
@@ -146,8 +146,7 @@ def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
     cur = conn.cursor()
     cur.execute(f"SELECT CURRENCY, MRR_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.MRR")
     mrr = {currency: int(value) for currency, value in cur.fetchall()}
-    cur.execute(f"SELECT CURRENCY, GROSS_MINOR FROM {LOCAL_DATABASE}.ANALYTICS.USAGE_BY_PERIOD")
-    expected = {currency: 1000 + int(gross) for currency, gross in cur.fetchall()}
+    expected = {currency: 1000 + to_minor(minutes * rate, currency) for _, currency, _, minutes, rate in cases}
     assert mrr == expected == {"EUR": 1010, "USD": 1012, "JPY": 1002}
 
 

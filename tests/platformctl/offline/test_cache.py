@@ -3,6 +3,7 @@ made from the cache is byte for byte the plan made without it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from pathlib import Path
@@ -135,7 +136,9 @@ def test_a_lossy_dependency_is_planned_again_for_its_readers(repo_copy: Path) ->
     entry = cache.get("global", key)
     assert entry is not None
     entry.lossy = True
+    cache.watch(repo_copy)
     cache.put(entry)
+    assert cache.commit()
     paths["partner-acme-voice"].unlink()
     _, names = planned(repo_copy)
     assert names == ["global", "partner-acme-voice"]
@@ -160,7 +163,11 @@ def test_a_stack_name_is_checked_before_it_names_a_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown stack name"):
         cache.get("../../etc/passwd", "k")
     entry = CachedResult("partner-acme-voice", "k", "{}", {}, {}, [], False, [], [])
+    with pytest.raises(InputError, match="unknown stack name"):
+        cache.put(dataclasses.replace(entry, stack="../../etc/passwd"))
+    cache.watch(tmp_path)
     cache.put(entry)
+    assert cache.commit()
     assert cache.get("partner-acme-voice", "k") == entry
     assert cache.get("partner-acme-voice", "other") is None
 
@@ -232,7 +239,9 @@ def test_a_signed_entry_of_the_wrong_shape_is_ignored(repo_copy: Path) -> None:
     entry = cache.get("partner-acme-voice", key)
     assert entry is not None
     entry.summary = {"create": "many"}  # type: ignore[dict-item]
+    cache.watch(repo_copy)
     cache.put(entry)
+    assert cache.commit()
     assert cache.get("partner-acme-voice", key) is None
 
 
