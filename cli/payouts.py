@@ -168,6 +168,8 @@ def run(
     for o in report.outcomes:
         for warning in o.warnings:
             plain(err, f"warning: {o.partner}: {warning}", "yellow")
+    for note in report.webhooks:
+        plain(err, f"webhooks: {note}", "yellow")
     for o in report.not_paid:
         plain(err, f"not paid: {o.partner} {o.period}: {o.reason}", "red")
     if report.not_paid:

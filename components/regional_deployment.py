@@ -264,12 +264,21 @@ class RegionalDeployment(pulumi.ComponentResource):
                     k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, self.node_group])
                 ),
             )
-            self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider)
-            if args.meter_host:
-                self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
-            self._payouts(name, args, namespace, warehouse, key, cluster, aws_opts, k8s_opts, snowflake_provider)
+            # The webhooks service first: the meter and the payouts job post their events to it (its in-cluster URL
+            # and the producers' token in their environment); without it they run with event production off.
+            producer_env: tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]] = ({}, {})
             if args.webhooks_kong_token:
                 self._webhooks(name, args, namespace, key, cluster, provider, k8s_provider)
+                producer_env = (
+                    {"WEBHOOKS_URL": self.webhooks.cluster_url},
+                    {"WEBHOOKS_EVENT_TOKEN": self.webhooks.event_token},
+                )
+            self._meter(name, args, namespace, warehouse, k8s_opts, snowflake_provider, producer_env)
+            if args.meter_host:
+                self._meter_route(name, args, namespace, gateway, k8s_provider, aws_opts)
+            self._payouts(
+                name, args, namespace, warehouse, key, cluster, aws_opts, k8s_opts, snowflake_provider, producer_env
+            )
         if args.voice_host and args.voice_upstream is not None:
             VoiceEndpoint(
                 f"{name}-voice",
@@ -397,8 +406,10 @@ class RegionalDeployment(pulumi.ComponentResource):
         warehouse: SnowflakeWarehouse,
         k8s_opts: pulumi.ResourceOptions,
         snowflake_provider: snowflake.Provider,
+        producer_env: tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]],
     ) -> None:
-        """The usage meter: its own Snowflake service user holding only the loader role, and the RuntimeService."""
+        """The usage meter: its own Snowflake service user holding only the loader role, and the RuntimeService.
+        `producer_env`: (env, secret env) that point it at the region's webhooks service (empty: none)."""
         key, warehouse_url = self._warehouse_user(
             name, "meter", "The usage meter", warehouse.loader_role, args, warehouse, snowflake_provider
         )
@@ -429,7 +440,9 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "SNOWFLAKE_PRIVATE_KEY": key.private_key_pem,
                     "METER_WAREHOUSE_URL": warehouse_url,
                     "METER_PUBLIC_URL": args.meter_public_url,
+                    **producer_env[1],
                 },
+                env=producer_env[0],
                 spool_size="10Gi",
                 # /healthz is readiness (spool full, warehouse behind): a restart fixes none of that.
                 liveness_path="/livez",
@@ -453,6 +466,7 @@ class RegionalDeployment(pulumi.ComponentResource):
         aws_opts: pulumi.ResourceOptions,
         k8s_opts: pulumi.ResourceOptions,
         snowflake_provider: snowflake.Provider,
+        producer_env: tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]],
     ) -> None:
         """The monthly payouts job: reads this region's warehouse, pays this region's partners (usage never leaves
         the region), writes statements to this region's statements bucket."""
@@ -535,8 +549,10 @@ class RegionalDeployment(pulumi.ComponentResource):
                     "STRIPE_API_KEY": args.stripe_api_key,
                     "SNOWFLAKE_PRIVATE_KEY": user_key.private_key_pem,
                     "PAYOUTS_WAREHOUSE_URL": warehouse_url,
+                    **producer_env[1],
                 },
                 env={
+                    **producer_env[0],
                     "PAYOUTS_STATEMENTS": pulumi.Output.concat(
                         "s3://", self.buckets["statements"].bucket.bucket, f"/{STATEMENTS_PREFIX}"
                     ),

@@ -129,6 +129,9 @@ PARTNERS = Table(
         Column("HOME_REGION", "VARCHAR(32)"),
         Column("ONBOARDED_ON", "DATE"),  # the first upsert's date, kept by every later one
         Column("OFFBOARDED_ON", "DATE", nullable=True),  # set by the stack's destroy; the row is never deleted
+        # The tier's monthly call minutes (partners/tiers.yaml); NULL in rows written before it existed: no
+        # usage.threshold events for those until their stack (or `warehouse sync`) upserts them again.
+        Column("MONTHLY_MINUTES_QUOTA", "NUMBER(12,0)", nullable=True),
     ),
     key="PARTNER_ID",
     data_bearing=False,

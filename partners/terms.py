@@ -39,6 +39,7 @@ def partner_terms(
         "STRIPE_ACCOUNT": stripe_account or None,
         "HOME_REGION": spec.home_region,
         "OFFBOARDED_ON": offboarded_on.isoformat() if offboarded_on else None,
+        "MONTHLY_MINUTES_QUOTA": tiers[spec.tier].monthly_minutes_quota,
     }
     assert tuple(row) == PARTNER_TERMS, "partner_terms and PARTNERS disagree on the columns"
     return row

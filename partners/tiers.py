@@ -92,6 +92,8 @@ class Tier(_Frozen):
     """Monthly base fee in the partner's billing currency."""
     per_minute_rate: Money
     """Price of one call minute."""
+    monthly_minutes_quota: int = Field(gt=0)
+    """Call minutes a month the tier includes: partners hear (usage.threshold) at 80 % and 100 % of it."""
     revenue_share: Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, le=1)]
     """Fraction of gross revenue paid to the partner."""
     features: tuple[str, ...] = Field(min_length=1)

@@ -68,6 +68,8 @@ class Change:
     """Files removed once the engine operations succeeded (APPLY mode)."""
     compare: bool = False
     """The stacks exist already: a dry run shows what changes against their current plan."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Webhook events posted once the engine applied the change (APPLY mode; platformctl/webhook_events.py)."""
 
 
 class AbortedError(PlatformError):
@@ -220,8 +222,17 @@ def _installs_changed(repo: Repo, spec: PartnerSpec, previous: PartnerSpec | Non
     """An installation's consumer lives in the integration's stack: a dry run plans it too, and the note says which
     stacks to apply (they are not this partner's to lock)."""
     from foundation.stacks import integration_stack
+    from platformctl.webhook_events import install_events
 
     before = set(previous.integrations) if previous is not None else set()
+    # The webhooks service learns who installed what from these events (it routes a partner's events to the
+    # integrations it installed): a first onboarding with integrations produces them too.
+    change.events += install_events(
+        spec.id,
+        {i: repo.integration(i).events for i in sorted(set(spec.integrations) - before)},
+        sorted(before - set(spec.integrations)),
+        dt.datetime.now(dt.UTC),
+    )
     for integration_id in sorted(before ^ set(spec.integrations)):
         stack = integration_stack(integration_id)
         if not repo.has_stack(stack):
@@ -544,6 +555,16 @@ def _apply(repo: Repo, change: Change, journal: journals.Journal, hooks: Hooks, 
         path.unlink(missing_ok=True)
         hooks.say(f"removed {repo.display(path)}")
     journal.close()
+    if change.events:
+        import os
+
+        from platformctl.webhook_events import send
+
+        sent, notes = send(change.events, os.environ)
+        for line in sent:
+            hooks.say(line)
+        for note in notes:
+            hooks.warn(note)
 
 
 def dry_run_plan(repo: Repo, change: Change) -> Any:

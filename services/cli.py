@@ -197,6 +197,8 @@ def payouts_run(args: argparse.Namespace) -> int:
     for outcome in report.outcomes:
         for warning in outcome.warnings:
             print(f"warning: {outcome.partner}: {warning}", file=sys.stderr)
+    for note in report.webhooks:
+        print(f"webhooks: {note}", file=sys.stderr)
     for outcome in report.not_paid:
         print(f"not paid: {outcome.partner} {outcome.period}: {outcome.reason}", file=sys.stderr)
     if report.not_paid:

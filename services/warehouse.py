@@ -244,6 +244,10 @@ def ensure_schema(conn: Any) -> None:
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}")
     for table in TABLES:
         cur.execute(table.create_sql(database))
+        # A warehouse created before a nullable column was added gets it (e.g. PARTNERS.MONTHLY_MINUTES_QUOTA).
+        for column in table.columns:
+            if column.nullable:
+                cur.execute(f"ALTER TABLE {table.fqn(database)} ADD COLUMN IF NOT EXISTS {column.name} {column.type}")
     for view in VIEWS:
         # Secure views are an access concern of the real account (the component sets it); DuckDB has none.
         cur.execute(f"CREATE OR REPLACE VIEW {database}.{view.schema}.{view.name} AS {view.statement(database)}")

@@ -143,6 +143,8 @@ def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Even
         "RATE": str(partner.rate),
         "AMOUNT": str(amount),
         "RECEIVED_AT": now.isoformat(),
+        # Not a warehouse column (the MERGE takes the table's columns only): the number call.completed names.
+        "CALLED_NUMBER": form.get("To", ""),
     }
     # What Twilio says about the call, not what we derive (rates may change between a call and its retry).
     fingerprint = _digest(partner.id, sid, str(seconds), ended.isoformat(), form.get("To", ""))

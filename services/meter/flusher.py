@@ -18,7 +18,8 @@ from typing import Any
 
 from foundation.warehouse_schema import API_REQUESTS, USAGE_EVENTS
 from services import warehouse
-from services.meter.roster import ROSTER_REFRESH_SECONDS, read_roster, write_roster
+from services.meter.notices import OUTBOX_MAX_PENDING, Notice, batch_notices
+from services.meter.roster import ROSTER_REFRESH_SECONDS, Partner, read_roster, write_roster
 from services.meter.spool import SpoolReader
 
 log = logging.getLogger("meter.flusher")
@@ -40,7 +41,9 @@ _RESTARTS = _UP + 1
 _LAT_SUM = _RESTARTS + 1
 _LAT_COUNT = _LAT_SUM + 1
 _BUCKETS = _LAT_COUNT + 1
-_SLOTS = _BUCKETS + len(LATENCY_BUCKETS) + 1
+_WEBHOOKS = _BUCKETS + len(LATENCY_BUCKETS) + 1  # sent, refused, failed tries, not produced, unsent (gauge)
+_WEBHOOK_SLOTS = ("sent", "refused", "failed", "not_produced", "unsent")
+_SLOTS = _WEBHOOKS + len(_WEBHOOK_SLOTS)
 
 
 class SharedFlag:
@@ -84,6 +87,14 @@ class WarehouseStats:
     def set_up(self, up: bool) -> None:
         self._slots[_UP] = 1.0 if up else 0.0
 
+    def webhooks(self, what: str, count: int = 1) -> None:
+        """Count webhook events by `what` (_WEBHOOK_SLOTS); `unsent` is set, not added."""
+        slot = _WEBHOOKS + _WEBHOOK_SLOTS.index(what)
+        if what == "unsent":
+            self._slots[slot] = count
+        else:
+            self._slots[slot] += count
+
     def restarted(self) -> None:
         self._slots[_RESTARTS] += 1
 
@@ -120,6 +131,18 @@ class WarehouseStats:
             lines.append(f'meter_warehouse_write_seconds_bucket{{le="{label}"}} {cumulative}')
         lines.append(f"meter_warehouse_write_seconds_sum {slots[_LAT_SUM]}")
         lines.append(f"meter_warehouse_write_seconds_count {int(slots[_LAT_COUNT])}")
+        lines += [
+            "# HELP meter_webhooks_events_total Webhook events: sent, refused by the service (set aside), failed tries "
+            "(retried), not produced (the outbox was full).",
+            "# TYPE meter_webhooks_events_total counter",
+            *(
+                f'meter_webhooks_events_total{{outcome="{what}"}} {int(slots[_WEBHOOKS + i])}'
+                for i, what in enumerate(_WEBHOOK_SLOTS[:-1])
+            ),
+            "# HELP meter_webhooks_outbox_unsent Webhook events waiting in the spool's outbox for the service.",
+            "# TYPE meter_webhooks_outbox_unsent gauge",
+            f"meter_webhooks_outbox_unsent {int(slots[_WEBHOOKS + len(_WEBHOOK_SLOTS) - 1])}",
+        ]
         return lines
 
 
@@ -133,8 +156,14 @@ class Flusher:
         create_schema: bool,
         interval: float = 0.5,
         max_backoff: float = 10.0,
+        notices: bool = False,
     ) -> None:
         self._reader = reader
+        self._notices = notices
+        """Write the webhook events of each batch to the outbox (services/meter/notices.py)."""
+        self._partners: dict[str, Partner] = {}
+        """The roster last read (its quotas decide usage.threshold)."""
+        self._left_out_logged = False
         self._connect = connect
         self._stats = stats
         self._roster = roster
@@ -209,18 +238,41 @@ class Flusher:
                 # The spool holds each row as JSON already: join, not decode and encode again.
                 warehouse.merge_json(conn, TABLES[kind], "[" + ",".join(batch) + "]")
             self._stats.write(time.perf_counter() - started, {k: len(v) for k, v in by_kind.items()})
+            notices = self._batch_notices(conn, by_kind.get("call", [])) if self._notices else []
         except Exception as exc:  # any driver error: the events stay spooled and the write is retried
             self._stats.error()
             log.warning("warehouse write failed, %d events wait in the spool: %s", len(rows), _first_line(exc))
             self.close()
             return None
         try:
-            self._reader.mark_flushed([seq for seq, _, _ in rows])
+            self._reader.mark_flushed([seq for seq, _, _ in rows], notices)
         except sqlite3.Error as exc:
             # Written but not marked: the batch is written again later, which the MERGE ignores.
             self._spool_trouble(exc)
             return None
         return len(rows)
+
+    def _batch_notices(self, conn: Any, call_rows: list[str]) -> list[Notice]:
+        """The batch's webhook events (after its warehouse write: a threshold counts the batch's minutes). Raises
+        like a warehouse write, and the batch is written again later."""
+        if not call_rows:
+            return []
+        room = max(0, OUTBOX_MAX_PENDING - self._reader.outbox_unsent())
+        notices, left_out = batch_notices(conn, call_rows, self._partners, room, time.time())
+        if left_out:
+            self._stats.webhooks("not_produced", left_out)
+            level = logging.DEBUG if self._left_out_logged else logging.ERROR
+            log.log(
+                level,
+                "the webhooks outbox holds %d unsent events (the service has been down long): %d call.completed "
+                "events were not produced (usage is metered as always)",
+                OUTBOX_MAX_PENDING,
+                left_out,
+            )
+            self._left_out_logged = True
+        elif room:
+            self._left_out_logged = False
+        return notices
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -243,6 +295,7 @@ class Flusher:
             self.close()
             self._roster.failed()
             return False
+        self._partners = roster
         try:
             self._roster.publish(roster)
         except OSError as exc:  # the roster file sits beside the spool: a full disk must not kill the flusher

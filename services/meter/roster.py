@@ -52,6 +52,8 @@ class Partner:
     """Price of one call minute in `currency`."""
     base_fee_minor: int
     """Monthly base fee in minor units."""
+    minutes_quota: int | None = None
+    """The tier's monthly call minutes (PARTNERS.MONTHLY_MINUTES_QUOTA); None: no usage.threshold events."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,17 +62,27 @@ class Partner:
             "currency": self.currency,
             "rate": f"{self.rate:f}",
             "base_fee_minor": self.base_fee_minor,
+            "minutes_quota": self.minutes_quota,
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Partner:
-        return cls(doc["id"], doc["tier"], doc["currency"], Decimal(doc["rate"]), int(doc["base_fee_minor"]))
+        quota = doc.get("minutes_quota")  # absent in a roster file written before it existed
+        return cls(
+            doc["id"],
+            doc["tier"],
+            doc["currency"],
+            Decimal(doc["rate"]),
+            int(doc["base_fee_minor"]),
+            None if quota is None else int(quota),
+        )
 
 
 def roster_sql(database: str, region: str | None) -> tuple[str, tuple[str, ...]]:
     """The active PARTNERS rows (of `region`, when given) with the columns the meter prices by."""
     sql = (
-        f"SELECT PARTNER_ID, TIER, CURRENCY, TO_VARCHAR(RATE), BASE_FEE_MINOR FROM {PARTNERS.fqn(database)} "
+        "SELECT PARTNER_ID, TIER, CURRENCY, TO_VARCHAR(RATE), BASE_FEE_MINOR, MONTHLY_MINUTES_QUOTA "
+        f"FROM {PARTNERS.fqn(database)} "
         "WHERE OFFBOARDED_ON IS NULL"
     )
     if region is None:
@@ -85,14 +97,17 @@ def read_roster(conn: Any, region: str | None) -> dict[str, Partner]:
     cur = conn.cursor()
     cur.execute(sql, params)
     roster: dict[str, Partner] = {}
-    for partner_id, tier, currency, rate, base_fee_minor in cur.fetchall():
+    for partner_id, tier, currency, rate, base_fee_minor, quota in cur.fetchall():
         try:
             if not re.fullmatch(PARTNER_ID_PATTERN, str(partner_id)) or currency not in MINOR_UNITS:
                 raise ValueError(f"id {partner_id!r} or currency {currency!r}")
             price = Decimal(str(rate))
             if not price.is_finite() or price < 0:
                 raise ValueError(f"rate {rate!r}")
-            roster[partner_id] = Partner(partner_id, str(tier), currency, price, int(base_fee_minor))
+            minutes_quota = None if quota is None else int(quota)
+            if minutes_quota is not None and minutes_quota <= 0:
+                minutes_quota = None  # a quota of nothing has no 80 % to pass; metering goes on regardless
+            roster[partner_id] = Partner(partner_id, str(tier), currency, price, int(base_fee_minor), minutes_quota)
         except (ValueError, TypeError, InvalidOperation) as exc:
             log.error("PARTNERS row %r cannot be metered (%s); its callbacks are answered 404", partner_id, exc)
     return roster

@@ -19,10 +19,12 @@ from foundation.naming import REGION_CODE_PATTERN
 from services import warehouse
 from services.meter import listener
 from services.meter.app import MeterState, build_app
+from services.meter.notices import webhooks_configured
 from services.meter.roster import Partner, load_roster, read_roster, roster_path, write_roster
 from services.meter.spool import Spool
 from services.meter.subaccounts import ACCOUNT_SID_ENV, SubaccountTokens
 from services.meter.supervisor import FlusherConfig, FlusherSupervisor
+from services.webhooks.producer import TOKEN_ENV, URL_ENV, settings_problem
 
 TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
 KONG_TOKEN_ENV = "METER_KONG_TOKEN"
@@ -158,12 +160,22 @@ def check(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[Su
     _check_region(config.region)
     _check_warehouse(config.warehouse_url, environment)
     _check_spool(config.spool_path)
+    problem = settings_problem(environment)
+    if problem is not None:
+        raise problem
     return subaccounts, kong_token, public_url
 
 
 def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[MeterState, FlusherSupervisor]:
     """Everything `serve` checks and opens before it listens; bad input raises InputError (exit 2)."""
     subaccounts, kong_token, public_url = check(config, env)
+    environment = os.environ if env is None else env
+    if not webhooks_configured(environment):
+        log.warning(
+            "webhooks production is off (%s and %s are not both set): no call.completed or usage.threshold events",
+            URL_ENV,
+            TOKEN_ENV,
+        )
     spool = Spool(config.spool_path, max_pending=config.max_pending)  # locks it: a second meter stops here
     roster = first_roster(config)
     state = MeterState(
@@ -180,6 +192,8 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None) -> tuple[
             create_schema=config.warehouse_url.startswith("local:"),
             interval=config.flush_interval,
             replay_bytes=spool.replay_bytes,
+            webhooks_url=environment.get(URL_ENV, ""),
+            webhooks_token=environment.get(TOKEN_ENV, ""),
         ),
         spool,
         state.metrics.warehouse,

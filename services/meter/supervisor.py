@@ -17,11 +17,12 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.meter.flusher import SPAWN, Flusher, RosterHandover, SharedFlag, WarehouseStats
+from services.meter.notices import OutboxPublisher
 from services.meter.roster import RosterFeed, roster_path
 from services.meter.spool import Spool, SpoolReader
 
@@ -38,6 +39,8 @@ CRASH_LOOP_RESTARTS = 3
 CRASH_LOOP_WINDOW = 300.0
 POLL_SECONDS = 0.1
 """How often a sleeping flusher looks at the drain flag."""
+PUBLISH_JOIN_SECONDS = 6.0
+"""How long a draining flusher waits for the outbox thread's post in flight (one post's timeout, and a little)."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,6 +60,14 @@ class FlusherConfig:
     """Seconds between flushes unless a full batch waits."""
     replay_bytes: int | None = None
     """Pages in use above which the flusher prunes flushed events (the spool's replay window)."""
+    webhooks_url: str = ""
+    """The region's webhooks service (WEBHOOKS_URL); empty: no webhook events are produced."""
+    webhooks_token: str = field(default="", repr=False)
+    """The producers' token (WEBHOOKS_EVENT_TOKEN)."""
+
+    @property
+    def webhooks(self) -> bool:
+        return bool(self.webhooks_url and self.webhooks_token)
 
 
 def _flusher_main(
@@ -100,14 +111,38 @@ def _flusher_main(
         RosterHandover(roster_path(config.spool_path), config.region, roster_generation, roster_wanted),
         config.create_schema,
         interval=config.interval,
+        notices=config.webhooks,
     )
+    publisher_thread = None
+    if config.webhooks:
+        # A thread of this process: the HTTP process never waits for the webhooks service.
+        from services.webhooks.producer import TOKEN_ENV, URL_ENV
+
+        publisher = OutboxPublisher(
+            config.spool_path, {URL_ENV: config.webhooks_url, TOKEN_ENV: config.webhooks_token}, stats=stats
+        )
+        publisher_thread = threading.Thread(
+            target=publisher.run,
+            args=(lambda: draining() or orphaned(), lambda seconds: _sleep_until(seconds, draining, orphaned)),
+            name="webhooks-outbox",
+            daemon=True,
+        )
+        publisher_thread.start()
     try:
         flusher.run(lambda: draining() or orphaned(), sleep)
         if not orphaned():
             flusher.drain(time.monotonic() + budget.value)
     finally:
+        if publisher_thread is not None:
+            publisher_thread.join(timeout=PUBLISH_JOIN_SECONDS)  # what it has not posted stays in the outbox
         flusher.close()
         reader.close()
+
+
+def _sleep_until(seconds: float, *stop: Any) -> None:
+    end = time.monotonic() + seconds
+    while not any(check() for check in stop) and time.monotonic() < end:
+        time.sleep(min(POLL_SECONDS, max(0.0, end - time.monotonic())))
 
 
 def _die_with_parent() -> None:

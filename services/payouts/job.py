@@ -101,6 +101,8 @@ class Report:
     statements: str
     dry_run: bool
     outcomes: list[Outcome]
+    webhooks: list[str] = field(default_factory=list)
+    """Payout events that could not be sent to the webhooks service (the run's money is unaffected)."""
 
     @property
     def not_paid(self) -> list[Outcome]:
@@ -114,6 +116,7 @@ class Report:
             "dry_run": self.dry_run,
             "partners": [o.as_dict() for o in self.outcomes],
             "not_paid": sorted({o.partner for o in self.not_paid}),
+            "webhooks": self.webhooks,
         }
 
 

@@ -16,8 +16,10 @@ from foundation.naming import REGION_CODE_PATTERN
 from services import warehouse
 from services.payouts import money
 from services.payouts.job import Report, run_payouts
+from services.payouts.notices import publish_outcomes
 from services.payouts.statements import open_store
 from services.payouts.stripe_gateway import StripeGateway
+from services.webhooks.producer import settings_problem
 
 
 def resolve_period(period: str, now: dt.datetime) -> str:
@@ -47,13 +49,16 @@ def run(
     if adjustments_file is not None and not adjustments_file.is_file():
         raise InputError.single("--adjustments", "", f"{adjustments_file} is not a file")
     adjustments = money.load_adjustments(adjustments_file, period) if adjustments_file else []
+    problem = None if dry_run else settings_problem(env)  # before anything is paid
+    if problem is not None:
+        raise problem
     store = open_store(statements, None, env)
     gateway = None if dry_run else StripeGateway.from_env(env, live=live)
     conn = warehouse.connect(warehouse_url)
     try:
         if warehouse_url.startswith("local:"):
             warehouse.ensure_schema(conn)
-        return run_payouts(
+        report = run_payouts(
             conn=conn,
             period=period,
             store=store,
@@ -65,3 +70,7 @@ def run(
         )
     finally:
         conn.close()
+    if not dry_run:
+        # After every statement is written: the webhooks service is never on the money path (see notices.py).
+        report.webhooks = publish_outcomes(report.outcomes, env)
+    return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +21,29 @@ from services.webhooks.events import InvalidEventError, parse_event
 
 URL_ENV = "WEBHOOKS_URL"
 TOKEN_ENV = "WEBHOOKS_EVENT_TOKEN"
+
+
+def settings_problem(env: Mapping[str, str]) -> InputError | None:
+    """Why the producer settings cannot be used (bad input, naming the variable); None when they can, or when both
+    are unset (production off). Producers check this at start: a bad URL must not surface mid-run."""
+    url, token = env.get(URL_ENV, ""), env.get(TOKEN_ENV, "")
+    if not url and not token:
+        return None
+    if not url or not token:
+        missing = URL_ENV if not url else TOKEN_ENV
+        return InputError.single(
+            "environment", missing, f"not set, while {({URL_ENV, TOKEN_ENV} - {missing}).pop()} is"
+        )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        return InputError.single("environment", URL_ENV, f"is not a URL: {exc}")
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() or ord(c) < 32 for c in url):
+        return InputError.single("environment", URL_ENV, "must be http(s)://HOST[:PORT] of the webhooks service")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return InputError.single("environment", URL_ENV, "takes no query, fragment or credentials")
+    return None
 
 
 def publish(

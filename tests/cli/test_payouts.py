@@ -387,3 +387,20 @@ def test_an_existing_account_under_the_wrong_agreement_is_warned_about(
     assert "found Stripe account" in result.out
     said = " ".join(result.err.split())
     assert "under the full service agreement" in said and "needs a DE account under the recipient agreement" in said
+
+
+def test_a_webhooks_outage_is_reported_and_changes_no_exit_code(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe, wh: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: the webhooks service is down
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("WEBHOOKS_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("WEBHOOKS_EVENT_TOKEN", "producer-token-" + "p" * 20)
+    args = ["--warehouse", wh, "--statements", str(tmp_path / "st")]
+    result = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)  # held: 1, as without it
+    assert "webhooks: webhooks service unavailable" in " ".join(result.err.split())
+    assert "payout.held:acme-voice:2026-10:" in result.err
+    assert json.loads((tmp_path / "st/2026-10/acme-voice.json").read_text())["status"] == "held"

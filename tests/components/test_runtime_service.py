@@ -61,7 +61,9 @@ def test_the_meter_has_all_its_parts(fleet: Plan) -> None:
     # fix none of those and lose the pod's place in the queue).
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
-    assert all("valueFrom" in e for e in container["env"])  # secrets by reference, never as values
+    # Secrets by reference, never as values; the one plain value is the webhooks service's in-cluster URL.
+    assert all("valueFrom" in e for e in container["env"] if e["name"] != "WEBHOOKS_URL")
+    assert [e["name"] for e in container["env"] if "value" in e] == ["WEBHOOKS_URL"]
     assert workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "spool"
     assert workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
     hpa = parts["kubernetes:autoscaling/v2:HorizontalPodAutoscaler"].inputs["spec"]

@@ -125,3 +125,44 @@ def test_the_gateway_forwards_owners_with_its_own_token(planned: Plan) -> None:
     config = forward_config("t")
     assert config["remove"] == {"headers": ["Authorization", "X-Partner-Id"]}
     assert config["add"] == {"headers": ["Authorization:Bearer t"]}
+
+
+def _container(plan: Plan, kind: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod template, first container) of a workload in the region stack."""
+    (workload,) = [r for r in plan.resources(STACK, kind) if r.name == name]
+    spec = json.loads(json.dumps(workload.inputs))["spec"]
+    template = spec["jobTemplate"]["spec"]["template"] if kind.endswith("CronJob") else spec["template"]
+    return template, template["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "app"),
+    [
+        ("kubernetes:apps/v1:StatefulSet", "region-meter-workload", "meter"),
+        ("kubernetes:batch/v1:CronJob", "region-payouts-cronjob", "payouts"),
+    ],
+)
+def test_the_producers_get_the_services_url_and_token_and_may_reach_it(
+    planned: Plan, kind: str, name: str, app: str
+) -> None:
+    template, container = _container(planned, kind, name)
+    env = {e["name"]: e for e in container["env"]}
+    url = env["WEBHOOKS_URL"]["value"]
+    assert url.startswith("http://") and url.endswith(":8788") and ".svc.cluster.local" in url
+    service = planned.one(STACK, "platform:runtime_service:RuntimeService", "region-webhooks-service")
+    (svc,) = [r for r in planned.resources(STACK, "kubernetes:core/v1:Service") if r.parent == service.urn]
+    assert url.split("//")[1].split(".")[0] == svc.inputs["metadata"]["name"]
+    token = env["WEBHOOKS_EVENT_TOKEN"]
+    assert "value" not in token and token["valueFrom"]["secretKeyRef"]["key"] == "WEBHOOKS_EVENT_TOKEN"
+    steps = json.loads(planned.preview_json(STACK))["steps"]
+    (secret,) = [s for s in steps if s["urn"].endswith(f"::region-{app}-secret")]
+    assert secret["newState"]["inputs"]["stringData"] == "[secret]"  # the token never in clear in a plan
+    # Egress: no policy of the region restricts the producer's pods (Stripe, Snowflake and S3 have no fixed
+    # addresses), so the webhooks service is reachable; its own ingress admits exactly these labels (test above).
+    labels = template["metadata"]["labels"]
+    assert labels["app"] == app
+    for policy in planned.resources(STACK, "kubernetes:networking.k8s.io/v1:NetworkPolicy"):
+        spec = json.loads(json.dumps(policy.inputs))["spec"]
+        selected = spec.get("podSelector", {}).get("matchLabels", {})
+        if "Egress" in spec.get("policyTypes", []) and selected and selected.items() <= labels.items():
+            raise AssertionError(f"{policy.name} restricts {app}'s egress")

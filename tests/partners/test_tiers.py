@@ -44,3 +44,9 @@ def test_quota_grows_with_tier() -> None:
     tiers = load_tiers()
     pods = [tiers[t].quota.pods for t in ("starter", "professional", "enterprise")]
     assert pods == sorted(pods) and len(set(pods)) == 3
+
+
+def test_monthly_minutes_quota_grows_with_tier() -> None:
+    tiers = load_tiers()
+    quotas = [tiers[t].monthly_minutes_quota for t in ("starter", "professional", "enterprise")]
+    assert quotas == sorted(quotas) and len(set(quotas)) == 3 and quotas[0] > 0

@@ -80,7 +80,14 @@ def repo_roster(region: str | None = None) -> dict[str, Any]:
     from services.meter.roster import Partner
 
     return {
-        r["PARTNER_ID"]: Partner(r["PARTNER_ID"], r["TIER"], r["CURRENCY"], Decimal(r["RATE"]), r["BASE_FEE_MINOR"])
+        r["PARTNER_ID"]: Partner(
+            r["PARTNER_ID"],
+            r["TIER"],
+            r["CURRENCY"],
+            Decimal(r["RATE"]),
+            r["BASE_FEE_MINOR"],
+            r["MONTHLY_MINUTES_QUOTA"],
+        )
         for r in terms_rows(Repo(ROOT))
         if r["OFFBOARDED_ON"] is None and region in (None, r["HOME_REGION"])
     }

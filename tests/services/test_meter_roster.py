@@ -35,6 +35,7 @@ def terms(partner: str, region: str = "eu-central", **over: Any) -> dict[str, An
         "STRIPE_ACCOUNT": None,
         "HOME_REGION": region,
         "OFFBOARDED_ON": None,
+        "MONTHLY_MINUTES_QUOTA": 10000,
     }
     return row | over
 
@@ -62,13 +63,19 @@ def test_the_roster_is_the_regions_active_rows_at_their_terms(conn: Any) -> None
     conn.cursor().execute(partner_offboard_sql(LOCAL_DATABASE, "gone-voice"))
     roster = read_roster(conn, "eu-central")
     assert roster == {
-        "alpha-voice": Partner("alpha-voice", "starter", "EUR", Decimal("0.0125"), 4900),
-        "beta-voice": Partner("beta-voice", "enterprise", "JPY", Decimal("1.5"), 50000),
+        "alpha-voice": Partner("alpha-voice", "starter", "EUR", Decimal("0.0125"), 4900, 10000),
+        "beta-voice": Partner("beta-voice", "enterprise", "JPY", Decimal("1.5"), 50000, 10000),
     }
     assert set(read_roster(conn, None)) == {"alpha-voice", "beta-voice", "tokyo-voice"}
     # A re-tiered partner is metered at its new rate from the next read.
     upsert(conn, terms("alpha-voice", TIER="professional", RATE="0.015"))
     assert read_roster(conn, "eu-central")["alpha-voice"].rate == Decimal("0.015")
+
+
+def test_the_quota_comes_from_partners_and_a_row_without_one_has_none(conn: Any) -> None:
+    upsert(conn, terms("alpha-voice", MONTHLY_MINUTES_QUOTA=250), terms("beta-voice", MONTHLY_MINUTES_QUOTA=None))
+    roster = read_roster(conn, "eu-central")
+    assert (roster["alpha-voice"].minutes_quota, roster["beta-voice"].minutes_quota) == (250, None)
 
 
 def test_a_row_the_meter_cannot_price_is_left_out(conn: Any) -> None:
@@ -79,7 +86,7 @@ def test_a_row_the_meter_cannot_price_is_left_out(conn: Any) -> None:
 def test_the_handover_file_round_trips_and_a_broken_one_is_no_roster(tmp_path: Path) -> None:
     path = roster_path(tmp_path / "spool.db")
     assert load_roster(path) is None
-    roster = {"alpha-voice": Partner("alpha-voice", "starter", "EUR", Decimal("0.0125"), 4900)}
+    roster = {"alpha-voice": Partner("alpha-voice", "starter", "EUR", Decimal("0.0125"), 4900, 10000)}
     write_roster(path, roster)
     assert load_roster(path) == roster
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file left behind"

@@ -108,11 +108,12 @@ def small_volume(tmp_path: Path) -> Iterator[Path]:
 def _fill(volume: Path) -> Path:
     filler = volume / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as handle:
+    # Unbuffered: a buffered file keeps the part of the last chunk the disk did not take, and closing it raises
+    # ENOSPC again (whether a chunk ends partly written depends on what else is on the volume).
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(chunk)
-                handle.flush()
         except OSError:
             pass
     return filler

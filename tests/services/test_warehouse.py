@@ -121,6 +121,7 @@ def test_mrr_rounds_half_to_even_like_the_statements(conn: Any) -> None:
                 "STRIPE_ACCOUNT": None,
                 "HOME_REGION": "eu-central",
                 "OFFBOARDED_ON": None,
+                "MONTHLY_MINUTES_QUOTA": 10000,
             }
         )
         usage.append(
