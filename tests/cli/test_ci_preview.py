@@ -81,9 +81,9 @@ def test_adding_a_partner(cli, project_repo: Path, tmp_path: Path) -> None:
     assert list(doc["stacks"]) == ["partner-pampas-voz"]
     assert ops(doc, "partner-pampas-voz") == {"create"}
     assert doc["violations"] == [] and doc["head"] == git(project_repo, "rev-parse", "HEAD")
-    # 55 before issues 17/19: + the terms row (provider, component, two Executes); no Kong certificate now, a sync
-    # Role and RoleBinding, a cors plugin per route.
-    assert "### `partner-pampas-voz`" in md and "create 65" in md
+    # 55 before issues 17/19/22: + the terms row (provider, component, two Executes); no Kong certificate now, a sync
+    # Role and RoleBinding, a cors plugin per route; the webhooks API's partner route and its cors plugin.
+    assert "### `partner-pampas-voz`" in md and "create 67" in md
 
 
 def test_launching_a_country_touches_the_region_and_its_partners(cli, project_repo: Path, tmp_path: Path) -> None:

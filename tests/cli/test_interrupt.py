@@ -114,6 +114,7 @@ def test_ctrl_c_stops_the_meter_with_130_and_one_line_after_its_own_shutdown(rep
     env = {
         **os.environ,
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": "t" * 32,
         "METER_KONG_TOKEN": "k" * 32,
     }
