@@ -40,6 +40,8 @@ app = command_group(
     "platformctl",
     "Describe, review and change the voice platform's infrastructure.\n\nExample: platformctl plan --all",
 )
+
+
 @app.callback()
 def main_options(
     root: Annotated[

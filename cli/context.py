@@ -49,8 +49,6 @@ def confirm(yes: bool, what: str) -> bool:
     return typer.confirm(f"Do you want to {what}?", default=False)
 
 
-
-
 def listing(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
     from cli import render
 

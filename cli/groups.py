@@ -22,9 +22,9 @@ def command_group(name: str, help_text: str) -> typer.Typer:
 
 def keep_examples_as_written(command: Any) -> Any:
     """`command` and its subcommands with their help's example paragraphs, and any paragraph with a URL, marked
-    for Click to print line by line as written. Click rewraps every help paragraph to the terminal's width: it ran
-    two `Example:` lines together and broke `https://meter.eu-central...` at a hyphen. (`command` is a Click command
-as Typer builds it: Typer ships its own copy of Click, so the type is left open.)"""
+        for Click to print line by line as written. Click rewraps every help paragraph to the terminal's width: it ran
+        two `Example:` lines together and broke `https://meter.eu-central...` at a hyphen. (`command` is a Click command
+    as Typer builds it: Typer ships its own copy of Click, so the type is left open.)"""
     if command.help:
         command.help = _literal_paragraphs(command.help)
     for sub in getattr(command, "commands", {}).values():

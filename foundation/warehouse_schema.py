@@ -9,7 +9,7 @@ distribution (which has no Pulumi) all import it. Also the one upsert of a partn
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,12 +247,12 @@ def partner_merge_sql(database: str, source: str = "%s") -> str:
     )
 
 
-def partner_merge_statement(database: str, rows: list[Mapping[str, Any]]) -> str:
+def partner_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]) -> str:
     """`partner_merge_sql` with the rows inlined: the one statement a partner stack's `up` runs."""
     return partner_merge_sql(database, sql_string(partner_rows_json(rows)))
 
 
-def partner_rows_json(rows: list[Mapping[str, Any]]) -> str:
+def partner_rows_json(rows: Sequence[Mapping[str, Any]]) -> str:
     """Terms rows as the JSON array the merge reads: exactly the PARTNER_TERMS columns, money as strings."""
     checked = []
     for row in rows:

@@ -152,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             link = fake.links.get(token)
             usable = link is not None and not link["used"] and time.time() < link["expires_at"]
-            if usable:
+            if link is not None and usable:
                 link["used"] = True
                 fake.complete_onboarding(link["account"])
         if link is None:
