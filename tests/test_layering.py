@@ -14,6 +14,7 @@ LAYERS = {
     "regions": 1,
     "partners": 1,
     "gateway": 1,
+    "integrations": 1,
     "fleet": 2,
     "components": 3,
     "policies": 3,

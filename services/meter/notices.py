@@ -25,7 +25,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import orjson
 from foundation.errors import InputError, PlatformError
 from foundation.warehouse_schema import USAGE_EVENTS
 from services.meter.roster import Partner
-from services.meter.spool import open_db
+from services.meter.spool import Notice, open_db
 from services.webhooks.producer import TOKEN_ENV, URL_ENV, publish
 
 log = logging.getLogger("meter.notices")
@@ -54,16 +53,6 @@ PRUNE_EVERY = 3600.0
 UNSENT_EVERY = 2.0
 """How often the outbox's unsent count (a gauge of /metrics) is taken."""
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-@dataclass(frozen=True)
-class Notice:
-    event_id: str
-    """The webhooks event id (derived from what it is about)."""
-    body: str
-    """The event as JSON: {"id", "type", "partner", "data"}."""
-    keep_until: float | None = None
-    """Keep the id this long after it is sent (None: forget it once sent)."""
 
 
 def webhooks_configured(env: Mapping[str, str]) -> bool:

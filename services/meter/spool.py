@@ -35,15 +35,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from foundation.errors import InputError
 from services.meter.events import Event
 
-if TYPE_CHECKING:
-    from services.meter.notices import Notice
-
 _CTX = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A webhook event of a flushed batch, kept in the spool's outbox until posted (services/meter/notices.py)."""
+
+    event_id: str
+    """The webhooks event id (derived from what it is about)."""
+    body: str
+    """The event as JSON: {"id", "type", "partner", "data"}."""
+    keep_until: float | None = None
+    """Keep the id this long after it is sent (None: forget it once sent)."""
+
 
 NEW, DUPLICATE, CONFLICT = "new", "duplicate", "conflict"
 _SCHEMA = """
