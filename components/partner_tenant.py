@@ -22,11 +22,13 @@ from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
 from components.snowflake_organization import rsa_public_key_body
 from foundation.naming import (
+    TWILIO_CALLBACK_OVERRIDES,
     partner_namespace,
     partner_reader_role,
     partner_schema,
     partner_service_user,
     tier_acl_group,
+    twilio_status_callback_path,
 )
 from foundation.warehouse_schema import PARTNER_USAGE_COLUMNS
 from gateway.cors import cors_config, partner_origins
@@ -243,7 +245,9 @@ class PartnerTenant(pulumi.ComponentResource):
                 partner_id=args.spec.id,
                 slots=args.number_slots,
                 voice_url=args.voice_endpoint_url,
-                status_callback=pulumi.Output.concat(args.meter_public_url, f"/twilio/{args.spec.id}/status"),
+                status_callback=pulumi.Output.concat(
+                    args.meter_public_url, twilio_status_callback_path(args.spec.id), TWILIO_CALLBACK_OVERRIDES
+                ),
                 keep_on_delete=args.keep_numbers,
                 bundle_required=args.bundle_required_slots,
             ),

@@ -130,3 +130,16 @@ def installation_consumer(integration_id: str, partner_id: str) -> str:
 REGION_STORAGE_CLASS = "gp3-encrypted"
 """The StorageClass every region stack installs (components/cluster_addons.py: EBS CSI, gp3, the region's key) and
 marks the cluster default; partner and integration stacks, applied after their regions, claim volumes of it."""
+
+
+TWILIO_CALLBACK_OVERRIDES = "#rc=5&rp=all"
+"""Twilio's webhook connection overrides on the numbers' status callback URL: retry up to 5 times, on any failure
+(https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides: a fragment of the webhook URL; by default
+Twilio retries once, on a connection failure only, so a meter's 503 - draining, spool full, Twilio's API down -
+would lose the call). The fragment is never sent to the server; the meter accepts a signature computed over the
+URL with or without it (Twilio's docs do not say which one it signs)."""
+
+
+def twilio_status_callback_path(partner_id: str) -> str:
+    """The path of a partner's status callbacks on the meter's public host (what Twilio signs, after the host)."""
+    return f"/twilio/{partner_id}/status"

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
+from foundation.naming import TWILIO_CALLBACK_OVERRIDES, twilio_status_callback_path
 from services.meter import events
 from services.meter.events import Event, Form, Ignored, Rejected
 from services.meter.metrics import Metrics, connection_lines, spool_lines, twilio_lines
@@ -94,12 +95,15 @@ class MeterState:
 
     def _urls(self, partner_id: str) -> tuple[str, ...]:
         # The URL Twilio signed is the public one (behind Kong), not the one this process sees.
-        url = f"{self.public_url}/twilio/{partner_id}/status"
+        url = f"{self.public_url}{twilio_status_callback_path(partner_id)}"
         parsed = urlparse(url)
         # RequestValidator.validate accepts the URL with and without its port ("since sig generation on back end is
         # inconsistent"); the form as configured comes first, the other only for a signature that did not match.
         other = remove_port(parsed) if parsed.port else add_port(parsed)
-        return (url, other) if other != url else (url,)
+        forms = (url, other) if other != url else (url,)
+        # The numbers' callback URL carries Twilio's connection overrides as a fragment, which is never sent: whether
+        # Twilio signs the URL with it is not documented, so both are accepted.
+        return forms + tuple(form + TWILIO_CALLBACK_OVERRIDES for form in forms)
 
     def signature_ok(self, partner_id: str, form: Form, signature: str, token: str) -> bool:
         """RequestValidator.validate's rule (HMAC-SHA1 of URL + sorted fields, the URL with or without its port) for

@@ -69,8 +69,12 @@ def _tokens(env: Mapping[str, str]) -> tuple[SubaccountTokens, str]:
 
 def _public_url(config: ServeConfig) -> str:
     url = config.public_url or f"http://{config.host}:{config.port}"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket and the like
+        raise InputError.single("--public-url", "", f"{url[:200]!r} is not a URL") from None
+    # An empty query or fragment ("https://x?") still changes the URL Twilio signs: refused like a non-empty one.
+    if parts.scheme not in ("http", "https") or not parts.hostname or "?" in url or "#" in url or parts.username:
         raise InputError.single("--public-url", "", "must be http(s)://HOST[:PORT][/PREFIX], no query or credentials")
     try:
         port = parts.port

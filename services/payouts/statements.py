@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from foundation.errors import InputError, PlatformError
+from foundation.naming import is_partner_id
 from foundation.yamlio import validation_problems, write_atomic
 
 KMS_KEY_ENV = "PAYOUTS_KMS_KEY_ID"
@@ -89,6 +90,17 @@ class _Statement(_Open):
     updated_at: str | None = None
 
 
+def statement_name(period: str, partner: str) -> str:
+    """`<period>/<partner>.json`, for a partner id and a period only: ids come from the warehouse's rows, and one
+    that is not a partner id (`../x`) must not name a file or key outside its month."""
+    if not is_partner_id(partner) or not _STATEMENT_PERIOD.fullmatch(period):
+        raise PlatformError(
+            f"refusing to name a statement for partner {partner[:80]!r}, period {period[:20]!r}: not a partner id "
+            "and a YYYY-MM period (a PARTNERS or usage row of the warehouse holds it; fix the row)"
+        )
+    return f"{period}/{partner}.json"
+
+
 def check_statement(doc: dict[str, Any], where: str) -> dict[str, Any]:
     """`doc` if it is a statement; bad input naming the file and the field (exit 2) otherwise."""
     try:
@@ -133,7 +145,7 @@ class LocalStatements:
         self.where = str(directory)
 
     def _path(self, period: str, partner: str) -> Path:
-        return self.directory / period / f"{partner}.json"
+        return self.directory / statement_name(period, partner)
 
     def index(self) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
@@ -184,7 +196,8 @@ class S3Statements:
         self._checked = False
 
     def _key(self, period: str, partner: str) -> str:
-        return f"{self.prefix}/{period}/{partner}.json" if self.prefix else f"{period}/{partner}.json"
+        name = statement_name(period, partner)
+        return f"{self.prefix}/{name}" if self.prefix else name
 
     def _check_bucket(self) -> None:
         """A statement is a financial record: refuse a bucket that would lose its history."""

@@ -43,7 +43,9 @@ def test_the_plan_holds_a_subaccount_and_one_number_per_slot(pampas: Plan) -> No
     assert (br1["country"], br1["number_type"], br1["index"]) == ("BR", "toll_free", 1)
     assert br1["friendly_name"] == "pctl:pampas-voz:BR:toll_free:1"
     assert br1["voice_url"] == "https://voice.sa-east.voice-platform.example/twilio/voice"
-    assert br1["status_callback"] == "https://meter.sa-east.voice-platform.example/twilio/pampas-voz/status"
+    assert (
+        br1["status_callback"] == "https://meter.sa-east.voice-platform.example/twilio/pampas-voz/status#rc=5&rp=all"
+    )  # Twilio retries a 503
     assert br1["subaccount_sid"] == "[unknown]"  # only Twilio knows it
     assert all(r.parent.endswith("PartnerTelephony::tenant-telephony") for r in numbers.values())
 

@@ -97,6 +97,9 @@ def test_platform_services_help_from_an_empty_folder(image: ImageEnv, tmp_path: 
         (["--region", "EU-CENTRAL"], "--region"),
         (["--public-url", "https://x.example:99999"], "--public-url"),
         (["--public-url", "https://x.example:0"], "--public-url"),
+        (["--public-url", "https://[::1"], "--public-url"),  # urlsplit's ValueError, not an internal error
+        (["--public-url", "https://x.example?"], "--public-url"),  # an empty query still changes the signed URL
+        (["--public-url", "https://x.example#"], "--public-url"),
         (["--port", "99999"], "--port"),
         (["--warehouse", "local:wh"], "platform-services[local]"),
         (["--warehouse", "snowflake://A/DB?user=U&role=R&warehouse=W&host=db.example&protocol=http"], "protocol"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -169,3 +170,29 @@ def test_master_credentials_are_checked(env: dict[str, str], named: str) -> None
     with pytest.raises(InputError) as raised:
         master_credentials(env)
     assert named in str(raised.value)
+
+
+def test_a_signature_over_the_callback_url_with_its_connection_overrides_verifies() -> None:
+    """The numbers' status callback URL ends in Twilio's connection overrides (a fragment, so that Twilio retries a
+    503); the fragment is never sent, and either way Twilio signs, the partner's signature verifies, and nothing else
+    does (another token, another path)."""
+    from twilio.request_validator import RequestValidator
+
+    from foundation.naming import TWILIO_CALLBACK_OVERRIDES
+    from services.meter.app import MeterState
+
+    class Public:
+        public_url = "https://meter.eu-central.voice-platform.example"
+        _signed_urls: ClassVar[dict[str, tuple[str, ...]]] = {}
+        _urls = MeterState._urls
+
+    state = Public()
+    form = {"CallSid": "CA" + "1" * 32, "CallStatus": "completed", "AccountSid": "AC" + "2" * 32}
+    base = f"{Public.public_url}/twilio/acme-voice/status"
+    token = "t" * 32
+    for signed_url in (base, base + TWILIO_CALLBACK_OVERRIDES):
+        signature = RequestValidator(token).compute_signature(signed_url, form)
+        assert MeterState.signature_ok(state, "acme-voice", form, signature, token)  # type: ignore[arg-type]
+        assert not MeterState.signature_ok(state, "acme-voice", form, signature, "x" * 32)  # type: ignore[arg-type]
+        assert not MeterState.signature_ok(state, "sakura-calls", form, signature, token)  # type: ignore[arg-type]
+    assert TWILIO_CALLBACK_OVERRIDES.startswith("#rc=") and "rp=all" in TWILIO_CALLBACK_OVERRIDES

@@ -270,3 +270,15 @@ def test_the_job_on_s3_stops_at_a_refusal_and_pays_with_list_bucket(
         assert report.period == "2026-11"  # `previous` on 6 December: November has closed
         assert [(o.partner, o.period, o.status) for o in report.outcomes] == [("acme-voice", "2026-10", "paid")]
         assert [t["amount"] for t in fake.transfers] == [451]
+
+
+@pytest.mark.parametrize("partner", ["../../evil", "acme-voice/../x", "Acme", "a", "acme-voice\n"])
+def test_a_warehouse_id_that_is_not_a_partner_id_names_no_file(tmp_path: Path, partner: str) -> None:
+    """Partner ids reach the store from the warehouse's rows: one that is not a partner id must not name a file (or
+    an S3 key) outside its month; the run fails naming it, and nothing is written."""
+    store = LocalStatements(tmp_path / "statements")
+    with pytest.raises(PlatformError, match="not a partner id"):
+        store.put("2026-10", partner, {})
+    with pytest.raises(PlatformError, match="not a partner id"):
+        store.get("2026-10", partner)
+    assert not any(tmp_path.rglob("*.json"))
