@@ -3,25 +3,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import datetime
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import traceback
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli.context import confirm, err, listing, mode_of, open_repo, out, state
+from cli.context import CtrlC, checkpoint, confirm, err, listing, mode_of, open_repo, out, state
 from cli.domains import verify_domain as verify_domain_command
 from cli.groups import command_group, keep_examples_as_written
 from cli.preflight import preflight as preflight_command
@@ -518,64 +514,11 @@ register_certs(app)
 # ---------------------------------------------------------------- entry point
 
 
-class _CtrlC:
-    """Whether this run was interrupted. Python raises KeyboardInterrupt wherever the main thread happens to be,
-    and where that is a weakref callback or a `__del__` it prints "Exception ignored" and carries on: remembered
-    here, the interrupt is raised again at the next `checkpoint` and decides the exit code in any case."""
-
-    seen = False
-
-    @classmethod
-    def handler(cls, signum: int, frame: Any) -> None:
-        cls.seen = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            # Inside an event loop (an offline plan runs the program in one) the exception can land in code that
-            # swallows it, leaving the loop waiting forever on a task that will never finish: the loop is also
-            # woken with a callback that raises it again, which asyncio lets through `run_until_complete`.
-            loop.call_soon_threadsafe(checkpoint)
-        raise KeyboardInterrupt
-
-    @classmethod
-    @contextlib.contextmanager
-    def watched(cls) -> Iterator[None]:
-        cls.seen = False
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, a background job): leave it so
-            yield
-            return
-        previous_hook = sys.unraisablehook
-
-        def unraisable(info: Any) -> None:
-            if not (isinstance(info.exc_type, type) and issubclass(info.exc_type, KeyboardInterrupt)):
-                previous_hook(info)
-
-        signal.signal(signal.SIGINT, cls.handler)
-        sys.unraisablehook = unraisable
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            sys.unraisablehook = previous_hook
-
-
-def checkpoint() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed but swallowed on the way (see `_CtrlC`): long loops call it."""
-    if _CtrlC.seen:
-        raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error ends here and becomes an exit code."""
-    with _CtrlC.watched():
+    with CtrlC.watched():
         code = _run(list(sys.argv[1:] if argv is None else argv))
-        if _CtrlC.seen:  # also when the interrupt was swallowed on the way and the command ran on
+        if CtrlC.seen:  # also when the interrupt was swallowed on the way and the command ran on
             code = EXIT_INTERRUPTED
         if code == EXIT_INTERRUPTED:
             _interrupted()
@@ -599,7 +542,7 @@ def _run(args: list[str]) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
-        if _CtrlC.seen:  # Ctrl-C at a confirmation prompt, which Click turns into Abort
+        if CtrlC.seen:  # Ctrl-C at a confirmation prompt, which Click turns into Abort
             return EXIT_INTERRUPTED
         err.print("aborted")
         return EXIT_FAILURE
@@ -625,7 +568,7 @@ def _interrupted() -> None:
 def _report(exc: BaseException, lines: list[str], debug: bool) -> None:
     from cli import render
 
-    if _CtrlC.seen and not debug:
+    if CtrlC.seen and not debug:
         return  # a failure the interrupt caused (an import cut short, say): the one line is "interrupted"
 
     if debug:

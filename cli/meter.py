@@ -61,7 +61,7 @@ def serve(
 
     Example: platformctl meter serve --port 8787 --public-url https://meter.eu-central.voice-platform.example
     """
-    from cli.context import open_repo
+    from cli.context import CtrlC, open_repo
     from platformctl.warehouse_sync import sync
     from services.meter.server import ServeConfig, check
     from services.meter.server import serve as run
@@ -77,6 +77,7 @@ def serve(
         spool_path=spool or repo.state_dir / "meter" / "spool.db",
         region=region,
         max_pending=max_pending,
+        interrupted=lambda: CtrlC.seen,
     )
     check(config)  # bad arguments exit 2 before the warehouse is written
     if url.startswith("local:"):

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,9 @@ class ServeConfig:
     """Events the spool holds for the warehouse before it answers 503."""
     flush_interval: float = 1.0
     """Seconds between flushes unless a full batch waits."""
+    interrupted: Callable[[], bool] = lambda: False
+    """Whether the caller's Ctrl-C arrived while the meter was starting (an interrupt can be swallowed on the way,
+    and uvicorn's own signal handling starts only later): then the meter stops as soon as it has started."""
 
 
 def _tokens(env: Mapping[str, str]) -> tuple[SubaccountTokens, str]:
@@ -219,6 +222,8 @@ def serve(config: ServeConfig) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         await asyncio.to_thread(flusher.start)
+        if config.interrupted():
+            server.should_exit = True  # Ctrl-C while starting: drain and stop like a SIGINT now
         log.info(
             "meter listening on %s:%d, %d partners, %d events spooled, flusher process %s",
             config.host,
