@@ -35,8 +35,10 @@ TOKEN_TTL = 300.0
 STALE_GRACE = 3600.0
 """While Twilio's API cannot be reached, a token older than TOKEN_TTL still verifies for this long (it was right
 when fetched; a rotated one fails and answers 503, so Twilio's retry gets another chance)."""
-REFETCH_INTERVAL = 30.0
-"""Per partner, the least time between two lookups prompted by callbacks that did not verify."""
+REFETCH_INTERVAL = 5.0
+"""Per partner, the least time between two lookups prompted by callbacks that did not verify. Short enough that after
+a token rotation one of Twilio's retries (up to 5 within its 15 s budget, foundation.naming.TWILIO_CALLBACK_OVERRIDES)
+verifies; long enough that forged callbacks cost at most one Twilio lookup per partner per 5 s."""
 RETRY_AFTER_FAILURE = 2.0
 """Per partner, the least time between two lookups while Twilio's API fails."""
 API_TIMEOUT = 5.0
