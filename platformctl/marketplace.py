@@ -157,6 +157,10 @@ def build(repo: Repo, out: Path, results: Path | None = None) -> dict[str, Any]:
     """Write the site into `out` (index, a page per category and per integration, marketplace.json)."""
     if out.exists() and not out.is_dir():
         raise InputError.single(str(out), "--out", "exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, in /proc or /sys, no permission: the argument is wrong, not the tool
+        raise InputError.single(str(out), "--out", f"cannot create it: {exc.strerror or exc}") from None
     items = listings(repo, results)
     scopes = repo.api_catalog().scopes
     counts: dict[str, int] = {}
@@ -196,6 +200,9 @@ def build(repo: Repo, out: Path, results: Path | None = None) -> dict[str, Any]:
         files[f"integrations/{spec.id}.html"] = _page(f"{spec.name} - integration marketplace", body, 1)
     doc = document(repo, items)
     files["marketplace.json"] = json.dumps(doc, indent=1, sort_keys=True) + "\n"
-    for relative, text in files.items():
-        write_atomic(out / relative, text)
+    try:
+        for relative, text in files.items():
+            write_atomic(out / relative, text)
+    except OSError as exc:
+        raise InputError.single(str(out), "--out", f"cannot write the site there: {exc.strerror or exc}") from None
     return {"out": str(out), "files": sorted(files), "integrations": [i["id"] for i in doc["integrations"]]}

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import math
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,10 @@ def prepare(config: ServeConfig, env: Mapping[str, str] | None = None, guard: Gu
     env = os.environ if env is None else env
     found = settings(env)
     path = store_path(config.store)
-    store = Store(path, failing_disable_seconds=FAILING_DISABLE_SECONDS * found.time_scale)
+    try:
+        store = Store(path, failing_disable_seconds=FAILING_DISABLE_SECONDS * found.time_scale)
+    except (OSError, sqlite3.Error) as exc:  # a file where the folder should be, /proc, no permission, not SQLite
+        raise InputError.single("--store", config.store, f"cannot open the store at {path}: {exc}") from None
     try:
         store.box = load_box(env, store.meta_get, store.meta_put)
     except SealError as exc:

@@ -149,3 +149,12 @@ def test_an_integration_not_priced_in_the_partners_currency_is_not_installable(
     sunrise = _partner_with(repo_copy, tmp_path, "sunrise-telecom", ["calsync"])  # us-east, billed in USD
     run = cli("onboard-partner", str(sunrise), "--update", "--no-apply", code=2, root=repo_copy)
     assert "'calsync' is priced in EUR, not in the partner's billing currency USD" in run.err
+
+
+def test_a_site_folder_that_cannot_be_made_is_bad_input(cli, tmp_path: Path) -> None:
+    """Under a file, or in /proc: exit 2 naming --out, not an internal error."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker / "site", Path("/proc/self/site")):
+        run = cli("marketplace", "build", "--out", str(out), code=2)
+        assert "--out" in run.err

@@ -247,3 +247,16 @@ def test_producers_post_through_the_library(tmp_path: Path) -> None:
     with pytest.raises(PlatformError, match="did not take"):
         publish(event(), env, sleep=waits.append)  # the service is gone: retried, then a runtime failure
     assert waits == [0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("store", ["local:/etc/passwd", "local:/proc/self"])
+def test_a_store_that_cannot_be_a_folder_is_bad_input(store: str) -> None:
+    """A file where the store's folder should be, or a folder nothing can be created in: exit 2 naming --store."""
+    result = subprocess.run(
+        [PLATFORMCTL, "--root", str(ROOT), "webhooks", "serve", "--store", store, "--port", "1"],
+        env=service_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert b"--store" in result.stderr and b"Traceback" not in result.stderr
