@@ -34,9 +34,10 @@ def sync(
     from cli.context import out
     from cli.render import plain
     from foundation.errors import EngineError, InputError
-    from services.certsync import Endpoint, in_cluster_kubernetes
+    from services.certsync import Endpoint, checked_arguments, in_cluster_kubernetes
     from services.certsync import sync as run
 
+    kong_admin_url, kubernetes_url = checked_arguments(region, kong_admin_url, kubernetes_url)
     token = os.environ.get("KONG_ADMIN_TOKEN", "")
     if not token:
         raise InputError.single("environment", "KONG_ADMIN_TOKEN", "is not set")
@@ -44,10 +45,10 @@ def sync(
         kube_token = os.environ.get("KUBERNETES_TOKEN", "")
         if not kube_token:
             raise InputError.single("environment", "KUBERNETES_TOKEN", "is not set (needed with --kubernetes-url)")
-        kubernetes = Endpoint(kubernetes_url.rstrip("/"), {"Authorization": f"Bearer {kube_token}"})
+        kubernetes = Endpoint(kubernetes_url, {"Authorization": f"Bearer {kube_token}"})
     else:
         kubernetes = in_cluster_kubernetes()
-    report = run(kubernetes, Endpoint(kong_admin_url.rstrip("/"), {"Kong-Admin-Token": token}), region)
+    report = run(kubernetes, Endpoint(kong_admin_url, {"Kong-Admin-Token": token}), region)
     for label, items in (
         ("written", report.written),
         ("unchanged", report.unchanged),

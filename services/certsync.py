@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -37,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from foundation.errors import EngineError
+from foundation.errors import EngineError, InputError
+from foundation.naming import REGION_CODE_PATTERN
 
 SYNC_LABEL = "platform.io/kong-certificate-sync"
 """Label of a Role that registers the Secret(s) it names for the gateway."""
@@ -155,6 +157,28 @@ def read_issued(kubernetes: Endpoint, namespace: str, secret: str) -> Issued | N
     cert = base64.b64decode(data["tls.crt"]).decode()
     key = base64.b64decode(data["tls.key"]).decode()
     return Issued(namespace, secret, cert, key, _dns_names(cert))
+
+
+def checked_arguments(region: str, kong_admin_url: str, kubernetes_url: str | None) -> tuple[str, str | None]:
+    """The Admin API and Kubernetes URLs, checked with the region (its code goes into every Kong certificate's id and
+    tags, and decides which certificates this region deletes): bad input names the option (exit 2)."""
+    if not re.fullmatch(REGION_CODE_PATTERN, region):
+        raise InputError.single("--region", "", f"{region[:60]!r} is not a region code such as eu-central")
+    urls: list[str | None] = []
+    for option, value in (("--kong-admin-url", kong_admin_url), ("--kubernetes-url", kubernetes_url)):
+        if value is None or value == "":
+            urls.append(None)
+            continue
+        try:
+            parts = urllib.parse.urlsplit(value)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            raise InputError.single(option, "", f"{value[:200]!r} must be an http(s)://HOST[:PORT] URL")
+        urls.append(value.rstrip("/"))
+    assert urls[0] is not None
+    return urls[0], urls[1]
 
 
 def sync(kubernetes: Endpoint, kong: Endpoint, region: str) -> SyncReport:

@@ -88,3 +88,28 @@ def test_regions_write_different_kong_certificates_for_the_same_secret_name() ->
     assert certificate_id("eu-central", "platform", "tls-meter") == certificate_id(
         "eu-central", "platform", "tls-meter"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--region", "nope!", "--kong-admin-url", "https://kong.example:8444"], "--region"),
+        (["--region", "eu-central", "--kong-admin-url", "ftp://kong.example"], "--kong-admin-url"),
+        (
+            [
+                "--region",
+                "eu-central",
+                "--kong-admin-url",
+                "https://kong.example:8444",
+                "--kubernetes-url",
+                "http://[::1",
+            ],
+            "--kubernetes-url",
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_contacted(cli, args: list[str], option: str) -> None:
+    """The region names every Kong certificate this region writes and deletes: a wrong one is bad input (exit 2),
+    like a URL that is not http(s)."""
+    run = cli("certs", "sync", *args, code=2)
+    assert option in run.err
