@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator, add_port, remove_port
@@ -316,6 +316,12 @@ async def _method(request: Request, exc: Any) -> Response:
     return JSONResponse({"error": "method_not_allowed"}, status_code=405)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client left mid-body (a half-open request cut at the read deadline, a dropped connection): nothing was
+    # spooled and nobody reads the answer. Handled here, it is not logged as an application error with a traceback.
+    return Response(status_code=400)
+
+
 async def _internal(request: Request, exc: Exception) -> Response:
     # Never a traceback in a response.
     return JSONResponse({"error": "internal"}, status_code=500)
@@ -330,7 +336,7 @@ def build_app(state: MeterState, lifespan: Any = None) -> Starlette:
             Route("/livez", livez, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        exception_handlers={404: _not_found, 405: _method, Exception: _internal},
+        exception_handlers={404: _not_found, 405: _method, ClientDisconnect: _client_gone, Exception: _internal},
         lifespan=lifespan,
     )
     # No 307 to the slash-less path: built from the Host header, before any signature check. The documented answers
