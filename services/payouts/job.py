@@ -221,6 +221,8 @@ class _Carry:
     source: str
     amount_minor: int
     kind: str
+    currency: str = ""
+    """The source statement's currency: a carry lands only on a statement in the same currency."""
 
     def line(self) -> Adjustment:
         reason = (
@@ -270,27 +272,96 @@ class _Run:
             if statement is not None and statement.get("status", _legacy_status(statement)) in SETTLED:
                 outcome = self.settled(terms, month, statement, usage.get(month, []), existing, carries)
             else:
-                taken = carries if statement is None else []
-                outcome = self.settle(terms, month, statement, usage.get(month, []), taken, existing, statements)
+                outcome = self._settle_taking(
+                    terms, month, statement, usage.get(month, []), carries, existing, statements
+                )
                 if outcome.status == CARRIED:
-                    carries.append(_Carry(month, outcome.due_minor, "carry"))
+                    carries.append(_Carry(month, outcome.due_minor, "carry", outcome.statement.get("currency") or ""))
             if outcome is not None:
                 outcomes.append(outcome)
+        if carries and self.period not in months and self.period not in existing:
+            outcomes += self._land(terms, carries, existing, statements)
         shown = {o.period for o in outcomes}
         for carry in carries:  # nothing unstated in this run to take them: the next run's first new statement will
             if carry.source in shown:
                 continue
-            outcomes.append(
-                Outcome(
-                    partner,
-                    CARRIED,
-                    {},
-                    reason=f"{carry.amount_minor} minor units owed from {carry.source} go onto the next new statement",
-                    due_minor=carry.amount_minor,
-                    period=carry.source,
-                )
-            )
+            outcomes.append(self._waiting(terms, carry))
         return outcomes
+
+    def _settle_taking(
+        self,
+        terms: Terms,
+        month: str,
+        statement: dict[str, Any] | None,
+        usage: list[MonthUsage],
+        carries: list[_Carry],
+        existing: set[str],
+        statements: dict[str, dict[str, Any]],
+        currency: str | None = None,
+    ) -> Outcome:
+        """settle(); a new statement takes the open carries in its currency (the others wait for one in theirs)."""
+        if statement is not None:
+            return self.settle(terms, month, statement, usage, [], existing, statements, currency)
+        own = currency or (usage[0].currency if len(usage) == 1 else terms.currency)
+        taken = [c for c in carries if c.currency in ("", own)]
+        offered = list(taken)
+        outcome = self.settle(terms, month, None, usage, taken, existing, statements, currency)
+        if not taken:  # handed over (or shown, in a dry run): no longer open in this run
+            carries[:] = [c for c in carries if all(c is not o for o in offered)]
+        return outcome
+
+    def _land(
+        self, terms: Terms, carries: list[_Carry], existing: set[str], statements: dict[str, dict[str, Any]]
+    ) -> list[Outcome]:
+        """Open carries and no new statement of this run to take them (no usage in the period: an offboarded
+        partner, a quiet month): the period's statement is made for them when their sum can be paid, so that
+        nothing owed waits for usage that may never come. Its transfer is the period's own (key
+        `payout:<partner>:<period>`), so a rerun finds it rather than paying again. When the sum cannot be paid yet,
+        no statement is made: the carries stay on their source statements and wait (see _waiting)."""
+        outcomes: list[Outcome] = []
+        for currency in sorted({c.currency or terms.currency for c in carries}):
+            group = [c for c in carries if (c.currency or terms.currency) == currency]
+            total = sum(c.amount_minor for c in group)
+            payable = total > 0 and (
+                terms.payout_method == "bank_transfer" or money.below_minimum(total, currency) is None
+            )
+            if not payable or self.period in existing:
+                continue
+            outcomes.append(self._settle_taking(terms, self.period, None, [], carries, existing, statements, currency))
+            break  # one statement per partner and period: a carry in another currency waits for one in its own
+        return outcomes
+
+    def _waiting(self, terms: Terms, carry: _Carry) -> Outcome:
+        """An open amount that no statement of this run took. Said, and counted as not paid (exit 1) when no later
+        statement can come for it: the partner is offboarded by the run's period, or its currency has no documented
+        Stripe minimum."""
+        currency = carry.currency or terms.currency
+        offboarded = bool(terms.offboarded_on) and str(terms.offboarded_on)[:7] <= self.period
+        kind = carry.kind.replace("_", " ")
+        reason = f"{money.format_minor(carry.amount_minor, currency)} owed from {carry.source} ({kind})"
+        attention = carry.amount_minor > 0 and (offboarded or currency not in money.STRIPE_MINIMUM_MINOR)
+        if attention:
+            why = (
+                f"offboarded on {terms.offboarded_on}: no later statement will take it"
+                if offboarded
+                else f"Stripe documents no minimum for {currency}"
+            )
+            hold = money.below_minimum(carry.amount_minor, currency) or "not payable by transfer"
+            reason += (
+                f" is NOT paid: {hold}; {why}. Pay it by hand and write it off with an adjustments line "
+                f"(kind correction, -{carry.amount_minor}) for {self.period}, or set payout_method bank_transfer"
+            )
+        else:
+            reason += " goes onto the next new statement"
+        return Outcome(
+            terms.partner,
+            CARRIED,
+            {},
+            reason=reason,
+            due_minor=carry.amount_minor,
+            period=carry.source,
+            attention=attention,
+        )
 
     def settled(
         self,
@@ -324,7 +395,7 @@ class _Run:
         open_minor = owed - moved
         kind = "carry" if settled_as == "carried" else "late_usage"
         if open_minor:
-            carries.append(_Carry(month, open_minor, kind))
+            carries.append(_Carry(month, open_minor, kind, currency or ""))
         if month != self.period:
             return None
         status = ALREADY_PAID if settled_as in ("paid", "external") else CARRIED
@@ -348,8 +419,10 @@ class _Run:
         carries: list[_Carry],
         existing: set[str],
         statements: dict[str, dict[str, Any]],
+        currency_of_carries: str | None = None,
     ) -> Outcome:
-        """State (or restate) one unsettled month and pay it if it can be paid."""
+        """State (or restate) one unsettled month and pay it if it can be paid. `currency_of_carries`: the currency
+        of a statement made only for carries (no usage)."""
         partner = terms.partner
         currencies = sorted({u.currency for u in usage})
         if len(currencies) > 1:
@@ -376,7 +449,9 @@ class _Run:
                 period=month,
                 reason=f"{month} was stated in {previous.get('currency')}, its usage is now in {current.currency}",
             )
-        currency = current.currency if current else (previous or {}).get("currency") or terms.currency
+        currency = (
+            current.currency if current else (previous or {}).get("currency") or currency_of_carries or terms.currency
+        )
         share = Decimal(previous["share"]) if previous else terms.share
         lines = self._lines(partner, month, previous, carries)
         gross = current.gross_minor if current and current.gross_minor is not None else 0

@@ -423,3 +423,62 @@ def test_a_statement_written_before_statuses_existed_is_read_as_it_was_meant(
     report = run(wh, tmp_path / "st", fake)
     assert statuses(report)[("acme-voice", PERIOD)] == job.ALREADY_PAID
     assert not [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
+
+
+def _small_october(tmp_path: Path) -> Path:
+    """acme-voice's only usage: October, 100 min = 1.50 EUR -> 45 cents, below Stripe's 50 (carried)."""
+    seed(tmp_path / "wh", [usage_row("acme-voice", PERIOD, 100, "0.015", "EUR", "professional")])
+    seed_terms(tmp_path / "wh", [terms_of(SPECS["acme-voice"])])
+    return tmp_path / "wh"
+
+
+def test_a_carry_that_no_later_statement_can_take_is_not_paid_exit_1(tmp_path: Path, fake: FakeStripe) -> None:
+    wh = _small_october(tmp_path)
+    accounts = connect(wh, fake, "acme-voice")
+    assert statuses(run(wh, tmp_path / "st", fake)) == {("acme-voice", PERIOD): job.CARRIED}
+    quiet = run(wh, tmp_path / "st", fake, period="2026-11")  # an active partner's quiet month: it waits, said
+    assert statuses(quiet) == {("acme-voice", PERIOD): job.CARRIED} and not quiet.not_paid
+    assert "onto the next new statement" in quiet.outcomes[0].reason
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], accounts["acme-voice"], OFFBOARDED_ON="2026-11-20")])
+    offboarded = run(wh, tmp_path / "st", fake, period="2026-11")
+    (waiting,) = offboarded.not_paid  # no later statement will ever take it: exit 1, said
+    assert (waiting.period, waiting.status, waiting.due_minor) == (PERIOD, job.CARRIED, 45)
+    assert "NOT paid" in waiting.reason and "offboarded on 2026-11-20" in waiting.reason
+    assert not (tmp_path / "st" / "2026-11").exists() and not fake.transfers
+    # Finance pays it by bank: the November run states it (a carry-only statement) and it is settled.
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], OFFBOARDED_ON="2026-11-20", PAYOUT_METHOD="bank_transfer")])
+    settled = run(wh, tmp_path / "st", fake, period="2026-11")
+    assert statuses(settled)[("acme-voice", "2026-11")] == job.EXTERNAL and not settled.not_paid
+    november = stored(tmp_path / "st", "2026-11", "acme-voice")
+    assert (november["minutes"], november["due_minor"], november["currency"]) == (0, 45, "EUR")
+    assert november["adjustments"] == [
+        {"kind": "carry", "amount_minor": 45, "reason": f"not paid in {PERIOD}, carried"}
+    ]
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["followups"] == [
+        {"into": "2026-11", "amount_minor": 45, "kind": "carry"}
+    ]
+    again = run(wh, tmp_path / "st", fake, period="2026-12")
+    assert not again.not_paid and not (tmp_path / "st" / "2026-12").exists()
+
+
+def test_an_open_amount_is_paid_by_the_periods_run_without_usage_in_the_period(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    connect(wh, fake, "acme-voice")
+    run(wh, tmp_path / "st", fake)
+    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])  # late events for October
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], fake.transfers[0]["destination"], OFFBOARDED_ON="2026-11-03")])
+    november = run(wh, tmp_path / "st", fake, period="2026-11")  # no November usage: its statement is made for it
+    assert statuses(november)[("acme-voice", "2026-11")] == job.PAID
+    assert "acme-voice" not in {o.partner for o in november.not_paid}
+    statement = stored(tmp_path / "st", "2026-11", "acme-voice")
+    assert statement["adjustments"] == [
+        {"kind": "late_usage", "amount_minor": 225, "reason": f"usage metered into {PERIOD} after its statement"}
+    ]
+    assert (statement["gross_minor"], statement["due_minor"], statement["transfer"]["amount_minor"]) == (0, 225, 225)
+    acme = [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
+    assert [(t["amount"], t["transfer_group"]) for t in acme] == [(451, PERIOD), (225, "2026-11")]
+    assert ("POST", "/v1/transfers", "payout:acme-voice:2026-11") in fake.requests
+    for period in ("2026-11", "2026-12"):  # exactly once
+        assert "acme-voice" not in {o.partner for o in run(wh, tmp_path / "st", fake, period=period).not_paid}
+    assert len([t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]) == 2
