@@ -20,6 +20,7 @@ Usage that no run can pay (no PARTNERS row, two currencies in one month) is repo
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -61,6 +62,8 @@ WOULD_PAY = "would pay"
 """Dry run."""
 
 SETTLED = frozenset({"paid", "external", "carried"})
+OPERATOR_KINDS = frozenset({"credit", "correction"})
+"""Adjustment kinds an operator writes (the others, carry and late_usage, the job writes)."""
 """Statement statuses of a settled month (the others, pending/held/failed, are retried)."""
 
 
@@ -223,14 +226,57 @@ class _Carry:
     kind: str
     currency: str = ""
     """The source statement's currency: a carry lands only on a statement in the same currency."""
+    reason: str = ""
+    """An operator line's own reason (kind credit or correction: a line of the source month that its transfer did
+    not include); empty for the job's own kinds."""
 
     def line(self) -> Adjustment:
-        reason = (
-            f"usage metered into {self.source} after its statement"
-            if self.kind == "late_usage"
-            else f"not paid in {self.source}, carried"
-        )
+        if self.kind in OPERATOR_KINDS:
+            reason = self.reason
+        elif self.kind == "late_usage":
+            reason = f"usage metered into {self.source} after its statement"
+        else:
+            reason = f"not paid in {self.source}, carried"
         return Adjustment(kind=self.kind, amount_minor=self.amount_minor, reason=reason)  # type: ignore[arg-type]
+
+    def followup(self, into: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"into": into, "amount_minor": self.amount_minor, "kind": self.kind}
+        if self.kind in OPERATOR_KINDS:
+            entry["reason"] = self.reason
+        return entry
+
+
+def _line_key(line: Any) -> tuple[str, int, str]:
+    return (str(line["kind"]), int(line["amount_minor"]), str(line.get("reason") or ""))
+
+
+def _open_carries(month: str, statement: dict[str, Any], usage: list[MonthUsage], existing: set[str]) -> list[_Carry]:
+    """What a settled month owes beyond what moved (its transfer, or nothing if carried, and the followups that
+    landed on a statement that exists): an operator line its transfer did not include keeps its kind and reason;
+    the rest is late usage (a paid month) or a carry (a carried month)."""
+    currency = statement.get("currency") or ""
+    gross = next((u.gross_minor for u in usage if u.currency == currency), 0) or 0
+    followups = statement.get("followups") or []
+    operator = [f for f in followups if f["kind"] in OPERATOR_KINDS]
+    owed = money.payout_minor(gross, Decimal(statement["share"]))
+    owed += sum(int(a["amount_minor"]) for a in statement.get("adjustments") or [])
+    owed += sum(int(f["amount_minor"]) for f in operator)
+    settled_as = statement.get("status") or _legacy_status(statement)
+    moved = int((statement.get("transfer") or {}).get("amount_minor") or 0) if settled_as != "carried" else 0
+    moved += sum(int(f["amount_minor"]) for f in followups if f["into"] in existing)
+    open_minor = owed - moved
+    carries = []
+    for f in operator:
+        if f["into"] not in existing:
+            carries.append(_Carry(month, int(f["amount_minor"]), f["kind"], currency, str(f.get("reason") or "")))
+            open_minor -= int(f["amount_minor"])
+    if open_minor:
+        carries.append(_Carry(month, open_minor, "carry" if settled_as == "carried" else "late_usage", currency))
+    return carries
+
+
+def _describe(carries: list[_Carry]) -> str:
+    return ", ".join(f"{c.amount_minor} minor units more ({c.kind.replace('_', ' ')})" for c in carries)
 
 
 @dataclass
@@ -275,8 +321,12 @@ class _Run:
                 outcome = self._settle_taking(
                     terms, month, statement, usage.get(month, []), carries, existing, statements
                 )
-                if outcome.status == CARRIED:
-                    carries.append(_Carry(month, outcome.due_minor, "carry", outcome.statement.get("currency") or ""))
+                if outcome.status in (CARRIED, PAID, REPAIRED, EXTERNAL):
+                    # Settled now: what it owes beyond its due (all of it, if carried) is open from here on.
+                    opened = _open_carries(month, outcome.statement, usage.get(month, []), existing)
+                    carries += opened
+                    if opened and outcome.status != CARRIED:
+                        outcome.reason += f"; {_describe(opened)} go onto the next new statement"
             if outcome is not None:
                 outcomes.append(outcome)
         if carries and self.period not in months and self.period not in existing:
@@ -385,25 +435,20 @@ class _Run:
                 reason=f"usage in {', '.join(other)} metered into {month} after it was stated in {currency}; "
                 "not paid: settle it with an adjustments line",
             )
-        gross = next((u.gross_minor for u in usage), 0) or 0
-        owed = money.payout_minor(gross, Decimal(statement["share"])) + sum(
-            int(a["amount_minor"]) for a in statement.get("adjustments") or []
-        )
         settled_as = statement.get("status") or _legacy_status(statement)
-        moved = int((statement.get("transfer") or {}).get("amount_minor") or 0) if settled_as != "carried" else 0
-        moved += sum(int(f["amount_minor"]) for f in statement.get("followups") or [] if f["into"] in existing)
-        open_minor = owed - moved
-        kind = "carry" if settled_as == "carried" else "late_usage"
-        if open_minor:
-            carries.append(_Carry(month, open_minor, kind, currency or ""))
+        opened = _open_carries(month, statement, usage, existing)
+        carries += opened
         if month != self.period:
             return None
         status = ALREADY_PAID if settled_as in ("paid", "external") else CARRIED
         reason = "already paid" if status == ALREADY_PAID else "already stated: carried"
-        if open_minor:
-            reason += f"; {open_minor} minor units more ({kind.replace('_', ' ')}) go onto the next new statement"
+        if opened:
+            reason += f"; {_describe(opened)} go onto the next new statement"
         outcome = Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
-        if self.lines.get(partner):
+        recorded = Counter(_line_key(a) for a in statement.get("adjustments") or [])
+        recorded += Counter(_line_key(f) for f in statement.get("followups") or [] if f["kind"] in OPERATOR_KINDS)
+        given = Counter(_line_key(a.model_dump()) for a in self.lines.get(partner, []))
+        if given - recorded:  # lines the month has not recorded (the same file again is no news)
             outcome.attention = True  # said, and exit 1: the lines were meant to be paid
             outcome.warnings.append(
                 f"{month} is settled: its --adjustments lines were NOT applied; give them to a later period"
@@ -453,27 +498,56 @@ class _Run:
             current.currency if current else (previous or {}).get("currency") or currency_of_carries or terms.currency
         )
         share = Decimal(previous["share"]) if previous else terms.share
-        lines = self._lines(partner, month, previous, carries)
-        gross = current.gross_minor if current and current.gross_minor is not None else 0
-        payout = money.payout_minor(gross, share)
-        due = money.due_minor(payout, lines)
-        statement: dict[str, Any] = {
+        followups = list((previous or {}).get("followups") or [])
+        if previous is not None and previous.get("requested"):
+            # Its transfer was requested: the statement keeps the figures of that request, so that what it says is
+            # due is what its key `payout:<partner>:<month>` moved (or will move: Stripe refuses a key reused with
+            # other parameters). Usage metered since, and lines given since, are owed beyond it: they go onto the
+            # next new statement once this month is settled (a run's lines are recorded here as followups not
+            # landed yet, `into` null, and replace the ones an earlier run recorded).
+            statement: dict[str, Any] = {k: previous.get(k) for k in _FIGURES}
+            own = self.lines.get(partner, []) if month == self.period else []
+            if own:
+                landed = [f for f in followups if f["into"] in existing]
+                recorded = Counter(_line_key(a) for a in previous.get("adjustments") or [])
+                recorded += Counter(_line_key(f) for f in landed if f["kind"] in OPERATOR_KINDS)
+                waiting = Counter(_line_key(a.model_dump()) for a in own) - recorded
+                followups = [f for f in followups if f["into"] in existing or f["kind"] not in OPERATOR_KINDS]
+                followups += [
+                    _Carry(month, amount, kind, currency, reason).followup(None)
+                    for (kind, amount, reason), n in sorted(waiting.items())
+                    for _ in range(n)
+                ]
+        else:
+            lines = self._lines(partner, month, previous, carries)
+            gross = current.gross_minor if current and current.gross_minor is not None else 0
+            payout = money.payout_minor(gross, share)
+            statement = {
+                "minutes": current.minutes if current else 0,
+                "rate": _rate_field(current.rates if current else ()),
+                "gross_minor": gross,
+                "payout_minor": payout,
+                "adjustments": [a.model_dump() for a in lines],
+                "due_minor": money.due_minor(payout, lines),
+            }
+        due = int(statement["due_minor"])
+        statement = {
             "partner": partner,
             "period": month,
             "currency": currency,
-            "minutes": current.minutes if current else 0,
-            "rate": _rate_field(current.rates if current else ()),
-            "gross_minor": gross,
+            "minutes": statement["minutes"],
+            "rate": statement["rate"],
+            "gross_minor": statement["gross_minor"],
             "share": f"{share:f}",
-            "payout_minor": payout,
-            "adjustments": [a.model_dump() for a in lines],
+            "payout_minor": statement["payout_minor"],
+            "adjustments": statement["adjustments"],
             "due_minor": due,
             "status": "pending",
             "reason": "",
             "transfer": None,
             "requested": (previous or {}).get("requested"),
             "stripe_answer": (previous or {}).get("stripe_answer"),
-            "followups": (previous or {}).get("followups") or [],
+            "followups": followups,
             "region": self.region,
             "updated_at": self.now.isoformat(timespec="seconds"),
         }
@@ -616,13 +690,14 @@ class _Run:
         existing: set[str],
     ) -> None:
         """Record on each source statement that its open amount now lies on `into` (before `into` is written)."""
-        for carry in carries:
-            source = statements.get(carry.source)
+        for name in dict.fromkeys(c.source for c in carries):
+            source = statements.get(name)
             if source is None:
                 continue
-            kept = [f for f in source.get("followups") or [] if f["into"] in existing]  # drop a crashed hand-over
-            source["followups"] = [*kept, {"into": into, "amount_minor": carry.amount_minor, "kind": carry.kind}]
-            self.store.put(carry.source, partner, source)
+            # Landed followups stay; a crashed hand-over's and the ones not landed yet are the carries handed now.
+            kept = [f for f in source.get("followups") or [] if f["into"] in existing]
+            source["followups"] = kept + [c.followup(into) for c in carries if c.source == name]
+            self.store.put(name, partner, source)
         carries.clear()
 
     def _account(self, terms: Terms) -> tuple[str | None, str]:
@@ -653,6 +728,10 @@ class _Run:
                 f"{owner!r}); nothing sent"
             )
         return account, ""
+
+
+_FIGURES = ("minutes", "rate", "gross_minor", "payout_minor", "adjustments", "due_minor")
+"""A statement's money figures: frozen once its transfer is requested."""
 
 
 def _legacy_status(statement: dict[str, Any]) -> str:

@@ -482,3 +482,67 @@ def test_an_open_amount_is_paid_by_the_periods_run_without_usage_in_the_period(
     for period in ("2026-11", "2026-12"):  # exactly once
         assert "acme-voice" not in {o.partner for o in run(wh, tmp_path / "st", fake, period=period).not_paid}
     assert len([t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]) == 2
+
+
+def _fail_october_after_the_transfer(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    """October's transfer (451) is made at Stripe, but every answer is lost: the statement says failed."""
+    connect(wh, fake, "acme-voice")
+    fake.inject("transfers", "drop_after_commit", "500", "500", "500", "500")
+    assert statuses(run(wh, tmp_path / "st", fake))[("acme-voice", PERIOD)] == job.FAILED
+    fake.faults.clear()
+
+
+def test_a_repaired_month_says_what_was_transferred_and_late_usage_goes_on(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    _fail_october_after_the_transfer(wh, tmp_path, fake)
+    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])  # late events for October
+    repaired = run(wh, tmp_path / "st", fake)
+    acme = next(o for o in repaired.outcomes if o.partner == "acme-voice")
+    assert acme.status == job.REPAIRED and "225 minor units more (late usage)" in acme.reason
+    october = stored(tmp_path / "st", PERIOD, "acme-voice")
+    # What was transferred, and the figures that make it: not October's usage as it has grown since.
+    assert october["status"] == "paid" and october["transfer"]["amount_minor"] == 451
+    assert (october["minutes"], october["gross_minor"], october["payout_minor"], october["due_minor"]) == (
+        1003,
+        1504,
+        451,
+        451,
+    )
+    seed(wh, [usage_row("acme-voice", "2026-11", 1000, "0.015", "EUR", "professional")])
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    november = stored(tmp_path / "st", "2026-11", "acme-voice")
+    assert november["adjustments"] == [
+        {"kind": "late_usage", "amount_minor": 225, "reason": f"usage metered into {PERIOD} after its statement"}
+    ]
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["followups"] == [
+        {"into": "2026-11", "amount_minor": 225, "kind": "late_usage"}
+    ]
+    assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [451, 675]
+
+
+def test_a_line_given_after_the_transfer_was_requested_keeps_its_kind_and_reason(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    from services.payouts.money import AdjustmentLine
+
+    _fail_october_after_the_transfer(wh, tmp_path, fake)
+    credit = AdjustmentLine(partner="acme-voice", currency="EUR", kind="credit", amount_minor=100, reason="goodwill")
+    repaired = run(wh, tmp_path / "st", fake, adjustments=[credit])
+    assert statuses(repaired)[("acme-voice", PERIOD)] == job.REPAIRED
+    october = stored(tmp_path / "st", PERIOD, "acme-voice")
+    assert (october["due_minor"], october["transfer"]["amount_minor"], october["adjustments"]) == (451, 451, [])
+    assert october["followups"] == [{"into": None, "amount_minor": 100, "kind": "credit", "reason": "goodwill"}]
+    again = run(wh, tmp_path / "st", fake, adjustments=[credit])  # the same file again: recorded already, exit 0
+    assert statuses(again)[("acme-voice", PERIOD)] == job.ALREADY_PAID
+    assert "acme-voice" not in {o.partner for o in again.not_paid}
+    seed(wh, [usage_row("acme-voice", "2026-11", 1000, "0.015", "EUR", "professional")])
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    assert stored(tmp_path / "st", "2026-11", "acme-voice")["adjustments"] == [
+        {"kind": "credit", "amount_minor": 100, "reason": "goodwill"}
+    ]
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["followups"] == [
+        {"into": "2026-11", "amount_minor": 100, "kind": "credit", "reason": "goodwill"}
+    ]
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [451, 550]
