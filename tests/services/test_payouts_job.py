@@ -546,3 +546,62 @@ def test_a_line_given_after_the_transfer_was_requested_keeps_its_kind_and_reason
     ]
     run(wh, tmp_path / "st", fake, period="2026-11")
     assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [451, 550]
+
+
+def test_a_currency_change_mid_month_meters_the_month_in_the_old_currency_and_pays_both(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    import datetime as dt
+    import uuid
+    from email.utils import format_datetime
+
+    from services.meter.events import call_event
+    from services.meter.roster import read_roster
+
+    wh = tmp_path / "wh"
+    seed(wh, [])
+    seed_terms(wh, [terms_of(SPECS["acme-voice"])])  # EUR
+    accounts = connect(wh, fake, "acme-voice")
+    # The partner's stack is updated to USD mid-month (today): the MERGE keeps EUR for this month.
+    usd = {"CURRENCY": "USD", "MINOR_UNITS": 2, "RATE": "0.016", "BASE_FEE_MINOR": 9900}
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], accounts["acme-voice"], **usd)])
+    conn = warehouse.connect(f"local:{wh}")
+    try:
+        partner = read_roster(conn, None)["acme-voice"]
+        assert partner.pending is not None
+        this_month, following = f"{dt.datetime.now(dt.UTC):%Y-%m}", partner.pending[3]
+        rows = []
+        for period in (this_month, following):  # 1000 minutes late in this month, 1000 early in the next
+            ended = dt.datetime(int(period[:4]), int(period[5:]), 1, tzinfo=dt.UTC) + dt.timedelta(days=1, hours=2)
+            if period == this_month:
+                ended = dt.datetime(int(period[:4]), int(period[5:]), 28, tzinfo=dt.UTC)
+            for _ in range(2):
+                form = {
+                    "CallSid": "CA" + uuid.uuid4().hex,
+                    "CallStatus": "completed",
+                    "CallDuration": str(500 * 60),
+                    "Timestamp": format_datetime(ended),
+                    "To": "+4930123456",
+                }
+                event = call_event(partner, form, ended + dt.timedelta(minutes=1))
+                rows.append({k: v for k, v in event.row.items() if k != "CALLED_NUMBER"})  # type: ignore[union-attr]
+    finally:
+        conn.close()
+    seed(wh, rows)  # what the meter's flusher writes
+    assert {(r["PERIOD"], r["CURRENCY"], r["RATE"]) for r in rows} == {
+        (this_month, "EUR", "0.015000"),
+        (following, "USD", "0.016000"),
+    }
+    first = run(wh, tmp_path / "st", fake, period=this_month)
+    second = run(wh, tmp_path / "st", fake, period=following)
+    assert statuses(first) == {("acme-voice", this_month): job.PAID} and not first.not_paid
+    assert statuses(second) == {("acme-voice", following): job.PAID} and not second.not_paid
+    assert (
+        stored(tmp_path / "st", this_month, "acme-voice")["currency"],
+        stored(tmp_path / "st", following, "acme-voice")["currency"],
+    ) == ("EUR", "USD")
+    # 1000 min x 0.015 EUR = 15.00 -> 450; 1000 min x 0.016 USD = 16.00 -> 480 (share 0.30)
+    assert [(t["amount"], t["currency"], t["transfer_group"]) for t in fake.transfers] == [
+        (450, "eur", this_month),
+        (480, "usd", following),
+    ]
