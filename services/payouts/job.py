@@ -505,7 +505,14 @@ class _Run:
             # other parameters). Usage metered since, and lines given since, are owed beyond it: they go onto the
             # next new statement once this month is settled (a run's lines are recorded here as followups not
             # landed yet, `into` null, and replace the ones an earlier run recorded).
-            statement: dict[str, Any] = {k: previous.get(k) for k in _FIGURES}
+            statement: dict[str, Any] = {
+                "minutes": previous.get("minutes") or 0,
+                "rate": previous.get("rate") or "0",
+                "gross_minor": previous["gross_minor"],
+                "payout_minor": previous["payout_minor"],
+                "adjustments": previous.get("adjustments") or [],
+                "due_minor": int(previous["requested"].get("amount", previous.get("due_minor") or 0)),
+            }
             own = self.lines.get(partner, []) if month == self.period else []
             if own:
                 landed = [f for f in followups if f["into"] in existing]
@@ -728,10 +735,6 @@ class _Run:
                 f"{owner!r}); nothing sent"
             )
         return account, ""
-
-
-_FIGURES = ("minutes", "rate", "gross_minor", "payout_minor", "adjustments", "due_minor")
-"""A statement's money figures: frozen once its transfer is requested."""
 
 
 def _legacy_status(statement: dict[str, Any]) -> str:

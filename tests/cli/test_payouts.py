@@ -325,7 +325,7 @@ def test_a_currency_change_is_said_loudly_at_update(repo_copy: Path, cli: Callab
     result = cli("onboard-partner", str(spec), "--update", "--no-apply", root=repo_copy)
     said = " ".join(result.err.split())
     assert "billing.currency changes from EUR to USD" in said
-    assert "cannot be paid" in said and "next unstated period" in said
+    assert "takes effect from the first day of the month after the `up`" in said and "stay in EUR" in said
 
 
 def connected(repo_copy: Path, fake: FakeStripe, directory: Path) -> str:
