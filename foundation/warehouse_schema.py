@@ -132,12 +132,25 @@ PARTNERS = Table(
         # The tier's monthly call minutes (partners/tiers.yaml); NULL in rows written before it existed: no
         # usage.threshold events for those until their stack (or `warehouse sync`) upserts them again.
         Column("MONTHLY_MINUTES_QUOTA", "NUMBER(12,0)", nullable=True),
+        # A currency change waits for a month boundary (a month's usage and statement hold one currency): the
+        # MERGE keeps the current currency and prices and records the new ones here, effective from PENDING_FROM
+        # (YYYY-MM, the month after the change, UTC). NULL: nothing pending. Set only by partner_merge_sql.
+        Column("PENDING_CURRENCY", "VARCHAR(3)", nullable=True),
+        Column("PENDING_MINOR_UNITS", "NUMBER(1,0)", nullable=True),
+        Column("PENDING_BASE_FEE_MINOR", "NUMBER(18,0)", nullable=True),
+        Column("PENDING_RATE", "NUMBER(18,6)", nullable=True),
+        Column("PENDING_FROM", "VARCHAR(7)", nullable=True),
     ),
     key="PARTNER_ID",
     data_bearing=False,
 )
-PARTNER_TERMS = tuple(c.name for c in PARTNERS.columns if c.name != "ONBOARDED_ON")
-"""The columns a partner's terms row gives (ONBOARDED_ON is the warehouse's own date of the first upsert)."""
+PRICED = ("CURRENCY", "MINOR_UNITS", "BASE_FEE_MINOR", "RATE")
+"""The terms a currency change moves together (to PENDING_* until their month)."""
+PARTNER_TERMS = tuple(
+    c.name for c in PARTNERS.columns if c.name != "ONBOARDED_ON" and not c.name.startswith("PENDING_")
+)
+"""The columns a partner's terms row gives (ONBOARDED_ON is the warehouse's own date of the first upsert; PENDING_*
+are the MERGE's own)."""
 TABLES: tuple[Table, ...] = (USAGE_EVENTS, API_REQUESTS, PARTNERS)
 
 PARTNER_USAGE_COLUMNS = (
@@ -237,7 +250,20 @@ def partner_merge_sql(database: str, source: str = "%s") -> str:
     with the PARTNER_TERMS columns, bound as one parameter (`%s`, `platformctl warehouse sync`) or given as a
     string constant (a partner stack's Execute resource). ONBOARDED_ON is set by the first upsert and kept."""
     select = ", ".join(f"f.value:{c.name}::{c.type} AS {c.name}" for c in PARTNERS.columns if c.name in PARTNER_TERMS)
-    updates = ", ".join(f"{name} = s.{name}" for name in PARTNER_TERMS if name != PARTNERS.key)
+    # A currency change takes effect from the first day of the next month (UTC): the row keeps its current
+    # currency and prices and holds the new ones as PENDING_* with PENDING_FROM; the meter prices a month from
+    # PENDING_FROM on with them, and the next upsert once that month has come makes them current. Every SET
+    # expression reads the row as it was before this MERGE (SQL's UPDATE semantics).
+    due = "(t.PENDING_FROM IS NOT NULL AND t.PENDING_FROM <= TO_VARCHAR(CURRENT_DATE(), 'YYYY-MM'))"
+    same = f"s.CURRENCY = (CASE WHEN {due} THEN t.PENDING_CURRENCY ELSE t.CURRENCY END)"
+    changes = [f"{name} = s.{name}" for name in PARTNER_TERMS if name != PARTNERS.key and name not in PRICED]
+    for name in PRICED:
+        changes.append(f"{name} = CASE WHEN {same} THEN s.{name} WHEN {due} THEN t.PENDING_{name} ELSE t.{name} END")
+        changes.append(f"PENDING_{name} = CASE WHEN {same} THEN NULL ELSE s.{name} END")
+    changes.append(
+        f"PENDING_FROM = CASE WHEN {same} THEN NULL ELSE TO_VARCHAR(DATEADD('month', 1, CURRENT_DATE()), 'YYYY-MM') END"
+    )
+    updates = ", ".join(changes)
     names = ", ".join((*PARTNER_TERMS, "ONBOARDED_ON"))
     values = ", ".join((*(f"s.{name}" for name in PARTNER_TERMS), "CURRENT_DATE()"))
     return (

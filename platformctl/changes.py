@@ -248,13 +248,13 @@ def _installs_changed(repo: Repo, spec: PartnerSpec, previous: PartnerSpec | Non
 def currency_change_warning(partner_id: str, old: str, new: str, today: dt.date | None = None) -> str:
     """What a billing-currency change does to the partner's money, said before it is applied."""
     today = today or dt.datetime.now(dt.UTC).date()
-    month = f"{today:%Y-%m}"
+    following = f"{today.year + 1}-01" if today.month == 12 else f"{today.year}-{today.month + 1:02d}"
     return (
-        f"{partner_id}: billing.currency changes from {old} to {new}. The partner stack's `up` writes it to the "
-        f"warehouse's PARTNERS row and the meter prices calls in {new} from then on; statements already made stay "
-        f"in {old}, and a month holding usage in both currencies cannot be paid (the payouts job fails that month "
-        f"for {partner_id} alone and reports it until settled with an adjustments line). Apply it between the end "
-        f"of {month} and the first call of the next month, so that it takes effect from the next unstated period"
+        f"{partner_id}: billing.currency changes from {old} to {new}. The partner stack's `up` records it in the "
+        f"warehouse's PARTNERS row as pending: it takes effect from the first day of the month after the `up` (UTC; "
+        f"{following} if applied this month): calls until then are metered and paid in {old}, from then on in {new}, "
+        f"so that no month holds usage in both currencies (such a month cannot be paid). Statements already made "
+        f"stay in {old}"
     )
 
 

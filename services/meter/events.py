@@ -129,6 +129,7 @@ def call_event(partner: Partner, form: dict[str, str], now: dt.datetime) -> Even
         return Rejected(400, "unknown_country", "the To number's country cannot be determined")
     minutes = math.ceil(seconds / 60)
     started = ended - dt.timedelta(seconds=seconds)
+    partner = partner.for_period(_period(ended))  # a currency change prices from its first month on
     amount = Decimal(minutes) * partner.rate
     row = {
         "EVENT_ID": sid,

@@ -54,8 +54,20 @@ class Partner:
     """Monthly base fee in minor units."""
     minutes_quota: int | None = None
     """The tier's monthly call minutes (PARTNERS.MONTHLY_MINUTES_QUOTA); None: no usage.threshold events."""
+    pending: tuple[str, Decimal, int, str] | None = None
+    """A currency change not in effect yet (PARTNERS.PENDING_*): currency, rate, base fee in minor units, and the
+    first period (YYYY-MM) it prices."""
+
+    def for_period(self, period: str) -> Partner:
+        """The terms that price an event of `period`: the pending ones from their first period on, so that a
+        month's usage holds one currency."""
+        if self.pending is None or period < self.pending[3]:
+            return self
+        currency, rate, base_fee_minor, _ = self.pending
+        return Partner(self.id, self.tier, currency, rate, base_fee_minor, self.minutes_quota)
 
     def as_json(self) -> dict[str, Any]:
+        pending = self.pending
         return {
             "id": self.id,
             "tier": self.tier,
@@ -63,11 +75,13 @@ class Partner:
             "rate": f"{self.rate:f}",
             "base_fee_minor": self.base_fee_minor,
             "minutes_quota": self.minutes_quota,
+            "pending": None if pending is None else [pending[0], f"{pending[1]:f}", pending[2], pending[3]],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Partner:
         quota = doc.get("minutes_quota")  # absent in a roster file written before it existed
+        pending = doc.get("pending")
         return cls(
             doc["id"],
             doc["tier"],
@@ -75,13 +89,15 @@ class Partner:
             Decimal(doc["rate"]),
             int(doc["base_fee_minor"]),
             None if quota is None else int(quota),
+            None if not pending else (str(pending[0]), Decimal(pending[1]), int(pending[2]), str(pending[3])),
         )
 
 
 def roster_sql(database: str, region: str | None) -> tuple[str, tuple[str, ...]]:
     """The active PARTNERS rows (of `region`, when given) with the columns the meter prices by."""
     sql = (
-        "SELECT PARTNER_ID, TIER, CURRENCY, TO_VARCHAR(RATE), BASE_FEE_MINOR, MONTHLY_MINUTES_QUOTA "
+        "SELECT PARTNER_ID, TIER, CURRENCY, TO_VARCHAR(RATE), BASE_FEE_MINOR, MONTHLY_MINUTES_QUOTA, "
+        "PENDING_CURRENCY, TO_VARCHAR(PENDING_RATE), PENDING_BASE_FEE_MINOR, PENDING_FROM "
         f"FROM {PARTNERS.fqn(database)} "
         "WHERE OFFBOARDED_ON IS NULL"
     )
@@ -97,20 +113,33 @@ def read_roster(conn: Any, region: str | None) -> dict[str, Partner]:
     cur = conn.cursor()
     cur.execute(sql, params)
     roster: dict[str, Partner] = {}
-    for partner_id, tier, currency, rate, base_fee_minor, quota in cur.fetchall():
+    for row in cur.fetchall():
+        partner_id, tier, currency, rate, base_fee_minor, quota, new_currency, new_rate, new_fee, new_from = row
         try:
             if not re.fullmatch(PARTNER_ID_PATTERN, str(partner_id)) or currency not in MINOR_UNITS:
                 raise ValueError(f"id {partner_id!r} or currency {currency!r}")
-            price = Decimal(str(rate))
-            if not price.is_finite() or price < 0:
-                raise ValueError(f"rate {rate!r}")
+            price = _price(rate)
             minutes_quota = None if quota is None else int(quota)
             if minutes_quota is not None and minutes_quota <= 0:
                 minutes_quota = None  # a quota of nothing has no 80 % to pass; metering goes on regardless
-            roster[partner_id] = Partner(partner_id, str(tier), currency, price, int(base_fee_minor), minutes_quota)
+            pending = None
+            if new_from is not None:
+                if new_currency not in MINOR_UNITS or not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", str(new_from)):
+                    raise ValueError(f"pending currency {new_currency!r} from {new_from!r}")
+                pending = (str(new_currency), _price(new_rate), int(new_fee), str(new_from))
+            roster[partner_id] = Partner(
+                partner_id, str(tier), currency, price, int(base_fee_minor), minutes_quota, pending
+            )
         except (ValueError, TypeError, InvalidOperation) as exc:
             log.error("PARTNERS row %r cannot be metered (%s); its callbacks are answered 404", partner_id, exc)
     return roster
+
+
+def _price(rate: Any) -> Decimal:
+    price = Decimal(str(rate))
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"rate {rate!r}")
+    return price
 
 
 def roster_path(spool_path: Path) -> Path:

@@ -20,6 +20,7 @@ Usage that no run can pay (no PARTNERS row, two currencies in one month) is repo
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -61,6 +62,8 @@ WOULD_PAY = "would pay"
 """Dry run."""
 
 SETTLED = frozenset({"paid", "external", "carried"})
+OPERATOR_KINDS = frozenset({"credit", "correction"})
+"""Adjustment kinds an operator writes (the others, carry and late_usage, the job writes)."""
 """Statement statuses of a settled month (the others, pending/held/failed, are retried)."""
 
 
@@ -221,14 +224,59 @@ class _Carry:
     source: str
     amount_minor: int
     kind: str
+    currency: str = ""
+    """The source statement's currency: a carry lands only on a statement in the same currency."""
+    reason: str = ""
+    """An operator line's own reason (kind credit or correction: a line of the source month that its transfer did
+    not include); empty for the job's own kinds."""
 
     def line(self) -> Adjustment:
-        reason = (
-            f"usage metered into {self.source} after its statement"
-            if self.kind == "late_usage"
-            else f"not paid in {self.source}, carried"
-        )
+        if self.kind in OPERATOR_KINDS:
+            reason = self.reason
+        elif self.kind == "late_usage":
+            reason = f"usage metered into {self.source} after its statement"
+        else:
+            reason = f"not paid in {self.source}, carried"
         return Adjustment(kind=self.kind, amount_minor=self.amount_minor, reason=reason)  # type: ignore[arg-type]
+
+    def followup(self, into: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"into": into, "amount_minor": self.amount_minor, "kind": self.kind}
+        if self.kind in OPERATOR_KINDS:
+            entry["reason"] = self.reason
+        return entry
+
+
+def _line_key(line: Any) -> tuple[str, int, str]:
+    return (str(line["kind"]), int(line["amount_minor"]), str(line.get("reason") or ""))
+
+
+def _open_carries(month: str, statement: dict[str, Any], usage: list[MonthUsage], existing: set[str]) -> list[_Carry]:
+    """What a settled month owes beyond what moved (its transfer, or nothing if carried, and the followups that
+    landed on a statement that exists): an operator line its transfer did not include keeps its kind and reason;
+    the rest is late usage (a paid month) or a carry (a carried month)."""
+    currency = statement.get("currency") or ""
+    gross = next((u.gross_minor for u in usage if u.currency == currency), 0) or 0
+    followups = statement.get("followups") or []
+    operator = [f for f in followups if f["kind"] in OPERATOR_KINDS]
+    owed = money.payout_minor(gross, Decimal(statement["share"]))
+    owed += sum(int(a["amount_minor"]) for a in statement.get("adjustments") or [])
+    owed += sum(int(f["amount_minor"]) for f in operator)
+    settled_as = statement.get("status") or _legacy_status(statement)
+    moved = int((statement.get("transfer") or {}).get("amount_minor") or 0) if settled_as != "carried" else 0
+    moved += sum(int(f["amount_minor"]) for f in followups if f["into"] in existing)
+    open_minor = owed - moved
+    carries = []
+    for f in operator:
+        if f["into"] not in existing:
+            carries.append(_Carry(month, int(f["amount_minor"]), f["kind"], currency, str(f.get("reason") or "")))
+            open_minor -= int(f["amount_minor"])
+    if open_minor:
+        carries.append(_Carry(month, open_minor, "carry" if settled_as == "carried" else "late_usage", currency))
+    return carries
+
+
+def _describe(carries: list[_Carry]) -> str:
+    return ", ".join(f"{c.amount_minor} minor units more ({c.kind.replace('_', ' ')})" for c in carries)
 
 
 @dataclass
@@ -270,27 +318,100 @@ class _Run:
             if statement is not None and statement.get("status", _legacy_status(statement)) in SETTLED:
                 outcome = self.settled(terms, month, statement, usage.get(month, []), existing, carries)
             else:
-                taken = carries if statement is None else []
-                outcome = self.settle(terms, month, statement, usage.get(month, []), taken, existing, statements)
-                if outcome.status == CARRIED:
-                    carries.append(_Carry(month, outcome.due_minor, "carry"))
+                outcome = self._settle_taking(
+                    terms, month, statement, usage.get(month, []), carries, existing, statements
+                )
+                if outcome.status in (CARRIED, PAID, REPAIRED, EXTERNAL):
+                    # Settled now: what it owes beyond its due (all of it, if carried) is open from here on.
+                    opened = _open_carries(month, outcome.statement, usage.get(month, []), existing)
+                    carries += opened
+                    if opened and outcome.status != CARRIED:
+                        outcome.reason += f"; {_describe(opened)} go onto the next new statement"
             if outcome is not None:
                 outcomes.append(outcome)
+        if carries and self.period not in months and self.period not in existing:
+            outcomes += self._land(terms, carries, existing, statements)
         shown = {o.period for o in outcomes}
         for carry in carries:  # nothing unstated in this run to take them: the next run's first new statement will
             if carry.source in shown:
                 continue
-            outcomes.append(
-                Outcome(
-                    partner,
-                    CARRIED,
-                    {},
-                    reason=f"{carry.amount_minor} minor units owed from {carry.source} go onto the next new statement",
-                    due_minor=carry.amount_minor,
-                    period=carry.source,
-                )
-            )
+            outcomes.append(self._waiting(terms, carry))
         return outcomes
+
+    def _settle_taking(
+        self,
+        terms: Terms,
+        month: str,
+        statement: dict[str, Any] | None,
+        usage: list[MonthUsage],
+        carries: list[_Carry],
+        existing: set[str],
+        statements: dict[str, dict[str, Any]],
+        currency: str | None = None,
+    ) -> Outcome:
+        """settle(); a new statement takes the open carries in its currency (the others wait for one in theirs)."""
+        if statement is not None:
+            return self.settle(terms, month, statement, usage, [], existing, statements, currency)
+        own = currency or (usage[0].currency if len(usage) == 1 else terms.currency)
+        taken = [c for c in carries if c.currency in ("", own)]
+        offered = list(taken)
+        outcome = self.settle(terms, month, None, usage, taken, existing, statements, currency)
+        if not taken:  # handed over (or shown, in a dry run): no longer open in this run
+            carries[:] = [c for c in carries if all(c is not o for o in offered)]
+        return outcome
+
+    def _land(
+        self, terms: Terms, carries: list[_Carry], existing: set[str], statements: dict[str, dict[str, Any]]
+    ) -> list[Outcome]:
+        """Open carries and no new statement of this run to take them (no usage in the period: an offboarded
+        partner, a quiet month): the period's statement is made for them when their sum can be paid, so that
+        nothing owed waits for usage that may never come. Its transfer is the period's own (key
+        `payout:<partner>:<period>`), so a rerun finds it rather than paying again. When the sum cannot be paid yet,
+        no statement is made: the carries stay on their source statements and wait (see _waiting)."""
+        outcomes: list[Outcome] = []
+        for currency in sorted({c.currency or terms.currency for c in carries}):
+            group = [c for c in carries if (c.currency or terms.currency) == currency]
+            total = sum(c.amount_minor for c in group)
+            payable = total > 0 and (
+                terms.payout_method == "bank_transfer" or money.below_minimum(total, currency) is None
+            )
+            if not payable or self.period in existing:
+                continue
+            outcomes.append(self._settle_taking(terms, self.period, None, [], carries, existing, statements, currency))
+            break  # one statement per partner and period: a carry in another currency waits for one in its own
+        return outcomes
+
+    def _waiting(self, terms: Terms, carry: _Carry) -> Outcome:
+        """An open amount that no statement of this run took. Said, and counted as not paid (exit 1) when no later
+        statement can come for it: the partner is offboarded by the run's period, or its currency has no documented
+        Stripe minimum."""
+        currency = carry.currency or terms.currency
+        offboarded = bool(terms.offboarded_on) and str(terms.offboarded_on)[:7] <= self.period
+        kind = carry.kind.replace("_", " ")
+        reason = f"{money.format_minor(carry.amount_minor, currency)} owed from {carry.source} ({kind})"
+        attention = carry.amount_minor > 0 and (offboarded or currency not in money.STRIPE_MINIMUM_MINOR)
+        if attention:
+            why = (
+                f"offboarded on {terms.offboarded_on}: no later statement will take it"
+                if offboarded
+                else f"Stripe documents no minimum for {currency}"
+            )
+            hold = money.below_minimum(carry.amount_minor, currency) or "not payable by transfer"
+            reason += (
+                f" is NOT paid: {hold}; {why}. Pay it by hand and write it off with an adjustments line "
+                f"(kind correction, -{carry.amount_minor}) for {self.period}, or set payout_method bank_transfer"
+            )
+        else:
+            reason += " goes onto the next new statement"
+        return Outcome(
+            terms.partner,
+            CARRIED,
+            {},
+            reason=reason,
+            due_minor=carry.amount_minor,
+            period=carry.source,
+            attention=attention,
+        )
 
     def settled(
         self,
@@ -314,25 +435,20 @@ class _Run:
                 reason=f"usage in {', '.join(other)} metered into {month} after it was stated in {currency}; "
                 "not paid: settle it with an adjustments line",
             )
-        gross = next((u.gross_minor for u in usage), 0) or 0
-        owed = money.payout_minor(gross, Decimal(statement["share"])) + sum(
-            int(a["amount_minor"]) for a in statement.get("adjustments") or []
-        )
         settled_as = statement.get("status") or _legacy_status(statement)
-        moved = int((statement.get("transfer") or {}).get("amount_minor") or 0) if settled_as != "carried" else 0
-        moved += sum(int(f["amount_minor"]) for f in statement.get("followups") or [] if f["into"] in existing)
-        open_minor = owed - moved
-        kind = "carry" if settled_as == "carried" else "late_usage"
-        if open_minor:
-            carries.append(_Carry(month, open_minor, kind))
+        opened = _open_carries(month, statement, usage, existing)
+        carries += opened
         if month != self.period:
             return None
         status = ALREADY_PAID if settled_as in ("paid", "external") else CARRIED
         reason = "already paid" if status == ALREADY_PAID else "already stated: carried"
-        if open_minor:
-            reason += f"; {open_minor} minor units more ({kind.replace('_', ' ')}) go onto the next new statement"
+        if opened:
+            reason += f"; {_describe(opened)} go onto the next new statement"
         outcome = Outcome(partner, status, statement, reason=reason, location=self.store.where, period=month)
-        if self.lines.get(partner):
+        recorded = Counter(_line_key(a) for a in statement.get("adjustments") or [])
+        recorded += Counter(_line_key(f) for f in statement.get("followups") or [] if f["kind"] in OPERATOR_KINDS)
+        given = Counter(_line_key(a.model_dump()) for a in self.lines.get(partner, []))
+        if given - recorded:  # lines the month has not recorded (the same file again is no news)
             outcome.attention = True  # said, and exit 1: the lines were meant to be paid
             outcome.warnings.append(
                 f"{month} is settled: its --adjustments lines were NOT applied; give them to a later period"
@@ -348,8 +464,10 @@ class _Run:
         carries: list[_Carry],
         existing: set[str],
         statements: dict[str, dict[str, Any]],
+        currency_of_carries: str | None = None,
     ) -> Outcome:
-        """State (or restate) one unsettled month and pay it if it can be paid."""
+        """State (or restate) one unsettled month and pay it if it can be paid. `currency_of_carries`: the currency
+        of a statement made only for carries (no usage)."""
         partner = terms.partner
         currencies = sorted({u.currency for u in usage})
         if len(currencies) > 1:
@@ -376,29 +494,67 @@ class _Run:
                 period=month,
                 reason=f"{month} was stated in {previous.get('currency')}, its usage is now in {current.currency}",
             )
-        currency = current.currency if current else (previous or {}).get("currency") or terms.currency
+        currency = (
+            current.currency if current else (previous or {}).get("currency") or currency_of_carries or terms.currency
+        )
         share = Decimal(previous["share"]) if previous else terms.share
-        lines = self._lines(partner, month, previous, carries)
-        gross = current.gross_minor if current and current.gross_minor is not None else 0
-        payout = money.payout_minor(gross, share)
-        due = money.due_minor(payout, lines)
-        statement: dict[str, Any] = {
+        followups = list((previous or {}).get("followups") or [])
+        if previous is not None and previous.get("requested"):
+            # Its transfer was requested: the statement keeps the figures of that request, so that what it says is
+            # due is what its key `payout:<partner>:<month>` moved (or will move: Stripe refuses a key reused with
+            # other parameters). Usage metered since, and lines given since, are owed beyond it: they go onto the
+            # next new statement once this month is settled (a run's lines are recorded here as followups not
+            # landed yet, `into` null, and replace the ones an earlier run recorded).
+            statement: dict[str, Any] = {
+                "minutes": previous.get("minutes") or 0,
+                "rate": previous.get("rate") or "0",
+                "gross_minor": previous["gross_minor"],
+                "payout_minor": previous["payout_minor"],
+                "adjustments": previous.get("adjustments") or [],
+                "due_minor": int(previous["requested"].get("amount", previous.get("due_minor") or 0)),
+            }
+            own = self.lines.get(partner, []) if month == self.period else []
+            if own:
+                landed = [f for f in followups if f["into"] in existing]
+                recorded = Counter(_line_key(a) for a in previous.get("adjustments") or [])
+                recorded += Counter(_line_key(f) for f in landed if f["kind"] in OPERATOR_KINDS)
+                waiting = Counter(_line_key(a.model_dump()) for a in own) - recorded
+                followups = [f for f in followups if f["into"] in existing or f["kind"] not in OPERATOR_KINDS]
+                followups += [
+                    _Carry(month, amount, kind, currency, reason).followup(None)
+                    for (kind, amount, reason), n in sorted(waiting.items())
+                    for _ in range(n)
+                ]
+        else:
+            lines = self._lines(partner, month, previous, carries)
+            gross = current.gross_minor if current and current.gross_minor is not None else 0
+            payout = money.payout_minor(gross, share)
+            statement = {
+                "minutes": current.minutes if current else 0,
+                "rate": _rate_field(current.rates if current else ()),
+                "gross_minor": gross,
+                "payout_minor": payout,
+                "adjustments": [a.model_dump() for a in lines],
+                "due_minor": money.due_minor(payout, lines),
+            }
+        due = int(statement["due_minor"])
+        statement = {
             "partner": partner,
             "period": month,
             "currency": currency,
-            "minutes": current.minutes if current else 0,
-            "rate": _rate_field(current.rates if current else ()),
-            "gross_minor": gross,
+            "minutes": statement["minutes"],
+            "rate": statement["rate"],
+            "gross_minor": statement["gross_minor"],
             "share": f"{share:f}",
-            "payout_minor": payout,
-            "adjustments": [a.model_dump() for a in lines],
+            "payout_minor": statement["payout_minor"],
+            "adjustments": statement["adjustments"],
             "due_minor": due,
             "status": "pending",
             "reason": "",
             "transfer": None,
             "requested": (previous or {}).get("requested"),
             "stripe_answer": (previous or {}).get("stripe_answer"),
-            "followups": (previous or {}).get("followups") or [],
+            "followups": followups,
             "region": self.region,
             "updated_at": self.now.isoformat(timespec="seconds"),
         }
@@ -541,13 +697,14 @@ class _Run:
         existing: set[str],
     ) -> None:
         """Record on each source statement that its open amount now lies on `into` (before `into` is written)."""
-        for carry in carries:
-            source = statements.get(carry.source)
+        for name in dict.fromkeys(c.source for c in carries):
+            source = statements.get(name)
             if source is None:
                 continue
-            kept = [f for f in source.get("followups") or [] if f["into"] in existing]  # drop a crashed hand-over
-            source["followups"] = [*kept, {"into": into, "amount_minor": carry.amount_minor, "kind": carry.kind}]
-            self.store.put(carry.source, partner, source)
+            # Landed followups stay; a crashed hand-over's and the ones not landed yet are the carries handed now.
+            kept = [f for f in source.get("followups") or [] if f["into"] in existing]
+            source["followups"] = kept + [c.followup(into) for c in carries if c.source == name]
+            self.store.put(name, partner, source)
         carries.clear()
 
     def _account(self, terms: Terms) -> tuple[str | None, str]:

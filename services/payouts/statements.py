@@ -62,9 +62,13 @@ class _Line(_Open):
 
 
 class _Followup(_Open):
-    into: Annotated[str, Field(pattern=_STATEMENT_PERIOD.pattern)]
+    into: Annotated[str, Field(pattern=_STATEMENT_PERIOD.pattern)] | None
+    """The statement the amount went onto; null: recorded, not on any statement yet (an operator line given for a
+    month whose transfer was already requested)."""
     amount_minor: int
     kind: str
+    reason: str = ""
+    """An operator line's reason (kind credit or correction), kept for the statement it lands on."""
 
 
 class _Statement(_Open):

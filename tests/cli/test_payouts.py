@@ -210,8 +210,14 @@ def test_adjustments_are_lines_on_the_statement(
     assert statement["payout_minor"] == 451
     assert [a["amount_minor"] for a in statement["adjustments"]] == [120, -21]
     assert statement["transfer"]["amount_minor"] == 550 and fake.transfers[0]["amount"] == 550
-    again = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)  # the same file again
-    assert "were NOT applied" in " ".join(again.err.split()) and len(fake.transfers) == 1
+    cli("payouts", "run", "--period", "2026-10", *args, root=repo_copy)  # the same file again: paid already, exit 0
+    assert len(fake.transfers) == 1
+    adjustments.write_text(
+        adjustments.read_text() + "  - {partner: acme-voice, currency: EUR, kind: credit, "
+        "amount_minor: 7, reason: CN-8}\n"
+    )
+    late = cli("payouts", "run", "--period", "2026-10", *args, code=1, root=repo_copy)  # a line the month never had
+    assert "were NOT applied" in " ".join(late.err.split()) and len(fake.transfers) == 1
 
 
 def test_offboarding_and_updating_keep_the_stripe_account(
@@ -319,7 +325,7 @@ def test_a_currency_change_is_said_loudly_at_update(repo_copy: Path, cli: Callab
     result = cli("onboard-partner", str(spec), "--update", "--no-apply", root=repo_copy)
     said = " ".join(result.err.split())
     assert "billing.currency changes from EUR to USD" in said
-    assert "cannot be paid" in said and "next unstated period" in said
+    assert "takes effect from the first day of the month after the `up`" in said and "stay in EUR" in said
 
 
 def connected(repo_copy: Path, fake: FakeStripe, directory: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from foundation.warehouse_schema import partner_merge_sql, partner_offboard_sql, partner_rows_json
+from foundation.warehouse_schema import PARTNERS, partner_merge_sql, partner_offboard_sql, partner_rows_json
 from services.meter.roster import (
     UNKNOWN_PARTNER_REFRESH_SECONDS,
     Partner,
@@ -110,3 +111,67 @@ def test_unknown_partner_requests_are_rate_limited(tmp_path: Path, monkeypatch: 
     assert not feed.request() and not wanted.is_set()
     clock[0] += UNKNOWN_PARTNER_REFRESH_SECONDS
     assert feed.request()
+
+
+def test_a_currency_change_waits_for_the_next_month_then_takes_effect(conn: Any) -> None:
+    this_month = f"{dt.datetime.now(dt.UTC):%Y-%m}"
+    following = f"{dt.datetime.now(dt.UTC) + dt.timedelta(days=32 - dt.datetime.now(dt.UTC).day):%Y-%m}"
+    upsert(conn, terms("alpha-voice"))
+    upsert(conn, terms("alpha-voice", CURRENCY="USD", RATE="0.014", BASE_FEE_MINOR=5200, MONTHLY_MINUTES_QUOTA=99))
+    alpha = read_roster(conn, "eu-central")["alpha-voice"]
+    # This month stays EUR at the EUR price; the quota (not a price) changes at once.
+    assert (alpha.currency, alpha.rate, alpha.base_fee_minor, alpha.minutes_quota) == (
+        "EUR",
+        Decimal("0.0125"),
+        4900,
+        99,
+    )
+    assert alpha.pending == ("USD", Decimal("0.014"), 5200, following)
+    assert alpha.for_period(this_month) is alpha
+    assert (alpha.for_period(following).currency, alpha.for_period(following).rate) == ("USD", Decimal("0.014"))
+    assert load_roster_round_trip(alpha) == alpha
+    upsert(conn, terms("alpha-voice", CURRENCY="USD", RATE="0.014", BASE_FEE_MINOR=5200))  # again: still pending
+    assert read_roster(conn, "eu-central")["alpha-voice"].pending == ("USD", Decimal("0.014"), 5200, following)
+    upsert(conn, terms("alpha-voice"))  # changed back before it took effect: nothing pending
+    assert read_roster(conn, "eu-central")["alpha-voice"].pending is None
+    upsert(conn, terms("alpha-voice", CURRENCY="USD", RATE="0.014", BASE_FEE_MINOR=5200))
+    conn.cursor().execute(f"UPDATE {PARTNERS.fqn(LOCAL_DATABASE)} SET PENDING_FROM = %s", (this_month,))  # time passes
+    assert read_roster(conn, "eu-central")["alpha-voice"].for_period(this_month).currency == "USD"
+    upsert(conn, terms("alpha-voice", CURRENCY="USD", RATE="0.014", BASE_FEE_MINOR=5200))  # its month has come
+    row = (
+        conn.cursor()
+        .execute(
+            f"SELECT CURRENCY, MINOR_UNITS, BASE_FEE_MINOR, TO_VARCHAR(RATE), PENDING_CURRENCY, PENDING_FROM "
+            f"FROM {PARTNERS.fqn(LOCAL_DATABASE)}"
+        )
+        .fetchall()
+    )
+    assert [tuple(str(v) if v is not None else None for v in r) for r in row] == [
+        ("USD", "2", "5200", "0.014000", None, None)
+    ]
+
+
+def load_roster_round_trip(partner: Partner) -> Partner:
+    return Partner.from_json(partner.as_json())
+
+
+def test_a_warehouse_made_before_pending_terms_gets_them_from_ensure_schema(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    old = replace(PARTNERS, columns=tuple(c for c in PARTNERS.columns if not c.name.startswith("PENDING_")))
+    connection = connect(f"local:{tmp_path / 'wh'}")
+    try:
+        connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {LOCAL_DATABASE}.RAW")
+        connection.cursor().execute(old.create_sql(LOCAL_DATABASE))  # the table as an older version made it
+        row = terms("alpha-voice")
+        names, marks = ", ".join([*row, "ONBOARDED_ON"]), ", ".join(["%s"] * len(row))
+        connection.cursor().execute(
+            f"INSERT INTO {PARTNERS.fqn(LOCAL_DATABASE)} ({names}) VALUES ({marks}, CURRENT_DATE())",
+            tuple(row.values()),
+        )
+        ensure_schema(connection)
+        upsert(connection, terms("alpha-voice", CURRENCY="USD", RATE="0.014"))
+        alpha = read_roster(connection, "eu-central")["alpha-voice"]
+        assert (alpha.currency, alpha.pending and alpha.pending[0]) == ("EUR", "USD")
+    finally:
+        connection.close()

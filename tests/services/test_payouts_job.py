@@ -423,3 +423,185 @@ def test_a_statement_written_before_statuses_existed_is_read_as_it_was_meant(
     report = run(wh, tmp_path / "st", fake)
     assert statuses(report)[("acme-voice", PERIOD)] == job.ALREADY_PAID
     assert not [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
+
+
+def _small_october(tmp_path: Path) -> Path:
+    """acme-voice's only usage: October, 100 min = 1.50 EUR -> 45 cents, below Stripe's 50 (carried)."""
+    seed(tmp_path / "wh", [usage_row("acme-voice", PERIOD, 100, "0.015", "EUR", "professional")])
+    seed_terms(tmp_path / "wh", [terms_of(SPECS["acme-voice"])])
+    return tmp_path / "wh"
+
+
+def test_a_carry_that_no_later_statement_can_take_is_not_paid_exit_1(tmp_path: Path, fake: FakeStripe) -> None:
+    wh = _small_october(tmp_path)
+    accounts = connect(wh, fake, "acme-voice")
+    assert statuses(run(wh, tmp_path / "st", fake)) == {("acme-voice", PERIOD): job.CARRIED}
+    quiet = run(wh, tmp_path / "st", fake, period="2026-11")  # an active partner's quiet month: it waits, said
+    assert statuses(quiet) == {("acme-voice", PERIOD): job.CARRIED} and not quiet.not_paid
+    assert "onto the next new statement" in quiet.outcomes[0].reason
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], accounts["acme-voice"], OFFBOARDED_ON="2026-11-20")])
+    offboarded = run(wh, tmp_path / "st", fake, period="2026-11")
+    (waiting,) = offboarded.not_paid  # no later statement will ever take it: exit 1, said
+    assert (waiting.period, waiting.status, waiting.due_minor) == (PERIOD, job.CARRIED, 45)
+    assert "NOT paid" in waiting.reason and "offboarded on 2026-11-20" in waiting.reason
+    assert not (tmp_path / "st" / "2026-11").exists() and not fake.transfers
+    # Finance pays it by bank: the November run states it (a carry-only statement) and it is settled.
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], OFFBOARDED_ON="2026-11-20", PAYOUT_METHOD="bank_transfer")])
+    settled = run(wh, tmp_path / "st", fake, period="2026-11")
+    assert statuses(settled)[("acme-voice", "2026-11")] == job.EXTERNAL and not settled.not_paid
+    november = stored(tmp_path / "st", "2026-11", "acme-voice")
+    assert (november["minutes"], november["due_minor"], november["currency"]) == (0, 45, "EUR")
+    assert november["adjustments"] == [
+        {"kind": "carry", "amount_minor": 45, "reason": f"not paid in {PERIOD}, carried"}
+    ]
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["followups"] == [
+        {"into": "2026-11", "amount_minor": 45, "kind": "carry"}
+    ]
+    again = run(wh, tmp_path / "st", fake, period="2026-12")
+    assert not again.not_paid and not (tmp_path / "st" / "2026-12").exists()
+
+
+def test_an_open_amount_is_paid_by_the_periods_run_without_usage_in_the_period(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    connect(wh, fake, "acme-voice")
+    run(wh, tmp_path / "st", fake)
+    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])  # late events for October
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], fake.transfers[0]["destination"], OFFBOARDED_ON="2026-11-03")])
+    november = run(wh, tmp_path / "st", fake, period="2026-11")  # no November usage: its statement is made for it
+    assert statuses(november)[("acme-voice", "2026-11")] == job.PAID
+    assert "acme-voice" not in {o.partner for o in november.not_paid}
+    statement = stored(tmp_path / "st", "2026-11", "acme-voice")
+    assert statement["adjustments"] == [
+        {"kind": "late_usage", "amount_minor": 225, "reason": f"usage metered into {PERIOD} after its statement"}
+    ]
+    assert (statement["gross_minor"], statement["due_minor"], statement["transfer"]["amount_minor"]) == (0, 225, 225)
+    acme = [t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]
+    assert [(t["amount"], t["transfer_group"]) for t in acme] == [(451, PERIOD), (225, "2026-11")]
+    assert ("POST", "/v1/transfers", "payout:acme-voice:2026-11") in fake.requests
+    for period in ("2026-11", "2026-12"):  # exactly once
+        assert "acme-voice" not in {o.partner for o in run(wh, tmp_path / "st", fake, period=period).not_paid}
+    assert len([t for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"]) == 2
+
+
+def _fail_october_after_the_transfer(wh: Path, tmp_path: Path, fake: FakeStripe) -> None:
+    """October's transfer (451) is made at Stripe, but every answer is lost: the statement says failed."""
+    connect(wh, fake, "acme-voice")
+    fake.inject("transfers", "drop_after_commit", "500", "500", "500", "500")
+    assert statuses(run(wh, tmp_path / "st", fake))[("acme-voice", PERIOD)] == job.FAILED
+    fake.faults.clear()
+
+
+def test_a_repaired_month_says_what_was_transferred_and_late_usage_goes_on(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    _fail_october_after_the_transfer(wh, tmp_path, fake)
+    seed(wh, [usage_row("acme-voice", PERIOD, 500, "0.015", "EUR", "professional")])  # late events for October
+    repaired = run(wh, tmp_path / "st", fake)
+    acme = next(o for o in repaired.outcomes if o.partner == "acme-voice")
+    assert acme.status == job.REPAIRED and "225 minor units more (late usage)" in acme.reason
+    october = stored(tmp_path / "st", PERIOD, "acme-voice")
+    # What was transferred, and the figures that make it: not October's usage as it has grown since.
+    assert october["status"] == "paid" and october["transfer"]["amount_minor"] == 451
+    assert (october["minutes"], october["gross_minor"], october["payout_minor"], october["due_minor"]) == (
+        1003,
+        1504,
+        451,
+        451,
+    )
+    seed(wh, [usage_row("acme-voice", "2026-11", 1000, "0.015", "EUR", "professional")])
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    november = stored(tmp_path / "st", "2026-11", "acme-voice")
+    assert november["adjustments"] == [
+        {"kind": "late_usage", "amount_minor": 225, "reason": f"usage metered into {PERIOD} after its statement"}
+    ]
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["followups"] == [
+        {"into": "2026-11", "amount_minor": 225, "kind": "late_usage"}
+    ]
+    assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [451, 675]
+
+
+def test_a_line_given_after_the_transfer_was_requested_keeps_its_kind_and_reason(
+    wh: Path, tmp_path: Path, fake: FakeStripe
+) -> None:
+    from services.payouts.money import AdjustmentLine
+
+    _fail_october_after_the_transfer(wh, tmp_path, fake)
+    credit = AdjustmentLine(partner="acme-voice", currency="EUR", kind="credit", amount_minor=100, reason="goodwill")
+    repaired = run(wh, tmp_path / "st", fake, adjustments=[credit])
+    assert statuses(repaired)[("acme-voice", PERIOD)] == job.REPAIRED
+    october = stored(tmp_path / "st", PERIOD, "acme-voice")
+    assert (october["due_minor"], october["transfer"]["amount_minor"], october["adjustments"]) == (451, 451, [])
+    assert october["followups"] == [{"into": None, "amount_minor": 100, "kind": "credit", "reason": "goodwill"}]
+    again = run(wh, tmp_path / "st", fake, adjustments=[credit])  # the same file again: recorded already, exit 0
+    assert statuses(again)[("acme-voice", PERIOD)] == job.ALREADY_PAID
+    assert "acme-voice" not in {o.partner for o in again.not_paid}
+    seed(wh, [usage_row("acme-voice", "2026-11", 1000, "0.015", "EUR", "professional")])
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    assert stored(tmp_path / "st", "2026-11", "acme-voice")["adjustments"] == [
+        {"kind": "credit", "amount_minor": 100, "reason": "goodwill"}
+    ]
+    assert stored(tmp_path / "st", PERIOD, "acme-voice")["followups"] == [
+        {"into": "2026-11", "amount_minor": 100, "kind": "credit", "reason": "goodwill"}
+    ]
+    run(wh, tmp_path / "st", fake, period="2026-11")
+    assert [t["amount"] for t in fake.transfers if t["metadata"]["partner"] == "acme-voice"] == [451, 550]
+
+
+def test_a_currency_change_mid_month_meters_the_month_in_the_old_currency_and_pays_both(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    import datetime as dt
+    import uuid
+    from email.utils import format_datetime
+
+    from services.meter.events import call_event
+    from services.meter.roster import read_roster
+
+    wh = tmp_path / "wh"
+    seed(wh, [])
+    seed_terms(wh, [terms_of(SPECS["acme-voice"])])  # EUR
+    accounts = connect(wh, fake, "acme-voice")
+    # The partner's stack is updated to USD mid-month (today): the MERGE keeps EUR for this month.
+    usd = {"CURRENCY": "USD", "MINOR_UNITS": 2, "RATE": "0.016", "BASE_FEE_MINOR": 9900}
+    seed_terms(wh, [terms_of(SPECS["acme-voice"], accounts["acme-voice"], **usd)])
+    conn = warehouse.connect(f"local:{wh}")
+    try:
+        partner = read_roster(conn, None)["acme-voice"]
+        assert partner.pending is not None
+        this_month, following = f"{dt.datetime.now(dt.UTC):%Y-%m}", partner.pending[3]
+        rows = []
+        for period in (this_month, following):  # 1000 minutes late in this month, 1000 early in the next
+            ended = dt.datetime(int(period[:4]), int(period[5:]), 1, tzinfo=dt.UTC) + dt.timedelta(days=1, hours=2)
+            if period == this_month:
+                ended = dt.datetime(int(period[:4]), int(period[5:]), 28, tzinfo=dt.UTC)
+            for _ in range(2):
+                form = {
+                    "CallSid": "CA" + uuid.uuid4().hex,
+                    "CallStatus": "completed",
+                    "CallDuration": str(500 * 60),
+                    "Timestamp": format_datetime(ended),
+                    "To": "+4930123456",
+                }
+                event = call_event(partner, form, ended + dt.timedelta(minutes=1))
+                rows.append({k: v for k, v in event.row.items() if k != "CALLED_NUMBER"})  # type: ignore[union-attr]
+    finally:
+        conn.close()
+    seed(wh, rows)  # what the meter's flusher writes
+    assert {(r["PERIOD"], r["CURRENCY"], r["RATE"]) for r in rows} == {
+        (this_month, "EUR", "0.015000"),
+        (following, "USD", "0.016000"),
+    }
+    first = run(wh, tmp_path / "st", fake, period=this_month)
+    second = run(wh, tmp_path / "st", fake, period=following)
+    assert statuses(first) == {("acme-voice", this_month): job.PAID} and not first.not_paid
+    assert statuses(second) == {("acme-voice", following): job.PAID} and not second.not_paid
+    assert (
+        stored(tmp_path / "st", this_month, "acme-voice")["currency"],
+        stored(tmp_path / "st", following, "acme-voice")["currency"],
+    ) == ("EUR", "USD")
+    # 1000 min x 0.015 EUR = 15.00 -> 450; 1000 min x 0.016 USD = 16.00 -> 480 (share 0.30)
+    assert [(t["amount"], t["currency"], t["transfer_group"]) for t in fake.transfers] == [
+        (450, "eur", this_month),
+        (480, "usd", following),
+    ]
