@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
 from foundation.warehouse_schema import PARTNERS
 from services.warehouse import KEEP_RESULTS, LOCAL_MEMORY_LIMIT, LOCAL_THREADS, connect, ensure_schema, merge_rows
@@ -27,22 +25,6 @@ from tests.services.meter_harness import (
 )
 
 API_COUNT = "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS"
-
-
-@pytest.fixture
-def meters(tmp_path: Path) -> Iterator[Callable[..., Meter]]:
-    """Starts meters on tmp_path and kills whatever a failed test left running."""
-    started: list[Meter] = []
-
-    def start(**kwargs: Any) -> Meter:
-        meter = Meter(tmp_path, **kwargs).start()
-        started.append(meter)
-        return meter
-
-    yield start
-    for meter in started:
-        if meter.proc is not None and meter.proc.poll() is None:
-            meter.stop(signal.SIGKILL)
 
 
 def _one_flusher(meter: Meter, timeout: float = 20.0) -> int:

@@ -7,32 +7,13 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
 from services.meter.listener import REQUEST_READ_TIMEOUT, RESERVED_FDS
 from tests.services.meter_harness import KONG_TOKEN, Meter, alive, callback, kong_entry, post_callback, post_kong
-
-
-@pytest.fixture
-def meters(tmp_path: Path) -> Iterator[Callable[..., Meter]]:
-    """Starts meters and kills whatever a failed test left running."""
-    started: list[Meter] = []
-
-    def start(workdir: Path = tmp_path, wait: bool = True, fd_limit: int | None = None, **kwargs: Any) -> Meter:
-        workdir.mkdir(parents=True, exist_ok=True)
-        meter = Meter(workdir, **kwargs).start(wait=wait, fd_limit=fd_limit)
-        started.append(meter)
-        return meter
-
-    yield start
-    for meter in started:
-        if meter.proc is not None and meter.proc.poll() is None:
-            meter.stop(signal.SIGKILL)
 
 
 def _new_flusher(meter: Meter, old: set[int], timeout: float = 20.0) -> int:

@@ -29,21 +29,6 @@ def receiver() -> Iterator[EventsReceiver]:
         yield running
 
 
-@pytest.fixture
-def meters(tmp_path: Path) -> Iterator[Callable[..., Meter]]:
-    started: list[Meter] = []
-
-    def start(env: dict[str, str] | None = None) -> Meter:
-        meter = Meter(tmp_path).start(env=env)
-        started.append(meter)
-        return meter
-
-    yield start
-    for meter in started:
-        if meter.proc is not None and meter.proc.poll() is None:
-            meter.stop(signal.SIGKILL)
-
-
 def _calls(receiver: EventsReceiver) -> set[str]:
     return {e["data"]["call_id"] for e in receiver.of_type("call.completed")}
 
@@ -53,7 +38,7 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
 ) -> None:
     env = producer_env(receiver)
     first, second, third = call_sid(), call_sid(), call_sid()
-    meter = meters(env)
+    meter = meters(env=env)
     with httpx.Client(timeout=10) as client:
         form = callback(first, duration=61)
         assert post_callback(client, meter, "acme-voice", form).status_code == 200
@@ -70,7 +55,7 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
         }
         assert meter.stop() in (0, -signal.SIGTERM)
 
-        meter = meters(env)  # restarted: the retry of the first call after it is still a duplicate
+        meter = meters(env=env)  # restarted: the retry of the first call after it is still a duplicate
         assert post_callback(client, meter, "acme-voice", form).status_code == 200
         assert post_callback(client, meter, "acme-voice", callback(second, duration=5)).status_code == 200
         receiver.wait(lambda r: second in _calls(r))
@@ -91,7 +76,7 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
         meter.stop(signal.SIGKILL)  # killed while the event waits in the outbox
 
         receiver.up()
-        meter = meters(env)
+        meter = meters(env=env)
         receiver.wait(lambda r: third in _calls(r))
     time.sleep(1.5)  # long enough for a second post of anything to have come
     assert _calls(receiver) == {first, second, third}
@@ -100,7 +85,7 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
 
 
 def test_without_webhooks_settings_production_is_off_and_says_so(meters: Callable[..., Meter]) -> None:
-    meter = meters({"WEBHOOKS_URL": "", "WEBHOOKS_EVENT_TOKEN": ""})
+    meter = meters(env={"WEBHOOKS_URL": "", "WEBHOOKS_EVENT_TOKEN": ""})
     with httpx.Client(timeout=10) as client:
         assert post_callback(client, meter, "acme-voice", callback()).status_code == 200
     meter.wait_flushed()
@@ -201,7 +186,7 @@ def test_a_call_reaches_the_partners_endpoint_through_the_real_webhooks_service(
         try:
             created = service.post("/v1/webhooks/endpoints", "acme-voice", {"url": endpoint.url(), "event_types": []})
             assert created.status_code == 201, created.text
-            meter = meters({"WEBHOOKS_URL": service.base, "WEBHOOKS_EVENT_TOKEN": EVENT_TOKEN})
+            meter = meters(env={"WEBHOOKS_URL": service.base, "WEBHOOKS_EVENT_TOKEN": EVENT_TOKEN})
             sid = call_sid()
             with httpx.Client(timeout=10) as client:
                 assert post_callback(client, meter, "acme-voice", callback(sid, duration=61)).status_code == 200

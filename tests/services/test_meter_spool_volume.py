@@ -9,7 +9,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,21 +24,6 @@ from tests.services.meter_harness import (
 )
 
 API_COUNT = "SELECT COUNT(*) FROM PLATFORM_LOCAL.RAW.API_REQUESTS"
-
-
-@pytest.fixture
-def meters(tmp_path: Path) -> Iterator[Callable[..., Meter]]:
-    started: list[Meter] = []
-
-    def start(**kwargs: Any) -> Meter:
-        meter = Meter(tmp_path, **kwargs).start()
-        started.append(meter)
-        return meter
-
-    yield start
-    for meter in started:
-        if meter.proc is not None and meter.proc.poll() is None:
-            meter.stop(signal.SIGKILL)
 
 
 def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
