@@ -144,6 +144,26 @@ PARTNERS = Table(
     key="PARTNER_ID",
     data_bearing=False,
 )
+CONFORMANCE_RESULTS = Table(
+    RAW,
+    "CONFORMANCE_RESULTS",
+    "One row per run of a marketplace integration's conformance job (after each deploy, per region); the listing "
+    "shows the latest per integration and region",
+    (
+        Column("RESULT_ID", "VARCHAR(64)"),  # conformance_result_id(): one run, so a retried write changes nothing
+        Column("INTEGRATION_ID", "VARCHAR(40)"),
+        Column("REGION", "VARCHAR(32)"),
+        Column("CHECKED_AT", "TIMESTAMP_TZ"),  # when the load ended
+        Column("P95_MS", "NUMBER(12,1)"),
+        Column("REQUESTS_PER_SECOND", "NUMBER(12,1)"),
+        Column("ERROR_RATE", "NUMBER(7,6)"),  # share of failed requests, 0..1
+        Column("REQUESTS", "NUMBER(12,0)"),
+        Column("PASSED", "BOOLEAN"),
+        Column("IMAGE_DIGEST", "VARCHAR(71)"),  # sha256:<64 hex> of the integration image that was measured
+    ),
+    key="RESULT_ID",
+    data_bearing=False,  # no partner's data: the platform's measurement of a third party's service
+)
 PRICED = ("CURRENCY", "MINOR_UNITS", "BASE_FEE_MINOR", "RATE")
 """The terms a currency change moves together (to PENDING_* until their month)."""
 PARTNER_TERMS = tuple(
@@ -151,7 +171,7 @@ PARTNER_TERMS = tuple(
 )
 """The columns a partner's terms row gives (ONBOARDED_ON is the warehouse's own date of the first upsert; PENDING_*
 are the MERGE's own)."""
-TABLES: tuple[Table, ...] = (USAGE_EVENTS, API_REQUESTS, PARTNERS)
+TABLES: tuple[Table, ...] = (USAGE_EVENTS, API_REQUESTS, PARTNERS, CONFORMANCE_RESULTS)
 
 PARTNER_USAGE_COLUMNS = (
     "EVENT_ID",
@@ -293,4 +313,31 @@ def partner_offboard_sql(database: str, partner_id: str) -> str:
     return (
         f"UPDATE {PARTNERS.fqn(database)} SET OFFBOARDED_ON = CURRENT_DATE() "
         f"WHERE {PARTNERS.key} = {sql_string(partner_id)} AND OFFBOARDED_ON IS NULL"
+    )
+
+
+def conformance_result_id(integration_id: str, region: str, image_digest: str, checked_at: str) -> str:
+    """The key of one conformance run: the same run written twice is one row, another run is another row."""
+    import hashlib
+
+    text = "\n".join((integration_id, region, image_digest, checked_at))
+    return "cr_" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+def latest_conformance_sql(database: str) -> str:
+    """The latest conformance result per integration and region (ties on CHECKED_AT broken by RESULT_ID)."""
+    names = ", ".join(c.name for c in CONFORMANCE_RESULTS.columns)
+    return (
+        f"SELECT {names} FROM {CONFORMANCE_RESULTS.fqn(database)} QUALIFY ROW_NUMBER() OVER "
+        "(PARTITION BY INTEGRATION_ID, REGION ORDER BY CHECKED_AT DESC, RESULT_ID DESC) = 1 "
+        "ORDER BY INTEGRATION_ID, REGION"
+    )
+
+
+def install_counts_sql(database: str) -> str:
+    """Active installations per integration: partners with a row of INSTALLS not removed (REMOVED_ON IS NULL); a
+    partner that removed and installed again counts once."""
+    return (
+        f"SELECT INTEGRATION_ID, COUNT(DISTINCT PARTNER_ID) AS INSTALLS FROM {database}.{RAW}.INSTALLS "
+        "WHERE REMOVED_ON IS NULL GROUP BY INTEGRATION_ID ORDER BY INTEGRATION_ID"
     )
