@@ -141,7 +141,7 @@ def run(url: str, duration: float, bars: Bars, concurrency: int = 16, timeout: f
 
 def result_row(result: Result, integration_id: str, region: str, image_digest: str) -> dict[str, Any]:
     """The CONFORMANCE_RESULTS row of one run."""
-    from foundation.warehouse_schema import conformance_result_id
+    from foundation.marketplace_queries import conformance_result_id
 
     return {
         "RESULT_ID": conformance_result_id(integration_id, region, image_digest, result.checked_at),
