@@ -244,6 +244,10 @@ def check_stack(root: Path, stack: StackName, environ: Mapping[str, str] | None 
     findings += _referenced_config(root, stack, reads)
     if stack.kind is StackKind.PARTNER:
         findings += _partner_spec(root, stack.key)
+    if stack.kind is StackKind.INTEGRATION:
+        from platformctl.marketplace_readiness import stack_problems
+
+        findings += stack_problems(root, stack)
     for name in DATA_FILES.get(stack.kind, ()):
         findings += _data_file(root, name)
     return list(dict.fromkeys(findings))
