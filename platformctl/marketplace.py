@@ -159,7 +159,13 @@ def _conformance(results: Mapping[str, RegionResult]) -> str:
             f"p95 {r.p95_ms:.1f} ms, {r.requests_per_second:.1f} requests/s, {_percent(r.error_rate)} errors, "
             f"checked {r.checked_at or 'at an unknown time'}"
         )
-        earlier = "" if r.current_image else ' <span class="muted">(an earlier image was measured)</span>'
+        earlier = (
+            ""
+            if r.current_image
+            else ' <span class="muted">(an earlier image was measured)</span>'
+            if r.image_digest
+            else ' <span class="muted">(the measured image is not recorded)</span>'
+        )
         items.append(
             f'<li data-region="{html.escape(region, quote=True)}">{html.escape(region)}: {verdict} '
             f"({html.escape(figures)}){earlier}</li>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,7 @@ from foundation.marketplace_queries import current_installs_sql, latest_conforma
 from foundation.yamlio import read_bounded
 from integrations.spec import IntegrationSpec
 
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 FILE_REGION = "unspecified"
 """Region shown for a result given as a file (the job's printed JSON names none unless it has `region`)."""
 
@@ -40,7 +42,7 @@ class RegionResult:
     checked_at: str
     """When the run ended (ISO 8601)."""
     image_digest: str
-    """sha256 of the image measured ('' when a file result does not say)."""
+    """sha256 of the image measured ('' when the row or file does not give one in that form)."""
     current_image: bool
     """The measured image is the spec's image (False: an earlier version was measured)."""
 
@@ -137,7 +139,7 @@ def _conformance_rows(figures: Figures, rows: Iterable[Sequence[Any]], specs: Ma
         if any(n is None for n in numbers) or when is None:
             continue
         p95, per_second, errors = (float(n or 0.0) for n in numbers)
-        digest_text = digest if isinstance(digest, str) else ""
+        digest_text = digest if isinstance(digest, str) and DIGEST.fullmatch(digest) else ""
         figures.keep_latest(
             integration_id,
             RegionResult(
@@ -182,7 +184,7 @@ def read_results_folder(folder: Path, figures: Figures, specs: Mapping[str, Inte
         when = _time(doc.get("checked_at", "")) or ""
         region = doc.get("region") if doc.get("region") in spec.regions else FILE_REGION
         given_digest = doc.get("image_digest")
-        digest = given_digest if isinstance(given_digest, str) else ""
+        digest = given_digest if isinstance(given_digest, str) and DIGEST.fullmatch(given_digest) else ""
         figures.keep_latest(
             integration_id,
             RegionResult(

@@ -178,6 +178,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             result("calsync", "eu-central", "2026-12-01T09:00:00+00:00", passed=False),
             result("calsync", "eu-central", "2026-12-05T09:00:00+00:00", passed=True),
             result("crm-bridge", HOSTILE_ROW, "2026-12-05T09:00:00+00:00", passed=True, digest=HOSTILE_ROW),
+            result("crm-bridge", "us-east", "2026-12-05T10:00:00+00:00", passed=False, digest=HOSTILE_ROW),
             result(HOSTILE_ROW, "eu-central", "2026-12-05T09:00:00+00:00", passed=True),
         ],
     )
@@ -273,7 +274,10 @@ def test_install_counts_and_conformance_come_from_the_warehouses(site: Path) -> 
     assert (europe["p95_ms"], europe["requests_per_second"], europe["error_rate"]) == (210.0, 180.0, 0.0)
     assert europe["image_digest"] == CALSYNC_DIGEST and europe["current_image"] is True
     assert regions["us-east"]["current_image"] is False
-    assert by_id["crm-bridge"]["conformance"] is None  # its only row names a region it is not offered in
+    # Its row under a region it is not offered in is dropped; the us-east row's hostile digest is not kept.
+    crm = by_id["crm-bridge"]["conformance"]
+    assert crm["passed"] is False and set(crm["regions"]) == {"us-east"}
+    assert crm["regions"]["us-east"]["image_digest"] == "" and crm["regions"]["us-east"]["current_image"] is False
 
 
 def test_the_pages_show_the_warehouse_figures(site: Path, tmp_path: Path) -> None:
@@ -282,7 +286,10 @@ def test_the_pages_show_the_warehouse_figures(site: Path, tmp_path: Path) -> Non
     assert 'eu-central: <span class="pass">passed</span> (p95 210.0 ms, 180.0 requests/s, 0.00 % errors' in dom
     assert "an earlier image was measured" in dom
     index = render((site / "index.html").as_uri(), tmp_path / "profile")
-    assert "2 installs · conformance not measured yet" in index and "1 install · conformance passed" in index
+    assert "2 installs · conformance failed" in index and "1 install · conformance passed" in index
+    dom = render((site / "integrations" / "crm-bridge.html").as_uri(), tmp_path / "profile")
+    assert 'us-east: <span class="fail">failed</span> (p95 1450.5 ms, 180.0 requests/s, 2.50 % errors' in dom
+    assert "the measured image is not recorded" in dom
 
 
 def test_no_hostile_warehouse_row_reaches_a_page(site: Path, tmp_path: Path) -> None:
