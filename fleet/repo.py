@@ -297,6 +297,16 @@ class Repo:
         if self.review_file(integration_id).is_file():
             parts.append(read_bounded(self.review_file(integration_id), f"integrations/{integration_id}.review.yaml"))
         parts.append(",".join(self.installations(integration_id)).encode())
+        # The installing partners' currencies and home regions price and place its INSTALLS rows.
+        parts += [self.spec_bytes(pid) for pid in self.installations(integration_id)]
+        return b"\0".join(parts)
+
+    def partner_inputs(self, partner_id: str) -> bytes:
+        """What a partner stack's plan reads besides stack files and catalogs: its spec and the specs of the
+        integrations it installs (their prices are its INSTALLS rows)."""
+        spec = self.spec(partner_id)
+        parts = [self.spec_bytes(partner_id)]
+        parts += [read_bounded(self.integration_file(i), f"integrations/{i}.yaml") for i in spec.integrations]
         return b"\0".join(parts)
 
     def check_installs(self, spec: PartnerSpec, source: str) -> list[str]:
@@ -404,7 +414,12 @@ class Repo:
         if stack.kind is StackKind.REGION:
             return [global_stack]
         if stack.kind is StackKind.INTEGRATION:
-            return [global_stack, *(region_stack(r) for r in self.integration(stack.key).regions)]
+            # Its offered regions, and its developer's home region (the developer's warehouse rows are written there).
+            from integrations.payouts import developer_home
+
+            spec = self.integration(stack.key)
+            home, _ = developer_home(self.catalog(), spec)
+            return [global_stack, *(region_stack(r) for r in dict.fromkeys((*spec.regions, home)))]
         return [global_stack, region_stack(self.spec(stack.key).home_region)]
 
 
