@@ -138,7 +138,9 @@ def _own_payout_row(resource: Resource, iid: str) -> bool:
         sql = resource.inputs.get(key)
         if sql == "SELECT 1" or (isinstance(sql, str) and removal.fullmatch(sql)):
             continue
-        merge = _PAYOUT_MERGE.match(sql) if isinstance(sql, str) else None
+        if not isinstance(sql, str):
+            return False
+        merge = _PAYOUT_MERGE.match(sql)
         if merge is None:
             return False
         ids = re.findall(r'\\?"INTEGRATION_ID\\?":\\?"([^"\\]*)', sql)
