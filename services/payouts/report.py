@@ -70,12 +70,14 @@ class Report:
     statements: str
     dry_run: bool
     outcomes: list[PayoutResult]
+    developers: list[PayoutResult] = field(default_factory=list)
+    """Marketplace developers' months (services.payouts.developers); `partner` reads `developer:<id>`."""
     webhooks: list[str] = field(default_factory=list)
     """Payout events that could not be sent to the webhooks service (the run's money is unaffected)."""
 
     @property
     def not_paid(self) -> list[PayoutResult]:
-        return [o for o in self.outcomes if o.unpaid]
+        return [o for o in (*self.outcomes, *self.developers) if o.unpaid]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class Report:
             "statements": self.statements,
             "dry_run": self.dry_run,
             "partners": [o.as_dict() for o in self.outcomes],
+            "developers": [o.as_dict() for o in self.developers],
             "not_paid": sorted({o.partner for o in self.not_paid}),
             "webhooks": self.webhooks,
         }
