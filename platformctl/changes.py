@@ -14,7 +14,7 @@ import datetime as dt
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -112,6 +112,36 @@ def edit_stack_file(repo: Repo, stack: StackName, set_values: dict[str, Any], de
             config[key] = value
 
     return edit_yaml_text(text, display, edit).encode("utf-8")
+
+
+def config_change(repo: Repo, stack: StackName, set_values: Mapping[str, Any], delete: Iterable[str] = ()) -> Change:
+    """A change to the `config:` of one existing stack file: `set_values` set, `delete` removed, every other key,
+    comment and encrypted value kept. A change with no files (nothing is written) when the file already says so."""
+    if not repo.has_stack(stack):
+        raise InputError.single(f"stacks/Pulumi.{stack}.yaml", "", f"{stack} has no stack file")
+    removed = tuple(delete)
+    current = repo.stack_config(stack).file_values
+    if all(key in current and current[key] == value for key, value in set_values.items()) and not any(
+        key in current for key in removed
+    ):
+        return Change()
+    return Change(
+        files={repo.stack_file(stack): edit_stack_file(repo, stack, dict(set_values), delete=removed)},
+        stacks=[stack],
+        compare=True,
+    )
+
+
+def write_change(
+    root: Path, locks: list[str], decide: Callable[[Repo], Change], warn: Callable[[str], None]
+) -> ChangeResult:
+    """Write what `decide` returns, with nothing to apply or confirm (a step that records a fact in a stack file).
+
+    The one change path: `decide` runs on a fresh read under `locks` (and the fleet lock), the files are written
+    under a journal, and interrupted changes to the same stacks are recovered first (each note goes to `warn`,
+    with the repository's warnings). The result's `change.files` is empty when nothing needed writing."""
+    hooks = Hooks(say=lambda _: None, warn=warn, confirm=lambda _: False)
+    return carry_out(root, locks, decide, Mode.NO_APPLY, hooks)
 
 
 def new_partner_stack_text(spec: PartnerSpec, catalog: Catalog) -> str:
@@ -457,7 +487,9 @@ class Hooks:
 
 
 @dataclass
-class Outcome:
+class ChangeResult:
+    """What carrying out a change did."""
+
     change: Change
     """What was decided."""
     plan: Any = None
@@ -471,7 +503,7 @@ def carry_out(
     mode: Mode,
     hooks: Hooks,
     engine: Any = None,
-) -> Outcome:
+) -> ChangeResult:
     """Decide the change under its locks, then plan it (dry run), write it, or write and apply it.
 
     `decide` runs against a fresh read of the repository taken after the locks are held, so nothing it read can
@@ -480,7 +512,7 @@ def carry_out(
         repo = Repo(root)
         change = decide(repo)
         _warn_all(hooks, repo, change)
-        return Outcome(change, dry_run_plan(repo, change))
+        return ChangeResult(change, dry_run_plan(repo, change))
     state_dir = Repo(root).state_dir
     wanted = _with_journal_locks(root, state_dir, locks)
     with holding(state_dir, wanted):
@@ -491,7 +523,7 @@ def carry_out(
             change = decide(repo)
             _warn_all(hooks, repo, change)
             if not change.files:
-                return Outcome(change)
+                return ChangeResult(change)
             journal = journals.begin(root, state_dir, wanted, change.files)
             _write(change)
             journal.move_to("written")
@@ -499,9 +531,9 @@ def carry_out(
             hooks.say(f"{'removed' if content is None else 'wrote'} {repo.display(path)}")
         if mode is Mode.NO_APPLY or not change.operations:
             journal.close()
-            return Outcome(change)
+            return ChangeResult(change)
         _apply(repo, change, journal, hooks, engine)
-        return Outcome(change)
+        return ChangeResult(change)
 
 
 def _with_journal_locks(root: Path, state_dir: Path, locks: list[str]) -> list[str]:

@@ -288,3 +288,41 @@ def test_a_dry_run_reads_the_plan_cache_and_adds_nothing_to_it(repo_copy: Path, 
     assert planned == ["partner-pampas-voz"]
     assert result.summaries()["partner-pampas-voz"]["create"] > 20
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == before
+
+
+def test_a_config_change_is_written_under_the_journal_and_only_when_it_changes_something(repo_copy: Path) -> None:
+    from foundation.stacks import partner_stack
+
+    stack = partner_stack("acme-voice")
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    path.write_text("# owned by team-eu\n" + path.read_text())
+    warnings: list[str] = []
+    decide = lambda repo: changes.config_change(repo, stack, {"platform:domainVerified": "voice.acme.example"})  # noqa: E731
+    result = changes.write_change(repo_copy, [str(stack)], decide, warnings.append)
+    assert list(result.change.files) == [path] and result.change.stacks == [stack]
+    assert path.read_text().startswith("# owned by team-eu\n")
+    assert yaml.safe_load(path.read_text())["config"]["platform:domainVerified"] == "voice.acme.example"
+    assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
+    before = path.read_bytes()
+    again = changes.write_change(repo_copy, [str(stack)], decide, warnings.append)
+    assert again.change.files == {} and path.read_bytes() == before
+    removed = changes.write_change(
+        repo_copy,
+        [str(stack)],
+        lambda repo: changes.config_change(repo, stack, {}, delete=["platform:domainVerified"]),
+        warnings.append,
+    )
+    assert removed.change.files and "platform:domainVerified" not in yaml.safe_load(path.read_text())["config"]
+
+
+def test_a_config_change_needs_the_stack_file(repo_copy: Path) -> None:
+    from foundation.errors import InputError
+    from foundation.stacks import partner_stack
+
+    stack = partner_stack("nobody-here")
+    before = tree_snapshot(repo_copy)
+    with pytest.raises(InputError, match="partner-nobody-here has no stack file"):
+        changes.write_change(
+            repo_copy, [str(stack)], lambda repo: changes.config_change(repo, stack, {"k:v": 1}), print
+        )
+    assert tree_snapshot(repo_copy) == before
