@@ -516,8 +516,7 @@ def carry_out(
     state_dir = Repo(root).state_dir
     wanted = _with_journal_locks(root, state_dir, locks)
     with holding(state_dir, wanted):
-        for note in journals.recover([j for j in journals.pending(root, state_dir) if set(j.locks) <= set(wanted)]):
-            hooks.warn(f"recovered: {note}")
+        _recover(root, state_dir, wanted, hooks.warn)
         with holding(state_dir, [FLEET]):
             repo = Repo(root)
             change = decide(repo)
@@ -534,6 +533,24 @@ def carry_out(
             return ChangeResult(change)
         _apply(repo, change, journal, hooks, engine)
         return ChangeResult(change)
+
+
+def recover_interrupted(root: Path, locks: list[str], warn: Callable[[str], None]) -> bool:
+    """Finish the interrupted changes that held any of `locks` (under all of their locks), so that what is read next
+    is what a finished change left; each note goes to `warn`. Returns whether there was one. For a step that reads a
+    stack before it decides to change it (a change itself recovers first on its own)."""
+    state_dir = Repo(root).state_dir
+    if not any(set(locks) & set(journal.locks) for journal in journals.pending(root, state_dir)):
+        return False
+    wanted = _with_journal_locks(root, state_dir, locks)
+    with holding(state_dir, wanted):
+        _recover(root, state_dir, wanted, warn)
+    return True
+
+
+def _recover(root: Path, state_dir: Path, held: list[str], warn: Callable[[str], None]) -> None:
+    for note in journals.recover([j for j in journals.pending(root, state_dir) if set(j.locks) <= set(held)]):
+        warn(f"recovered: {note}")
 
 
 def _with_journal_locks(root: Path, state_dir: Path, locks: list[str]) -> list[str]:
