@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fleet.stackconfig import StackConfig, declarations, load_stack_config
+from fleet.stackconfig import ConfigDeclaration, StackConfig, declarations, load_stack_config
 from foundation.errors import InputError
 from foundation.naming import PARTNER_ID_PATTERN, RESERVED_PARTNER_IDS
 from foundation.stacks import (
@@ -25,7 +25,7 @@ from foundation.stacks import (
     partner_stack,
     region_stack,
 )
-from foundation.yamlio import read_bounded
+from foundation.yamlio import load_yaml_file, read_bounded
 
 if TYPE_CHECKING:
     from gateway.model import ApiCatalog
@@ -77,6 +77,8 @@ class Repo:
         self._integrations: dict[str, IntegrationSpec] = {}
         self._records: dict[str, ReviewRecord | None] = {}
         self._rules: ReviewRules | None = None
+        self._documents: dict[str, Any] = {}
+        self._given_specs: dict[Path, PartnerSpec] = {}
 
     def __repr__(self) -> str:
         return f"Repo({str(self.root)!r})"
@@ -149,7 +151,24 @@ class Repo:
             self._telephony = load_telephony(self.catalog(), self.root / "regions")
         return self._telephony
 
+    def document(self, relative: str) -> Any:
+        """A data file of the repository (`gateway/apis.yaml`) as parsed YAML, as it is written (once per run): for
+        checks that report the file's own field paths."""
+        if relative not in self._documents:
+            self._documents[relative] = load_yaml_file(self.root / relative, relative)
+        return self._documents[relative]
+
     # ------------------------------------------------------------------ partners
+
+    def spec_at(self, path: Path) -> PartnerSpec:
+        """A spec file given by its path (a command-line argument, inside the repository or not), validated for its
+        shape (once per run; `check_spec` checks it against the catalog)."""
+        key = path.absolute()
+        if key not in self._given_specs:
+            from partners.spec import load_spec
+
+            self._given_specs[key] = load_spec(path, self.display(path))
+        return self._given_specs[key]
 
     def partner_spec_files(self) -> list[Path]:
         """partners/<id>.yaml files (not the tier table or other data files, not examples)."""
@@ -391,7 +410,7 @@ class Repo:
             config = self._configs[stack] = load_stack_config(self.root, stack)
         return config
 
-    def declarations(self) -> dict[str, object]:
+    def declarations(self) -> dict[str, ConfigDeclaration]:
         return dict(declarations(self.root))
 
     def launched_countries(self, region: str) -> list[str]:
