@@ -6,12 +6,11 @@ proxy, by `integration publish`: a digest that is one hex digit repeated names n
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
-from fleet.stackconfig import load_stack_config
+from fleet.repo import Repo
 from foundation.errors import InputError, Problem
 from foundation.stacks import StackName
-from integrations.rules import ReviewRules, load_rules, rules_file
+from integrations.rules import ReviewRules
 from policies.integrations import DIGEST_IMAGE
 
 RULES_DISPLAY = "integrations/rules.yaml"
@@ -42,12 +41,13 @@ def check_publishable(rules: ReviewRules) -> None:
         raise InputError(problems)
 
 
-def stack_problems(root: Path, stack: StackName) -> Iterator[Problem]:
-    """Every image an integration stack's deploy would run that is a placeholder or not pinned by digest."""
-    yield from proxy_problems(load_rules(rules_file(root)))
-    config = load_stack_config(root, stack)
+def stack_problems(repo: Repo, stack: StackName) -> Iterator[Problem]:
+    """Every image an integration stack's deploy would run that is a placeholder or not pinned by digest (read
+    through `repo`, the one reader)."""
+    yield from proxy_problems(repo.review_rules())
+    config = repo.stack_config(stack)
     image = config.values.get(SERVICES_IMAGE)
-    where = f"stacks/{stack.config_file(root).name}"
+    where = f"stacks/{repo.stack_file(stack).name}"
     origin = "Pulumi.yaml's default" if SERVICES_IMAGE not in config.file_values else "set in this file"
     if not isinstance(image, str) or not DIGEST_IMAGE.fullmatch(image):
         yield Problem(
