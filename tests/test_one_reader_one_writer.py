@@ -39,7 +39,7 @@ ALLOWED: dict[tuple[str, str], str] = {
         "spec files given to onboard-partner: read once as bytes, and exactly those bytes are validated and written"
     ),
     ("platformctl/integrations.py", "read_bounded"): "an integration spec given to `integrations submit` (as above)",
-    ("platformctl/marketplace_figures.py", "read_bounded"): "a conformance job's JSON result from a folder the user names",
+    ("platformctl/marketplace_figures.py", "read_bounded"): "a conformance result (JSON) from a folder the user names",
     ("platformctl/planjson.py", "read_text"): "plan JSON files the user passes (`plan --against`, `diff`)",
     ("platformctl/deploy_readiness.py", "read_text"): "the program's source (__main__.py), parsed as code, not data",
     ("platformctl/ci/affected.py", "load_yaml_file"): (
