@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
 
@@ -17,6 +18,9 @@ from fleet.repo import Repo, for_program
 from foundation.errors import PlatformError
 from foundation.naming import meter_host, voice_host
 from foundation.stacks import StackKind, parse_stack_name
+
+if TYPE_CHECKING:
+    from integrations.spec import IntegrationSpec
 
 ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay links this file
 
@@ -186,9 +190,11 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     import pulumi_kubernetes as k8s
     import pulumi_snowflake as snowflake
 
+    from components.install_row import InstallRow, InstallRowArgs
     from components.partner_tenant import SNOWFLAKE_TYPES, PartnerTenant, PartnerTenantArgs
     from components.partner_terms import PartnerTermsRow, PartnerTermsRowArgs
     from components.snowflake_preview import features_for
+    from integrations.payouts import install_row
     from partners.telephony import number_slots
     from partners.terms import partner_terms
     from regions.network import address_plan
@@ -288,6 +294,15 @@ def build_partner(repo: Repo, partner_id: str) -> None:
         PartnerTermsRowArgs(partner_id=spec.id, database=region_ref.get_output("snowflake_database"), terms=terms),
         opts=pulumi.ResourceOptions(providers=[terms_provider]),
     )
+    for integration_id in spec.integrations:  # its INSTALLS rows, on the same provider (integrations/payouts.py)
+        InstallRow(
+            f"install-{integration_id}",
+            InstallRowArgs(
+                database=region_ref.get_output("snowflake_database"),
+                row=install_row(repo.integration(integration_id), spec.id, spec.billing.currency),
+            ),
+            opts=pulumi.ResourceOptions(providers=[terms_provider]),
+        )
     pulumi.export("partner_id", spec.id)
     pulumi.export("tier", spec.tier)
     pulumi.export("home_region", spec.home_region)
@@ -295,8 +310,9 @@ def build_partner(repo: Repo, partner_id: str) -> None:
         pulumi.export(key, value)
 
 
-def _stripe_account(value: str | None, partner_id: str) -> str | None:
-    """`platform:stripeAccount` (acct_..., written by `platformctl billing connect`), or None while unset."""
+def _stripe_account(value: str | None, stack_id: str, kind: str = "partner") -> str | None:
+    """`platform:stripeAccount` (acct_..., written by `platformctl billing connect` or `connect-developer`), or None
+    while unset."""
     import re
 
     from foundation.errors import InputError
@@ -306,7 +322,7 @@ def _stripe_account(value: str | None, partner_id: str) -> str | None:
         return None
     if not re.fullmatch(STRIPE_ACCOUNT_PATTERN, value):
         raise InputError.single(
-            f"stacks/Pulumi.partner-{partner_id}.yaml", "config.platform:stripeAccount", "is not a Stripe account id"
+            f"stacks/Pulumi.{kind}-{stack_id}.yaml", "config.platform:stripeAccount", "is not a Stripe account id"
         )
     return value
 
@@ -355,8 +371,43 @@ def build_integration(repo: Repo, integration_id: str) -> None:
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
+    developer_terms(repo, spec, config.get("stripeAccount"))
     for key, value in sandbox.outputs.items():
         pulumi.export(key, value)
+
+
+def developer_terms(repo: Repo, spec: IntegrationSpec, stripe_account: str | None) -> None:
+    """The developer's rows in its home region's warehouse (components/integration_terms.py)."""
+    import pulumi_snowflake as snowflake
+
+    from components.integration_terms import IntegrationTerms, IntegrationTermsArgs
+    from integrations.payouts import developer_home, developer_row, install_row, integration_row
+
+    catalog = repo.catalog()
+    home, _ = developer_home(catalog, spec)
+    config = pulumi.Config("platform")
+    region_ref = stack_reference(f"region-{home}")
+    provider = snowflake.Provider(
+        "snowflake-terms",
+        organization_name=config.require("snowflakeOrganization"),
+        account_name=region_ref.get_output("snowflake_account"),
+        user="PLATFORMCTL",
+        authenticator="SNOWFLAKE_JWT",
+        private_key=stack_reference("global").get_output("snowflake_admin_keys")[home],
+        role="ACCOUNTADMIN",
+        warehouse=region_ref.get_output("snowflake_partner_warehouse"),
+    )
+    partners = [repo.spec(pid) for pid in repo.installations(spec.id)]
+    IntegrationTerms(
+        "terms",
+        IntegrationTermsArgs(
+            database=region_ref.get_output("snowflake_database"),
+            developer=developer_row(catalog, spec, _stripe_account(stripe_account, spec.id, "integration")),
+            integration=integration_row(catalog, spec, repo.review_rules()),
+            installs=[install_row(spec, p.id, p.billing.currency) for p in partners if p.home_region != home],
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider]),
+    )
 
 
 main()

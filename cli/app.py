@@ -167,7 +167,7 @@ def validate(
     for warning in listings.validate(repo, list(paths or []), datetime.date.today()):
         render.plain(err, f"warning: {warning}", "yellow")
     if for_deploy is not None:
-        findings = deploy_readiness.check(repo.root, for_deploy)
+        findings = deploy_readiness.check(repo, for_deploy)
         for finding in findings:
             render.plain(out, str(finding))
         if findings:
@@ -220,12 +220,14 @@ def onboard_partner(
 
     Example: platformctl onboard-partner partners/examples/pampas-voz.yaml --dry-run
     """
-    from platformctl import changes
+    from platformctl import changes, partner_changes
 
     mode = mode_of(dry_run, no_apply)
-    inputs = changes.read_spec_inputs(specs)
-    locks = changes.onboarding_locks(inputs)
-    _carry_out(locks, lambda repo: changes.onboarding_change(repo, inputs, update, reactivate), mode, yes, show_same)
+    inputs = partner_changes.read_spec_inputs(specs)
+    locks = partner_changes.onboarding_locks(inputs)
+    _carry_out(
+        locks, lambda repo: partner_changes.onboarding_change(repo, inputs, update, reactivate), mode, yes, show_same
+    )
     if mode is changes.Mode.APPLY:
         from cli.render import plain
         from platformctl.billing import connect_after_onboarding
@@ -252,14 +254,14 @@ def offboard_partner(
 
     Example: platformctl offboard-partner acme-voice --no-apply
     """
-    from platformctl import changes
+    from platformctl import partner_changes
 
     mode = mode_of(dry_run, no_apply)
-    stack = changes.partner_argument(partner_id)
+    stack = partner_changes.partner_argument(partner_id)
     today = datetime.date.today()
     _carry_out(
         [str(stack)],
-        lambda repo: changes.offboarding_change(repo, partner_id, purge, today, release_numbers),
+        lambda repo: partner_changes.offboarding_change(repo, partner_id, purge, today, release_numbers),
         mode,
         yes,
         show_same,
@@ -282,13 +284,13 @@ def launch_country(
     Example: platformctl launch-country AR --region sa-east --dry-run
     """
     from foundation.stacks import region_stack
-    from platformctl import changes
+    from platformctl import country_launches
 
     mode = mode_of(dry_run, no_apply)
-    code, chosen = changes.launch_region(open_repo(), country, region)
+    code, chosen = country_launches.launch_region(open_repo(), country, region)
     _carry_out(
         [str(region_stack(chosen))],
-        lambda repo: changes.country_launch_change(repo, code, chosen),
+        lambda repo: country_launches.country_launch_change(repo, code, chosen),
         mode,
         yes,
         show_same,

@@ -13,8 +13,8 @@ def verify_domain(partner: Annotated[str, typer.Argument(metavar="PARTNER", help
 
     Example: platformctl verify-domain acme-voice
     """
-    from cli.context import open_repo, out
+    from cli.context import err, open_repo, out
     from cli.render import plain
     from platformctl.domains import verify_domain as verify
 
-    plain(out, verify(open_repo(), partner))
+    plain(out, verify(open_repo(), partner, warn=lambda line: plain(err, f"warning: {line}", "yellow")))

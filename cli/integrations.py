@@ -20,6 +20,7 @@ integration_app = command_group(
     "Example: platformctl integration submit calsync.yaml --yes",
 )
 
+DEFAULT_WAREHOUSE = "local:.platformctl/warehouse"
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout (progress goes to stderr).")]
 YesFlag = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="The integration's id.")]
@@ -214,22 +215,38 @@ marketplace_app = command_group(
 @marketplace_app.command("build")
 def build(
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to write the site into.")],
+    warehouse: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--warehouse",
+            metavar="URL",
+            help="A regional warehouse to read install counts and conformance results from: local:DIR (embedded "
+            "fakesnow) or snowflake://ACCOUNT/DATABASE?user=&role=&warehouse=; repeat it for each region "
+            "(default local:.platformctl/warehouse).",
+        ),
+    ] = None,
     results: Annotated[
         Path | None,
-        typer.Option("--results", metavar="DIR", help="Conformance results (<id>.json) to show on the pages."),
+        typer.Option(
+            "--results", metavar="DIR", help="Also show conformance results given as files (<id>.json, the job's JSON)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Write the marketplace as a static site (index, a page per category and per integration) and marketplace.json.
 
-    Example: platformctl marketplace build --out site --json
+    Install counts (partners with it installed now) and each region's latest conformance result come from the
+    warehouses' INSTALLS and CONFORMANCE_RESULTS. A --results folder that is not there is refused (exit 2).
+
+    Example: platformctl marketplace build --out site --warehouse local:.platformctl/warehouse --json
     """
     from cli.context import open_repo, out
     from platformctl import marketplace
 
-    report = marketplace.build(open_repo(), out_dir, results)
+    warehouses = warehouse or [DEFAULT_WAREHOUSE]
+    report = marketplace.build(open_repo(), out_dir, warehouses, results)
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps({**report, "warehouses": warehouses}))
     else:
         out.print(f"wrote {len(report['files'])} files to {out_dir} ({len(report['integrations'])} integrations)")
 

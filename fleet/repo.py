@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fleet.stackconfig import StackConfig, declarations, load_stack_config
+from fleet.stackconfig import ConfigDeclaration, StackConfig, declarations, load_stack_config
 from foundation.errors import InputError
 from foundation.naming import PARTNER_ID_PATTERN, RESERVED_PARTNER_IDS
 from foundation.stacks import (
@@ -25,7 +25,7 @@ from foundation.stacks import (
     partner_stack,
     region_stack,
 )
-from foundation.yamlio import read_bounded
+from foundation.yamlio import load_yaml_file, read_bounded
 
 if TYPE_CHECKING:
     from gateway.model import ApiCatalog
@@ -77,6 +77,8 @@ class Repo:
         self._integrations: dict[str, IntegrationSpec] = {}
         self._records: dict[str, ReviewRecord | None] = {}
         self._rules: ReviewRules | None = None
+        self._documents: dict[str, Any] = {}
+        self._given_specs: dict[Path, PartnerSpec] = {}
 
     def __repr__(self) -> str:
         return f"Repo({str(self.root)!r})"
@@ -149,7 +151,24 @@ class Repo:
             self._telephony = load_telephony(self.catalog(), self.root / "regions")
         return self._telephony
 
+    def document(self, relative: str) -> Any:
+        """A data file of the repository (`gateway/apis.yaml`) as parsed YAML, as it is written (once per run): for
+        checks that report the file's own field paths."""
+        if relative not in self._documents:
+            self._documents[relative] = load_yaml_file(self.root / relative, relative)
+        return self._documents[relative]
+
     # ------------------------------------------------------------------ partners
+
+    def spec_at(self, path: Path) -> PartnerSpec:
+        """A spec file given by its path (a command-line argument, inside the repository or not), validated for its
+        shape (once per run; `check_spec` checks it against the catalog)."""
+        key = path.absolute()
+        if key not in self._given_specs:
+            from partners.spec import load_spec
+
+            self._given_specs[key] = load_spec(path, self.display(path))
+        return self._given_specs[key]
 
     def partner_spec_files(self) -> list[Path]:
         """partners/<id>.yaml files (not the tier table or other data files, not examples)."""
@@ -297,6 +316,16 @@ class Repo:
         if self.review_file(integration_id).is_file():
             parts.append(read_bounded(self.review_file(integration_id), f"integrations/{integration_id}.review.yaml"))
         parts.append(",".join(self.installations(integration_id)).encode())
+        # The installing partners' currencies and home regions price and place its INSTALLS rows.
+        parts += [self.spec_bytes(pid) for pid in self.installations(integration_id)]
+        return b"\0".join(parts)
+
+    def partner_inputs(self, partner_id: str) -> bytes:
+        """What a partner stack's plan reads besides stack files and catalogs: its spec and the specs of the
+        integrations it installs (their prices are its INSTALLS rows)."""
+        spec = self.spec(partner_id)
+        parts = [self.spec_bytes(partner_id)]
+        parts += [read_bounded(self.integration_file(i), f"integrations/{i}.yaml") for i in spec.integrations]
         return b"\0".join(parts)
 
     def check_installs(self, spec: PartnerSpec, source: str) -> list[str]:
@@ -381,7 +410,7 @@ class Repo:
             config = self._configs[stack] = load_stack_config(self.root, stack)
         return config
 
-    def declarations(self) -> dict[str, object]:
+    def declarations(self) -> dict[str, ConfigDeclaration]:
         return dict(declarations(self.root))
 
     def launched_countries(self, region: str) -> list[str]:
@@ -404,7 +433,12 @@ class Repo:
         if stack.kind is StackKind.REGION:
             return [global_stack]
         if stack.kind is StackKind.INTEGRATION:
-            return [global_stack, *(region_stack(r) for r in self.integration(stack.key).regions)]
+            # Its offered regions, and its developer's home region (the developer's warehouse rows are written there).
+            from integrations.payouts import developer_home
+
+            spec = self.integration(stack.key)
+            home, _ = developer_home(self.catalog(), spec)
+            return [global_stack, *(region_stack(r) for r in dict.fromkeys((*spec.regions, home)))]
         return [global_stack, region_stack(self.spec(stack.key).home_region)]
 
 

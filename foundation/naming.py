@@ -143,3 +143,8 @@ URL with or without it (Twilio's docs do not say which one it signs)."""
 def twilio_status_callback_path(partner_id: str) -> str:
     """The path of a partner's status callbacks on the meter's public host (what Twilio signs, after the host)."""
     return f"/twilio/{partner_id}/status"
+
+
+def install_id(partner_id: str, integration_id: str) -> str:
+    """An installation's id (the INSTALLS key): `<partner>/<integration>`."""
+    return f"{partner_id}/{integration_id}"

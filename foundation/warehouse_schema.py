@@ -2,8 +2,12 @@
 component deploys and `services.warehouse.ensure_schema` creates in the embedded warehouse (fakesnow).
 
 Pure data and string templates; no Pulumi and no driver imports, so the tool, the components and the services
-distribution (which has no Pulumi) all import it. Also the one upsert of a partner's billing terms
-(`partner_merge_sql`), which a partner stack runs at `up` and `platformctl warehouse sync` runs locally.
+distribution (which has no Pulumi) all import it. Also the one upsert of each kind of terms row: a partner's billing
+terms (`partner_merge_sql`), its installs (`install_merge_sql`), a marketplace developer (`developer_merge_sql`) and
+an integration's payout terms (`integration_merge_sql`), which the stacks run at `up` and `platformctl warehouse sync`
+runs locally. Who writes what: a partner stack its PARTNERS row and its INSTALLS rows (home region); an integration
+stack its developer's DEVELOPERS row, its INTEGRATIONS row and the INSTALLS rows of partners homed elsewhere, in the
+developer's home region (the one serving the developer's country).
 """
 
 from __future__ import annotations
@@ -144,6 +148,26 @@ PARTNERS = Table(
     key="PARTNER_ID",
     data_bearing=False,
 )
+CONFORMANCE_RESULTS = Table(
+    RAW,
+    "CONFORMANCE_RESULTS",
+    "One row per run of a marketplace integration's conformance job (after each deploy, per region); the listing "
+    "shows the latest per integration and region",
+    (
+        Column("RESULT_ID", "VARCHAR(64)"),  # conformance_result_id(): one run, so a retried write changes nothing
+        Column("INTEGRATION_ID", "VARCHAR(40)"),
+        Column("REGION", "VARCHAR(32)"),
+        Column("CHECKED_AT", "TIMESTAMP_TZ"),  # when the load ended
+        Column("P95_MS", "NUMBER(12,1)"),
+        Column("REQUESTS_PER_SECOND", "NUMBER(12,1)"),
+        Column("ERROR_RATE", "NUMBER(7,6)"),  # share of failed requests, 0..1
+        Column("REQUESTS", "NUMBER(12,0)"),
+        Column("PASSED", "BOOLEAN"),
+        Column("IMAGE_DIGEST", "VARCHAR(71)"),  # sha256:<64 hex> of the integration image that was measured
+    ),
+    key="RESULT_ID",
+    data_bearing=False,  # no partner's data: the platform's measurement of a third party's service
+)
 PRICED = ("CURRENCY", "MINOR_UNITS", "BASE_FEE_MINOR", "RATE")
 """The terms a currency change moves together (to PENDING_* until their month)."""
 PARTNER_TERMS = tuple(
@@ -151,7 +175,74 @@ PARTNER_TERMS = tuple(
 )
 """The columns a partner's terms row gives (ONBOARDED_ON is the warehouse's own date of the first upsert; PENDING_*
 are the MERGE's own)."""
-TABLES: tuple[Table, ...] = (USAGE_EVENTS, API_REQUESTS, PARTNERS)
+INSTALLS = Table(
+    RAW,
+    "INSTALLS",
+    "One row per partner x marketplace integration: what the partner is charged monthly and the developer paid for",
+    (
+        Column("INSTALL_ID", "VARCHAR(81)"),  # <partner>/<integration> (foundation.naming.install_id)
+        Column("PARTNER_ID", "VARCHAR(40)"),
+        Column("INTEGRATION_ID", "VARCHAR(40)"),
+        Column("DEVELOPER_ID", "VARCHAR(40)"),
+        Column("CURRENCY", "VARCHAR(3)"),  # the partner's billing currency
+        Column("MINOR_UNITS", "NUMBER(1,0)"),  # ISO 4217 exponent of CURRENCY
+        Column("MONTHLY_MINOR", "NUMBER(18,0)"),  # the listed monthly price in CURRENCY at install (0: free)
+        Column("INSTALLED_ON", "DATE"),  # the first upsert's date (a re-install after a removal: that day)
+        Column("REMOVED_ON", "DATE", nullable=True),  # set when the partner drops it; the row is never deleted
+    ),
+    key="INSTALL_ID",
+    data_bearing=False,
+)
+DEVELOPERS = Table(
+    RAW,
+    "DEVELOPERS",
+    "Marketplace developers paid from this region (their home region: the one serving their country)",
+    (
+        Column("DEVELOPER_ID", "VARCHAR(40)"),
+        Column("LEGAL_NAME", "VARCHAR(200)"),
+        Column("COUNTRY", "VARCHAR(2)"),
+        Column("CURRENCY", "VARCHAR(3)"),  # payout currency: the country's currency (regions/countries.yaml)
+        Column("MINOR_UNITS", "NUMBER(1,0)"),
+        Column("STRIPE_ACCOUNT", "VARCHAR(80)", nullable=True),  # acct_...; NULL until `billing connect-developer`
+        Column("HOME_REGION", "VARCHAR(32)"),
+    ),
+    key="DEVELOPER_ID",
+    data_bearing=False,
+)
+INTEGRATIONS = Table(
+    RAW,
+    "INTEGRATIONS",
+    "Each marketplace integration's payout terms: its developer, the developer's share and its listed price in the "
+    "developer's payout currency",
+    (
+        Column("INTEGRATION_ID", "VARCHAR(40)"),
+        Column("DEVELOPER_ID", "VARCHAR(40)"),
+        # The developer's fraction of each install's price (integrations/rules.yaml `revenue_share`, the spec's row):
+        # per integration, as the spec chooses the row; the developer's statement shows it per line.
+        Column("DEVELOPER_SHARE", "NUMBER(5,4)"),
+        Column("CURRENCY", "VARCHAR(3)"),  # the developer's payout currency
+        Column("MINOR_UNITS", "NUMBER(1,0)"),
+        Column("MONTHLY_MINOR", "NUMBER(18,0)"),  # the listed monthly price in CURRENCY (0: free)
+        Column("HOME_REGION", "VARCHAR(32)"),  # the developer's home region (where it is paid from)
+    ),
+    key="INTEGRATION_ID",
+    data_bearing=False,
+)
+TABLES: tuple[Table, ...] = (
+    USAGE_EVENTS,
+    API_REQUESTS,
+    PARTNERS,
+    INSTALLS,
+    DEVELOPERS,
+    INTEGRATIONS,
+    CONFORMANCE_RESULTS,
+)
+INSTALL_TERMS = tuple(c.name for c in INSTALLS.columns if c.name not in ("INSTALLED_ON", "REMOVED_ON"))
+"""The columns an install row gives (INSTALLED_ON and REMOVED_ON are the warehouse's own dates)."""
+DEVELOPER_TERMS = tuple(c.name for c in DEVELOPERS.columns)
+"""The columns a developer row gives."""
+INTEGRATION_TERMS = tuple(c.name for c in INTEGRATIONS.columns)
+"""The columns an integration's payout terms row gives."""
 
 PARTNER_USAGE_COLUMNS = (
     "EVENT_ID",
@@ -286,6 +377,100 @@ def partner_rows_json(rows: Sequence[Mapping[str, Any]]) -> str:
             raise ValueError(f"a terms row has the columns {', '.join(PARTNER_TERMS)}; got {', '.join(sorted(row))}")
         checked.append({name: row[name] for name in PARTNER_TERMS})
     return json.dumps(checked, separators=(",", ":"), default=str, sort_keys=False)
+
+
+def rows_json(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as the JSON array a merge reads: exactly `columns` of `table`, money as strings."""
+    checked = []
+    for row in rows:
+        if set(row) != set(columns):
+            raise ValueError(f"a {table.name} row has the columns {', '.join(columns)}; got {', '.join(sorted(row))}")
+        checked.append({name: row[name] for name in columns})
+    return json.dumps(checked, separators=(",", ":"), default=str, sort_keys=False)
+
+
+def _flatten(table: Table, columns: Sequence[str], source: str) -> str:
+    select = ", ".join(f"f.value:{c.name}::{c.type} AS {c.name}" for c in table.columns if c.name in columns)
+    return f"(SELECT {select} FROM LATERAL FLATTEN(INPUT => PARSE_JSON({source})) f) s ON t.{table.key} = s.{table.key}"
+
+
+def install_merge_sql(database: str, source: str = "%s") -> str:
+    """Upsert of install rows (INSTALL_TERMS columns, JSON array, bound as `%s` or inlined): a new install is
+    dated today; an existing one keeps its date and price (the price at install) unless it was removed (a re-install:
+    dated and priced anew) or the partner's currency changed (priced in the new currency); REMOVED_ON is cleared."""
+    again = "(t.REMOVED_ON IS NOT NULL)"
+    repriced = f"({again} OR t.CURRENCY <> s.CURRENCY)"
+    sets = ["PARTNER_ID = s.PARTNER_ID", "INTEGRATION_ID = s.INTEGRATION_ID", "DEVELOPER_ID = s.DEVELOPER_ID"]
+    priced = ("CURRENCY", "MINOR_UNITS", "MONTHLY_MINOR")
+    sets += [f"{n} = CASE WHEN {repriced} THEN s.{n} ELSE t.{n} END" for n in priced]
+    sets += [f"INSTALLED_ON = CASE WHEN {again} THEN CURRENT_DATE() ELSE t.INSTALLED_ON END", "REMOVED_ON = NULL"]
+    names = ", ".join((*INSTALL_TERMS, "INSTALLED_ON"))
+    values = ", ".join((*(f"s.{n}" for n in INSTALL_TERMS), "CURRENT_DATE()"))
+    return (
+        f"MERGE INTO {INSTALLS.fqn(database)} t USING {_flatten(INSTALLS, INSTALL_TERMS, source)} "
+        f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+def install_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """`install_merge_sql` with the rows inlined: what a stack's Execute runs."""
+    return install_merge_sql(database, sql_string(rows_json(INSTALLS, INSTALL_TERMS, rows)))
+
+
+def install_remove_sql(database: str, install_id: str) -> str:
+    """An install dropped: REMOVED_ON = today where still NULL; the row is kept (earlier months are still billed)."""
+    return (
+        f"UPDATE {INSTALLS.fqn(database)} SET REMOVED_ON = CURRENT_DATE() "
+        f"WHERE {INSTALLS.key} = {sql_string(install_id)} AND REMOVED_ON IS NULL"
+    )
+
+
+def developer_merge_sql(database: str, source: str = "%s") -> str:
+    """Upsert of developer rows (DEVELOPER_TERMS columns): every column takes the new value, except that a row
+    without a Stripe account keeps the one recorded (a developer's stacks are not all updated at once)."""
+    sets = [
+        f"{n} = COALESCE(s.{n}, t.{n})" if n == "STRIPE_ACCOUNT" else f"{n} = s.{n}"
+        for n in DEVELOPER_TERMS
+        if n != DEVELOPERS.key
+    ]
+    names = ", ".join(DEVELOPER_TERMS)
+    values = ", ".join(f"s.{n}" for n in DEVELOPER_TERMS)
+    return (
+        f"MERGE INTO {DEVELOPERS.fqn(database)} t USING {_flatten(DEVELOPERS, DEVELOPER_TERMS, source)} "
+        f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+def developer_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    return developer_merge_sql(database, sql_string(rows_json(DEVELOPERS, DEVELOPER_TERMS, rows)))
+
+
+def integration_merge_sql(database: str, source: str = "%s") -> str:
+    """Upsert of integrations' payout terms rows (INTEGRATION_TERMS columns): every column takes the new value."""
+    sets = [f"{n} = s.{n}" for n in INTEGRATION_TERMS if n != INTEGRATIONS.key]
+    names = ", ".join(INTEGRATION_TERMS)
+    values = ", ".join(f"s.{n}" for n in INTEGRATION_TERMS)
+    return (
+        f"MERGE INTO {INTEGRATIONS.fqn(database)} t USING {_flatten(INTEGRATIONS, INTEGRATION_TERMS, source)} "
+        f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+def integration_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    return integration_merge_sql(database, sql_string(rows_json(INTEGRATIONS, INTEGRATION_TERMS, rows)))
+
+
+ACTIVE_INSTALLS_SQL = (
+    "SELECT INSTALL_ID, PARTNER_ID, INTEGRATION_ID, DEVELOPER_ID, CURRENCY, MONTHLY_MINOR FROM {installs} "
+    "WHERE INSTALLED_ON <= %s AND (REMOVED_ON IS NULL OR REMOVED_ON >= %s) ORDER BY INSTALL_ID"
+)
+"""THE definition of an install active in a period (bound in order: its last day, its first day): installed on or
+before the period's last day and not removed before its first day. A month's charge is the whole monthly price (no
+proration). `{installs}` stands for the table's fully qualified name."""
+
+
+def active_installs_sql(database: str) -> str:
+    return ACTIVE_INSTALLS_SQL.format(installs=INSTALLS.fqn(database))
 
 
 def partner_offboard_sql(database: str, partner_id: str) -> str:

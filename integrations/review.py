@@ -112,6 +112,21 @@ def review(
                 minor_exponent(currency)
             except InputError:
                 refuse(f"pricing.monthly.{currency}", f"unknown currency {currency!r}")
+    # The developer is paid from the region serving its country, in that country's currency (integrations/payouts.py).
+    serving = catalog.regions_serving(spec.developer.country)
+    if not serving or spec.developer.country not in catalog.countries:
+        refuse(
+            "developer.country",
+            f"{spec.developer.country}: no region serves it, so no region's payouts job can pay the developer",
+        )
+    elif spec.pricing is not None:
+        payout_currency = catalog.country(spec.developer.country).currency
+        if payout_currency not in spec.pricing.monthly:
+            refuse(
+                "pricing.monthly",
+                f"lists no price in {payout_currency}, the developer's payout currency ({spec.developer.country}): "
+                "the developer's share of each install is taken of the price in that currency",
+            )
     if spec.revenue_share not in rules.revenue_share:
         refuse("revenue_share", f"unknown row {spec.revenue_share!r}; rows: {', '.join(rules.revenue_share)}")
     if not result.problems:

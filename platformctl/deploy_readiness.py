@@ -17,10 +17,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fleet.stackconfig import SECRET_PLACEHOLDER, declarations, load_stack_config
+from fleet.repo import Repo
+from fleet.stackconfig import SECRET_PLACEHOLDER
 from foundation.errors import InputError, Problem
 from foundation.stacks import GLOBAL, PROJECT, StackKind, StackName, parse_stack_name, region_stack
-from foundation.yamlio import load_yaml_file
 
 RESERVED_DOMAINS = ("example", "example.com", "example.net", "example.org", "test", "invalid", "localhost")
 """Names that never resolve to anyone's service: RFC 2606 section 2 and 3, RFC 6761 section 6."""
@@ -233,26 +233,31 @@ def _value_findings(
             )
 
 
-def check_stack(root: Path, stack: StackName, environ: Mapping[str, str] | None = None) -> list[Problem]:
-    """Every placeholder a real deploy of `stack` would use, in the files where each must be set."""
+def check_stack(repo: Repo, stack: StackName, environ: Mapping[str, str] | None = None) -> list[Problem]:
+    """Every placeholder a real deploy of `stack` would use, in the files where each must be set (every file read
+    through `repo`, so a `validate` that checked the fleet first parses nothing twice)."""
     env = os.environ if environ is None else environ
-    if not stack.config_file(root).is_file():
+    if not repo.has_stack(stack):
         raise InputError.single("arguments", "--for-deploy", f"stack {str(stack)!r} has no file in stacks/")
-    reads = program_reads(root / "__main__.py")[stack.kind.value]
+    reads = program_reads(repo.root / "__main__.py")[stack.kind.value]
     findings: list[Problem] = []
-    findings += _own_config(root, stack, reads, env)
-    findings += _referenced_config(root, stack, reads)
+    findings += _own_config(repo, stack, reads, env)
+    findings += _referenced_config(repo, stack, reads)
     if stack.kind is StackKind.PARTNER:
-        findings += _partner_spec(root, stack.key)
+        findings += _partner_spec(repo, stack.key)
+    if stack.kind is StackKind.INTEGRATION:
+        from platformctl.marketplace_readiness import stack_problems
+
+        findings += stack_problems(repo, stack)
     for name in DATA_FILES.get(stack.kind, ()):
-        findings += _data_file(root, name)
+        findings += _data_file(repo, name)
     return list(dict.fromkeys(findings))
 
 
-def _own_config(root: Path, stack: StackName, reads: ProgramReads, env: Mapping[str, str]) -> Iterator[Problem]:
-    config = load_stack_config(root, stack)
-    decls = declarations(root)
-    display = f"stacks/{stack.config_file(root).name}"
+def _own_config(repo: Repo, stack: StackName, reads: ProgramReads, env: Mapping[str, str]) -> Iterator[Problem]:
+    config = repo.stack_config(stack)
+    decls = repo.declarations()
+    display = f"stacks/{repo.stack_file(stack).name}"
     for key, value in config.values.items():
         declared_default = key not in config.file_values
         if declared_default and key not in reads.config:
@@ -297,18 +302,18 @@ def _snowflake_login(display: str, values: Mapping[str, Any], env: Mapping[str, 
         )
 
 
-def _referenced_config(root: Path, stack: StackName, reads: ProgramReads) -> Iterator[Problem]:
+def _referenced_config(repo: Repo, stack: StackName, reads: ProgramReads) -> Iterator[Problem]:
     """Config values of the stacks this one references that reach it through their outputs."""
     for kind, outputs in sorted(reads.referenced.items()):
-        target = _referenced_stack(root, stack, kind)
-        if target is None or not target.config_file(root).is_file():
+        target = _referenced_stack(repo, stack, kind)
+        if target is None or not repo.has_stack(target):
             continue
-        exports = program_reads(root / "__main__.py")[kind].exported_config
+        exports = program_reads(repo.root / "__main__.py")[kind].exported_config
         keys = {exports[name]: name for name in outputs if name in exports}
         if not keys:
             continue
-        config = load_stack_config(root, target)
-        display = f"stacks/{target.config_file(root).name}"
+        config = repo.stack_config(target)
+        display = f"stacks/{repo.stack_file(target).name}"
         for key, output in sorted(keys.items()):
             if key not in config.values:
                 continue
@@ -318,36 +323,31 @@ def _referenced_config(root: Path, stack: StackName, reads: ProgramReads) -> Ite
             )
 
 
-def _referenced_stack(root: Path, stack: StackName, kind: str) -> StackName | None:
+def _referenced_stack(repo: Repo, stack: StackName, kind: str) -> StackName | None:
     if kind == StackKind.GLOBAL.value:
         return GLOBAL
     if kind == StackKind.REGION.value and stack.kind is StackKind.PARTNER:
-        from partners.spec import load_spec
-
-        spec = load_spec(root / "partners" / f"{stack.key}.yaml", f"partners/{stack.key}.yaml")
-        return region_stack(spec.home_region)
+        return region_stack(repo.spec(stack.key).home_region)
     return None
 
 
-def _partner_spec(root: Path, partner_id: str) -> Iterator[Problem]:
-    from partners.spec import load_spec
-
+def _partner_spec(repo: Repo, partner_id: str) -> Iterator[Problem]:
     display = f"partners/{partner_id}.yaml"
-    spec = load_spec(root / "partners" / f"{partner_id}.yaml", display)
+    spec = repo.spec(partner_id)
     for path, text in _strings(spec.model_dump(mode="json", exclude_none=True), ""):
         for host in reserved_hosts(text):
             yield Problem(display, path, f"{text!r} names {host}, a reserved example domain that cannot be deployed")
 
 
-def _data_file(root: Path, name: str) -> Iterator[Problem]:
-    for path, text in _strings(load_yaml_file(root / name, name), ""):
+def _data_file(repo: Repo, name: str) -> Iterator[Problem]:
+    for path, text in _strings(repo.document(name), ""):
         for host in reserved_hosts(text):
             yield Problem(name, path, f"{text!r} names {host}, a reserved example domain that cannot be deployed")
 
 
-def check(root: Path, stack_name: str, environ: Mapping[str, str] | None = None) -> list[Problem]:
+def check(repo: Repo, stack_name: str, environ: Mapping[str, str] | None = None) -> list[Problem]:
     """Parse the stack name (bad or unknown: InputError) and check it."""
-    return check_stack(root, parse_stack_name(stack_name), environ)
+    return check_stack(repo, parse_stack_name(stack_name), environ)
 
 
 def summary(findings: Iterable[Problem]) -> str:

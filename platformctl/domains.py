@@ -18,10 +18,8 @@ from typing import Any
 from fleet.repo import Repo
 from foundation.errors import EngineError, InputError, PlatformError
 from foundation.stacks import StackName, partner_stack
-from foundation.yamlio import write_atomic
 from gateway.tls import CHALLENGE_PREFIX, acme_delegation_target, challenge_record, proof_matches
-from platformctl.changes import edit_stack_file
-from platformctl.locking import exclusive
+from platformctl.changes import Change, config_change, recover_interrupted, write_change
 
 DNS_SERVER_ENV = "PLATFORMCTL_DNS_SERVER"
 """`HOST:PORT` of the DNS server to ask instead of the system's resolvers (a test server on loopback, a split-horizon
@@ -78,8 +76,11 @@ def lookup_cname(name: str) -> str | None:
     return str(answer[0].target).lower().rstrip(".")
 
 
-def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -> str:
-    """Check the proof and record it; returns what was done, for the user."""
+def verify_domain(
+    repo: Repo, partner_id: str, outputs: Outputs | None = None, warn: Callable[[str], None] | None = None
+) -> str:
+    """Check the proof and record it through the change path (lock, journal; `warn` hears what an interrupted
+    earlier change needed); returns what was done, for the user."""
     from platformctl.engine import stack_outputs
 
     try:
@@ -88,6 +89,8 @@ def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -
         raise InputError.single("arguments", "PARTNER", f"{partner_id!r} is not a partner id") from None
     if not repo.partner_file(partner_id).is_file() or not repo.has_stack(stack):
         raise InputError.single("arguments", "PARTNER", f"no partner {partner_id!r} (spec and stack file)")
+    if recover_interrupted(repo.root, [str(stack)], warn or (lambda _: None)):
+        repo = Repo(repo.root)  # what an interrupted change left is rolled back: read the files again
     spec = repo.spec(partner_id)
     if repo.stack_config(stack).file_values.get(VERIFIED_KEY) == spec.domain:
         return f"{spec.domain} is already verified for {partner_id}"
@@ -111,11 +114,14 @@ def verify_domain(repo: Repo, partner_id: str, outputs: Outputs | None = None) -
             "domain's DNS-01 challenge, and without it the certificate waits 900 s and the partner's `up` fails; "
             "nothing written"
         )
-    with exclusive(repo.state_dir, str(stack)):
-        fresh = Repo(repo.root)  # read again under the lock: the file may have changed since
+
+    def mark_verified(fresh: Repo) -> Change:
+        # A fresh read under the partner's lock: the spec may have changed while the DNS was being asked.
         if fresh.spec(partner_id).domain != spec.domain:
             raise InputError.single(f"partners/{partner_id}.yaml", "domain", "changed while it was being verified")
-        write_atomic(fresh.stack_file(stack), edit_stack_file(fresh, stack, {VERIFIED_KEY: spec.domain}))
+        return config_change(fresh, stack, {VERIFIED_KEY: spec.domain})
+
+    write_change(repo.root, [str(stack)], mark_verified, warn or (lambda _: None))
     return (
         f"{spec.domain} verified for {partner_id}: `platformctl up {stack}` now requests its certificate and routes it"
     )

@@ -146,6 +146,9 @@ def publish_change(repo: Repo, integration_id: str) -> Change:
             f"digest {digest[:19]}... is not approved ({why}): run `platformctl integration approve "
             f"{integration_id} --reviewer NAME`",
         )
+    from platformctl.marketplace_readiness import check_publishable
+
+    check_publishable(repo.review_rules())
     for region in spec.regions:
         from foundation.stacks import region_stack
 

@@ -9,7 +9,6 @@ from typing import Any
 from fleet.checks import fleet_problems
 from fleet.repo import Repo
 from foundation.errors import InputError, Problem
-from partners.spec import load_spec
 from platformctl import journal as journals
 
 
@@ -84,7 +83,7 @@ def validate(repo: Repo, paths: list[Path], today: datetime.date) -> list[str]:
         for path in paths:
             display = repo.display(path)
             try:
-                repo.check_spec(load_spec(path, display), display)
+                repo.check_spec(repo.spec_at(path), display)
             except InputError as exc:
                 problems.extend(exc.problems)
     else:

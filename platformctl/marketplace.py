@@ -3,13 +3,15 @@
 Pages hold no script at all and say so in their Content-Security-Policy (`default-src 'none'`), and every value
 that came from a spec is HTML-escaped where it is written: a name or description carrying markup shows as text.
 Filtering by category is a static page per category (it works without scripts); links are relative, so the site
-can be served from any path or opened from disk.
+can be served from any path or opened from disk. Install counts and conformance results come from the regional
+warehouses (`marketplace_figures`); their text is escaped like a spec's.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +20,17 @@ from typing import Any
 from fleet.repo import Repo
 from foundation.currencies import minor_exponent
 from foundation.errors import InputError
-from foundation.yamlio import read_bounded, write_atomic
+from foundation.yamlio import write_atomic
 from integrations.spec import CATEGORIES, IntegrationSpec
+from platformctl.marketplace_figures import (
+    Figures,
+    RegionResult,
+    check_results_folder,
+    check_warehouse_urls,
+    read_results_folder,
+    read_warehouses,
+    summary,
+)
 
 CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'"
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#212529}
@@ -35,9 +46,9 @@ class Listing:
     state: str
     """published or suspended."""
     installs: int
-    """Active installations."""
-    conformance: dict[str, Any] | None
-    """The last conformance result, if any."""
+    """Partners with it installed now (the warehouses' INSTALLS rows not removed)."""
+    conformance: Mapping[str, RegionResult]
+    """The latest conformance result per region (empty: never measured)."""
 
 
 def price_text(amount: int, currency: str) -> str:
@@ -47,31 +58,32 @@ def price_text(amount: int, currency: str) -> str:
     return f"{value:.{exponent}f} {currency}"
 
 
-def listings(repo: Repo, results: Path | None = None) -> list[Listing]:
-    """Every published (or suspended) integration with its installs and last conformance result."""
-    found = []
+def listed_specs(repo: Repo) -> dict[str, tuple[IntegrationSpec, str]]:
+    """Every published (or suspended) integration's spec and state, by id."""
+    found: dict[str, tuple[IntegrationSpec, str]] = {}
     for iid in repo.integration_ids():
         record = repo.review_record(iid)
-        if record is None or record.state not in ("published", "suspended"):
-            continue
-        found.append(Listing(repo.integration(iid), record.state, len(repo.installations(iid)), _result(results, iid)))
+        if record is not None and record.state in ("published", "suspended"):
+            found[iid] = (repo.integration(iid), record.state)
     return found
 
 
-def _result(results: Path | None, integration_id: str) -> dict[str, Any] | None:
-    """The conformance job's JSON result for the integration (`<id>.json` in the results folder), if any."""
-    if results is None:
-        return None
-    path = results / f"{integration_id}.json"
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(read_bounded(path, str(path)))
-    except ValueError:
-        raise InputError.single(str(path), "", "not a JSON conformance result") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("passed"), bool):
-        raise InputError.single(str(path), "passed", "a conformance result has a boolean `passed`")
-    return doc
+def listings(repo: Repo, figures: Figures) -> list[Listing]:
+    """Every published (or suspended) integration with its install count and latest conformance per region."""
+    return [
+        Listing(spec, state, figures.installs(iid), figures.conformance.get(iid, {}))
+        for iid, (spec, state) in listed_specs(repo).items()
+    ]
+
+
+def gather(repo: Repo, warehouses: Sequence[str], results: Path | None = None) -> list[Listing]:
+    """The listings with their figures: from each warehouse URL (relative local: paths taken from the repository),
+    then the results folder if given (a folder that is not there: InputError naming --results)."""
+    specs = {iid: spec for iid, (spec, _) in listed_specs(repo).items()}
+    figures = read_warehouses(warehouses, repo.root, specs)
+    if results is not None:
+        read_results_folder(results, figures, specs)
+    return listings(repo, figures)
 
 
 def document(repo: Repo, items: list[Listing]) -> dict[str, Any]:
@@ -92,7 +104,7 @@ def document(repo: Repo, items: list[Listing]) -> dict[str, Any]:
                 "data_classes": list(item.spec.data_classes),
                 "regions": list(item.spec.regions),
                 "installs": item.installs,
-                "conformance": item.conformance,
+                "conformance": summary(item.conformance),
                 "page": f"integrations/{item.spec.id}.html",
             }
             for item in items
@@ -131,16 +143,44 @@ def _pricing(spec: IntegrationSpec) -> str:
     return ", ".join(f"{price_text(amount, cur)} / month" for cur, amount in sorted(spec.pricing.monthly.items()))
 
 
-def _conformance(result: dict[str, Any] | None) -> str:
-    if result is None:
+def _percent(share: float) -> str:
+    return f"{share * 100:.2f} %"
+
+
+def _conformance(results: Mapping[str, RegionResult]) -> str:
+    """Per region: the verdict and its figures; every text escaped (it came from a warehouse row or a file)."""
+    if not results:
         return '<span class="muted">not measured yet</span>'
-    verdict = "pass" if result["passed"] else "fail"
-    figures = ", ".join(
-        f"{html.escape(str(key))} {html.escape(str(result[key]))}"
-        for key in ("p95_seconds", "rps", "error_rate", "checked_at")
-        if key in result
-    )
-    return f'<span class="{verdict}">{"passed" if result["passed"] else "failed"}</span> ({figures})'
+    items = []
+    for region in sorted(results):
+        r = results[region]
+        verdict = f'<span class="{"pass" if r.passed else "fail"}">{"passed" if r.passed else "failed"}</span>'
+        figures = (
+            f"p95 {r.p95_ms:.1f} ms, {r.requests_per_second:.1f} requests/s, {_percent(r.error_rate)} errors, "
+            f"checked {r.checked_at or 'at an unknown time'}"
+        )
+        earlier = (
+            ""
+            if r.current_image
+            else ' <span class="muted">(an earlier image was measured)</span>'
+            if r.image_digest
+            else ' <span class="muted">(the measured image is not recorded)</span>'
+        )
+        items.append(
+            f'<li data-region="{html.escape(region, quote=True)}">{html.escape(region)}: {verdict} '
+            f"({html.escape(figures)}){earlier}</li>"
+        )
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def _verdict(results: Mapping[str, RegionResult]) -> str:
+    if not results:
+        return "conformance not measured yet"
+    return "conformance passed" if all(r.passed for r in results.values()) else "conformance failed"
+
+
+def _installs(count: int) -> str:
+    return f"{count} install{'' if count == 1 else 's'}"
 
 
 def _card(item: Listing, depth: int) -> str:
@@ -149,19 +189,25 @@ def _card(item: Listing, depth: int) -> str:
         f'<article data-category="{spec.category}" data-id="{spec.id}">'
         f'<h2><a href="{up}integrations/{spec.id}.html">{html.escape(spec.name)}</a></h2>'
         f'<p class="muted">by {html.escape(spec.developer.legal_name)} · {html.escape(spec.category)}</p>'
-        f"<p>{html.escape(spec.description)}</p><p>{html.escape(_pricing(spec))}</p></article>"
+        f"<p>{html.escape(spec.description)}</p><p>{html.escape(_pricing(spec))}</p>"
+        f'<p class="muted" data-installs="{item.installs}">{_installs(item.installs)} · '
+        f"{_verdict(item.conformance)}</p></article>"
     )
 
 
-def build(repo: Repo, out: Path, results: Path | None = None) -> dict[str, Any]:
-    """Write the site into `out` (index, a page per category and per integration, marketplace.json)."""
+def build(repo: Repo, out: Path, warehouses: Sequence[str], results: Path | None = None) -> dict[str, Any]:
+    """Write the site into `out` (index, a page per category and per integration, marketplace.json), with install
+    counts and conformance results from `warehouses` (and `results`, a folder of the job's JSON, if given)."""
     if out.exists() and not out.is_dir():
         raise InputError.single(str(out), "--out", "exists and is not a directory")
+    check_warehouse_urls(warehouses)  # refused before --out is made
+    if results is not None:
+        check_results_folder(results)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # under a file, in /proc or /sys, no permission: the argument is wrong, not the tool
         raise InputError.single(str(out), "--out", f"cannot create it: {exc.strerror or exc}") from None
-    items = listings(repo, results)
+    items = gather(repo, warehouses, results)
     scopes = repo.api_catalog().scopes
     counts: dict[str, int] = {}
     for item in items:
@@ -195,7 +241,7 @@ def build(repo: Repo, out: Path, results: Path | None = None) -> dict[str, Any]:
             f"<dt>Data it processes</dt><dd>{html.escape(', '.join(spec.data_classes) or 'none')}</dd>"
             f"<dt>Regions</dt><dd>{html.escape(', '.join(spec.regions))}</dd>"
             f"<dt>Conformance</dt><dd>{_conformance(item.conformance)}</dd>"
-            f"<dt>Installs</dt><dd>{item.installs}</dd></dl></main>"
+            f'<dt>Installs</dt><dd data-installs="{item.installs}">{item.installs}</dd></dl></main>'
         )
         files[f"integrations/{spec.id}.html"] = _page(f"{spec.name} - integration marketplace", body, 1)
     doc = document(repo, items)

@@ -16,7 +16,6 @@ from fleet.repo import Repo
 from foundation.errors import PlatformError
 from foundation.stacks import partner_stack
 from foundation.warehouse_schema import PARTNERS, partner_merge_sql, partner_rows_json
-from partners.prices import load_prices
 from partners.terms import partner_terms
 from platformctl.billing import stripe_account_of
 
@@ -67,7 +66,7 @@ def _same(old: Any, new: Any) -> bool:
 def terms_rows(repo: Repo, today: dt.date | None = None) -> list[dict[str, Any]]:
     """Every partner's PARTNERS row from its spec, the tier table, the price book and its stack file."""
     today = today or dt.datetime.now(dt.UTC).date()
-    prices = load_prices(repo.partners_dir / "prices.yaml")
+    prices = repo.prices()
     rows = []
     for partner_id, spec in sorted(repo.specs().items()):
         offboarded = repo.offboarded_on(partner_id)

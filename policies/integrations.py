@@ -120,6 +120,35 @@ def _json(value: Any) -> Any:
     return value
 
 
+_PAYOUT_MERGE = re.compile(r"^MERGE INTO [A-Z0-9_]+\.RAW\.(DEVELOPERS|INTEGRATIONS|INSTALLS) t USING ")
+
+
+def _own_payout_row(resource: Resource, iid: str) -> bool:
+    """The platform's own rows for paying the integration's developer (components/integration_terms.py): an Execute
+    inside its IntegrationTerms that upserts its developer, its own INTEGRATIONS row or its own installs, or dates
+    one of its own installs removed. Anything else in the warehouse is not the integration's to hold."""
+    parents = ("platform:integration_terms:IntegrationTerms$", "platform:install_row:InstallRow$")
+    if resource.type != "snowflake:index/execute:Execute" or not any(p in resource.urn for p in parents):
+        return False
+    removal = re.compile(
+        rf"^UPDATE [A-Z0-9_]+\.RAW\.INSTALLS SET REMOVED_ON = CURRENT_DATE\(\) WHERE INSTALL_ID = "
+        rf"'[a-z0-9-]+/{re.escape(iid)}' AND REMOVED_ON IS NULL$"
+    )
+    for key in ("execute", "revert"):
+        sql = resource.inputs.get(key)
+        if sql == "SELECT 1" or (isinstance(sql, str) and removal.fullmatch(sql)):
+            continue
+        if not isinstance(sql, str):
+            return False
+        merge = _PAYOUT_MERGE.match(sql)
+        if merge is None:
+            return False
+        ids = re.findall(r'\\?"INTEGRATION_ID\\?":\\?"([^"\\]*)', sql)
+        if merge.group(1) != "DEVELOPERS" and (not ids or set(ids) != {iid}):
+            return False
+    return True
+
+
 def check_integration_confinement(resources: Sequence[Resource], context: StackContext) -> Iterable[Finding]:
     facts = _facts(context)
     if facts is None:
@@ -130,7 +159,8 @@ def check_integration_confinement(resources: Sequence[Resource], context: StackC
     installs = dict(facts.installations)
     for resource in resources:
         inputs = resource.inputs
-        if resource.type.startswith(("snowflake:", "aws:")) and not resource.type.startswith("pulumi:providers:"):
+        cloud = resource.type.startswith(("snowflake:", "aws:")) and not resource.type.startswith("pulumi:providers:")
+        if cloud and not _own_payout_row(resource, iid):
             yield resource.urn, "an integration stack holds no warehouse or cloud-account resources"
         metadata = inputs.get("metadata")
         if resource.type.startswith("kubernetes:") and isinstance(metadata, dict):

@@ -10,7 +10,7 @@ from foundation.naming import TIER_NAMES
 from foundation.stacks import partner_stack
 from foundation.yamlio import dump_yaml
 from partners.spec import PartnerSpec
-from platformctl.changes import new_partner_stack_text
+from platformctl.partner_changes import new_partner_stack_text
 from regions.catalog import load_catalog
 
 

@@ -130,7 +130,7 @@ def stack_keys(
         keys[str(stack)] = stack_key(
             repo.root,
             json.dumps([config.values, config.secret_keys], sort_keys=True, default=str).encode(),
-            repo.spec_bytes(stack.key)
+            repo.partner_inputs(stack.key)
             if stack.kind is StackKind.PARTNER
             else repo.integration_inputs(stack.key)
             if stack.kind is StackKind.INTEGRATION

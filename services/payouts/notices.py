@@ -25,7 +25,7 @@ from services.webhooks.producer import TOKEN_ENV, URL_ENV, publish
 _PARTNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 PAID_STATUSES = frozenset({"paid", "repaired", "already paid"})
-"""Outcome statuses whose statement records a Stripe transfer (job.PAID, REPAIRED, ALREADY_PAID)."""
+"""PayoutResult statuses whose statement records a Stripe transfer (job.PAID, REPAIRED, ALREADY_PAID)."""
 
 
 def _digest(*parts: object) -> str:
@@ -33,7 +33,7 @@ def _digest(*parts: object) -> str:
 
 
 def payout_event(outcome: Any) -> dict[str, Any] | None:
-    """The event of one job.Outcome; None for outcomes that are not one (carried, external, dry runs, a month
+    """The event of one report.PayoutResult; None for outcomes that are not one (carried, external, dry runs, a month
     without a statement to speak of)."""
     statement: dict[str, Any] = outcome.statement or {}
     partner, period = outcome.partner, outcome.period or statement.get("period", "")

@@ -15,6 +15,7 @@ from foundation.errors import InputError
 from foundation.naming import REGION_CODE_PATTERN
 from services import warehouse
 from services.payouts import money
+from services.payouts.developers import pay_developers
 from services.payouts.job import Report, run_payouts
 from services.payouts.notices import publish_outcomes
 from services.payouts.statements import open_store
@@ -64,6 +65,17 @@ def run(
             store=store,
             gateway=gateway,
             adjustments=adjustments,
+            region=region,
+            dry_run=dry_run,
+            now=now,
+        )
+        # Developers paid from this region (their home region's warehouse holds their rows), statements beside the
+        # partners' under developers/ (partner and developer ids share one pattern).
+        report.developers = pay_developers(
+            conn=conn,
+            period=period,
+            store=open_store(statements.rstrip("/") + "/developers", None, env),
+            gateway=gateway,
             region=region,
             dry_run=dry_run,
             now=now,

@@ -94,6 +94,34 @@ class _Statement(_Open):
     updated_at: str | None = None
 
 
+class _DeveloperLine(_Open):
+    install: str
+    partner: str
+    integration: str
+    price_minor: int
+    share: Annotated[str, Field(pattern=r"^0(\.[0-9]{1,12})?$")]
+
+
+class _DeveloperStatement(_Open):
+    """A marketplace developer's statement (services.payouts.developers), stored under `developers/`."""
+
+    developer: str
+    period: str
+    currency: str
+    lines: list[_DeveloperLine]
+    carried_in: list[dict[str, Any]] = []
+    payout_minor: int
+    due_minor: int
+    status: Literal["pending", "paid", "carried", "held", "failed"]
+    reason: str = ""
+    transfer: dict[str, Any] | None = None
+    requested: dict[str, Any] | None = None
+    stripe_answer: dict[str, Any] | None = None
+    carried_into: Annotated[str, Field(pattern=_STATEMENT_PERIOD.pattern)] | None = None
+    region: str | None = None
+    updated_at: str | None = None
+
+
 def statement_name(period: str, partner: str) -> str:
     """`<period>/<partner>.json`, for a partner id and a period only: ids come from the warehouse's rows, and one
     that is not a partner id (`../x`) must not name a file or key outside its month."""
@@ -108,6 +136,9 @@ def statement_name(period: str, partner: str) -> str:
 def check_statement(doc: dict[str, Any], where: str) -> dict[str, Any]:
     """`doc` if it is a statement; bad input naming the file and the field (exit 2) otherwise."""
     try:
+        if "developer" in doc:
+            _DeveloperStatement.model_validate(doc)
+            return doc
         parsed = _Statement.model_validate(doc)
     except ValidationError as exc:
         raise InputError(validation_problems(where, exc)) from None

@@ -25,6 +25,39 @@ RATE_LIMIT_RETRIES = 4
 """Our own retries of a 429 (the client does not retry one unless Stripe says so), same key, backing off."""
 PARTNER_METADATA = "partner"
 """Metadata key naming the partner on accounts and transfers: how a lost id is found again."""
+DEVELOPER_METADATA = "developer"
+"""Metadata key naming a marketplace developer on its account and transfers."""
+
+
+@dataclass(frozen=True)
+class Payee:
+    """Who a transfer or an account is for: a partner (its revenue share) or a marketplace developer (its share of
+    installs). Partner and developer ids share one pattern, so every key and metadata entry says which it is."""
+
+    kind: str
+    """partner | developer"""
+    id: str
+    """The partner's or developer's id."""
+
+    @property
+    def metadata_key(self) -> str:
+        return PARTNER_METADATA if self.kind == "partner" else DEVELOPER_METADATA
+
+    @property
+    def label(self) -> str:
+        return self.id if self.kind == "partner" else f"developer {self.id}"
+
+    def transfer_key(self, period: str) -> str:
+        """`payout:<partner>:<period>`, `payout:developer:<id>:<period>`."""
+        return f"payout:{self.id}:{period}" if self.kind == "partner" else f"payout:developer:{self.id}:{period}"
+
+    def account_key(self) -> str:
+        return f"account:{self.id}" if self.kind == "partner" else f"account:developer:{self.id}"
+
+
+def payee(who: str | Payee) -> Payee:
+    """A partner id stands for itself as a payee (the partner payouts' call sites)."""
+    return who if isinstance(who, Payee) else Payee("partner", who)
 
 
 class StripeError(PlatformError):
@@ -32,7 +65,7 @@ class StripeError(PlatformError):
 
 
 def transfer_request(
-    partner_id: str, period: str, destination: str, amount_minor: int, currency: str
+    partner_id: str | Payee, period: str, destination: str, amount_minor: int, currency: str
 ) -> dict[str, Any]:
     """The fields of a partner-period's transfer that its answer must repeat (see transfer_mismatches)."""
     return {
@@ -40,16 +73,16 @@ def transfer_request(
         "currency": currency.lower(),
         "destination": destination,
         "transfer_group": period,
-        "metadata": {PARTNER_METADATA: partner_id, "period": period},
+        "metadata": {payee(partner_id).metadata_key: payee(partner_id).id, "period": period},
     }
 
 
-def account_idempotency_key(partner_id: str) -> str:
-    return f"account:{partner_id}"
+def account_idempotency_key(partner_id: str | Payee) -> str:
+    return payee(partner_id).account_key()
 
 
-def transfer_idempotency_key(partner_id: str, period: str) -> str:
-    return f"payout:{partner_id}:{period}"
+def transfer_idempotency_key(partner_id: str | Payee, period: str) -> str:
+    return payee(partner_id).transfer_key(period)
 
 
 def transfers_capability(account: dict[str, Any]) -> str:
@@ -169,11 +202,14 @@ class StripeGateway:
             raise StripeError(f"account {account_id}: Stripe answered {exc.http_status or 'no status'}") from None
         return account.to_dict()
 
-    def find_account(self, partner_id: str) -> dict[str, Any] | None:
-        """The connected account whose metadata names the partner."""
-        return self.accounts_by_partner(f"{partner_id}: looking up its Stripe account").get(partner_id)
+    def find_account(self, partner_id: str | Payee) -> dict[str, Any] | None:
+        """The connected account whose metadata names the partner (or developer)."""
+        who = payee(partner_id)
+        return self.accounts_by_partner(f"{who.label}: looking up its Stripe account", who.metadata_key).get(who.id)
 
-    def accounts_by_partner(self, what: str = "listing the Stripe accounts") -> dict[str, dict[str, Any]]:
+    def accounts_by_partner(
+        self, what: str = "listing the Stripe accounts", metadata_key: str = PARTNER_METADATA
+    ) -> dict[str, dict[str, Any]]:
         """Every connected account that names a partner, by partner (one bounded walk over the platform's accounts)."""
 
         def walk() -> dict[str, dict[str, Any]]:
@@ -183,7 +219,7 @@ class StripeGateway:
                 if seen >= 100_000:
                     break
                 plain = account.to_dict()
-                partner = (plain.get("metadata") or {}).get(PARTNER_METADATA)
+                partner = (plain.get("metadata") or {}).get(metadata_key)
                 if partner:
                     found.setdefault(partner, plain)
             return found
@@ -192,7 +228,7 @@ class StripeGateway:
         return result
 
     def create_account(
-        self, partner_id: str, country: str, currency: str, email: str, service_agreement: str = "full"
+        self, partner_id: str | Payee, country: str, currency: str, email: str, service_agreement: str = "full"
     ) -> dict[str, Any]:
         """An Express account that requests only the `transfers` capability. `service_agreement` "recipient" for a
         partner outside the platform's country: "Cross-border payouts only work with accounts under the recipient
@@ -205,12 +241,12 @@ class StripeGateway:
             "default_currency": currency.lower(),
             "email": email,
             "capabilities": {"transfers": {"requested": True}},
-            "metadata": {PARTNER_METADATA: partner_id},
+            "metadata": {payee(partner_id).metadata_key: payee(partner_id).id},
         }
         if service_agreement != "full":
             params["tos_acceptance"] = {"service_agreement": service_agreement}
         account = self._call(
-            f"{partner_id}: creating its Stripe account",
+            f"{payee(partner_id).label}: creating its Stripe account",
             lambda: self.client.v1.accounts.create(
                 params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": account_idempotency_key(partner_id)},
@@ -236,9 +272,11 @@ class StripeGateway:
 
     # ------------------------------------------------------------ transfers
 
-    def find_transfer(self, partner_id: str, period: str, destination: str) -> dict[str, Any] | None:
+    def find_transfer(self, partner_id: str | Payee, period: str, destination: str) -> dict[str, Any] | None:
         """The transfer of this partner and period, if one was made (however long ago: keys expire, this does not),
         to whichever account it went: a partner reconnected to another account since must not be paid twice."""
+
+        who = payee(partner_id)
 
         def walk() -> dict[str, Any] | None:
             page = self.client.v1.transfers.list(params={"transfer_group": period, "limit": 100})
@@ -246,22 +284,23 @@ class StripeGateway:
                 if seen >= 100_000:
                     break
                 metadata = transfer.to_dict().get("metadata") or {}
-                if metadata.get(PARTNER_METADATA) == partner_id and metadata.get("period") == period:
+                if metadata.get(who.metadata_key) == who.id and metadata.get("period") == period:
                     return transfer.to_dict()
             return None
 
-        found: dict[str, Any] | None = self._call(f"{partner_id}: looking up its {period} transfer", walk)
+        found: dict[str, Any] | None = self._call(f"{who.label}: looking up its {period} transfer", walk)
         return found
 
     def create_transfer(
-        self, partner_id: str, period: str, destination: str, amount_minor: int, currency: str
+        self, partner_id: str | Payee, period: str, destination: str, amount_minor: int, currency: str
     ) -> dict[str, Any]:
+        who = payee(partner_id)
         params: dict[str, Any] = {
-            **transfer_request(partner_id, period, destination, amount_minor, currency),
-            "description": f"Revenue share {period}",
+            **transfer_request(who, period, destination, amount_minor, currency),
+            "description": f"{'Revenue share' if who.kind == 'partner' else 'Marketplace installs'} {period}",
         }
         transfer = self._call(
-            f"{partner_id}: transferring its {period} payout",
+            f"{who.label}: transferring its {period} payout",
             lambda: self.client.v1.transfers.create(
                 params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": transfer_idempotency_key(partner_id, period)},

@@ -22,9 +22,10 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from services.webhooks.deliveries import AttemptResult
 from services.webhooks.metrics import Histogram, Metrics
 from services.webhooks.netguard import Guard, GuardedResolver, RefusedError, check_url
-from services.webhooks.store import DEAD, DELIVERED, Due, Outcome, Store
+from services.webhooks.store import DEAD, DELIVERED, Due, Store
 
 log = logging.getLogger("webhooks.dispatcher")
 SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -220,7 +221,7 @@ class Dispatcher:
             worker.inflight.discard(due.message_id)
             worker.wake.set()
 
-    async def _attempt(self, endpoint_id: str, due: Due) -> Outcome | None:
+    async def _attempt(self, endpoint_id: str, due: Due) -> AttemptResult | None:
         found = self.store.delivery(endpoint_id)
         if found is None:
             return None  # the endpoint was deleted (its messages with it)
@@ -230,10 +231,10 @@ class Dispatcher:
         body = self.store.payload(due.event_id)
         started = time.monotonic()
 
-        def done(kind: str, status: int | None, error: str | None, retry_after: float | None = None) -> Outcome:
+        def done(kind: str, status: int | None, error: str | None, retry_after: float | None = None) -> AttemptResult:
             final = kind in ("delivered", "gone")
             delay = None if final else next_delay(due.attempts + 1, retry_after, self.scale, self.rng)
-            return Outcome(kind, status, error, (time.monotonic() - started) * 1000, delay)
+            return AttemptResult(kind, status, error, (time.monotonic() - started) * 1000, delay)
 
         try:
             target = check_url(url, self.guard.policy)

@@ -13,6 +13,13 @@ import yaml
 from tests.conftest import tree_snapshot
 from tests.integrations.conftest import EXAMPLE, integration_file
 
+DEVELOPER = {
+    "id": "tempo-labs",
+    "legal_name": "Tempo Labs GmbH",
+    "website": "https://tempo-labs.example",
+    "email": "dev@tempo-labs.example",
+    "country": "DE",
+}
 LIMITS = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 
 REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
@@ -46,6 +53,14 @@ REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
     ("share-row", {"revenue_share": "generous"}, "revenue_share", "unknown row"),
     ("currency", {"pricing": {"monthly": {"XXY": 100}}}, "pricing.monthly.XXY", "unknown currency"),
     ("unknown-field", {"custom_js": "alert(1)"}, "custom_js", "unknown field"),
+    # The developer's share is taken of the price in its payout currency (DE: EUR), so that price must be listed.
+    ("payout-currency", {"pricing": {"monthly": {"USD": 1000}}}, "pricing.monthly", "no price in EUR"),
+    (
+        "developer-country",
+        {"developer": {**DEVELOPER, "country": "ZZ"}},
+        "developer.country",
+        "ZZ: no region serves it",
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from platformctl import changes
+from platformctl import changes, country_launches, partner_changes
 from platformctl import journal as journals
 from tests.conftest import ROOT, tree_snapshot
 
@@ -105,7 +105,8 @@ def test_a_region_move_says_so_and_shows_deletes_and_creates(cli, repo_copy: Pat
     assert "to replace (delete, then create)" in run.out
     # The tenant's Kubernetes objects move cluster too: they are replaced, not shown as unchanged.
     from fleet.repo import Repo
-    from platformctl.changes import dry_run_plan, onboarding_change, read_spec_inputs
+    from platformctl.dry_run import dry_run_plan
+    from platformctl.partner_changes import onboarding_change, read_spec_inputs
 
     repo = Repo(repo_copy)
     result = dry_run_plan(repo, onboarding_change(repo, read_spec_inputs([moved]), update=True))
@@ -158,12 +159,12 @@ def test_a_crash_between_the_two_files_is_rolled_back_by_the_next_run(
 
     monkeypatch.setattr(changes, "write_atomic", crash_on_second)
     hooks = changes.Hooks(say=lambda _: None, warn=lambda _: None, confirm=lambda _: True)
-    inputs = changes.read_spec_inputs([EXAMPLE])
+    inputs = partner_changes.read_spec_inputs([EXAMPLE])
     with pytest.raises(KeyboardInterrupt):
         changes.carry_out(
             repo_copy,
-            changes.onboarding_locks(inputs),
-            lambda repo: changes.onboarding_change(repo, inputs, update=False),
+            partner_changes.onboarding_locks(inputs),
+            lambda repo: partner_changes.onboarding_change(repo, inputs, update=False),
             changes.Mode.NO_APPLY,
             hooks,
         )
@@ -194,7 +195,7 @@ def test_declining_the_apply_restores_the_files(repo_copy: Path) -> None:
         changes.carry_out(
             repo_copy,
             ["region-eu-central"],
-            lambda repo: changes.country_launch_change(repo, "CH", "eu-central"),
+            lambda repo: country_launches.country_launch_change(repo, "CH", "eu-central"),
             changes.Mode.APPLY,
             hooks,
             engine=Engine,
@@ -218,7 +219,7 @@ def test_a_failed_update_keeps_the_files_and_says_how_to_finish(repo_copy: Path)
         changes.carry_out(
             repo_copy,
             ["region-eu-central"],
-            lambda repo: changes.country_launch_change(repo, "CH", "eu-central"),
+            lambda repo: country_launches.country_launch_change(repo, "CH", "eu-central"),
             changes.Mode.APPLY,
             hooks,
             engine=Engine,
@@ -267,8 +268,9 @@ def test_a_dry_run_reads_the_plan_cache_and_adds_nothing_to_it(repo_copy: Path, 
     as it was (the scratch view's results are not the repository's)."""
     from fleet.repo import Repo
     from foundation.stacks import parse_stack_name
-    from platformctl.changes import dry_run_plan, onboarding_change, read_spec_inputs
+    from platformctl.dry_run import dry_run_plan
     from platformctl.offline import results
+    from platformctl.partner_changes import onboarding_change, read_spec_inputs
     from platformctl.planning import run_plan
 
     run_plan(Repo(repo_copy), [parse_stack_name("global"), parse_stack_name("region-sa-east")], workers=1)
@@ -288,3 +290,41 @@ def test_a_dry_run_reads_the_plan_cache_and_adds_nothing_to_it(repo_copy: Path, 
     assert planned == ["partner-pampas-voz"]
     assert result.summaries()["partner-pampas-voz"]["create"] > 20
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == before
+
+
+def test_a_config_change_is_written_under_the_journal_and_only_when_it_changes_something(repo_copy: Path) -> None:
+    from foundation.stacks import partner_stack
+
+    stack = partner_stack("acme-voice")
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    path.write_text("# owned by team-eu\n" + path.read_text())
+    warnings: list[str] = []
+    decide = lambda repo: changes.config_change(repo, stack, {"platform:domainVerified": "voice.acme.example"})  # noqa: E731
+    result = changes.write_change(repo_copy, [str(stack)], decide, warnings.append)
+    assert list(result.change.files) == [path] and result.change.stacks == [stack]
+    assert path.read_text().startswith("# owned by team-eu\n")
+    assert yaml.safe_load(path.read_text())["config"]["platform:domainVerified"] == "voice.acme.example"
+    assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
+    before = path.read_bytes()
+    again = changes.write_change(repo_copy, [str(stack)], decide, warnings.append)
+    assert again.change.files == {} and path.read_bytes() == before
+    removed = changes.write_change(
+        repo_copy,
+        [str(stack)],
+        lambda repo: changes.config_change(repo, stack, {}, delete=["platform:domainVerified"]),
+        warnings.append,
+    )
+    assert removed.change.files and "platform:domainVerified" not in yaml.safe_load(path.read_text())["config"]
+
+
+def test_a_config_change_needs_the_stack_file(repo_copy: Path) -> None:
+    from foundation.errors import InputError
+    from foundation.stacks import partner_stack
+
+    stack = partner_stack("nobody-here")
+    before = tree_snapshot(repo_copy)
+    with pytest.raises(InputError, match="partner-nobody-here has no stack file"):
+        changes.write_change(
+            repo_copy, [str(stack)], lambda repo: changes.config_change(repo, stack, {"k:v": 1}), print
+        )
+    assert tree_snapshot(repo_copy) == before

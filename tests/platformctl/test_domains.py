@@ -3,7 +3,11 @@ the deployed stack through the Automation API seam, the flag written in place on
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +22,8 @@ import pytest
 import yaml
 
 import platformctl.engine as engine
-from tests.conftest import tree_snapshot
+from platformctl import journal as journals
+from tests.conftest import ROOT, tree_snapshot
 
 TOKEN = "s3cr3t-token-of-acme-voice-0123456789abcdef"
 RECORD = "_platform-challenge.voice.acme.example."
@@ -164,3 +169,48 @@ def test_a_verified_domain_is_certified_and_routed(plan_in, repo_copy: Path) -> 
     plan = plan_in(repo_copy, "partner-acme-voice")
     certificates = plan.resources("partner-acme-voice", "kubernetes:cert-manager.io/v1:Certificate")
     assert any(c.inputs["spec"]["dnsNames"] == ["voice.acme.example"] for c in certificates)
+
+
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from fleet.repo import Repo
+from platformctl import changes, domains
+
+real_write = changes.write_atomic
+
+def killed(path, content):
+    if sys.argv[2] == "after":
+        real_write(path, content)
+    os.kill(os.getpid(), signal.SIGKILL)  # the journal says `writing`; the process dies, no cleanup runs
+
+changes.write_atomic = killed
+outputs = lambda repo, stack: {"domain_challenge_token": sys.argv[3]}
+domains.verify_domain(Repo(Path(sys.argv[1])), "acme-voice", outputs=outputs)
+"""
+
+
+@pytest.mark.parametrize("killed", ["before", "after"])
+def test_a_verification_killed_while_writing_is_recovered_by_the_next_command(
+    cli, repo_copy: Path, dns_server: LoopbackDns, deployed, killed: str
+) -> None:
+    """Failing before: verify-domain wrote its stack file itself, with no journal; now it goes through the change
+    path, so a run killed between its journal and its write is rolled back by the next command that takes the lock."""
+    path = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    before = path.read_bytes()
+    dns_server.records[RECORD] = [f"platform-domain-verification={TOKEN}"]
+    dns_server.cnames[DELEGATION] = DELEGATION_TARGET
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(repo_copy), killed, TOKEN], env=env, capture_output=True, timeout=120
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()
+    pending = journals.pending(repo_copy, repo_copy / ".platformctl")
+    assert [(j.locks, j.phase) for j in pending] == [(["partner-acme-voice"], "writing")]
+    assert (path.read_bytes() == before) is (killed == "before")
+    assert "interrupted change" in cli("validate", code=2, root=repo_copy).err
+    again = cli("verify-domain", "acme-voice", root=repo_copy)
+    assert "an interrupted change to partner-acme-voice was rolled back" in again.err
+    assert "voice.acme.example verified" in again.out
+    assert stack_config(repo_copy)["platform:domainVerified"] == "voice.acme.example"
+    assert journals.pending(repo_copy, repo_copy / ".platformctl") == []

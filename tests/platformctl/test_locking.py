@@ -116,7 +116,7 @@ def test_two_launches_on_one_region_never_lose_an_update(repo_copy: Path) -> Non
 
 
 def test_the_lock_is_held_through_the_apply(repo_copy: Path) -> None:
-    from platformctl import changes
+    from platformctl import changes, partner_changes
 
     seen = []
 
@@ -131,11 +131,11 @@ def test_the_lock_is_held_through_the_apply(repo_copy: Path) -> None:
             return {}
 
     hooks = changes.Hooks(say=lambda _: None, warn=lambda _: None, confirm=lambda _: True)
-    inputs = changes.read_spec_inputs([EXAMPLE])
+    inputs = partner_changes.read_spec_inputs([EXAMPLE])
     changes.carry_out(
         repo_copy,
-        changes.onboarding_locks(inputs),
-        lambda repo: changes.onboarding_change(repo, inputs, update=False),
+        partner_changes.onboarding_locks(inputs),
+        lambda repo: partner_changes.onboarding_change(repo, inputs, update=False),
         changes.Mode.APPLY,
         hooks,
         engine=Engine,

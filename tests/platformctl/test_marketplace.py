@@ -1,5 +1,7 @@
 """`platformctl marketplace build`: the static site rendered by a real headless Chromium (Debian's package): the
-index renders, a category page shows only its category, every link resolves, and no script from a spec runs."""
+index renders, a category page shows only its category, every link resolves, and no script from a spec runs.
+Install counts and conformance results come from two regional warehouses (embedded fakesnow), hostile rows
+included: rows in, figures on the pages and in marketplace.json."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import yaml
 from tests.integrations.conftest import integration_doc
 
 HOSTILE_NAME = '<script>document.documentElement.setAttribute("data-pwned","name")</script>Cal'
+HOSTILE_ROW = '<script>document.documentElement.setAttribute("data-pwned","warehouse")</script>'
+CALSYNC_DIGEST = "sha256:3f1c9a4e5b6d7c8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6"
+EARLIER_DIGEST = "sha256:" + "0" * 64
 HOSTILE_DESCRIPTION = (
     "Syncs. <img src=x onerror=\"document.documentElement.setAttribute('data-pwned','img')\">"
     "<script>document.documentElement.setAttribute('data-pwned','description')</script>"
@@ -81,6 +86,57 @@ def parsed(dom: str) -> Links:
     return links
 
 
+def install(partner: str, integration: str, removed: str | None = None) -> dict[str, object]:
+    """An INSTALLS row as the partner and integration stacks write it."""
+    return {
+        "INSTALL_ID": f"{partner}/{integration}",
+        "PARTNER_ID": partner,
+        "INTEGRATION_ID": integration,
+        "DEVELOPER_ID": "tempo-labs",
+        "CURRENCY": "EUR",
+        "MINOR_UNITS": 2,
+        "MONTHLY_MINOR": 900,
+        "INSTALLED_ON": "2026-11-01",
+        "REMOVED_ON": removed,
+    }
+
+
+def result(
+    integration: str, region: str, checked_at: str, passed: bool, digest: str = CALSYNC_DIGEST
+) -> dict[str, object]:
+    """A CONFORMANCE_RESULTS row as the conformance job writes it."""
+    from foundation.marketplace_queries import conformance_result_id
+
+    return {
+        "RESULT_ID": conformance_result_id(integration, region, digest, checked_at),
+        "INTEGRATION_ID": integration,
+        "REGION": region,
+        "CHECKED_AT": checked_at,
+        "P95_MS": 210.0 if passed else 1450.5,
+        "REQUESTS_PER_SECOND": 180.0,
+        "ERROR_RATE": 0.0 if passed else 0.025,
+        "REQUESTS": 5400,
+        "PASSED": passed,
+        "IMAGE_DIGEST": digest,
+    }
+
+
+def fill(directory: Path, installs: list[dict[str, object]], results: list[dict[str, object]]) -> str:
+    """Rows into an embedded warehouse (the tables the region stacks deploy); returns its URL."""
+    from foundation.warehouse_schema import CONFORMANCE_RESULTS, INSTALLS
+    from services import warehouse
+
+    url = f"local:{directory}"
+    conn = warehouse.connect(url)
+    try:
+        warehouse.ensure_schema(conn)
+        warehouse.merge_rows(conn, INSTALLS, installs)
+        warehouse.merge_rows(conn, CONFORMANCE_RESULTS, results)
+    finally:
+        conn.close()
+    return url
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository with two published integrations (one hostile in name and description), built into a site."""
@@ -107,11 +163,38 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (results / "calsync.json").write_text(
         json.dumps({"passed": True, "p95_seconds": 0.21, "rps": 180.0, "error_rate": 0.0, "checked_at": "2026-12-06"})
     )
+    # eu-central's warehouse: calsync's installs (one removed), crm-bridge's, a hostile integration id; calsync's
+    # runs there (the later one counts), a run under a hostile region and one for an integration not listed.
+    europe = fill(
+        tmp / "warehouse-eu",
+        [
+            install("acme-voice", "calsync"),
+            install("beta-dental", "calsync", removed="2026-11-20"),
+            install("acme-voice", "crm-bridge"),
+            install("zeta-law", "crm-bridge"),
+            install("acme-voice", HOSTILE_ROW),
+        ],
+        [
+            result("calsync", "eu-central", "2026-12-01T09:00:00+00:00", passed=False),
+            result("calsync", "eu-central", "2026-12-05T09:00:00+00:00", passed=True),
+            result("crm-bridge", HOSTILE_ROW, "2026-12-05T09:00:00+00:00", passed=True, digest=HOSTILE_ROW),
+            result("crm-bridge", "us-east", "2026-12-05T10:00:00+00:00", passed=False, digest=HOSTILE_ROW),
+            result(HOSTILE_ROW, "eu-central", "2026-12-05T09:00:00+00:00", passed=True),
+        ],
+    )
+    # us-east's: zeta-law's crm-bridge install again (recorded in both regions: counted once); calsync's us-east run
+    # measured an earlier image.
+    america = fill(
+        tmp / "warehouse-us",
+        [install("zeta-law", "crm-bridge")],
+        [result("calsync", "us-east", "2026-12-04T09:00:00+00:00", passed=True, digest=EARLIER_DIGEST)],
+    )
+    warehouses = ["--warehouse", europe, "--warehouse", america]
     for args in (
         ["integration", "submit", str(spec), "--yes"],
         ["integration", "approve", "crm-bridge", "--reviewer", "Dana Reviewer"],
         ["integration", "publish", "crm-bridge", "--no-apply"],
-        ["marketplace", "build", "--out", str(tmp / "out"), "--results", str(results)],
+        ["marketplace", "build", "--out", str(tmp / "out"), "--results", str(results), *warehouses],
     ):
         assert main(["--root", str(root), *args]) == 0, args
     return tmp / "out"
@@ -176,3 +259,74 @@ def test_no_script_from_a_spec_runs_or_reaches_a_page(site: Path, tmp_path: Path
     raw = (site / "integrations" / "crm-bridge.html").read_text()
     assert "<script" not in raw and "<img" not in raw
     assert "default-src 'none'" in raw  # and the page's policy would block any script anyway
+
+
+def test_install_counts_and_conformance_come_from_the_warehouses(site: Path) -> None:
+    doc = json.loads((site / "marketplace.json").read_text())
+    by_id = {i["id"]: i for i in doc["integrations"]}
+    assert set(by_id) == {"calsync", "crm-bridge"}  # a hostile id in the warehouse lists nothing
+    assert by_id["calsync"]["installs"] == 1  # beta-dental removed it
+    assert by_id["crm-bridge"]["installs"] == 2  # zeta-law's install, in two regions' warehouses, counts once
+    regions = by_id["calsync"]["conformance"]["regions"]
+    assert set(regions) == {"eu-central", "us-east", "unspecified"}  # the results folder's file names no region
+    europe = regions["eu-central"]
+    assert europe["passed"] is True and europe["checked_at"] == "2026-12-05T09:00:00+00:00"  # the latest run
+    assert (europe["p95_ms"], europe["requests_per_second"], europe["error_rate"]) == (210.0, 180.0, 0.0)
+    assert europe["image_digest"] == CALSYNC_DIGEST and europe["current_image"] is True
+    assert regions["us-east"]["current_image"] is False
+    # Its row under a region it is not offered in is dropped; the us-east row's hostile digest is not kept.
+    crm = by_id["crm-bridge"]["conformance"]
+    assert crm["passed"] is False and set(crm["regions"]) == {"us-east"}
+    assert crm["regions"]["us-east"]["image_digest"] == "" and crm["regions"]["us-east"]["current_image"] is False
+
+
+def test_the_pages_show_the_warehouse_figures(site: Path, tmp_path: Path) -> None:
+    dom = render((site / "integrations" / "calsync.html").as_uri(), tmp_path / "profile")
+    assert 'data-installs="1"' in dom
+    assert 'eu-central: <span class="pass">passed</span> (p95 210.0 ms, 180.0 requests/s, 0.00 % errors' in dom
+    assert "an earlier image was measured" in dom
+    index = render((site / "index.html").as_uri(), tmp_path / "profile")
+    assert "2 installs · conformance failed" in index and "1 install · conformance passed" in index
+    dom = render((site / "integrations" / "crm-bridge.html").as_uri(), tmp_path / "profile")
+    assert 'us-east: <span class="fail">failed</span> (p95 1450.5 ms, 180.0 requests/s, 2.50 % errors' in dom
+    assert "the measured image is not recorded" in dom
+
+
+def test_no_hostile_warehouse_row_reaches_a_page(site: Path, tmp_path: Path) -> None:
+    for page in sorted(site.rglob("*.html")):
+        raw = page.read_text()
+        assert "<script" not in raw
+        assert "warehouse" not in raw  # the hostile row's text is nowhere, not even escaped
+    dom = render((site / "integrations" / "crm-bridge.html").as_uri(), tmp_path / "profile")
+    (root_tag,) = re.findall(r"<html[^>]*>", dom)
+    assert "data-pwned" not in root_tag
+    assert HOSTILE_ROW not in (site / "marketplace.json").read_text()
+
+
+def test_a_results_folder_that_is_not_there_is_refused(cli, repo_copy: Path, tmp_path: Path) -> None:
+    """It was silently ignored (an empty listing looked like "not measured"): now exit 2 naming --results, and the
+    site folder is not made."""
+    out = tmp_path / "out"
+    run = cli("marketplace", "build", "--out", str(out), "--results", str(tmp_path / "nowhere"), code=2, root=repo_copy)
+    assert "--results" in run.err and "nowhere" in run.err
+    assert not out.exists()
+
+
+def test_a_warehouse_url_of_another_kind_is_refused(cli, repo_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = cli(
+        "marketplace", "build", "--out", str(out), "--warehouse", "mysql://root:hunter2@db/x", code=2, root=repo_copy
+    )
+    assert "--warehouse" in run.err and "hunter2" not in run.err and not out.exists()
+
+
+def test_without_a_warehouse_option_the_local_one_is_read(cli, repo_copy: Path, tmp_path: Path) -> None:
+    """The default, local:.platformctl/warehouse, is the repository's (not the working folder's); --json says so."""
+    from tests.integrations.conftest import published_calsync
+
+    published_calsync(repo_copy)
+    fill(repo_copy / ".platformctl" / "warehouse", [install("acme-voice", "calsync")], [])
+    run = cli("marketplace", "build", "--out", str(tmp_path / "out"), "--json", root=repo_copy)
+    assert json.loads(run.out)["warehouses"] == ["local:.platformctl/warehouse"]
+    doc = json.loads((tmp_path / "out" / "marketplace.json").read_text())
+    assert [(i["id"], i["installs"]) for i in doc["integrations"]] == [("calsync", 1)]

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from foundation.errors import EngineError
-from platformctl import changes
+from platformctl import changes, partner_changes
 from tests.integrations.conftest import published_calsync
 from tests.services.events_receiver import EventsReceiver, events_receiver, producer_env
 
@@ -40,7 +40,7 @@ def _update(root: Path, integrations: list[str], mode: changes.Mode = changes.Mo
     changes.carry_out(
         root,
         ["partner-acme-voice"],
-        lambda repo: changes.onboarding_change(repo, [item], update=True),
+        lambda repo: partner_changes.onboarding_change(repo, [item], update=True),
         mode,
         hooks,
         engine=Engine,

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +106,132 @@ def test_the_services_console_script_runs_it(capsys: pytest.CaptureFixture[str])
             ["conformance", "run", "--url", url, "--duration", "1", "--min-rps", "1", "--max-p95", "30"]
         )
     assert code == 0 and json.loads(capsys.readouterr().out)["passed"] is True
+
+
+DIGEST = "sha256:" + "ab" * 32
+LOOSE = ["--duration", "1", "--min-rps", "1", "--max-p95", "30", "--concurrency", "2"]
+"""Loose bars: these tests check the recording, not the machine's speed."""
+
+
+def _recorded(directory: Path) -> list[tuple[Any, ...]]:
+    from foundation.warehouse_schema import CONFORMANCE_RESULTS
+    from services import warehouse
+
+    conn = warehouse.connect(f"local:{directory}")
+    try:
+        names = ", ".join(c.name for c in CONFORMANCE_RESULTS.columns)
+        cur = conn.cursor()
+        cur.execute(f"SELECT {names} FROM {CONFORMANCE_RESULTS.fqn(conn.database)} ORDER BY CHECKED_AT")
+        return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_run_is_recorded_in_the_warehouse_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The job's result lands in CONFORMANCE_RESULTS (the embedded fakesnow warehouse), with the integration, region
+    and measured image; writing the same run again adds nothing (insert-if-absent by the run's result id)."""
+    from services.conformance import record, result_row
+
+    store = tmp_path / "warehouse"
+    with server() as url:
+        code = main(
+            [
+                "--url",
+                url,
+                *LOOSE,
+                "--warehouse",
+                f"local:{store}",
+                "--integration",
+                "calsync",
+                "--region",
+                "eu-central",
+                "--image-digest",
+                DIGEST,
+            ]
+        )
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0
+    (row,) = _recorded(store)
+    result_id, integration, region, checked_at, p95_ms, rps, error_rate, requests, passed, digest = row
+    assert (integration, region, passed, digest) == ("calsync", "eu-central", True, DIGEST)
+    assert float(p95_ms) == round(printed["p95_seconds"] * 1000, 1) and float(rps) == printed["rps"]
+    assert float(error_rate) == printed["error_rate"] and requests == printed["requests"]
+    assert checked_at.isoformat(timespec="seconds").replace("+00:00", "") in printed["checked_at"]
+    # The same run written again (a retried write): no second row.
+    from services.conformance import Result
+
+    again = Result(**{**printed, "failures": tuple(printed["failures"])})
+    assert result_row(again, "calsync", "eu-central", DIGEST)["RESULT_ID"] == result_id
+    assert record(result_row(again, "calsync", "eu-central", DIGEST), f"local:{store}") is False
+    assert len(_recorded(store)) == 1
+    # Another run (another time) is another row.
+    later = Result(**{**printed, "failures": (), "checked_at": "2030-01-01T00:00:00+00:00"})
+    assert record(result_row(later, "calsync", "eu-central", DIGEST), f"local:{store}") is True
+    assert len(_recorded(store)) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--integration", "calsync", "--region", "eu-central", "--image-digest", DIGEST], "--warehouse"),
+        (["--warehouse", "local:W", "--region", "eu-central", "--image-digest", DIGEST], "--integration"),
+        (["--warehouse", "local:W", "--integration", "calsync", "--image-digest", DIGEST], "--region"),
+        (["--warehouse", "local:W", "--integration", "calsync", "--region", "eu-central"], "--image-digest"),
+        (["--warehouse", "local:W", "--integration", "../x", "--region", "eu-central", "--image-digest", DIGEST],
+         "--integration"),
+        (["--warehouse", "local:W", "--integration", "calsync", "--region", "eu-central", "--image-digest",
+          "latest"], "--image-digest"),
+        (["--warehouse", "local:W", "--integration", "calsync", "--region", "EU'; DROP", "--image-digest", DIGEST],
+         "--region"),
+    ],
+)  # fmt: skip
+def test_recording_arguments_are_checked_before_any_load(
+    args: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CONFORMANCE_WAREHOUSE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # No server: a load would fail the run with connection errors; exit 2 comes before any request.
+    assert main(["--url", "http://127.0.0.1:9/healthz", "--duration", "5", *args]) == 2
+    assert f"error: {named}" in capsys.readouterr().err
+    assert not (tmp_path / "W").exists()  # nothing written
+
+
+def test_the_warehouse_comes_from_the_environment_like_the_payouts_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "warehouse"
+    monkeypatch.setenv("CONFORMANCE_WAREHOUSE_URL", f"local:{store}")
+    with server() as url:
+        code = main(["--url", url, *LOOSE, "--integration", "calsync", "--region", "us-east", "--image-digest", DIGEST])
+    assert code == 0 and [r[2] for r in _recorded(store)] == ["us-east"]
+
+
+def test_a_result_that_cannot_be_recorded_fails_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A warehouse in use (locked by another process's connection) is a runtime failure: exit 1, the result still
+    printed, the reason said."""
+    from services import warehouse
+
+    store = tmp_path / "warehouse"
+    holder = warehouse.connect(f"local:{store}")
+    try:
+        with server() as url:
+            code = main(
+                [
+                    "--url",
+                    url,
+                    *LOOSE,
+                    "--warehouse",
+                    f"local:{store}",
+                    "--integration",
+                    "calsync",
+                    "--region",
+                    "eu-central",
+                    "--image-digest",
+                    DIGEST,
+                ]
+            )
+    finally:
+        holder.close()
+    captured = capsys.readouterr()
+    assert code == 1 and json.loads(captured.out)["passed"] is True
+    assert "error: the result was not recorded" in captured.err

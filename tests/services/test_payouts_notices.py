@@ -143,9 +143,11 @@ def test_failed_months_are_events_and_without_settings_production_is_off(
 
 
 def test_outcomes_that_are_no_event(tmp_path: Path) -> None:
-    carried: Any = job.Outcome("acme-voice", job.CARRIED, {"currency": "EUR", "due_minor": 10}, period=PERIOD)
-    external: Any = job.Outcome("acme-voice", job.EXTERNAL, {"currency": "EUR", "status": "external"}, period=PERIOD)
-    no_terms: Any = job.Outcome("acme-voice", job.FAILED, {}, period=PERIOD, reason="no PARTNERS row")
+    carried: Any = job.PayoutResult("acme-voice", job.CARRIED, {"currency": "EUR", "due_minor": 10}, period=PERIOD)
+    external: Any = job.PayoutResult(
+        "acme-voice", job.EXTERNAL, {"currency": "EUR", "status": "external"}, period=PERIOD
+    )
+    no_terms: Any = job.PayoutResult("acme-voice", job.FAILED, {}, period=PERIOD, reason="no PARTNERS row")
     assert [payout_event(o) for o in (carried, external, no_terms)] == [None, None, None]
 
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from services.webhooks.dispatcher import JITTER, SCHEDULE, next_delay, parse_retry_after, sign
 from services.webhooks.events import SCHEMA_DIR, InvalidEventError, parse_event, schemas
 from services.webhooks.sealing import ENCRYPTION_CONTEXT, SealError, SecretBox, load_box
-from services.webhooks.store import DEAD, PENDING, Outcome, Store
+from services.webhooks.store import DEAD, PENDING, AttemptResult, Store
 from tests.services.webhooks_harness import event
 
 DAY = 86400.0
@@ -29,8 +29,8 @@ def _store(tmp_path: Path) -> Store:
     return store
 
 
-def _failed(delay: float | None) -> Outcome:
-    return Outcome("failed", 500, "HTTP 500", 3.0, delay)
+def _failed(delay: float | None) -> AttemptResult:
+    return AttemptResult("failed", 500, "HTTP 500", 3.0, delay)
 
 
 def _message(store: Store, endpoint_id: str) -> tuple[str, str, int]:
@@ -81,7 +81,8 @@ def test_a_success_resets_the_failing_clock(tmp_path: Path) -> None:
         store.write_sync(store.ingest_fn(parse_event(event()), t0))
         first, _, _ = _message(store, endpoint.id)
         store.write_sync(store.record_fn(first, endpoint.id, _failed(60), t0))
-        store.write_sync(store.record_fn(first, endpoint.id, Outcome("delivered", 200, None, 1.0, None), t0 + 4 * DAY))
+        delivered = AttemptResult("delivered", 200, None, 1.0, None)
+        store.write_sync(store.record_fn(first, endpoint.id, delivered, t0 + 4 * DAY))
         store.write_sync(store.ingest_fn(parse_event(event()), t0 + 4 * DAY))
         second, _, _ = _message(store, endpoint.id)
         recorded = store.write_sync(store.record_fn(second, endpoint.id, _failed(60), t0 + 6 * DAY))

@@ -1,0 +1,264 @@
+"""Marketplace developers' payouts: per developer and period, its share of every install of its integrations active in
+the period, paid from its home region by one Stripe transfer (key `payout:developer:<id>:<period>`).
+
+Inputs are the region's warehouse alone: RAW.DEVELOPERS (payout currency, Stripe account), RAW.INTEGRATIONS (the
+developer's share and the listed monthly price in the developer's payout currency) and RAW.INSTALLS (which installs
+were active in the period: foundation.warehouse_schema.ACTIVE_INSTALLS_SQL). The currency rule (integrations/
+payouts.py): each active install earns share x the listed monthly price in the developer's payout currency, whatever
+the partner pays in; the statement sums the exact products and rounds half-even to the minor unit once.
+
+The same rules as partner payouts, through the same code (services.payouts.transfers.pay): a month is stated once and
+retried while pending, held (no account, `transfers` capability not active) or failed, by every later run, until
+paid once; Stripe is asked first whether the month's transfer exists (a dropped answer is repaired, never paid
+twice); an amount below Stripe's minimum is carried onto the developer's next new statement.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from foundation.warehouse_schema import DEVELOPERS, INTEGRATIONS, active_installs_sql
+from services.payouts import money
+from services.payouts.report import CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
+from services.payouts.statements import StatementStore
+from services.payouts.stripe_gateway import DEVELOPER_METADATA, Payee, StripeError, StripeGateway, transfers_capability
+from services.payouts.transfers import pay
+
+RETRIED = frozenset({"pending", "held", "failed"})
+"""Statement statuses a later run settles again."""
+
+
+@dataclass(frozen=True)
+class Developer:
+    """A row of RAW.DEVELOPERS."""
+
+    id: str
+    currency: str
+    stripe_account: str | None
+    home_region: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """An integration's payout terms (RAW.INTEGRATIONS)."""
+
+    id: str
+    developer: str
+    share: Decimal
+    currency: str
+    monthly_minor: int
+
+
+def read_developers(conn: Any) -> dict[str, Developer]:
+    cur = conn.cursor()
+    cur.execute(f"SELECT DEVELOPER_ID, CURRENCY, STRIPE_ACCOUNT, HOME_REGION FROM {DEVELOPERS.fqn(conn.database)}")
+    return {row[0]: Developer(row[0], row[1], row[2] or None, row[3]) for row in cur.fetchall()}
+
+
+def read_listings(conn: Any) -> dict[str, Listing]:
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT INTEGRATION_ID, DEVELOPER_ID, CAST(DEVELOPER_SHARE AS VARCHAR), CURRENCY, MONTHLY_MINOR "
+        f"FROM {INTEGRATIONS.fqn(conn.database)}"
+    )
+    return {r[0]: Listing(r[0], r[1], Decimal(str(r[2])), r[3], int(r[4])) for r in cur.fetchall()}
+
+
+def active_installs(conn: Any, period: str) -> list[tuple[str, str, str]]:
+    """(install, partner, integration) of every install active in `period`."""
+    year, month = (int(part) for part in period.split("-"))
+    last = dt.date(year, month, calendar.monthrange(year, month)[1])
+    cur = conn.cursor()
+    cur.execute(active_installs_sql(conn.database), (last.isoformat(), dt.date(year, month, 1).isoformat()))
+    return [(row[0], row[1], row[2]) for row in cur.fetchall()]
+
+
+def statement_lines(
+    developer: Developer, listings: dict[str, Listing], installs: list[tuple[str, str, str]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The developer's lines (one per active install of its integrations) and the problems that stop paying them."""
+    lines, problems = [], []
+    for install, partner, integration in installs:
+        listing = listings.get(integration)
+        if listing is None or listing.developer != developer.id:
+            continue
+        if listing.currency != developer.currency:
+            problems.append(
+                f"{integration} is listed in {listing.currency}, the developer is paid in {developer.currency}"
+            )
+            continue
+        share = f"{listing.share.normalize():f}"
+        lines.append(
+            {
+                "install": install,
+                "partner": partner,
+                "integration": integration,
+                "price_minor": listing.monthly_minor,
+                "share": share,
+            }
+        )
+    return lines, problems
+
+
+def payout_of(lines: list[dict[str, Any]]) -> int:
+    """sum(price x share) over the lines, exact, rounded half-even to the minor unit once."""
+    total = sum((Decimal(line["price_minor"]) * Decimal(line["share"]) for line in lines), Decimal(0))
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def pay_developers(
+    *,
+    conn: Any,
+    period: str,
+    store: StatementStore,
+    gateway: StripeGateway | None,
+    region: str | None,
+    dry_run: bool,
+    now: dt.datetime,
+) -> list[PayoutResult]:
+    """Settle every developer of this warehouse (its home region's) for `period` and retry its open months."""
+    developers = read_developers(conn)
+    listings = read_listings(conn)
+    installs = active_installs(conn, period)
+    stated = store.index()
+    results: list[PayoutResult] = []
+    for developer in sorted(developers.values(), key=lambda d: d.id):
+        if region is not None and developer.home_region != region:
+            continue
+        months = sorted(m for m in stated.get(developer.id, set()) if m <= period)
+        statements = {m: store.get(m, developer.id) or {} for m in months}
+        for month in months:
+            if statements[month].get("status") in RETRIED and month != period:
+                results.append(
+                    _settle(developer, month, statements[month], [], statements, store, gateway, dry_run, now, region)
+                )
+        previous = statements.get(period)
+        lines, problems = statement_lines(developer, listings, installs)
+        if previous is not None and previous.get("status") not in RETRIED:
+            if period in statements:
+                results.append(
+                    PayoutResult(
+                        f"developer:{developer.id}",
+                        "already paid" if previous.get("status") == "paid" else CARRIED,
+                        previous,
+                        reason="already stated",
+                        period=period,
+                    )
+                )
+            continue
+        if problems:
+            results.append(
+                PayoutResult(
+                    f"developer:{developer.id}", FAILED, previous or {}, reason="; ".join(problems), period=period
+                )
+            )
+            continue
+        open_carries = [
+            m
+            for m in months
+            if m < period and statements[m].get("status") == "carried" and not statements[m].get("carried_into")
+        ]
+        if not lines and not open_carries and previous is None:
+            continue
+        results.append(
+            _settle(developer, period, previous, lines, statements, store, gateway, dry_run, now, region, open_carries)
+        )
+    return results
+
+
+def _settle(
+    developer: Developer,
+    month: str,
+    previous: dict[str, Any] | None,
+    lines: list[dict[str, Any]],
+    statements: dict[str, dict[str, Any]],
+    store: StatementStore,
+    gateway: StripeGateway | None,
+    dry_run: bool,
+    now: dt.datetime,
+    region: str | None,
+    carries: list[str] | None = None,
+) -> PayoutResult:
+    """State (or restate) one month and pay it if it can be paid. A restated month keeps its lines and carries; one
+    whose transfer was requested keeps the request's amount (what its key moved or will move)."""
+    who = Payee("developer", developer.id)
+    if previous:
+        statement = dict(previous)
+    else:
+        carried_in: list[dict[str, Any]] = [
+            {"from": m, "amount_minor": int(statements[m]["due_minor"])} for m in carries or []
+        ]
+        payout = payout_of(lines)
+        statement = {
+            "developer": developer.id,
+            "period": month,
+            "currency": developer.currency,
+            "lines": lines,
+            "carried_in": carried_in,
+            "payout_minor": payout,
+            "due_minor": payout + sum(int(c["amount_minor"]) for c in carried_in),
+        }
+    statement.update(
+        {
+            "status": "pending",
+            "reason": "",
+            "transfer": statement.get("transfer"),
+            "requested": statement.get("requested"),
+            "stripe_answer": statement.get("stripe_answer"),
+            "carried_into": None,
+            "region": region,
+            "updated_at": now.isoformat(timespec="seconds"),
+        }
+    )
+    due, currency = int(statement["due_minor"]), str(statement["currency"])
+    result = PayoutResult(f"developer:{developer.id}", WOULD_PAY, statement, due_minor=due, period=month)
+
+    def write() -> str:
+        if not previous:
+            for source in carries or []:  # the hand-over is recorded on the source first (a crash repeats it)
+                statements[source]["carried_into"] = month
+                store.put(source, developer.id, statements[source])
+        return store.put(month, developer.id, statement)
+
+    def record(status: str, statement_status: str, reason: str) -> PayoutResult:
+        result.status, result.reason = status, reason
+        statement["status"], statement["reason"] = statement_status, reason
+        if not dry_run:
+            result.location = write()
+        return result
+
+    hold = money.below_minimum(due, currency)
+    if hold is not None:
+        result.attention = currency not in money.STRIPE_MINIMUM_MINOR and due > 0
+        return record(CARRIED, "carried", f"{hold}; carried onto the developer's next new statement")
+    account = developer.stripe_account
+    if account is None:
+        return record(HELD, "held", f"no Stripe account (run: platformctl billing connect-developer {developer.id})")
+    if dry_run or gateway is None:
+        result.reason = f"{money.format_minor(due, currency)} to {account}"
+        return result
+    try:
+        details = gateway.retrieve_account(account)
+    except StripeError as exc:
+        return record(FAILED, "failed", f"{exc}; retried by the next run")
+    owner = ((details or {}).get("metadata") or {}).get(DEVELOPER_METADATA)
+    if details is None or owner != developer.id:
+        return record(
+            FAILED, "failed", f"its DEVELOPERS row names {account}, which is not its Stripe account; nothing sent"
+        )
+    capability = transfers_capability(details)
+    if capability != "active":
+        return record(
+            HELD,
+            "held",
+            f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
+            f"developer must finish onboarding (platformctl billing connect-developer {developer.id} --link)",
+        )
+    paid = pay(gateway, who, month, previous or None, statement, account, record, write)
+    if paid.status == PAID:
+        paid.reason = f"{paid.reason} ({len(statement['lines'])} installs)"
+    return paid

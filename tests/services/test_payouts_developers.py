@@ -1,0 +1,219 @@
+"""Developers' payouts through the payouts entry (services.payouts.runner.run), against the embedded warehouse
+(DEVELOPERS, INTEGRATIONS, INSTALLS written by THE merges), the real stripe client and the loopback Stripe fake:
+known answers, one transfer per developer and period (key payout:developer:<id>:<period>), a dropped answer paid
+once, a developer without an active `transfers` capability held and paid by a later run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from foundation.warehouse_schema import (
+    INSTALLS,
+    developer_merge_statement,
+    install_merge_statement,
+    integration_merge_statement,
+)
+from services import warehouse
+from services.payouts import job, runner
+from services.payouts.stripe_gateway import Payee
+from tests.services.payouts_harness import gateway, stripe_env
+from tests.services.stripe_fake import FakeStripe, StripeServer
+
+PERIOD = "2026-10"
+NOW = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    with StripeServer() as server:
+        yield server
+
+
+def _install(partner: str, integration: str, currency: str, price: int) -> dict[str, Any]:
+    return {
+        "INSTALL_ID": f"{partner}/{integration}",
+        "PARTNER_ID": partner,
+        "INTEGRATION_ID": integration,
+        "DEVELOPER_ID": "tempo-labs",
+        "CURRENCY": currency,
+        "MINOR_UNITS": 2,
+        "MONTHLY_MINOR": price,
+    }
+
+
+def seed(wh: Path, account: str | None) -> None:
+    """tempo-labs (DE, EUR): calsync (standard, 0.70, EUR 900) installed by acme-voice (EUR) and sunrise-telecom
+    (USD: it pays USD 1000, the developer earns 0.70 x EUR 900 for it all the same); notes (verified, 0.80, EUR 333)
+    installed by acme-voice; an install removed before October earns nothing."""
+    conn = warehouse.connect(f"local:{wh}")
+    try:
+        warehouse.ensure_schema(conn)
+        db, cur = conn.database, conn.cursor()
+        developer = {
+            "DEVELOPER_ID": "tempo-labs",
+            "LEGAL_NAME": "Tempo Labs GmbH",
+            "COUNTRY": "DE",
+            "CURRENCY": "EUR",
+            "MINOR_UNITS": 2,
+            "STRIPE_ACCOUNT": account,
+            "HOME_REGION": "eu-central",
+        }
+        cur.execute(developer_merge_statement(db, [developer]))
+        terms = {"DEVELOPER_ID": "tempo-labs", "CURRENCY": "EUR", "MINOR_UNITS": 2, "HOME_REGION": "eu-central"}
+        cur.execute(
+            integration_merge_statement(
+                db,
+                [
+                    {"INTEGRATION_ID": "calsync", "DEVELOPER_SHARE": "0.70", "MONTHLY_MINOR": 900} | terms,
+                    {"INTEGRATION_ID": "notes", "DEVELOPER_SHARE": "0.80", "MONTHLY_MINOR": 333} | terms,
+                ],
+            )
+        )
+        rows = [
+            _install("acme-voice", "calsync", "EUR", 900),
+            _install("sunrise-telecom", "calsync", "USD", 1000),
+            _install("acme-voice", "notes", "EUR", 333),
+            _install("gone-voice", "calsync", "EUR", 900),
+        ]
+        cur.execute(install_merge_statement(db, rows))
+        cur.execute(f"UPDATE {INSTALLS.fqn(db)} SET INSTALLED_ON = '2026-09-20'")
+        cur.execute(f"UPDATE {INSTALLS.fqn(db)} SET REMOVED_ON = '2026-09-30' WHERE PARTNER_ID = 'gone-voice'")
+    finally:
+        conn.close()
+
+
+def account_for(fake: FakeStripe, onboarded: bool = True) -> str:
+    account: str = gateway(fake).create_account(
+        Payee("developer", "tempo-labs"), "DE", "EUR", "d@x.example", "recipient"
+    )["id"]
+    if onboarded:
+        fake.complete_onboarding(account)
+    return account
+
+
+def run(tmp_path: Path, fake: FakeStripe, period: str = PERIOD) -> job.Report:
+    return runner.run(
+        period,
+        region="eu-central",
+        warehouse_url=f"local:{tmp_path / 'wh'}",
+        statements=str(tmp_path / "st"),
+        adjustments_file=None,
+        dry_run=False,
+        live=False,
+        env=stripe_env(fake),
+        now=NOW if period == PERIOD else dt.datetime(2026, 12, 5, tzinfo=dt.UTC),
+    )
+
+
+def stored(tmp_path: Path, period: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tmp_path / "st" / "developers" / period / "tempo-labs.json").read_text())
+    return data
+
+
+def test_known_answer_one_transfer_with_the_developers_key(tmp_path: Path, fake: FakeStripe) -> None:
+    seed(tmp_path / "wh", account_for(fake))
+    report = run(tmp_path, fake)
+    ((result),) = report.developers
+    assert (result.partner, result.status) == ("developer:tempo-labs", job.PAID)
+    statement = stored(tmp_path, PERIOD)
+    # 0.70 x 900 + 0.70 x 900 + 0.80 x 333 = 630 + 630 + 266.4 = 1526.4 -> 1526 (half-even, once)
+    assert [(li["partner"], li["integration"], li["price_minor"], li["share"]) for li in statement["lines"]] == [
+        ("acme-voice", "calsync", 900, "0.7"),
+        ("acme-voice", "notes", 333, "0.8"),
+        ("sunrise-telecom", "calsync", 900, "0.7"),
+    ]
+    assert (statement["currency"], statement["payout_minor"], statement["due_minor"]) == ("EUR", 1526, 1526)
+    assert statement["transfer"]["idempotency_key"] == f"payout:developer:tempo-labs:{PERIOD}"
+    (transfer,) = fake.transfers
+    assert (transfer["amount"], transfer["currency"], transfer["metadata"]) == (
+        1526,
+        "eur",
+        {"developer": "tempo-labs", "period": PERIOD},
+    )
+    assert ("POST", "/v1/transfers", f"payout:developer:tempo-labs:{PERIOD}") in fake.requests
+    # The same run again pays nothing.
+    again = run(tmp_path, fake)
+    assert [r.status for r in again.developers] == [job.ALREADY_PAID]
+    assert len(fake.transfers) == 1
+
+
+def test_a_dropped_answer_is_replayed_by_the_clients_retry_and_paid_once(tmp_path: Path, fake: FakeStripe) -> None:
+    seed(tmp_path / "wh", account_for(fake))
+    fake.inject("transfers", "drop_after_commit")  # the client retries with the same key: Stripe replays the answer
+    assert [r.status for r in run(tmp_path, fake).developers] == [job.PAID]
+    key = f"payout:developer:tempo-labs:{PERIOD}"
+    assert (
+        len(fake.transfers) == 1 and [r for r in fake.requests if r[2] == key] == [("POST", "/v1/transfers", key)] * 2
+    )
+
+
+def test_a_lost_answer_is_found_by_the_next_run_and_paid_once(tmp_path: Path, fake: FakeStripe) -> None:
+    seed(tmp_path / "wh", account_for(fake))
+    fake.inject("transfers", "drop_after_commit", "500", "500")  # committed, then every retry meets an outage
+    first = run(tmp_path, fake)
+    assert [r.status for r in first.developers] == [job.FAILED] and first.not_paid
+    assert stored(tmp_path, PERIOD)["status"] == "failed" and len(fake.transfers) == 1
+    fake.faults.clear()
+    later = run(tmp_path, fake, period="2026-11")  # November's run finds October's transfer
+    statuses = {r.period: r.status for r in later.developers}
+    assert statuses[PERIOD] == job.REPAIRED
+    assert [t["metadata"]["period"] for t in fake.transfers] == [PERIOD, "2026-11"]  # October once
+    assert stored(tmp_path, PERIOD)["status"] == "paid"
+
+
+def test_held_without_active_transfers_then_paid_by_a_later_run(tmp_path: Path, fake: FakeStripe) -> None:
+    account = account_for(fake, onboarded=False)
+    seed(tmp_path / "wh", account)
+    held = run(tmp_path, fake)
+    ((result),) = held.developers
+    assert result.status == job.HELD and "capabilities.transfers: inactive" in result.reason
+    assert "connect-developer tempo-labs --link" in result.reason and held.not_paid
+    assert not fake.transfers and stored(tmp_path, PERIOD)["status"] == "held"
+    fake.complete_onboarding(account)
+    later = run(tmp_path, fake, period="2026-11")
+    assert {r.period: r.status for r in later.developers} == {PERIOD: job.PAID, "2026-11": job.PAID}
+    assert [(t["metadata"]["period"], t["amount"]) for t in fake.transfers] == [(PERIOD, 1526), ("2026-11", 1526)]
+
+
+def test_no_account_is_held(tmp_path: Path, fake: FakeStripe) -> None:
+    seed(tmp_path / "wh", None)
+    ((result),) = run(tmp_path, fake).developers
+    assert result.status == job.HELD and "billing connect-developer tempo-labs" in result.reason
+
+
+def test_amounts_below_the_minimum_carry_until_payable_and_move_once(tmp_path: Path, fake: FakeStripe) -> None:
+    seed(tmp_path / "wh", account_for(fake))
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    warehouse.ensure_schema(conn)  # sets the connection's schema, as every writer's connection has it
+    terms = {"DEVELOPER_ID": "tempo-labs", "CURRENCY": "EUR", "MINOR_UNITS": 2, "HOME_REGION": "eu-central"}
+    cheap = [
+        {"INTEGRATION_ID": "calsync", "DEVELOPER_SHARE": "0.70", "MONTHLY_MINOR": 10} | terms,
+        {"INTEGRATION_ID": "notes", "DEVELOPER_SHARE": "0.80", "MONTHLY_MINOR": 10} | terms,
+    ]
+    conn.cursor().execute(integration_merge_statement(conn.database, cheap))
+    conn.close()
+    # 7 + 7 + 8 = 22 cents a month, below Stripe's EUR minimum (50): carried, then 44, then 66 is paid.
+    assert [r.status for r in run(tmp_path, fake).developers] == [job.CARRIED]
+    november = run(tmp_path, fake, period="2026-11").developers
+    assert [(r.period, r.status, r.due_minor) for r in november] == [("2026-11", job.CARRIED, 44)]
+    december = runner.run(
+        "2026-12",
+        region="eu-central",
+        warehouse_url=f"local:{tmp_path / 'wh'}",
+        statements=str(tmp_path / "st"),
+        adjustments_file=None,
+        dry_run=False,
+        live=False,
+        env=stripe_env(fake),
+        now=dt.datetime(2027, 1, 5, tzinfo=dt.UTC),
+    )
+    assert [r.status for r in december.developers if r.period == "2026-12"] == [job.PAID]
+    assert [t["amount"] for t in fake.transfers] == [66]
+    assert stored(tmp_path, "2026-11")["carried_into"] == "2026-12"
+    assert stored(tmp_path, "2026-12")["carried_in"] == [{"from": "2026-11", "amount_minor": 44}]
