@@ -95,7 +95,7 @@ def plan(
     from cli import render
     from foundation.yamlio import check_output_file, write_output
     from platformctl.planning import run_plan, select_stacks
-    from platformctl.shards import plan_part
+    from platformctl.shards import select_shard
 
     repo = open_repo()
     if json_file is not None:
@@ -103,7 +103,7 @@ def plan(
     selected = select_stacks(repo, stacks or [], all_stacks)
     shard_block: dict[str, Any] | None = None
     if shard is not None:
-        selected, shard_block = plan_part(repo, selected, shard, against)
+        selected, shard_block = select_shard(repo, selected, shard, against)
     with Progress(
         TextColumn("planning"),
         BarColumn(),

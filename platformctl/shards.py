@@ -316,7 +316,7 @@ def merge_plans(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
     return Merged("plan", document, None, sum(v["level"] == "mandatory" for v in merged))
 
 
-def plan_part(repo: Any, selected: list[Any], text: str, against: Path | None) -> tuple[list[Any], dict[str, Any]]:
+def select_shard(repo: Any, selected: list[Any], text: str, against: Path | None) -> tuple[list[Any], dict[str, Any]]:
     """`plan --shard K/N`: this shard's stacks (StackNames, planning order) and the document's `shard` block."""
     shard = parse_shard(text)
     if against is not None:
