@@ -19,7 +19,8 @@ from typing import Any
 from foundation.errors import InputError
 from foundation.stacks import KIND_ORDER, StackKind
 from platformctl.planjson import load_plan
-from policies.rules import UNIQUE_HOSTS, Resource, hosts_claimed_twice
+from policies.hosts import UNIQUE_HOSTS, hosts_claimed_twice
+from policies.model import Resource
 
 MAX_SHARDS = 64
 """A CI matrix far wider than any runner pool is a typo, and every merge reads this many files at most."""

@@ -8,7 +8,7 @@ from weakref import WeakKeyDictionary
 from fleet.checks import fleet_domains, platform_zone
 from fleet.repo import Repo
 from foundation.stacks import StackKind, StackName, region_stack
-from policies.rules import StackContext
+from policies.model import StackContext
 
 _FLEET_IDS: WeakKeyDictionary[Repo, tuple[str, ...]] = WeakKeyDictionary()
 _FLEET_DOMAINS: WeakKeyDictionary[Repo, tuple[tuple[str, str], ...]] = WeakKeyDictionary()
