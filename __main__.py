@@ -30,7 +30,7 @@ def main() -> None:
             StackKind.PARTNER: build_partner,
             StackKind.INTEGRATION: build_integration,
         }
-        builders[stack.kind](for_program(ROOT), stack.key)
+        builders[stack.kind](for_program(ROOT), stack.subject)
     except PlatformError as exc:
         # RunError reports the message without a Python traceback.
         raise pulumi.RunError(str(exc)) from None

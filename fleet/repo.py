@@ -370,7 +370,7 @@ class Repo:
             parse_stack_name(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
             for path in self.stacks_dir.glob("Pulumi.*.yaml")
         ]
-        return sorted(names, key=lambda s: (s.rank, s.key))
+        return sorted(names, key=lambda s: (s.rank, s.subject))
 
     def has_stack(self, stack: StackName) -> bool:
         return self.stack_file(stack).is_file()
@@ -404,8 +404,8 @@ class Repo:
         if stack.kind is StackKind.REGION:
             return [global_stack]
         if stack.kind is StackKind.INTEGRATION:
-            return [global_stack, *(region_stack(r) for r in self.integration(stack.key).regions)]
-        return [global_stack, region_stack(self.spec(stack.key).home_region)]
+            return [global_stack, *(region_stack(r) for r in self.integration(stack.subject).regions)]
+        return [global_stack, region_stack(self.spec(stack.subject).home_region)]
 
 
 _ACTIVE: dict[Path, Repo] = {}

@@ -243,7 +243,7 @@ def check_stack(root: Path, stack: StackName, environ: Mapping[str, str] | None 
     findings += _own_config(root, stack, reads, env)
     findings += _referenced_config(root, stack, reads)
     if stack.kind is StackKind.PARTNER:
-        findings += _partner_spec(root, stack.key)
+        findings += _partner_spec(root, stack.subject)
     for name in DATA_FILES.get(stack.kind, ()):
         findings += _data_file(root, name)
     return list(dict.fromkeys(findings))
@@ -324,7 +324,7 @@ def _referenced_stack(root: Path, stack: StackName, kind: str) -> StackName | No
     if kind == StackKind.REGION.value and stack.kind is StackKind.PARTNER:
         from partners.spec import load_spec
 
-        spec = load_spec(root / "partners" / f"{stack.key}.yaml", f"partners/{stack.key}.yaml")
+        spec = load_spec(root / "partners" / f"{stack.subject}.yaml", f"partners/{stack.subject}.yaml")
         return region_stack(spec.home_region)
     return None
 

@@ -146,7 +146,7 @@ def repo_home_region(repo: Any) -> Callable[[str], str | None]:
 
     def home(name: str) -> str | None:
         try:
-            return str(repo.spec(parse_stack_name(name).key).home_region)
+            return str(repo.spec(parse_stack_name(name).subject).home_region)
         except InputError:
             return None
 

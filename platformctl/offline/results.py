@@ -129,9 +129,9 @@ def stack_keys(
         keys[str(stack)] = stack_key(
             repo.root,
             json.dumps([config.values, config.secret_keys], sort_keys=True, default=str).encode(),
-            repo.spec_bytes(stack.key)
+            repo.spec_bytes(stack.subject)
             if stack.kind is StackKind.PARTNER
-            else repo.integration_inputs(stack.key)
+            else repo.integration_inputs(stack.subject)
             if stack.kind is StackKind.INTEGRATION
             else None,
             [keys[str(d)] for d in deps[stack]],
