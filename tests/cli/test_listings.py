@@ -47,6 +47,21 @@ def test_the_command_list_is_the_whole_app() -> None:
     assert ("meter", "serve") in COMMANDS and ("meter", "serve") not in groups
 
 
+def test_every_command_module_is_registered_one_way() -> None:
+    """Each command module lists its commands and groups in `COMMANDS`, and `cli.app` registers every such module in
+    its one loop: none is left out, and no module adds commands to the app itself."""
+    from cli.app import COMMAND_MODULES
+    from tests.conftest import ROOT
+
+    sources = {path.stem: path.read_text() for path in (ROOT / "cli").glob("*.py")}
+    with_commands = {name for name, text in sources.items() if "\nCOMMANDS: Commands = " in text}
+    assert with_commands == {module.__name__.removeprefix("cli.") for module in COMMAND_MODULES}
+    assert len(with_commands) >= 15
+    for name, text in sources.items():
+        if name != "app":
+            assert "add_typer(" not in text and "def register(" not in text, name
+
+
 def test_top_level_help(cli) -> None:
     assert "Example: platformctl plan --all" in cli("--help").out
 
