@@ -34,7 +34,7 @@ def main() -> None:
             StackKind.PARTNER: build_partner,
             StackKind.INTEGRATION: build_integration,
         }
-        builders[stack.kind](for_program(ROOT), stack.key)
+        builders[stack.kind](for_program(ROOT), stack.subject)
     except PlatformError as exc:
         # RunError reports the message without a Python traceback.
         raise pulumi.RunError(str(exc)) from None
@@ -94,7 +94,7 @@ def build_global(repo: Repo, _: str) -> None:
         opts=pulumi.ResourceOptions(providers=[org_provider]),
     )
     pulumi.export("kong_service_ids", gateway.service_ids)
-    pulumi.export("kong_rate_limit_plans", gateway.rate_limit_plans)
+    pulumi.export("kong_rate_limit_plans", gateway.rate_limits)
     pulumi.export("kong_cluster_endpoint", config.require("kongClusterEndpoint"))
     pulumi.export("kong_telemetry_endpoint", config.require("kongTelemetryEndpoint"))
     pulumi.export("kong_cluster_cert", gateway.cluster_cert)
@@ -197,7 +197,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     from integrations.payouts import install_row
     from partners.telephony import number_slots
     from partners.terms import partner_terms
-    from regions.network import address_plan
+    from regions.network import address_layout
 
     config = pulumi.Config("platform")
     catalog = repo.catalog()
@@ -254,7 +254,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             # Set by platformctl after it checked the partner's TXT proof; naming the domain, so a changed domain
             # needs a new proof.
             domain_verified=config.get("domainVerified") == spec.domain,
-            endpoint_cidrs=tuple(str(cidr) for cidr in address_plan(region).endpoints),
+            endpoint_cidrs=tuple(str(cidr) for cidr in address_layout(region).endpoints),
             retain_data=not config.get_bool("purgeData"),
             active=not config.get("offboardedOn"),
             number_slots=tuple(number_slots(spec)),

@@ -6,9 +6,13 @@ from typing import Annotated
 
 import typer
 
-from cli.groups import command_group
+from cli.groups import Commands, command_group
 
-certs_app = command_group("certs", "The gateway's TLS certificates (cert-manager Secrets served by Kong).")
+certs_app = command_group(
+    "certs",
+    "The gateway's TLS certificates (cert-manager Secrets served by Kong).\n\n"
+    "Example: platformctl certs sync --region eu-central --kong-admin-url https://kong-admin.example:8444",
+)
 
 
 @certs_app.command("sync")
@@ -61,5 +65,4 @@ def sync(
         raise EngineError("; ".join(report.failed))
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(certs_app)
+COMMANDS: Commands = {"certs": certs_app}

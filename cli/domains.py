@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from cli.groups import Commands
+
 
 def verify_domain(partner: Annotated[str, typer.Argument(metavar="PARTNER", help="The partner's id.")]) -> None:
     """Check the TXT record _platform-challenge.<domain> against the partner stack's token, then record the domain as
@@ -18,3 +20,6 @@ def verify_domain(partner: Annotated[str, typer.Argument(metavar="PARTNER", help
     from platformctl.domains import verify_domain as verify
 
     plain(out, verify(open_repo(), partner, warn=lambda line: plain(err, f"warning: {line}", "yellow")))
+
+
+COMMANDS: Commands = {"verify-domain": verify_domain}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import typer
+
+Commands = dict[str, "Callable[..., None] | typer.Typer"]
+"""What a command module adds to `platformctl`: each of its commands and command groups by the name it is called
+by. Every command module has one, `COMMANDS`, and `cli.app` registers them all in one loop."""
 
 
 def command_group(name: str, help_text: str) -> typer.Typer:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.groups import command_group
+from cli.groups import Commands, command_group
 
 integration_app = command_group(
     "integration",
@@ -251,6 +251,4 @@ def build(
         out.print(f"wrote {len(report['files'])} files to {out_dir} ({len(report['integrations'])} integrations)")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(integration_app, name="integration")
-    app.add_typer(marketplace_app, name="marketplace")
+COMMANDS: Commands = {"integration": integration_app, "marketplace": marketplace_app}

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from cli.groups import command_group
+from cli.groups import Commands, command_group
 
 meter_app = command_group(
     "meter",
-    "The usage meter (Twilio status callbacks and Kong logs into the warehouse).",
+    "The usage meter (Twilio status callbacks and Kong logs into the warehouse).\n\n"
+    "Example: platformctl meter serve --port 8787",
 )
 
 WarehouseOption = Annotated[
@@ -124,6 +125,4 @@ def usage(
     out.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(meter_app)
-    app.command("usage")(usage)
+COMMANDS: Commands = {"meter": meter_app, "usage": usage}

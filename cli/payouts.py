@@ -8,16 +8,16 @@ from typing import Annotated
 
 import typer
 
-from cli.groups import command_group
+from cli.groups import Commands, command_group
 from services.payouts.money import PERIOD_HELP
 
 billing_app = command_group(
     "billing",
-    "Partner billing: Stripe Connect accounts.",
+    "Partner billing: Stripe Connect accounts.\n\nExample: platformctl billing connect acme-voice --yes",
 )
 payouts_app = command_group(
     "payouts",
-    "Revenue-share statements and Stripe Connect transfers.",
+    "Revenue-share statements and Stripe Connect transfers.\n\nExample: platformctl payouts run --period 2026-11",
 )
 
 
@@ -177,6 +177,4 @@ def run(
         raise PlatformError(f"{len(report.not_paid)} month(s) not paid up to {report.period}: {names}")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(billing_app)
-    app.add_typer(payouts_app)
+COMMANDS: Commands = {"billing": billing_app, "payouts": payouts_app}

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cli.groups import Commands
 from foundation.errors import PlatformError
 
 
@@ -32,3 +33,6 @@ def preflight(
     skipped = [c for c in checks if c.status == "skip"]
     if skipped:
         render.plain(err, f"{len(skipped)} check(s) could not run against this endpoint", "yellow")
+
+
+COMMANDS: Commands = {"preflight": preflight}

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cli.groups import Commands
+
 
 def merge_plans(
     files: Annotated[list[Path], typer.Argument(metavar="FILES", help="Every shard's JSON (plan or ci-preview).")],
@@ -40,5 +42,4 @@ def merge_plans(
         raise PolicyError(f"{merged.mandatory} mandatory policy violation(s)")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("merge-plans")(merge_plans)
+COMMANDS: Commands = {"merge-plans": merge_plans}

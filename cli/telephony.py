@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from cli.groups import Commands
+
 
 def numbers(
     partner: Annotated[str | None, typer.Argument(metavar="PARTNER", help="One partner's id (default: all).")] = None,
@@ -22,3 +24,6 @@ def numbers(
     from platformctl import telephony
 
     listing(telephony.numbers(open_repo(), partner, owned), as_json, "Numbers")
+
+
+COMMANDS: Commands = {"numbers": numbers}

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from cli.groups import command_group
+from cli.groups import Commands, command_group
 
 warehouse_app = command_group(
     "warehouse",
-    "The regional warehouse: partners' billing terms (PARTNERS).",
+    "The regional warehouse: partners' billing terms (PARTNERS).\n\nExample: platformctl warehouse sync --dry-run",
 )
 
 
@@ -56,5 +56,4 @@ def sync(
     plain(out, f"{verb} {len(report.rows)} partner row(s) to {warehouse}")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(warehouse_app)
+COMMANDS: Commands = {"warehouse": warehouse_app}

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
-from cli.groups import command_group
+from cli.groups import Commands, command_group
 
 webhooks_app = command_group(
     "webhooks",
-    "The webhooks dispatcher (signed, retried deliveries of platform events to partner and integration endpoints).",
+    "The webhooks dispatcher (signed, retried deliveries of platform events to partner and integration endpoints).\n\n"
+    "Example: platformctl webhooks serve --port 8788",
 )
 
 
@@ -36,5 +37,4 @@ def serve(
     run(ServeConfig(host=host, port=port, store=store, per_endpoint=per_endpoint))
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(webhooks_app)
+COMMANDS: Commands = {"webhooks": webhooks_app}

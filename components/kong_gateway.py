@@ -13,7 +13,7 @@ import pulumi_tls as tls
 from components.outputs import secret
 from foundation.naming import tier_acl_group
 from gateway.model import ApiCatalog
-from gateway.plans import rate_limit_config
+from gateway.rate_limits import rate_limit_config
 from gateway.routes import platform_routes, strip_partner_header_config
 from gateway.vault import METER_AUTHORIZATION, env_reference
 from partners.tiers import TierTable
@@ -24,7 +24,7 @@ class KongGatewayArgs:
     apis: ApiCatalog
     """The API surface (gateway/apis.yaml)."""
     tiers: TierTable
-    """The tier table: which tiers may call which API, and the rate-limit plans."""
+    """The tier table: which tiers may call which API, and the rate limits each tier gets."""
     dns_zone: str
     """The platform's public zone (stack config platform:dnsZone)."""
     upstream_domain: str = "svc.cluster.local"
@@ -108,9 +108,9 @@ class KongGateway(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            # The default plan, on the API services only (not global): a consumer without its own tier plugin, or a
+            # The default limit, on the API services only (not global): a consumer without its own tier plugin, or a
             # caller without a consumer (counted by IP), gets the lowest tier's limits. A consumer-scoped plugin (the
-            # partner's tier plan) takes precedence over a service-scoped one. Not global, because a global instance
+            # partner's tier limit) takes precedence over a service-scoped one. Not global, because a global instance
             # would also throttle Twilio's status callbacks to the meter and its voice webhooks (no consumer: per
             # Twilio IP), and Kong has no way to exclude a route from a global plugin; a route or service without a
             # rate-limiting plugin of its own is not limited. Plugin precedence (1 consumer+route+service ... 8 consumer
@@ -160,8 +160,8 @@ class KongGateway(pulumi.ComponentResource):
         )
         self.cluster_cert = cluster_cert.cert_pem
         self.cluster_key = secret(cluster_key.private_key_pem)
-        self.rate_limit_plans = {name_: rate_limit_config(t.rate_limit) for name_, t in args.tiers.tiers.items()}
-        self.register_outputs({"service_ids": self.service_ids, "rate_limit_plans": self.rate_limit_plans})
+        self.rate_limits = {name_: rate_limit_config(t.rate_limit) for name_, t in args.tiers.tiers.items()}
+        self.register_outputs({"service_ids": self.service_ids, "rate_limit_plans": self.rate_limits})
 
     def _meter(self, name: str, args: KongGatewayArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
         """The meter's Kong service (each region stack routes its own meter host to it), and http-log on every API

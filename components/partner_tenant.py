@@ -33,7 +33,7 @@ from foundation.naming import (
 from foundation.warehouse_schema import PARTNER_USAGE_COLUMNS
 from gateway.cors import cors_config, partner_origins
 from gateway.model import ApiCatalog
-from gateway.plans import rate_limit_config
+from gateway.rate_limits import rate_limit_config
 from gateway.routes import platform_routes
 from gateway.tls import acme_delegation_target, challenge_record, platform_hosts
 from partners.spec import PartnerSpec

@@ -34,7 +34,7 @@ from gateway.tls import ACME_ISSUER
 from gateway.vault import METER_AUTHORIZATION, env_variable
 from gateway.voice import VoiceUpstream
 from regions.catalog import Country, Region
-from regions.network import INTERFACE_ENDPOINT_SERVICES, address_plan
+from regions.network import INTERFACE_ENDPOINT_SERVICES, address_layout
 
 PLATFORM_NAMESPACE = "platform"
 METER_PORT = 8787
@@ -340,7 +340,7 @@ class RegionalDeployment(pulumi.ComponentResource):
                 gateway_labels=KONG_DATA_PLANE_LABELS,
                 producer_labels=({"app": "meter"}, {"app": "payouts"}),
                 vpc_cidr=str(args.region.cidr),
-                endpoint_cidrs=tuple(str(c) for c in address_plan(args.region).endpoints),
+                endpoint_cidrs=tuple(str(c) for c in address_layout(args.region).endpoints),
                 platform_domains=(args.dns_zone_name,) if args.dns_zone_name else (),
                 storage_class=self.addons.storage_class_name,
                 runs_after=(self.node_group, self.pod_identity_agent, *self.addons.storage),
@@ -619,7 +619,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             tags={"Name": f"platform-{region.code}"},
             opts=opts,
         )
-        plan = address_plan(region)
+        plan = address_layout(region)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=opts)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt",
@@ -786,7 +786,7 @@ class RegionalDeployment(pulumi.ComponentResource):
     def _redis(
         self, name: str, base_name: str, key: aws.kms.Key, cluster: aws.eks.Cluster, opts: pulumi.ResourceOptions
     ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        """The region's Redis for the gateway's shared counters (gateway/plans.py says how Kong finds it)."""
+        """The region's Redis for the gateway's shared counters (gateway/rate_limits.py says how Kong finds it)."""
         token = random.RandomPassword(
             f"{name}-kong-redis-token", length=64, special=False, opts=pulumi.ResourceOptions(parent=self)
         )

@@ -74,7 +74,7 @@ class VoiceEndpoint(pulumi.ComponentResource):
             opts=child,
         )
         # Created after the host's certificate, so Kong never answers the host with its default certificate. No
-        # rate-limiting plugin applies: the default plan is scoped to the API services (components/kong_gateway.py).
+        # rate-limiting plugin applies: the default limit is scoped to the API services (components/kong_gateway.py).
         self.route = kong.Route(
             f"{name}-route",
             name=f"voice-{args.region_code}",

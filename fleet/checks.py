@@ -95,15 +95,17 @@ def stack_problems(repo: Repo, stack: StackName, today: datetime.date) -> list[P
                 Problem(source, f"config.{key}", "is a secret and must be stored encrypted (`secure:`), not in clear")
             )
     if stack.kind is StackKind.REGION:
-        if stack.key not in catalog.regions:
-            problems.append(Problem(source, "", f"region {stack.key!r} is not in regions/regions.yaml"))
+        if stack.subject not in catalog.regions:
+            problems.append(Problem(source, "", f"region {stack.subject!r} is not in regions/regions.yaml"))
         launched = config.values.get("platform:launchedCountries") or []
-        problems += launched_country_problems(catalog, stack.key, launched, source)
-        region = catalog.regions.get(stack.key)
+        problems += launched_country_problems(catalog, stack.subject, launched, source)
+        region = catalog.regions.get(stack.subject)
         aws_region = config.file_values.get("aws:region")
         if region is not None and aws_region is not None and aws_region != region.aws_region:
             problems.append(
-                Problem(source, "config.aws:region", f"is {aws_region!r}; region {stack.key} is {region.aws_region}")
+                Problem(
+                    source, "config.aws:region", f"is {aws_region!r}; region {stack.subject} is {region.aws_region}"
+                )
             )
         for key in ("platform:offboardedOn", "platform:purgeData"):
             if key in config.file_values:
@@ -121,10 +123,10 @@ def _partner_stack_problems(
     repo: Repo, stack: StackName, values: dict[str, Any], source: str, today: datetime.date
 ) -> list[Problem]:
     problems: list[Problem] = []
-    if not repo.partner_file(stack.key).is_file():
+    if not repo.partner_file(stack.subject).is_file():
         return []  # said by pairing_problems
     try:
-        spec = repo.spec(stack.key)
+        spec = repo.spec(stack.subject)
     except InputError:
         return []  # the spec's own problems are reported with the spec
     catalog = repo.catalog()
@@ -171,7 +173,7 @@ def pairing_problems(repo: Repo) -> list[Problem]:
             Problem("stacks/Pulumi.global.yaml", "", "missing: every region and partner reads the global stack")
         )
     ids = set(repo.partner_ids())
-    stacks = {s.key for s in repo.stack_names() if s.kind is StackKind.PARTNER}
+    stacks = {s.subject for s in repo.stack_names() if s.kind is StackKind.PARTNER}
     for partner_id in sorted(ids - stacks):
         problems.append(
             Problem(

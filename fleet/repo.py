@@ -399,7 +399,7 @@ class Repo:
             parse_stack_name(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
             for path in self.stacks_dir.glob("Pulumi.*.yaml")
         ]
-        return sorted(names, key=lambda s: (s.rank, s.key))
+        return sorted(names, key=lambda s: (s.rank, s.subject))
 
     def has_stack(self, stack: StackName) -> bool:
         return self.stack_file(stack).is_file()
@@ -436,10 +436,10 @@ class Repo:
             # Its offered regions, and its developer's home region (the developer's warehouse rows are written there).
             from integrations.payouts import developer_home
 
-            spec = self.integration(stack.key)
+            spec = self.integration(stack.subject)
             home, _ = developer_home(self.catalog(), spec)
             return [global_stack, *(region_stack(r) for r in dict.fromkeys((*spec.regions, home)))]
-        return [global_stack, region_stack(self.spec(stack.key).home_region)]
+        return [global_stack, region_stack(self.spec(stack.subject).home_region)]
 
 
 _ACTIVE: dict[Path, Repo] = {}

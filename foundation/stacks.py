@@ -28,11 +28,11 @@ KIND_ORDER = {StackKind.GLOBAL: 0, StackKind.REGION: 1, StackKind.PARTNER: 2, St
 class StackName:
     kind: StackKind
     """Which program branch builds the stack."""
-    key: str
-    """Region code or partner id; empty for the global stack."""
+    subject: str
+    """What the stack is of: its region code, partner id or integration id; empty for the global stack."""
 
     def __str__(self) -> str:
-        return "global" if self.kind is StackKind.GLOBAL else f"{self.kind.value}-{self.key}"
+        return "global" if self.kind is StackKind.GLOBAL else f"{self.kind.value}-{self.subject}"
 
     @property
     def rank(self) -> int:
@@ -52,11 +52,11 @@ def parse_stack_name(name: str) -> StackName:
         (StackKind.INTEGRATION, PARTNER_ID_PATTERN),
     ):
         prefix = f"{kind.value}-"
-        key = name[len(prefix) :]
-        if name.startswith(prefix) and re.fullmatch(pattern, key):
-            if kind in (StackKind.PARTNER, StackKind.INTEGRATION) and key in RESERVED_PARTNER_IDS:
+        subject = name[len(prefix) :]
+        if name.startswith(prefix) and re.fullmatch(pattern, subject):
+            if kind in (StackKind.PARTNER, StackKind.INTEGRATION) and subject in RESERVED_PARTNER_IDS:
                 break
-            return StackName(kind, key)
+            return StackName(kind, subject)
     raise InputError.single(
         "stack", "", f"unknown stack name {name!r}: expected global, region-<code>, partner-<id> or integration-<id>"
     )

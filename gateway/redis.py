@@ -1,4 +1,4 @@
-"""Where each region's gateway Redis is, as the one global rate-limiting config names it (see gateway/plans.py)."""
+"""Where each region's gateway Redis is, as the one global rate-limiting config names it (gateway/rate_limits.py)."""
 
 from __future__ import annotations
 

@@ -244,7 +244,7 @@ def check_stack(repo: Repo, stack: StackName, environ: Mapping[str, str] | None 
     findings += _own_config(repo, stack, reads, env)
     findings += _referenced_config(repo, stack, reads)
     if stack.kind is StackKind.PARTNER:
-        findings += _partner_spec(repo, stack.key)
+        findings += _partner_spec(repo, stack.subject)
     if stack.kind is StackKind.INTEGRATION:
         from platformctl.marketplace_readiness import stack_problems
 
@@ -327,7 +327,7 @@ def _referenced_stack(repo: Repo, stack: StackName, kind: str) -> StackName | No
     if kind == StackKind.GLOBAL.value:
         return GLOBAL
     if kind == StackKind.REGION.value and stack.kind is StackKind.PARTNER:
-        return region_stack(repo.spec(stack.key).home_region)
+        return region_stack(repo.spec(stack.subject).home_region)
     return None
 
 

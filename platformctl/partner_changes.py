@@ -213,14 +213,14 @@ def offboarding_change(
     repo: Repo, partner_id: str, purge: bool, today: datetime.date, release_numbers: bool = False
 ) -> Change:
     stack = partner_argument(partner_id)
-    spec_file = repo.partner_file(stack.key)
+    spec_file = repo.partner_file(stack.subject)
     if not spec_file.is_file():
         raise InputError.single("arguments", "ID", f"no partner {partner_id!r} (no partners/{partner_id}.yaml)")
     if not repo.has_stack(stack):
         raise InputError.single(
             "arguments", "ID", f"partner {partner_id!r} has no stack file (stacks/Pulumi.{stack}.yaml)"
         )
-    spec = repo.spec(stack.key)
+    spec = repo.spec(stack.subject)
     source = f"stacks/Pulumi.{stack}.yaml"
     offboarded_on = repo.stack_config(stack).file_values.get("platform:offboardedOn") or ""
     change = Change(stacks=[stack], compare=True)

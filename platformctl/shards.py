@@ -19,7 +19,8 @@ from typing import Any
 from foundation.errors import InputError
 from foundation.stacks import KIND_ORDER, StackKind
 from platformctl.planjson import load_plan
-from policies.rules import UNIQUE_HOSTS, Resource, hosts_claimed_twice
+from policies.hosts import UNIQUE_HOSTS, hosts_claimed_twice
+from policies.model import Resource
 
 MAX_SHARDS = 64
 """A CI matrix far wider than any runner pool is a typo, and every merge reads this many files at most."""
@@ -145,7 +146,7 @@ def repo_home_region(repo: Any) -> Callable[[str], str | None]:
 
     def home(name: str) -> str | None:
         try:
-            return str(repo.spec(parse_stack_name(name).key).home_region)
+            return str(repo.spec(parse_stack_name(name).subject).home_region)
         except InputError:
             return None
 
@@ -316,7 +317,7 @@ def merge_plans(shards: list[tuple[str, dict[str, Any]]]) -> Merged:
     return Merged("plan", document, None, sum(v["level"] == "mandatory" for v in merged))
 
 
-def plan_part(repo: Any, selected: list[Any], text: str, against: Path | None) -> tuple[list[Any], dict[str, Any]]:
+def select_shard(repo: Any, selected: list[Any], text: str, against: Path | None) -> tuple[list[Any], dict[str, Any]]:
     """`plan --shard K/N`: this shard's stacks (StackNames, planning order) and the document's `shard` block."""
     shard = parse_shard(text)
     if against is not None:

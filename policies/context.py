@@ -8,7 +8,7 @@ from weakref import WeakKeyDictionary
 from fleet.checks import fleet_domains, platform_zone
 from fleet.repo import Repo
 from foundation.stacks import StackKind, StackName, region_stack
-from policies.rules import StackContext
+from policies.model import StackContext
 
 _FLEET_IDS: WeakKeyDictionary[Repo, tuple[str, ...]] = WeakKeyDictionary()
 _FLEET_DOMAINS: WeakKeyDictionary[Repo, tuple[tuple[str, str], ...]] = WeakKeyDictionary()
@@ -30,7 +30,7 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
             stack=str(stack),
             kind="region",
             catalog=catalog,
-            region=stack.key,
+            region=stack.subject,
             countries=tuple(launched),
             purge=purge,
             fleet_partner_ids=fleet_ids,
@@ -38,7 +38,7 @@ def context_for(repo: Repo, stack: StackName, config: dict[str, Any]) -> StackCo
         )
     if stack.kind is StackKind.INTEGRATION:
         return _integration_context(repo, stack, fleet_ids)
-    spec = repo.spec(stack.key)
+    spec = repo.spec(stack.subject)
     fleet_domain_pairs = _FLEET_DOMAINS.get(repo)
     if fleet_domain_pairs is None:
         domains, _ = fleet_domains(repo)
@@ -78,7 +78,7 @@ def _home_cluster_version(repo: Repo, region: str) -> str | None:
 def _integration_context(repo: Repo, stack: StackName, fleet_ids: tuple[str, ...]) -> StackContext:
     from policies.integrations import IntegrationFacts
 
-    spec = repo.integration(stack.key)
+    spec = repo.integration(stack.subject)
     caps = repo.review_rules().caps
     facts = IntegrationFacts(
         integration_id=spec.id,

@@ -5,7 +5,8 @@ needs `policies.rules` and no two modules of the package import each other."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,9 +67,11 @@ class StackContext:
     active: bool = True
     """False for an offboarded partner: only its retained data remains, no tenant."""
     fleet_partner_ids: tuple[str, ...] = ()
-    """Every partner id of the fleet: a reference is attributed to the partner whose id it names most precisely."""
+    """Every partner id of the fleet: a reference is attributed to the partner whose id it names most precisely. A
+    rule sees only the ids that extend its partner's own (`policies.reads.narrowed_fleet`)."""
     fleet_domains: tuple[tuple[str, str], ...] = ()
-    """(partner id, domain) of every partner of the fleet."""
+    """(partner id, domain) of every partner of the fleet. A rule sees only those that overlap its partner's domain
+    or a host its stack claims (`policies.reads.narrowed_fleet`)."""
     platform_zone: str = ""
     """The platform's own DNS zone (lower case, no trailing dot)."""
     kubernetes_version: str | None = None
@@ -89,6 +92,9 @@ class StackContext:
     @property
     def strictest_retention(self) -> int:
         return self.catalog.strictest_retention_days(list(self.countries))
+
+
+CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(StackContext))
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,17 @@ class Policy:
     """One line for reports and the policy pack."""
     check: Callable[[list[Resource], StackContext], Iterable[Finding]]
     """The rule itself."""
+    reads: Set[str]
+    """The StackContext fields the rule and its level read: the rule sees no other (`policies.reads`), and the
+    policy-context fingerprint covers these."""
     levels: Callable[[StackContext], Level] | None = field(default=None)
     """Level that depends on the stack (e.g. only mandatory where a profile asks)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.reads) - CONTEXT_FIELDS
+        if unknown:
+            raise ValueError(f"policy {self.name} declares reads of unknown context fields {sorted(unknown)}")
+        object.__setattr__(self, "reads", frozenset(self.reads))
 
     def level_for(self, context: StackContext) -> Level:
         return self.levels(context) if self.levels else self.level

@@ -12,6 +12,8 @@ from fleet.repo import Repo
 from foundation.errors import PlatformError
 from foundation.stacks import parse_stack_name
 from policies.context import context_for
+from policies.hosts import claimed_hosts
+from policies.reads import narrowed_fleet, rule_view
 from policies.rules import POLICIES, Policy, Resource, StackContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,9 +87,10 @@ def _validator(policy: Policy, level: str, contexts: _Contexts) -> Any:
         except PlatformError as exc:
             report_violation(f"cannot evaluate {policy.name} for {stack_name}: {exc}", None)
             return
-        if policy.level_for(context) != level:
+        view = rule_view(context, policy, narrowed_fleet(context, claimed_hosts(resources)))
+        if policy.level_for(view) != level:
             return
-        for urn, message in dict.fromkeys(policy.check(resources, context)):
+        for urn, message in dict.fromkeys(policy.check(resources, view)):
             report_violation(message, urn)
 
     return validate

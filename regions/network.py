@@ -1,4 +1,4 @@
-"""A region's address plan: which ranges of its VPC hold pods, load balancers and AWS service endpoints.
+"""A region's address layout: which ranges of its VPC hold pods, load balancers and AWS service endpoints.
 
 Region stacks build the subnets from it and partner stacks write their egress rules from it, so both agree without
 a stack output: the endpoint subnets hold nothing but interface endpoints, which lets a tenant's NetworkPolicy
@@ -21,7 +21,7 @@ INSTANCE_METADATA = "169.254.169.254/32"
 
 
 @dataclass(frozen=True)
-class AddressPlan:
+class AddressLayout:
     private: tuple[ipaddress.IPv4Network, ...]
     """Node and pod subnets (one /19 per zone)."""
     public: tuple[ipaddress.IPv4Network, ...]
@@ -30,9 +30,11 @@ class AddressPlan:
     """Interface endpoint subnets (one /24 per zone), nothing else in them."""
 
 
-def address_plan(region: Region) -> AddressPlan:
+def address_layout(region: Region) -> AddressLayout:
     """/16 -> private /19s from the bottom; the top /19 split into /24s: public from its start, endpoints from 16."""
     zones = len(region.zone_ids)
     private = list(region.cidr.subnets(new_prefix=19))
     top = list(private[-1].subnets(new_prefix=24))
-    return AddressPlan(private=tuple(private[:zones]), public=tuple(top[:zones]), endpoints=tuple(top[16 : 16 + zones]))
+    return AddressLayout(
+        private=tuple(private[:zones]), public=tuple(top[:zones]), endpoints=tuple(top[16 : 16 + zones])
+    )

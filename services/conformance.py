@@ -107,7 +107,7 @@ def run(url: str, duration: float, bars: Bars, concurrency: int = 16, timeout: f
     lock = threading.Lock()
     deadline = time.monotonic() + duration
 
-    def worker() -> None:
+    def client() -> None:
         connection = connection_class(host, port, timeout=timeout)
         mine: list[float] = []
         failed = 0
@@ -131,7 +131,7 @@ def run(url: str, duration: float, bars: Bars, concurrency: int = 16, timeout: f
             errors[0] += failed
 
     began = time.monotonic()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:

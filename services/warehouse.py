@@ -30,7 +30,7 @@ LOCAL_MEMORY_LIMIT = "128MB"
 """DuckDB's buffer pool for the embedded warehouse. Its default is 80% of the machine's RAM, all of which a
 process that runs for weeks may come to cache; past the limit DuckDB evicts (and spills under DIR)."""
 LOCAL_THREADS = 1
-"""DuckDB's worker threads (default: one per core): the embedded warehouse is the meter's background work and
+"""DuckDB's threads (default: one per core): the embedded warehouse is the meter's background work and
 must leave the other core to the request path."""
 KEEP_RESULTS = 2
 """fakesnow results kept (see _RecentResults): each holds its statement's SQL, for a MERGE the whole batch."""

@@ -215,7 +215,7 @@ def _meaning(tree: Path, stacks: list[str], today: datetime.date) -> list[tuple[
                 continue
             found += [(name, p) for p in stack_problems(repo, stack, today)]
             if stack.kind is StackKind.PARTNER:
-                own = f"partners/{stack.key}.yaml"
+                own = f"partners/{stack.subject}.yaml"
                 found += [(name, p) for p in clashes if p.source == own]
         except InputError as exc:
             found += [(name, p) for p in exc.problems]

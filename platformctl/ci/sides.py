@@ -98,7 +98,7 @@ def plan_tree_main() -> None:
     from fleet.repo import Repo
     from foundation.stacks import parse_stack_name
     from platformctl.planning import run_plan
-    from policies.rules import UNIQUE_HOSTS, hosts_claimed_twice_in
+    from policies.hosts import UNIQUE_HOSTS, hosts_claimed_twice_in
 
     out, names = Path(sys.argv[1]), sys.argv[2:]
     repo = Repo(Path.cwd())

@@ -92,7 +92,7 @@ def with_dependencies(repo: Repo, stacks: list[StackName]) -> tuple[list[StackNa
         if stack not in deps:
             deps[stack] = repo.dependencies(stack)
             pending.extend(deps[stack])
-    ordered = sorted(deps, key=lambda s: (s.rank, s.key))
+    ordered = sorted(deps, key=lambda s: (s.rank, s.subject))
     for stack in ordered:
         if not repo.has_stack(stack):
             raise InputError.single(

@@ -3,12 +3,10 @@ when its outputs are needed and the cache cannot give them."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import hashlib
 import json
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fleet.repo import Repo, active, for_program
@@ -30,7 +28,8 @@ from platformctl.offline.planner import (
     with_dependencies,
 )
 from policies.context import context_for
-from policies.rules import Resource, StackContext, claimed_hosts, evaluate
+from policies.hosts import claimed_hosts
+from policies.rules import Resource, context_fingerprint, evaluate
 
 if TYPE_CHECKING:
     from platformctl.offline.recorder import RecordedResource
@@ -130,9 +129,9 @@ def stack_keys(
         keys[str(stack)] = stack_key(
             repo.root,
             json.dumps([config.values, config.secret_keys], sort_keys=True, default=str).encode(),
-            repo.partner_inputs(stack.key)
+            repo.partner_inputs(stack.subject)
             if stack.kind is StackKind.PARTNER
-            else repo.integration_inputs(stack.key)
+            else repo.integration_inputs(stack.subject)
             if stack.kind is StackKind.INTEGRATION
             else None,
             [keys[str(d)] for d in deps[stack]],
@@ -150,53 +149,6 @@ def finish_entry(plan: StackPlan) -> CachedResult:
     entry.policy_context = context_fingerprint(context, entry.claims)
     entry.violations = [v.__dict__ for v in evaluate(policy_resources(plan.recording.resources), context)]
     return entry
-
-
-def context_fingerprint(context: StackContext, claims: list[str]) -> str:
-    """What the policies see of the repository besides the stack's resources, narrowed to what can change their
-    findings, so that onboarding one partner does not re-check every stack. The catalog is left out (its files are
-    in every key). Of the fleet tables, only partner rules read them: isolation reads the ids that extend the
-    partner's own (a reference `acme-voice-x` is another partner's only if that id exists), domain ownership the
-    domains that overlap the partner's domain or a host it claims. A new rule reading them must widen this."""
-    own = dataclasses.replace(context, catalog=None, fleet_partner_ids=(), fleet_domains=())  # type: ignore[arg-type]
-    digest = hashlib.sha256(repr(own).encode())
-    if context.kind == "partner" and context.partner_id:
-        prefix = f"{context.partner_id}-"
-        digest.update(repr([i for i in context.fleet_partner_ids if i.startswith(prefix)]).encode())
-        hosts = [*claims, context.partner_domain or ""]
-        digest.update(repr(_overlapping(context.fleet_domains, hosts, context.partner_id)).encode())
-    return digest.hexdigest()
-
-
-def _overlapping(domains: tuple[tuple[str, str], ...], hosts: list[str], own: str) -> list[tuple[str, str]]:
-    """The (partner, domain) pairs whose domain equals, contains or is contained in one of `hosts`."""
-    equal, under = _domain_index(domains)
-    found: set[tuple[str, str]] = set()
-    for host in hosts:
-        name = host.lower().rstrip(".")
-        if not name:
-            continue
-        labels = name.split(".")
-        for start in range(len(labels)):  # the host itself and each domain above it
-            found.update(equal.get(".".join(labels[start:]), ()))
-        found.update(under.get(name, ()))  # domains below the host
-    return sorted(pair for pair in found if pair[0] != own)
-
-
-@lru_cache(maxsize=4)
-def _domain_index(
-    domains: tuple[tuple[str, str], ...],
-) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[tuple[str, str]]]]:
-    """The fleet's domains by name, and by every name above them: built once per run."""
-    equal: dict[str, list[tuple[str, str]]] = {}
-    under: dict[str, list[tuple[str, str]]] = {}
-    for partner, domain in domains:
-        name = domain.lower().rstrip(".")
-        equal.setdefault(name, []).append((partner, domain))
-        labels = name.split(".")
-        for start in range(1, len(labels)):
-            under.setdefault(".".join(labels[start:]), []).append((partner, domain))
-    return equal, under
 
 
 def entry_from_plan(plan: StackPlan, key: str) -> CachedResult:

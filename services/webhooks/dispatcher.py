@@ -1,8 +1,8 @@
 """Delivery: per-endpoint queues with a concurrency limit, Standard Webhooks signatures, the retry schedule.
 
-Each endpoint with pending messages has one worker task that takes due messages from the store, at most
+Each endpoint with pending messages has one delivery loop (a task) that takes due messages from the store, at most
 `per_endpoint` at a time, so an endpoint that is slow or down holds its own slots only and never delays another
-endpoint's messages. A message's outcome is committed before the worker may take it again; a message whose attempt
+endpoint's messages. A message's outcome is committed before the loop may take it again; a message whose attempt
 was in flight when the process died is still pending and goes out again with the same webhook-id.
 """
 
@@ -78,7 +78,7 @@ def sign(keys: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 @dataclass
-class _Worker:
+class _EndpointQueue:
     endpoint_id: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     inflight: set[str] = field(default_factory=set)
@@ -104,21 +104,21 @@ class Dispatcher:
         self.per_endpoint = per_endpoint
         self.timeout = timeout
         self.rng = rng or random.Random()
-        self._workers: dict[str, _Worker] = {}
+        self._queues: dict[str, _EndpointQueue] = {}
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def in_flight(self) -> int:
-        return sum(len(worker.inflight) for worker in self._workers.values())
+        return sum(len(queue.inflight) for queue in self._queues.values())
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(self.guard),
             use_dns_cache=False,  # every new connection resolves (and is checked) again
-            # No pool limits: the workers bound attempts per endpoint. A pool limit per host would be shared by every
-            # endpoint on that host (many partners use one integration platform's host), so one slow endpoint could
-            # take the connections another needs; a global one could be filled by the slow ones alone.
+            # No pool limits: the delivery loops bound attempts per endpoint. A pool limit per host would be shared by
+            # every endpoint on that host (many partners use one integration platform's host), so one slow endpoint
+            # could take the connections another needs; a global one could be filled by the slow ones alone.
             limit=0,
             limit_per_host=0,
             keepalive_timeout=30,
@@ -137,19 +137,21 @@ class Dispatcher:
     def wake(self, endpoint_id: str) -> None:
         if self._stopping:
             return
-        worker = self._workers.get(endpoint_id)
-        if worker is None:
-            worker = self._workers[endpoint_id] = _Worker(endpoint_id)
-            worker.task = asyncio.get_running_loop().create_task(self._work(worker), name=f"endpoint-{endpoint_id}")
-        worker.wake.set()
+        queue = self._queues.get(endpoint_id)
+        if queue is None:
+            queue = self._queues[endpoint_id] = _EndpointQueue(endpoint_id)
+            queue.task = asyncio.get_running_loop().create_task(
+                self._deliver_loop(queue), name=f"endpoint-{endpoint_id}"
+            )
+        queue.wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Attempts in flight get `grace` seconds; whatever is not recorded by then stays pending (sent again)."""
         self._stopping = True
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.wake.set()
-        tasks = [w.task for w in workers if w.task is not None]
+        queues = list(self._queues.values())
+        for queue in queues:
+            queue.wake.set()
+        tasks = [q.task for q in queues if q.task is not None]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace)
             for task in late:
@@ -158,27 +160,27 @@ class Dispatcher:
         if self._session is not None:
             await self._session.close()
 
-    async def _work(self, worker: _Worker) -> None:
+    async def _deliver_loop(self, queue: _EndpointQueue) -> None:
         deliveries: set[asyncio.Task[None]] = set()
         try:
             while not self._stopping:
-                worker.wake.clear()
-                free = self.per_endpoint - len(worker.inflight)
+                queue.wake.clear()
+                free = self.per_endpoint - len(queue.inflight)
                 if free > 0:
-                    for due in self.store.due(worker.endpoint_id, time.time(), sorted(worker.inflight), free):
-                        worker.inflight.add(due.message_id)
-                        task = asyncio.get_running_loop().create_task(self._deliver(worker, due))
+                    for due in self.store.due(queue.endpoint_id, time.time(), sorted(queue.inflight), free):
+                        queue.inflight.add(due.message_id)
+                        task = asyncio.get_running_loop().create_task(self._deliver(queue, due))
                         deliveries.add(task)
                         task.add_done_callback(deliveries.discard)
-                if len(worker.inflight) >= self.per_endpoint:
+                if len(queue.inflight) >= self.per_endpoint:
                     timeout: float | None = None  # a finished delivery wakes us
                 else:
-                    nxt = self.store.next_due(worker.endpoint_id, sorted(worker.inflight))
-                    if nxt is None and not worker.inflight:
-                        break  # nothing pending: the worker ends (wake() starts a new one)
+                    nxt = self.store.next_due(queue.endpoint_id, sorted(queue.inflight))
+                    if nxt is None and not queue.inflight:
+                        break  # nothing pending: the loop ends (wake() starts a new one)
                     timeout = None if nxt is None else max(0.0, nxt - time.time())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(worker.wake.wait(), timeout)
+                    await asyncio.wait_for(queue.wake.wait(), timeout)
             if deliveries:
                 await asyncio.gather(*deliveries, return_exceptions=True)
         except asyncio.CancelledError:
@@ -186,23 +188,23 @@ class Dispatcher:
                 task.cancel()
             raise
         except Exception:
-            log.exception("endpoint worker %s failed; its messages stay pending", worker.endpoint_id)
+            log.exception("endpoint delivery loop %s failed; its messages stay pending", queue.endpoint_id)
         finally:
-            if self._workers.get(worker.endpoint_id) is worker:
-                del self._workers[worker.endpoint_id]
-            if not self._stopping and (worker.inflight or self.store.next_due(worker.endpoint_id, ()) is not None):
+            if self._queues.get(queue.endpoint_id) is queue:
+                del self._queues[queue.endpoint_id]
+            if not self._stopping and (queue.inflight or self.store.next_due(queue.endpoint_id, ()) is not None):
                 # Ended with work left (a failure above, or a wake that raced the exit): start again shortly.
-                asyncio.get_running_loop().call_later(1.0, self.wake, worker.endpoint_id)
+                asyncio.get_running_loop().call_later(1.0, self.wake, queue.endpoint_id)
 
-    async def _deliver(self, worker: _Worker, due: Due) -> None:
+    async def _deliver(self, queue: _EndpointQueue, due: Due) -> None:
         try:
             if due.attempts == 0:
                 self.metrics.first_attempt.observe(max(0.0, time.time() - due.created))
-            outcome = await self._attempt(worker.endpoint_id, due)
+            outcome = await self._attempt(queue.endpoint_id, due)
             if outcome is None:
                 return
             recorded = await self.store.write(
-                self.store.record_fn(due.message_id, worker.endpoint_id, outcome, time.time())
+                self.store.record_fn(due.message_id, queue.endpoint_id, outcome, time.time())
             )
             if outcome.outcome == "delivered":
                 self.metrics.delivered += 1
@@ -212,14 +214,14 @@ class Dispatcher:
                 self.metrics.dead_lettered += 1
             if recorded.disabled:
                 self.metrics.disabled[recorded.disabled] += 1
-                log.warning("endpoint %s disabled (%s)", worker.endpoint_id, recorded.disabled)
+                log.warning("endpoint %s disabled (%s)", queue.endpoint_id, recorded.disabled)
             for endpoint_id in recorded.notified:
                 self.wake(endpoint_id)
         except Exception:
             log.exception("recording an attempt of %s failed; it stays pending", due.message_id)
         finally:
-            worker.inflight.discard(due.message_id)
-            worker.wake.set()
+            queue.inflight.discard(due.message_id)
+            queue.wake.set()
 
     async def _attempt(self, endpoint_id: str, due: Due) -> AttemptResult | None:
         found = self.store.delivery(endpoint_id)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 
-def every_command() -> list[tuple[str, ...]]:
-    """Every command of the app, groups' subcommands included, from the app itself (none can be forgotten)."""
+def every_command(groups: bool = False) -> list[tuple[str, ...]]:
+    """Every command of the app, groups' subcommands included, from the app itself (none can be forgotten); with
+    `groups`, the command groups too (`meter`, `payouts`, ...)."""
     import typer
 
     from cli.app import app
@@ -19,6 +20,8 @@ def every_command() -> list[tuple[str, ...]]:
 
     def walk(command: Any, path: tuple[str, ...]) -> None:
         if hasattr(command, "commands"):  # a group (Typer ships its own copy of Click's classes)
+            if groups and path:
+                found.append(path)
             for name, sub in sorted(command.commands.items()):
                 walk(sub, (*path, name))
         else:
@@ -29,15 +32,34 @@ def every_command() -> list[tuple[str, ...]]:
 
 
 COMMANDS = every_command()
+COMMANDS_AND_GROUPS = every_command(groups=True)
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_every_command_has_help_with_an_example(cli, command: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("command", COMMANDS_AND_GROUPS, ids=" ".join)
+def test_every_command_and_group_has_help_with_an_example(cli, command: tuple[str, ...]) -> None:
     assert f"Example: platformctl {' '.join(command)}" in cli(*command, "--help").out
 
 
 def test_the_command_list_is_the_whole_app() -> None:
     assert len(COMMANDS) >= 30 and ("plan",) in COMMANDS and ("payouts", "run") in COMMANDS
+    groups = set(COMMANDS_AND_GROUPS) - set(COMMANDS)
+    assert {("meter",), ("payouts",), ("integration",), ("certs",)} <= groups
+    assert ("meter", "serve") in COMMANDS and ("meter", "serve") not in groups
+
+
+def test_every_command_module_is_registered_one_way() -> None:
+    """Each command module lists its commands and groups in `COMMANDS`, and `cli.app` registers every such module in
+    its one loop: none is left out, and no module adds commands to the app itself."""
+    from cli.app import COMMAND_MODULES
+    from tests.conftest import ROOT
+
+    sources = {path.stem: path.read_text() for path in (ROOT / "cli").glob("*.py")}
+    with_commands = {name for name, text in sources.items() if "\nCOMMANDS: Commands = " in text}
+    assert with_commands == {module.__name__.removeprefix("cli.") for module in COMMAND_MODULES}
+    assert len(with_commands) >= 15
+    for name, text in sources.items():
+        if name != "app":
+            assert "add_typer(" not in text and "def register(" not in text, name
 
 
 def test_top_level_help(cli) -> None:

@@ -14,7 +14,7 @@ import pulumi_snowflake
 from components.secure_bucket import tls_only_policy
 from components.snowflake_preview import PREVIEW_FEATURES
 from regions.catalog import load_catalog
-from regions.network import INSTANCE_METADATA, address_plan
+from regions.network import INSTANCE_METADATA, address_layout
 from tests.conftest import Plan
 
 REGION = "region-eu-central"
@@ -61,13 +61,13 @@ def _egress_peers(fleet: Plan) -> list[dict[str, Any]]:
 
 def test_tenant_egress_reaches_only_what_it_needs(fleet: Plan) -> None:
     region = load_catalog().region("eu-central")
-    allowed_blocks = {str(c) for c in address_plan(region).endpoints} | {"169.254.170.23/32"}
+    allowed_blocks = {str(c) for c in address_layout(region).endpoints} | {"169.254.170.23/32"}
     peers = _egress_peers(fleet)
     blocks = {p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p}
     assert blocks == allowed_blocks
     metadata = ipaddress.ip_network(INSTANCE_METADATA)
     assert not any(ipaddress.ip_network(b).overlaps(metadata) for b in blocks)
-    pods = address_plan(region).private
+    pods = address_layout(region).private
     assert not any(ipaddress.ip_network(b).overlaps(p) for b in blocks for p in pods)
     namespaces = [p["namespaceSelector"] for p in peers if "namespaceSelector" in p]
     # Every namespace selector names one namespace: never {} (all namespaces), never another partner's.

@@ -120,7 +120,7 @@ def test_rate_limits_count_in_the_regions_redis_not_per_pod(fleet: Plan) -> None
         for r in fleet.resources(stack, PLUGIN)
         if r.inputs["name"] == "rate-limiting"
     ]
-    assert len(configs) == 6  # the default plan on the four API services (webhooks too); each partner's tier plan
+    assert len(configs) == 6  # the default limit on the four API services (webhooks too); each partner's tier limit
     for config in configs:
         assert config["policy"] == "redis" and config["sync_rate"] == -1
         assert config["redis"]["host"] == "kong-redis.platform.svc.cluster.local"

@@ -1,4 +1,4 @@
-"""The API catalog behind Kong (`gateway/apis.yaml`) and the tier plans the gateway applies."""
+"""The API catalog behind Kong (`gateway/apis.yaml`) and the tier rate limits the gateway applies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from foundation.errors import InputError
 from gateway.model import load_api_catalog
-from gateway.plans import rate_limit_config
+from gateway.rate_limits import rate_limit_config
 from partners.tiers import load_tiers
 from tests.conftest import ROOT
 
@@ -45,7 +45,7 @@ def test_a_broken_catalog_names_the_file(tmp_path: Path, edit, message: str) -> 
     assert all(str(bad) in p.source for p in caught.value.problems)
 
 
-def test_a_tier_plan_carries_the_tier_tables_limits() -> None:
+def test_a_tiers_rate_limit_carries_the_tier_tables_limits() -> None:
     for tier in load_tiers().tiers.values():
         config = json.loads(rate_limit_config(tier.rate_limit))
         assert (config["second"], config["minute"], config["hour"]) == (

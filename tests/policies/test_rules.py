@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from partners.tiers import load_tiers
-from policies.rules import POLICIES, Resource, StackContext, evaluate, hosts_claimed_twice
+from policies.hosts import hosts_claimed_twice
+from policies.rules import POLICIES, Resource, StackContext, evaluate
 from regions.catalog import load_catalog
 
 CATALOG = load_catalog()
@@ -440,6 +441,6 @@ def test_the_statements_bucket_outlives_the_call_data(fleet) -> None:
     ],
 )
 def test_a_reference_belongs_to_the_longest_partner_id_it_names(reference: str, own: str, expected: str | None) -> None:
-    from policies.rules import _owner_of
+    from policies.tenancy import _owner_of
 
     assert _owner_of(reference, own, ("acme", "acme-voice", "b")) == expected

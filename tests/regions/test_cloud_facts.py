@@ -10,7 +10,7 @@ import pytest
 
 from foundation.errors import InputError
 from regions.catalog import CATALOG_DIR, Residency, load_catalog
-from regions.network import address_plan
+from regions.network import address_layout
 
 CATALOG = load_catalog()
 MILAN = "snowflake_region: AWS_EU_CENTRAL_1,   cidr: 10.24"
@@ -132,9 +132,9 @@ def test_opt_in_regions_are_marked() -> None:
 
 def test_endpoint_subnets_hold_no_pods() -> None:
     for region in CATALOG.regions.values():
-        plan = address_plan(region)
-        assert len(plan.endpoints) == len(region.zone_ids)
-        every = plan.private + plan.public + plan.endpoints
+        layout = address_layout(region)
+        assert len(layout.endpoints) == len(region.zone_ids)
+        every = layout.private + layout.public + layout.endpoints
         for i, net in enumerate(every):
             assert net.subnet_of(region.cidr)
             assert not any(net.overlaps(other) for other in every[i + 1 :])

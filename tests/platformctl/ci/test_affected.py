@@ -24,7 +24,7 @@ def test_the_program_imports_per_kind() -> None:
     modules = kind_modules(ROOT)
     assert "components.partner_tenant" in modules[StackKind.PARTNER]
     assert "components.partner_tenant" not in modules[StackKind.REGION]
-    assert "gateway.plans" in modules[StackKind.PARTNER]  # the tenant's rate limit and ACL group
+    assert "gateway.rate_limits" in modules[StackKind.PARTNER]  # the tenant's rate limit and ACL group
     assert "components.secure_bucket" in modules[StackKind.REGION] | modules[StackKind.PARTNER]
     assert "gateway.model" in modules[StackKind.GLOBAL] and "gateway.model" not in modules[StackKind.REGION]
 
@@ -34,7 +34,7 @@ def test_the_program_imports_per_kind() -> None:
     [
         ("components/regional_deployment.py", REGIONS),
         ("components/kong_gateway.py", {"global"}),
-        ("gateway/plans.py", {"global"} | PARTNERS),
+        ("gateway/rate_limits.py", {"global"} | PARTNERS),
         ("gateway/redis.py", {"global"} | REGIONS | PARTNERS),  # regions create the Redis the rate limits name
         ("components/secure_bucket.py", REGIONS | PARTNERS),
         # The tenant and the region's meter user import its key helper.
