@@ -13,13 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.repo import Repo, active, for_program
 from foundation.stacks import StackKind, StackName, parse_stack_name
-from platformctl.offline.cache import (
-    CachedResult,
-    ResultCache,
-    masked_references,
-    preview_text,
-    stack_key,
-)
+from platformctl.offline.keys import stack_key
 from platformctl.offline.planner import (
     SEQUENTIAL_BELOW,
     PlanningPool,
@@ -29,6 +23,7 @@ from platformctl.offline.planner import (
     plan_and_finish,
     with_dependencies,
 )
+from platformctl.offline.store import CachedResult, ResultCache, masked_references, preview_text
 from policies.context import context_for
 from policies.rules import Resource, StackContext, claimed_hosts, evaluate
 
