@@ -29,6 +29,4 @@ def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
     for candidate in (here, *here.parents):
         if (candidate / PROJECT_FILE).is_file():
             return candidate
-    raise InputError.single(
-        str(here), "--root", f"no {PROJECT_FILE} here or above; pass --root or set {ROOT_ENV}"
-    )
+    raise InputError.single(str(here), "--root", f"no {PROJECT_FILE} here or above; pass --root or set {ROOT_ENV}")
