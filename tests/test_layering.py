@@ -144,7 +144,8 @@ def _top_level_entries() -> tuple[set[str], set[str]]:
     import subprocess
 
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    folders, files = set(), set()
+    folders: set[str] = set()
+    files: set[str] = set()
     for line in listed.splitlines():
         head, sep, _ = line.partition("/")
         (folders if sep else files).add(head)
