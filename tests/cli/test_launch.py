@@ -90,3 +90,21 @@ def test_outside_any_project_help_works_and_a_command_is_bad_input_naming_root(t
 )
 def test_the_global_root_option_is_read_where_click_reads_it(args: list[str], expected: Path | None) -> None:
     assert root_option(args) == expected
+
+
+def test_a_checkouts_copies_of_the_tools_packages_never_shadow_the_running_tool(tmp_path: Path) -> None:
+    """Every checkout holds platformctl/ and foundation/ too; with the checkout first on sys.path, only the
+    program's packages may come from it, not the tool that is running."""
+    root = copy_repo(ROOT, tmp_path / "repo")
+    for package in ("platformctl", "foundation"):
+        init = root / package / "__init__.py"
+        init.write_text(init.read_text(encoding="utf-8") + f'\nraise SystemExit("the checkout\'s {package} ran")\n')
+    run = subprocess.run(
+        [str(PLATFORMCTL), "--root", str(root), "stacks"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and "partner-acme-voice" in run.stdout, run.stderr
