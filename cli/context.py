@@ -33,7 +33,8 @@ state = State()
 
 def open_repo() -> Any:
     """The repository --root (or the current folder upwards) names, read through fleet.Repo."""
-    from fleet.repo import Repo, find_root
+    from fleet.repo import Repo
+    from foundation.project import find_root
 
     return Repo(find_root(state.root))
 

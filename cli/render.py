@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +12,9 @@ from rich.text import Text
 from rich.tree import Tree
 
 from platformctl.planjson import OPS
-from platformctl.planning import PlanResult
+
+if TYPE_CHECKING:  # errors are printed through this module, also where no project (no program) can be imported
+    from platformctl.planning import PlanResult
 
 OP_STYLE = {"create": "green", "read": "cyan", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
 OP_SIGN = {"create": "+", "read": ">", "update": "~", "replace": "+-", "delete": "-", "same": " "}

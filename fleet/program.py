@@ -18,24 +18,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from foundation.project import PROJECT_FILE
 from foundation.stacks import StackKind
 
 PROGRAM = "__main__.py"
-PROJECT_FILE = "Pulumi.yaml"
 ENGINE_MODULES = ("platformctl.planning",)
 """The offline engine and the policies it runs: their code shapes a plan as much as the program does."""
 _DATA_LITERAL = re.compile(r"^[\w.-]+\.(?:ya?ml|json)$")
-CODE_ROOT = Path(__file__).resolve().parent.parent
-"""Where this code is installed: a repository copy without code (a generated fleet) runs the program with it."""
 
 
-def module_file(tree: Path, module: str, fallback: bool = False) -> Path | None:
-    """The module's source in `tree` (or, with `fallback`, in the installed code when `tree` lacks it)."""
-    for root in (tree, CODE_ROOT) if fallback else (tree,):
-        base = root / module.replace(".", "/")
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
+def module_file(tree: Path, module: str) -> Path | None:
+    """The module's source in `tree` (the project's folder, which the program imports its modules from)."""
+    base = tree / module.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
     return None
 
 
@@ -242,14 +239,13 @@ class _Modules:
     """One derivation's lookups of module files in `tree`: a name is looked up once per derivation, not once per
     module that imports it (and never across derivations: a module may appear between two of them)."""
 
-    def __init__(self, tree: Path, fallback: bool) -> None:
+    def __init__(self, tree: Path) -> None:
         self.tree = tree
-        self.fallback = fallback
         self._files: dict[str, Path | None] = {}
 
     def file(self, module: str) -> Path | None:
         if module not in self._files:
-            self._files[module] = module_file(self.tree, module, self.fallback)
+            self._files[module] = module_file(self.tree, module)
         return self._files[module]
 
     def local(self, records: Iterable[_Import], package: str) -> set[str]:
@@ -295,30 +291,30 @@ class _Modules:
         return modules | self.closure(engine)
 
 
-def imports_of(tree: Path, node: ast.AST, package: str, fallback: bool = False, nested: bool = True) -> set[str]:
+def imports_of(tree: Path, node: ast.AST, package: str, nested: bool = True) -> set[str]:
     """This repository's modules (and their parent packages) that `node` imports: at any depth of the code, or
     (`nested=False`) only what runs when it is run (not function bodies, not `if TYPE_CHECKING:` blocks)."""
     body = node.body if isinstance(node, ast.Module) else [node]
     facts = _facts_of(ast.Module(body=cast(list[ast.stmt], body), type_ignores=[]))
-    return _Modules(tree, fallback).local(facts.imports if nested else facts.import_time, package)
+    return _Modules(tree).local(facts.imports if nested else facts.import_time, package)
 
 
-def closure(tree: Path, modules: set[str], fallback: bool = False, nested: bool = True) -> set[str]:
+def closure(tree: Path, modules: set[str], nested: bool = True) -> set[str]:
     """`modules` and every repository module they import, transitively (with `nested=False`, only the imports
     that run when a module is imported: a reader's lazy imports do not tie every kind of stack to every loader)."""
-    return _Modules(tree, fallback).closure(modules, nested)
+    return _Modules(tree).closure(modules, nested)
 
 
-def kind_modules(tree: Path, fallback: bool = False, nested: bool = False) -> dict[StackKind, set[str]]:
+def kind_modules(tree: Path, nested: bool = False) -> dict[StackKind, set[str]]:
     """Every repository module the program imports when it builds each kind of stack (transitively): the builder's
     own imports at any depth, then what those modules import when imported."""
-    return _Modules(tree, fallback).kinds(nested)
+    return _Modules(tree).kinds(nested)
 
 
 def data_owners(tree: Path, data_file: str) -> set[str]:
     """Modules that name the data file (by its file name, as a string literal): its loaders."""
     name = Path(data_file).name
-    modules = _Modules(tree, fallback=False)
+    modules = _Modules(tree)
     owners = set()
     for module in modules.program_modules():
         path = modules.file(module)
@@ -329,28 +325,24 @@ def data_owners(tree: Path, data_file: str) -> set[str]:
 
 def program_paths(tree: Path) -> dict[str, Path]:
     """Every file a plan depends on besides the stack's own config and spec, by repository-relative path: the
-    program, the modules it and the offline engine import, the data files those modules name, Pulumi.yaml.
-    A module missing from `tree` is taken from the installed code (as the program would import it)."""
+    program, the modules it and the offline engine import, the data files those modules name, Pulumi.yaml, all
+    in `tree`: the program is loaded from the project's folder, never from an installed copy (cli/launch.py)."""
     paths = {name: tree / name for name in (PROGRAM, PROJECT_FILE)}
-    folders: dict[Path, Path] = {}
+    folders: set[Path] = set()
     literals: set[str] = set()
-    modules = _Modules(tree, fallback=True)
+    modules = _Modules(tree)
     for module in sorted(modules.program_modules()):
         path = modules.file(module)
         if path is None:
             continue
-        root = tree if path.is_relative_to(tree) else CODE_ROOT
-        paths[str(path.relative_to(root))] = path
-        folders[path.parent] = root
+        paths[str(path.relative_to(tree))] = path
+        folders.add(path.parent)
         literals |= _facts(path).literals
-    for folder, root in folders.items():
+    for folder in folders:
         for literal in literals:
             data = folder / literal
-            relative = str(data.relative_to(root))
-            if (tree / relative).is_file():
-                paths[relative] = tree / relative
-            elif data.is_file():
-                paths[relative] = data
+            if data.is_file():
+                paths[str(data.relative_to(tree))] = data
     return dict(sorted(paths.items()))
 
 

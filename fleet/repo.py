@@ -7,7 +7,6 @@ they are reported once. A `Repo` never writes: changes write files and start a f
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,22 +37,7 @@ if TYPE_CHECKING:
     from regions.catalog import Catalog
     from regions.telephony import TelephonyCatalog
 
-ROOT_ENV = "PLATFORMCTL_ROOT"
 STATE_DIR = ".platformctl"
-
-
-def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
-    """`--root`, else $PLATFORMCTL_ROOT, else the nearest directory upwards that holds Pulumi.yaml."""
-    chosen = explicit or (Path(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None)
-    if chosen is not None:
-        if not (chosen / "Pulumi.yaml").is_file():
-            raise InputError.single(str(chosen), "--root", "not a platform repository (no Pulumi.yaml)")
-        return chosen.resolve()
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "Pulumi.yaml").is_file():
-            return candidate
-    raise InputError.single(str(here), "--root", "no Pulumi.yaml here or above; pass --root or set PLATFORMCTL_ROOT")
 
 
 class Repo:

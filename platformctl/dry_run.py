@@ -38,7 +38,7 @@ class Planned(Protocol):
 def dry_run_plan(repo: Repo, change: Planned) -> Any:
     """Plan the changed stacks on a scratch view with the change applied; when the stacks exist, diff the result
     against their plan from the current files (so a region move shows its deletes and creates)."""
-    from platformctl.offline.cache import ResultCache
+    from platformctl.offline.store import ResultCache
     from platformctl.planning import run_plan
 
     if not change.stacks:

@@ -54,6 +54,14 @@ def settings_for(repo: Repo) -> EngineSettings:
     return EngineSettings(backend_url=backend, env=env, policy_packs=packs, secrets_provider=secrets)
 
 
+# How the real engine finds the program's packages, which are not installed (only the tool is: pyproject.toml):
+# LocalWorkspace runs the Pulumi CLI in `work_dir` (the project), whose Python language host starts
+# `pulumi-language-python-exec ... --pwd <project> .` (the entry point is "." for the program's folder:
+# pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go, constructArguments), and the exec shim runs it with
+# `runpy.run_path(args.PROGRAM, run_name="__main__")` (sdk/python/cmd/pulumi-language-python-exec). For a folder,
+# runpy puts that folder first on sys.path before running its __main__.py (Python docs, runpy.run_path), so
+# `import components` / `import fleet` resolve in the project, as in the offline planner (cli/launch.py). The policy
+# pack is started differently: policies/__main__.py says how.
 def run(
     repo: Repo,
     stack: StackName,

@@ -12,9 +12,9 @@ from typing import Any
 from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import StackName, parse_stack_name
-from platformctl.offline.cache import ResultCache
 from platformctl.offline.planner import StackPlan
 from platformctl.offline.results import StackResult, plan_results, policy_resources
+from platformctl.offline.store import ResultCache
 from platformctl.planjson import diff_plans, load_plan, plan_document
 from policies.context import context_for
 from policies.hosts import hosts_claimed_twice_in

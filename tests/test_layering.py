@@ -131,3 +131,77 @@ def test_naming_is_imported_not_retyped() -> None:
             text = path.read_text(encoding="utf-8")
             for literal in ('f"partner-{', 'f"PARTNER_{', 'f"tier-{', 'f"PLATFORM_{'):
                 assert literal not in text, f"{path.relative_to(ROOT)} retypes a naming convention ({literal})"
+
+
+INSTALLED = {"platformctl", "cli"}
+"""The packages of the `platformctl` distribution (pyproject.toml): the tool."""
+OWN_DISTRIBUTIONS = {"foundation", "services"}
+NOT_SHIPPED = {"tests", "scripts"}
+
+
+def _top_level_entries() -> tuple[set[str], set[str]]:
+    """The repository's top-level (folders, files) as git tracks them."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    folders: set[str] = set()
+    files: set[str] = set()
+    for line in listed.splitlines():
+        head, sep, _ = line.partition("/")
+        (folders if sep else files).add(head)
+    return folders, files
+
+
+def test_the_distribution_installs_the_tool_and_no_program_package() -> None:
+    """pyproject.toml's package list is the tool's; every top-level package of the tree is the tool's, its own
+    distribution's, the program's (loaded from the project, cli/launch.py) or not shipped."""
+    import tomllib
+
+    from cli.launch import PROGRAM_PACKAGES
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert {pattern.removesuffix("*") for pattern in config["packages"]["find"]["include"]} == INSTALLED
+    folders, _ = _top_level_entries()
+    packages = {name for name in folders if any((ROOT / name).glob("*.py"))}
+    assert packages == INSTALLED | OWN_DISTRIBUTIONS | PROGRAM_PACKAGES | NOT_SHIPPED
+
+
+def test_outside_a_checkout_the_installed_tool_cannot_import_the_program(tmp_path: Path) -> None:
+    """The environment's Python (the one running these tests, with this project installed as ./dev installs it),
+    from an empty folder, with no PYTHONPATH: the tool imports, the program's packages do not (they come from the
+    project being planned, never from an installed copy)."""
+    import os
+    import subprocess
+    import sys
+
+    from cli.launch import PROGRAM_PACKAGES
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PLATFORMCTL_ROOT")}
+
+    def imports(module: str) -> bool:
+        command = [sys.executable, "-c", f"import {module}"]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True).returncode == 0
+
+    assert imports("platformctl") and imports("cli.launch") and imports("foundation.project")
+    importable = {package for package in sorted(PROGRAM_PACKAGES) if imports(package)}
+    assert not importable, f"installed, so found outside a checkout: {sorted(importable)}"
+
+
+def _readme_layout() -> set[str]:
+    """The paths the README's layout table names (first column, each `path` in backticks)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("| path | what |", 1)[1].split("\n\n", 1)[0]
+    names: set[str] = set()
+    for row in section.splitlines()[2:]:
+        first = row.split("|")[1]
+        names |= {name.rstrip("/") for name in re.findall(r"`([^`]+)`", first)}
+    return names
+
+
+def test_the_readme_layout_lists_exactly_the_top_level_folders() -> None:
+    folders, files = _top_level_entries()
+    listed = _readme_layout()
+    assert folders - listed == set(), f"top-level folders the README's layout does not list: {sorted(folders - listed)}"
+    assert listed - folders - files == set(), f"the README's layout names what is not there: {sorted(listed - folders)}"

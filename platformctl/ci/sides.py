@@ -35,7 +35,7 @@ class SideCache:
     """Plans of one commit's stacks, per stack, kept between ci-preview runs (`.platformctl/ci-cache/<sha>`)."""
 
     def __init__(self, directory: Path, sha: str) -> None:
-        from platformctl.offline.cache import versions_fingerprint
+        from platformctl.offline.keys import versions_fingerprint
 
         self.directory = directory / f"{sha}-{versions_fingerprint()[:16]}"
 
@@ -72,13 +72,9 @@ class SideCache:
 
 
 def _signature(name: str, entry: Any) -> str:
-    import hashlib
-    import hmac
+    from platformctl.offline.signing import signature
 
-    from platformctl.offline.cache import signing_key
-
-    data = f"{name}\0{json.dumps(entry, sort_keys=True)}".encode()
-    return hmac.new(signing_key(), data, hashlib.sha256).hexdigest()
+    return signature(f"{name}\0{json.dumps(entry, sort_keys=True)}".encode())
 
 
 def _plan_in_child(tree: Path, present: list[str]) -> dict[str, Any]:

@@ -253,7 +253,9 @@ class PlanningPool(Generic[T]):
 class WorkerPool(PlanningPool[T]):
     """Forked planning processes, each importing the SDK and the program's modules once when it starts.
 
-    Forked: a worker inherits the parent's imports and the active `Repo`, and starts in milliseconds. Started
+    Forked: a worker inherits the parent's imports, sys.path (the project's folder first, put there by
+    cli/launch.py) and the active `Repo`, and starts in milliseconds; `root` is also passed explicitly, so a module
+    the parent has not imported yet is found in the project being planned, not wherever else sys.path leads. Started
     early, its imports (seconds, mostly provider SDKs) run on another core while the parent still works out what
     needs planning; `close` stops workers that turned out not to be needed at once."""
 
@@ -310,14 +312,16 @@ def _warm_worker(root: Path) -> None:
     stops its workers); it was blocked from the fork until here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    sys.path.insert(0, str(root))
+    if sys.path[:1] != [str(root)]:
+        sys.path.insert(0, str(root))
     with contextlib.suppress(PlatformError):
         for_program(root).partner_domains()
     import_program(root)
 
 
 def import_program(root: Path) -> None:
-    """Import the SDK, the providers and the program's components (what every stack's plan needs first)."""
+    """Import the SDK, the providers and the program's components (what every stack's plan needs first), the
+    components from `root`'s folder (unless this process imported them already)."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     import pulumi_aws  # noqa: F401

@@ -22,7 +22,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from foundation.errors import EngineError, InputError
 from foundation.stacks import PROJECT
-from platformctl.offline.cache import REFERENCE_UNKNOWN as _REFERENCE_UNKNOWN
+from platformctl.offline.store import REFERENCE_UNKNOWN as _REFERENCE_UNKNOWN
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"

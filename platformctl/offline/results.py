@@ -11,13 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.repo import Repo, active, for_program
 from foundation.stacks import StackKind, StackName, parse_stack_name
-from platformctl.offline.cache import (
-    CachedResult,
-    ResultCache,
-    masked_references,
-    preview_text,
-    stack_key,
-)
+from platformctl.offline.keys import stack_key
 from platformctl.offline.planner import (
     SEQUENTIAL_BELOW,
     PlanningPool,
@@ -27,6 +21,7 @@ from platformctl.offline.planner import (
     plan_and_finish,
     with_dependencies,
 )
+from platformctl.offline.store import CachedResult, ResultCache, masked_references, preview_text
 from policies.context import context_for
 from policies.hosts import claimed_hosts
 from policies.rules import Resource, context_fingerprint, evaluate

@@ -18,7 +18,7 @@ from fleet.program import (
     top_level_entries,
 )
 from foundation.stacks import StackKind
-from platformctl.offline.cache import forget_program, program_fingerprint
+from platformctl.offline.keys import forget_program, program_fingerprint
 from tests.conftest import ROOT
 
 

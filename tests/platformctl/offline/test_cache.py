@@ -13,9 +13,9 @@ import pytest
 from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import parse_stack_name, region_stack
-from platformctl.offline.cache import CachedResult, ResultCache, masked_references, preview_text
 from platformctl.offline.planner import plan_stacks
 from platformctl.offline.results import dated_facts, step_resources
+from platformctl.offline.store import CachedResult, ResultCache, masked_references, preview_text
 from platformctl.planning import PlanResult, document_text, policy_resources, run_plan
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
@@ -66,13 +66,13 @@ def test_a_changed_program_file_replans_everything(repo_copy: Path) -> None:
     planned(repo_copy)
     module = repo_copy / "components" / "partner_tenant.py"
     module.write_text(module.read_text() + "\n# an edit\n")
-    from platformctl.offline import cache
+    from platformctl.offline import keys
 
-    cache.forget_program()
+    keys.forget_program()
     try:
         _, names = planned(repo_copy)
     finally:
-        cache.forget_program()
+        keys.forget_program()
     assert names == ["global", "region-eu-central", "partner-acme-voice"]
 
 
@@ -292,7 +292,7 @@ def test_onboarding_an_unrelated_partner_does_not_recheck_the_others(repo_copy: 
 
 @pytest.mark.parametrize("make", ["device", "readable by others", "short"])
 def test_a_signing_key_that_is_not_a_private_key_file_is_replaced(tmp_path: Path, monkeypatch, make: str) -> None:
-    from platformctl.offline import cache
+    from platformctl.offline import signing
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     key_file = tmp_path / "platformctl" / "cache-signing.key"
@@ -302,32 +302,32 @@ def test_a_signing_key_that_is_not_a_private_key_file_is_replaced(tmp_path: Path
     else:
         key_file.write_bytes(b"k" * (32 if make == "readable by others" else 5))
         key_file.chmod(0o644 if make == "readable by others" else 0o600)
-    cache.signing_key.cache_clear()
+    signing.signing_secret.cache_clear()
     try:
-        key = cache.signing_key()
+        key = signing.signing_secret()
         assert len(key) == 32 and key != b"k" * 32
         assert key_file.is_file() and not key_file.is_symlink() and key_file.stat().st_mode & 0o077 == 0
         assert key_file.read_bytes() == key
-        cache.signing_key.cache_clear()
-        assert cache.signing_key() == key  # kept for the next run
+        signing.signing_secret.cache_clear()
+        assert signing.signing_secret() == key  # kept for the next run
     finally:
-        cache.signing_key.cache_clear()
+        signing.signing_secret.cache_clear()
 
 
 def test_module_facts_are_kept_signed_between_runs_and_a_tampered_file_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fleet.program import _facts_cached, program_paths, using_store
-    from platformctl.offline import cache
+    from platformctl.offline import facts
 
     path = tmp_path / "facts.json"
-    first = cache.FactsFile(path)
+    first = facts.FactsFile(path)
     _facts_cached.cache_clear()  # as in a new process
     with using_store(first):
         expected = program_paths(ROOT_COPY_SOURCE)
     assert first.changed and len(first.used) >= 60  # every module parsed and handed to the file
     first.save()
-    kept = cache.FactsFile(path)
+    kept = facts.FactsFile(path)
     assert kept.known == first.used
     _facts_cached.cache_clear()
     with using_store(kept):
@@ -339,24 +339,24 @@ def test_module_facts_are_kept_signed_between_runs_and_a_tampered_file_is_ignore
     digest = next(iter(forged["facts"]))
     forged["facts"][digest]["imports"] = []
     path.write_bytes(signature + b"\n" + json.dumps(forged, sort_keys=True, separators=(",", ":")).encode())
-    assert cache.FactsFile(path).known == {}
+    assert facts.FactsFile(path).known == {}
     path.unlink()
     path.symlink_to(tmp_path / "elsewhere.json")
     (tmp_path / "elsewhere.json").write_bytes(signature + b"\n" + body)
-    assert cache.FactsFile(path).known == {}
+    assert facts.FactsFile(path).known == {}
 
 
 def test_a_relative_xdg_cache_home_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A relative XDG_CACHE_HOME would put the user's signing key into the current folder (a repository
     perhaps); the XDG specification says to ignore it."""
-    from platformctl.offline import cache
+    from platformctl.offline import signing
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", "relcache")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache.user_folder() is None  # and no home folder: none is created
+    assert signing.user_folder() is None  # and no home folder: none is created
     (tmp_path / "home").mkdir()
-    assert cache.user_folder() == tmp_path / "home" / ".cache" / "platformctl"
+    assert signing.user_folder() == tmp_path / "home" / ".cache" / "platformctl"
 
 
 def test_module_facts_kept_by_another_version_of_the_derivation_are_not_used(tmp_path: Path) -> None:
@@ -366,21 +366,21 @@ def test_module_facts_kept_by_another_version_of_the_derivation_are_not_used(tmp
     import hmac
 
     from fleet.program import _facts_cached, program_paths, using_store
-    from platformctl.offline import cache
+    from platformctl.offline import facts, signing
 
     path = tmp_path / "facts.json"
-    first = cache.FactsFile(path)
+    first = facts.FactsFile(path)
     _facts_cached.cache_clear()
     with using_store(first):
         program_paths(ROOT_COPY_SOURCE)
     first.save()
-    assert cache.FactsFile(path).known
+    assert facts.FactsFile(path).known
     document = json.loads(path.read_bytes().partition(b"\n")[2])
     document["deriver"] = "an older fleet/program.py"
     body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    signature = hmac.new(cache.signing_key(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
+    signature = hmac.new(signing.signing_secret(), b"program-facts\0" + body, hashlib.sha256).hexdigest().encode()
     path.write_bytes(signature + b"\n" + body)
-    assert cache.FactsFile(path).known == {}
+    assert facts.FactsFile(path).known == {}
 
 
 def test_a_program_module_imported_from_elsewhere_is_in_the_key(
@@ -391,7 +391,7 @@ def test_a_program_module_imported_from_elsewhere_is_in_the_key(
     import sys
     import types
 
-    from platformctl.offline import cache
+    from platformctl.offline import keys
 
     shadow = tmp_path / "pythonpath" / "gateway" / "shadowed.py"
     shadow.parent.mkdir(parents=True)
@@ -399,12 +399,12 @@ def test_a_program_module_imported_from_elsewhere_is_in_the_key(
     module = types.ModuleType("gateway.shadowed")
     module.__file__ = str(shadow)
     monkeypatch.setitem(sys.modules, "gateway.shadowed", module)
-    cache.forget_program()
+    keys.forget_program()
     try:
-        assert cache.foreign_program_modules(ROOT_COPY_SOURCE) == [("gateway.shadowed", shadow)]
-        before = cache.program_fingerprint(ROOT_COPY_SOURCE)
+        assert keys.foreign_program_modules(ROOT_COPY_SOURCE) == [("gateway.shadowed", shadow)]
+        before = keys.program_fingerprint(ROOT_COPY_SOURCE)
         shadow.write_text("PREFIX = '/v3'\n")
-        cache.forget_program()
-        assert cache.program_fingerprint(ROOT_COPY_SOURCE) != before
+        keys.forget_program()
+        assert keys.program_fingerprint(ROOT_COPY_SOURCE) != before
     finally:
-        cache.forget_program()
+        keys.forget_program()

@@ -13,7 +13,7 @@ import platformctl.offline.results as results_module
 import platformctl.planning as planning_module
 from fleet.repo import Repo
 from foundation.stacks import parse_stack_name
-from platformctl.offline.cache import CachedResult, ResultCache
+from platformctl.offline.store import CachedResult, ResultCache
 from platformctl.planning import run_plan
 
 ACME = parse_stack_name("partner-acme-voice")
