@@ -4,12 +4,16 @@ policy agent enforces them (the region's cluster turns it on, components/regiona
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi_kubernetes as k8s
 
 from foundation.naming import integration_namespace, integration_system_namespace
-from integrations.rules import ReviewRules
-from integrations.spec import IntegrationSpec
 from regions.network import POD_IDENTITY_AGENT
+
+if TYPE_CHECKING:  # a partner's plan imports this module and needs nothing of the marketplace's
+    from integrations.rules import ReviewRules
+    from integrations.spec import IntegrationSpec
 
 GATEWAY_NAMESPACE = "platform"
 GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "kong"}
