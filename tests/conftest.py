@@ -36,6 +36,9 @@ class LazyPlans(Mapping[str, StackPlan]):
         self.plan([stack])
         return self.planned[stack]
 
+    def __contains__(self, stack: object) -> bool:
+        return stack in self.names  # a name check, no plan
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
 
