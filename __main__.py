@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
+from components.outputs import GlobalOutput, RegionOutput
 from fleet.repo import Repo, for_program
 from foundation.errors import PlatformError
 from foundation.naming import meter_host, voice_host
@@ -93,19 +94,19 @@ def build_global(repo: Repo, _: str) -> None:
         ),
         opts=pulumi.ResourceOptions(providers=[org_provider]),
     )
-    pulumi.export("kong_service_ids", gateway.service_ids)
-    pulumi.export("kong_rate_limit_plans", gateway.rate_limits)
-    pulumi.export("kong_cluster_endpoint", config.require("kongClusterEndpoint"))
-    pulumi.export("kong_telemetry_endpoint", config.require("kongTelemetryEndpoint"))
-    pulumi.export("kong_cluster_cert", gateway.cluster_cert)
-    pulumi.export("kong_cluster_key", gateway.cluster_key)
-    pulumi.export("dns_zone_id", zone.zone_id)
-    pulumi.export("dns_zone_name", zone.name)
-    pulumi.export("snowflake_accounts", org.accounts)
-    pulumi.export("snowflake_admin_keys", org.admin_keys)
-    pulumi.export("meter_kong_token", gateway.meter_token)
-    pulumi.export("kong_meter_service_id", gateway.meter_service_id)
-    pulumi.export("webhooks_kong_token", webhooks.kong_token)
+    pulumi.export(GlobalOutput.KONG_SERVICE_IDS, gateway.service_ids)
+    pulumi.export(GlobalOutput.KONG_RATE_LIMIT_PLANS, gateway.rate_limits)
+    pulumi.export(GlobalOutput.KONG_CLUSTER_ENDPOINT, config.require("kongClusterEndpoint"))
+    pulumi.export(GlobalOutput.KONG_TELEMETRY_ENDPOINT, config.require("kongTelemetryEndpoint"))
+    pulumi.export(GlobalOutput.KONG_CLUSTER_CERT, gateway.cluster_cert)
+    pulumi.export(GlobalOutput.KONG_CLUSTER_KEY, gateway.cluster_key)
+    pulumi.export(GlobalOutput.DNS_ZONE_ID, zone.zone_id)
+    pulumi.export(GlobalOutput.DNS_ZONE_NAME, zone.name)
+    pulumi.export(GlobalOutput.SNOWFLAKE_ACCOUNTS, org.accounts)
+    pulumi.export(GlobalOutput.SNOWFLAKE_ADMIN_KEYS, org.admin_keys)
+    pulumi.export(GlobalOutput.METER_KONG_TOKEN, gateway.meter_token)
+    pulumi.export(GlobalOutput.KONG_METER_SERVICE_ID, gateway.meter_service_id)
+    pulumi.export(GlobalOutput.WEBHOOKS_KONG_TOKEN, webhooks.kong_token)
 
 
 def build_region(repo: Repo, code: str) -> None:
@@ -133,7 +134,7 @@ def build_region(repo: Repo, code: str) -> None:
     except ValueError as exc:
         raise pulumi.RunError(f"{stack_file}: platform:voiceUpstream: {exc}") from None
     global_ref = stack_reference("global")
-    zone = global_ref.get_output("dns_zone_name")
+    zone = global_ref.get_output(GlobalOutput.DNS_ZONE_NAME)
     meter_public_url = zone.apply(lambda name: f"https://{meter_host(code, name)}")
     import pulumi_kong as kong
 
@@ -148,21 +149,21 @@ def build_region(repo: Repo, code: str) -> None:
             retention_days=catalog.strictest_retention_days(launched),
             name_prefix=config.require("namePrefix"),
             kubernetes_version=config.require("kubernetesVersion"),
-            kong_cluster_endpoint=global_ref.get_output("kong_cluster_endpoint"),
-            kong_telemetry_endpoint=global_ref.get_output("kong_telemetry_endpoint"),
-            kong_cluster_cert=global_ref.get_output("kong_cluster_cert"),
-            kong_cluster_key=global_ref.get_output("kong_cluster_key"),
-            dns_zone_id=global_ref.get_output("dns_zone_id"),
+            kong_cluster_endpoint=global_ref.get_output(GlobalOutput.KONG_CLUSTER_ENDPOINT),
+            kong_telemetry_endpoint=global_ref.get_output(GlobalOutput.KONG_TELEMETRY_ENDPOINT),
+            kong_cluster_cert=global_ref.get_output(GlobalOutput.KONG_CLUSTER_CERT),
+            kong_cluster_key=global_ref.get_output(GlobalOutput.KONG_CLUSTER_KEY),
+            dns_zone_id=global_ref.get_output(GlobalOutput.DNS_ZONE_ID),
             acme_email=config.require("acmeEmail"),
             snowflake_organization=config.require("snowflakeOrganization"),
-            snowflake_account=global_ref.get_output("snowflake_accounts")[code],
-            snowflake_private_key=global_ref.get_output("snowflake_admin_keys")[code],
+            snowflake_account=global_ref.get_output(GlobalOutput.SNOWFLAKE_ACCOUNTS)[code],
+            snowflake_private_key=global_ref.get_output(GlobalOutput.SNOWFLAKE_ADMIN_KEYS)[code],
             meter_image=config.require("servicesImage"),
             meter_public_url=meter_public_url,
-            meter_kong_token=global_ref.get_output("meter_kong_token"),
+            meter_kong_token=global_ref.get_output(GlobalOutput.METER_KONG_TOKEN),
             meter_host=zone.apply(lambda name: meter_host(code, name)),
-            kong_meter_service_id=global_ref.get_output("kong_meter_service_id"),
-            webhooks_kong_token=global_ref.get_output("webhooks_kong_token"),
+            kong_meter_service_id=global_ref.get_output(GlobalOutput.KONG_METER_SERVICE_ID),
+            webhooks_kong_token=global_ref.get_output(GlobalOutput.WEBHOOKS_KONG_TOKEN),
             dns_zone_name=zone,
             twilio_account_sid=config.get_secret("twilioAccountSid") or "",
             twilio_auth_token=config.get_secret("twilioAuthToken") or "",
@@ -181,7 +182,9 @@ def build_region(repo: Repo, code: str) -> None:
     # Public endpoints in the platform zone: Twilio calls the voice endpoint (through the regional gateway) and posts
     # call status to the meter (`meter_public_url`, exported with the deployment's outputs), whose signed callback
     # URL names the partner.
-    pulumi.export("voice_endpoint_url", zone.apply(lambda name: f"https://{voice_host(code, name)}/twilio/voice"))
+    pulumi.export(
+        RegionOutput.VOICE_ENDPOINT_URL, zone.apply(lambda name: f"https://{voice_host(code, name)}/twilio/voice")
+    )
 
 
 def build_partner(repo: Repo, partner_id: str) -> None:
@@ -216,17 +219,17 @@ def build_partner(repo: Repo, partner_id: str) -> None:
                 tags={"platform:partner": spec.id, "platform:region": region.code, "platform:managed-by": "platformctl"}
             ),
         ),
-        k8s.Provider("k8s", kubeconfig=region_ref.get_output("kubeconfig"), enable_server_side_apply=True),
+        k8s.Provider("k8s", kubeconfig=region_ref.get_output(RegionOutput.KUBECONFIG), enable_server_side_apply=True),
         kong.Provider(
             "kong", kong_admin_uri=config.require("kongAdminUrl"), kong_admin_token=config.get_secret("kongAdminToken")
         ),
         snowflake.Provider(
             "snowflake",
             organization_name=config.require("snowflakeOrganization"),
-            account_name=region_ref.get_output("snowflake_account"),
+            account_name=region_ref.get_output(RegionOutput.SNOWFLAKE_ACCOUNT),
             user="PLATFORMCTL",
             authenticator="SNOWFLAKE_JWT",
-            private_key=global_ref.get_output("snowflake_admin_keys")[spec.home_region],
+            private_key=global_ref.get_output(GlobalOutput.SNOWFLAKE_ADMIN_KEYS)[spec.home_region],
             role="ACCOUNTADMIN",
             preview_features_enabled=features_for(SNOWFLAKE_TYPES),
         ),
@@ -238,19 +241,19 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             tier=repo.tiers()[spec.tier],
             retention_days=catalog.strictest_retention_days(spec.countries),
             name_prefix=config.require("namePrefix"),
-            cluster_name=region_ref.get_output("cluster_name"),
-            region_key_alias=region_ref.get_output("kms_key_alias"),
+            cluster_name=region_ref.get_output(RegionOutput.CLUSTER_NAME),
+            region_key_alias=region_ref.get_output(RegionOutput.KMS_KEY_ALIAS),
             region_buckets={
-                "recordings": region_ref.get_output("recordings_bucket"),
-                "transcripts": region_ref.get_output("transcripts_bucket"),
+                "recordings": region_ref.get_output(RegionOutput.RECORDINGS_BUCKET),
+                "transcripts": region_ref.get_output(RegionOutput.TRANSCRIPTS_BUCKET),
             },
-            snowflake_database=region_ref.get_output("snowflake_database"),
-            snowflake_warehouse=region_ref.get_output("snowflake_partner_warehouse"),
+            snowflake_database=region_ref.get_output(RegionOutput.SNOWFLAKE_DATABASE),
+            snowflake_warehouse=region_ref.get_output(RegionOutput.SNOWFLAKE_PARTNER_WAREHOUSE),
             apis=repo.api_catalog(),
-            kong_service_ids=global_ref.get_output("kong_service_ids"),
+            kong_service_ids=global_ref.get_output(GlobalOutput.KONG_SERVICE_IDS),
             dns_zone=config.require("dnsZone"),
-            dns_zone_id=global_ref.get_output("dns_zone_id"),
-            gateway_hostname=region_ref.get_output("gateway_hostname"),
+            dns_zone_id=global_ref.get_output(GlobalOutput.DNS_ZONE_ID),
+            gateway_hostname=region_ref.get_output(RegionOutput.GATEWAY_HOSTNAME),
             # Set by platformctl after it checked the partner's TXT proof; naming the domain, so a changed domain
             # needs a new proof.
             domain_verified=config.get("domainVerified") == spec.domain,
@@ -264,8 +267,8 @@ def build_partner(repo: Repo, partner_id: str) -> None:
                 if (needs := repo.telephony().requirements(slot.country, slot.type)) is not None
                 and needs.bundle == "required"
             ),
-            voice_endpoint_url=region_ref.get_output("voice_endpoint_url"),
-            meter_public_url=region_ref.get_output("meter_public_url"),
+            voice_endpoint_url=region_ref.get_output(RegionOutput.VOICE_ENDPOINT_URL),
+            meter_public_url=region_ref.get_output(RegionOutput.METER_PUBLIC_URL),
             keep_numbers=not (config.get_bool("purgeData") or config.get_bool("releaseNumbers")),
         ),
         opts=pulumi.ResourceOptions(providers=providers),
@@ -282,16 +285,18 @@ def build_partner(repo: Repo, partner_id: str) -> None:
     terms_provider = snowflake.Provider(
         "snowflake-terms",
         organization_name=config.require("snowflakeOrganization"),
-        account_name=region_ref.get_output("snowflake_account"),
+        account_name=region_ref.get_output(RegionOutput.SNOWFLAKE_ACCOUNT),
         user="PLATFORMCTL",
         authenticator="SNOWFLAKE_JWT",
-        private_key=global_ref.get_output("snowflake_admin_keys")[spec.home_region],
+        private_key=global_ref.get_output(GlobalOutput.SNOWFLAKE_ADMIN_KEYS)[spec.home_region],
         role="ACCOUNTADMIN",
-        warehouse=region_ref.get_output("snowflake_partner_warehouse"),
+        warehouse=region_ref.get_output(RegionOutput.SNOWFLAKE_PARTNER_WAREHOUSE),
     )
     PartnerTermsRow(
         "terms",
-        PartnerTermsRowArgs(partner_id=spec.id, database=region_ref.get_output("snowflake_database"), terms=terms),
+        PartnerTermsRowArgs(
+            partner_id=spec.id, database=region_ref.get_output(RegionOutput.SNOWFLAKE_DATABASE), terms=terms
+        ),
         opts=pulumi.ResourceOptions(providers=[terms_provider]),
     )
     for integration_id in spec.integrations:  # its INSTALLS rows, on the same provider (integrations/payouts.py)
@@ -348,7 +353,7 @@ def build_integration(repo: Repo, integration_id: str) -> None:
     providers = {
         region: k8s.Provider(
             f"k8s-{region}",
-            kubeconfig=stack_reference(f"region-{region}").get_output("kubeconfig"),
+            kubeconfig=stack_reference(f"region-{region}").get_output(RegionOutput.KUBECONFIG),
             enable_server_side_apply=True,
         )
         for region in spec.regions
@@ -364,7 +369,7 @@ def build_integration(repo: Repo, integration_id: str) -> None:
             rules=repo.review_rules(),
             scopes=repo.api_catalog().scopes,
             kubernetes=providers,
-            kong_service_ids=stack_reference("global").get_output("kong_service_ids"),
+            kong_service_ids=stack_reference("global").get_output(GlobalOutput.KONG_SERVICE_IDS),
             installations=tuple(repo.installations(integration_id)),
             suspended=record.state == "suspended",
             conformance_image=config.require("servicesImage"),

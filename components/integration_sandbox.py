@@ -14,46 +14,42 @@ name itself, so the sandbox cannot reach an address by claiming an allowed name.
 the CONNECT line, not inside TLS (the host decides what is served there); cluster DNS stays reachable, so a DNS
 query can still carry data out to a name server (the proxy does not close that channel).
 
-Kong (the global control plane): a service and route under `/integrations/<id>/` that only installing partners'
-consumers may call; per scope a route on the platform API matching the scope's paths and methods and the
-`X-Platform-Integration: <id>` header, open only to the integration's ACL group; and one consumer per installation,
-in that group, whose custom_id `<partner>/<integration>` names the partner's tenant to the upstreams (which read
-the tenant from the part before `/`), with its key as a secret. Suspended: every route answers 503 with a body
-saying so, and the sandboxes scale to zero; the consumers stay.
+Kong (the global control plane, components/integration_gateway.py): a service and route under `/integrations/<id>/`
+for installing partners, scope routes open only to the integration's ACL group, one consumer per installation.
+Suspended: every route answers 503 with a body saying so, and the sandboxes scale to zero; the consumers stay.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
 
 import pulumi
-import pulumi_kong as kong
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
-from components.partner_tenant import GATEWAY_NAMESPACE, GATEWAY_POD_LABELS
-from foundation.naming import (
-    REGION_STORAGE_CLASS,
-    installation_consumer,
-    integration_acl_group,
-    integration_namespace,
-    integration_system_namespace,
-    partner_namespace,
+from components.integration_gateway import build_integration_routes
+from components.network_policies import (
+    CONFORMANCE_LABELS,
+    PROXY_LABELS,
+    WORKLOAD_LABELS,
+    sandbox_network_policies,
+    system_network_policies,
 )
+from components.sandbox_settings import (
+    conformance_args,
+    container_security,
+    pod_security,
+    sandbox_quota,
+    squid_config,
+    system_quota,
+)
+from foundation.naming import REGION_STORAGE_CLASS, integration_namespace, integration_system_namespace
 from gateway.model import Scope
 from integrations.rules import ReviewRules
 from integrations.spec import IntegrationSpec
 
-INTEGRATION_HEADER = "X-Platform-Integration"
-"""Header an integration sends with platform API calls: it selects the integration's scope routes."""
-PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8")
-"""Never reachable through the proxy: the VPC, peered VPCs, link-local (instance metadata), CGNAT, loopback."""
-WORKLOAD_LABELS = {"app.kubernetes.io/name": "integration", "app.kubernetes.io/component": "workload"}
-PROXY_LABELS = {"app.kubernetes.io/name": "egress-proxy"}
-CONFORMANCE_LABELS = {"app.kubernetes.io/name": "conformance"}
+Meta = Callable[[str, str], k8s.meta.v1.ObjectMetaArgs]
+"""(object name, namespace) -> the object's metadata with the integration's labels."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,18 @@ class IntegrationSandbox(pulumi.ComponentResource):
         }
         for region, provider in args.kubernetes.items():
             self._region(name, region, args, pulumi.ResourceOptions(parent=self, provider=provider))
-        self._gateway(name, args, pulumi.ResourceOptions(parent=self))
+        self.outputs.update(
+            build_integration_routes(
+                name,
+                spec,
+                args.scopes,
+                args.kong_service_ids,
+                args.installations,
+                args.suspended,
+                self.namespace,
+                pulumi.ResourceOptions(parent=self),
+            )
+        )
         self.register_outputs(self.outputs)
 
     # ------------------------------------------------------------------ Kubernetes, per region
@@ -209,7 +216,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
                         service_account_name=account.metadata.name,
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=_pod_security(),
+                        security_context=pod_security(),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="integration",
@@ -228,7 +235,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
                                     }
                                     or None,
                                 ),
-                                security_context=_container_security(),
+                                security_context=container_security(),
                                 readiness_probe=probe,
                                 liveness_probe=probe,
                                 volume_mounts=mounts,
@@ -254,20 +261,20 @@ class IntegrationSandbox(pulumi.ComponentResource):
         self._conformance(prefix, args, meta, in_system, [workload, service])
 
     def _egress_proxy(
-        self, prefix: str, args: IntegrationSandboxArgs, meta: object, opts: pulumi.ResourceOptions
+        self, prefix: str, args: IntegrationSandboxArgs, meta: Meta, opts: pulumi.ResourceOptions
     ) -> None:
         rules, ns = args.rules, self.system_namespace
         proxy = rules.egress_proxy
         metadata = meta  # (name, namespace) -> ObjectMetaArgs
         k8s.core.v1.ResourceQuota(
             f"{prefix}-system-quota",
-            metadata=metadata("system-quota", ns),  # type: ignore[operator]
+            metadata=metadata("system-quota", ns),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=system_quota(rules)),
             opts=opts,
         )
         k8s.core.v1.LimitRange(
             f"{prefix}-system-limits",
-            metadata=metadata("system-limits", ns),  # type: ignore[operator]
+            metadata=metadata("system-limits", ns),
             spec=k8s.core.v1.LimitRangeSpecArgs(
                 limits=[
                     k8s.core.v1.LimitRangeItemArgs(
@@ -283,25 +290,25 @@ class IntegrationSandbox(pulumi.ComponentResource):
         for policy_name, policy_spec in system_network_policies(args.spec, rules).items():
             k8s.networking.v1.NetworkPolicy(
                 f"{prefix}-system-{policy_name}",
-                metadata=metadata(policy_name, ns),  # type: ignore[operator]
+                metadata=metadata(policy_name, ns),
                 spec=policy_spec,
                 opts=opts,
             )
         config = k8s.core.v1.ConfigMap(
             f"{prefix}-egress-allowlist",
-            metadata=metadata("egress-allowlist", ns),  # type: ignore[operator]
+            metadata=metadata("egress-allowlist", ns),
             data={"squid.conf": squid_config(args.spec.egress, proxy.port)},
             opts=opts,
         )
         proxy_account = k8s.core.v1.ServiceAccount(
             f"{prefix}-proxy-sa",
-            metadata=metadata("egress-proxy", ns),  # type: ignore[operator]
+            metadata=metadata("egress-proxy", ns),
             automount_service_account_token=False,
             opts=opts,
         )
         k8s.apps.v1.Deployment(
             f"{prefix}-egress-proxy",
-            metadata=metadata("egress-proxy", ns),  # type: ignore[operator]
+            metadata=metadata("egress-proxy", ns),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=0 if args.suspended else 1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=PROXY_LABELS),
@@ -315,7 +322,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
                         service_account_name=proxy_account.metadata.name,
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=_pod_security(),
+                        security_context=pod_security(),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="squid",
@@ -325,7 +332,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
                                     limits=dict(proxy.resources), requests=dict(proxy.resources)
                                 ),
-                                security_context=_container_security(),
+                                security_context=container_security(),
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(name="config", mount_path="/etc/squid", read_only=True),
                                     k8s.core.v1.VolumeMountArgs(name="run", mount_path="/var/run/squid"),
@@ -346,7 +353,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
         )
         k8s.core.v1.Service(
             f"{prefix}-egress-proxy-service",
-            metadata=metadata("egress-proxy", ns),  # type: ignore[operator]
+            metadata=metadata("egress-proxy", ns),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=PROXY_LABELS,
@@ -359,7 +366,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
         self,
         prefix: str,
         args: IntegrationSandboxArgs,
-        meta: object,
+        meta: Meta,
         opts: pulumi.ResourceOptions,
         after: list[pulumi.Resource],
     ) -> None:
@@ -371,7 +378,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
         k8s.batch.v1.Job(
             f"{prefix}-conformance",
             # One Job per spec digest: a new version is checked again after its deploy; the old Job is replaced.
-            metadata=meta(f"conformance-{args.digest.removeprefix('sha256:')[:12]}", self.system_namespace),  # type: ignore[operator]
+            metadata=meta(f"conformance-{args.digest.removeprefix('sha256:')[:12]}", self.system_namespace),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=0,
                 ttl_seconds_after_finished=7 * 24 * 3600,
@@ -382,7 +389,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
                         restart_policy="Never",
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=_pod_security(),
+                        security_context=pod_security(),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="conformance",
@@ -391,7 +398,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
                                     limits=dict(proxy), requests=dict(proxy)
                                 ),
-                                security_context=_container_security(),
+                                security_context=container_security(),
                             )
                         ],
                     ),
@@ -405,326 +412,3 @@ class IntegrationSandbox(pulumi.ComponentResource):
                 ),
             ),
         )
-
-    # ------------------------------------------------------------------ Kong (global control plane)
-
-    def _gateway(self, name: str, args: IntegrationSandboxArgs, opts: pulumi.ResourceOptions) -> None:
-        spec = args.spec
-        group = integration_acl_group(spec.id)
-        tags = [f"integration:{spec.id}"]
-        service = kong.Service(
-            f"{name}-service",
-            name=f"integration-{spec.id}",
-            protocol="http",
-            # Each region's data plane resolves the name in its own cluster: traffic stays in the region.
-            host=f"{spec.id}.{self.namespace}.svc.cluster.local",
-            port=spec.port,
-            path="/",
-            retries=2,
-            connect_timeout=5000,
-            read_timeout=60_000,
-            write_timeout=60_000,
-            tags=tags,
-            opts=opts,
-        )
-        kong.Plugin(
-            f"{name}-key-auth",
-            name="key-auth",
-            service_id=service.id,
-            config_json=json.dumps({"key_names": ["apikey"], "hide_credentials": True}),
-            tags=tags,
-            opts=opts,
-        )
-        route = kong.Route(
-            f"{name}-route",
-            name=f"integration-{spec.id}",
-            service_id=service.id,
-            protocols=["https"],
-            paths=[f"/integrations/{spec.id}/"],
-            strip_path=True,
-            preserve_host=False,
-            https_redirect_status_code=426,
-            tags=tags,
-            opts=opts,
-        )
-        # Only partners that installed it reach it (their consumers carry their private group).
-        kong.Plugin(
-            f"{name}-route-acl",
-            name="acl",
-            route_id=route.id,
-            config_json=json.dumps(
-                {"allow": [group, *(partner_namespace(p) for p in args.installations)], "hide_groups_header": True}
-            ),
-            tags=tags,
-            opts=opts,
-        )
-        routes = [("route", route)]
-        for scope_name in spec.scopes:
-            scope = args.scopes[scope_name]
-            slug = scope_name.replace(":", "-")
-            scope_route = kong.Route(
-                f"{name}-scope-{slug}",
-                name=f"integration-{spec.id}-{slug}",
-                service_id=pulumi.Output.from_input(args.kong_service_ids).apply(_service_of(scope.api)),
-                protocols=["https"],
-                paths=list(scope.paths),
-                methods=list(scope.methods),
-                headers=[kong.RouteHeaderArgs(name=INTEGRATION_HEADER, values=[spec.id])],
-                strip_path=False,
-                preserve_host=False,
-                https_redirect_status_code=426,
-                tags=[*tags, f"scope:{scope_name}"],
-                opts=opts,
-            )
-            # The route's ACL replaces the service's tier ACL here: only this integration's installations pass.
-            kong.Plugin(
-                f"{name}-scope-{slug}-acl",
-                name="acl",
-                route_id=scope_route.id,
-                config_json=json.dumps({"allow": [group], "hide_groups_header": True}),
-                tags=tags,
-                opts=opts,
-            )
-            routes.append((f"scope-{slug}", scope_route))
-        if args.suspended:
-            for label, suspended_route in routes:
-                kong.Plugin(
-                    f"{name}-{label}-suspended",
-                    name="request-termination",
-                    route_id=suspended_route.id,
-                    config_json=json.dumps(suspended_response(spec.id)),
-                    tags=tags,
-                    opts=opts,
-                )
-        keys: dict[str, pulumi.Output[str]] = {}
-        for partner_id in args.installations:
-            username = installation_consumer(spec.id, partner_id)
-            consumer = kong.Consumer(
-                f"{name}-install-{partner_id}",
-                username=username,
-                custom_id=f"{partner_id}/{spec.id}",
-                tags=[*tags, f"installation:{partner_id}"],
-                opts=opts,
-            )
-            key = random.RandomPassword(f"{name}-install-{partner_id}-key", length=48, special=False, opts=opts)
-            kong.ConsumerKeyAuth(
-                f"{name}-install-{partner_id}-key-auth", consumer_id=consumer.id, key=key.result, tags=tags, opts=opts
-            )
-            kong.ConsumerAcl(
-                f"{name}-install-{partner_id}-acl", consumer_id=consumer.id, group=group, tags=tags, opts=opts
-            )
-            keys[partner_id] = key.result
-        self.outputs["installation_keys"] = pulumi.Output.secret(cast(Any, pulumi.Output.all(**keys)) if keys else {})
-        self.outputs["route_path"] = f"/integrations/{spec.id}/"
-
-
-def _service_of(api: str) -> Callable[[Mapping[str, str]], str]:
-    return lambda ids: ids[api]
-
-
-def suspended_response(integration_id: str) -> dict[str, object]:
-    """request-termination config of a suspended integration's routes (Kong 3.9 schema fields)."""
-    return {
-        "status_code": 503,
-        "message": f"The integration {integration_id} is suspended by the marketplace; installations are kept.",
-    }
-
-
-def sandbox_quota(rules: ReviewRules) -> dict[str, str]:
-    caps = rules.caps
-    return {
-        "requests.cpu": caps.cpu,
-        "limits.cpu": caps.cpu,
-        "requests.memory": caps.memory,
-        "limits.memory": caps.memory,
-        "requests.storage": caps.storage,
-        "persistentvolumeclaims": "1",
-        "services.loadbalancers": "0",
-        "services.nodeports": "0",
-    }
-
-
-def system_quota(rules: ReviewRules) -> dict[str, str]:
-    """Room for the proxy and one conformance job (each sized like the proxy)."""
-    from integrations.rules import quantity
-
-    cpu = quantity(rules.egress_proxy.resources["cpu"]) * 2
-    memory = quantity(rules.egress_proxy.resources["memory"]) * 2
-    cpu_text = f"{int(cpu * 1000)}m"
-    memory_text = f"{int(memory / 2**20)}Mi"
-    return {
-        "requests.cpu": cpu_text,
-        "limits.cpu": cpu_text,
-        "requests.memory": memory_text,
-        "limits.memory": memory_text,
-        "persistentvolumeclaims": "0",
-        "services.loadbalancers": "0",
-        "services.nodeports": "0",
-    }
-
-
-def squid_config(hosts: tuple[str, ...], port: int) -> str:
-    """Squid config allowing CONNECT to port 443 of exactly `hosts` and nothing else.
-
-    `dstdomain -n`: an exact name (no leading dot) matches that host only, not its subdomains, and `-n` stops Squid
-    from matching an IP-address request by its reverse DNS name (a PTR record the requester may control)."""
-    lines = [
-        f"http_port {port}",
-        "pid_filename /var/run/squid/squid.pid",
-        "cache deny all",
-        "coredump_dir /var/run/squid",
-        "access_log stdio:/dev/stdout",
-        "cache_log stdio:/dev/stderr",
-        "acl ssl_port port 443",
-        "acl CONNECT method CONNECT",
-        "http_access deny !CONNECT",
-        "http_access deny !ssl_port",
-    ]
-    if hosts:
-        lines += [f"acl allowed_hosts dstdomain -n {' '.join(hosts)}", "http_access allow CONNECT allowed_hosts"]
-    lines += ["http_access deny all", ""]
-    return "\n".join(lines)
-
-
-def conformance_args(target: str, rules: ReviewRules) -> list[str]:
-    bars = rules.conformance
-    return [
-        "conformance",
-        "run",
-        "--url",
-        target,
-        "--duration",
-        str(bars.duration_seconds),
-        "--min-rps",
-        str(bars.min_rps),
-        "--max-p95",
-        str(bars.p95_seconds),
-        "--max-error-rate",
-        str(bars.max_error_rate),
-    ]
-
-
-def _pod_security() -> k8s.core.v1.PodSecurityContextArgs:
-    return k8s.core.v1.PodSecurityContextArgs(
-        run_as_non_root=True,
-        run_as_user=65532,
-        run_as_group=65532,
-        fs_group=65532,
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
-
-
-def _container_security() -> k8s.core.v1.SecurityContextArgs:
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-    )
-
-
-def _peer(
-    namespace: str | None = None,
-    pods: dict[str, str] | None = None,
-    cidr: str | None = None,
-    exclude: tuple[str, ...] = (),
-) -> k8s.networking.v1.NetworkPolicyPeerArgs:
-    np = k8s.networking.v1
-    if cidr is not None:
-        return np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr=cidr, except_=list(exclude) or None))
-    return np.NetworkPolicyPeerArgs(
-        namespace_selector=(
-            k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
-            if namespace is not None
-            else None
-        ),
-        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pods or {}),
-    )
-
-
-def _port(number: int, protocol: str = "TCP") -> k8s.networking.v1.NetworkPolicyPortArgs:
-    return k8s.networking.v1.NetworkPolicyPortArgs(protocol=protocol, port=number)
-
-
-def _dns() -> k8s.networking.v1.NetworkPolicySpecArgs:
-    np = k8s.networking.v1
-    return np.NetworkPolicySpecArgs(
-        pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-        policy_types=["Egress"],
-        egress=[
-            np.NetworkPolicyEgressRuleArgs(
-                to=[_peer("kube-system", {"k8s-app": "kube-dns"})], ports=[_port(53, "UDP"), _port(53)]
-            )
-        ],
-    )
-
-
-def sandbox_network_policies(
-    spec: IntegrationSpec, rules: ReviewRules
-) -> dict[str, k8s.networking.v1.NetworkPolicySpecArgs]:
-    """Default deny; in: the gateway and the conformance job, to the workload's port; out: DNS, the regional gateway
-    and the egress proxy. No other namespace, no metadata address, no internet but through the proxy."""
-    np = k8s.networking.v1
-    everything = k8s.meta.v1.LabelSelectorArgs()
-    system = integration_system_namespace(spec.id)
-    return {
-        "default-deny": np.NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Ingress", "Egress"]),
-        "allow-gateway": np.NetworkPolicySpecArgs(
-            pod_selector=everything,
-            policy_types=["Ingress", "Egress"],
-            ingress=[
-                np.NetworkPolicyIngressRuleArgs(
-                    from_=[_peer(GATEWAY_NAMESPACE, GATEWAY_POD_LABELS), _peer(system, CONFORMANCE_LABELS)],
-                    ports=[_port(spec.port)],
-                )
-            ],
-            # Platform API calls (the installation's key, the scope routes) go through the regional gateway.
-            egress=[np.NetworkPolicyEgressRuleArgs(to=[_peer(GATEWAY_NAMESPACE, GATEWAY_POD_LABELS)])],
-        ),
-        "allow-dns": _dns(),
-        "allow-egress-proxy": np.NetworkPolicySpecArgs(
-            pod_selector=everything,
-            policy_types=["Egress"],
-            egress=[
-                np.NetworkPolicyEgressRuleArgs(to=[_peer(system, PROXY_LABELS)], ports=[_port(rules.egress_proxy.port)])
-            ],
-        ),
-    }
-
-
-def system_network_policies(
-    spec: IntegrationSpec, rules: ReviewRules
-) -> dict[str, k8s.networking.v1.NetworkPolicySpecArgs]:
-    """Default deny; the proxy: in from the sandbox on its port, out to public addresses on 443; the conformance
-    job: out to the sandbox's port. Both: DNS."""
-    np = k8s.networking.v1
-    everything = k8s.meta.v1.LabelSelectorArgs()
-    sandbox = integration_namespace(spec.id)
-    proxy = k8s.meta.v1.LabelSelectorArgs(match_labels=PROXY_LABELS)
-    return {
-        "default-deny": np.NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Ingress", "Egress"]),
-        "allow-proxy": np.NetworkPolicySpecArgs(
-            pod_selector=proxy,
-            policy_types=["Ingress", "Egress"],
-            ingress=[
-                np.NetworkPolicyIngressRuleArgs(
-                    from_=[_peer(sandbox, WORKLOAD_LABELS)], ports=[_port(rules.egress_proxy.port)]
-                )
-            ],
-            egress=(
-                [
-                    np.NetworkPolicyEgressRuleArgs(
-                        to=[_peer(cidr="0.0.0.0/0", exclude=PRIVATE_RANGES)], ports=[_port(443)]
-                    )
-                ]
-                if spec.egress
-                else []
-            ),
-        ),
-        "allow-conformance": np.NetworkPolicySpecArgs(
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=CONFORMANCE_LABELS),
-            policy_types=["Egress"],
-            egress=[np.NetworkPolicyEgressRuleArgs(to=[_peer(sandbox, WORKLOAD_LABELS)], ports=[_port(spec.port)])],
-        ),
-        "allow-dns": _dns(),
-    }

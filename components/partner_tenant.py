@@ -11,26 +11,21 @@ import pulumi_aws as aws
 import pulumi_kong as kong
 import pulumi_kubernetes as k8s
 import pulumi_random as random
-import pulumi_snowflake as snowflake
-import pulumi_tls as tls
 
 from components.gateway_certificates import bind_certificate
+from components.network_policies import tenant_network_policies
 from components.outputs import secret
 from components.partner_telephony import PartnerTelephony, PartnerTelephonyArgs
 from components.pod_identity import POD_IDENTITY_TRUST_POLICY
 from components.secure_bucket import SecureBucket, SecureBucketArgs
-from components.snowflake_grants import Grant, grant_all, on_all, on_future, on_object, on_schema
-from components.snowflake_organization import rsa_public_key_body
+from components.tenant_warehouse import build_partner_schema, build_warehouse_access
 from foundation.naming import (
     TWILIO_CALLBACK_OVERRIDES,
     partner_namespace,
-    partner_reader_role,
     partner_schema,
-    partner_service_user,
     tier_acl_group,
     twilio_status_callback_path,
 )
-from foundation.warehouse_schema import PARTNER_USAGE_COLUMNS
 from gateway.cors import cors_config, partner_origins
 from gateway.model import ApiCatalog
 from gateway.rate_limits import rate_limit_config
@@ -39,10 +34,7 @@ from gateway.tls import acme_delegation_target, challenge_record, platform_hosts
 from partners.spec import PartnerSpec
 from partners.telephony import NumberSlot
 from partners.tiers import Tier
-from regions.network import POD_IDENTITY_AGENT
 
-GATEWAY_NAMESPACE = "platform"
-GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "kong"}
 SNOWFLAKE_TYPES = (
     "snowflake:index/schema:Schema",
     "snowflake:index/view:View",
@@ -117,14 +109,17 @@ class PartnerTenant(pulumi.ComponentResource):
         data = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data)
 
         self.outputs: dict[str, object] = {"namespace": self.namespace, "active": args.active}
-        schema = self._schema(name, args, data)
+        self.outputs["snowflake_schema"] = partner_schema(spec.id)
+        schema = build_partner_schema(name, spec.id, args.snowflake_database, data)
         key = self._dedicated_storage(name, args, child, data) if args.tier.dedicated_storage else None
         if args.number_slots:
             self._telephony(name, args)
         if args.active:
             self._kubernetes(name, args, labels, child)
             self._gateway(name, args, child)
-            self._warehouse_access(name, args, schema, child)
+            self.outputs.update(
+                build_warehouse_access(name, spec.id, args.snowflake_database, args.snowflake_warehouse, schema, child)
+            )
             self._workload_identity(name, args, key, child)
         self.register_outputs(self.outputs)
 
@@ -349,72 +344,6 @@ class PartnerTenant(pulumi.ComponentResource):
             depends_on=[self.namespace_resource],
         )
 
-    def _schema(self, name: str, args: PartnerTenantArgs, data: pulumi.ResourceOptions) -> snowflake.Schema:
-        self.outputs["snowflake_schema"] = partner_schema(args.spec.id)
-        return snowflake.Schema(
-            f"{name}-schema",
-            database=args.snowflake_database,
-            name=partner_schema(args.spec.id),
-            comment=f"Partner {args.spec.id}: its own views of platform data",
-            with_managed_access="true",
-            opts=data,
-        )
-
-    def _warehouse_access(
-        self, name: str, args: PartnerTenantArgs, schema: snowflake.Schema, child: pulumi.ResourceOptions
-    ) -> None:
-        role_name = partner_reader_role(args.spec.id)
-        # From the schema's own output: grants and the user's default namespace wait for the schema.
-        schema_fqn = pulumi.Output.concat(args.snowflake_database, ".", schema.name)
-        usage_source = pulumi.Output.concat(args.snowflake_database, ".RAW.USAGE_EVENTS")
-        view = snowflake.View(
-            f"{name}-usage-view",
-            database=args.snowflake_database,
-            schema=schema.name,
-            name="USAGE",
-            is_secure="true",
-            comment="The partner's metered calls (the row access policy on the source keeps other partners' rows out)",
-            statement=pulumi.Output.concat(
-                f"SELECT {', '.join(PARTNER_USAGE_COLUMNS)} FROM ",
-                usage_source,
-            ),
-            opts=child,
-        )
-        role = snowflake.AccountRole(
-            f"{name}-reader-role", name=role_name, comment=f"Read-only access for partner {args.spec.id}", opts=child
-        )
-        grant_all(
-            f"{name}-grant",
-            role.name,
-            {
-                "db-usage": Grant(("USAGE",), on_object("DATABASE", args.snowflake_database)),
-                "schema-usage": Grant(("USAGE",), on_schema(schema_fqn)),
-                "views-select": Grant(("SELECT",), on_all("VIEWS", schema_fqn), after=(view,)),
-                "future-views-select": Grant(("SELECT",), on_future("VIEWS", schema_fqn)),
-                "warehouse-usage": Grant(("USAGE",), on_object("WAREHOUSE", args.snowflake_warehouse)),
-            },
-            child,
-        )
-        key = tls.PrivateKey(f"{name}-service-key", algorithm="RSA", rsa_bits=4096, opts=child)
-        user = snowflake.ServiceUser(
-            f"{name}-service-user",
-            name=partner_service_user(args.spec.id),
-            comment=f"Service user of partner {args.spec.id}",
-            default_role=role.name,
-            default_warehouse=args.snowflake_warehouse,
-            default_namespace=schema_fqn,
-            rsa_public_key=key.public_key_pem.apply(rsa_public_key_body),
-            opts=child,
-        )
-        snowflake.GrantAccountRole(f"{name}-service-user-role", role_name=role.name, user_name=user.name, opts=child)
-        self.outputs.update(
-            {
-                "snowflake_role": role_name,
-                "snowflake_user": user.name,
-                "snowflake_private_key": secret(key.private_key_pem),
-            }
-        )
-
     def _dedicated_storage(
         self, name: str, args: PartnerTenantArgs, child: pulumi.ResourceOptions, data: pulumi.ResourceOptions
     ) -> str:
@@ -515,64 +444,3 @@ class PartnerTenant(pulumi.ComponentResource):
 
 def _item(key: str) -> Callable[[Mapping[str, str]], str]:
     return lambda mapping: mapping[key]
-
-
-def _peer(
-    namespace: str | None = None, pods: dict[str, str] | None = None, cidr: str | None = None
-) -> k8s.networking.v1.NetworkPolicyPeerArgs:
-    if cidr is not None:
-        return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
-    return k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=(
-            k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
-            if namespace is not None
-            else None
-        ),
-        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pods or {}),
-    )
-
-
-def tenant_network_policies(endpoint_cidrs: tuple[str, ...]) -> dict[str, k8s.networking.v1.NetworkPolicySpecArgs]:
-    """Default deny, then exactly what a tenant needs: its own namespace, the gateway (both ways), cluster DNS, the
-    region's interface endpoints (S3, KMS, STS) and the node-local Pod Identity agent. Nothing else: no other
-    namespace, no instance metadata (169.254.169.254, the node's credentials), no internet. Enforced by the VPC CNI's
-    network policy agent (RegionalDeployment enables it)."""
-    everything = k8s.meta.v1.LabelSelectorArgs()
-    np = k8s.networking.v1
-
-    def port(number: int, protocol: str = "TCP") -> k8s.networking.v1.NetworkPolicyPortArgs:
-        return np.NetworkPolicyPortArgs(protocol=protocol, port=number)
-
-    gateway = _peer(GATEWAY_NAMESPACE, GATEWAY_POD_LABELS)
-    identity_agent = np.NetworkPolicyEgressRuleArgs(to=[_peer(cidr=POD_IDENTITY_AGENT)], ports=[port(80)])
-    endpoints = [np.NetworkPolicyEgressRuleArgs(to=[_peer(cidr=c) for c in endpoint_cidrs], ports=[port(443)])]
-    return {
-        "default-deny": np.NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Ingress", "Egress"]),
-        "allow-same-namespace": np.NetworkPolicySpecArgs(
-            pod_selector=everything,
-            policy_types=["Ingress", "Egress"],
-            ingress=[np.NetworkPolicyIngressRuleArgs(from_=[_peer()])],
-            egress=[np.NetworkPolicyEgressRuleArgs(to=[_peer()])],
-        ),
-        "allow-gateway": np.NetworkPolicySpecArgs(
-            pod_selector=everything,
-            policy_types=["Ingress", "Egress"],
-            ingress=[np.NetworkPolicyIngressRuleArgs(from_=[gateway])],
-            # Calls to platform APIs go out through the regional gateway, like any partner's.
-            egress=[np.NetworkPolicyEgressRuleArgs(to=[gateway])],
-        ),
-        "allow-dns": np.NetworkPolicySpecArgs(
-            pod_selector=everything,
-            policy_types=["Egress"],
-            egress=[
-                np.NetworkPolicyEgressRuleArgs(
-                    to=[_peer("kube-system", {"k8s-app": "kube-dns"})], ports=[port(53, "UDP"), port(53)]
-                )
-            ],
-        ),
-        "allow-aws-apis": np.NetworkPolicySpecArgs(
-            pod_selector=everything,
-            policy_types=["Egress"],
-            egress=(endpoints if endpoint_cidrs else []) + [identity_agent],
-        ),
-    }

@@ -9,18 +9,21 @@ or plain http on the loopback interface only).
 
 from __future__ import annotations
 
-import os
-import urllib.parse
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from foundation.errors import PlatformError
+from components.twilio_api import (
+    TwilioError,
+    as_subaccount,
+    bundle_status,
+    explain,
+    failure_of,
+    is_missing,
+    twilio_client,
+)
 
-API_URL_ENV = "PLATFORMCTL_TWILIO_API_URL"
-TWILIO_API = "https://api.twilio.com"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SEARCH_LIMIT = 5
 """Candidates asked for per search: a number can be taken between the search and the purchase."""
 _NOT_AVAILABLE = {21422}
@@ -34,81 +37,6 @@ NUMBER_UPDATE_KEYS = ("voice_url", "status_callback", "address_sid", "bundle_sid
 # numbers are hard to get again.
 
 
-class TwilioError(PlatformError):
-    """Twilio refused or could not do what the provider asked; the message names what and why, never a credential."""
-
-
-def _client(as_account: tuple[str, str] | None = None) -> Any:
-    """The master account's client, or (`as_account`: SID and token read at run time) a subaccount's own."""
-    from twilio.http.http_client import TwilioHttpClient
-    from twilio.rest import Client
-
-    sid = os.environ.get("TWILIO_ACCOUNT_SID", "")
-    token = os.environ.get("TWILIO_AUTH_TOKEN", "")
-    if as_account is not None and sid and token:
-        sid, token = as_account
-    if not sid or not token:
-        raise TwilioError(
-            "Twilio credentials are missing: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in the environment of the "
-            "Pulumi run (they are read at run time and never stored in state)"
-        )
-    base = os.environ.get(API_URL_ENV, "")
-    if not base:
-        return Client(sid, token)
-    parsed = urllib.parse.urlsplit(base)
-    if not (parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in _LOOPBACK)) or parsed.path:
-        raise TwilioError(f"{API_URL_ENV} must be an https:// origin, or http:// on the loopback interface (no path)")
-    origin = base.rstrip("/")
-
-    class _RedirectedHttpClient(TwilioHttpClient):
-        """The client's documented seam (a custom http_client): same requests, another origin."""
-
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            parts = urllib.parse.urlsplit(url)
-            if parts.scheme == "https" and (parts.hostname or "").endswith(".twilio.com"):  # api., numbers., ...
-                url = origin + urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
-            return super().request(method, url, *args, **kwargs)
-
-    return Client(sid, token, http_client=_RedirectedHttpClient(timeout=30))
-
-
-def _failure(exc: Exception) -> tuple[int, int | None, str] | None:
-    """(HTTP status, Twilio code, message) of a refused request: the client raises TwilioRestException for single
-    resources and TwilioException('Unable to fetch page', response) for lists."""
-    import json
-
-    from twilio.base.exceptions import TwilioException, TwilioRestException
-
-    if isinstance(exc, TwilioRestException):
-        return exc.status, exc.code, str(exc.msg)
-    if isinstance(exc, TwilioException) and len(exc.args) > 1 and hasattr(exc.args[1], "status_code"):
-        response = exc.args[1]
-        try:
-            body = json.loads(response.text)
-        except (TypeError, ValueError):
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        return response.status_code, body.get("code"), str(body.get("message", "no message"))
-    return None
-
-
-def _explain(exc: Exception, doing: str) -> TwilioError:
-    failure = _failure(exc)
-    if failure is None:
-        return TwilioError(f"{doing}: {type(exc).__name__}: {exc}")
-    status, code, message = failure
-    if status == 401 or code == 20003:
-        return TwilioError(
-            f"{doing}: Twilio refused the credentials (HTTP {status}); check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
-        )
-    return TwilioError(f"{doing}: Twilio answered HTTP {status}, error {code}: {message}")
-
-
-def _is_missing(exc: Exception) -> bool:
-    failure = _failure(exc)
-    return failure is not None and failure[0] == 404
-
-
 # ---------------------------------------------------------------- subaccounts
 
 
@@ -116,24 +44,24 @@ class TwilioSubaccountProvider(ResourceProvider):
     """A Twilio subaccount per partner: its numbers and usage kept apart from every other partner's."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        client = _client()
+        client = twilio_client()
         name = props["friendly_name"]
         try:
             # Adopt: a crash after Twilio created the account but before the state was written must not make two.
             existing = [a for a in client.api.v2010.accounts.list(friendly_name=name, limit=20) if a.status != "closed"]
             account = existing[0] if existing else client.api.v2010.accounts.create(friendly_name=name)
         except Exception as exc:
-            raise _explain(exc, f"creating Twilio subaccount {name!r}") from None
+            raise explain(exc, f"creating Twilio subaccount {name!r}") from None
         return CreateResult(account.sid, self._outs(props, account))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        client = _client()
+        client = twilio_client()
         try:
             account = client.api.v2010.accounts(id_).fetch()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return ReadResult(None, {})
-            raise _explain(exc, f"reading Twilio subaccount {id_}") from None
+            raise explain(exc, f"reading Twilio subaccount {id_}") from None
         if account.status == "closed":
             return ReadResult(None, {})
         return ReadResult(id_, self._outs(props, account))
@@ -144,22 +72,22 @@ class TwilioSubaccountProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        client = _client()
+        client = twilio_client()
         try:
             account = client.api.v2010.accounts(id_).update(friendly_name=news["friendly_name"])
         except Exception as exc:
-            raise _explain(exc, f"renaming Twilio subaccount {id_}") from None
+            raise explain(exc, f"renaming Twilio subaccount {id_}") from None
         return UpdateResult(self._outs(news, account))
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
         """Close the subaccount (Twilio releases what it still holds). Runs only on purge: see PartnerTelephony."""
-        client = _client()
+        client = twilio_client()
         try:
             client.api.v2010.accounts(id_).update(status="closed")
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return
-            raise _explain(exc, f"closing Twilio subaccount {id_}") from None
+            raise explain(exc, f"closing Twilio subaccount {id_}") from None
 
     @staticmethod
     def _outs(props: dict[str, Any], account: Any) -> dict[str, Any]:
@@ -196,7 +124,7 @@ class TwilioAddressProvider(ResourceProvider):
     same `up` that creates the subaccount, so a number that needs an address can be bought on the first deploy."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        account = _client().api.v2010.accounts(props["subaccount_sid"])
+        account = twilio_client().api.v2010.accounts(props["subaccount_sid"])
         name = props["friendly_name"]
         try:
             # Adopt: a crash after Twilio stored the address but before the state was written must not make two.
@@ -212,17 +140,17 @@ class TwilioAddressProvider(ResourceProvider):
                 )
             )
         except Exception as exc:
-            raise _explain(exc, f"creating the address for {name!r} in {props['iso_country']}") from None
+            raise explain(exc, f"creating the address for {name!r} in {props['iso_country']}") from None
         return CreateResult(address.sid, self._outs(props, address))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        account = _client().api.v2010.accounts(props["subaccount_sid"])
+        account = twilio_client().api.v2010.accounts(props["subaccount_sid"])
         try:
             address = account.addresses(id_).fetch()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return ReadResult(None, {})
-            raise _explain(exc, f"reading address {id_}") from None
+            raise explain(exc, f"reading address {id_}") from None
         return ReadResult(id_, self._outs(props, address))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -231,21 +159,21 @@ class TwilioAddressProvider(ResourceProvider):
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        account = _client().api.v2010.accounts(news["subaccount_sid"])
+        account = twilio_client().api.v2010.accounts(news["subaccount_sid"])
         try:
             address = account.addresses(id_).update(**{key: news[key] for key in ADDRESS_FIELDS})
         except Exception as exc:
-            raise _explain(exc, f"updating address {id_}") from None
+            raise explain(exc, f"updating address {id_}") from None
         return UpdateResult(self._outs(news, address))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Remove the address (Twilio refuses while a number still depends on it: the number goes first)."""
         try:
-            _client().api.v2010.accounts(props["subaccount_sid"]).addresses(id_).delete()
+            twilio_client().api.v2010.accounts(props["subaccount_sid"]).addresses(id_).delete()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return
-            raise _explain(exc, f"removing address {id_}") from None
+            raise explain(exc, f"removing address {id_}") from None
 
     @staticmethod
     def _outs(props: dict[str, Any], address: Any) -> dict[str, Any]:
@@ -267,54 +195,6 @@ BUNDLE_ACCEPTED = ("twilio-approved", "provisionally-approved")
 twilio-rejected are not (yet) accepted."""
 WAITING_PREFIX = "waiting:"
 """Id of a slot that holds no number yet (its bundle is not accepted): nothing at Twilio to read or release."""
-
-
-def _as_subaccount(subaccount_sid: str) -> Any:
-    """A client authenticated as the subaccount. Bundles and their items live in the subaccount and Numbers v2 acts on
-    the account it is authenticated as (main credentials reach only v2010 resources of subaccounts: Twilio docs, "REST
-    API: Subaccounts"), so the subaccount's own token is fetched with the main credentials now and never stored."""
-    try:
-        token = _client().api.v2010.accounts(subaccount_sid).fetch().auth_token
-    except Exception as exc:
-        raise _explain(exc, f"fetching the credentials of subaccount {subaccount_sid}") from None
-    return _client((subaccount_sid, token))
-
-
-def _bundle_status(subaccount_sid: str, bundle_sid: str) -> str:
-    """The bundle's review status, read as the subaccount ("missing" when the subaccount has no such bundle); a
-    rejected bundle's status carries what Twilio's evaluation found wrong."""
-    compliance = _as_subaccount(subaccount_sid).numbers.v2.regulatory_compliance
-    try:
-        bundle = compliance.bundles(bundle_sid).fetch()
-    except Exception as exc:
-        if _is_missing(exc):
-            return "missing"
-        raise _explain(exc, f"reading regulatory bundle {bundle_sid}") from None
-    status = str(bundle.status)
-    if status == "twilio-rejected":
-        reasons = _rejection_reasons(compliance, bundle_sid)
-        if reasons:
-            status += f" ({reasons})"
-    return status
-
-
-def _rejection_reasons(compliance: Any, bundle_sid: str) -> str:
-    """What Twilio's latest evaluation of the bundle found wrong. The Evaluations resource
-    (https://www.twilio.com/docs/phone-numbers/regulatory/api/evaluations) documents `results` only as "the valid and
-    invalid attributes" with granular failure reasons; the keys read here (`passed`, `failure_reason`, `invalid`) are
-    those of Twilio's example response, read defensively: anything else leaves the status alone as the reason."""
-    try:
-        evaluations = compliance.bundles(bundle_sid).evaluations.list(limit=1)
-    except Exception:
-        return ""  # the status alone still says rejected
-    reasons: list[str] = []
-    for result in (evaluations[0].results or []) if evaluations else []:
-        if isinstance(result, dict) and not result.get("passed", True):
-            reasons.append(str(result.get("failure_reason") or result.get("friendly_name") or "failed"))
-            for invalid in result.get("invalid") or []:
-                if isinstance(invalid, dict) and invalid.get("failure_reason"):
-                    reasons.append(str(invalid["failure_reason"]))
-    return "; ".join(dict.fromkeys(r[:200] for r in reasons))[:600]
 
 
 # ---------------------------------------------------------------- regulatory bundles
@@ -341,7 +221,7 @@ class TwilioBundleProvider(ResourceProvider):
     client has no file upload, and this provider calls no endpoint the client does not document."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        compliance = _as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance
+        compliance = as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance
         name = props["friendly_name"]
         try:
             found = [b for b in compliance.bundles.list(friendly_name=name, limit=5) if b.friendly_name == name]
@@ -349,7 +229,7 @@ class TwilioBundleProvider(ResourceProvider):
             if bundle is None or bundle.status in BUNDLE_REVISABLE:
                 bundle = self._file(compliance, props, bundle)
         except Exception as exc:
-            raise _explain(exc, f"filing regulatory bundle {name!r}") from None
+            raise explain(exc, f"filing regulatory bundle {name!r}") from None
         return CreateResult(str(bundle.sid), self._outs(props, bundle))
 
     def _file(self, compliance: Any, props: dict[str, Any], bundle: Any) -> Any:
@@ -403,13 +283,13 @@ class TwilioBundleProvider(ResourceProvider):
         return str(created.sid)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        compliance = _as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance
+        compliance = as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance
         try:
             bundle = compliance.bundles(id_).fetch()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return ReadResult(None, {})
-            raise _explain(exc, f"reading regulatory bundle {id_}") from None
+            raise explain(exc, f"reading regulatory bundle {id_}") from None
         return ReadResult(id_, self._outs(props, bundle))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -420,23 +300,23 @@ class TwilioBundleProvider(ResourceProvider):
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Changed end-user data reaches a draft or rejected bundle (submitted again); one under review or accepted
         stays as Twilio has it."""
-        compliance = _as_subaccount(news["subaccount_sid"]).numbers.v2.regulatory_compliance
+        compliance = as_subaccount(news["subaccount_sid"]).numbers.v2.regulatory_compliance
         try:
             bundle = compliance.bundles(id_).fetch()
             if bundle.status in BUNDLE_REVISABLE:
                 bundle = self._file(compliance, news, bundle)
         except Exception as exc:
-            raise _explain(exc, f"refiling regulatory bundle {id_}") from None
+            raise explain(exc, f"refiling regulatory bundle {id_}") from None
         return UpdateResult(self._outs(news, bundle))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Remove the bundle (runs only on purge: the partner stack keeps it otherwise, like the numbers)."""
         try:
-            _as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance.bundles(id_).delete()
+            as_subaccount(props["subaccount_sid"]).numbers.v2.regulatory_compliance.bundles(id_).delete()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return
-            raise _explain(exc, f"removing regulatory bundle {id_}") from None
+            raise explain(exc, f"removing regulatory bundle {id_}") from None
 
     @staticmethod
     def _outs(props: dict[str, Any], bundle: Any) -> dict[str, Any]:
@@ -469,7 +349,7 @@ class TwilioNumberProvider(ResourceProvider):
                 {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
             )
         if props.get("bundle_sid"):
-            status = _bundle_status(props["subaccount_sid"], props["bundle_sid"])
+            status = bundle_status(props["subaccount_sid"], props["bundle_sid"])
             if status not in BUNDLE_ACCEPTED:
                 reason = f"regulatory bundle {props['bundle_sid']} is {status}"
                 if status.startswith("twilio-rejected"):
@@ -478,13 +358,13 @@ class TwilioNumberProvider(ResourceProvider):
                     f"{WAITING_PREFIX}{props['friendly_name']}",
                     {**props, "sid": "", "phone_number": "", "status": "waiting", "waiting_for": reason},
                 )
-        client = _client()
+        client = twilio_client()
         account = client.api.v2010.accounts(props["subaccount_sid"])
         name = props["friendly_name"]
         try:
             owned = account.incoming_phone_numbers.list(friendly_name=name, limit=5)
         except Exception as exc:
-            raise _explain(exc, f"looking for number slot {name!r}") from None
+            raise explain(exc, f"looking for number slot {name!r}") from None
         if owned:  # bought by an earlier run that crashed before the state was written: adopt, do not buy again
             number = self._configure(account, owned[0].sid, props, f"adopting number slot {name!r}")
             return CreateResult(number.sid, self._outs(props, number))
@@ -502,11 +382,11 @@ class TwilioNumberProvider(ResourceProvider):
                     **self._regulatory(props),
                 )
             except Exception as exc:
-                failure = _failure(exc)
+                failure = failure_of(exc)
                 if failure is not None and failure[1] in _NOT_AVAILABLE:
                     failures.append(f"{candidate.phone_number}: {failure[2]}")
                     continue
-                raise _explain(
+                raise explain(
                     exc,
                     f"buying {candidate.phone_number} for slot {name!r} ({props['country']} {props['number_type']})",
                 ) from None
@@ -527,10 +407,10 @@ class TwilioNumberProvider(ResourceProvider):
         try:
             found = listing.list(**filters)
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 found = []
             else:
-                raise _explain(exc, f"searching {country} {number_type} numbers") from None
+                raise explain(exc, f"searching {country} {number_type} numbers") from None
         if not found:
             shown = ", ".join(f"{k}={v}" for k, v in filters.items() if k != "limit")
             raise TwilioError(f"no {number_type} numbers available in {country} with {shown}; relax the filters")
@@ -539,17 +419,17 @@ class TwilioNumberProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         if id_.startswith(WAITING_PREFIX):
             return ReadResult(id_, props)
-        client = _client()
+        client = twilio_client()
         account = client.api.v2010.accounts(props["subaccount_sid"])
         try:
             number = account.incoming_phone_numbers(id_).fetch()
         except Exception as exc:
-            if not _is_missing(exc):
-                raise _explain(exc, f"reading number {id_}") from None
+            if not is_missing(exc):
+                raise explain(exc, f"reading number {id_}") from None
             try:
                 owned = account.incoming_phone_numbers.list(friendly_name=props["friendly_name"], limit=5)
             except Exception as exc2:
-                raise _explain(exc2, f"looking for number slot {props['friendly_name']!r}") from None
+                raise explain(exc2, f"looking for number slot {props['friendly_name']!r}") from None
             if not owned:
                 return ReadResult(None, {})
             number = owned[0]
@@ -564,7 +444,7 @@ class TwilioNumberProvider(ResourceProvider):
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        client = _client()
+        client = twilio_client()
         account = client.api.v2010.accounts(news["subaccount_sid"])
         number = self._configure(account, id_, news, f"updating number {id_}")
         return UpdateResult(self._outs(news, number))
@@ -573,13 +453,13 @@ class TwilioNumberProvider(ResourceProvider):
         """Release the number; one already released is gone either way (a waiting slot holds none)."""
         if id_.startswith(WAITING_PREFIX):
             return
-        client = _client()
+        client = twilio_client()
         try:
             client.api.v2010.accounts(props["subaccount_sid"]).incoming_phone_numbers(id_).delete()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return
-            raise _explain(exc, f"releasing number {id_}") from None
+            raise explain(exc, f"releasing number {id_}") from None
 
     def _configure(self, account: Any, sid: str, props: dict[str, Any], doing: str) -> Any:
         try:
@@ -591,7 +471,7 @@ class TwilioNumberProvider(ResourceProvider):
                 **self._regulatory(props),
             )
         except Exception as exc:
-            raise _explain(exc, doing) from None
+            raise explain(exc, doing) from None
 
     @staticmethod
     def _regulatory(props: dict[str, Any]) -> dict[str, str]:

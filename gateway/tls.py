@@ -59,7 +59,8 @@ def acme_delegation_target(partner_id: str, zone: str) -> str:
     """Where the partner's `_acme-challenge.<domain>` CNAME points: a name in the platform zone cert-manager writes.
 
     It starts with `_acme-challenge.` because cert-manager's DNS permission covers only TXT records under such names
-    (components/regional_deployment.py ACME_RECORDS_ONLY); `<id>.<zone>` itself is no host the platform serves."""
+    (components/regional_deployment/certificates.py ACME_RECORDS_ONLY); `<id>.<zone>` itself is no host the
+    platform serves."""
     return f"_acme-challenge.{partner_id}.{zone}"
 
 

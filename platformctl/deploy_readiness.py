@@ -192,11 +192,37 @@ def _scan(function: ast.FunctionDef, functions: dict[str, ast.FunctionDef], seen
     }
 
 
+OUTPUT_NAMES = "components/outputs.py"
+"""Where the program defines its stack output names (`GlobalOutput.DNS_ZONE_ID = "dns_zone_id"`, ...)."""
+
+
+class _OutputNames(ast.NodeTransformer):
+    """Replaces `Class.NAME` output-name constants (read from the program's OUTPUT_NAMES file) by their strings, so the
+    scan sees `get_output(GlobalOutput.DNS_ZONE_ID)` as `get_output("dns_zone_id")`."""
+
+    def __init__(self, path: Path) -> None:
+        self.names: dict[tuple[str, str], str] = {}
+        if path.is_file():
+            classes = [n for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.ClassDef)]
+            for node in classes:
+                for item in node.body:
+                    if isinstance(item, ast.AnnAssign | ast.Assign) and item.value is not None:
+                        targets = [item.target] if isinstance(item, ast.AnnAssign) else item.targets
+                        for target in targets:
+                            if isinstance(target, ast.Name) and (text := _literal(item.value)) is not None:
+                                self.names[(node.name, target.id)] = text
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.value, ast.Name) and (text := self.names.get((node.value.id, node.attr))) is not None:
+            return ast.copy_location(ast.Constant(text), node)
+        return self.generic_visit(node)
+
+
 @cache
 def program_reads(program: Path) -> dict[str, ProgramReads]:
     """Per stack kind, what its builder (`build_<kind>` in the program) reads."""
     source = program.read_text(encoding="utf-8")
-    tree = ast.parse(source, filename=str(program))
+    tree = _OutputNames(program.parent / OUTPUT_NAMES).visit(ast.parse(source, filename=str(program)))
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
     reads = {}
     for kind in StackKind:

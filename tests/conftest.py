@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,51 @@ from scripts.fleet import copy_repo
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class LazyPlans(Mapping[str, StackPlan]):
+    """Every stack of a repository by name; a stack is planned (with the stacks it reads that are not planned yet)
+    the first time it is looked up, and kept. Iterating the names plans nothing; `values()`/`items()` plan every
+    stack not planned yet in one run (in parallel where plan_stacks does)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.names = {str(stack): stack for stack in repo.stack_names()}  # planning order
+        self.planned: dict[str, StackPlan] = {}
+
+    def __getitem__(self, stack: str) -> StackPlan:
+        if stack not in self.names:
+            raise KeyError(stack)
+        self.plan([stack])
+        return self.planned[stack]
+
+    def __contains__(self, stack: object) -> bool:
+        return stack in self.names  # a name check, no plan
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def plan(self, stacks: Iterable[str]) -> None:
+        """Plan those of `stacks` not planned yet; the planned stacks they read are read, not planned again."""
+        missing = [self.names[stack] for stack in stacks if stack not in self.planned]
+        if missing:
+            known = {name: plan.recording for name, plan in self.planned.items()}
+            self.planned.update(plan_stacks(self.repo, missing, known=known))
+
+    def values(self) -> ValuesView[StackPlan]:
+        self.plan(self.names)
+        return super().values()
+
+    def items(self) -> ItemsView[str, StackPlan]:
+        self.plan(self.names)
+        return super().items()
+
+
 class Plan:
     """Planned stacks with lookups that keep tests short."""
 
-    def __init__(self, plans: dict[str, StackPlan]) -> None:
+    def __init__(self, plans: Mapping[str, StackPlan]) -> None:
         self.plans = plans
 
     def resources(self, stack: str, type_: str | None = None) -> list[RecordedResource]:
@@ -43,9 +84,9 @@ class Plan:
 
 @pytest.fixture(scope="session")
 def fleet() -> Plan:
-    """Every stack of the repository's example fleet, planned once under the mocks."""
-    repo = Repo(ROOT)
-    return Plan(plan_stacks(repo, repo.stack_names()))
+    """The repository's example fleet under the mocks: each stack is planned when a test first asks for it (with the
+    stacks it reads), once per session, so a test plans only the stacks it asserts on."""
+    return Plan(LazyPlans(Repo(ROOT)))
 
 
 @pytest.fixture

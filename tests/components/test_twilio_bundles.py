@@ -195,12 +195,12 @@ def test_the_bundle_is_filed_as_the_subaccount_and_another_accounts_objects_are_
 
 def test_the_main_accounts_credentials_do_not_reach_a_subaccounts_bundle(twilio: FakeTwilio) -> None:  # noqa: F811
     """Why the provider fetches the subaccount's token: Numbers v2 answers the main account 404 for it."""
-    from components.twilio_resources import _client
+    from components.twilio_api import twilio_client
 
     sub, address = filed(twilio)
     bundle = TwilioBundleProvider().create(bundle_props(sub, address)).id
     with pytest.raises(Exception, match=r"404|not found"):
-        _client().numbers.v2.regulatory_compliance.bundles(bundle).fetch()
+        twilio_client().numbers.v2.regulatory_compliance.bundles(bundle).fetch()
 
 
 class _Registered(pulumi.runtime.Mocks):

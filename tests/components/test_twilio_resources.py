@@ -10,8 +10,10 @@ import dill
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from components.twilio_api import API_URL_ENV
 from components.twilio_resources import (
-    API_URL_ENV,
+    TwilioAddressProvider,
+    TwilioBundleProvider,
     TwilioError,
     TwilioNumberProvider,
     TwilioSubaccountProvider,
@@ -236,3 +238,18 @@ def test_the_pickled_providers_carry_no_credentials(twilio: FakeTwilio) -> None:
         blob = base64.b64decode(serialize_provider(provider))
         assert TOKEN.encode() not in blob and MASTER.encode() not in blob
         assert vars(dill.loads(blob)) == {}
+
+
+def test_the_providers_are_pickled_by_reference_to_this_module() -> None:
+    """Every Twilio resource's state holds its provider pickled as a reference to the provider's class (module and
+    name, no code): moving a provider class to another module would change the `__provider` input of every number
+    and subaccount of every partner. The helpers they call (components/twilio_api.py) are not in the blob."""
+    for provider in (
+        TwilioSubaccountProvider(),
+        TwilioAddressProvider(),
+        TwilioBundleProvider(),
+        TwilioNumberProvider(),
+    ):
+        blob = base64.b64decode(serialize_provider(provider))
+        assert b"components.twilio_resources" in blob and type(provider).__name__.encode() in blob
+        assert b"twilio_api" not in blob and len(blob) < 200

@@ -83,9 +83,9 @@ def test_a_seeded_ordering_mistake_fails_the_dry_run(cli, repo_copy: Path, monke
     """The copy's own program: its components are imported afresh (this process has the checkout's imported)."""
     import sys
 
-    program = repo_copy / "components" / "regional_deployment.py"
+    program = repo_copy / "components" / "regional_deployment" / "gateway.py"
     text = program.read_text()
-    seeded = text.replace("opts=pulumi.ResourceOptions.merge(opts, self.on_nodes),", "opts=opts,")
+    seeded = text.replace("opts=pulumi.ResourceOptions.merge(opts, cluster.on_nodes),", "opts=opts,")
     assert seeded != text
     program.write_text(seeded)
     for module in [m for m in sys.modules if m == "components" or m.startswith("components.")]:

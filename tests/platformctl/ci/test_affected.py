@@ -32,7 +32,8 @@ def test_the_program_imports_per_kind() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("components/regional_deployment.py", REGIONS),
+        ("components/regional_deployment/__init__.py", REGIONS),
+        ("components/regional_deployment/network.py", REGIONS),
         ("components/kong_gateway.py", {"global"}),
         ("gateway/rate_limits.py", {"global"} | PARTNERS),
         ("gateway/redis.py", {"global"} | REGIONS | PARTNERS),  # regions create the Redis the rate limits name
