@@ -27,7 +27,13 @@ from components.snowflake_organization import rsa_public_key_body
 from components.snowflake_preview import features_for
 from components.snowflake_warehouse import SNOWFLAKE_TYPES, SnowflakeWarehouse, SnowflakeWarehouseArgs
 from components.voice_endpoint import VoiceEndpoint, VoiceEndpointArgs
-from foundation.naming import CALL_DATA, FINANCIAL_RECORDS, STATEMENT_RETENTION_DAYS, region_object
+from foundation.naming import (
+    CALL_DATA,
+    FINANCIAL_RECORDS,
+    STATEMENT_RETENTION_DAYS,
+    TWILIO_STATUS_CALLBACK_ROUTE,
+    region_object,
+)
 from gateway.kong_plugins import KONG_IMAGE_TAG
 from gateway.redis import REDIS_AUTH_ENV, REDIS_NAMESPACE, REDIS_PORT, REDIS_SERVICE
 from gateway.tls import ACME_ISSUER
@@ -390,7 +396,7 @@ class RegionalDeployment(pulumi.ComponentResource):
             hosts=[host],
             snis=[host],
             # Only the callback path reaches the meter from outside; /kong/http-log and /metrics do not.
-            paths=["~/twilio/[a-z][a-z0-9-]{1,38}[a-z0-9]/status$"],
+            paths=[TWILIO_STATUS_CALLBACK_ROUTE],
             strip_path=False,
             preserve_host=True,
             https_redirect_status_code=426,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
+PARTNER_ID = r"[a-z][a-z0-9-]{1,38}[a-z0-9]"
+"""A partner (or integration) id, unanchored, to build larger patterns from (file names, route paths)."""
+PARTNER_ID_PATTERN = rf"^{PARTNER_ID}$"
 """A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
 RESERVED_PARTNER_IDS = frozenset({"tiers", "prices", "examples", "global", "platform", "rules"})
 """Ids no partner may take: names of data files and folders beside the specs, and of platform stacks."""
@@ -140,6 +142,12 @@ would lose the call). The fragment is never sent to the server; the meter accept
 URL with or without it (Twilio's docs do not say which one it signs)."""
 
 
+TWILIO_STATUS_CALLBACK_TEMPLATE = "/twilio/{partner_id}/status"
+"""The path of a partner's status callbacks on the meter's public host, as a route template (the meter's route)."""
+TWILIO_STATUS_CALLBACK_ROUTE = f"~/twilio/{PARTNER_ID}/status$"
+"""The same paths as a Kong regex route path (`~` prefix: Kong 3 regex paths), for the region's gateway."""
+
+
 def twilio_status_callback_path(partner_id: str) -> str:
     """The path of a partner's status callbacks on the meter's public host (what Twilio signs, after the host)."""
-    return f"/twilio/{partner_id}/status"
+    return TWILIO_STATUS_CALLBACK_TEMPLATE.format(partner_id=partner_id)

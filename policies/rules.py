@@ -10,6 +10,7 @@ from typing import Any
 
 from foundation.naming import (
     FINANCIAL_RECORDS,
+    PARTNER_ID,
     STATEMENT_RETENTION_DAYS,
     region_database,
     tier_acl_group,
@@ -47,7 +48,7 @@ def _stack_urn(resources: list[Resource], context: StackContext) -> str:
     return next((r.urn for r in resources if r.type == "pulumi:pulumi:Stack"), f"stack:{context.stack}")
 
 
-_PARTNER_REF = re.compile(r"partners?[-/]([a-z][a-z0-9-]{1,38}[a-z0-9])")
+_PARTNER_REF = re.compile(rf"partners?[-/]({PARTNER_ID})")
 # A partner's Snowflake id is its id upper-cased (3 to 40 characters, foundation/naming.py): the column PARTNER_ID is
 # no partner's object.
 _SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]{1,38}?[A-Z0-9])(?:_READER|_SVC)?\b")
