@@ -79,7 +79,7 @@ CONVENTIONS = (
     ),
     Convention(
         "a tenant's namespace, Kong consumer or ACL group (partner-<id>, tier-<tier>)",
-        re.compile(r"^(partner|tier)-\{\}$"),
+        re.compile(r"(^|:)(partner|tier)-\{\}$"),
         frozenset({NAMING, STACKS}),
         "foundation.naming.partner_namespace / tier_acl_group (or foundation.stacks.partner_stack for a stack)",
     ),
@@ -107,14 +107,6 @@ PENDING: dict[tuple[str, str], str] = {
         "components/integration_sandbox.py",
         "an integration's namespace, ACL group or installation consumer (integration-<id>...)",
     ): "integration_sandbox names its Kubernetes objects `integration-<id>`: to import integration_namespace",
-    (
-        "platformctl/ci/affected.py",
-        "a tenant's namespace, Kong consumer or ACL group (partner-<id>, tier-<tier>)",
-    ): "ci-preview builds stack names of both sides' files: to use foundation.stacks (without its validation)",
-    (
-        "platformctl/ci/affected.py",
-        "an integration's namespace, ACL group or installation consumer (integration-<id>...)",
-    ): "as above, integration stack names",
 }
 """Known retypings, each with what ends it. Not checked for staleness: another branch removes them."""
 
