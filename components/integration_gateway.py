@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kong as kong
 import pulumi_random as random
 
-from foundation.naming import installation_consumer, integration_acl_group, partner_namespace
+from foundation.naming import installation_consumer, integration_acl_group, integration_gateway_name, partner_namespace
 from gateway.model import Scope
 from integrations.spec import IntegrationSpec
 
@@ -40,7 +40,7 @@ def build_integration_routes(
     tags = [f"integration:{spec.id}"]
     service = kong.Service(
         f"{name}-service",
-        name=f"integration-{spec.id}",
+        name=integration_gateway_name(spec.id),
         protocol="http",
         # Each region's data plane resolves the name in its own cluster: traffic stays in the region.
         host=f"{spec.id}.{namespace}.svc.cluster.local",
@@ -63,7 +63,7 @@ def build_integration_routes(
     )
     route = kong.Route(
         f"{name}-route",
-        name=f"integration-{spec.id}",
+        name=integration_gateway_name(spec.id),
         service_id=service.id,
         protocols=["https"],
         paths=[f"/integrations/{spec.id}/"],

@@ -30,7 +30,7 @@ from gateway.cors import cors_config, partner_origins
 from gateway.model import ApiCatalog
 from gateway.rate_limits import rate_limit_config
 from gateway.routes import platform_routes
-from gateway.tls import acme_delegation_target, challenge_record, platform_hosts
+from gateway.tls import acme_delegation_name, acme_delegation_target, challenge_record, platform_hosts
 from partners.spec import PartnerSpec
 from partners.telephony import NumberSlot
 from partners.tiers import Tier
@@ -272,7 +272,7 @@ class PartnerTenant(pulumi.ComponentResource):
                 "domain_challenge_record": challenge_record(spec.domain),
                 "domain_challenge_token": secret(token.result),
                 "acme_delegation": {
-                    "name": f"_acme-challenge.{spec.domain}",
+                    "name": acme_delegation_name(spec.domain),
                     "type": "CNAME",
                     "value": acme_delegation_target(spec.id, args.dns_zone),
                 },

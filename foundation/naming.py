@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$"
+PARTNER_ID = r"[a-z][a-z0-9-]{1,38}[a-z0-9]"
+"""A partner (or integration) id, unanchored, to build larger patterns from (file names, route paths)."""
+PARTNER_ID_PATTERN = rf"^{PARTNER_ID}$"
 """A DNS label of 3-40 characters that starts with a letter and does not end with '-'."""
 RESERVED_PARTNER_IDS = frozenset({"tiers", "prices", "examples", "global", "platform", "rules"})
 """Ids no partner may take: names of data files and folders beside the specs, and of platform stacks."""
@@ -117,6 +119,11 @@ def integration_system_namespace(integration_id: str) -> str:
     return f"integration-{integration_id}-system"
 
 
+def integration_gateway_name(integration_id: str) -> str:
+    """Name of an integration's Kong service and of its route under `/integrations/<id>/`."""
+    return f"integration-{integration_id}"
+
+
 def integration_acl_group(integration_id: str) -> str:
     """Kong ACL group of an integration's installation consumers (its scope routes allow only this group)."""
     return f"integration-{integration_id}"
@@ -140,9 +147,15 @@ would lose the call). The fragment is never sent to the server; the meter accept
 URL with or without it (Twilio's docs do not say which one it signs)."""
 
 
+TWILIO_STATUS_CALLBACK_TEMPLATE = "/twilio/{partner_id}/status"
+"""The path of a partner's status callbacks on the meter's public host, as a route template (the meter's route)."""
+TWILIO_STATUS_CALLBACK_ROUTE = f"~/twilio/{PARTNER_ID}/status$"
+"""The same paths as a Kong regex route path (`~` prefix: Kong 3 regex paths), for the region's gateway."""
+
+
 def twilio_status_callback_path(partner_id: str) -> str:
     """The path of a partner's status callbacks on the meter's public host (what Twilio signs, after the host)."""
-    return f"/twilio/{partner_id}/status"
+    return TWILIO_STATUS_CALLBACK_TEMPLATE.format(partner_id=partner_id)
 
 
 def install_id(partner_id: str, integration_id: str) -> str:

@@ -55,6 +55,11 @@ def challenge_record(domain: str) -> str:
     return f"{CHALLENGE_LABEL}.{domain}"
 
 
+def acme_delegation_name(domain: str) -> str:
+    """The name the partner delegates with a CNAME: `_acme-challenge.<domain>` (RFC 8555 section 8.4)."""
+    return f"_acme-challenge.{domain}"
+
+
 def acme_delegation_target(partner_id: str, zone: str) -> str:
     """Where the partner's `_acme-challenge.<domain>` CNAME points: a name in the platform zone cert-manager writes.
 

@@ -18,7 +18,7 @@ from typing import Any
 from fleet.repo import Repo
 from foundation.errors import EngineError, InputError, PlatformError
 from foundation.stacks import StackName, partner_stack
-from gateway.tls import CHALLENGE_PREFIX, acme_delegation_target, challenge_record, proof_matches
+from gateway.tls import CHALLENGE_PREFIX, acme_delegation_name, acme_delegation_target, challenge_record, proof_matches
 from platformctl.changes import Change, config_change, recover_interrupted, write_change
 
 DNS_SERVER_ENV = "PLATFORMCTL_DNS_SERVER"
@@ -104,7 +104,7 @@ def verify_domain(
             f"{record}: no TXT record holds {partner_id}'s token (`{CHALLENGE_PREFIX}<token>`, the stack's secret "
             "output domain_challenge_token); nothing written"
         )
-    delegation = f"_acme-challenge.{spec.domain}"
+    delegation = acme_delegation_name(spec.domain)
     expected = _delegation_target(repo, partner_id, deployed)
     found = lookup_cname(delegation)
     if found != expected:

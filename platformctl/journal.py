@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID
 from foundation.yamlio import write_atomic
 
 Phase = Literal["writing", "written", "applying"]
 _LOCK = re.compile(r"^[a-z][a-z0-9-]{0,80}$")
-_CHANGED_FILE = re.compile(r"(partners/[a-z][a-z0-9-]{1,38}[a-z0-9]|stacks/Pulumi\.[a-z][a-z0-9-]{0,80})\.yaml")
+_CHANGED_FILE = re.compile(rf"(partners/{PARTNER_ID}|stacks/Pulumi\.[a-z][a-z0-9-]{{0,80}})\.yaml")
 
 
 @dataclass

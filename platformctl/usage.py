@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import InputError, PlatformError
+from foundation.naming import PARTNER_ID_PATTERN
 from foundation.warehouse_schema import PARTNERS, view
 from services import warehouse
 
 _PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # used with fullmatch: no "2026-11\n", no "２０２６"
-_PARTNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+_PARTNER = re.compile(PARTNER_ID_PATTERN)
 
 
 def current_period(now: dt.datetime | None = None) -> str:

@@ -6,11 +6,11 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from foundation.naming import tier_acl_group
+from foundation.naming import PARTNER_ID, tier_acl_group
 from policies.model import Finding, Resource, StackContext
 from policies.resources import of_type, parsed_json, stack_urn, strings_in
 
-_PARTNER_REF = re.compile(r"partners?[-/]([a-z][a-z0-9-]{1,38}[a-z0-9])")
+_PARTNER_REF = re.compile(rf"partners?[-/]({PARTNER_ID})")
 # A partner's Snowflake id is its id upper-cased (3 to 40 characters, foundation/naming.py): the column PARTNER_ID is
 # no partner's object.
 _SNOWFLAKE_PARTNER_REF = re.compile(r"PARTNER_([A-Z][A-Z0-9_]{1,38}?[A-Z0-9])(?:_READER|_SVC)?\b")

@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from foundation.naming import twilio_status_callback_path
 from tests.services.meter_harness import KONG_TOKEN, Meter, callback, kong_entry, sign
 
 
@@ -86,7 +87,7 @@ async def _run(
 
 
 def _callbacks(meter: Meter, count: int) -> list[bytes]:
-    path = "/twilio/acme-voice/status"
+    path = twilio_status_callback_path("acme-voice")
     out = []
     for _ in range(count):
         form = callback()

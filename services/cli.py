@@ -25,7 +25,7 @@ EPILOG = """examples:
       --warehouse 'snowflake://ORG-PLATFORM_EU_CENTRAL/PLATFORM_EU_CENTRAL?user=METER&role=LOADER&warehouse=WH' \\
       --public-url https://meter.eu-central.voice-platform.example --spool /var/lib/platform-services/spool.db
   platform-services payouts run --period previous --region eu-central --live \\
-      --statements s3://platform-statements-eu-central/statements
+      --statements s3://platform-eu-central-statements/statements
   platform-services conformance run --url http://calsync.integration-calsync.svc.cluster.local:8080/healthz
   platform-services webhooks serve --host 0.0.0.0 --port 8788 --store local:/var/spool/platform
   platform-services meter serve --help

@@ -48,9 +48,17 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("platformctl/ci/sides.py", "read_text"): "signed plan results of one CI side (JSON under the CI work folder)",
     ("platformctl/ci/git.py", "open"): "a `git archive` tarball of the base side",
-    ("platformctl/offline/cache.py", "open"): "the plan cache's own entries",
-    ("platformctl/offline/cache.py", "fdopen"): "the plan cache's own entries",
-    ("platformctl/offline/cache.py", "read_bytes"): "program sources hashed into the cache's keys (code, not data)",
+    ("platformctl/offline/store.py", "open"): "the plan cache's own entries",
+    ("platformctl/offline/store.py", "unlink"): "the plan cache's own entries",
+    ("platformctl/offline/signing.py", "open"): "the cache's signing secret, in the user's own folder",
+    ("platformctl/offline/signing.py", "fdopen"): "the cache's signing secret, written once with mode 0600",
+    ("platformctl/offline/signing.py", "unlink"): "a half-written signing secret's temporary file",
+    ("platformctl/offline/facts.py", "open"): "the derived-facts file next to the plan cache",
+    (
+        "platformctl/offline/facts.py",
+        "read_bytes",
+    ): "the fact deriver's source, hashed into its version (code)",
+    ("platformctl/offline/keys.py", "read_bytes"): "program sources hashed into the cache's keys (code, not data)",
     # -- writes outside the change path
     ("platformctl/dry_run.py", "unlink"): "the dry run's scratch copy in a temporary folder, never the repository",
     ("platformctl/dry_run.py", "write_bytes"): "the dry run's scratch copy in a temporary folder, never the repository",
@@ -58,7 +66,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("platformctl/ci/sides.py", "write_atomic"): "signed plan results of one CI side",
     ("platformctl/ci/sides.py", "write_text"): "ci-preview's JSON result file the user names",
     ("platformctl/ci/git.py", "unlink"): "git's own state file in the scratch checkout",
-    ("platformctl/offline/cache.py", "unlink"): "the plan cache's own entries",
     # -- platformctl/billing.py is being moved onto Repo and `changes.write_change` on the `money` branch (issue 21);
     #    these four go with that merge (this test then names them as unused)
     ("platformctl/billing.py", "load_stack_config"): "moving to repo.stack_config on the money branch",

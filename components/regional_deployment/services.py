@@ -23,6 +23,7 @@ from components.runtime_job import RuntimeJob, RuntimeJobArgs
 from components.runtime_service import SPOOL_MOUNT, RuntimeService, RuntimeServiceArgs
 from components.voice_endpoint import VoiceEndpoint, VoiceEndpointArgs
 from components.webhooks_dispatcher import WebhooksDispatcher, WebhooksDispatcherArgs
+from foundation.naming import TWILIO_STATUS_CALLBACK_ROUTE
 from regions.network import address_layout
 
 METER_PORT = 8787
@@ -205,7 +206,7 @@ class RegionServices:
             hosts=[host],
             snis=[host],
             # Only the callback path reaches the meter from outside; /kong/http-log and /metrics do not.
-            paths=["~/twilio/[a-z][a-z0-9-]{1,38}[a-z0-9]/status$"],
+            paths=[TWILIO_STATUS_CALLBACK_ROUTE],
             strip_path=False,
             preserve_host=True,
             https_redirect_status_code=426,

@@ -12,7 +12,7 @@ from typing import Any
 from fleet.program import data_owners, kind_modules
 from foundation.errors import InputError
 from foundation.naming import PARTNER_ID_PATTERN
-from foundation.stacks import StackKind
+from foundation.stacks import StackKind, StackName
 from foundation.yamlio import load_yaml_file
 from platformctl.ci.git import FileChange
 
@@ -22,6 +22,12 @@ EVERY_STACK = ("Pulumi.yaml", "policies/")
 
 def _stacks_in(tree: Path) -> set[str]:
     return {p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (tree / "stacks").glob("Pulumi.*.yaml")}
+
+
+def _stack(kind: StackKind, key: str) -> str:
+    """A stack's name as foundation.stacks spells it; the key comes from either side's files and is not validated
+    here (a bad one is the validate step's to report, not a reason to map nothing)."""
+    return str(StackName(kind, key))
 
 
 def _read(path: Path) -> Any:
@@ -39,7 +45,7 @@ def _home_region(tree: Path, partner_id: str) -> str | None:
 
 def _partners_homed(trees: list[Path], region: str) -> set[str]:
     return {
-        f"partner-{p.stem}"
+        _stack(StackKind.PARTNER, p.stem)
         for tree in trees
         for p in (tree / "partners").glob("*.yaml")
         if p.name not in ("tiers.yaml", "prices.yaml") and _home_region(tree, p.stem) == region
@@ -52,7 +58,7 @@ def _installed(trees: list[Path], partner_id: str) -> set[str]:
     for tree in trees:
         doc = _read(tree / "partners" / f"{partner_id}.yaml")
         listed = doc.get("integrations") if isinstance(doc, dict) else None
-        found |= {f"integration-{i}" for i in listed or [] if isinstance(i, str)}
+        found |= {_stack(StackKind.INTEGRATION, i) for i in listed or [] if isinstance(i, str)}
     return found
 
 
@@ -92,9 +98,9 @@ def affected_stacks(base: Path, head: Path, changes: list[FileChange]) -> dict[s
                 elif stack.startswith("region-"):
                     hit(_partners_homed(trees, stack.removeprefix("region-")), path)
             elif spec and spec.group(1) not in ("tiers", "prices"):  # data files beside the specs
-                hit({f"partner-{spec.group(1)}"} | (_installed(trees, spec.group(1)) & every), path)
+                hit({_stack(StackKind.PARTNER, spec.group(1))} | (_installed(trees, spec.group(1)) & every), path)
             elif integration and integration.group(1) != "rules":
-                hit({f"integration-{integration.group(1)}"} & every, path)
+                hit({_stack(StackKind.INTEGRATION, integration.group(1))} & every, path)
             elif path == "regions/regions.yaml":
                 before, after = _region_entries(base), _region_entries(head)
                 for code in set(before) | set(after):
@@ -138,8 +144,8 @@ def removed_active_partners(
             if waiting:
                 violations.append(
                     {
-                        "stack": f"partner-{partner_id}",
-                        "urn": f"stack:partner-{partner_id}",
+                        "stack": _stack(StackKind.PARTNER, partner_id),
+                        "urn": f"stack:{_stack(StackKind.PARTNER, partner_id)}",
                         "policy": "retention-first",
                         "level": "mandatory",
                         "message": f"partner {partner_id!r} was offboarded, but {waiting}: its files (and the stack "
@@ -150,8 +156,8 @@ def removed_active_partners(
         if not offboarded:
             violations.append(
                 {
-                    "stack": f"partner-{partner_id}",
-                    "urn": f"stack:partner-{partner_id}",
+                    "stack": _stack(StackKind.PARTNER, partner_id),
+                    "urn": f"stack:{_stack(StackKind.PARTNER, partner_id)}",
                     "policy": "offboard-first",
                     "level": "mandatory",
                     "message": f"partner {partner_id!r} is active: its files may only be removed after "

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from foundation.naming import TWILIO_CALLBACK_OVERRIDES, twilio_status_callback_path
+from foundation.naming import TWILIO_CALLBACK_OVERRIDES, TWILIO_STATUS_CALLBACK_TEMPLATE, twilio_status_callback_path
 from services.meter import events
 from services.meter.events import Event, Form, Ignored, Rejected
 from services.meter.metrics import Metrics, connection_lines, spool_lines, twilio_lines
@@ -330,7 +330,7 @@ async def _internal(request: Request, exc: Exception) -> Response:
 def build_app(state: MeterState, lifespan: Any = None) -> Starlette:
     app = Starlette(
         routes=[
-            Route("/twilio/{partner_id}/status", twilio_status, methods=["POST"]),
+            Route(TWILIO_STATUS_CALLBACK_TEMPLATE, twilio_status, methods=["POST"]),
             Route("/kong/http-log", kong_log, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/livez", livez, methods=["GET"]),

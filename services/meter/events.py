@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from foundation.naming import PARTNER_ID_PATTERN
 from services.meter.numbers import country_of
 from services.meter.roster import Partner
 
@@ -29,7 +30,7 @@ MAX_AGE = dt.timedelta(days=35)
 that may already be paid out (payouts run on the 2nd for the month before)."""
 MAX_FORM_FIELDS = 200
 _CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
-_PARTNER_ID = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+_PARTNER_ID = re.compile(PARTNER_ID_PATTERN)
 _ROUTE = re.compile(r"^[A-Za-z0-9._~/-]{1,128}$")
 
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from foundation.errors import InputError
+from foundation.naming import PARTNER_ID_PATTERN
 from services.webhooks.producer import TOKEN_ENV, URL_ENV, publish
 
-_PARTNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+_PARTNER = re.compile(PARTNER_ID_PATTERN)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 PAID_STATUSES = frozenset({"paid", "repaired", "already paid"})
 """PayoutResult statuses whose statement records a Stripe transfer (job.PAID, REPAIRED, ALREADY_PAID)."""

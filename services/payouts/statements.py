@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from foundation.errors import InputError, PlatformError
-from foundation.naming import is_partner_id
+from foundation.naming import PARTNER_ID_PATTERN, is_partner_id
 from foundation.yamlio import validation_problems, write_atomic
 
 KMS_KEY_ENV = "PAYOUTS_KMS_KEY_ID"
@@ -36,7 +36,7 @@ MAX_STATEMENT_BYTES = 1 << 20
 
 
 _STATEMENT_PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-_STATEMENT_PARTNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+_STATEMENT_PARTNER = re.compile(PARTNER_ID_PATTERN)
 
 
 class StatementStore(Protocol):

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from foundation.naming import PARTNER_ID_PATTERN
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.events import InvalidEventError, event_types, parse_event, schemas
 from services.webhooks.metrics import Metrics
@@ -32,7 +33,7 @@ MAX_MANAGEMENT_BODY = 64 * 1024
 MAX_ENDPOINTS_PER_OWNER = 50
 MAX_GRACE_SECONDS = 7 * 86400
 DEFAULT_GRACE_SECONDS = 86400
-OWNER = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+OWNER = re.compile(PARTNER_ID_PATTERN)
 """Partner and integration ids (Kong consumers' custom_id)."""
 _ID = re.compile(r"^[a-z]{2,3}_[0-9a-f]{12,40}$")
 

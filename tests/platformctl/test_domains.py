@@ -214,3 +214,28 @@ def test_a_verification_killed_while_writing_is_recovered_by_the_next_command(
     assert "voice.acme.example verified" in again.out
     assert stack_config(repo_copy)["platform:domainVerified"] == "voice.acme.example"
     assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
+
+
+def test_a_spec_changed_during_the_dns_check_is_refused_and_nothing_written(
+    repo_copy: Path, dns_server: LoopbackDns
+) -> None:
+    """The change path decides on a fresh read under the partner's lock: a domain edited while the DNS was being
+    asked is not the one that was proven."""
+    from fleet.repo import Repo
+    from foundation.errors import InputError
+    from platformctl.domains import verify_domain
+
+    dns_server.records[RECORD] = [f"platform-domain-verification={TOKEN}"]
+    dns_server.cnames[DELEGATION] = DELEGATION_TARGET
+    spec = repo_copy / "partners" / "acme-voice.yaml"
+    stack = repo_copy / "stacks" / "Pulumi.partner-acme-voice.yaml"
+    before = stack.read_bytes()
+
+    def outputs(repo: Repo, _stack: Any) -> dict[str, Any]:
+        spec.write_text(spec.read_text().replace("voice.acme.example", "voice2.acme.example"))
+        return {"domain_challenge_token": TOKEN}
+
+    with pytest.raises(InputError, match="changed while it was being verified"):
+        verify_domain(Repo(repo_copy), "acme-voice", outputs=outputs)
+    assert stack.read_bytes() == before
+    assert journals.pending(repo_copy, repo_copy / ".platformctl") == []
