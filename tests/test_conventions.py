@@ -97,8 +97,6 @@ CONVENTIONS = (
     ),
 )
 
-"""Known retypings, each with what ends it. Not checked for staleness: another branch removes them."""
-
 
 def _docstrings(tree: ast.AST) -> set[int]:
     ids = set()
