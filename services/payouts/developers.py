@@ -23,7 +23,7 @@ from typing import Any
 
 from foundation.warehouse_schema import DEVELOPERS, INTEGRATIONS, active_installs_sql
 from services.payouts import money
-from services.payouts.report import CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
+from services.payouts.report import ALREADY_PAID, CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
 from services.payouts.statements import StatementStore
 from services.payouts.stripe_gateway import DEVELOPER_METADATA, Payee, StripeError, StripeGateway, transfers_capability
 from services.payouts.transfers import pay
@@ -143,7 +143,7 @@ def pay_developers(
                 results.append(
                     PayoutResult(
                         f"developer:{developer.id}",
-                        "already paid" if previous.get("status") == "paid" else CARRIED,
+                        ALREADY_PAID if previous.get("status") == "paid" else CARRIED,
                         previous,
                         reason="already stated",
                         period=period,
