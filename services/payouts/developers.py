@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from foundation.errors import InputError
 from foundation.warehouse_schema import DEVELOPERS, INTEGRATIONS, active_installs_sql
 from services.payouts import money
 from services.payouts.report import ALREADY_PAID, CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
@@ -131,6 +132,13 @@ def pay_developers(
             continue
         months = sorted(m for m in stated.get(developer.id, set()) if m <= period)
         statements = {m: store.get(m, developer.id) or {} for m in months}
+        for month, found in statements.items():
+            if (found.get("developer"), found.get("period")) != (developer.id, month):
+                raise InputError.single(
+                    f"{store.where}/{month}/{developer.id}.json",
+                    "developer",
+                    f"is not {developer.id}'s statement for {month} (a statement is never moved or copied)",
+                )
         for month in months:
             if statements[month].get("status") in RETRIED and month != period:
                 results.append(
