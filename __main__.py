@@ -299,7 +299,9 @@ def build_partner(repo: Repo, partner_id: str) -> None:
         ),
         opts=pulumi.ResourceOptions(providers=[terms_provider]),
     )
-    for integration_id in spec.integrations:  # its INSTALLS rows, on the same provider (integrations/payouts.py)
+    # Its INSTALLS rows, on the same provider (integrations/payouts.py); an offboarded partner's are dropped, which
+    # dates them removed (its integration stacks drop its consumers alike: Repo.installations).
+    for integration_id in () if config.get("offboardedOn") else spec.integrations:
         InstallRow(
             f"install-{integration_id}",
             InstallRowArgs(

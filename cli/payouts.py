@@ -47,7 +47,7 @@ def connect(
     from services.payouts.stripe_gateway import StripeGateway
 
     repo = open_repo()
-    plan = billing.connect_plan(repo, partner)
+    plan = billing.account_request(repo, partner)
     gateway = StripeGateway.from_env(os.environ, live=live)
     if not plan["existing"]:
         confirm(yes, f"find or create a Stripe Express account for {partner} ({plan['country']}, {plan['currency']})")
@@ -66,6 +66,64 @@ def connect(
         plain(err, f"warning: {warning}", "yellow")
     if result.transfers != "active":
         plain(out, f"payouts to {partner} are held until it finishes onboarding; they are paid by the next run after")
+
+
+@billing_app.command("connect-developer")
+def connect_developer(
+    developer: Annotated[str, typer.Argument(help="Developer id (the `developer.id` of its integration specs).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Create the account without asking.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Allow a live STRIPE_API_KEY.")] = False,
+    link: Annotated[
+        bool, typer.Option("--link", help="Make a fresh onboarding link (Stripe's links are single use, minutes long).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Find or create a marketplace developer's Stripe Connect Express account; record it in each of its
+    integrations' stack files; print an onboarding link while the account cannot receive transfers yet.
+
+    The account is opened in the developer's country (its specs' developer.country), in that country's currency
+    (the developer's payout currency), under the recipient service agreement outside the platform's country; a
+    country Stripe cannot pay across borders is refused (platformctl/stripe_connect.yaml). The integration stacks'
+    next `up` writes the account to the developer's warehouse row, from where the payouts job pays it. Needs
+    STRIPE_API_KEY (STRIPE_API_BASE for another endpoint). Running it again finds the same account.
+
+    Example: platformctl billing connect-developer tempo-labs --yes; later: platformctl billing connect-developer
+    tempo-labs --link --json
+    """
+    import os
+
+    from cli.context import confirm, err, open_repo, out
+    from cli.render import plain
+    from platformctl import developer_accounts
+    from services.payouts.stripe_gateway import StripeGateway
+
+    repo = open_repo()
+    request = developer_accounts.account_request(repo, developer)
+    gateway = StripeGateway.from_env(os.environ, live=live)
+    if not request["existing"]:
+        confirm(
+            yes,
+            f"find or create a Stripe Express account for developer {developer} "
+            f"({request['country']}, {request['currency']})",
+        )
+    result = developer_accounts.connect_developer(
+        repo, developer, gateway, link=link, warn=lambda m: plain(err, f"warning: {m}", "yellow")
+    )
+    if as_json:
+        out.print(json.dumps(result.as_dict(), indent=2), markup=False)
+        return
+    verb = "created" if result.created else "found"
+    plain(
+        out,
+        f"developer {developer}: {verb} Stripe account {result.account} ({result.country}, {result.currency}, "
+        f"{result.service_agreement} service agreement; transfers: {result.transfers})",
+    )
+    for path in result.recorded:
+        plain(out, f"recorded platform:stripeAccount in {path}")
+    if result.link:
+        plain(out, f"onboarding link for the developer (single use, expires within minutes): {result.link}")
+    if result.transfers != "active":
+        plain(out, f"payouts to {developer} are held until it finishes onboarding; they are paid by the next run after")
 
 
 @payouts_app.command("run")
@@ -115,7 +173,7 @@ def run(
     from platformctl import billing
     from services.payouts.money import format_minor
 
-    report = billing.run(
+    report = billing.run_payouts(
         open_repo(),
         period,
         region=region,
@@ -159,7 +217,21 @@ def run(
                 o.status,
                 o.reason,
             )
-        if report.outcomes:
+        for o in report.developers:  # marketplace developers: their installs' share, no minutes
+            s, currency = o.statement, o.statement.get("currency") or ""
+            table.add_row(
+                o.partner,
+                o.period,
+                currency,
+                f"{len(s.get('lines') or [])} installs",
+                "",
+                "",
+                format_minor(s["payout_minor"], currency) if currency else "",
+                format_minor(o.due_minor, currency) if currency else "",
+                o.status,
+                o.reason,
+            )
+        if report.outcomes or report.developers:
             out.print(table)
         else:
             plain(out, f"nothing to pay for {report.period}")

@@ -1,10 +1,13 @@
-"""`platformctl billing connect` and `platformctl payouts run`: the glue between the repository and the payouts job."""
+"""`platformctl billing connect` and `platformctl payouts run`: the glue between the repository and the payouts job.
+
+Files are read through fleet.Repo only; the Stripe account id is written through the one change path
+(platformctl.changes.write_change: locks, journal, recovery)."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -12,49 +15,44 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from fleet.repo import Repo
-from fleet.stackconfig import load_stack_config
 from foundation.errors import InputError
-from foundation.stacks import partner_stack
-from foundation.yamlio import load_yaml_file, validation_problems, write_atomic
+from foundation.stacks import parse_stack_name, partner_stack
+from foundation.yamlio import load_yaml_file, validation_problems
 from partners.spec import PartnerSpec
-from platformctl.locking import exclusive
 from services.payouts import runner
-from services.payouts.job import Report
+from services.payouts.report import Report
 from services.payouts.stripe_gateway import PARTNER_METADATA, StripeGateway, transfers_capability
 
 STRIPE_ACCOUNT_KEY = "platform:stripeAccount"
 _ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
 
 
-def record_stripe_account(root: Path, partner_id: str, account_id: str) -> bool:
-    """Set `platform:stripeAccount` in the partner's stack file, edited in place (every other key, comment and
-    encrypted value kept), under the partner's lock. Returns whether the file changed."""
-    from fleet.repo import Repo
-    from platformctl.changes import edit_stack_file
+def record_stripe_account(
+    root: Path, stack_id: str, account_id: str, warn: Callable[[str], None] = lambda _: None, kind: str = "partner"
+) -> bool:
+    """Set `platform:stripeAccount` in a partner's (or an integration's) stack file, through the one change path
+    (the stack's lock, the journal, recovery of an interrupted change). Returns whether the file changed."""
+    from platformctl.changes import config_change, write_change
 
     if not _ACCOUNT_ID.fullmatch(account_id):
         raise InputError.single("stripe", "account", f"{account_id!r} is not a Stripe account id")
-    stack = partner_stack(partner_id)
-    with exclusive(Repo(root).state_dir, str(stack)):
-        repo = Repo(root)  # read under the lock
-        if not repo.has_stack(stack):
-            raise InputError.single(f"stacks/Pulumi.{stack}.yaml", "", f"partner {partner_id!r} has no stack file")
-        if repo.stack_config(stack).file_values.get(STRIPE_ACCOUNT_KEY) == account_id:
-            return False
-        write_atomic(repo.stack_file(stack), edit_stack_file(repo, stack, {STRIPE_ACCOUNT_KEY: account_id}))
-    return True
+    stack = parse_stack_name(f"{kind}-{stack_id}")
+    result = write_change(
+        root, [str(stack)], lambda repo: config_change(repo, stack, {STRIPE_ACCOUNT_KEY: account_id}), warn
+    )
+    return bool(result.change.files)
 
 
-def stripe_account_of(repo: Repo, partner_id: str) -> str | None:
-    if not partner_stack(partner_id).config_file(repo.root).is_file():
+def stripe_account_of(repo: Repo, partner_id: str, kind: str = "partner") -> str | None:
+    """`platform:stripeAccount` of a partner's (or integration's) stack file, or None (no file, or not set)."""
+    stack = parse_stack_name(f"{kind}-{partner_id}")
+    if not repo.has_stack(stack):
         return None
-    value = load_stack_config(repo.root, partner_stack(partner_id)).file_values.get(STRIPE_ACCOUNT_KEY)
+    value = repo.stack_config(stack).file_values.get(STRIPE_ACCOUNT_KEY)
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _ACCOUNT_ID.fullmatch(value):
-        raise InputError.single(
-            f"stacks/Pulumi.partner-{partner_id}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_..."
-        )
+        raise InputError.single(f"stacks/Pulumi.{stack}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_...")
     return value
 
 
@@ -80,7 +78,7 @@ def billing_country(repo: Repo, spec: PartnerSpec) -> str:
 
 CONNECT_FILE = "platformctl/stripe_connect.yaml"
 CONNECT_PATH = Path(__file__).resolve().parent / "stripe_connect.yaml"
-"""Shipped with the tool, like the tier table: Stripe's rules, not the fleet's data."""
+"""Shipped with the tool, like the tier table: Stripe's rules, not the fleet's data (so not read through Repo)."""
 CROSS_BORDER_DOC = "https://docs.stripe.com/connect/cross-border-payouts"
 
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -113,20 +111,23 @@ def load_connect_facts(path: Path = CONNECT_PATH) -> ConnectFacts:
         raise InputError(validation_problems(CONNECT_FILE, exc)) from None
 
 
-def service_agreement(facts: ConnectFacts, partner_id: str, country: str) -> Literal["full", "recipient"]:
+def service_agreement(
+    facts: ConnectFacts, partner_id: str, country: str, where: tuple[str, str] | None = None, instead: str = ""
+) -> Literal["full", "recipient"]:
     """Stripe's service agreement for an account in `country`: full at home, recipient across borders; a country
-    Stripe does not let this platform pay across borders is bad input (exit 2)."""
+    Stripe does not let this platform pay across borders is bad input (exit 2) naming `where` (file, field)."""
     if country == facts.platform_country:
         return "full"
     if facts.platform_country in facts.recipient_countries and country in facts.recipient_countries:
         return "recipient"
+    source, field = where or (f"partners/{partner_id}.yaml", "countries")
     raise InputError.single(
-        f"partners/{partner_id}.yaml",
-        "countries",
+        source,
+        field,
         f"its billing country {country} cannot receive Stripe Connect payouts from a platform in "
         f"{facts.platform_country}: Stripe supports self-serve cross-border payouts only among the US, UK, EEA, "
-        f"Canada and Switzerland ({CROSS_BORDER_DOC}; the list is {CONNECT_FILE}); pay it with "
-        "billing.payout_method bank_transfer",
+        f"Canada and Switzerland ({CROSS_BORDER_DOC}; the list is {CONNECT_FILE}); "
+        + (instead or "pay it with billing.payout_method bank_transfer"),
     )
 
 
@@ -147,7 +148,9 @@ class Connection:
     """What the operator should know about the existing account."""
 
 
-def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
+def account_request(repo: Repo, partner_id: str) -> dict[str, Any]:
+    """What the partner's Stripe account is opened with (country, currency, email, service agreement) and the id
+    its stack file records already."""
     spec = _spec(repo, partner_id)
     if spec.billing.payout_method != "stripe_connect":
         raise InputError.single(
@@ -169,7 +172,7 @@ def connect_plan(repo: Repo, partner_id: str) -> dict[str, Any]:
 def connect(repo: Repo, partner_id: str, gateway: StripeGateway, link: bool = False) -> Connection:
     """Find or create the partner's Express account (idempotent by partner id), record it in its stack file, and
     make an onboarding Account Link when the account is new, cannot receive transfers yet, or `link` asks."""
-    plan = connect_plan(repo, partner_id)
+    plan = account_request(repo, partner_id)
     account = None
     if plan["existing"]:
         account = gateway.retrieve_account(plan["existing"])
@@ -224,7 +227,7 @@ def _check_owner(partner_id: str, account_id: str, account: dict[str, Any] | Non
         )
 
 
-def run(
+def run_payouts(
     repo: Repo,
     period: str,
     *,

@@ -1,4 +1,5 @@
-"""`platformctl warehouse sync`: every partner's billing terms from the repository into the warehouse's PARTNERS.
+"""`platformctl warehouse sync`: every partner's billing terms from the repository into the warehouse's PARTNERS, and
+the marketplace's INSTALLS, DEVELOPERS and INTEGRATIONS rows (the merges the partner and integration stacks run).
 
 The same rows (partners/terms.py) and the same upsert (foundation.warehouse_schema.partner_merge_sql) that each
 partner stack runs at `up`, for local runs and tests: insert or update by PARTNER_ID; a partner whose stack file
@@ -14,8 +15,23 @@ from typing import Any
 from fleet.checks import parse_offboarding_date
 from fleet.repo import Repo
 from foundation.errors import PlatformError
-from foundation.stacks import partner_stack
-from foundation.warehouse_schema import PARTNERS, partner_merge_sql, partner_rows_json
+from foundation.stacks import integration_stack, partner_stack
+from foundation.warehouse_schema import (
+    DEVELOPER_TERMS,
+    DEVELOPERS,
+    INSTALL_TERMS,
+    INSTALLS,
+    INTEGRATION_TERMS,
+    INTEGRATIONS,
+    PARTNERS,
+    developer_merge_sql,
+    install_merge_sql,
+    install_remove_sql,
+    integration_merge_sql,
+    partner_merge_sql,
+    partner_rows_json,
+    rows_json,
+)
 from partners.terms import partner_terms
 from platformctl.billing import stripe_account_of
 
@@ -76,6 +92,48 @@ def terms_rows(repo: Repo, today: dt.date | None = None) -> list[dict[str, Any]]
     return rows
 
 
+def marketplace_rows(repo: Repo) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """INSTALLS rows of every active partner's installs, and the DEVELOPERS and INTEGRATIONS rows of every integration
+    with a stack (the same rows the partner and integration stacks upsert; a local warehouse is every region's)."""
+    from integrations.payouts import developer_row, install_row, integration_row
+
+    installs = [
+        install_row(repo.integration(iid), pid, spec.billing.currency)
+        for pid, spec in sorted(repo.specs().items())
+        if not repo.offboarded_on(pid)
+        for iid in spec.integrations
+    ]
+    developers: dict[str, dict[str, Any]] = {}
+    listings = []
+    for iid in repo.integration_ids():
+        if not repo.has_stack(integration_stack(iid)):
+            continue
+        spec = repo.integration(iid)
+        row = developer_row(repo.catalog(), spec, stripe_account_of(repo, iid, "integration"))
+        if row["STRIPE_ACCOUNT"] or spec.developer.id not in developers:
+            developers[spec.developer.id] = row
+        listings.append(integration_row(repo.catalog(), spec, repo.review_rules()))
+    return installs, list(developers.values()), listings
+
+
+def _sync_marketplace(conn: Any, repo: Repo) -> None:
+    """The same merges the stacks run; an install the repository no longer has is dated removed (never deleted)."""
+    installs, developers, listings = marketplace_rows(repo)
+    cur = conn.cursor()
+    db = conn.database
+    if installs:
+        cur.execute(install_merge_sql(db), (rows_json(INSTALLS, INSTALL_TERMS, installs),))
+    if developers:
+        cur.execute(developer_merge_sql(db), (rows_json(DEVELOPERS, DEVELOPER_TERMS, developers),))
+    if listings:
+        cur.execute(integration_merge_sql(db), (rows_json(INTEGRATIONS, INTEGRATION_TERMS, listings),))
+    cur.execute(f"SELECT {INSTALLS.key} FROM {INSTALLS.fqn(db)} WHERE REMOVED_ON IS NULL")
+    kept = {r["INSTALL_ID"] for r in installs}
+    for (install,) in cur.fetchall():
+        if install not in kept:
+            conn.cursor().execute(install_remove_sql(db, install))
+
+
 def read_partners(conn: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
@@ -100,6 +158,8 @@ def sync(repo: Repo, warehouse_url: str, dry_run: bool = False) -> SyncReport:
         before = read_partners(conn, [r["PARTNER_ID"] for r in rows])
         if not dry_run and rows:
             conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(list[Any](rows)),))
+        if not dry_run:
+            _sync_marketplace(conn, repo)
     except PlatformError:
         raise
     except Exception as exc:  # the driver's error (no table, refused, timed out): a runtime failure, exit 1

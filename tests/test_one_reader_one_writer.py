@@ -66,11 +66,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("platformctl/ci/sides.py", "write_atomic"): "signed plan results of one CI side",
     ("platformctl/ci/sides.py", "write_text"): "ci-preview's JSON result file the user names",
     ("platformctl/ci/git.py", "unlink"): "git's own state file in the scratch checkout",
-    # -- platformctl/billing.py is being moved onto Repo and `changes.write_change` on the `money` branch (issue 21);
-    #    these four go with that merge (this test then names them as unused)
-    ("platformctl/billing.py", "load_stack_config"): "moving to repo.stack_config on the money branch",
-    ("platformctl/billing.py", "load_yaml_file"): "moving to Repo on the money branch",
-    ("platformctl/billing.py", "write_atomic"): "moving to changes.write_change on the money branch",
+    (
+        "platformctl/billing.py",
+        "load_yaml_file",
+    ): "the tool's own Stripe Connect facts (platformctl/stripe_connect.yaml), "
+    "shipped with the tool like the tier table, not the fleet's data",
 }
 
 

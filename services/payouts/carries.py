@@ -8,8 +8,8 @@ from typing import Any
 
 from services.payouts import money
 from services.payouts.money import Adjustment
-from services.payouts.partner_terms import MonthUsage
-from services.payouts.report import OPERATOR_KINDS
+from services.payouts.partner_terms import MonthUsage, Terms
+from services.payouts.report import CARRIED, OPERATOR_KINDS, PayoutResult
 
 
 @dataclass
@@ -78,3 +78,36 @@ def legacy_status(statement: dict[str, Any]) -> str:
     if transfer is None:
         return "held"
     return "external" if transfer.get("method") == "bank_transfer" else "paid"
+
+
+def waiting_result(terms: Terms, carry: Carry, period: str) -> PayoutResult:
+    """An open amount that no statement of this run took. Said, and counted as not paid (exit 1) when no later
+    statement can come for it: the partner is offboarded by the run's period, or its currency has no documented
+    Stripe minimum."""
+    currency = carry.currency or terms.currency
+    offboarded = bool(terms.offboarded_on) and str(terms.offboarded_on)[:7] <= period
+    kind = carry.kind.replace("_", " ")
+    reason = f"{money.format_minor(carry.amount_minor, currency)} owed from {carry.source} ({kind})"
+    attention = carry.amount_minor > 0 and (offboarded or currency not in money.STRIPE_MINIMUM_MINOR)
+    if attention:
+        why = (
+            f"offboarded on {terms.offboarded_on}: no later statement will take it"
+            if offboarded
+            else f"Stripe documents no minimum for {currency}"
+        )
+        hold = money.below_minimum(carry.amount_minor, currency) or "not payable by transfer"
+        reason += (
+            f" is NOT paid: {hold}; {why}. Pay it by hand and write it off with an adjustments line "
+            f"(kind correction, -{carry.amount_minor}) for {period}, or set payout_method bank_transfer"
+        )
+    else:
+        reason += " goes onto the next new statement"
+    return PayoutResult(
+        terms.partner,
+        CARRIED,
+        {},
+        reason=reason,
+        due_minor=carry.amount_minor,
+        period=carry.source,
+        attention=attention,
+    )

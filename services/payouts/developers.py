@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from foundation.errors import InputError
 from foundation.warehouse_schema import DEVELOPERS, INTEGRATIONS, active_installs_sql
 from services.payouts import money
-from services.payouts.report import CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
+from services.payouts.report import ALREADY_PAID, CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
 from services.payouts.statements import StatementStore
 from services.payouts.stripe_gateway import DEVELOPER_METADATA, Payee, StripeError, StripeGateway, transfers_capability
 from services.payouts.transfers import pay
@@ -131,6 +132,13 @@ def pay_developers(
             continue
         months = sorted(m for m in stated.get(developer.id, set()) if m <= period)
         statements = {m: store.get(m, developer.id) or {} for m in months}
+        for month, found in statements.items():
+            if (found.get("developer"), found.get("period")) != (developer.id, month):
+                raise InputError.single(
+                    f"{store.where}/{month}/{developer.id}.json",
+                    "developer",
+                    f"is not {developer.id}'s statement for {month} (a statement is never moved or copied)",
+                )
         for month in months:
             if statements[month].get("status") in RETRIED and month != period:
                 results.append(
@@ -143,7 +151,7 @@ def pay_developers(
                 results.append(
                     PayoutResult(
                         f"developer:{developer.id}",
-                        "already paid" if previous.get("status") == "paid" else CARRIED,
+                        ALREADY_PAID if previous.get("status") == "paid" else CARRIED,
                         previous,
                         reason="already stated",
                         period=period,

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from foundation.errors import InputError
 from services.payouts import money
-from services.payouts.carries import Carry, describe_carries, legacy_status, line_key, open_carries
+from services.payouts.carries import Carry, describe_carries, legacy_status, line_key, open_carries, waiting_result
+from services.payouts.charges import ChargeBook
 from services.payouts.money import Adjustment, AdjustmentLine
 from services.payouts.partner_terms import MonthUsage, Terms, rate_field, read_terms, read_usage
 from services.payouts.report import (
@@ -59,6 +60,8 @@ class _Run:
     dry_run: bool
     now: dt.datetime
     lines: dict[str, list[Adjustment]]
+    charges: Callable[[str, str], list[Adjustment]]
+    """(partner, month) -> its integration charges (services.payouts.charges)."""
     listed_accounts: dict[str, dict[str, Any]] | None = None
     accounts: dict[str, tuple[str | None, dict[str, Any] | None]] = field(default_factory=dict)
 
@@ -80,7 +83,7 @@ class _Run:
                 statements[month] = found
         existing = set(statements) | {m for m in stated if m > self.period}
         months = sorted({m for m in usage if m <= self.period} | set(statements))
-        if self.period not in months and self.lines.get(partner):
+        if self.period not in months and (self.lines.get(partner) or self.charges(partner, self.period)):
             months.append(self.period)
         outcomes: list[PayoutResult] = []
         carries: list[Carry] = []
@@ -106,7 +109,7 @@ class _Run:
         for carry in carries:  # nothing unstated in this run to take them: the next run's first new statement will
             if carry.source in shown:
                 continue
-            outcomes.append(self._waiting(terms, carry))
+            outcomes.append(waiting_result(terms, carry, self.period))
         return outcomes
 
     def _settle_taking(
@@ -138,7 +141,7 @@ class _Run:
         partner, a quiet month): the period's statement is made for them when their sum can be paid, so that
         nothing owed waits for usage that may never come. Its transfer is the period's own (key
         `payout:<partner>:<period>`), so a rerun finds it rather than paying again. When the sum cannot be paid yet,
-        no statement is made: the carries stay on their source statements and wait (see _waiting)."""
+        no statement is made: the carries stay on their source statements and wait (see carries.waiting_result)."""
         outcomes: list[PayoutResult] = []
         for currency in sorted({c.currency or terms.currency for c in carries}):
             group = [c for c in carries if (c.currency or terms.currency) == currency]
@@ -151,38 +154,6 @@ class _Run:
             outcomes.append(self._settle_taking(terms, self.period, None, [], carries, existing, statements, currency))
             break  # one statement per partner and period: a carry in another currency waits for one in its own
         return outcomes
-
-    def _waiting(self, terms: Terms, carry: Carry) -> PayoutResult:
-        """An open amount that no statement of this run took. Said, and counted as not paid (exit 1) when no later
-        statement can come for it: the partner is offboarded by the run's period, or its currency has no documented
-        Stripe minimum."""
-        currency = carry.currency or terms.currency
-        offboarded = bool(terms.offboarded_on) and str(terms.offboarded_on)[:7] <= self.period
-        kind = carry.kind.replace("_", " ")
-        reason = f"{money.format_minor(carry.amount_minor, currency)} owed from {carry.source} ({kind})"
-        attention = carry.amount_minor > 0 and (offboarded or currency not in money.STRIPE_MINIMUM_MINOR)
-        if attention:
-            why = (
-                f"offboarded on {terms.offboarded_on}: no later statement will take it"
-                if offboarded
-                else f"Stripe documents no minimum for {currency}"
-            )
-            hold = money.below_minimum(carry.amount_minor, currency) or "not payable by transfer"
-            reason += (
-                f" is NOT paid: {hold}; {why}. Pay it by hand and write it off with an adjustments line "
-                f"(kind correction, -{carry.amount_minor}) for {self.period}, or set payout_method bank_transfer"
-            )
-        else:
-            reason += " goes onto the next new statement"
-        return PayoutResult(
-            terms.partner,
-            CARRIED,
-            {},
-            reason=reason,
-            due_minor=carry.amount_minor,
-            period=carry.source,
-            attention=attention,
-        )
 
     def settled(
         self,
@@ -385,15 +356,18 @@ class _Run:
     def _lines(
         self, partner: str, month: str, previous: dict[str, Any] | None, carries: list[Carry]
     ) -> list[Adjustment]:
-        """A new statement: the carries it takes over, then the period's adjustments file lines. A restated one keeps
-        its lines (the carries it took are its own for good); the run's file replaces its file lines."""
+        """A new statement: the carries it takes over, the month's integration charges, then the period's adjustments
+        file lines. A restated one keeps its carries (its own for good), takes the charges anew, and the run's file
+        replaces its file lines."""
         own = self.lines.get(partner, []) if month == self.period else []
+        charges = self.charges(partner, month)
         if previous is None:
-            return [c.line() for c in carries] + own
+            return [c.line() for c in carries] + charges + own
         kept = [Adjustment.model_validate(a) for a in previous.get("adjustments") or []]
+        kept = [a for a in kept if a.kind != "integration"]
         if own:
             kept = [a for a in kept if a.kind in ("carry", "late_usage")] + own
-        return kept
+        return kept + charges
 
     def _hand_over(
         self,
@@ -475,7 +449,7 @@ def run_payouts(
         lines.setdefault(line.partner, []).append(
             Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason)
         )
-    job = _Run(period, region, store, gateway, dry_run, now or dt.datetime.now(dt.UTC), lines)
+    job = _Run(period, region, store, gateway, dry_run, now or dt.datetime.now(dt.UTC), lines, ChargeBook(conn).lines)
     outcomes: list[PayoutResult] = []
     for partner in sorted(set(usage) | set(lines) | (set(stated) & set(terms))):
         if partner not in terms:

@@ -15,7 +15,7 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from foundation.currencies import minor_exponent
 from foundation.errors import InputError
@@ -123,9 +123,10 @@ class _Frozen(BaseModel):
 
 
 class Adjustment(_Frozen):
-    kind: Literal["credit", "correction", "carry", "late_usage"]
+    kind: Literal["credit", "correction", "carry", "late_usage", "integration"]
     """credit: owed to the partner; correction: fixes an earlier statement; carry: unpaid from an earlier period;
-    late_usage: usage metered into an earlier period after its statement was settled."""
+    late_usage: usage metered into an earlier period after its statement was settled; integration: a marketplace
+    install's monthly price (negative; the job's own, from RAW.INSTALLS)."""
     amount_minor: MinorUnits
     """Signed amount in the statement currency's minor unit (positive: the partner gets more)."""
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -137,6 +138,13 @@ class AdjustmentLine(Adjustment):
     """The partner the line belongs to."""
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     """Must be the partner's statement currency (checked when the statement is built)."""
+
+    @field_validator("kind")
+    @classmethod
+    def _not_the_jobs(cls, value: str) -> str:
+        if value == "integration":
+            raise ValueError("integration lines come from the installs in the warehouse, not from a file")
+        return value
 
 
 class AdjustmentsFile(_Frozen):

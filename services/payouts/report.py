@@ -26,9 +26,9 @@ WOULD_PAY = "would pay"
 """Dry run."""
 
 SETTLED = frozenset({"paid", "external", "carried"})
-OPERATOR_KINDS = frozenset({"credit", "correction"})
-"""Adjustment kinds an operator writes (the others, carry and late_usage, the job writes)."""
 """Statement statuses of a settled month (the others, pending/held/failed, are retried)."""
+OPERATOR_KINDS = frozenset({"credit", "correction"})
+"""Adjustment kinds an operator writes (the others, carry, late_usage and integration, the job writes)."""
 
 
 @dataclass

@@ -82,3 +82,45 @@ def test_bad_input_exits_2_and_writes_nothing(cli, repo_copy: Path, tmp_path: Pa
 
 def test_help_has_an_example(cli) -> None:
     assert "Example: platformctl warehouse sync" in cli("warehouse", "sync", "--help").out
+
+
+def test_sync_writes_the_marketplace_rows_and_dates_a_dropped_install_removed(
+    cli, repo_copy: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    from tests.integrations.conftest import EXAMPLE
+
+    cli("integration", "submit", str(EXAMPLE), "--yes", root=repo_copy)
+    cli("integration", "approve", "calsync", "--reviewer", "Dana Reviewer", root=repo_copy)
+    cli("integration", "publish", "calsync", "--no-apply", root=repo_copy)
+    spec = repo_copy / "partners" / "acme-voice.yaml"
+    doc = yaml.safe_load(spec.read_text())
+    installed = tmp_path / "acme.yaml"
+    installed.write_text(yaml.safe_dump(doc | {"integrations": ["calsync"]}))
+    cli("onboard-partner", str(installed), "--update", "--no-apply", root=repo_copy)
+    warehouse = tmp_path / "wh"
+    cli("warehouse", "sync", "--warehouse", f"local:{warehouse}", root=repo_copy)
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        conn = connect(f"local:{warehouse}")
+        try:
+            cur = conn.cursor()
+            cur.execute(sql.format(db=LOCAL_DATABASE))
+            return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    installs = "SELECT INSTALL_ID, CURRENCY, MONTHLY_MINOR, REMOVED_ON FROM {db}.RAW.INSTALLS"
+    assert rows(installs) == [("acme-voice/calsync", "EUR", 900, None)]
+    assert rows("SELECT DEVELOPER_ID, CURRENCY, HOME_REGION FROM {db}.RAW.DEVELOPERS") == [
+        ("tempo-labs", "EUR", "eu-central")
+    ]
+    assert rows("SELECT INTEGRATION_ID, MONTHLY_MINOR FROM {db}.RAW.INTEGRATIONS") == [("calsync", 900)]
+    # The partner drops it: the row stays, dated removed.
+    uninstalled = tmp_path / "acme-plain.yaml"
+    uninstalled.write_text(yaml.safe_dump(doc | {"integrations": []}))
+    cli("onboard-partner", str(uninstalled), "--update", "--no-apply", root=repo_copy)
+    cli("warehouse", "sync", "--warehouse", f"local:{warehouse}", root=repo_copy)
+    ((install, _, _, removed),) = rows(installs)
+    assert install == "acme-voice/calsync" and removed == datetime.datetime.now(datetime.UTC).date()

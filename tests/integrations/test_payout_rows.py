@@ -118,3 +118,15 @@ def test_installs_and_developer_rows_are_planned_in_the_right_warehouses(
         cur.execute(sql.replace(eu, db))
     cur.execute(active_installs_sql(db), ("2999-12-31", "2000-01-01"))
     assert [r[0] for r in cur.fetchall()] == ["acme-voice/calsync", "sunrise-telecom/calsync"]
+
+    # Offboarded: its installs leave both stacks (their removal Executes then date the rows removed).
+    import yaml
+
+    stack_file = repo_copy / "stacks" / "Pulumi.partner-sunrise-telecom.yaml"
+    doc = yaml.safe_load(stack_file.read_text())
+    doc["config"]["platform:offboardedOn"] = "2026-11-30"
+    stack_file.write_text(yaml.safe_dump(doc))
+    cli("plan", "partner-sunrise-telecom", "integration-calsync", "--json", str(plan_file), root=repo_copy)
+    document = json.loads(plan_file.read_text())
+    assert not [n for n in _executes(document, "partner-sunrise-telecom") if n.startswith("install-")]
+    assert not [n for n in _executes(document, "integration-calsync") if "sunrise-telecom" in n]

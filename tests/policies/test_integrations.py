@@ -183,3 +183,35 @@ def test_quota_limit_range_and_containers_above_the_caps_are_caught(planned) -> 
     assert any("limit range max memory" in m for m in messages)
     assert any("cpu limit missing or above the cap" in m for m in messages)
     assert json.dumps(messages)  # every message is plain text
+
+
+def test_only_the_developers_own_payout_rows_are_allowed_in_the_warehouse(planned) -> None:
+    """The integration stack's IntegrationTerms writes its developer's rows; any other SQL there, or another
+    integration's rows, is caught."""
+    resources, context = planned
+    developer = next(r for r in resources if r.urn.endswith("::terms-developer"))
+    listing = next(r for r in resources if r.urn.endswith("::terms-integration"))
+    assert findings(resources, context, "integration-confinement") == []
+    drop = dataclasses.replace(
+        developer,
+        urn=developer.urn + "-x",
+        inputs={**developer.inputs, "revert": "DROP TABLE PLATFORM_EU.RAW.USAGE_EVENTS"},
+    )
+    other = dataclasses.replace(
+        listing,
+        urn=listing.urn + "-y",
+        inputs={
+            **listing.inputs,
+            "execute": listing.inputs["execute"].replace('"INTEGRATION_ID":"calsync"', '"INTEGRATION_ID":"pulse"'),
+        },
+    )
+    partners = dataclasses.replace(
+        listing,
+        urn=listing.urn + "-z",
+        inputs={
+            **listing.inputs,
+            "execute": listing.inputs["execute"].replace(".RAW.INTEGRATIONS t", ".RAW.PARTNERS t"),
+        },
+    )
+    messages = findings([*resources, drop, other, partners], context, "integration-confinement")
+    assert len([m for m in messages if "no warehouse or cloud-account resources" in m]) == 3

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from foundation.errors import InputError
 from foundation.warehouse_schema import (
     INSTALLS,
     developer_merge_statement,
@@ -217,3 +218,15 @@ def test_amounts_below_the_minimum_carry_until_payable_and_move_once(tmp_path: P
     assert [t["amount"] for t in fake.transfers] == [66]
     assert stored(tmp_path, "2026-11")["carried_into"] == "2026-12"
     assert stored(tmp_path, "2026-12")["carried_in"] == [{"from": "2026-11", "amount_minor": 44}]
+
+
+def test_a_statement_copied_from_another_developer_is_refused(tmp_path: Path, fake: FakeStripe) -> None:
+    seed(tmp_path / "wh", account_for(fake))
+    run(tmp_path, fake)
+    path = tmp_path / "st" / "developers" / PERIOD / "tempo-labs.json"
+    statement = json.loads(path.read_text())
+    path.write_text(json.dumps(statement | {"developer": "other-labs", "status": "held"}))
+    with pytest.raises(InputError) as refused:
+        run(tmp_path, fake, period="2026-11")
+    assert "is not tempo-labs's statement for 2026-10" in str(refused.value.problems)
+    assert len(fake.transfers) == 1

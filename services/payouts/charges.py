@@ -1,0 +1,49 @@
+"""Partners' integration charges: each marketplace install active in a month is a line on the partner's statement
+for that month (kind `integration`, minus the listed monthly price in the partner's currency fixed at install),
+deducted from its payout; a month whose charges exceed its payout carries the debt like any other (money.below_minimum).
+
+Read from the warehouse's RAW.INSTALLS with THE definition of an active install
+(foundation.warehouse_schema.ACTIVE_INSTALLS_SQL), once per month a run looks at.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from typing import Any
+
+from foundation.warehouse_schema import active_installs_sql
+from services.payouts import money
+from services.payouts.money import Adjustment
+
+
+def month_bounds(period: str) -> tuple[str, str]:
+    """(last day, first day) of a YYYY-MM period, as ACTIVE_INSTALLS_SQL binds them."""
+    year, month = (int(part) for part in period.split("-"))
+    return dt.date(year, month, calendar.monthrange(year, month)[1]).isoformat(), f"{period}-01"
+
+
+class ChargeBook:
+    """The integration charge lines of each partner and month (read once per month)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.months: dict[str, dict[str, list[Adjustment]]] = {}
+
+    def lines(self, partner: str, month: str) -> list[Adjustment]:
+        if month not in self.months:
+            cur = self.conn.cursor()
+            cur.execute(
+                "SELECT PARTNER_ID, INTEGRATION_ID, CURRENCY, MONTHLY_MINOR FROM ("
+                + active_installs_sql(self.conn.database)
+                + ") WHERE MONTHLY_MINOR > 0",
+                month_bounds(month),
+            )
+            found: dict[str, list[Adjustment]] = {}
+            for pid, integration, currency, price in cur.fetchall():
+                reason = f"integration {integration}: {money.format_minor(int(price), currency)} a month"
+                found.setdefault(pid, []).append(
+                    Adjustment(kind="integration", amount_minor=-int(price), reason=reason)
+                )
+            self.months[month] = found
+        return list(self.months[month].get(partner, []))
