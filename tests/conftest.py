@@ -187,3 +187,31 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> st
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return moto_server
+
+
+SHARED_PLAN_GROUP = "fleet"
+"""pytest-xdist group of every module that reads the session's `fleet`: one worker plans each stack once."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`./dev test` runs `-n auto --dist loadgroup`) a module whose tests share expensive setup
+    runs on one worker: the modules that read `fleet` together, and each module with a module-scoped fixture (a
+    server, a planned fleet copy) by itself; every other test goes wherever a worker is free."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    groups: dict[str, str] = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        module = item.nodeid.split("::", 1)[0]
+        if "fleet" in info.names_closure:
+            groups[module] = SHARED_PLAN_GROUP
+        elif getattr(item.module, "SPREAD_OVER_WORKERS", False):
+            continue  # its module fixture is cheap and its tests independent: each worker makes its own
+        elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
+            groups.setdefault(module, module)
+    for item in items:
+        group = groups.get(item.nodeid.split("::", 1)[0])
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

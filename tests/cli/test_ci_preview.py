@@ -12,6 +12,9 @@ import pytest
 from fleet.program import top_level_entries
 from tests.conftest import ROOT
 
+SPREAD_OVER_WORKERS = True
+"""Each test branches from `base` by itself: under pytest-xdist every worker makes its own `project_repo` and the
+tests (minutes of planning together) spread over the workers instead of queueing on one (tests/conftest.py)."""
 PROJECT = tuple(top_level_entries(ROOT))
 """The program and its data, as derived from its imports, with the specs and stack files."""
 

@@ -59,7 +59,11 @@ def test_a_crashed_holder_never_blocks(cli, repo_copy: Path, hold_lock) -> None:
     cli("onboard-partner", str(EXAMPLE), "--no-apply", root=repo_copy)
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage\x00\xff", str(os.getpid()).encode(), b"1"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"garbage\x00\xff", str(os.getpid()).encode(), b"1"],
+    ids=["empty", "garbage", "live-pid", "pid-1"],  # stable ids: pytest-xdist's workers must collect the same tests
+)
 def test_leftover_lock_files_never_block(cli, repo_copy: Path, content: bytes) -> None:
     # Empty, garbage, a live pid that is not a holder (pid reuse), pid 1: only a real flock counts.
     locks = repo_copy / ".platformctl" / "locks"

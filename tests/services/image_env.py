@@ -8,6 +8,7 @@ skipped: a build that fails fails the tests.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -62,14 +63,22 @@ def image_env() -> ImageEnv:
         return env
     target = ROOT / ".platformctl" / "image-env" / _fingerprint()
     env = ImageEnv(target)
-    if not (target / ".complete").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.iterdir():  # environments of other sources (200+ MB each) and a broken build
-            shutil.rmtree(stale, ignore_errors=True)
-        build = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "image_env.py"), str(target)], capture_output=True, text=True
-        )
-        if build.returncode != 0:
-            raise AssertionError(f"./dev image-env failed:\n{build.stdout[-5000:]}\n{build.stderr[-5000:]}")
-        (target / ".complete").write_text("")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One build at a time: pytest-xdist's workers (and two checkouts' runs) ask at once; the others wait for it.
+    with open(target.parent.with_name("image-env.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".complete").is_file():
+            _build(target)
     return env
+
+
+def _build(target: Path) -> None:
+    """Build the environment at target, after removing those of other sources (200+ MB each) and a broken one."""
+    for stale in target.parent.iterdir():
+        shutil.rmtree(stale, ignore_errors=True)
+    build = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "image_env.py"), str(target)], capture_output=True, text=True
+    )
+    if build.returncode != 0:
+        raise AssertionError(f"./dev image-env failed:\n{build.stdout[-5000:]}\n{build.stderr[-5000:]}")
+    (target / ".complete").write_text("")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from foundation.warehouse_schema import USAGE_EVENTS, partner_merge_sql, partner_rows_json
+from foundation.warehouse_schema import SCHEMAS, USAGE_EVENTS, partner_merge_sql, partner_rows_json
 from partners.prices import load_prices
 from partners.spec import load_spec
 from partners.terms import partner_terms
@@ -36,10 +38,38 @@ def usage_row(partner: str, period: str, minutes: int, rate: str, currency: str,
     }
 
 
-def seed(directory: Path, rows: list[dict[str, Any]]) -> None:
+_template = tempfile.TemporaryDirectory(prefix="payouts-warehouse-")
+"""An embedded warehouse with the schema and nothing else, made once per test process (removed at its exit)."""
+_schema_current: set[Path] = set()
+"""Warehouse folders this process made from the template, whose schema is therefore current."""
+
+
+def _connect_with_schema(directory: Path) -> Any:
+    """A connection to the embedded warehouse under `directory`, its schema made (if absent) as `ensure_schema` makes
+    it. A new folder starts as a copy of the template: fakesnow compiles each of ensure_schema's statements with
+    sqlglot, about a second per call, which every payouts test would otherwise pay two or three times."""
+    template = Path(_template.name)
+    if not any(template.iterdir()):
+        conn = warehouse.connect(f"local:{template}")
+        try:
+            warehouse.ensure_schema(conn)
+        finally:
+            conn.close()
+    directory = directory.resolve()
+    if not directory.exists():
+        shutil.copytree(template, directory)
+        _schema_current.add(directory)
     conn = warehouse.connect(f"local:{directory}")
-    try:
+    if directory not in _schema_current:  # made by someone else (a meter, the job): bring its schema up to date
         warehouse.ensure_schema(conn)
+    else:  # the session's schema as ensure_schema leaves it (CREATE SCHEMA makes the new schema the current one)
+        conn.cursor().execute(f"USE SCHEMA {conn.database}.{list(SCHEMAS)[-1]}")
+    return conn
+
+
+def seed(directory: Path, rows: list[dict[str, Any]]) -> None:
+    conn = _connect_with_schema(directory)
+    try:
         warehouse.merge_rows(conn, USAGE_EVENTS, rows)
     finally:
         conn.close()
@@ -54,9 +84,8 @@ def terms_of(spec_path: Path, stripe_account: str | None = None, **changes: Any)
 
 def seed_terms(directory: Path, rows: list[dict[str, Any]]) -> None:
     """Upsert terms rows with THE merge (foundation.warehouse_schema.partner_merge_sql), as `up` does."""
-    conn = warehouse.connect(f"local:{directory}")
+    conn = _connect_with_schema(directory)
     try:
-        warehouse.ensure_schema(conn)
         conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(rows),))
     finally:
         conn.close()
