@@ -418,6 +418,7 @@ def conformance(
                 region=region,
                 snowflake_organization=config.require("snowflakeOrganization"),
                 snowflake_account=account,
+                namespace_ready=[sandbox.system_namespaces[region]],
             ),
             opts=pulumi.ResourceOptions(
                 providers=[warehouse, kubernetes], depends_on=[sandbox.system_namespaces[region]]
