@@ -9,6 +9,7 @@ integration-<id>  one IntegrationSandbox (every offered region + Kong), from int
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -387,7 +388,7 @@ def conformance(
     repo: Repo,
     spec: IntegrationSpec,
     sandbox: IntegrationSandbox,
-    providers: dict[str, pulumi.ProviderResource],
+    providers: Mapping[str, pulumi.ProviderResource],
     suspended: bool,
 ) -> None:
     """Per offered region, in the order a first `up` needs: the sandbox's system namespace, then the job's warehouse

@@ -85,9 +85,7 @@ class ConformanceJob(pulumi.ComponentResource):
                                         secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=SECRET_NAME)
                                     )
                                 ],
-                                resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    limits=resources, requests=resources
-                                ),
+                                resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
                                 security_context=container_security(),
                             )
                         ],

@@ -11,8 +11,8 @@ the names services/conformance.py reads), but per integration and from the integ
   pods reach Snowflake on 443 (public addresses only, like the egress proxy: Snowflake has no fixed addresses); the
   sandbox's own policies are unchanged.
 
-The job reads the Secret when the ConformanceJob's container (components/conformance_job.py) takes it as `env_from` and gets
-`--integration/--region/--image-digest` (see `conformance_record_args`).
+The job reads the Secret as the ConformanceJob's container (components/conformance_job.py) takes it as `env_from`
+and gets `--integration/--region/--image-digest` (see `conformance_record_args`).
 """
 
 from __future__ import annotations

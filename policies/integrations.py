@@ -178,7 +178,10 @@ def _own_recording_access(resource: Resource, facts: IntegrationFacts) -> bool:
             allowed: list[tuple[list[str], dict[str, Any]]] = [
                 (["USAGE"], {"onAccountObject": {"objectType": "DATABASE", "objectName": database}}),
                 (["USAGE"], {"onSchema": {"schemaName": f"{database}.{RAW}"}}),
-                (["USAGE"], {"onAccountObject": {"objectType": "WAREHOUSE", "objectName": region_object(region, "LOAD_WH")}}),
+                (
+                    ["USAGE"],
+                    {"onAccountObject": {"objectType": "WAREHOUSE", "objectName": region_object(region, "LOAD_WH")}},
+                ),
                 (
                     ["INSERT", "SELECT"],
                     {"onSchemaObject": {"objectType": "TABLE", "objectName": CONFORMANCE_RESULTS.fqn(database)}},

@@ -195,7 +195,9 @@ def test_the_conformance_recording_holds_its_results_table_and_nothing_more(plan
         return [dataclasses.replace(r, inputs=inputs) if r is match else r for r in resources]
 
     def flagged(bad: list[Resource]) -> bool:
-        return any("no warehouse or cloud-account resources" in m for m in findings(bad, context, "integration-confinement"))
+        return any(
+            "no warehouse or cloud-account resources" in m for m in findings(bad, context, "integration-confinement")
+        )
 
     on = results[0].inputs["onSchemaObject"]
     usage_events = {**results[0].inputs, "onSchemaObject": {**on, "objectName": on["objectName"].replace(
