@@ -413,7 +413,7 @@ def conformance(
             role="ACCOUNTADMIN",
         )
         recording = ConformanceRecording(
-            f"integration-{region}-recording",
+            f"{sandbox.prefixes[region]}-recording",
             ConformanceRecordingArgs(
                 integration_id=spec.id,
                 region=region,
@@ -429,7 +429,7 @@ def conformance(
             continue
         after = [*sandbox.deployed[region], recording]
         ConformanceJob(
-            f"integration-{region}",
+            sandbox.prefixes[region],
             ConformanceJobArgs(
                 spec=spec,
                 digest=spec.digest(),

@@ -87,6 +87,8 @@ class IntegrationSandbox(pulumi.ComponentResource):
         }
         self.system_namespaces: dict[str, k8s.core.v1.Namespace] = {}
         """Each region's system namespace (the conformance job's Secret goes there)."""
+        self.prefixes: dict[str, str] = {}
+        """Each region's resource-name prefix (the conformance job's and its recording's names continue it)."""
         self.deployed: dict[str, list[pulumi.Resource]] = {}
         """Each region's workload and its service: what the conformance job checks once they are up."""
         for region, provider in args.kubernetes.items():
@@ -260,6 +262,7 @@ class IntegrationSandbox(pulumi.ComponentResource):
             opts=in_sandbox,
         )
         self._egress_proxy(prefix, args, meta, in_system)
+        self.prefixes[region] = prefix
         self.system_namespaces[region] = system
         self.deployed[region] = [workload, service]
 
