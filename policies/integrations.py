@@ -156,6 +156,11 @@ def _own_payout_row(resource: Resource, iid: str) -> bool:
     return True
 
 
+def _without_defaults(value: Any) -> Any:
+    """An input object without the `__defaults` bookkeeping a bridged provider's check adds (a real preview)."""
+    return {k: v for k, v in value.items() if k != "__defaults"} if isinstance(value, dict) else value
+
+
 def _own_recording_access(resource: Resource, facts: IntegrationFacts) -> bool:
     """The conformance job's warehouse access in one of its regions (components/conformance_recording.py): the role
     and service user `<REGION DB>_CONFORMANCE_<ID>`, the user holding that role, and the role's grants: USAGE on
@@ -171,10 +176,13 @@ def _own_recording_access(resource: Resource, facts: IntegrationFacts) -> bool:
             if (inputs.get("name"), inputs.get("defaultRole")) == (name, name) and "password" not in inputs:
                 return True
         elif resource.type == "snowflake:index/grantAccountRole:GrantAccountRole":
-            if inputs.get("roleName") == name and inputs.get("userName") == name and len(inputs) == 2:
+            if (inputs.get("roleName"), inputs.get("userName")) == (name, name) and not inputs.get("parentRoleName"):
                 return True
         elif resource.type == "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole":
-            on = {key: value for key, value in inputs.items() if key not in ("accountRoleName", "privileges")}
+            # The target (the on* argument), as set: a provider's defaults elsewhere (alwaysApplyTrigger) do not
+            # matter, a grant option or "all privileges" does.
+            on = {key: _without_defaults(value) for key, value in inputs.items() if key.startswith("on")}
+            widened = any(inputs.get(key) for key in ("allPrivileges", "withGrantOption", "alwaysApply"))
             allowed: list[tuple[list[str], dict[str, Any]]] = [
                 (["USAGE"], {"onAccountObject": {"objectType": "DATABASE", "objectName": database}}),
                 (["USAGE"], {"onSchema": {"schemaName": f"{database}.{RAW}"}}),
@@ -187,7 +195,7 @@ def _own_recording_access(resource: Resource, facts: IntegrationFacts) -> bool:
                     {"onSchemaObject": {"objectType": "TABLE", "objectName": CONFORMANCE_RESULTS.fqn(database)}},
                 ),
             ]
-            if inputs.get("accountRoleName") == name and (inputs.get("privileges"), on) in allowed:
+            if inputs.get("accountRoleName") == name and not widened and (inputs.get("privileges"), on) in allowed:
                 return True
     return False
 

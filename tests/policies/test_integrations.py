@@ -205,6 +205,11 @@ def test_the_conformance_recording_holds_its_results_table_and_nothing_more(plan
     assert flagged(edited(results[0], usage_events))
     assert flagged(edited(results[0], {**results[0].inputs, "privileges": ["INSERT", "SELECT", "DELETE"]}))
     assert flagged(edited(results[0], {**results[0].inputs, "withGrantOption": True}))
+    assert flagged(edited(results[0], {**results[0].inputs, "allPrivileges": True}))
+    assert flagged(edited(results[0], {**results[0].inputs, "onAccount": True}))
+    # What a real preview's provider check adds as defaults is no widening.
+    defaults = {"withGrantOption": False, "alwaysApply": False, "alwaysApplyTrigger": "", "__defaults": []}
+    assert not flagged(edited(results[0], {**results[0].inputs, **defaults}))
     db_usage = next(r for r in resources if r.type == grant and r.inputs.get("onAccountObject", {}).get("objectType")
                     == "DATABASE")  # fmt: skip
     assert flagged(edited(db_usage, {**db_usage.inputs, "privileges": ["USAGE", "MONITOR"]}))
@@ -212,6 +217,7 @@ def test_the_conformance_recording_holds_its_results_table_and_nothing_more(plan
     assert flagged(edited(role, {**role.inputs, "name": "PLATFORM_EU_CENTRAL_LOADER"}))
     user_role = next(r for r in resources if r.type == "snowflake:index/grantAccountRole:GrantAccountRole")
     assert flagged(edited(user_role, {**user_role.inputs, "roleName": "ACCOUNTADMIN"}))
+    assert flagged(edited(user_role, {**user_role.inputs, "userName": None, "parentRoleName": "SYSADMIN"}))
 
 
 def test_only_the_proxy_and_the_conformance_job_reach_addresses(planned) -> None:
