@@ -90,3 +90,28 @@ def test_a_suspended_integration_runs_no_job_but_keeps_its_results_access(tmp_pa
         "PLATFORM_EU_CENTRAL_CONFORMANCE_CALSYNC",
         "PLATFORM_US_EAST_CONFORMANCE_CALSYNC",
     ]
+
+
+def test_the_planned_arguments_record_a_run_through_the_services_cli(
+    planned: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The container's args as planned, run by the image's entry point (`platform-services`), with the Secret's
+    CONFORMANCE_WAREHOUSE_URL standing in as a local warehouse (the Secret's Snowflake URL itself is checked in
+    test_conformance_recording.py) and the health URL pointed at a loopback server: the result lands in
+    CONFORMANCE_RESULTS under the job's region and the spec's image digest."""
+    from services.cli import main as services_main
+    from tests.services.test_conformance import LOOSE, _recorded, server
+
+    (job,) = [j for j in planned.resources(STACK, "kubernetes:batch/v1:Job") if "-us-east-" in j.urn]
+    (container,) = job.inputs["spec"]["template"]["spec"]["containers"]
+    args = list(container["args"])
+    store = tmp_path / "warehouse"
+    monkeypatch.setenv("CONFORMANCE_WAREHOUSE_URL", f"local:{store}")
+    with server() as url:
+        args[args.index("--url") + 1] = url
+        code = services_main([*args, *LOOSE])  # the same flags again, looser: argparse keeps the last
+    assert code == 0, capsys.readouterr().err
+    ((_, integration, region, *_rest),) = _recorded(store)
+    assert (integration, region) == ("calsync", "us-east")
+    digest = args[args.index("--image-digest") + 1]
+    assert digest.startswith("sha256:") and any(value == digest for value in _rest)
