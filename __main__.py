@@ -9,6 +9,7 @@ integration-<id>  one IntegrationSandbox (every offered region + Kong), from int
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from foundation.naming import meter_host, voice_host
 from foundation.stacks import StackKind, parse_stack_name
 
 if TYPE_CHECKING:
+    from components.integration_sandbox import IntegrationSandbox
     from integrations.spec import IntegrationSpec
 
 ROOT = Path(__file__).absolute().parent  # not resolve(): a dry-run overlay links this file
@@ -347,6 +349,7 @@ def build_integration(repo: Repo, integration_id: str) -> None:
     import pulumi_kong as kong
     import pulumi_kubernetes as k8s
 
+    import components.conformance_job  # noqa: F401  conformance()'s modules, in this builder's import map (fleet/program.py)
     from components.integration_sandbox import IntegrationSandbox, IntegrationSandboxArgs
     from integrations.review import published_spec
 
@@ -374,13 +377,72 @@ def build_integration(repo: Repo, integration_id: str) -> None:
             kong_service_ids=stack_reference("global").get_output(GlobalOutput.KONG_SERVICE_IDS),
             installations=tuple(repo.installations(integration_id)),
             suspended=record.state == "suspended",
-            conformance_image=config.require("servicesImage"),
         ),
         opts=pulumi.ResourceOptions(providers=[kong_provider]),
     )
+    conformance(repo, spec, sandbox, providers, suspended=record.state == "suspended")
     developer_terms(repo, spec, config.get("stripeAccount"))
     for key, value in sandbox.outputs.items():
         pulumi.export(key, value)
+
+
+def conformance(
+    repo: Repo,
+    spec: IntegrationSpec,
+    sandbox: IntegrationSandbox,
+    providers: Mapping[str, pulumi.ProviderResource],
+    suspended: bool,
+) -> None:
+    """Per offered region, in the order a first `up` needs: the sandbox's system namespace, then the job's warehouse
+    access (ConformanceRecording: its Secret lives there), then the job once the workload is up and the Secret
+    exists. Suspended: no job; the access stays (the results so far remain, and the role can only add results)."""
+    import pulumi_snowflake as snowflake
+
+    from components.conformance_job import ConformanceJob, ConformanceJobArgs
+    from components.conformance_recording import ConformanceRecording, ConformanceRecordingArgs
+
+    config = pulumi.Config("platform")
+    admin_keys = stack_reference("global").get_output(GlobalOutput.SNOWFLAKE_ADMIN_KEYS)
+    for region, kubernetes in providers.items():
+        account = stack_reference(f"region-{region}").get_output(RegionOutput.SNOWFLAKE_ACCOUNT)
+        warehouse = snowflake.Provider(
+            f"snowflake-conformance-{region}",
+            organization_name=config.require("snowflakeOrganization"),
+            account_name=account,
+            user="PLATFORMCTL",
+            authenticator="SNOWFLAKE_JWT",
+            private_key=admin_keys[region],
+            role="ACCOUNTADMIN",
+        )
+        recording = ConformanceRecording(
+            f"{sandbox.prefixes[region]}-recording",
+            ConformanceRecordingArgs(
+                integration_id=spec.id,
+                region=region,
+                snowflake_organization=config.require("snowflakeOrganization"),
+                snowflake_account=account,
+                namespace_ready=[sandbox.system_namespaces[region]],
+            ),
+            opts=pulumi.ResourceOptions(
+                providers=[warehouse, kubernetes], depends_on=[sandbox.system_namespaces[region]]
+            ),
+        )
+        if suspended:
+            continue
+        after = [*sandbox.deployed[region], recording]
+        ConformanceJob(
+            sandbox.prefixes[region],
+            ConformanceJobArgs(
+                spec=spec,
+                digest=spec.digest(),
+                rules=repo.review_rules(),
+                region=region,
+                conformance_image=config.require("servicesImage"),
+                after=after,
+                moved_from=sandbox,
+            ),
+            opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=after),
+        )
 
 
 def developer_terms(repo: Repo, spec: IntegrationSpec, stripe_account: str | None) -> None:

@@ -11,12 +11,13 @@ the names services/conformance.py reads), but per integration and from the integ
   pods reach Snowflake on 443 (public addresses only, like the egress proxy: Snowflake has no fixed addresses); the
   sandbox's own policies are unchanged.
 
-The job reads the Secret when the IntegrationSandbox's conformance container takes it as `env_from` and gets
-`--integration/--region/--image-digest` (see `conformance_record_args`).
+The job reads the Secret as the ConformanceJob's container (components/conformance_job.py) takes it as `env_from`
+and gets `--integration/--region/--image-digest` (see `conformance_record_args`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -51,6 +52,9 @@ class ConformanceRecordingArgs:
     """Snowflake organization name (stack config platform:snowflakeOrganization)."""
     snowflake_account: pulumi.Input[str]
     """The region's Snowflake account name (the region stack's output `snowflake_account`)."""
+    namespace_ready: Sequence[pulumi.Resource] = ()
+    """What the Secret and NetworkPolicy wait for: the system namespace they live in (a component's depends_on does
+    not reach its children)."""
 
 
 def conformance_record_args(integration_id: str, region: str, image: str) -> list[str]:
@@ -107,6 +111,7 @@ class ConformanceRecording(pulumi.ComponentResource):
             f"&warehouse={load_warehouse}",
         )
         namespace = integration_system_namespace(args.integration_id)
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=list(args.namespace_ready))
         labels = {"integration_id": args.integration_id, "isolation": "strict"}
         values: dict[str, pulumi.Input[str]] = {WAREHOUSE_URL_ENV: url, KEY_ENV: key.private_key_pem}
         secret = k8s.core.v1.Secret(
@@ -114,7 +119,7 @@ class ConformanceRecording(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=namespace, labels=labels),
             type="Opaque",
             string_data={env: pulumi.Output.secret(value) for env, value in values.items()},
-            opts=child,
+            opts=in_namespace,
         )
         np = k8s.networking.v1
         k8s.networking.v1.NetworkPolicy(
@@ -134,7 +139,7 @@ class ConformanceRecording(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=child,
+            opts=in_namespace,
         )
         self.secret_name = secret.metadata.name
         self.register_outputs({"secret": secret.metadata.name, "user": user.name, "role": role.name})

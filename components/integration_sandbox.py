@@ -5,7 +5,9 @@ Per offered region (its own Kubernetes provider):
   default-deny NetworkPolicies plus: ingress from the gateway (and the conformance job), egress to cluster DNS, to
   the regional gateway (platform APIs, with the installation's key) and to the egress proxy, nothing else. The
   workload runs the image by digest, non-root, read-only root filesystem, no service-account token.
-- `integration-<id>-system`: the egress proxy (Squid) and the conformance job, outside the sandbox's quota.
+- `integration-<id>-system`: the egress proxy (Squid), outside the sandbox's quota; the conformance job and its
+  warehouse access are added there by the program after this component (components/conformance_job.py,
+  components/conformance_recording.py), from `system_namespaces` and `deployed`.
 
 Why a proxy: the VPC CNI's NetworkPolicies match addresses, not names, and a CDN-hosted name's addresses change
 and are shared with other tenants of the CDN. The proxy is the only pod with a route out (TCP 443 to public
@@ -29,14 +31,12 @@ import pulumi_kubernetes as k8s
 
 from components.integration_gateway import build_integration_routes
 from components.network_policies import (
-    CONFORMANCE_LABELS,
     PROXY_LABELS,
     WORKLOAD_LABELS,
     sandbox_network_policies,
     system_network_policies,
 )
 from components.sandbox_settings import (
-    conformance_args,
     container_security,
     pod_security,
     sandbox_quota,
@@ -57,7 +57,7 @@ class IntegrationSandboxArgs:
     spec: IntegrationSpec
     """The published integration spec."""
     digest: str
-    """The spec's digest (labels the workload; a new digest re-runs the conformance job)."""
+    """The spec's digest (labels the workload)."""
     rules: ReviewRules
     """Caps, egress proxy and conformance settings."""
     scopes: Mapping[str, Scope]
@@ -70,8 +70,6 @@ class IntegrationSandboxArgs:
     """Ids of the partners that installed it."""
     suspended: bool
     """Out of service: routes answer 503, sandboxes scale to zero."""
-    conformance_image: str
-    """Image whose `platform-services conformance run` command runs the load check."""
 
 
 class IntegrationSandbox(pulumi.ComponentResource):
@@ -87,6 +85,12 @@ class IntegrationSandbox(pulumi.ComponentResource):
             "suspended": args.suspended,
             "installations": list(args.installations),
         }
+        self.system_namespaces: dict[str, k8s.core.v1.Namespace] = {}
+        """Each region's system namespace (the conformance job's Secret goes there)."""
+        self.prefixes: dict[str, str] = {}
+        """Each region's resource-name prefix (the conformance job's and its recording's names continue it)."""
+        self.deployed: dict[str, list[pulumi.Resource]] = {}
+        """Each region's workload and its service: what the conformance job checks once they are up."""
         for region, provider in args.kubernetes.items():
             self._region(name, region, args, pulumi.ResourceOptions(parent=self, provider=provider))
         self.outputs.update(
@@ -258,7 +262,9 @@ class IntegrationSandbox(pulumi.ComponentResource):
             opts=in_sandbox,
         )
         self._egress_proxy(prefix, args, meta, in_system)
-        self._conformance(prefix, args, meta, in_system, [workload, service])
+        self.prefixes[region] = prefix
+        self.system_namespaces[region] = system
+        self.deployed[region] = [workload, service]
 
     def _egress_proxy(
         self, prefix: str, args: IntegrationSandboxArgs, meta: Meta, opts: pulumi.ResourceOptions
@@ -360,55 +366,4 @@ class IntegrationSandbox(pulumi.ComponentResource):
                 ports=[k8s.core.v1.ServicePortArgs(name="proxy", port=proxy.port, target_port=proxy.port)],
             ),
             opts=opts,
-        )
-
-    def _conformance(
-        self,
-        prefix: str,
-        args: IntegrationSandboxArgs,
-        meta: Meta,
-        opts: pulumi.ResourceOptions,
-        after: list[pulumi.Resource],
-    ) -> None:
-        if args.suspended:
-            return
-        spec, bars = args.spec, args.rules.conformance
-        target = f"http://{spec.id}.{self.namespace}.svc.cluster.local:{spec.port}{spec.health_path or '/'}"
-        proxy = args.rules.egress_proxy.resources
-        k8s.batch.v1.Job(
-            f"{prefix}-conformance",
-            # One Job per spec digest: a new version is checked again after its deploy; the old Job is replaced.
-            metadata=meta(f"conformance-{args.digest.removeprefix('sha256:')[:12]}", self.system_namespace),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=0,
-                ttl_seconds_after_finished=7 * 24 * 3600,
-                active_deadline_seconds=bars.duration_seconds + 120,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=CONFORMANCE_LABELS),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        restart_policy="Never",
-                        automount_service_account_token=False,
-                        enable_service_links=False,
-                        security_context=pod_security(),
-                        containers=[
-                            k8s.core.v1.ContainerArgs(
-                                name="conformance",
-                                image=args.conformance_image,
-                                args=conformance_args(target, args.rules),
-                                resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    limits=dict(proxy), requests=dict(proxy)
-                                ),
-                                security_context=container_security(),
-                            )
-                        ],
-                    ),
-                ),
-            ),
-            opts=pulumi.ResourceOptions.merge(
-                opts,
-                pulumi.ResourceOptions(
-                    depends_on=after,
-                    custom_timeouts=pulumi.CustomTimeouts(create=f"{bars.duration_seconds + 180}s"),
-                ),
-            ),
         )

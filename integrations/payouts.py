@@ -10,15 +10,17 @@ partner's, so both prices always exist. A free integration (no pricing) is 0 for
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundation.currencies import MINOR_UNITS
 from foundation.errors import InputError
 from foundation.naming import install_id
 from foundation.warehouse_schema import DEVELOPER_TERMS, INSTALL_TERMS, INTEGRATION_TERMS
-from integrations.rules import ReviewRules
 from integrations.spec import IntegrationSpec
 from regions.catalog import Catalog
+
+if TYPE_CHECKING:  # the partner program imports this module for install_row: the review rules are no input of it
+    from integrations.rules import ReviewRules
 
 
 def developer_home(catalog: Catalog, spec: IntegrationSpec, source: str = "") -> tuple[str, str]:

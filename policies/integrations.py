@@ -19,7 +19,11 @@ from foundation.naming import (
     integration_namespace,
     integration_system_namespace,
     partner_namespace,
+    region_database,
+    region_object,
+    snowflake_ident,
 )
+from foundation.warehouse_schema import CONFORMANCE_RESULTS, RAW
 
 
 class Resource(Protocol):
@@ -50,6 +54,9 @@ SHARED_NAMESPACES = {"platform": "the gateway", "kube-system": "cluster DNS"}
 """Namespaces an integration's network policies may name besides its own: where the gateway and DNS run."""
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
 """What the proxy's way out must always exclude: the VPC, peers and the instance metadata address."""
+ADDRESS_REACHING_PODS = ({"app.kubernetes.io/name": "egress-proxy"}, {"app.kubernetes.io/name": "conformance"})
+"""The only pods of the system namespace whose egress may name addresses: the proxy, and the conformance job on its
+way to the region's warehouse (components/network_policies.py: PROXY_LABELS, CONFORMANCE_LABELS)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,50 @@ def _own_payout_row(resource: Resource, iid: str) -> bool:
     return True
 
 
+def _without_defaults(value: Any) -> Any:
+    """An input object without the `__defaults` bookkeeping a bridged provider's check adds (a real preview)."""
+    return {k: v for k, v in value.items() if k != "__defaults"} if isinstance(value, dict) else value
+
+
+def _own_recording_access(resource: Resource, facts: IntegrationFacts) -> bool:
+    """The conformance job's warehouse access in one of its regions (components/conformance_recording.py): the role
+    and service user `<REGION DB>_CONFORMANCE_<ID>`, the user holding that role, and the role's grants: USAGE on
+    the region's database, its RAW schema and its load warehouse, INSERT and SELECT on CONFORMANCE_RESULTS.
+    Nothing else in the warehouse is the integration's to hold."""
+    inputs, ident = resource.inputs, snowflake_ident(facts.integration_id)
+    for region in facts.regions:
+        database, name = region_database(region), region_object(region, f"CONFORMANCE_{ident}")
+        if resource.type == "snowflake:index/accountRole:AccountRole":
+            if inputs.get("name") == name:
+                return True
+        elif resource.type == "snowflake:index/serviceUser:ServiceUser":
+            if (inputs.get("name"), inputs.get("defaultRole")) == (name, name) and "password" not in inputs:
+                return True
+        elif resource.type == "snowflake:index/grantAccountRole:GrantAccountRole":
+            if (inputs.get("roleName"), inputs.get("userName")) == (name, name) and not inputs.get("parentRoleName"):
+                return True
+        elif resource.type == "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole":
+            # The target (the on* argument), as set: a provider's defaults elsewhere (alwaysApplyTrigger) do not
+            # matter, a grant option or "all privileges" does.
+            on = {key: _without_defaults(value) for key, value in inputs.items() if key.startswith("on")}
+            widened = any(inputs.get(key) for key in ("allPrivileges", "withGrantOption", "alwaysApply"))
+            allowed: list[tuple[list[str], dict[str, Any]]] = [
+                (["USAGE"], {"onAccountObject": {"objectType": "DATABASE", "objectName": database}}),
+                (["USAGE"], {"onSchema": {"schemaName": f"{database}.{RAW}"}}),
+                (
+                    ["USAGE"],
+                    {"onAccountObject": {"objectType": "WAREHOUSE", "objectName": region_object(region, "LOAD_WH")}},
+                ),
+                (
+                    ["INSERT", "SELECT"],
+                    {"onSchemaObject": {"objectType": "TABLE", "objectName": CONFORMANCE_RESULTS.fqn(database)}},
+                ),
+            ]
+            if inputs.get("accountRoleName") == name and not widened and (inputs.get("privileges"), on) in allowed:
+                return True
+    return False
+
+
 def check_integration_confinement(resources: Sequence[Resource], context: StackContext) -> Iterable[Finding]:
     facts = _facts(context)
     if facts is None:
@@ -160,7 +211,7 @@ def check_integration_confinement(resources: Sequence[Resource], context: StackC
     for resource in resources:
         inputs = resource.inputs
         cloud = resource.type.startswith(("snowflake:", "aws:")) and not resource.type.startswith("pulumi:providers:")
-        if cloud and not _own_payout_row(resource, iid):
+        if cloud and not (_own_payout_row(resource, iid) or _own_recording_access(resource, facts)):
             yield resource.urn, "an integration stack holds no warehouse or cloud-account resources"
         metadata = inputs.get("metadata")
         if resource.type.startswith("kubernetes:") and isinstance(metadata, dict):
@@ -251,8 +302,12 @@ def check_integration_sandbox(resources: Sequence[Resource], context: StackConte
                         yield policy.urn, "an egress rule without peers opens every destination"
                     continue
                 ports = [p.get("port") for p in rule.get("ports") or []]
-                if namespace != system or ports != [443]:
-                    yield policy.urn, "only the egress proxy reaches addresses, and only on port 443"
+                selector = (policy.inputs.get("spec", {}).get("podSelector") or {}).get("matchLabels")
+                if namespace != system or ports != [443] or selector not in ADDRESS_REACHING_PODS:
+                    yield (
+                        policy.urn,
+                        "only the egress proxy reaches addresses (and the conformance job its warehouse), on 443 only",
+                    )
                 elif not set(block.get("except") or []) >= PRIVATE_RANGES:
                     yield policy.urn, "the proxy's way out must exclude the VPC, private and metadata ranges"
     for resource, pod in _pod_specs(resources, {sandbox, system}):

@@ -207,7 +207,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.nodeid.split("::", 1)[0]
         if "fleet" in info.names_closure:
             groups[module] = SHARED_PLAN_GROUP
-        elif getattr(item.module, "SPREAD_OVER_WORKERS", False):
+        elif getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
             continue  # its module fixture is cheap and its tests independent: each worker makes its own
         elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
             groups.setdefault(module, module)

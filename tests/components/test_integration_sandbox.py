@@ -1,5 +1,5 @@
-"""IntegrationSandbox under the SDK's mocks: the sandbox per offered region, the egress proxy and its allowlist, the
-conformance job, Kong's service/route/scope routes and one consumer per installation."""
+"""IntegrationSandbox under the SDK's mocks: the sandbox per offered region, the egress proxy and its allowlist,
+Kong's service/route/scope routes and one consumer per installation (the conformance job: test_conformance_job.py)."""
 
 from __future__ import annotations
 
@@ -112,22 +112,6 @@ def test_egress_allowlist_is_exactly_the_declared_hosts(planned: Plan) -> None:
     assert "acl allowed_hosts dstdomain -n calendar.googleapis.example" in conf
     assert conf.index("http_access deny !CONNECT") < conf.index("http_access allow CONNECT allowed_hosts")
     assert conf[-1] == "http_access deny all"
-
-
-def test_conformance_job_checks_the_seed_bars_after_the_deploy(planned: Plan) -> None:
-    jobs = planned.resources(STACK, "kubernetes:batch/v1:Job")
-    assert len(jobs) == 2
-    job = jobs[0]
-    assert job.inputs["metadata"]["namespace"] == "integration-calsync-system"
-    args = job.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:4] == [
-        "conformance",
-        "run",
-        "--url",
-        "http://calsync.integration-calsync.svc.cluster.local:8080/healthz",
-    ]
-    assert args[args.index("--min-rps") + 1] == "100.0" and args[args.index("--max-p95") + 1] == "1.0"
-    assert any(dep.endswith("-workload") for dep in job.dependencies)
 
 
 def test_kong_route_scope_routes_and_one_consumer_per_installation(planned: Plan) -> None:

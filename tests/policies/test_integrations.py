@@ -215,3 +215,62 @@ def test_only_the_developers_own_payout_rows_are_allowed_in_the_warehouse(planne
     )
     messages = findings([*resources, drop, other, partners], context, "integration-confinement")
     assert len([m for m in messages if "no warehouse or cloud-account resources" in m]) == 3
+
+
+def test_the_conformance_recording_holds_its_results_table_and_nothing_more(planned) -> None:
+    resources, context = planned
+    grant = "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole"
+    results = [r for r in resources if r.type == grant and "onSchemaObject" in r.inputs]
+    assert len(results) == len(context.integration.regions)  # the plan has them, and the clean-plan test passes
+
+    def edited(match: Resource, inputs: dict[str, Any]) -> list[Resource]:
+        return [dataclasses.replace(r, inputs=inputs) if r is match else r for r in resources]
+
+    def flagged(bad: list[Resource]) -> bool:
+        return any(
+            "no warehouse or cloud-account resources" in m for m in findings(bad, context, "integration-confinement")
+        )
+
+    on = results[0].inputs["onSchemaObject"]
+    usage_events = {**results[0].inputs, "onSchemaObject": {**on, "objectName": on["objectName"].replace(
+        "CONFORMANCE_RESULTS", "USAGE_EVENTS")}}  # fmt: skip
+    assert flagged(edited(results[0], usage_events))
+    assert flagged(edited(results[0], {**results[0].inputs, "privileges": ["INSERT", "SELECT", "DELETE"]}))
+    assert flagged(edited(results[0], {**results[0].inputs, "withGrantOption": True}))
+    assert flagged(edited(results[0], {**results[0].inputs, "allPrivileges": True}))
+    assert flagged(edited(results[0], {**results[0].inputs, "onAccount": True}))
+    # What a real preview's provider check adds as defaults is no widening.
+    defaults = {"withGrantOption": False, "alwaysApply": False, "alwaysApplyTrigger": "", "__defaults": []}
+    assert not flagged(edited(results[0], {**results[0].inputs, **defaults}))
+    db_usage = next(r for r in resources if r.type == grant and r.inputs.get("onAccountObject", {}).get("objectType")
+                    == "DATABASE")  # fmt: skip
+    assert flagged(edited(db_usage, {**db_usage.inputs, "privileges": ["USAGE", "MONITOR"]}))
+    role = next(r for r in resources if r.type == "snowflake:index/accountRole:AccountRole")
+    assert flagged(edited(role, {**role.inputs, "name": "PLATFORM_EU_CENTRAL_LOADER"}))
+    user_role = next(r for r in resources if r.type == "snowflake:index/grantAccountRole:GrantAccountRole")
+    assert flagged(edited(user_role, {**user_role.inputs, "roleName": "ACCOUNTADMIN"}))
+    assert flagged(edited(user_role, {**user_role.inputs, "userName": None, "parentRoleName": "SYSADMIN"}))
+
+
+def test_only_the_proxy_and_the_conformance_job_reach_addresses(planned) -> None:
+    resources, context = planned
+    policy = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    assert not findings(resources, context, "integration-sandbox")
+
+    def every_pod(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["podSelector"] = {}
+
+    bad = tampered(resources, policy, {"name": "allow-conformance-warehouse"}, every_pod)
+    assert any("only the egress proxy reaches addresses" in m for m in findings(bad, context, "integration-sandbox"))
+
+    def port_80(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["egress"][0]["ports"] = [{"protocol": "TCP", "port": 80}]
+
+    bad = tampered(resources, policy, {"name": "allow-conformance-warehouse"}, port_80)
+    assert any("only the egress proxy reaches addresses" in m for m in findings(bad, context, "integration-sandbox"))
+
+    def into_the_vpc(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] = ["169.254.0.0/16"]
+
+    bad = tampered(resources, policy, {"name": "allow-conformance-warehouse"}, into_the_vpc)
+    assert any("exclude the VPC" in m for m in findings(bad, context, "integration-sandbox"))

@@ -14,6 +14,7 @@ import pytest
 
 from scripts.image_env import DOCKERFILE, parse_build_stage
 from tests.services.image_env import ROOT, ImageEnv
+from tests.services.meter_harness import free_port
 
 PROVIDER_SDKS = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-kong", "pulumi-snowflake", "pulumi-random")
 
@@ -109,12 +110,16 @@ def test_bad_arguments_of_meter_serve_exit_2_naming_them(
     image: ImageEnv, tmp_path: Path, args: list[str], named: str
 ) -> None:
     warehouse = [] if "--warehouse" in args else ["--warehouse", "snowflake://A/DB?user=U&role=R&warehouse=W"]
+    # A port of its own: the default (8787) may be held by a meter another test worker runs, and the port is
+    # checked first.
+    port = [] if "--port" in args else ["--port", str(free_port())]
     result = _run(
         image,
         tmp_path,
         "meter",
         "serve",
         *warehouse,
+        *port,
         *args,
         TWILIO_ACCOUNT_SID="AC" + "0" * 32,
         TWILIO_AUTH_TOKEN="t",
