@@ -20,6 +20,10 @@ PROVIDER_SDKS = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-kong", "pu
 
 
 def _run(image: ImageEnv, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    if args[:2] == ("meter", "serve") and "--port" not in args:
+        # A port of its own: the default (8787) may be held by a meter another test worker runs, and the port is
+        # checked before the arguments these tests are about.
+        args = (*args, "--port", str(free_port()))
     return subprocess.run(
         [str(image.script), *args], cwd=cwd, env=image.environ(**env), capture_output=True, text=True, timeout=120
     )
@@ -110,16 +114,12 @@ def test_bad_arguments_of_meter_serve_exit_2_naming_them(
     image: ImageEnv, tmp_path: Path, args: list[str], named: str
 ) -> None:
     warehouse = [] if "--warehouse" in args else ["--warehouse", "snowflake://A/DB?user=U&role=R&warehouse=W"]
-    # A port of its own: the default (8787) may be held by a meter another test worker runs, and the port is
-    # checked first.
-    port = [] if "--port" in args else ["--port", str(free_port())]
     result = _run(
         image,
         tmp_path,
         "meter",
         "serve",
         *warehouse,
-        *port,
         *args,
         TWILIO_ACCOUNT_SID="AC" + "0" * 32,
         TWILIO_AUTH_TOKEN="t",

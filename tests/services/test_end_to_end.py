@@ -48,8 +48,8 @@ from services import warehouse
 from tests.components.twilio_fake import FakeTwilio, serve
 from tests.services.image_env import ROOT, ImageEnv
 from tests.services.meter_harness import KONG_TOKEN, MASTER_SID, MASTER_TOKEN, callback, free_port, kong_entry, sign
-from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 from tests.services.payouts.test_statements import _AwsLikeS3Proxy, _ProxyHandler
+from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 
 REGION = "eu-central"
 DATABASE = "PLATFORM_EU_CENTRAL"
