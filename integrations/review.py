@@ -55,8 +55,10 @@ def review(
     catalog: Catalog,
     launched: Callable[[str], list[str]],
     partner_ids: Iterable[str],
+    others: Iterable[IntegrationSpec] = (),
 ) -> ReviewResult:
-    """Judge `spec`; `launched(region)` gives a region's launched countries, `partner_ids` the fleet's ids."""
+    """Judge `spec`; `launched(region)` gives a region's launched countries, `partner_ids` the fleet's ids, `others`
+    the repository's other integration specs."""
     result = ReviewResult()
 
     def refuse(field_path: str, message: str) -> None:
@@ -119,7 +121,22 @@ def review(
             "developer.country",
             f"{spec.developer.country}: no region serves it, so no region's payouts job can pay the developer",
         )
-    elif spec.pricing is not None:
+    else:
+        # One country per developer: it decides the home region whose warehouse holds its DEVELOPERS row and pays it
+        # (one statement per period, key payout:developer:<id>:<period>), its payout currency and its one account.
+        differing = sorted(
+            f"{o.id} ({o.developer.country})"
+            for o in others
+            if o.id != spec.id and o.developer.id == spec.developer.id and o.developer.country != spec.developer.country
+        )
+        if differing:
+            refuse(
+                "developer.country",
+                f"{spec.developer.country}: {spec.developer.id}'s other integrations name another country "
+                f"({', '.join(differing)}); a developer is paid from one home region in one currency to one Stripe "
+                "account, so its specs must agree",
+            )
+    if serving and spec.developer.country in catalog.countries and spec.pricing is not None:
         payout_currency = catalog.country(spec.developer.country).currency
         if payout_currency not in spec.pricing.monthly:
             refuse(

@@ -51,6 +51,7 @@ def run_review(repo: Repo, spec: IntegrationSpec, source: str) -> ReviewResult:
         repo.catalog(),
         repo.launched_countries,
         repo.partner_ids(),
+        [repo.integration(i) for i in repo.integration_ids() if i != spec.id],
     )
 
 

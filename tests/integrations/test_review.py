@@ -122,3 +122,21 @@ def test_every_command_has_help_with_an_example_and_json(cli, command: str) -> N
     run = cli("integration", command, "--help")
     assert "Example: platformctl integration " in run.out
     assert "--json" in run.out
+
+
+def test_a_developer_has_one_country_across_its_integrations(cli, repo_copy: Path, tmp_path: Path) -> None:
+    """A developer's country decides its home region (where its DEVELOPERS row is written and the payouts job pays
+    it), its payout currency and its one Stripe account: a second integration naming another country would put a
+    row claiming the developer in a second region's warehouse, and two regions would state the same
+    `payout:developer:<id>:<period>`. The review refuses it; the developer's other specs are named."""
+    cli("integration", "submit", str(EXAMPLE), "--yes", root=repo_copy)
+    other = integration_file(tmp_path, id="calsync-us", regions=["us-east"], developer={**DEVELOPER, "country": "US"})
+    before = tree_snapshot(repo_copy)
+    run = cli("integration", "submit", str(other), "--yes", code=2, root=repo_copy)
+    assert f"{other}: developer.country: US: " in run.err, run.err
+    assert "calsync (DE)" in run.err, run.err
+    assert tree_snapshot(repo_copy) == before
+    # The same developer in the same country is welcome.
+    same = integration_file(tmp_path, name="same.yaml", id="calsync-eu")
+    cli("integration", "submit", str(same), "--yes", root=repo_copy)
+    assert (repo_copy / "integrations" / "calsync-eu.yaml").is_file()
