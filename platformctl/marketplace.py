@@ -195,11 +195,33 @@ def _card(item: Listing, depth: int) -> str:
     )
 
 
+PROJECT_FILE_SUFFIXES = (".py", ".yaml", ".yml", ".toml", ".md")
+"""A top-level folder holding such a file is one of the project's own (specs, stacks, code, docs)."""
+
+
+def check_out_folder(root: Path, out: Path) -> None:
+    """The site's folder is its own: never the project's root (index.html beside Pulumi.yaml, pages in integrations/
+    beside the specs) nor inside a hidden folder (.git, .platformctl) or one of the project's folders."""
+    target, base = out.resolve(), root.resolve()
+    if target == base:
+        raise InputError.single(str(out), "--out", "is the project's root: give the site a folder of its own (site)")
+    if base not in target.parents:
+        return
+    top = base / target.relative_to(base).parts[0]
+    if top.name.startswith(".") or (
+        top.is_dir() and any(f.is_file() and f.suffix in PROJECT_FILE_SUFFIXES for f in top.iterdir())
+    ):
+        raise InputError.single(
+            str(out), "--out", f"is inside the project's {top.name}/ folder: give the site a folder of its own (site)"
+        )
+
+
 def build(repo: Repo, out: Path, warehouses: Sequence[str], results: Path | None = None) -> dict[str, Any]:
     """Write the site into `out` (index, a page per category and per integration, marketplace.json), with install
     counts and conformance results from `warehouses` (and `results`, a folder of the job's JSON, if given)."""
     if out.exists() and not out.is_dir():
         raise InputError.single(str(out), "--out", "exists and is not a directory")
+    check_out_folder(repo.root, out)
     check_warehouse_urls(warehouses)  # refused before --out is made
     if results is not None:
         check_results_folder(results)

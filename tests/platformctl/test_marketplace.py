@@ -330,3 +330,22 @@ def test_without_a_warehouse_option_the_local_one_is_read(cli, repo_copy: Path, 
     assert json.loads(run.out)["warehouses"] == ["local:.platformctl/warehouse"]
     doc = json.loads((tmp_path / "out" / "marketplace.json").read_text())
     assert [(i["id"], i["installs"]) for i in doc["integrations"]] == [("calsync", 1)]
+
+
+@pytest.mark.parametrize("inside", [".", "stacks", "integrations", "components/site", ".git/site", ".platformctl"])
+def test_the_site_is_never_written_into_the_project_s_own_folders(cli, repo_copy: Path, inside: str) -> None:
+    """`--out .` wrote index.html and marketplace.json beside Pulumi.yaml and pages into integrations/ beside the
+    specs; `--out stacks` put them among the stack files. The project root and its folders of specs, stacks and code
+    are refused (exit 2 naming --out), nothing written; a folder of its own under the root (`--out site`) is fine."""
+    (repo_copy / ".git").mkdir(exist_ok=True)
+
+    def files() -> set[str]:
+        return {str(f.relative_to(repo_copy)) for f in repo_copy.rglob("*") if f.is_file()}
+
+    before = files()
+    run = cli("marketplace", "build", "--out", str(repo_copy / inside), code=2, root=repo_copy)
+    assert "--out" in run.err and "project" in run.err, run.err
+    assert files() == before
+    cli("marketplace", "build", "--out", str(repo_copy / "site"), root=repo_copy)
+    cli("marketplace", "build", "--out", str(repo_copy / "site"), root=repo_copy)  # a rebuild of its own site
+    assert (repo_copy / "site" / "index.html").is_file()
