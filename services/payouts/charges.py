@@ -30,6 +30,11 @@ class ChargeBook:
         self.conn = conn
         self.months: dict[str, dict[str, list[Adjustment]]] = {}
 
+    def partners(self, month: str) -> set[str]:
+        """The partners charged in `month` (a partner with installs and no calls has a statement all the same)."""
+        self.lines("", month)
+        return set(self.months[month])
+
     def lines(self, partner: str, month: str) -> list[Adjustment]:
         if month not in self.months:
             cur = self.conn.cursor()

@@ -449,9 +449,11 @@ def run_payouts(
         lines.setdefault(line.partner, []).append(
             Adjustment(kind=line.kind, amount_minor=line.amount_minor, reason=line.reason)
         )
-    job = _Run(period, region, store, gateway, dry_run, now or dt.datetime.now(dt.UTC), lines, ChargeBook(conn).lines)
+    charges = ChargeBook(conn)
+    job = _Run(period, region, store, gateway, dry_run, now or dt.datetime.now(dt.UTC), lines, charges.lines)
     outcomes: list[PayoutResult] = []
-    for partner in sorted(set(usage) | set(lines) | (set(stated) & set(terms))):
+    charged = charges.partners(period) & set(terms)  # installs and no calls: charged all the same
+    for partner in sorted(set(usage) | set(lines) | (set(stated) & set(terms)) | charged):
         if partner not in terms:
             for month in sorted(m for m in usage[partner] if m not in stated.get(partner, set())):
                 minutes = sum(u.minutes for u in usage[partner][month])

@@ -97,3 +97,37 @@ def test_an_operator_cannot_give_integration_lines(tmp_path: Path) -> None:
     with pytest.raises(InputError) as refused:
         money.load_adjustments(path, PERIOD)
     assert "not from a file" in str(refused.value.problems)
+
+
+def test_a_partner_with_installs_and_no_calls_is_charged(tmp_path: Path, fake: FakeStripe) -> None:
+    """A partner with an install active in the month and no usage (and no statement yet) was never looked at: its
+    developer was paid its share and the partner charged nothing. Its month is stated with the charge as a debt."""
+    from tests.services.payouts_harness import seed_terms
+
+    setup(tmp_path / "wh", fake, 100)
+    seed_terms(tmp_path / "wh", [terms_of(ROOT / "partners/sunrise-telecom.yaml", None)])
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    try:
+        warehouse.ensure_schema(conn)
+        row = {
+            "INSTALL_ID": "sunrise-telecom/calsync",
+            "PARTNER_ID": "sunrise-telecom",
+            "INTEGRATION_ID": "calsync",
+            "DEVELOPER_ID": "tempo-labs",
+            "CURRENCY": "USD",
+            "MINOR_UNITS": 2,
+            "MONTHLY_MINOR": 1000,
+        }
+        conn.cursor().execute(install_merge_statement(conn.database, [row]))
+        conn.cursor().execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET INSTALLED_ON = '2026-10-02'")
+    finally:
+        conn.close()
+    report = run(tmp_path / "wh", tmp_path / "st", fake)
+    assert [(o.partner, o.status) for o in report.outcomes] == [
+        ("acme-voice", job.PAID),
+        ("sunrise-telecom", job.CARRIED),
+    ]
+    statement = json.loads((tmp_path / "st" / PERIOD / "sunrise-telecom.json").read_text())
+    assert (statement["currency"], statement["gross_minor"], statement["due_minor"]) == ("USD", 0, -1000)
+    assert [a["kind"] for a in statement["adjustments"]] == ["integration"]
+    assert [t["amount"] for t in fake.transfers] == [351]
