@@ -29,6 +29,8 @@ class ChargeBook:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.months: dict[str, dict[str, list[Adjustment]]] = {}
+        self.priced_in: dict[str, dict[str, set[str]]] = {}
+        """month -> partner -> the currencies its charges are priced in (the statement's, unless repriced)."""
 
     def partners(self, month: str) -> set[str]:
         """The partners charged in `month` (a partner with installs and no calls has a statement all the same)."""
@@ -45,10 +47,19 @@ class ChargeBook:
                 month_bounds(month),
             )
             found: dict[str, list[Adjustment]] = {}
+            priced_in: dict[str, set[str]] = {}
             for pid, integration, currency, price in cur.fetchall():
+                priced_in.setdefault(pid, set()).add(str(currency))
                 reason = f"integration {integration}: {money.format_minor(int(price), currency)} a month"
                 found.setdefault(pid, []).append(
                     Adjustment(kind="integration", amount_minor=-int(price), reason=reason)
                 )
-            self.months[month] = found
+            self.months[month], self.priced_in[month] = found, priced_in
         return list(self.months[month].get(partner, []))
+
+    def currencies(self, partner: str, month: str) -> set[str]:
+        """The currencies of the partner's charges in `month`. An INSTALLS row is repriced in the partner's new
+        currency by its stack's `up`, while its statements keep the old one until the change takes effect: a price
+        in another currency than the statement's is never deducted as if it were in the statement's."""
+        self.lines(partner, month)
+        return set(self.priced_in[month].get(partner, set()))

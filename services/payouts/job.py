@@ -63,6 +63,8 @@ class _Run:
     charges: Callable[[str, str], list[Adjustment]]
     """(partner, month) -> its integration charges (services.payouts.charges)."""
     listed_accounts: dict[str, dict[str, Any]] | None = None
+    charge_currencies: Callable[[str, str], set[str]] = lambda partner, month: set()
+    """(partner, month) -> the currencies its integration charges are priced in (services.payouts.charges)."""
     accounts: dict[str, tuple[str | None, dict[str, Any] | None]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ per partner
@@ -239,6 +241,16 @@ class _Run:
         currency = (
             current.currency if current else (previous or {}).get("currency") or currency_of_carries or terms.currency
         )
+        foreign = sorted(self.charge_currencies(partner, month) - {currency})
+        if foreign and not (previous or {}).get("requested"):
+            return PayoutResult(
+                partner,
+                FAILED,
+                previous or {},
+                period=month,
+                reason=f"integration charges priced in {', '.join(foreign)} on a {currency} statement (its installs "
+                f"were repriced by a billing.currency change): nothing paid for {month}; settle it by hand",
+            )
         share = Decimal(previous["share"]) if previous else terms.share
         followups = list((previous or {}).get("followups") or [])
         if previous is not None and previous.get("requested"):
@@ -451,6 +463,7 @@ def run_payouts(
         )
     charges = ChargeBook(conn)
     job = _Run(period, region, store, gateway, dry_run, now or dt.datetime.now(dt.UTC), lines, charges.lines)
+    job.charge_currencies = charges.currencies
     outcomes: list[PayoutResult] = []
     charged = charges.partners(period) & set(terms)  # installs and no calls: charged all the same
     for partner in sorted(set(usage) | set(lines) | (set(stated) & set(terms)) | charged):

@@ -131,3 +131,24 @@ def test_a_partner_with_installs_and_no_calls_is_charged(tmp_path: Path, fake: F
     assert (statement["currency"], statement["gross_minor"], statement["due_minor"]) == ("USD", 0, -1000)
     assert [a["kind"] for a in statement["adjustments"]] == ["integration"]
     assert [t["amount"] for t in fake.transfers] == [351]
+
+
+def test_a_charge_priced_in_another_currency_is_never_deducted_as_the_statement_s(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    """A partner's `up` after a billing.currency change reprices its INSTALLS rows at once (EUR 1.00 -> JPY 160),
+    while its PARTNERS row keeps EUR until next month: the EUR statement deducted 160 as EUR cents and paid 2.91.
+    Now the month is not paid (failed, said, retried by later runs), nothing sent."""
+    setup(tmp_path / "wh", fake, 100)
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    try:
+        warehouse.ensure_schema(conn)
+        repriced = "CURRENCY = 'JPY', MINOR_UNITS = 0, MONTHLY_MINOR = 160"
+        conn.cursor().execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET {repriced}")
+    finally:
+        conn.close()
+    report = run(tmp_path / "wh", tmp_path / "st", fake)
+    ((outcome),) = report.outcomes
+    assert (outcome.partner, outcome.status) == ("acme-voice", job.FAILED)
+    assert "priced in JPY on a EUR statement" in outcome.reason and report.not_paid
+    assert not fake.transfers
