@@ -134,7 +134,7 @@ def review(
                 "developer.country",
                 f"{spec.developer.country}: {spec.developer.id}'s other integrations name another country "
                 f"({', '.join(differing)}); a developer is paid from one home region in one currency to one Stripe "
-                "account, so its specs must agree",
+                "account, so its specs must agree (a developer that moves country is paid as a new developer id)",
             )
     if serving and spec.developer.country in catalog.countries and spec.pricing is not None:
         payout_currency = catalog.country(spec.developer.country).currency
