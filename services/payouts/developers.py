@@ -10,7 +10,8 @@ the partner pays in; the statement sums the exact products and rounds half-even 
 The same rules as partner payouts, through the same code (services.payouts.transfers.pay): a month is stated once and
 retried while pending, held (no account, `transfers` capability not active) or failed, by every later run, until
 paid once; Stripe is asked first whether the month's transfer exists (a dropped answer is repaired, never paid
-twice); an amount below Stripe's minimum is carried onto the developer's next new statement.
+twice); an amount below Stripe's minimum is carried onto the developer's next new statement. A month after the
+developer's first statement that no run stated (a run that never happened) is stated by the next run.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def pay_developers(
     installs = active_installs(conn, period)
     stated = store.index()
     results: list[PayoutResult] = []
+    settle_args = (store, gateway, dry_run, now, region)
+    installs_in: dict[str, list[tuple[str, str, str]]] = {period: installs}
     for developer in sorted(developers.values(), key=lambda d: d.id):
         if region is not None and developer.home_region != region:
             continue
@@ -144,6 +147,18 @@ def pay_developers(
                 results.append(
                     _settle(developer, month, statements[month], [], statements, store, gateway, dry_run, now, region)
                 )
+        # A month after the developer's first statement that no run stated (the run never happened): stated now,
+        # oldest first, like the partners' (nothing owed is dropped); one with nothing earned is left unstated.
+        for month in _unstated(months, period):
+            if month not in installs_in:  # one query per month and run, whichever developers need it
+                installs_in[month] = active_installs(conn, month)
+            lines, problems = statement_lines(developer, listings, installs_in[month])
+            if lines or problems:
+                outcome = _new_month(developer, month, None, lines, problems, months, statements, settle_args)
+                if outcome is not None and outcome.status != FAILED:
+                    months = sorted({*months, month})
+                    statements[month] = outcome.statement
+                results += [outcome] if outcome is not None else []
         previous = statements.get(period)
         lines, problems = statement_lines(developer, listings, installs)
         if previous is not None and previous.get("status") not in RETRIED:
@@ -158,24 +173,50 @@ def pay_developers(
                     )
                 )
             continue
-        if problems:
-            results.append(
-                PayoutResult(
-                    f"developer:{developer.id}", FAILED, previous or {}, reason="; ".join(problems), period=period
-                )
-            )
-            continue
-        open_carries = [
-            m
-            for m in months
-            if m < period and statements[m].get("status") == "carried" and not statements[m].get("carried_into")
-        ]
-        if not lines and not open_carries and previous is None:
-            continue
-        results.append(
-            _settle(developer, period, previous, lines, statements, store, gateway, dry_run, now, region, open_carries)
-        )
+        outcome = _new_month(developer, period, previous, lines, problems, months, statements, settle_args)
+        results += [outcome] if outcome is not None else []
     return results
+
+
+def _unstated(months: list[str], period: str) -> list[str]:
+    """The months after the first of `months` and before `period` that have no statement."""
+    gaps: list[str] = []
+    month = money.next_period(months[0]) if months else period
+    while month < period:
+        if month not in months:
+            gaps.append(month)
+        month = money.next_period(month)
+    return gaps
+
+
+def _new_month(
+    developer: Developer,
+    month: str,
+    previous: dict[str, Any] | None,
+    lines: list[dict[str, Any]],
+    problems: list[str],
+    months: list[str],
+    statements: dict[str, dict[str, Any]],
+    settle_args: tuple[Any, ...],
+) -> PayoutResult | None:
+    """State `month` (or restate a retried one) taking the open carries of earlier months; None: nothing to state."""
+    if problems:
+        return PayoutResult(
+            f"developer:{developer.id}", FAILED, previous or {}, reason="; ".join(problems), period=month
+        )
+    open_carries = [
+        m
+        for m in months
+        if m < month and statements[m].get("status") == "carried" and not statements[m].get("carried_into")
+    ]
+    if not lines and not open_carries and previous is None:
+        return None
+    store, gateway, dry_run, now, region = settle_args
+    result = _settle(developer, month, previous, lines, statements, store, gateway, dry_run, now, region, open_carries)
+    if previous is None:
+        for source in open_carries:  # taken (write() records it too): a later month does not take them again
+            statements[source]["carried_into"] = month
+    return result
 
 
 def _settle(

@@ -230,3 +230,28 @@ def test_a_statement_copied_from_another_developer_is_refused(tmp_path: Path, fa
         run(tmp_path, fake, period="2026-11")
     assert "is not tempo-labs's statement for 2026-10" in str(refused.value.problems)
     assert len(fake.transfers) == 1
+
+
+def test_a_month_no_run_stated_is_stated_and_paid_by_the_next_run(tmp_path: Path, fake: FakeStripe) -> None:
+    """October is paid; November's run never happens (the CronJob failed before stating anything); December's run
+    states and pays November too (it was skipped for good: the developer's installs earned nothing that month)."""
+    seed(tmp_path / "wh", account_for(fake))
+    assert [r.status for r in run(tmp_path, fake).developers] == [job.PAID]
+    december = runner.run(
+        "2026-12",
+        region="eu-central",
+        warehouse_url=f"local:{tmp_path / 'wh'}",
+        statements=str(tmp_path / "st"),
+        adjustments_file=None,
+        dry_run=False,
+        live=False,
+        env=stripe_env(fake),
+        now=dt.datetime(2027, 1, 5, tzinfo=dt.UTC),
+    )
+    assert [(r.period, r.status) for r in december.developers] == [("2026-11", job.PAID), ("2026-12", job.PAID)]
+    assert [(t["metadata"]["period"], t["amount"]) for t in fake.transfers] == [
+        (PERIOD, 1526),
+        ("2026-11", 1526),
+        ("2026-12", 1526),
+    ]
+    assert stored(tmp_path, "2026-11")["transfer"]["idempotency_key"] == "payout:developer:tempo-labs:2026-11"
