@@ -25,6 +25,7 @@ from integrations.spec import CATEGORIES, IntegrationSpec
 from platformctl.marketplace_figures import (
     Figures,
     RegionResult,
+    check_local_warehouses,
     check_results_folder,
     check_warehouse_urls,
     read_results_folder,
@@ -223,6 +224,7 @@ def build(repo: Repo, out: Path, warehouses: Sequence[str], results: Path | None
         raise InputError.single(str(out), "--out", "exists and is not a directory")
     check_out_folder(repo.root, out)
     check_warehouse_urls(warehouses)  # refused before --out is made
+    check_local_warehouses(warehouses, repo.root)
     if results is not None:
         check_results_folder(results)
     try:

@@ -102,6 +102,8 @@ def read_warehouses(urls: Sequence[str], base: Path, specs: Mapping[str, Integra
 
     figures = Figures()
     for url in urls:
+        if missing_local(url, base):
+            continue  # the default local warehouse not made yet (check_local_warehouses refused any other)
         anchored = warehouse.anchored(url, base)
         conn = warehouse.connect(anchored)
         try:
@@ -155,6 +157,26 @@ def check_warehouse_urls(urls: Sequence[str]) -> None:
             # The URL is not echoed: a mistyped one may carry a password.
             raise InputError.single(
                 "--warehouse", "", "must be local:DIR or snowflake://ACCOUNT/DATABASE?user=&role=&warehouse="
+            )
+
+
+def missing_local(url: str, base: Path) -> bool:
+    """A `local:DIR` warehouse whose directory is not there (reading it would make an empty one)."""
+    from services import warehouse
+
+    anchored = warehouse.anchored(url, base)
+    return anchored.startswith("local:") and not Path(anchored.removeprefix("local:")).is_dir()
+
+
+def check_local_warehouses(urls: Sequence[str], base: Path) -> None:
+    """A `local:DIR` given that is not there is a mistyped path, not an empty region: refused (nothing is made).
+    The repository's default one not made yet is read as nothing measured (read_warehouses skips it)."""
+    from services import warehouse
+
+    for url in urls:
+        if url != warehouse.DEFAULT_URL and missing_local(url, base):
+            raise InputError.single(
+                "--warehouse", "", f"{url}: no warehouse there (platformctl warehouse sync makes a local one)"
             )
 
 

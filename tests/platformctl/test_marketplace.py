@@ -349,3 +349,16 @@ def test_the_site_is_never_written_into_the_project_s_own_folders(cli, repo_copy
     cli("marketplace", "build", "--out", str(repo_copy / "site"), root=repo_copy)
     cli("marketplace", "build", "--out", str(repo_copy / "site"), root=repo_copy)  # a rebuild of its own site
     assert (repo_copy / "site" / "index.html").is_file()
+
+
+def test_a_local_warehouse_that_is_not_there_is_refused_and_not_made(cli, repo_copy: Path, tmp_path: Path) -> None:
+    """A mistyped `--warehouse local:DIR` made an empty warehouse there (a read command writing a 270 kB database
+    wherever it was pointed) and listed every integration with 0 installs: now exit 2 naming --warehouse, nothing
+    made. The repository's own default warehouse not made yet reads as nothing measured, and is not made either."""
+    out, typo = tmp_path / "out", tmp_path / "no-such" / "warehouse"
+    run = cli("marketplace", "build", "--out", str(out), "--warehouse", f"local:{typo}", code=2, root=repo_copy)
+    assert "--warehouse" in run.err and str(typo) in run.err
+    assert not (tmp_path / "no-such").exists() and not out.exists()
+    shutil.rmtree(repo_copy / ".platformctl", ignore_errors=True)
+    cli("marketplace", "build", "--out", str(out), root=repo_copy)
+    assert (out / "index.html").is_file() and not (repo_copy / ".platformctl" / "warehouse").exists()
