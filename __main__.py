@@ -308,7 +308,7 @@ def build_partner(repo: Repo, partner_id: str) -> None:
             f"install-{integration_id}",
             InstallRowArgs(
                 database=region_ref.get_output("snowflake_database"),
-                row=install_row(repo.integration(integration_id), spec.id, spec.billing.currency),
+                row=install_row(catalog, repo.integration(integration_id), spec.id, spec.billing.currency),
             ),
             opts=pulumi.ResourceOptions(providers=[terms_provider]),
         )
@@ -473,7 +473,7 @@ def developer_terms(repo: Repo, spec: IntegrationSpec, stripe_account: str | Non
             database=region_ref.get_output("snowflake_database"),
             developer=developer_row(catalog, spec, _stripe_account(stripe_account, spec.id, "integration")),
             integration=integration_row(catalog, spec, repo.review_rules()),
-            installs=[install_row(spec, p.id, p.billing.currency) for p in partners if p.home_region != home],
+            installs=[install_row(catalog, spec, p.id, p.billing.currency) for p in partners if p.home_region != home],
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )

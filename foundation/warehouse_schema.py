@@ -187,6 +187,11 @@ INSTALLS = Table(
         Column("CURRENCY", "VARCHAR(3)"),  # the partner's billing currency
         Column("MINOR_UNITS", "NUMBER(1,0)"),  # ISO 4217 exponent of CURRENCY
         Column("MONTHLY_MINOR", "NUMBER(18,0)"),  # the listed monthly price in CURRENCY at install (0: free)
+        # What the developer earns share x of, fixed at the same moment as MONTHLY_MINOR: the listed monthly price in
+        # the developer's payout currency at install (0: free). NULL in rows written before the column existed (the
+        # install MERGE fills it at their next upsert; until then the payouts read RAW.INTEGRATIONS' price).
+        Column("DEVELOPER_CURRENCY", "VARCHAR(3)", nullable=True),
+        Column("DEVELOPER_MONTHLY_MINOR", "NUMBER(18,0)", nullable=True),
         Column("INSTALLED_ON", "DATE"),  # the first upsert's date (a re-install after a removal: that day)
         Column("REMOVED_ON", "DATE", nullable=True),  # set when the partner drops it; the row is never deleted
     ),
@@ -396,13 +401,22 @@ def _flatten(table: Table, columns: Sequence[str], source: str) -> str:
 
 def install_merge_sql(database: str, source: str = "%s") -> str:
     """Upsert of install rows (INSTALL_TERMS columns, JSON array, bound as `%s` or inlined): a new install is
-    dated today; an existing one keeps its date and price (the price at install) unless it was removed (a re-install:
-    dated and priced anew) or the partner's currency changed (priced in the new currency); REMOVED_ON is cleared."""
+    dated today; an existing one keeps its date and prices (the partner's and the developer's, both the prices at
+    install) unless it was removed (a re-install: dated and priced anew) or the partner's currency changed (both
+    priced anew, at the same moment); REMOVED_ON is cleared."""
     again = "(t.REMOVED_ON IS NOT NULL)"
     repriced = f"({again} OR t.CURRENCY <> s.CURRENCY)"
     sets = ["PARTNER_ID = s.PARTNER_ID", "INTEGRATION_ID = s.INTEGRATION_ID", "DEVELOPER_ID = s.DEVELOPER_ID"]
     priced = ("CURRENCY", "MINOR_UNITS", "MONTHLY_MINOR")
     sets += [f"{n} = CASE WHEN {repriced} THEN s.{n} ELSE t.{n} END" for n in priced]
+    # A row written before DEVELOPER_* existed (NULL) takes the price listed now: the one at its install is not known,
+    # and fixing it now stops later raises reaching it. (The developer's payout currency cannot change, a developer
+    # that moves country being a new developer id; a differing one is priced anew all the same, never mixed.)
+    developer_repriced = f"({repriced} OR t.DEVELOPER_CURRENCY IS NULL OR t.DEVELOPER_CURRENCY <> s.DEVELOPER_CURRENCY)"
+    sets += [
+        f"{n} = CASE WHEN {developer_repriced} THEN s.{n} ELSE t.{n} END"
+        for n in ("DEVELOPER_CURRENCY", "DEVELOPER_MONTHLY_MINOR")
+    ]
     sets += [f"INSTALLED_ON = CASE WHEN {again} THEN CURRENT_DATE() ELSE t.INSTALLED_ON END", "REMOVED_ON = NULL"]
     names = ", ".join((*INSTALL_TERMS, "INSTALLED_ON"))
     values = ", ".join((*(f"s.{n}" for n in INSTALL_TERMS), "CURRENT_DATE()"))
@@ -461,7 +475,8 @@ def integration_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]
 
 
 ACTIVE_INSTALLS_SQL = (
-    "SELECT INSTALL_ID, PARTNER_ID, INTEGRATION_ID, DEVELOPER_ID, CURRENCY, MONTHLY_MINOR FROM {installs} "
+    "SELECT INSTALL_ID, PARTNER_ID, INTEGRATION_ID, DEVELOPER_ID, CURRENCY, MONTHLY_MINOR, DEVELOPER_CURRENCY, "
+    "DEVELOPER_MONTHLY_MINOR FROM {installs} "
     "WHERE INSTALLED_ON <= %s AND (REMOVED_ON IS NULL OR REMOVED_ON >= %s) ORDER BY INSTALL_ID"
 )
 """THE definition of an install active in a period (bound in order: its last day, its first day): installed on or

@@ -3,7 +3,8 @@ terms (the developer's share and the listed price in the developer's payout curr
 
 The currency rule (the lead's decision): the partner is charged the listed monthly price in the partner's billing
 currency (fixed at install); the developer is paid in its payout currency, its country's currency, and each install
-active in a period earns it share x the listed monthly price in that currency. The automated review refuses a priced
+active in a period earns it share x the listed monthly price in that currency, fixed at the same moment (the install's
+row carries both prices). The automated review refuses a priced
 spec whose pricing lacks the developer's payout currency, and `onboard-partner` an install whose pricing lacks the
 partner's, so both prices always exist. A free integration (no pricing) is 0 for both.
 """
@@ -46,8 +47,11 @@ def listed_price(spec: IntegrationSpec, currency: str) -> int:
     return spec.pricing.monthly[currency]
 
 
-def install_row(spec: IntegrationSpec, partner_id: str, partner_currency: str) -> dict[str, Any]:
-    """The INSTALLS row of `partner_id` installing `spec`: priced in the partner's currency."""
+def install_row(catalog: Catalog, spec: IntegrationSpec, partner_id: str, partner_currency: str) -> dict[str, Any]:
+    """The INSTALLS row of `partner_id` installing `spec`: priced in the partner's currency (what it is charged) and
+    in the developer's payout currency (what the developer earns its share of); the install MERGE keeps both as they
+    were at install, so a later price change reaches neither side of an existing install."""
+    _, developer_currency = developer_home(catalog, spec)
     row = {
         "INSTALL_ID": install_id(partner_id, spec.id),
         "PARTNER_ID": partner_id,
@@ -56,6 +60,8 @@ def install_row(spec: IntegrationSpec, partner_id: str, partner_currency: str) -
         "CURRENCY": partner_currency,
         "MINOR_UNITS": MINOR_UNITS[partner_currency],
         "MONTHLY_MINOR": listed_price(spec, partner_currency),
+        "DEVELOPER_CURRENCY": developer_currency,
+        "DEVELOPER_MONTHLY_MINOR": listed_price(spec, developer_currency),
     }
     assert tuple(row) == INSTALL_TERMS, "install_row and INSTALLS disagree on the columns"
     return row

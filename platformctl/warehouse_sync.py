@@ -98,7 +98,7 @@ def marketplace_rows(repo: Repo) -> tuple[list[dict[str, Any]], list[dict[str, A
     from integrations.payouts import developer_row, install_row, integration_row
 
     installs = [
-        install_row(repo.integration(iid), pid, spec.billing.currency)
+        install_row(repo.catalog(), repo.integration(iid), pid, spec.billing.currency)
         for pid, spec in sorted(repo.specs().items())
         if not repo.offboarded_on(pid)
         for iid in spec.integrations

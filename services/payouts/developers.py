@@ -2,10 +2,12 @@
 the period, paid from its home region by one Stripe transfer (key `payout:developer:<id>:<period>`).
 
 Inputs are the region's warehouse alone: RAW.DEVELOPERS (payout currency, Stripe account), RAW.INTEGRATIONS (the
-developer's share and the listed monthly price in the developer's payout currency) and RAW.INSTALLS (which installs
-were active in the period: foundation.warehouse_schema.ACTIVE_INSTALLS_SQL). The currency rule (integrations/
-payouts.py): each active install earns share x the listed monthly price in the developer's payout currency, whatever
-the partner pays in; the statement sums the exact products and rounds half-even to the minor unit once.
+developer's share) and RAW.INSTALLS (which installs were active in the period: foundation.warehouse_schema.
+ACTIVE_INSTALLS_SQL, and each one's listed monthly price in the developer's payout currency at install). The currency
+rule (integrations/payouts.py): each active install earns share x the listed monthly price in the developer's payout
+currency fixed at install, the same moment the partner's price was fixed, whatever the partner pays in (a price raised
+later reaches new installs only, on both sides); the statement sums the exact products and rounds half-even to the
+minor unit once.
 
 The same rules as partner payouts, through the same code (services.payouts.transfers.pay): a month is stated once and
 retried while pending, held (no account, `transfers` capability not active) or failed, by every later run, until
@@ -70,21 +72,39 @@ def read_listings(conn: Any) -> dict[str, Listing]:
     return {r[0]: Listing(r[0], r[1], Decimal(str(r[2])), r[3], int(r[4])) for r in cur.fetchall()}
 
 
-def active_installs(conn: Any, period: str) -> list[tuple[str, str, str]]:
-    """(install, partner, integration) of every install active in `period`."""
+@dataclass(frozen=True)
+class ActiveInstall:
+    """A row of RAW.INSTALLS active in a period."""
+
+    id: str
+    partner: str
+    integration: str
+    developer_currency: str | None
+    """The developer's payout currency at install; None in a row written before the column existed."""
+    developer_monthly_minor: int | None
+    """The listed monthly price in `developer_currency` at install; None alike."""
+
+
+def active_installs(conn: Any, period: str) -> list[ActiveInstall]:
+    """Every install active in `period`, with the developer's price fixed at install."""
     year, month = (int(part) for part in period.split("-"))
     last = dt.date(year, month, calendar.monthrange(year, month)[1])
     cur = conn.cursor()
     cur.execute(active_installs_sql(conn.database), (last.isoformat(), dt.date(year, month, 1).isoformat()))
-    return [(row[0], row[1], row[2]) for row in cur.fetchall()]
+    return [
+        ActiveInstall(row[0], row[1], row[2], row[6] or None, None if row[7] is None else int(row[7]))
+        for row in cur.fetchall()
+    ]
 
 
 def statement_lines(
-    developer: Developer, listings: dict[str, Listing], installs: list[tuple[str, str, str]]
+    developer: Developer, listings: dict[str, Listing], installs: list[ActiveInstall]
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The developer's lines (one per active install of its integrations) and the problems that stop paying them."""
+    """The developer's lines (one per active install of its integrations: the share of RAW.INTEGRATIONS x the price
+    in the developer's payout currency fixed at install) and the problems that stop paying them."""
     lines, problems = [], []
-    for install, partner, integration in installs:
+    for install in installs:
+        integration = install.integration
         listing = listings.get(integration)
         if listing is None or listing.developer != developer.id:
             continue
@@ -93,14 +113,25 @@ def statement_lines(
                 f"{integration} is listed in {listing.currency}, the developer is paid in {developer.currency}"
             )
             continue
-        share = f"{listing.share.normalize():f}"
+        if install.developer_currency is None or install.developer_monthly_minor is None:
+            # A row written before INSTALLS carried the developer's price (the install MERGE fills it at the row's
+            # next upsert): the price at its install is not known, so the one listed now is the best there is.
+            price = listing.monthly_minor
+        elif install.developer_currency != developer.currency:
+            problems.append(
+                f"{install.id} was priced in {install.developer_currency}, the developer is paid in "
+                f"{developer.currency}"
+            )
+            continue
+        else:
+            price = install.developer_monthly_minor
         lines.append(
             {
-                "install": install,
-                "partner": partner,
+                "install": install.id,
+                "partner": install.partner,
                 "integration": integration,
-                "price_minor": listing.monthly_minor,
-                "share": share,
+                "price_minor": price,
+                "share": f"{listing.share.normalize():f}",
             }
         )
     return lines, problems
@@ -129,7 +160,7 @@ def pay_developers(
     stated = store.index()
     results: list[PayoutResult] = []
     settle_args = (store, gateway, dry_run, now, region)
-    installs_in: dict[str, list[tuple[str, str, str]]] = {period: installs}
+    installs_in: dict[str, list[ActiveInstall]] = {period: installs}
     for developer in sorted(developers.values(), key=lambda d: d.id):
         if region is not None and developer.home_region != region:
             continue

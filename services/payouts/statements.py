@@ -98,7 +98,7 @@ class _DeveloperLine(_Open):
     install: str
     partner: str
     integration: str
-    price_minor: int
+    price_minor: int  # the listed monthly price in the developer's currency at install (RAW.INSTALLS)
     share: Annotated[str, Field(pattern=r"^0(\.[0-9]{1,12})?$")]
 
 

@@ -44,6 +44,8 @@ def _install(partner: str = "acme-voice", integration: str = "calsync", **over: 
         "CURRENCY": "EUR",
         "MINOR_UNITS": 2,
         "MONTHLY_MINOR": 900,
+        "DEVELOPER_CURRENCY": "EUR",
+        "DEVELOPER_MONTHLY_MINOR": 900,
     }
     return row | over
 

@@ -67,6 +67,8 @@ def test_installs_and_developer_rows_are_planned_in_the_right_warehouses(
         "CURRENCY": "EUR",
         "MINOR_UNITS": 2,
         "MONTHLY_MINOR": 900,
+        "DEVELOPER_CURRENCY": "EUR",
+        "DEVELOPER_MONTHLY_MINOR": 900,
     }
     assert acme["install-calsync-upsert"]["inputs"]["execute"] == install_merge_statement(eu, [row])
     assert acme["install-calsync-upsert"]["inputs"]["revert"] == "SELECT 1"

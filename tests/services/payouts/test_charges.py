@@ -44,6 +44,8 @@ def setup(wh: Path, fake: FakeStripe, price: int) -> None:
             "CURRENCY": "EUR",
             "MINOR_UNITS": 2,
             "MONTHLY_MINOR": price,
+            "DEVELOPER_CURRENCY": "EUR",
+            "DEVELOPER_MONTHLY_MINOR": price,
         }
         conn.cursor().execute(install_merge_statement(conn.database, [row]))
         conn.cursor().execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET INSTALLED_ON = '2026-10-20'")
@@ -117,6 +119,8 @@ def test_a_partner_with_installs_and_no_calls_is_charged(tmp_path: Path, fake: F
             "CURRENCY": "USD",
             "MINOR_UNITS": 2,
             "MONTHLY_MINOR": 1000,
+            "DEVELOPER_CURRENCY": "EUR",
+            "DEVELOPER_MONTHLY_MINOR": 900,
         }
         conn.cursor().execute(install_merge_statement(conn.database, [row]))
         conn.cursor().execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET INSTALLED_ON = '2026-10-02'")

@@ -36,7 +36,13 @@ def fake() -> Iterator[FakeStripe]:
         yield server
 
 
-def _install(partner: str, integration: str, currency: str, price: int) -> dict[str, Any]:
+LISTED_EUR = {"calsync": 900, "notes": 333}
+"""The integrations' listed monthly prices in the developer's payout currency (EUR) when seed() installs them."""
+
+
+def _install(
+    partner: str, integration: str, currency: str, price: int, developer_price: int | None = None
+) -> dict[str, Any]:
     return {
         "INSTALL_ID": f"{partner}/{integration}",
         "PARTNER_ID": partner,
@@ -45,6 +51,8 @@ def _install(partner: str, integration: str, currency: str, price: int) -> dict[
         "CURRENCY": currency,
         "MINOR_UNITS": 2,
         "MONTHLY_MINOR": price,
+        "DEVELOPER_CURRENCY": "EUR",
+        "DEVELOPER_MONTHLY_MINOR": LISTED_EUR[integration] if developer_price is None else developer_price,
     }
 
 
@@ -198,6 +206,8 @@ def test_amounts_below_the_minimum_carry_until_payable_and_move_once(tmp_path: P
         {"INTEGRATION_ID": "notes", "DEVELOPER_SHARE": "0.80", "MONTHLY_MINOR": 10} | terms,
     ]
     conn.cursor().execute(integration_merge_statement(conn.database, cheap))
+    # The installs priced at 10 as well (the developer earns the price fixed at install, not the one listed now).
+    conn.cursor().execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET DEVELOPER_MONTHLY_MINOR = 10")
     conn.close()
     # 7 + 7 + 8 = 22 cents a month, below Stripe's EUR minimum (50): carried, then 44, then 66 is paid.
     assert [r.status for r in run(tmp_path, fake).developers] == [job.CARRIED]
