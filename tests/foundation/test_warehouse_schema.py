@@ -97,6 +97,38 @@ def test_a_currency_change_reprices_the_install(conn: Any) -> None:
     assert row == {"CURRENCY": "USD", "MONTHLY_MINOR": 1000}
 
 
+def test_the_developers_price_is_kept_from_install_like_the_partners(conn: Any) -> None:
+    db = conn.database
+    developer = f"SELECT DEVELOPER_CURRENCY, DEVELOPER_MONTHLY_MINOR FROM {INSTALLS.fqn(db)}"
+    conn.cursor().execute(install_merge_statement(db, [_install()]))
+    # The listed price is raised: the install keeps what the developer earns on, as it keeps what the partner pays.
+    raised = _install(MONTHLY_MINOR=3000, DEVELOPER_MONTHLY_MINOR=3000)
+    conn.cursor().execute(install_merge_statement(db, [raised]))
+    assert _rows(conn, developer) == [{"DEVELOPER_CURRENCY": "EUR", "DEVELOPER_MONTHLY_MINOR": 900}]
+    # The partner's currency changes: both prices are fixed anew, at the same moment.
+    conn.cursor().execute(install_merge_statement(db, [raised | {"CURRENCY": "USD"}]))
+    assert _rows(conn, developer) == [{"DEVELOPER_CURRENCY": "EUR", "DEVELOPER_MONTHLY_MINOR": 3000}]
+    # Removed and installed again at a lower price: priced anew.
+    conn.cursor().execute(install_remove_sql(db, "acme-voice/calsync"))
+    conn.cursor().execute(install_merge_statement(db, [raised | {"CURRENCY": "USD", "DEVELOPER_MONTHLY_MINOR": 500}]))
+    assert _rows(conn, developer) == [{"DEVELOPER_CURRENCY": "EUR", "DEVELOPER_MONTHLY_MINOR": 500}]
+
+
+def test_a_row_written_before_the_developers_price_existed_takes_it_at_its_next_upsert(conn: Any) -> None:
+    db = conn.database
+    conn.cursor().execute(install_merge_statement(db, [_install()]))
+    conn.cursor().execute(f"UPDATE {INSTALLS.fqn(db)} SET DEVELOPER_CURRENCY = NULL, DEVELOPER_MONTHLY_MINOR = NULL")
+    _set_date(conn, "INSTALLED_ON", "2026-10-15")
+    conn.cursor().execute(install_merge_statement(db, [_install(MONTHLY_MINOR=1200, DEVELOPER_MONTHLY_MINOR=1200)]))
+    (row,) = _rows(conn, f"SELECT * FROM {INSTALLS.fqn(db)}")
+    # The developer's price is filled (then kept); the partner's price and the install date are untouched.
+    assert (row["DEVELOPER_CURRENCY"], row["DEVELOPER_MONTHLY_MINOR"]) == ("EUR", 1200)
+    assert (row["MONTHLY_MINOR"], row["INSTALLED_ON"]) == (900, dt.date(2026, 10, 15))
+    conn.cursor().execute(install_merge_statement(db, [_install(DEVELOPER_MONTHLY_MINOR=3000)]))
+    (row,) = _rows(conn, f"SELECT DEVELOPER_MONTHLY_MINOR FROM {INSTALLS.fqn(db)}")
+    assert row == {"DEVELOPER_MONTHLY_MINOR": 1200}
+
+
 def test_developer_and_integration_rows_upsert_and_keep_a_recorded_account(conn: Any) -> None:
     db = conn.database
     developer = {

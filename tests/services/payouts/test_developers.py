@@ -265,3 +265,92 @@ def test_a_month_no_run_stated_is_stated_and_paid_by_the_next_run(tmp_path: Path
         ("2026-12", 1526),
     ]
     assert stored(tmp_path, "2026-11")["transfer"]["idempotency_key"] == "payout:developer:tempo-labs:2026-11"
+
+
+def _raise_calsync(wh: Path, partners: dict[str, tuple[str, int]]) -> None:
+    """calsync's approved spec raises its price to EUR 3000 (USD 3300): its stack rewrites its INTEGRATIONS row and
+    the stacks upsert the installs of `partners` (partner -> (currency, price)) with the rows install_row now gives."""
+    conn = warehouse.connect(f"local:{wh}")
+    try:
+        warehouse.ensure_schema(conn)
+        db, cur = conn.database, conn.cursor()
+        terms = {"DEVELOPER_ID": "tempo-labs", "CURRENCY": "EUR", "MINOR_UNITS": 2, "HOME_REGION": "eu-central"}
+        cur.execute(
+            integration_merge_statement(
+                db, [{"INTEGRATION_ID": "calsync", "DEVELOPER_SHARE": "0.70", "MONTHLY_MINOR": 3000} | terms]
+            )
+        )
+        rows = [_install(p, "calsync", currency, price, 3000) for p, (currency, price) in partners.items()]
+        cur.execute(install_merge_statement(db, rows))
+    finally:
+        conn.close()
+
+
+def test_a_price_raised_after_install_does_not_change_what_the_installs_earn(tmp_path: Path, fake: FakeStripe) -> None:
+    """The partners of calsync's existing installs still pay 900 (and USD 1000): the developer earns 0.70 x 900 for
+    each, not 0.70 x 3000; a partner that installs calsync after the raise pays 3000 and earns the developer 2100."""
+    seed(tmp_path / "wh", account_for(fake))
+    _raise_calsync(
+        tmp_path / "wh",
+        {"acme-voice": ("EUR", 3000), "sunrise-telecom": ("USD", 3300), "beta-dental": ("EUR", 3000)},
+    )
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    warehouse.ensure_schema(conn)
+    charged = f"SELECT PARTNER_ID, MONTHLY_MINOR FROM {INSTALLS.fqn(conn.database)} WHERE INTEGRATION_ID = 'calsync'"
+    cur = conn.cursor()
+    cur.execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET INSTALLED_ON = '2026-10-10' WHERE PARTNER_ID = 'beta-dental'")
+    cur.execute(charged + " ORDER BY PARTNER_ID")
+    # What the partners are charged: the price at install, on their side too.
+    assert cur.fetchall() == [("acme-voice", 900), ("beta-dental", 3000), ("gone-voice", 900), ("sunrise-telecom", 1000)]
+    conn.close()
+    ((result),) = run(tmp_path, fake).developers
+    assert result.status == job.PAID
+    statement = stored(tmp_path, PERIOD)
+    # 0.70 x 900 + 0.80 x 333 + 0.70 x 3000 + 0.70 x 900 = 630 + 266.4 + 2100 + 630 = 3626.4 -> 3626 (half-even, once)
+    assert [(li["partner"], li["integration"], li["price_minor"], li["share"]) for li in statement["lines"]] == [
+        ("acme-voice", "calsync", 900, "0.7"),
+        ("acme-voice", "notes", 333, "0.8"),
+        ("beta-dental", "calsync", 3000, "0.7"),
+        ("sunrise-telecom", "calsync", 900, "0.7"),
+    ]
+    assert (statement["payout_minor"], [t["amount"] for t in fake.transfers]) == (3626, [3626])
+
+
+def test_an_install_row_from_older_code_earns_the_price_listed_now(tmp_path: Path, fake: FakeStripe) -> None:
+    """A row written before INSTALLS carried the developer's price (NULL, not upserted since) is not refused: it
+    earns share x the INTEGRATIONS price (the one at its install is not known); the others keep theirs."""
+    seed(tmp_path / "wh", account_for(fake))
+    _raise_calsync(tmp_path / "wh", {})
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    warehouse.ensure_schema(conn)
+    conn.cursor().execute(
+        f"UPDATE {INSTALLS.fqn(conn.database)} SET DEVELOPER_CURRENCY = NULL, DEVELOPER_MONTHLY_MINOR = NULL "
+        "WHERE PARTNER_ID = 'sunrise-telecom'"
+    )
+    conn.close()
+    ((result),) = run(tmp_path, fake).developers
+    assert result.status == job.PAID
+    statement = stored(tmp_path, PERIOD)
+    assert [(li["partner"], li["integration"], li["price_minor"]) for li in statement["lines"]] == [
+        ("acme-voice", "calsync", 900),
+        ("acme-voice", "notes", 333),
+        ("sunrise-telecom", "calsync", 3000),
+    ]
+    # 630 + 266.4 + 2100 = 2996.4 -> 2996
+    assert statement["payout_minor"] == 2996
+
+
+def test_an_install_priced_in_another_currency_than_the_developers_is_not_paid(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    seed(tmp_path / "wh", account_for(fake))
+    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
+    warehouse.ensure_schema(conn)
+    conn.cursor().execute(
+        f"UPDATE {INSTALLS.fqn(conn.database)} SET DEVELOPER_CURRENCY = 'USD' WHERE PARTNER_ID = 'sunrise-telecom'"
+    )
+    conn.close()
+    ((result),) = run(tmp_path, fake).developers
+    assert result.status == job.FAILED
+    assert "sunrise-telecom/calsync was priced in USD, the developer is paid in EUR" in result.reason
+    assert fake.transfers == []
