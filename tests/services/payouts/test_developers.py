@@ -298,10 +298,17 @@ def test_a_price_raised_after_install_does_not_change_what_the_installs_earn(tmp
     warehouse.ensure_schema(conn)
     charged = f"SELECT PARTNER_ID, MONTHLY_MINOR FROM {INSTALLS.fqn(conn.database)} WHERE INTEGRATION_ID = 'calsync'"
     cur = conn.cursor()
-    cur.execute(f"UPDATE {INSTALLS.fqn(conn.database)} SET INSTALLED_ON = '2026-10-10' WHERE PARTNER_ID = 'beta-dental'")
+    cur.execute(
+        f"UPDATE {INSTALLS.fqn(conn.database)} SET INSTALLED_ON = '2026-10-10' WHERE PARTNER_ID = 'beta-dental'"
+    )
     cur.execute(charged + " ORDER BY PARTNER_ID")
     # What the partners are charged: the price at install, on their side too.
-    assert cur.fetchall() == [("acme-voice", 900), ("beta-dental", 3000), ("gone-voice", 900), ("sunrise-telecom", 1000)]
+    assert cur.fetchall() == [
+        ("acme-voice", 900),
+        ("beta-dental", 3000),
+        ("gone-voice", 900),
+        ("sunrise-telecom", 1000),
+    ]
     conn.close()
     ((result),) = run(tmp_path, fake).developers
     assert result.status == job.PAID
