@@ -187,13 +187,14 @@ INSTALLS = Table(
         Column("CURRENCY", "VARCHAR(3)"),  # the partner's billing currency
         Column("MINOR_UNITS", "NUMBER(1,0)"),  # ISO 4217 exponent of CURRENCY
         Column("MONTHLY_MINOR", "NUMBER(18,0)"),  # the listed monthly price in CURRENCY at install (0: free)
-        # What the developer earns share x of, fixed at the same moment as MONTHLY_MINOR: the listed monthly price in
-        # the developer's payout currency at install (0: free). NULL in rows written before the column existed (the
-        # install MERGE fills it at their next upsert; until then the payouts read RAW.INTEGRATIONS' price).
-        Column("DEVELOPER_CURRENCY", "VARCHAR(3)", nullable=True),
-        Column("DEVELOPER_MONTHLY_MINOR", "NUMBER(18,0)", nullable=True),
         Column("INSTALLED_ON", "DATE"),  # the first upsert's date (a re-install after a removal: that day)
         Column("REMOVED_ON", "DATE", nullable=True),  # set when the partner drops it; the row is never deleted
+        # What the developer earns share x of, fixed at the same moment as MONTHLY_MINOR: the listed monthly price in
+        # the developer's payout currency at install (0: free). Last, and nullable: a deployed table gains them by
+        # ALTER TABLE ADD COLUMN (which appends), and rows written before they existed hold NULL (the install MERGE
+        # fills them at the row's next upsert; until then the payouts read RAW.INTEGRATIONS' price).
+        Column("DEVELOPER_CURRENCY", "VARCHAR(3)", nullable=True),
+        Column("DEVELOPER_MONTHLY_MINOR", "NUMBER(18,0)", nullable=True),
     ),
     key="INSTALL_ID",
     data_bearing=False,
