@@ -448,12 +448,7 @@ def developer_merge_sql(database: str, source: str = "%s") -> str:
         for n in DEVELOPER_TERMS
         if n != DEVELOPERS.key
     ]
-    names = ", ".join(DEVELOPER_TERMS)
-    values = ", ".join(f"s.{n}" for n in DEVELOPER_TERMS)
-    return (
-        f"MERGE INTO {DEVELOPERS.fqn(database)} t USING {_flatten(DEVELOPERS, DEVELOPER_TERMS, source)} "
-        f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-    )
+    return _upsert_sql(database, DEVELOPERS, DEVELOPER_TERMS, source, sets)
 
 
 def developer_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -463,10 +458,16 @@ def developer_merge_statement(database: str, rows: Sequence[Mapping[str, Any]]) 
 def integration_merge_sql(database: str, source: str = "%s") -> str:
     """Upsert of integrations' payout terms rows (INTEGRATION_TERMS columns): every column takes the new value."""
     sets = [f"{n} = s.{n}" for n in INTEGRATION_TERMS if n != INTEGRATIONS.key]
-    names = ", ".join(INTEGRATION_TERMS)
-    values = ", ".join(f"s.{n}" for n in INTEGRATION_TERMS)
+    return _upsert_sql(database, INTEGRATIONS, INTEGRATION_TERMS, source, sets)
+
+
+def _upsert_sql(database: str, table: Table, columns: Sequence[str], source: str, sets: Sequence[str]) -> str:
+    """MERGE of `columns` rows from `source` into `table` by its key: `sets` on a match, every column inserted
+    otherwise (the shape the developer and integration upserts share)."""
+    names = ", ".join(columns)
+    values = ", ".join(f"s.{n}" for n in columns)
     return (
-        f"MERGE INTO {INTEGRATIONS.fqn(database)} t USING {_flatten(INTEGRATIONS, INTEGRATION_TERMS, source)} "
+        f"MERGE INTO {table.fqn(database)} t USING {_flatten(table, columns, source)} "
         f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
     )
 
