@@ -349,7 +349,6 @@ def build_integration(repo: Repo, integration_id: str) -> None:
     import pulumi_kong as kong
     import pulumi_kubernetes as k8s
 
-    import components.conformance_job  # noqa: F401  conformance()'s modules, in this builder's import map (fleet/program.py)
     from components.integration_sandbox import IntegrationSandbox, IntegrationSandboxArgs
     from integrations.review import published_spec
 

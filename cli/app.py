@@ -40,6 +40,7 @@ from foundation.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    INTERRUPTED_LINE,
     InputError,
     PlatformError,
 )
@@ -114,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     debug = "--debug" in args
-    command = keep_examples_as_written(typer.main.get_command(app))
     try:
+        command = keep_examples_as_written(typer.main.get_command(app))  # Ctrl-C can land here
         # Not standalone, Typer turns Ctrl-C (KeyboardInterrupt) into Exit(130) and *returns* an Exit's code rather
         # than raising it; a command's own return value is None. Either way a number here is the exit code.
         returned = command.main(args=args, prog_name="platformctl", standalone_mode=False)
@@ -149,7 +150,7 @@ def _run(args: list[str]) -> int:
 
 def _interrupted() -> None:
     """The one line an interrupted command leaves (files it writes are replaced whole or not at all)."""
-    err.print("interrupted: stopped before finishing", markup=False, highlight=False)
+    err.print(INTERRUPTED_LINE, markup=False, highlight=False)
 
 
 def _report(exc: BaseException, lines: list[str], debug: bool) -> None:

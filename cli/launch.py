@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from foundation.errors import InputError
+from foundation.errors import EXIT_INTERRUPTED, INTERRUPTED_LINE, InputError
 from foundation.project import find_root
 
 PROGRAM_PACKAGES = frozenset({"fleet", "components", "policies", "regions", "partners", "gateway", "integrations"})
@@ -79,9 +79,14 @@ def prepare(args: Sequence[str]) -> Path | None:
 
 
 def launch() -> None:
-    prepare(sys.argv[1:])
-    from cli.app import entry
-
+    try:
+        prepare(sys.argv[1:])
+        from cli.app import entry
+    except KeyboardInterrupt:
+        # Ctrl-C while the CLI is still being imported, before `cli.app.main` watches for it: the same one line and
+        # exit code as an interrupt a moment later, not a traceback (nothing has been read or written yet).
+        sys.stderr.write(INTERRUPTED_LINE + "\n")
+        raise SystemExit(EXIT_INTERRUPTED) from None
     entry()
 
 

@@ -68,6 +68,8 @@ class _Facts:
     """The import statements of the module's body itself."""
     functions: dict[str, tuple[_Import, ...]]
     """The imports, at any depth, of each function defined in the module's body."""
+    calls: dict[str, tuple[str, ...]]
+    """The plain names each function defined in the module's body calls (`f(...)`), at any depth."""
     literals: frozenset[str]
     """String constants that name a data file (`x.yaml`, `x.json`)."""
 
@@ -84,6 +86,7 @@ def _facts_of(syntax: ast.Module) -> _Facts:
     import_time: list[_Import] = []
     top_level = [_import_of(node) for node in syntax.body if isinstance(node, ast.Import | ast.ImportFrom)]
     functions: dict[str, list[_Import]] = {}
+    calls: dict[str, tuple[str, ...]] = {}
     # Imports are statements: only statement lists are walked for them, which is most of what makes this fast.
     # (statements, run at import time, the imports of the body-level function they are in)
     pending: list[tuple[list[ast.stmt], bool, list[_Import] | None]] = []
@@ -91,6 +94,7 @@ def _facts_of(syntax: ast.Module) -> _Facts:
         function: list[_Import] | None = None
         if isinstance(node, ast.FunctionDef):
             function = [] if node.name in functions else functions.setdefault(node.name, [])  # the first one's
+            calls.setdefault(node.name, _called_names(node))
         pending.append(([node], True, function))
     while pending:
         statements, at_import, function = pending.pop()
@@ -119,7 +123,20 @@ def _facts_of(syntax: ast.Module) -> _Facts:
         tuple(import_time),
         tuple(top_level),
         {name: tuple(found) for name, found in functions.items()},
+        calls,
         _data_literals(syntax),
+    )
+
+
+def _called_names(function: ast.FunctionDef) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            {
+                node.func.id
+                for node in ast.walk(function)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            }
+        )
     )
 
 
@@ -196,6 +213,7 @@ def facts_json(facts: _Facts) -> dict[str, Any]:
         "import_time": records(facts.import_time),
         "top_level": records(facts.top_level),
         "functions": {name: records(found) for name, found in facts.functions.items()},
+        "calls": {name: list(called) for name, called in facts.calls.items()},
         "literals": sorted(facts.literals),
     }
 
@@ -220,11 +238,15 @@ def facts_from_json(data: Any) -> _Facts:
     literals = data["literals"]
     if not isinstance(literals, list) or not all(isinstance(x, str) for x in literals):
         raise ValueError("not a list of literals")
+    calls = {str(name): tuple(called) for name, called in dict(data["calls"]).items()}
+    if not all(isinstance(name, str) for called in calls.values() for name in called):
+        raise ValueError("not a list of called names")
     return _Facts(
         records(data["imports"]),
         records(data["import_time"]),
         records(data["top_level"]),
         {str(name): records(found) for name, found in dict(data["functions"]).items()},
+        calls,
         frozenset(literals),
     )
 
@@ -281,7 +303,7 @@ class _Modules:
         facts = _facts(program)
         common = self.local(facts.top_level, "")
         return {
-            kind: self.closure(common | self.local(facts.functions.get(f"build_{kind.value}", ()), ""), nested)
+            kind: self.closure(common | self.local(_builder_imports(facts, f"build_{kind.value}"), ""), nested)
             for kind in StackKind
         }
 
@@ -289,6 +311,21 @@ class _Modules:
         modules = set().union(*self.kinds(nested=True).values())
         engine = {m for m in ENGINE_MODULES if self.file(m)}
         return modules | self.closure(engine)
+
+
+def _builder_imports(facts: _Facts, builder: str) -> list[_Import]:
+    """The imports of the program's `builder` function and of the program's functions it calls, transitively (a
+    builder's helper that imports a component lazily ties that component to the builder's kind of stack)."""
+    found: list[_Import] = []
+    pending, seen = [builder], set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in facts.functions:
+            continue
+        seen.add(name)
+        found.extend(facts.functions[name])
+        pending.extend(facts.calls.get(name, ()))
+    return found
 
 
 def imports_of(tree: Path, node: ast.AST, package: str, nested: bool = True) -> set[str]:

@@ -11,6 +11,8 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 """Interrupted (Ctrl-C, SIGINT): 128 + the signal's number, as shells report it."""
+INTERRUPTED_LINE = "interrupted: stopped before finishing"
+"""The one line an interrupted command leaves on stderr (files it writes are replaced whole or not at all)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ FACTS_FILE = "program-facts.json"
 MAX_FACTS = 4096
 """Module facts kept in the user's facts file (a module's facts are about 1 KiB)."""
 MAX_FACTS_BYTES = 32 * 1024 * 1024
-DERIVER_FORMAT = 3
+DERIVER_FORMAT = 4
 """Bumped when the facts' layout changes (it was the cache's format when both lived in one module)."""
 _PURPOSE = b"program-facts\0"
 """What a facts file's signature is over, besides its body: never mistaken for another signed thing."""

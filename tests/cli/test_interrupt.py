@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 import platformctl.planning
+from foundation.errors import INTERRUPTED_LINE
 from tests.conftest import tree_snapshot
 
 PLATFORMCTL = Path(sys.executable).with_name("platformctl")
-MESSAGE = "interrupted: stopped before finishing"
+MESSAGE = INTERRUPTED_LINE
 
 
 def test_an_interrupted_command_exits_130_with_one_line(cli, repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:

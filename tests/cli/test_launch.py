@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.launch import root_option
+from foundation.errors import INTERRUPTED_LINE
 from scripts.fleet import copy_repo
 from tests.conftest import ROOT
 
@@ -108,3 +109,23 @@ def test_a_checkouts_copies_of_the_tools_packages_never_shadow_the_running_tool(
         timeout=300,
     )
     assert run.returncode == 0 and "partner-acme-voice" in run.stdout, run.stderr
+
+
+def test_ctrl_c_while_the_cli_is_imported_exits_130_with_the_one_line(tmp_path: Path) -> None:
+    """An interrupt that lands before `cli.app.main` watches for Ctrl-C (while its modules are still being
+    imported) ends like one a moment later: the one line, exit 130, no traceback. A finder raises the interrupt at
+    the import of `cli.app`, the point a real Ctrl-C reached in tests/cli/test_interrupt.py."""
+    script = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'cli.app':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from cli.launch import launch\n"
+        f"sys.argv = ['platformctl', '--root', {str(ROOT)!r}, 'plan', 'global']\n"
+        "launch()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert run.returncode == 130, run.stderr
+    assert run.stderr.splitlines() == [INTERRUPTED_LINE] and run.stdout == ""

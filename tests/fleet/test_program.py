@@ -56,6 +56,30 @@ def test_a_new_module_is_covered_the_day_it_is_imported(tmp_path: Path) -> None:
     assert data_owners(tree, "components/data.yaml") == {"components.fresh"}
 
 
+def test_a_builders_helper_ties_its_lazy_imports_to_the_builders_kind(tmp_path: Path) -> None:
+    """`build_integration` calls `developer_terms`, which imports components.integration_terms in its body: that
+    module was missing from the program's files (an edit to it kept cached integration plans) until the derivation
+    followed the builder's calls."""
+    tree = tmp_path / "tree"
+    (tree / "components").mkdir(parents=True)
+    (tree / "components" / "__init__.py").write_text("")
+    for name in ("terms", "deeper", "unused"):
+        (tree / "components" / f"{name}.py").write_text("")
+    (tree / "__main__.py").write_text(
+        "def build_integration(repo, key):\n    if key:\n        helper(repo)\n\n\n"
+        "def helper(repo):\n    from components.terms import X\n    return [deeper() for _ in X]\n\n\n"
+        "def deeper():\n    import components.deeper\n\n\n"
+        "def never_called():\n    import components.unused\n"
+    )
+    kinds = kind_modules(tree)
+    assert {"components.terms", "components.deeper"} <= kinds[StackKind.INTEGRATION]
+    assert "components.unused" not in set().union(*kinds.values())
+    assert not kinds[StackKind.PARTNER] & {"components.terms", "components.deeper"}
+    assert {"components/terms.py", "components/deeper.py"} <= set(program_files(tree))
+    assert "components/integration_terms.py" in program_files(ROOT)
+    assert "components.integration_terms" in kind_modules(ROOT)[StackKind.INTEGRATION]
+
+
 def test_the_cache_key_follows_a_change_to_the_spec_model(tmp_path: Path) -> None:
     from scripts.fleet import copy_repo
 
@@ -132,12 +156,22 @@ def _reference_kinds(tree: Path, nested: bool) -> dict[StackKind, set[str]]:
     for node in syntax.body:
         if isinstance(node, ast.Import | ast.ImportFrom):
             common |= _reference_imports(tree, node, "", True)
+    functions: dict[str, ast.FunctionDef] = {}
+    for node in syntax.body:
+        if isinstance(node, ast.FunctionDef):
+            functions.setdefault(node.name, node)
     result = {}
     for kind in StackKind:
-        builder = next(
-            (n for n in syntax.body if isinstance(n, ast.FunctionDef) and n.name == f"build_{kind.value}"), None
-        )
-        modules = common | (_reference_imports(tree, builder, "", True) if builder else set())
+        modules, reached, pending = set(common), set(), [f"build_{kind.value}"]
+        while pending:  # the builder and the program's functions it calls by name, at any depth
+            name = pending.pop()
+            if name in reached or name not in functions:
+                continue
+            reached.add(name)
+            modules |= _reference_imports(tree, functions[name], "", True)
+            pending += [
+                n.func.id for n in ast.walk(functions[name]) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+            ]
         result[kind] = _reference_closure(tree, modules, nested)
     return result
 
