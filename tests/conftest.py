@@ -191,13 +191,16 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> st
 
 SHARED_PLAN_GROUP = "fleet"
 """pytest-xdist group of every module that reads the session's `fleet`: one worker plans each stack once."""
+SHARED_PLANS = (SHARED_PLAN_GROUP, "published_calsync_plan")
+"""Session-scoped plans that several modules read: the modules reading one of them run on one worker, in a group
+named after it (a module reading two goes with the first)."""
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Under pytest-xdist (`./dev test` runs `-n auto --dist loadgroup`) a module whose tests share expensive setup
-    runs on one worker: the modules that read `fleet` together, and each module with a module-scoped fixture (a
-    server, a planned fleet copy) by itself; every other test goes wherever a worker is free.
+    runs on one worker: the modules that read `fleet` (or another of SHARED_PLANS) together, and each module with a
+    module-scoped fixture (a server, a planned fleet copy) by itself; every other test goes wherever a worker is free.
 
     A wrapper, so that the markers are there before any plugin's hook runs: a worker's xdist plugin reads them in
     its own `pytest_collection_modifyitems`, where it appends `@group` to each node id (what the scheduler groups
@@ -223,8 +226,9 @@ def _mark_groups(items: list[pytest.Item]) -> None:
         if info is None:
             continue
         module = item.nodeid.split("::", 1)[0]
-        if "fleet" in info.names_closure:
-            groups[module] = SHARED_PLAN_GROUP
+        shared = [name for name in SHARED_PLANS if name in info.names_closure]
+        if shared:
+            groups[module] = shared[0]
         elif getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
             continue  # its module fixture is cheap and its tests independent: each worker makes its own
         elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
