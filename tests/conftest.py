@@ -191,22 +191,44 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> st
 
 SHARED_PLAN_GROUP = "fleet"
 """pytest-xdist group of every module that reads the session's `fleet`: one worker plans each stack once."""
+SHARED_PLANS = (SHARED_PLAN_GROUP, "published_calsync_plan")
+"""Session-scoped plans that several modules read: the modules reading one of them run on one worker, in a group
+named after it (a module reading two goes with the first)."""
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Under pytest-xdist (`./dev test` runs `-n auto --dist loadgroup`) a module whose tests share expensive setup
-    runs on one worker: the modules that read `fleet` together, and each module with a module-scoped fixture (a
-    server, a planned fleet copy) by itself; every other test goes wherever a worker is free."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+    runs on one worker: the modules that read `fleet` (or another of SHARED_PLANS) together, and each module with a
+    module-scoped fixture (a server, a planned fleet copy) by itself; every other test goes wherever a worker is free.
+
+    A wrapper, so that the markers are there before any plugin's hook runs: a worker's xdist plugin reads them in
+    its own `pytest_collection_modifyitems`, where it appends `@group` to each node id (what the scheduler groups
+    by). Since pytest 9.2 a node id is structured and xdist 3.8 writes its suffix where pytest no longer reads it
+    (pytest-dev/pytest-xdist#1386, open): after the hooks, the suffixed id xdist wrote is made the item's id, as
+    the proposed fix does (pytest-dev/pytest-xdist#1388). Without it no test was grouped: each worker planned the
+    fleet's stacks and built a module's fixtures for its share of the module's tests."""
+    if config.pluginmanager.hasplugin("xdist"):
+        _mark_groups(items)
+    result = yield
+    for item in items:
+        grouped = getattr(item, "_nodeid", None)  # xdist 3.8's suffixed id (what an older pytest's nodeid reads)
+        parse = getattr(type(getattr(item, "_id", None)), "parse", None)  # pytest >= 9.2: NodeId.parse
+        if isinstance(grouped, str) and grouped != item.nodeid and parse is not None:
+            item._id = parse(grouped)
+    return result
+
+
+def _mark_groups(items: list[pytest.Item]) -> None:
     groups: dict[str, str] = {}
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
         module = item.nodeid.split("::", 1)[0]
-        if "fleet" in info.names_closure:
-            groups[module] = SHARED_PLAN_GROUP
+        shared = [name for name in SHARED_PLANS if name in info.names_closure]
+        if shared:
+            groups[module] = shared[0]
         elif getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
             continue  # its module fixture is cheap and its tests independent: each worker makes its own
         elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):

@@ -4,37 +4,37 @@ permission, identities before pods, and certificates that reach Kong through the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from components.cluster_addons import ebs_key_policy
-from fleet.repo import Repo
-from foundation.stacks import parse_stack_name
-from platformctl.offline.planner import StackPlan, plan_stacks
+from platformctl.offline.planner import StackPlan
 from platformctl.offline.recorder import RecordedResource
-from tests.conftest import ROOT
+from tests.conftest import Plan
 
 REGION = "region-eu-central"
 PARTNER = "partner-acme-voice"
 ADDON = "aws:eks/addon:Addon"
 
 
-@pytest.fixture(scope="module")
-def plans() -> dict[str, StackPlan]:
-    return plan_stacks(Repo(ROOT), [parse_stack_name(REGION), parse_stack_name(PARTNER)])
+@pytest.fixture
+def plans(fleet: Plan) -> Mapping[str, StackPlan]:
+    """The region and the partner as the session's `fleet` planned them (each stack once per session; read only)."""
+    return fleet.plans
 
 
-def _one(plans: dict[str, StackPlan], stack: str, name: str) -> RecordedResource:
+def _one(plans: Mapping[str, StackPlan], stack: str, name: str) -> RecordedResource:
     (found,) = [r for r in plans[stack].recording.resources if r.name == name]
     return found
 
 
-def _urn(plans: dict[str, StackPlan], stack: str, name: str) -> str:
+def _urn(plans: Mapping[str, StackPlan], stack: str, name: str) -> str:
     return _one(plans, stack, name).urn
 
 
-def test_the_ebs_csi_driver_is_an_eks_addon_with_its_own_pod_identity_role(plans: dict[str, StackPlan]) -> None:
+def test_the_ebs_csi_driver_is_an_eks_addon_with_its_own_pod_identity_role(plans: Mapping[str, StackPlan]) -> None:
     addon = _one(plans, REGION, "region-addons-ebs-csi")
     assert addon.inputs["addonName"] == "aws-ebs-csi-driver"
     role = _one(plans, REGION, "region-addons-ebs-csi-role")
@@ -59,7 +59,7 @@ def test_the_ebs_csi_driver_is_an_eks_addon_with_its_own_pod_identity_role(plans
     assert _urn(plans, REGION, "region-nodes") in addon.dependencies
 
 
-def test_the_default_storage_class_is_encrypted_gp3_with_the_region_key(plans: dict[str, StackPlan]) -> None:
+def test_the_default_storage_class_is_encrypted_gp3_with_the_region_key(plans: Mapping[str, StackPlan]) -> None:
     storage_class = _one(plans, REGION, "region-addons-default-storage-class")
     assert storage_class.inputs["provisioner"] == "ebs.csi.aws.com"
     assert storage_class.inputs["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
@@ -69,7 +69,7 @@ def test_the_default_storage_class_is_encrypted_gp3_with_the_region_key(plans: d
     assert storage_class.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
 
 
-def test_the_meter_claims_name_the_class_and_wait_for_driver_class_and_metrics(plans: dict[str, StackPlan]) -> None:
+def test_the_meter_claims_name_the_class_and_wait_for_driver_class_and_metrics(plans: Mapping[str, StackPlan]) -> None:
     """Failing before: the claims named no class, nothing installed a driver, and nothing served CPU metrics."""
     meter = _one(plans, REGION, "region-meter-workload")
     (claim,) = meter.inputs["spec"]["volumeClaimTemplates"]
@@ -82,7 +82,7 @@ def test_the_meter_claims_name_the_class_and_wait_for_driver_class_and_metrics(p
     assert metrics.inputs["addonName"] == "metrics-server"
 
 
-def test_cert_manager_may_change_only_acme_challenge_txt_records(plans: dict[str, StackPlan]) -> None:
+def test_cert_manager_may_change_only_acme_challenge_txt_records(plans: Mapping[str, StackPlan]) -> None:
     """Failing before: ChangeResourceRecordSets on the whole zone (any record, any type)."""
     policy = json.loads(_one(plans, REGION, "region-cert-manager-dns").inputs["policy"])
     changes = [s for s in policy["Statement"] if "route53:ChangeResourceRecordSets" in json.dumps(s["Action"])]
@@ -97,14 +97,14 @@ def test_cert_manager_may_change_only_acme_challenge_txt_records(plans: dict[str
     assert delegation.startswith("_acme-challenge.")
 
 
-def test_cert_manager_pods_start_after_their_identity_and_nodes(plans: dict[str, StackPlan]) -> None:
+def test_cert_manager_pods_start_after_their_identity_and_nodes(plans: Mapping[str, StackPlan]) -> None:
     release = _one(plans, REGION, "region-cert-manager")
     for name in ("region-cert-manager-identity", "region-pod-identity", "region-nodes"):
         assert _urn(plans, REGION, name) in release.dependencies, name
     assert _urn(plans, REGION, "region-nodes") in _one(plans, REGION, "region-kong-data-plane").dependencies
 
 
-def test_the_meter_certificate_waits_for_the_issuer_that_waits_for_the_crds(plans: dict[str, StackPlan]) -> None:
+def test_the_meter_certificate_waits_for_the_issuer_that_waits_for_the_crds(plans: Mapping[str, StackPlan]) -> None:
     certificate = _one(plans, REGION, "region-cert-meter")
     issuer = _one(plans, REGION, "region-acme-issuer")
     assert issuer.urn in certificate.dependencies
@@ -116,7 +116,7 @@ def test_the_meter_certificate_waits_for_the_issuer_that_waits_for_the_crds(plan
     [(REGION, "meter", "platform"), (PARTNER, "platform-hosts", "partner-acme-voice")],
 )
 def test_certificates_are_registered_with_the_sync_and_never_read(
-    plans: dict[str, StackPlan], stack: str, purpose: str, namespace: str
+    plans: Mapping[str, StackPlan], stack: str, purpose: str, namespace: str
 ) -> None:
     """Failing before: a Secret.get of the Certificate's Secret in the same update, and a Kong certificate whose
     content only a new `pulumi up` would change."""
@@ -134,7 +134,7 @@ def test_certificates_are_registered_with_the_sync_and_never_read(
     assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "kong-cert-sync", "namespace": "platform"}]
 
 
-def test_the_region_runs_the_certificate_sync(plans: dict[str, StackPlan]) -> None:
+def test_the_region_runs_the_certificate_sync(plans: Mapping[str, StackPlan]) -> None:
     cron = _one(plans, REGION, "region-cert-sync-job-cronjob")
     pod = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["args"] == ["certs", "sync", "--region", "eu-central"]

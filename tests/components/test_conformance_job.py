@@ -25,9 +25,11 @@ def _plan(root: Path, suspended: bool) -> Plan:
     return Plan(plan_stacks(Repo(root), [parse_stack_name(STACK)]))
 
 
-@pytest.fixture(scope="module")
-def planned(tmp_path_factory: pytest.TempPathFactory) -> Plan:
-    return _plan(copy_repo(ROOT, tmp_path_factory.mktemp("conformance") / "repo"), suspended=False)
+@pytest.fixture
+def planned(published_calsync_plan: Plan) -> Plan:
+    """calsync published and installed by two partners, planned once per session (tests/components/conftest.py):
+    what `_plan(copy, suspended=False)` plans."""
+    return published_calsync_plan
 
 
 def _name(urn: str) -> str:

@@ -8,22 +8,15 @@ from typing import Any
 
 import pytest
 
-from scripts.fleet import copy_repo
-from tests.conftest import ROOT, Plan
-from tests.integrations.conftest import published_calsync
+from tests.conftest import Plan
 
 STACK = "integration-calsync"
 
 
-@pytest.fixture(scope="module")
-def planned(tmp_path_factory: pytest.TempPathFactory) -> Plan:
-    from fleet.repo import Repo
-    from foundation.stacks import parse_stack_name
-    from platformctl.offline.planner import plan_stacks
-
-    root = copy_repo(ROOT, tmp_path_factory.mktemp("marketplace") / "repo")
-    published_calsync(root, installs=("acme-voice", "sunrise-telecom"))
-    return Plan(plan_stacks(Repo(root), [parse_stack_name(STACK)]))
+@pytest.fixture
+def planned(published_calsync_plan: Plan) -> Plan:
+    """calsync published and installed by two partners, planned once per session (tests/components/conftest.py)."""
+    return published_calsync_plan
 
 
 def inputs(plan: Plan, type_: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import dill
 import pulumi
 import pytest
 
+from scripts.fleet import copy_repo
 from tests.conftest import ROOT, Plan
 
 NUMBER = "pulumi-python:dynamic/twilio:Number"
@@ -23,10 +24,17 @@ def onboard_example(root: Path, extra_config: str = "") -> None:
     (root / "stacks" / f"Pulumi.{STACK}.yaml").write_text("config:\n  aws:region: sa-east-1\n" + extra_config)
 
 
-@pytest.fixture
-def pampas(repo_copy: Path, plan_in) -> Plan:
-    onboard_example(repo_copy)
-    return plan_in(repo_copy, STACK)
+@pytest.fixture(scope="module")
+def pampas(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    """The example partner onboarded into a copy of the repository and planned, once for the module (read only: a
+    test that plans a variant onboards it into its own `repo_copy`)."""
+    from fleet.repo import Repo
+    from foundation.stacks import parse_stack_name
+    from platformctl.offline.planner import plan_stacks
+
+    root = copy_repo(ROOT, tmp_path_factory.mktemp("pampas") / "repo")
+    onboard_example(root)
+    return Plan(plan_stacks(Repo(root), [parse_stack_name(STACK)]))
 
 
 def test_the_plan_holds_a_subaccount_and_one_number_per_slot(pampas: Plan) -> None:

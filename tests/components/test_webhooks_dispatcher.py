@@ -9,18 +9,16 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.conftest import ROOT, Plan
+from tests.conftest import Plan
 
 STACK = "region-eu-central"
 
 
-@pytest.fixture(scope="module")
-def planned() -> Plan:
-    from fleet.repo import Repo
-    from foundation.stacks import parse_stack_name
-    from platformctl.offline.planner import plan_stacks
-
-    return Plan(plan_stacks(Repo(ROOT), [parse_stack_name("global"), parse_stack_name(STACK)]))
+@pytest.fixture
+def planned(fleet: Plan) -> Plan:
+    """The global and the region stack as the session's `fleet` planned them (each stack once per session; read
+    only)."""
+    return fleet
 
 
 def _parts(plan: Plan) -> list[Any]:

@@ -13,10 +13,11 @@ import pytest
 from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import parse_stack_name, region_stack
-from platformctl.offline.planner import plan_stacks
+from platformctl.offline.planner import StackPlan
 from platformctl.offline.results import dated_facts, step_resources
 from platformctl.offline.store import CachedResult, ResultCache, masked_references, preview_text
 from platformctl.planning import PlanResult, document_text, policy_resources, run_plan
+from tests.platformctl.offline.warm_cache import WarmRepo, import_planned_modules, warm_repo
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
 ROOT_COPY_SOURCE = Path(__file__).resolve().parents[3]
@@ -34,12 +35,32 @@ def entries(root: Path) -> dict[str, Path]:
     return {p.stem: p for p in (root / ".platformctl" / "cache").glob("*.plan")}
 
 
-def test_only_what_changed_is_planned_and_the_result_is_the_cold_plan(repo_copy: Path) -> None:
-    first, names = planned(repo_copy)
-    assert names == ["global", "region-eu-central", "partner-acme-voice"]
+@pytest.fixture(scope="module")
+def both_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackPlan]:
+    """Both partners and what they read, planned cold in a scratch copy before the templates below (warm_cache).
+    Read only (test_policy_resources_read_back_from_steps_equal_the_recorded_ones reads acme-voice's plan)."""
+    return import_planned_modules(tmp_path_factory.mktemp("scratch"), BOTH)
+
+
+@pytest.fixture(scope="module")
+def warm_partner(tmp_path_factory: pytest.TempPathFactory, both_plans: dict[str, StackPlan]) -> WarmRepo:
+    """The repository after a cold plan of acme-voice through its cache, planned once; tests plan in copies."""
+    return warm_repo(tmp_path_factory.mktemp("warm-partner"), PARTNER)
+
+
+@pytest.fixture(scope="module")
+def warm_both(tmp_path_factory: pytest.TempPathFactory, both_plans: dict[str, StackPlan]) -> WarmRepo:
+    """The repository after a cold plan of both partners through its cache, planned once; tests plan in copies."""
+    return warm_repo(tmp_path_factory.mktemp("warm-both"), BOTH)
+
+
+def test_only_what_changed_is_planned_and_the_result_is_the_cold_plan(warm_partner: WarmRepo, tmp_path: Path) -> None:
+    first = warm_partner  # the first plan, cold
+    assert list(first.planned) == ["global", "region-eu-central", "partner-acme-voice"]
+    repo_copy = first.copy(tmp_path / "repo")
     again, names = planned(repo_copy)
     assert names == []
-    assert again.json_text() == first.json_text()
+    assert again.json_text() == first.json_text
 
     spec = repo_copy / "partners" / "acme-voice.yaml"
     spec.write_text(spec.read_text().replace("voice_greeting: ", "voice_greeting: Hello again. "))
@@ -51,8 +72,8 @@ def test_only_what_changed_is_planned_and_the_result_is_the_cold_plan(repo_copy:
     assert "Hello again." in warm.json_text()
 
 
-def test_a_changed_stack_file_replans_the_stacks_that_read_it(repo_copy: Path) -> None:
-    planned(repo_copy)
+def test_a_changed_stack_file_replans_the_stacks_that_read_it(warm_partner: WarmRepo, tmp_path: Path) -> None:
+    repo_copy = warm_partner.copy(tmp_path / "repo")
     stack_file = repo_copy / "stacks" / "Pulumi.region-eu-central.yaml"
     stack_file.write_text(stack_file.read_text() + "# a comment changes nothing the program sees\n")
     _, names = planned(repo_copy)
@@ -62,8 +83,8 @@ def test_a_changed_stack_file_replans_the_stacks_that_read_it(repo_copy: Path) -
     assert names == ["region-eu-central", "partner-acme-voice"]
 
 
-def test_a_changed_program_file_replans_everything(repo_copy: Path) -> None:
-    planned(repo_copy)
+def test_a_changed_program_file_replans_everything(warm_partner: WarmRepo, tmp_path: Path) -> None:
+    repo_copy = warm_partner.copy(tmp_path / "repo")
     module = repo_copy / "components" / "partner_tenant.py"
     module.write_text(module.read_text() + "\n# an edit\n")
     from platformctl.offline import keys
@@ -76,10 +97,11 @@ def test_a_changed_program_file_replans_everything(repo_copy: Path) -> None:
     assert names == ["global", "region-eu-central", "partner-acme-voice"]
 
 
-def test_findings_follow_a_changed_policy_context_without_replanning(repo_copy: Path) -> None:
+def test_findings_follow_a_changed_policy_context_without_replanning(warm_both: WarmRepo, tmp_path: Path) -> None:
     """Another partner's domain is part of acme's policy context (domain ownership), not of its plan: acme's steps
     stay cached, its findings are evaluated again from them and equal a cold plan's."""
-    first, _ = planned(repo_copy, BOTH)
+    first = warm_both
+    repo_copy = first.copy(tmp_path / "repo")
     assert not [v for v in first.violations if v.stack == "partner-acme-voice" and v.level == "mandatory"]
     acme = Repo(repo_copy).spec("acme-voice").domain
     sakura = repo_copy / "partners" / "sakura-calls.yaml"
@@ -94,8 +116,8 @@ def test_findings_follow_a_changed_policy_context_without_replanning(repo_copy: 
     assert warm.json_text() == cold.json_text()
 
 
-def test_policy_resources_read_back_from_steps_equal_the_recorded_ones(repo_copy: Path) -> None:
-    plan = plan_stacks(Repo(repo_copy), PARTNER, workers=1)["partner-acme-voice"]
+def test_policy_resources_read_back_from_steps_equal_the_recorded_ones(both_plans: dict[str, StackPlan]) -> None:
+    plan = both_plans["partner-acme-voice"]
     recorded = sorted(policy_resources(plan.recording.resources), key=lambda r: r.urn)
     read_back = sorted(step_resources(json.loads(json.dumps(plan.preview()))["steps"]), key=lambda r: r.urn)
     assert read_back == recorded
@@ -110,26 +132,27 @@ def test_policy_resources_read_back_from_steps_equal_the_recorded_ones(repo_copy
         lambda raw: b"",
     ],
 )
-def test_a_damaged_entry_is_ignored_and_replanned(repo_copy: Path, damage) -> None:
-    first, _ = planned(repo_copy)
+def test_a_damaged_entry_is_ignored_and_replanned(warm_partner: WarmRepo, tmp_path: Path, damage) -> None:
+    first = warm_partner
+    repo_copy = first.copy(tmp_path / "repo")
     path = entries(repo_copy)["partner-acme-voice"]
     path.write_bytes(damage(path.read_bytes()))
     again, names = planned(repo_copy)
     assert names == ["partner-acme-voice"]
-    assert again.json_text() == first.json_text()
+    assert again.json_text() == first.json_text
 
 
-def test_an_entry_of_another_stack_or_key_is_ignored(repo_copy: Path) -> None:
-    planned(repo_copy, BOTH)
+def test_an_entry_of_another_stack_or_key_is_ignored(warm_both: WarmRepo, tmp_path: Path) -> None:
+    repo_copy = warm_both.copy(tmp_path / "repo")
     found = entries(repo_copy)
     found["partner-acme-voice"].write_bytes(found["partner-sakura-calls"].read_bytes())  # another stack's entry
     _, names = planned(repo_copy, BOTH)
     assert names == ["partner-acme-voice"]
 
 
-def test_a_lossy_dependency_is_planned_again_for_its_readers(repo_copy: Path) -> None:
+def test_a_lossy_dependency_is_planned_again_for_its_readers(warm_partner: WarmRepo, tmp_path: Path) -> None:
     """A dependency whose cached outputs hid a known secret cannot feed a reader's plan: it is planned again."""
-    planned(repo_copy)
+    repo_copy = warm_partner.copy(tmp_path / "repo")
     cache = ResultCache(repo_copy / ".platformctl" / "cache")
     paths = entries(repo_copy)
     key = json.loads(paths["global"].read_bytes().partition(b"\n")[0])["meta"]["key"]
@@ -152,9 +175,9 @@ def test_secrets_stay_off_the_disk() -> None:
     assert not lossy  # nothing known was hidden
 
 
-def test_the_cache_holds_no_secret_values(repo_copy: Path) -> None:
-    planned(repo_copy)
-    text = "".join(p.read_text() for p in entries(repo_copy).values())
+def test_the_cache_holds_no_secret_values(warm_both: WarmRepo) -> None:
+    text = "".join(p.read_text() for p in entries(warm_both.root).values())  # what a plan wrote (read only)
+    assert text
     assert "PRIVATE KEY" not in text and "BEGIN" not in text
 
 
@@ -201,11 +224,11 @@ def test_the_document_text_is_what_json_dumps_writes(stacks) -> None:
     assert document_text(fragments, {}) == json.dumps({"stacks": stacks}, indent=1)
 
 
-def test_an_entry_that_is_not_a_regular_file_is_not_read(repo_copy: Path) -> None:
+def test_an_entry_that_is_not_a_regular_file_is_not_read(warm_partner: WarmRepo, tmp_path: Path) -> None:
     """A fifo in the cache would block a plain open forever; a directory or a symlink to a device is no entry."""
     import os
 
-    planned(repo_copy)
+    repo_copy = warm_partner.copy(tmp_path / "repo")
     paths = entries(repo_copy)
     paths["partner-acme-voice"].unlink()
     os.mkfifo(paths["partner-acme-voice"])
@@ -216,11 +239,12 @@ def test_an_entry_that_is_not_a_regular_file_is_not_read(repo_copy: Path) -> Non
     assert all(p.is_file() and not p.is_symlink() for p in entries(repo_copy).values())  # both replaced by entries
 
 
-def test_an_entry_not_signed_with_this_users_key_is_ignored(repo_copy: Path) -> None:
+def test_an_entry_not_signed_with_this_users_key_is_ignored(warm_partner: WarmRepo, tmp_path: Path) -> None:
     """A branch that commits `.platformctl/cache` entries (a digest anyone can compute) gets them replanned."""
     import hashlib
 
-    first, _ = planned(repo_copy)
+    first = warm_partner
+    repo_copy = first.copy(tmp_path / "repo")
     path = entries(repo_copy)["partner-acme-voice"]
     header, _, body = path.read_bytes().partition(b"\n")
     meta = json.loads(header)["meta"]
@@ -229,11 +253,11 @@ def test_an_entry_not_signed_with_this_users_key_is_ignored(repo_copy: Path) -> 
     path.write_bytes(json.dumps({"digest": forged, "meta": meta}).encode() + b"\n" + body)
     again, names = planned(repo_copy)
     assert names == ["partner-acme-voice"]
-    assert again.json_text() == first.json_text()
+    assert again.json_text() == first.json_text
 
 
-def test_a_signed_entry_of_the_wrong_shape_is_ignored(repo_copy: Path) -> None:
-    planned(repo_copy)
+def test_a_signed_entry_of_the_wrong_shape_is_ignored(warm_partner: WarmRepo, tmp_path: Path) -> None:
+    repo_copy = warm_partner.copy(tmp_path / "repo")
     cache = ResultCache(repo_copy / ".platformctl" / "cache")
     key = json.loads(entries(repo_copy)["partner-acme-voice"].read_bytes().partition(b"\n")[0])["meta"]["key"]
     entry = cache.get("partner-acme-voice", key)
@@ -268,16 +292,16 @@ def test_a_symlinked_cache_is_not_used(repo_copy: Path, tmp_path: Path) -> None:
     (elsewhere / "keep-me.plan").write_text("not ours")
     (repo_copy / ".platformctl").mkdir(exist_ok=True)
     (repo_copy / ".platformctl" / "cache").symlink_to(elsewhere)
-    run_plan(Repo(repo_copy), PARTNER, workers=1, prune=True)
+    run_plan(Repo(repo_copy), [parse_stack_name("global")], workers=1, prune=True)  # plans and writes an entry
     assert [p.name for p in elsewhere.iterdir()] == ["keep-me.plan"]
 
 
-def test_onboarding_an_unrelated_partner_does_not_recheck_the_others(repo_copy: Path) -> None:
+def test_onboarding_an_unrelated_partner_does_not_recheck_the_others(warm_both: WarmRepo, tmp_path: Path) -> None:
     """A new partner adds an id and a domain to every partner's view of the fleet; only a partner whose id it
     extends or whose hosts its domain overlaps has its findings evaluated again."""
     import shutil
 
-    planned(repo_copy, BOTH)
+    repo_copy = warm_both.copy(tmp_path / "repo")
     before = {name: path.read_bytes() for name, path in entries(repo_copy).items()}
     shutil.copy(repo_copy / "partners" / "examples" / "pampas-voz.yaml", repo_copy / "partners" / "pampas-voz.yaml")
     stack = repo_copy / "stacks" / "Pulumi.partner-pampas-voz.yaml"
@@ -398,10 +422,14 @@ def test_a_program_module_imported_from_elsewhere_is_in_the_key(
     shadow.write_text("PREFIX = '/v2'\n")
     module = types.ModuleType("gateway.shadowed")
     module.__file__ = str(shadow)
+    # What this process imported from other folders so far: the repository copies planned in it (a module the
+    # program imports lazily, such as `integrations`, is imported from the first copy planned), nothing of ours.
+    elsewhere = keys.foreign_program_modules(ROOT_COPY_SOURCE)
+    assert not [path for _, path in elsewhere if path.is_relative_to(ROOT_COPY_SOURCE.resolve())]
     monkeypatch.setitem(sys.modules, "gateway.shadowed", module)
     keys.forget_program()
     try:
-        assert keys.foreign_program_modules(ROOT_COPY_SOURCE) == [("gateway.shadowed", shadow)]
+        assert keys.foreign_program_modules(ROOT_COPY_SOURCE) == sorted([*elsewhere, ("gateway.shadowed", shadow)])
         before = keys.program_fingerprint(ROOT_COPY_SOURCE)
         shadow.write_text("PREFIX = '/v3'\n")
         keys.forget_program()
