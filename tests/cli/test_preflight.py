@@ -5,11 +5,36 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
+import moto.eks.models
 import pytest
+from moto.eks.utils import validate_role_arn
 
+import platformctl.preflight
+from platformctl.offline.planner import StackPlan
 from tests.conftest import Run
+
+PLANS: dict[tuple[str, tuple[str, ...], int | None], dict[str, StackPlan]] = {}
+"""Offline plans the command made in this module, by repository, stacks and workers."""
+
+
+@pytest.fixture(autouse=True)
+def plan_each_stack_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command plans its stack with the real planner the first time; later runs on the same (unchanged)
+    repository get that plan again. Safe to share: the plan depends on the repository's files only, never on the
+    AWS account, no test here edits the repository it plans (the bad-stack tests, on a copy, stop before
+    planning), and preflight only reads the plan (`needs_from_plan`)."""
+    plan_stacks = platformctl.preflight.plan_stacks
+
+    def planned(repo: Any, stacks: list[Any], workers: int | None = None) -> dict[str, StackPlan]:
+        key = (str(repo.root), tuple(str(stack) for stack in stacks), workers)
+        if key not in PLANS:
+            PLANS[key] = plan_stacks(repo, stacks, workers=workers)
+        return PLANS[key]
+
+    monkeypatch.setattr(platformctl.preflight, "plan_stacks", planned)
 
 
 def client(service: str, region: str = "eu-central-1") -> object:
@@ -71,12 +96,18 @@ def test_elastic_ip_and_nat_quotas_count_what_is_in_use(cli: Callable[..., Run],
     assert nat.startswith("FAIL") and "5 used + 1 planned of 5" in nat
 
 
-def test_eks_cluster_quota(cli: Callable[..., Run], aws: str) -> None:
+def test_eks_cluster_quota(cli: Callable[..., Run], aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto's CreateCluster checks the role ARN's partition against a boto3 Session it builds per call (~60 ms of
+    # CPU each, 100 times). The one role is checked by moto's own function once; the server (in this process)
+    # then skips re-checking that same ARN and checks any other as before.
+    role = "arn:aws:iam::123456789012:role/eks"
+    validate_role_arn(role)
+    monkeypatch.setattr(
+        moto.eks.models, "validate_role_arn", lambda arn: None if arn == role else validate_role_arn(arn)
+    )
     eks = client("eks")
     for index in range(100):
-        eks.create_cluster(  # type: ignore[attr-defined]
-            name=f"other-{index}", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={}
-        )
+        eks.create_cluster(name=f"other-{index}", roleArn=role, resourcesVpcConfig={})  # type: ignore[attr-defined]
     result = cli("preflight", "region-eu-central", code=1)
     clusters = line(result, "quota Clusters in eu-central-1")
     assert clusters.startswith("FAIL") and "100 used + 1 planned of 100" in clusters
