@@ -27,6 +27,20 @@ def _executes(plan: Plan, stack: str = STACK) -> tuple[Any, Any]:
     return parts["terms-upsert"], parts["terms-offboard"]
 
 
+def _plan_partner(fleet: Plan, root: Path) -> Plan:
+    """Plan the partner stack in `root` (a copy with the partner's stack file or spec edited), reading `global` and
+    its home region from the session's fleet rather than planning them again: neither reads a partner's stack file
+    or spec (a stack's plan depends on the program, its own config and spec and the stacks it reads: the inputs of
+    its cache key, platformctl/offline/keys.py), so both plan the same in `root`. Read-only: the planner takes
+    their outputs (`known`) and changes nothing in them."""
+    from fleet.repo import Repo
+    from foundation.stacks import parse_stack_name
+    from platformctl.offline.planner import plan_stacks
+
+    known = {name: fleet.plans[name].recording for name in ("global", "region-eu-central")}
+    return Plan(plan_stacks(Repo(root), [parse_stack_name(STACK)], known=known))
+
+
 def _terms(partner_id: str, root: Path = ROOT, **overrides: Any) -> dict[str, Any]:
     from fleet.repo import Repo
     from partners.terms import partner_terms
@@ -92,9 +106,7 @@ def _set_config(root: Path, stack: str, values: dict[str, object]) -> None:
     path.write_text(dump_yaml(doc))
 
 
-def test_the_planned_sql_upserts_updates_and_offboards_the_row(
-    warehouse: Any, repo_copy: Path, plan_in, fleet: Plan
-) -> None:
+def test_the_planned_sql_upserts_updates_and_offboards_the_row(warehouse: Any, repo_copy: Path, fleet: Plan) -> None:
     cur = warehouse.cursor()
     upsert, offboard = _executes(fleet)
     cur.execute(upsert.inputs["execute"])
@@ -110,7 +122,7 @@ def test_the_planned_sql_upserts_updates_and_offboards_the_row(
 
     # `platformctl billing connect` records the account: the next plan's upsert carries it and updates the row.
     _set_config(repo_copy, STACK, {"platform:stripeAccount": "acct_1QxYz2AbCdEf"})
-    changed, same_offboard = _executes(plan_in(repo_copy, STACK))
+    changed, same_offboard = _executes(_plan_partner(fleet, repo_copy))
     assert changed.inputs["execute"] != upsert.inputs["execute"]
     assert same_offboard.inputs == offboard.inputs  # not replaced: a change of terms never offboards
     cur.execute(changed.inputs["execute"])
@@ -126,9 +138,9 @@ def test_the_planned_sql_upserts_updates_and_offboards_the_row(
     assert _row(warehouse, "acme-voice")["OFFBOARDED_ON"] == dt.date.today()
 
 
-def test_an_offboarded_partners_stack_keeps_the_row_with_its_date(repo_copy: Path, plan_in, warehouse: Any) -> None:
+def test_an_offboarded_partners_stack_keeps_the_row_with_its_date(repo_copy: Path, fleet: Plan, warehouse: Any) -> None:
     _set_config(repo_copy, STACK, {"platform:offboardedOn": "2026-11-30"})
-    upsert, _ = _executes(plan_in(repo_copy, STACK))
+    upsert, _ = _executes(_plan_partner(fleet, repo_copy))
     assert upsert.inputs["execute"] == partner_merge_statement(
         "PLATFORM_EU_CENTRAL", [_terms("acme-voice", repo_copy, offboarded_on=dt.date(2026, 11, 30))]
     )
@@ -136,14 +148,14 @@ def test_an_offboarded_partners_stack_keeps_the_row_with_its_date(repo_copy: Pat
     assert _row(warehouse, "acme-voice")["OFFBOARDED_ON"] == dt.date(2026, 11, 30)
 
 
-def test_a_hostile_company_name_never_reaches_the_sql(repo_copy: Path, plan_in, warehouse: Any) -> None:
+def test_a_hostile_company_name_never_reaches_the_sql(repo_copy: Path, fleet: Plan, warehouse: Any) -> None:
     spec = repo_copy / "partners" / "acme-voice.yaml"
     hostile = "Acme'); DROP TABLE PLATFORM_EU_CENTRAL.RAW.PARTNERS; -- \\' \""
     spec.write_text(spec.read_text().replace("company_name: Acme Voice GmbH", f"company_name: {json.dumps(hostile)}"))
     from fleet.repo import Repo
 
     assert Repo(repo_copy).spec("acme-voice").company_name == hostile
-    upsert, offboard = _executes(plan_in(repo_copy, STACK))
+    upsert, offboard = _executes(_plan_partner(fleet, repo_copy))
     assert "DROP" not in upsert.inputs["execute"] + offboard.inputs["revert"]
     # The row holds only values that cannot carry a quote (ids, codes, decimals); its columns are the terms'.
     assert set(_terms("acme-voice", repo_copy)) == set(PARTNER_TERMS)
@@ -154,12 +166,12 @@ def test_a_hostile_company_name_never_reaches_the_sql(repo_copy: Path, plan_in, 
 @pytest.mark.parametrize(
     "account", ["acct_x'); DROP TABLE PARTNERS; --", "acct_", "sk_live_abc", "acct_a b", "ACCT_abc", "acct_" + "a" * 65]
 )
-def test_a_bad_stripe_account_is_refused_naming_the_file_and_key(repo_copy: Path, plan_in, account: str) -> None:
+def test_a_bad_stripe_account_is_refused_naming_the_file_and_key(repo_copy: Path, fleet: Plan, account: str) -> None:
     from foundation.errors import InputError
 
     _set_config(repo_copy, STACK, {"platform:stripeAccount": account})
     with pytest.raises(InputError) as err:
-        plan_in(repo_copy, STACK)
+        _plan_partner(fleet, repo_copy)
     message = str(err.value)
     assert "stacks/Pulumi.partner-acme-voice.yaml" in message and "platform:stripeAccount" in message
     assert "DROP" not in message
