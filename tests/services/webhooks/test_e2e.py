@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.webhooks.dispatcher import JITTER, SCHEDULE
 from tests.services.image_env import ImageEnv
+from tests.services.meter_harness import LOOPBACK_TLS
 from tests.services.webhooks_harness import (
     PLATFORMCTL,
     ROOT,
@@ -215,11 +216,19 @@ def test_producers_and_owners_are_authenticated(tmp_path: Path) -> None:
     service = Service(tmp_path).start()
     try:
         doc = event()
-        assert httpx.post(f"{service.base}/events", json=doc, timeout=5).status_code == 401
+        assert httpx.post(f"{service.base}/events", json=doc, timeout=5, verify=LOOPBACK_TLS).status_code == 401
         wrong = {"authorization": "Bearer test-kong-token-" + "k" * 16}
-        assert httpx.post(f"{service.base}/events", json=doc, headers=wrong, timeout=5).status_code == 401
+        assert (
+            httpx.post(f"{service.base}/events", json=doc, headers=wrong, timeout=5, verify=LOOPBACK_TLS).status_code
+            == 401
+        )
         no_token = {"x-consumer-custom-id": "acme-voice"}
-        assert httpx.get(f"{service.base}/v1/webhooks/endpoints", headers=no_token, timeout=5).status_code == 401
+        assert (
+            httpx.get(
+                f"{service.base}/v1/webhooks/endpoints", headers=no_token, timeout=5, verify=LOOPBACK_TLS
+            ).status_code
+            == 401
+        )
         assert service.get("/v1/webhooks/endpoints", "").status_code == 401
         assert service.get("/v1/webhooks/endpoints", "acme-voice").json() == {"data": []}
     finally:
