@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.services.meter_harness import Meter, callback, kong_entry, post_callback, post_kong
+from tests.services.meter_harness import LOOPBACK_TLS, Meter, callback, kong_entry, post_callback, post_kong
 
 
 def test_usage_reads_back_what_the_meter_wrote(tmp_path: Path, cli: Callable[..., object]) -> None:
@@ -17,7 +17,7 @@ def test_usage_reads_back_what_the_meter_wrote(tmp_path: Path, cli: Callable[...
 
     meter = Meter(tmp_path).start()
     period = dt.datetime.now(dt.UTC).strftime("%Y-%m")
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         for seconds in (1, 60, 61, 125):  # minutes 1 + 1 + 2 + 3 = 7
             assert post_callback(c, meter, "acme-voice", callback(duration=seconds)).status_code == 200
         for _ in range(3):  # answered calls of zero seconds: counted, nothing billed

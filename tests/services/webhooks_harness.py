@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from tests.services.image_env import ImageEnv
-from tests.services.meter_harness import free_port
+from tests.services.meter_harness import LOOPBACK_TLS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMCTL = str(Path(sys.executable).parent / "platformctl")
@@ -174,7 +174,7 @@ class Service:
             if self.proc.poll() is not None:
                 raise AssertionError(f"webhooks exited {self.proc.returncode}: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base}/healthz", timeout=1, verify=LOOPBACK_TLS).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -192,17 +192,21 @@ class Service:
             raise
 
     def post(self, path: str, owner: str, json: Any = None) -> httpx.Response:
-        return httpx.post(f"{self.base}{path}", json=json, headers=owner_headers(owner), timeout=10)
+        return httpx.post(
+            f"{self.base}{path}", json=json, headers=owner_headers(owner), timeout=10, verify=LOOPBACK_TLS
+        )
 
     def get(self, path: str, owner: str, **params: str) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", params=params, headers=owner_headers(owner), timeout=10)
+        return httpx.get(
+            f"{self.base}{path}", params=params, headers=owner_headers(owner), timeout=10, verify=LOOPBACK_TLS
+        )
 
     def publish(self, doc: dict[str, Any]) -> httpx.Response:
-        return httpx.post(f"{self.base}/events", json=doc, headers=PRODUCER, timeout=10)
+        return httpx.post(f"{self.base}/events", json=doc, headers=PRODUCER, timeout=10, verify=LOOPBACK_TLS)
 
     def metrics(self) -> dict[str, float]:
         values = {}
-        for line in httpx.get(f"{self.base}/metrics", timeout=5).text.splitlines():
+        for line in httpx.get(f"{self.base}/metrics", timeout=5, verify=LOOPBACK_TLS).text.splitlines():
             if line and not line.startswith("#"):
                 name, value = line.rsplit(" ", 1)
                 values[name] = float(value)

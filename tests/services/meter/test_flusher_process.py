@@ -14,6 +14,7 @@ import httpx
 from foundation.warehouse_schema import PARTNERS
 from services.warehouse import KEEP_RESULTS, LOCAL_MEMORY_LIMIT, LOCAL_THREADS, connect, ensure_schema, merge_rows
 from tests.services.meter_harness import (
+    LOOPBACK_TLS,
     Meter,
     alive,
     callback,
@@ -43,7 +44,7 @@ def test_a_killed_flusher_is_started_again_and_the_events_still_flow(
     meter = meters()
     first = _one_flusher(meter)
     os.kill(first, signal.SIGKILL)
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_kong(c, meter, [kong_entry() for _ in range(25)]).json()["accepted"] == 25
         assert post_callback(c, meter, "acme-voice", callback()).status_code == 200  # the request path never noticed
     meter.wait_flushed(timeout=40)
@@ -64,7 +65,7 @@ def test_kill_9_of_the_meter_takes_the_flusher_with_it(tmp_path: Path, meters: C
         time.sleep(0.05)
     assert not alive(flusher)  # or it would hold the embedded warehouse against the next meter
     restarted = meters(port=meter.port)
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_kong(c, restarted, [kong_entry() for _ in range(3)]).json()["accepted"] == 3
     restarted.wait_flushed()
     assert restarted.stop() in (0, -signal.SIGTERM)
@@ -76,7 +77,7 @@ def test_sigterm_with_a_backlog_drains_within_30_seconds_and_loses_nothing(
     meter = meters()
     holder = seize_warehouse(meter)  # the backlog builds up while the warehouse is busy
     flusher = _one_flusher(meter)
-    with httpx.Client(timeout=30) as c:
+    with httpx.Client(timeout=30, verify=LOOPBACK_TLS) as c:
         for _ in range(30):
             assert post_kong(c, meter, [kong_entry() for _ in range(1000)]).json()["accepted"] == 1000
     holder.close()

@@ -13,7 +13,16 @@ from pathlib import Path
 import httpx
 
 from services.meter.listener import REQUEST_READ_TIMEOUT, RESERVED_FDS
-from tests.services.meter_harness import KONG_TOKEN, Meter, alive, callback, kong_entry, post_callback, post_kong
+from tests.services.meter_harness import (
+    KONG_TOKEN,
+    LOOPBACK_TLS,
+    Meter,
+    alive,
+    callback,
+    kong_entry,
+    post_callback,
+    post_kong,
+)
 
 
 def _new_flusher(meter: Meter, old: set[int], timeout: float = 20.0) -> int:
@@ -35,7 +44,7 @@ def test_sigterm_after_flusher_restarts_drains_within_30_seconds(meters: Callabl
         seen.add(flusher)
         os.kill(flusher, signal.SIGKILL)
         flusher = _new_flusher(meter, seen)
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_kong(c, meter, [kong_entry() for _ in range(5)]).json()["accepted"] == 5
     meter.wait_flushed()
     started = time.monotonic()
@@ -73,7 +82,7 @@ def test_a_second_meter_on_the_same_spool_or_port_is_refused_at_start(
     assert "--port" in log and str(first.port) in log and f"pid {first.proc.pid}" in log, log
     assert "listening" not in log and "Traceback" not in log and "leaked" not in log
     # The first one never noticed.
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_callback(c, first, "acme-voice", callback()).status_code == 200
     assert first.stop() in (0, -signal.SIGTERM)
     assert "leaked" not in first.log.read_text()
@@ -122,7 +131,7 @@ def test_incomplete_requests_are_cut_off_and_connections_are_capped(meters: Call
         assert not any(_closed_by_peer(s, 0.05) for s in stalled[:3])
         remaining = REQUEST_READ_TIMEOUT - (time.monotonic() - opened) + 3
         assert all(_closed_by_peer(s, max(0.1, remaining)) for s in stalled)
-        with httpx.Client(timeout=10) as c:  # and the meter serves requests as before
+        with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:  # and the meter serves requests as before
             assert post_kong(c, meter, [kong_entry()]).json()["accepted"] == 1
             assert c.get(f"{meter.base}/healthz").text == "ok\n"
         metrics = meter.metrics()

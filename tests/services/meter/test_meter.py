@@ -15,6 +15,7 @@ import pytest
 
 from tests.services.meter_harness import (
     KONG_TOKEN,
+    LOOPBACK_TLS,
     MASTER_SID,
     MASTER_TOKEN,
     TWILIO_TOKEN,
@@ -45,7 +46,7 @@ def meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Meter]:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         yield c
 
 
@@ -190,7 +191,7 @@ def test_a_replayed_sid_with_other_fields_and_a_valid_signature_is_malformed(tmp
     meter = Meter(tmp_path).start()
     sid = call_sid()
     first = callback(sid=sid, duration=30)
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_callback(c, meter, "acme-voice", first).status_code == 200
         response = post_callback(c, meter, "acme-voice", callback(sid=sid, duration=3000))
         # The answers are 200/400/403/404/413/503: a changed replay is malformed, under its own reason.
@@ -281,7 +282,7 @@ def test_twilio_unreachable_answers_503_with_retry_after_then_recovers(tmp_path:
     meter = Meter(tmp_path).start(env={"PLATFORMCTL_TWILIO_API_URL": f"http://127.0.0.1:{port}"})
     server = None
     try:
-        with httpx.Client(timeout=10) as c:
+        with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
             form = callback()
             response = post_callback(c, meter, "acme-voice", form)
             # Not 403: Twilio does not retry a 4xx, and this callback is genuine.
@@ -321,7 +322,7 @@ def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path:
     stop = threading.Event()
 
     def send() -> None:
-        with httpx.Client(timeout=5) as c:
+        with httpx.Client(timeout=5, verify=LOOPBACK_TLS) as c:
             while not stop.is_set():
                 form = callback(duration=int(time.time() * 1000) % 600)
                 try:
@@ -344,7 +345,7 @@ def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path:
     assert len(acknowledged) > 20
 
     restarted = Meter(tmp_path, port=meter.port).start()
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         for form in acknowledged[:20]:  # Twilio retries what it sent before the crash
             assert post_callback(c, restarted, "acme-voice", form).status_code == 200
     restarted.wait_flushed()
@@ -365,7 +366,7 @@ def test_kill_9_loses_no_acknowledged_event_and_duplicates_stay_single(tmp_path:
 def test_warehouse_down_then_up(tmp_path: Path) -> None:
     meter = Meter(tmp_path).start()
     holder = seize_warehouse(meter)  # holds the DuckDB file: the meter cannot reach it
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         forms = [callback() for _ in range(5)]
         for form in forms:
             assert post_callback(c, meter, "acme-voice", form).status_code == 200
@@ -386,7 +387,7 @@ def test_warehouse_down_then_up(tmp_path: Path) -> None:
 def test_sigterm_drains_within_30_seconds_and_keeps_what_it_could_not_flush(tmp_path: Path) -> None:
     meter = Meter(tmp_path).start()
     holder = seize_warehouse(meter)
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_kong(c, meter, [kong_entry() for _ in range(3)]).json()["accepted"] == 3
     started = time.monotonic()
     meter.stop()

@@ -20,7 +20,7 @@ from services.meter.roster import Partner
 from services.meter.spool import Spool
 from services.warehouse import connect, ensure_schema
 from tests.services.events_receiver import EventsReceiver, events_receiver, producer_env
-from tests.services.meter_harness import Meter, call_sid, callback, post_callback
+from tests.services.meter_harness import LOOPBACK_TLS, Meter, call_sid, callback, post_callback
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
     env = producer_env(receiver)
     first, second, third = call_sid(), call_sid(), call_sid()
     meter = meters(env=env)
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as client:
         form = callback(first, duration=61)
         assert post_callback(client, meter, "acme-voice", form).status_code == 200
         assert post_callback(client, meter, "acme-voice", form).status_code == 200  # Twilio's retry
@@ -86,7 +86,7 @@ def test_call_completed_once_per_call_across_duplicates_restarts_kill_9_and_an_o
 
 def test_without_webhooks_settings_production_is_off_and_says_so(meters: Callable[..., Meter]) -> None:
     meter = meters(env={"WEBHOOKS_URL": "", "WEBHOOKS_EVENT_TOKEN": ""})
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as client:
         assert post_callback(client, meter, "acme-voice", callback()).status_code == 200
     meter.wait_flushed()
     assert meter.stop() in (0, -signal.SIGTERM)
@@ -189,7 +189,7 @@ def test_a_call_reaches_the_partners_endpoint_through_the_real_webhooks_service(
             meter = meters(env={"WEBHOOKS_URL": service.base, "WEBHOOKS_EVENT_TOKEN": EVENT_TOKEN})
             sid = call_sid()
             form = callback(sid, duration=61)  # one form, sent twice as Twilio retries (its Timestamp unchanged)
-            with httpx.Client(timeout=10) as client:
+            with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as client:
                 assert post_callback(client, meter, "acme-voice", form).status_code == 200
                 assert post_callback(client, meter, "acme-voice", form).status_code == 200
             (delivery,) = endpoint.wait(lambda got: len(got) >= 1)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.services.meter_harness import (
+    LOOPBACK_TLS,
     Meter,
     callback,
     kong_entry,
@@ -36,7 +37,7 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _health(meter: Meter) -> tuple[int, str]:
-    response = httpx.get(f"{meter.base}/healthz", timeout=5)
+    response = httpx.get(f"{meter.base}/healthz", timeout=5, verify=LOOPBACK_TLS)
     return response.status_code, response.text
 
 
@@ -44,13 +45,15 @@ def test_a_full_backlog_is_503_with_retry_after_and_healthz_says_so(meters: Call
     meter = meters(max_pending="5")
     holder = seize_warehouse(meter)
     try:
-        with httpx.Client(timeout=10) as c:
+        with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
             assert post_kong(c, meter, [kong_entry() for _ in range(5)]).json()["accepted"] == 5
             response = post_callback(c, meter, "acme-voice", callback())
             assert response.status_code == 503 and response.json()["error"] == "spool_full"
             assert int(response.headers["retry-after"]) > 0
         assert _health(meter) == (503, "spool_full\n")
-        assert httpx.get(f"{meter.base}/livez", timeout=5).text == "ok\n"  # nothing a restart would fix
+        assert (
+            httpx.get(f"{meter.base}/livez", timeout=5, verify=LOOPBACK_TLS).text == "ok\n"
+        )  # nothing a restart would fix
         metrics = meter.metrics()
         assert metrics["meter_spool_depth"] == 5 and metrics["meter_spool_pending_limit"] == 5
         assert 0 < metrics["meter_spool_fill_ratio"] < 1 and metrics["meter_spool_capacity_bytes"] > 0
@@ -109,7 +112,7 @@ def test_a_full_disk_degrades_to_503_without_a_flusher_crash_loop_and_recovers(
     meter = meters(spool=small_volume / "spool.db")
     holder = seize_warehouse(meter)  # events wait in the spool
     restarts = meter.metrics()["meter_flusher_restarts_total"]  # the seizure's kill, if the flusher had started
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=LOOPBACK_TLS) as c:
         assert post_kong(c, meter, [kong_entry() for _ in range(200)]).json()["accepted"] == 200
         filler = _fill(small_volume)
         holder.close()  # the flusher writes the batch, then cannot mark it flushed, nor checkpoint: disk full

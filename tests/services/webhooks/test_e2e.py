@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.webhooks.dispatcher import JITTER, SCHEDULE
 from tests.services.image_env import ImageEnv
+from tests.services.meter_harness import LOOPBACK_TLS
 from tests.services.webhooks_harness import (
     PLATFORMCTL,
     ROOT,
@@ -73,7 +74,7 @@ def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path:
                     (tries[1].at - tries[0].at, tries[2].at - tries[1].at), (SCHEDULE[1], SCHEDULE[2]), strict=True
                 ):
                     assert step * scale * (1 - JITTER) - 0.01 <= gap <= step * scale * (1 + JITTER) + 0.5, (gap, step)
-            metrics = service.metrics()
+            metrics = _settled(service)
             assert metrics["webhooks_delivered_total"] == 20
             assert metrics['webhooks_failed_attempts_total{outcome="failed"}'] == 40
             assert metrics['webhooks_messages{state="pending"}'] == 0
@@ -92,7 +93,7 @@ def test_retries_follow_the_schedule_and_every_message_survives_kill_9(tmp_path:
             received = receiver.wait(
                 lambda got: want <= {str(verify(secret, r)["id"]) for r in got if r.status == 200}, timeout=60
             )
-            assert service.metrics()['webhooks_messages{state="pending"}'] == 0
+            assert _settled(service)['webhooks_messages{state="pending"}'] == 0
             messages = service.get("/v1/webhooks/messages", "acme-voice", limit="250").json()["data"]
             assert {m["state"] for m in messages} == {"delivered"} and len(messages) == 120
         finally:
@@ -174,6 +175,19 @@ def test_rotation_gone_dead_letter_and_replay(tmp_path: Path, image: ImageEnv) -
             service.stop()
 
 
+def _settled(service: Service, timeout: float = 10.0) -> dict[str, float]:
+    """The service's metrics once no message is pending (or `timeout` passed): the receiver records a delivery
+    before its 200 reaches the service, which only then marks the message delivered."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    metrics = service.metrics()
+    while metrics['webhooks_messages{state="pending"}'] != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        metrics = service.metrics()
+    return metrics
+
+
 def _wait_state(service: Service, owner: str, state: str) -> dict[str, object]:
     import time
 
@@ -215,11 +229,19 @@ def test_producers_and_owners_are_authenticated(tmp_path: Path) -> None:
     service = Service(tmp_path).start()
     try:
         doc = event()
-        assert httpx.post(f"{service.base}/events", json=doc, timeout=5).status_code == 401
+        assert httpx.post(f"{service.base}/events", json=doc, timeout=5, verify=LOOPBACK_TLS).status_code == 401
         wrong = {"authorization": "Bearer test-kong-token-" + "k" * 16}
-        assert httpx.post(f"{service.base}/events", json=doc, headers=wrong, timeout=5).status_code == 401
+        assert (
+            httpx.post(f"{service.base}/events", json=doc, headers=wrong, timeout=5, verify=LOOPBACK_TLS).status_code
+            == 401
+        )
         no_token = {"x-consumer-custom-id": "acme-voice"}
-        assert httpx.get(f"{service.base}/v1/webhooks/endpoints", headers=no_token, timeout=5).status_code == 401
+        assert (
+            httpx.get(
+                f"{service.base}/v1/webhooks/endpoints", headers=no_token, timeout=5, verify=LOOPBACK_TLS
+            ).status_code
+            == 401
+        )
         assert service.get("/v1/webhooks/endpoints", "").status_code == 401
         assert service.get("/v1/webhooks/endpoints", "acme-voice").json() == {"data": []}
     finally:
