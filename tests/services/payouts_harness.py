@@ -67,6 +67,16 @@ def _connect_with_schema(directory: Path) -> Any:
     return conn
 
 
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """`target`: a copy of the closed embedded warehouse under `source` (a module's seeded start, made once and only
+    ever copied), for one test to change. A copy of a warehouse whose schema is current is current too."""
+    source, target = source.resolve(), target.resolve()
+    shutil.copytree(source, target)
+    if source in _schema_current:
+        _schema_current.add(target)
+    return target
+
+
 def seed(directory: Path, rows: list[dict[str, Any]]) -> None:
     conn = _connect_with_schema(directory)
     try:
