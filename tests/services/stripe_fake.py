@@ -341,10 +341,20 @@ class StripeServer:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> FakeStripe:
+        # The real client sleeps 0.5-5 s before each of its retries (stripe._http_client.HTTPClient.INITIAL_DELAY,
+        # with jitter and doubling); against this loopback fake the wait proves nothing and only idles the test.
+        # The retries themselves (how many, with the same Idempotency-Key) are the client's own, unchanged.
+        from stripe._http_client import HTTPClient
+
+        self._client_delay = HTTPClient.INITIAL_DELAY
+        HTTPClient.INITIAL_DELAY = 0.0
         self._thread.start()
         return self.fake
 
     def __exit__(self, *exc: object) -> None:
+        from stripe._http_client import HTTPClient
+
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        HTTPClient.INITIAL_DELAY = self._client_delay
