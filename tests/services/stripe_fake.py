@@ -332,6 +332,11 @@ class _Server(ThreadingHTTPServer):
 class StripeServer:
     """Context manager: a FakeStripe on 127.0.0.1 on a free port; stops on exit."""
 
+    _running = 0
+    """Fakes of this process that are up (in whatever order they stop)."""
+    _client_delay = 0.5
+    """The client's retry delay before the first of them started."""
+
     def __init__(self, key: str = TEST_KEY) -> None:
         self.fake = FakeStripe()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -346,8 +351,10 @@ class StripeServer:
         # The retries themselves (how many, with the same Idempotency-Key) are the client's own, unchanged.
         from stripe._http_client import HTTPClient
 
-        self._client_delay = HTTPClient.INITIAL_DELAY
-        HTTPClient.INITIAL_DELAY = 0.0
+        if not StripeServer._running:
+            StripeServer._client_delay = HTTPClient.INITIAL_DELAY
+            HTTPClient.INITIAL_DELAY = 0.0
+        StripeServer._running += 1
         self._thread.start()
         return self.fake
 
@@ -357,4 +364,6 @@ class StripeServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-        HTTPClient.INITIAL_DELAY = self._client_delay
+        StripeServer._running -= 1
+        if not StripeServer._running:  # the last fake of the process is down: the client's own delay again
+            HTTPClient.INITIAL_DELAY = StripeServer._client_delay
