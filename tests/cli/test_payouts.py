@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tree_snapshot
-from tests.services.payouts_harness import ROOT, gateway, seed, seed_terms, terms_of, usage_row
+from tests.services.payouts_harness import ROOT, copy_warehouse, gateway, seed, seed_terms, terms_of, usage_row
 from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 
 ACME = ROOT / "partners/acme-voice.yaml"
@@ -25,11 +25,24 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
         yield server
 
 
+SPREAD_OVER_WORKERS = True
+"""The module fixture below is a cheap seed (a fraction of a second): each pytest-xdist worker makes its own."""
+
+
+@pytest.fixture(scope="module")
+def october(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The warehouse every `wh` starts from, seeded once per module. Never opened after this: each test gets its own
+    copy (`wh`), so no test sees another's rows, terms or schema."""
+    directory = tmp_path_factory.mktemp("october") / "wh"
+    seed(directory, [usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")])
+    seed_terms(directory, [terms_of(ACME)])  # what acme-voice's stack `up` upserts
+    return directory
+
+
 @pytest.fixture
-def wh(tmp_path: Path) -> str:
-    seed(tmp_path / "wh", [usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")])
-    seed_terms(tmp_path / "wh", [terms_of(ACME)])  # what acme-voice's stack `up` upserts
-    return f"local:{tmp_path / 'wh'}"
+def wh(october: Path, tmp_path: Path) -> str:
+    """This test's own warehouse (a copy of `october`): acme-voice's October usage and terms, no account."""
+    return f"local:{copy_warehouse(october, tmp_path / 'wh')}"
 
 
 def onboard(fake: FakeStripe) -> None:
@@ -294,8 +307,8 @@ def test_region_runs_pay_usage_metered_there_and_report_usage_without_terms(
     partner with usage here has no PARTNERS row (its spec removed). The eu-central run pays the first and reports
     the second (exit 1), exactly as a run without --region does."""
     directory = tmp_path / "wh"
-    seed(directory, [usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")])
-    seed(directory, [usage_row("gone-voice", "2026-10", 60, "0.015", "EUR", "professional")])
+    acme = usage_row("acme-voice", "2026-10", 1003, "0.015", "EUR", "professional")
+    seed(directory, [acme, usage_row("gone-voice", "2026-10", 60, "0.015", "EUR", "professional")])
     account = connected(repo_copy, fake, directory)
     seed_terms(directory, [terms_of(ACME, account, HOME_REGION="us-east")])
     args = ["--warehouse", f"local:{directory}", "--statements", str(tmp_path / "st"), "--json"]
@@ -361,8 +374,8 @@ def test_a_carry_is_not_lost_when_a_later_period_is_stated_first(
 ) -> None:
     """Issue 18.3: 2026-06 is stated before 2026-05, whose 45 cents are below Stripe's minimum."""
     directory = tmp_path / "wh"
-    seed(directory, [usage_row("acme-voice", "2026-05", 100, "0.015", "EUR", "professional")])
-    seed(directory, [usage_row("acme-voice", "2026-06", 1003, "0.015", "EUR", "professional")])
+    may = usage_row("acme-voice", "2026-05", 100, "0.015", "EUR", "professional")
+    seed(directory, [may, usage_row("acme-voice", "2026-06", 1003, "0.015", "EUR", "professional")])
     connected(repo_copy, fake, directory)
     args = ["--warehouse", f"local:{directory}", "--statements", str(tmp_path / "st")]
     cli("payouts", "run", "--period", "2026-06", *args, root=repo_copy)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -200,6 +201,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "out"
 
 
+@pytest.fixture(scope="module")
+def rendered(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """`rendered(url)`: the DOM Chromium renders for a page of `site`, once per module (each page in a fresh profile).
+    The site is built once and never changed, so the tests that assert on the same page read the same render."""
+    doms: dict[str, str] = {}
+
+    def of(url: str) -> str:
+        if url not in doms:
+            doms[url] = render(url, tmp_path_factory.mktemp("profile"))
+        return doms[url]
+
+    return of
+
+
 def test_marketplace_json_lists_each_published_integration(site: Path) -> None:
     doc = json.loads((site / "marketplace.json").read_text())
     by_id = {i["id"]: i for i in doc["integrations"]}
@@ -214,21 +229,21 @@ def test_marketplace_json_lists_each_published_integration(site: Path) -> None:
     assert by_id["crm-bridge"]["name"] == HOSTILE_NAME  # data for machines, kept as given; pages escape it
 
 
-def test_index_renders_with_every_integration_in_a_real_browser(site: Path, tmp_path: Path) -> None:
-    dom = render((site / "index.html").as_uri(), tmp_path / "profile")
+def test_index_renders_with_every_integration_in_a_real_browser(site: Path, rendered: Callable[[str], str]) -> None:
+    dom = rendered((site / "index.html").as_uri())
     page = parsed(dom)
     assert sorted(page.articles) == ["calendar", "crm"]
     assert "CalSync" in dom and "9.00 EUR / month, 10.00 USD / month" in dom and "Free" in dom
 
 
-def test_category_page_shows_only_its_category(site: Path, tmp_path: Path) -> None:
-    dom = render((site / "category" / "calendar.html").as_uri(), tmp_path / "profile")
+def test_category_page_shows_only_its_category(site: Path, rendered: Callable[[str], str]) -> None:
+    dom = rendered((site / "category" / "calendar.html").as_uri())
     assert parsed(dom).articles == ["calendar"]
-    dom = render((site / "category" / "crm.html").as_uri(), tmp_path / "profile")
+    dom = rendered((site / "category" / "crm.html").as_uri())
     assert parsed(dom).articles == ["crm"]
 
 
-def test_every_link_resolves(site: Path, tmp_path: Path) -> None:
+def test_every_link_resolves(site: Path, rendered: Callable[[str], str]) -> None:
     seen: set[str] = set()
     queue = [(site / "index.html").as_uri()]
     while queue:
@@ -240,7 +255,7 @@ def test_every_link_resolves(site: Path, tmp_path: Path) -> None:
         assert path.is_file(), f"broken link: {url}"
         if path.suffix != ".html":
             continue
-        for href in parsed(render(url, tmp_path / "profile")).hrefs:
+        for href in parsed(rendered(url)).hrefs:
             target = urldefrag(urljoin(url, href)).url
             assert target.startswith("file://"), f"{url} links outside the site: {href}"
             queue.append(target)
@@ -249,9 +264,9 @@ def test_every_link_resolves(site: Path, tmp_path: Path) -> None:
     assert reached == pages  # every page is reachable from the index
 
 
-def test_no_script_from_a_spec_runs_or_reaches_a_page(site: Path, tmp_path: Path) -> None:
+def test_no_script_from_a_spec_runs_or_reaches_a_page(site: Path, rendered: Callable[[str], str]) -> None:
     for page in ("index.html", "category/crm.html", "integrations/crm-bridge.html"):
-        dom = render((site / page).as_uri(), tmp_path / "profile")
+        dom = rendered((site / page).as_uri())
         (root_tag,) = re.findall(r"<html[^>]*>", dom)
         assert "data-pwned" not in root_tag  # no script or handler ran and set it
         assert parsed(dom).scripts == 0  # no script, img or iframe element came from the spec
@@ -280,24 +295,24 @@ def test_install_counts_and_conformance_come_from_the_warehouses(site: Path) -> 
     assert crm["regions"]["us-east"]["image_digest"] == "" and crm["regions"]["us-east"]["current_image"] is False
 
 
-def test_the_pages_show_the_warehouse_figures(site: Path, tmp_path: Path) -> None:
-    dom = render((site / "integrations" / "calsync.html").as_uri(), tmp_path / "profile")
+def test_the_pages_show_the_warehouse_figures(site: Path, rendered: Callable[[str], str]) -> None:
+    dom = rendered((site / "integrations" / "calsync.html").as_uri())
     assert 'data-installs="1"' in dom
     assert 'eu-central: <span class="pass">passed</span> (p95 210.0 ms, 180.0 requests/s, 0.00 % errors' in dom
     assert "an earlier image was measured" in dom
-    index = render((site / "index.html").as_uri(), tmp_path / "profile")
+    index = rendered((site / "index.html").as_uri())
     assert "2 installs · conformance failed" in index and "1 install · conformance passed" in index
-    dom = render((site / "integrations" / "crm-bridge.html").as_uri(), tmp_path / "profile")
+    dom = rendered((site / "integrations" / "crm-bridge.html").as_uri())
     assert 'us-east: <span class="fail">failed</span> (p95 1450.5 ms, 180.0 requests/s, 2.50 % errors' in dom
     assert "the measured image is not recorded" in dom
 
 
-def test_no_hostile_warehouse_row_reaches_a_page(site: Path, tmp_path: Path) -> None:
+def test_no_hostile_warehouse_row_reaches_a_page(site: Path, rendered: Callable[[str], str]) -> None:
     for page in sorted(site.rglob("*.html")):
         raw = page.read_text()
         assert "<script" not in raw
         assert "warehouse" not in raw  # the hostile row's text is nowhere, not even escaped
-    dom = render((site / "integrations" / "crm-bridge.html").as_uri(), tmp_path / "profile")
+    dom = rendered((site / "integrations" / "crm-bridge.html").as_uri())
     (root_tag,) = re.findall(r"<html[^>]*>", dom)
     assert "data-pwned" not in root_tag
     assert HOSTILE_ROW not in (site / "marketplace.json").read_text()

@@ -44,7 +44,7 @@ _schema_current: set[Path] = set()
 """Warehouse folders this process made from the template, whose schema is therefore current."""
 
 
-def _connect_with_schema(directory: Path) -> Any:
+def connect_with_schema(directory: Path) -> Any:
     """A connection to the embedded warehouse under `directory`, its schema made (if absent) as `ensure_schema` makes
     it. A new folder starts as a copy of the template: fakesnow compiles each of ensure_schema's statements with
     sqlglot, about a second per call, which every payouts test would otherwise pay two or three times."""
@@ -67,8 +67,18 @@ def _connect_with_schema(directory: Path) -> Any:
     return conn
 
 
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """`target`: a copy of the closed embedded warehouse under `source` (a module's seeded start, made once and only
+    ever copied), for one test to change. A copy of a warehouse whose schema is current is current too."""
+    source, target = source.resolve(), target.resolve()
+    shutil.copytree(source, target)
+    if source in _schema_current:
+        _schema_current.add(target)
+    return target
+
+
 def seed(directory: Path, rows: list[dict[str, Any]]) -> None:
-    conn = _connect_with_schema(directory)
+    conn = connect_with_schema(directory)
     try:
         warehouse.merge_rows(conn, USAGE_EVENTS, rows)
     finally:
@@ -84,7 +94,7 @@ def terms_of(spec_path: Path, stripe_account: str | None = None, **changes: Any)
 
 def seed_terms(directory: Path, rows: list[dict[str, Any]]) -> None:
     """Upsert terms rows with THE merge (foundation.warehouse_schema.partner_merge_sql), as `up` does."""
-    conn = _connect_with_schema(directory)
+    conn = connect_with_schema(directory)
     try:
         conn.cursor().execute(partner_merge_sql(conn.database), (partner_rows_json(rows),))
     finally:

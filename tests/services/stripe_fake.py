@@ -332,6 +332,11 @@ class _Server(ThreadingHTTPServer):
 class StripeServer:
     """Context manager: a FakeStripe on 127.0.0.1 on a free port; stops on exit."""
 
+    _running = 0
+    """Fakes of this process that are up (in whatever order they stop)."""
+    _client_delay = 0.5
+    """The client's retry delay before the first of them started."""
+
     def __init__(self, key: str = TEST_KEY) -> None:
         self.fake = FakeStripe()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -341,10 +346,24 @@ class StripeServer:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> FakeStripe:
+        # The real client sleeps 0.5-5 s before each of its retries (stripe._http_client.HTTPClient.INITIAL_DELAY,
+        # with jitter and doubling); against this loopback fake the wait proves nothing and only idles the test.
+        # The retries themselves (how many, with the same Idempotency-Key) are the client's own, unchanged.
+        from stripe._http_client import HTTPClient
+
+        if not StripeServer._running:
+            StripeServer._client_delay = HTTPClient.INITIAL_DELAY
+            HTTPClient.INITIAL_DELAY = 0.0
+        StripeServer._running += 1
         self._thread.start()
         return self.fake
 
     def __exit__(self, *exc: object) -> None:
+        from stripe._http_client import HTTPClient
+
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        StripeServer._running -= 1
+        if not StripeServer._running:  # the last fake of the process is down: the client's own delay again
+            HTTPClient.INITIAL_DELAY = StripeServer._client_delay

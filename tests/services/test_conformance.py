@@ -45,7 +45,8 @@ def server(delay: float = 0.0, fail_every: int = 0, serial: bool = False) -> Ite
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next poll: 0.05 s rather than the default 0.5 s at the end of each test.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/healthz"
@@ -65,34 +66,35 @@ def test_nearest_rank_p95_and_verdicts() -> None:
 
 def test_a_healthy_endpoint_passes_the_seed_bars() -> None:
     with server() as url:
-        result = run(url, duration=2.0, bars=Bars(), concurrency=8)
+        result = run(url, duration=1.0, bars=Bars(), concurrency=8)  # ~170 requests/s here, above the bar of 100
     assert result.passed, result
     assert result.rps >= 100 and result.error_rate == 0.0 and result.p95_seconds <= 1.0
 
 
 def test_a_slow_endpoint_fails_the_p95_bar() -> None:
-    with server(delay=1.2) as url:
-        result = run(url, duration=2.5, bars=Bars(min_rps=0.1), concurrency=4)
+    # Every request takes 1.1 s, above the seed's 1 s bar; the run's short duration lets each client make one.
+    with server(delay=1.1) as url:
+        result = run(url, duration=0.5, bars=Bars(min_rps=0.1), concurrency=4)
     assert not result.passed
     assert any(f.startswith("p95 ") for f in result.failures)
 
 
 def test_an_endpoint_failing_two_percent_fails_the_error_bar() -> None:
-    with server(fail_every=50) as url:
-        result = run(url, duration=2.0, bars=Bars(), concurrency=8)
+    with server(fail_every=50) as url:  # a second makes well over the 50 requests a failure needs
+        result = run(url, duration=1.0, bars=Bars(), concurrency=8)
     assert [f for f in result.failures if f.startswith("error rate")], result
 
 
 def test_a_throttled_endpoint_fails_the_throughput_bar() -> None:
-    with server(delay=0.02, serial=True) as url:  # at most ~50 requests/s
-        result = run(url, duration=2.0, bars=Bars(), concurrency=8)
+    with server(delay=0.02, serial=True) as url:  # at most ~50 requests/s, however long the run
+        result = run(url, duration=0.5, bars=Bars(), concurrency=8)
     assert [f for f in result.failures if "requests/s is below 100" in f], result
 
 
 def test_main_prints_the_json_result_and_exits_by_verdict(capsys: pytest.CaptureFixture[str]) -> None:
     with server() as url:
         # Loose bars: this checks the wiring (exit code, JSON), not the machine's speed under a loaded CI host.
-        code = main(["--url", url, "--duration", "1", "--min-rps", "1", "--max-p95", "30", "--concurrency", "2"])
+        code = main(["--url", url, "--duration", "0.5", "--min-rps", "1", "--max-p95", "30", "--concurrency", "2"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["passed"] is True and set(result) >= {"p95_seconds", "rps", "error_rate"}
     assert main(["--url", "ftp://x", "--duration", "1"]) == 2
@@ -103,13 +105,13 @@ def test_the_services_console_script_runs_it(capsys: pytest.CaptureFixture[str])
 
     with server() as url:
         code = services_main(
-            ["conformance", "run", "--url", url, "--duration", "1", "--min-rps", "1", "--max-p95", "30"]
+            ["conformance", "run", "--url", url, "--duration", "0.5", "--min-rps", "1", "--max-p95", "30"]
         )
     assert code == 0 and json.loads(capsys.readouterr().out)["passed"] is True
 
 
 DIGEST = "sha256:" + "ab" * 32
-LOOSE = ["--duration", "1", "--min-rps", "1", "--max-p95", "30", "--concurrency", "2"]
+LOOSE = ["--duration", "0.5", "--min-rps", "1", "--max-p95", "30", "--concurrency", "2"]
 """Loose bars: these tests check the recording, not the machine's speed."""
 
 

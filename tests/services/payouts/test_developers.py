@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,9 @@ from foundation.warehouse_schema import (
     install_merge_statement,
     integration_merge_statement,
 )
-from services import warehouse
 from services.payouts import job, runner
 from services.payouts.stripe_gateway import Payee
-from tests.services.payouts_harness import gateway, stripe_env
+from tests.services.payouts_harness import connect_with_schema, copy_warehouse, gateway, stripe_env
 from tests.services.stripe_fake import FakeStripe, StripeServer
 
 PERIOD = "2026-10"
@@ -56,24 +55,18 @@ def _install(
     }
 
 
-def seed(wh: Path, account: str | None) -> None:
-    """tempo-labs (DE, EUR): calsync (standard, 0.70, EUR 900) installed by acme-voice (EUR) and sunrise-telecom
-    (USD: it pays USD 1000, the developer earns 0.70 x EUR 900 for it all the same); notes (verified, 0.80, EUR 333)
-    installed by acme-voice; an install removed before October earns nothing."""
-    conn = warehouse.connect(f"local:{wh}")
+SPREAD_OVER_WORKERS = True
+"""The module fixture below is a cheap seed (a fraction of a second): each pytest-xdist worker makes its own."""
+
+
+@pytest.fixture(scope="module")
+def marketplace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The integrations and installs every test's warehouse starts from, written once per module. Never opened after
+    this: `seed` copies it for each test, so no test sees another's rows."""
+    directory = tmp_path_factory.mktemp("marketplace") / "wh"
+    conn = connect_with_schema(directory)
     try:
-        warehouse.ensure_schema(conn)
         db, cur = conn.database, conn.cursor()
-        developer = {
-            "DEVELOPER_ID": "tempo-labs",
-            "LEGAL_NAME": "Tempo Labs GmbH",
-            "COUNTRY": "DE",
-            "CURRENCY": "EUR",
-            "MINOR_UNITS": 2,
-            "STRIPE_ACCOUNT": account,
-            "HOME_REGION": "eu-central",
-        }
-        cur.execute(developer_merge_statement(db, [developer]))
         terms = {"DEVELOPER_ID": "tempo-labs", "CURRENCY": "EUR", "MINOR_UNITS": 2, "HOME_REGION": "eu-central"}
         cur.execute(
             integration_merge_statement(
@@ -95,6 +88,34 @@ def seed(wh: Path, account: str | None) -> None:
         cur.execute(f"UPDATE {INSTALLS.fqn(db)} SET REMOVED_ON = '2026-09-30' WHERE PARTNER_ID = 'gone-voice'")
     finally:
         conn.close()
+    return directory
+
+
+@pytest.fixture
+def seed(marketplace: Path) -> Callable[[Path, str | None], None]:
+    """`seed(wh, account)`: tempo-labs (DE, EUR, paid to `account`): calsync (standard, 0.70, EUR 900) installed by
+    acme-voice (EUR) and sunrise-telecom (USD: it pays USD 1000, the developer earns 0.70 x EUR 900 for it all the
+    same); notes (verified, 0.80, EUR 333) installed by acme-voice; an install removed before October earns nothing.
+    The integrations and installs are a copy of `marketplace`; the developer row is written by THE merge here."""
+
+    def write(wh: Path, account: str | None) -> None:
+        copy_warehouse(marketplace, wh)
+        conn = connect_with_schema(wh)
+        try:
+            developer = {
+                "DEVELOPER_ID": "tempo-labs",
+                "LEGAL_NAME": "Tempo Labs GmbH",
+                "COUNTRY": "DE",
+                "CURRENCY": "EUR",
+                "MINOR_UNITS": 2,
+                "STRIPE_ACCOUNT": account,
+                "HOME_REGION": "eu-central",
+            }
+            conn.cursor().execute(developer_merge_statement(conn.database, [developer]))
+        finally:
+            conn.close()
+
+    return write
 
 
 def account_for(fake: FakeStripe, onboarded: bool = True) -> str:
@@ -125,7 +146,9 @@ def stored(tmp_path: Path, period: str) -> dict[str, Any]:
     return data
 
 
-def test_known_answer_one_transfer_with_the_developers_key(tmp_path: Path, fake: FakeStripe) -> None:
+def test_known_answer_one_transfer_with_the_developers_key(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     seed(tmp_path / "wh", account_for(fake))
     report = run(tmp_path, fake)
     ((result),) = report.developers
@@ -152,7 +175,9 @@ def test_known_answer_one_transfer_with_the_developers_key(tmp_path: Path, fake:
     assert len(fake.transfers) == 1
 
 
-def test_a_dropped_answer_is_replayed_by_the_clients_retry_and_paid_once(tmp_path: Path, fake: FakeStripe) -> None:
+def test_a_dropped_answer_is_replayed_by_the_clients_retry_and_paid_once(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     seed(tmp_path / "wh", account_for(fake))
     fake.inject("transfers", "drop_after_commit")  # the client retries with the same key: Stripe replays the answer
     assert [r.status for r in run(tmp_path, fake).developers] == [job.PAID]
@@ -162,7 +187,9 @@ def test_a_dropped_answer_is_replayed_by_the_clients_retry_and_paid_once(tmp_pat
     )
 
 
-def test_a_lost_answer_is_found_by_the_next_run_and_paid_once(tmp_path: Path, fake: FakeStripe) -> None:
+def test_a_lost_answer_is_found_by_the_next_run_and_paid_once(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     seed(tmp_path / "wh", account_for(fake))
     fake.inject("transfers", "drop_after_commit", "500", "500")  # committed, then every retry meets an outage
     first = run(tmp_path, fake)
@@ -176,7 +203,9 @@ def test_a_lost_answer_is_found_by_the_next_run_and_paid_once(tmp_path: Path, fa
     assert stored(tmp_path, PERIOD)["status"] == "paid"
 
 
-def test_held_without_active_transfers_then_paid_by_a_later_run(tmp_path: Path, fake: FakeStripe) -> None:
+def test_held_without_active_transfers_then_paid_by_a_later_run(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     account = account_for(fake, onboarded=False)
     seed(tmp_path / "wh", account)
     held = run(tmp_path, fake)
@@ -190,16 +219,17 @@ def test_held_without_active_transfers_then_paid_by_a_later_run(tmp_path: Path, 
     assert [(t["metadata"]["period"], t["amount"]) for t in fake.transfers] == [(PERIOD, 1526), ("2026-11", 1526)]
 
 
-def test_no_account_is_held(tmp_path: Path, fake: FakeStripe) -> None:
+def test_no_account_is_held(tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]) -> None:
     seed(tmp_path / "wh", None)
     ((result),) = run(tmp_path, fake).developers
     assert result.status == job.HELD and "billing connect-developer tempo-labs" in result.reason
 
 
-def test_amounts_below_the_minimum_carry_until_payable_and_move_once(tmp_path: Path, fake: FakeStripe) -> None:
+def test_amounts_below_the_minimum_carry_until_payable_and_move_once(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     seed(tmp_path / "wh", account_for(fake))
-    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
-    warehouse.ensure_schema(conn)  # sets the connection's schema, as every writer's connection has it
+    conn = connect_with_schema(tmp_path / "wh")  # the schema current, as every writer's connection has it
     terms = {"DEVELOPER_ID": "tempo-labs", "CURRENCY": "EUR", "MINOR_UNITS": 2, "HOME_REGION": "eu-central"}
     cheap = [
         {"INTEGRATION_ID": "calsync", "DEVELOPER_SHARE": "0.70", "MONTHLY_MINOR": 10} | terms,
@@ -230,7 +260,9 @@ def test_amounts_below_the_minimum_carry_until_payable_and_move_once(tmp_path: P
     assert stored(tmp_path, "2026-12")["carried_in"] == [{"from": "2026-11", "amount_minor": 44}]
 
 
-def test_a_statement_copied_from_another_developer_is_refused(tmp_path: Path, fake: FakeStripe) -> None:
+def test_a_statement_copied_from_another_developer_is_refused(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     seed(tmp_path / "wh", account_for(fake))
     run(tmp_path, fake)
     path = tmp_path / "st" / "developers" / PERIOD / "tempo-labs.json"
@@ -242,7 +274,9 @@ def test_a_statement_copied_from_another_developer_is_refused(tmp_path: Path, fa
     assert len(fake.transfers) == 1
 
 
-def test_a_month_no_run_stated_is_stated_and_paid_by_the_next_run(tmp_path: Path, fake: FakeStripe) -> None:
+def test_a_month_no_run_stated_is_stated_and_paid_by_the_next_run(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     """October is paid; November's run never happens (the CronJob failed before stating anything); December's run
     states and pays November too (it was skipped for good: the developer's installs earned nothing that month)."""
     seed(tmp_path / "wh", account_for(fake))
@@ -270,9 +304,8 @@ def test_a_month_no_run_stated_is_stated_and_paid_by_the_next_run(tmp_path: Path
 def _raise_calsync(wh: Path, partners: dict[str, tuple[str, int]]) -> None:
     """calsync's approved spec raises its price to EUR 3000 (USD 3300): its stack rewrites its INTEGRATIONS row and
     the stacks upsert the installs of `partners` (partner -> (currency, price)) with the rows install_row now gives."""
-    conn = warehouse.connect(f"local:{wh}")
+    conn = connect_with_schema(wh)
     try:
-        warehouse.ensure_schema(conn)
         db, cur = conn.database, conn.cursor()
         terms = {"DEVELOPER_ID": "tempo-labs", "CURRENCY": "EUR", "MINOR_UNITS": 2, "HOME_REGION": "eu-central"}
         cur.execute(
@@ -286,7 +319,9 @@ def _raise_calsync(wh: Path, partners: dict[str, tuple[str, int]]) -> None:
         conn.close()
 
 
-def test_a_price_raised_after_install_does_not_change_what_the_installs_earn(tmp_path: Path, fake: FakeStripe) -> None:
+def test_a_price_raised_after_install_does_not_change_what_the_installs_earn(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     """The partners of calsync's existing installs still pay 900 (and USD 1000): the developer earns 0.70 x 900 for
     each, not 0.70 x 3000; a partner that installs calsync after the raise pays 3000 and earns the developer 2100."""
     seed(tmp_path / "wh", account_for(fake))
@@ -294,8 +329,7 @@ def test_a_price_raised_after_install_does_not_change_what_the_installs_earn(tmp
         tmp_path / "wh",
         {"acme-voice": ("EUR", 3000), "sunrise-telecom": ("USD", 3300), "beta-dental": ("EUR", 3000)},
     )
-    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
-    warehouse.ensure_schema(conn)
+    conn = connect_with_schema(tmp_path / "wh")
     charged = f"SELECT PARTNER_ID, MONTHLY_MINOR FROM {INSTALLS.fqn(conn.database)} WHERE INTEGRATION_ID = 'calsync'"
     cur = conn.cursor()
     cur.execute(
@@ -323,13 +357,14 @@ def test_a_price_raised_after_install_does_not_change_what_the_installs_earn(tmp
     assert (statement["payout_minor"], [t["amount"] for t in fake.transfers]) == (3626, [3626])
 
 
-def test_an_install_row_from_older_code_earns_the_price_listed_now(tmp_path: Path, fake: FakeStripe) -> None:
+def test_an_install_row_from_older_code_earns_the_price_listed_now(
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
+) -> None:
     """A row written before INSTALLS carried the developer's price (NULL, not upserted since) is not refused: it
     earns share x the INTEGRATIONS price (the one at its install is not known); the others keep theirs."""
     seed(tmp_path / "wh", account_for(fake))
     _raise_calsync(tmp_path / "wh", {})
-    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
-    warehouse.ensure_schema(conn)
+    conn = connect_with_schema(tmp_path / "wh")
     conn.cursor().execute(
         f"UPDATE {INSTALLS.fqn(conn.database)} SET DEVELOPER_CURRENCY = NULL, DEVELOPER_MONTHLY_MINOR = NULL "
         "WHERE PARTNER_ID = 'sunrise-telecom'"
@@ -348,11 +383,10 @@ def test_an_install_row_from_older_code_earns_the_price_listed_now(tmp_path: Pat
 
 
 def test_an_install_priced_in_another_currency_than_the_developers_is_not_paid(
-    tmp_path: Path, fake: FakeStripe
+    tmp_path: Path, fake: FakeStripe, seed: Callable[[Path, str | None], None]
 ) -> None:
     seed(tmp_path / "wh", account_for(fake))
-    conn = warehouse.connect(f"local:{tmp_path / 'wh'}")
-    warehouse.ensure_schema(conn)
+    conn = connect_with_schema(tmp_path / "wh")
     conn.cursor().execute(
         f"UPDATE {INSTALLS.fqn(conn.database)} SET DEVELOPER_CURRENCY = 'USD' WHERE PARTNER_ID = 'sunrise-telecom'"
     )

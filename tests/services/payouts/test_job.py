@@ -15,7 +15,7 @@ from foundation.errors import InputError
 from services import warehouse
 from services.payouts import job
 from services.payouts.statements import LocalStatements
-from tests.services.payouts_harness import ROOT, gateway, seed, seed_terms, terms_of, usage_row
+from tests.services.payouts_harness import ROOT, copy_warehouse, gateway, seed, seed_terms, terms_of, usage_row
 from tests.services.stripe_fake import FakeStripe, StripeServer
 
 PERIOD = "2026-10"
@@ -38,17 +38,31 @@ def fake() -> Iterator[FakeStripe]:
         yield server
 
 
-@pytest.fixture
-def wh(tmp_path: Path) -> Path:
+SPREAD_OVER_WORKERS = True
+"""The module fixture below is a cheap seed (a fraction of a second): each pytest-xdist worker makes its own."""
+
+
+@pytest.fixture(scope="module")
+def october(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The warehouse every `wh` starts from, seeded once per module. Never opened after this: each test changes its
+    own copy (`wh`), so no test sees another's rows, terms or schema."""
+    directory = tmp_path_factory.mktemp("october") / "wh"
     rows = [usage_row("acme-voice", PERIOD, 1000, "0.015", "EUR", "professional")]
     rows += [usage_row("acme-voice", PERIOD, 1, "0.015", "EUR", "professional") for _ in range(3)]
     rows += [usage_row("sakura-calls", PERIOD, 300, "1.5", "JPY", "enterprise")]
     rows += [usage_row("sakura-calls", PERIOD, 35, "1.5", "JPY", "enterprise")]
     rows += [usage_row("pampas-voz", PERIOD, 1234, "0.11", "BRL", "starter")]
     rows += [usage_row("acme-voice", "2026-12", 77, "0.015", "EUR", "professional")]  # a later period
-    seed(tmp_path / "wh", rows)
-    seed_terms(tmp_path / "wh", [terms_of(path) for path in SPECS.values()])
-    return tmp_path / "wh"
+    seed(directory, rows)
+    seed_terms(directory, [terms_of(path) for path in SPECS.values()])
+    return directory
+
+
+@pytest.fixture
+def wh(october: Path, tmp_path: Path) -> Path:
+    """This test's own warehouse: October's usage of the three partners (and 77 minutes of a later period), their
+    terms without accounts."""
+    return copy_warehouse(october, tmp_path / "wh")
 
 
 def connect(wh: Path, fake: FakeStripe, *partners: str, onboarded: bool = True) -> dict[str, str]:

@@ -14,7 +14,16 @@ import pytest
 from services.payouts import job, runner
 from services.payouts.notices import payout_event
 from tests.services.events_receiver import EventsReceiver, events_receiver, producer_env
-from tests.services.payouts_harness import ROOT, gateway, seed, seed_terms, stripe_env, terms_of, usage_row
+from tests.services.payouts_harness import (
+    ROOT,
+    copy_warehouse,
+    gateway,
+    seed,
+    seed_terms,
+    stripe_env,
+    terms_of,
+    usage_row,
+)
 from tests.services.stripe_fake import FakeStripe, StripeServer
 
 PERIOD = "2026-10"
@@ -37,17 +46,30 @@ def receiver() -> Iterator[EventsReceiver]:
         yield running
 
 
-@pytest.fixture
-def wh(tmp_path: Path) -> Path:
+SPREAD_OVER_WORKERS = True
+"""The module fixture below is a cheap seed (a fraction of a second): each pytest-xdist worker makes its own."""
+
+
+@pytest.fixture(scope="module")
+def october(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The warehouse every `wh` starts from, seeded once per module. Never opened after this: each test changes its
+    own copy (`wh`), so no test sees another's rows or terms."""
+    directory = tmp_path_factory.mktemp("october") / "wh"
     seed(
-        tmp_path / "wh",
+        directory,
         [
             usage_row("acme-voice", PERIOD, 1000, "0.015", "EUR", "professional"),
             usage_row("sakura-calls", PERIOD, 335, "1.5", "JPY", "enterprise"),
         ],
     )
-    seed_terms(tmp_path / "wh", [terms_of(path) for path in SPECS.values()])
-    return tmp_path / "wh"
+    seed_terms(directory, [terms_of(path) for path in SPECS.values()])
+    return directory
+
+
+@pytest.fixture
+def wh(october: Path, tmp_path: Path) -> Path:
+    """This test's own warehouse (a copy of `october`): both partners' October usage and terms, no accounts."""
+    return copy_warehouse(october, tmp_path / "wh")
 
 
 def _run(wh: Path, store: Path, fake: FakeStripe, env: dict[str, str]) -> job.Report:
