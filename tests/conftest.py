@@ -115,6 +115,26 @@ class Run:
     """Standard error."""
 
 
+def run_captured(*args: str, code: int = 0, root: Path | None = None) -> Run:
+    """`cli` for module- and session-scoped fixtures (`capsys` is per test): the same environment and checks, the
+    output captured with `contextlib.redirect_stdout`/`redirect_stderr` (the consoles print to the current streams)."""
+    import contextlib
+    import io
+
+    argv = (["--root", str(root)] if root is not None else []) + list(args)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("COLUMNS", "200")
+        monkeypatch.delenv("PLATFORMCTL_ROOT", raising=False)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            exit_code = main(argv)
+    result = Run(exit_code, stdout.getvalue(), stderr.getvalue())
+    assert exit_code == code, f"exit {exit_code} (wanted {code})\nstdout:\n{result.out}\nstderr:\n{result.err}"
+    if "--debug" not in args:
+        assert "Traceback" not in result.out + result.err, result.err
+    return result
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
     """`cli(*args, code=0, root=None)`: run platformctl, assert its exit code and that no traceback leaked."""
