@@ -155,6 +155,52 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
+def import_program(root: Path) -> None:
+    """Import every module of the program's packages (`platformctl.offline.keys.program_packages`: the program's
+    and the engine's) from this checkout, except `__main__` scripts.
+
+    A plan's cache keys hash the modules of those packages that the planning process imported from outside the
+    project planned (platformctl.offline.keys): a test process imports them from this checkout, so a key depends on
+    which of them the process had imported when it planned the project. A fixture whose cache tests reuse in copies
+    of its project calls this before planning: the set is complete from then on, the copies' keys equal the
+    fixture's, and a copy's plan reads the cache instead of planning every stack again."""
+    import importlib
+    import pkgutil
+
+    from platformctl.offline.keys import program_packages
+
+    for top in sorted(program_packages(root)):
+        package = importlib.import_module(top)
+        for module in pkgutil.walk_packages(getattr(package, "__path__", []), f"{top}."):
+            if module.name.rpartition(".")[2] != "__main__":
+                importlib.import_module(module.name)
+
+
+@dataclass
+class PlannedFleet:
+    root: Path
+    """The repository copy after the plan (its result cache holds every stack): read only, copied by a test that
+    plans in it or edits it."""
+    json: Path
+    """The plan's `--json` document."""
+    run: Run
+    """The command's exit code and output."""
+
+
+@pytest.fixture(scope="session")
+def planned_fleet(tmp_path_factory: pytest.TempPathFactory) -> PlannedFleet:
+    """`platformctl plan --all --json --workers 2` of a fresh copy of the example fleet (nothing cached: every stack
+    planned, in two worker processes), once per session: the tests that need a cold plan of every stack read it.
+    Nothing writes to it: a test that plans in the repository or edits it works on a copy, whose plans read the
+    cache this plan left (`import_program`)."""
+    import_program(ROOT)
+    base = tmp_path_factory.mktemp("planned-fleet")
+    root = copy_repo(ROOT, base / "repo")
+    out = base / "plan.json"
+    run = run_captured("plan", "--all", "--json", str(out), "--workers", "2", root=root)
+    return PlannedFleet(root, out, run)
+
+
 def tree_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under the repository's partners/ and stacks/ (to prove nothing was written)."""
     return {
@@ -211,12 +257,15 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> st
 
 SHARED_PLAN_GROUP = "fleet"
 """pytest-xdist group of every module that reads the session's `fleet`: one worker plans each stack once."""
+PLANNED_FLEET_GROUP = "planned_fleet"
+"""pytest-xdist group of every module that reads the session's `planned_fleet`: one worker makes that plan once."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`./dev test` runs `-n auto --dist loadgroup`) a module whose tests share expensive setup
-    runs on one worker: the modules that read `fleet` together, and each module with a module-scoped fixture (a
-    server, a planned fleet copy) by itself; every other test goes wherever a worker is free."""
+    runs on one worker: the modules that read `fleet` together, those that read `planned_fleet` together, and each
+    module with a module-scoped fixture (a server, a planned fleet copy) by itself; every other test goes wherever a
+    worker is free."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     groups: dict[str, str] = {}
@@ -227,6 +276,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.nodeid.split("::", 1)[0]
         if "fleet" in info.names_closure:
             groups[module] = SHARED_PLAN_GROUP
+        elif "planned_fleet" in info.names_closure:
+            groups[module] = PLANNED_FLEET_GROUP
         elif getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
             continue  # its module fixture is cheap and its tests independent: each worker makes its own
         elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):

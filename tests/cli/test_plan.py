@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from scripts.fleet import copy_repo
-from tests.conftest import ROOT, Run, run_captured, tree_snapshot
+from tests.conftest import PlannedFleet, tree_snapshot
 
 SPEC = "partners/acme-voice.yaml"
 
@@ -23,31 +21,10 @@ def test_single_stack_prints_a_tree(cli, repo_copy: Path) -> None:
     assert "1 stack(s): 61 to create" in run.out
 
 
-@dataclass
-class PlannedAll:
-    root: Path
-    """The repository copy after the plan (its result cache holds every stack): copied by a test that edits it."""
-    json: Path
-    """The plan's `--json` document."""
-    run: Run
-    """The command's exit code and output."""
-
-
-@pytest.fixture(scope="module")
-def planned_all(tmp_path_factory: pytest.TempPathFactory) -> PlannedAll:
-    """`plan --all --json --workers 2` of a fresh copy of the example fleet (nothing cached: every stack planned, in
-    two workers), once for the module: the tests that need a cold plan of every stack read it and never write it."""
-    base = tmp_path_factory.mktemp("planned-all")
-    root = copy_repo(ROOT, base / "repo")
-    out = base / "plan.json"
-    run = run_captured("plan", "--all", "--json", str(out), "--workers", "2", root=root)
-    return PlannedAll(root, out, run)
-
-
-def test_all_prints_a_summary_table_and_writes_the_preview_json(planned_all: PlannedAll) -> None:
-    run = planned_all.run
+def test_all_prints_a_summary_table_and_writes_the_preview_json(planned_fleet: PlannedFleet) -> None:
+    run = planned_fleet.run
     assert "region-eu-central" in run.out and "19 stack(s)" in run.out
-    doc = json.loads(planned_all.json.read_text())
+    doc = json.loads(planned_fleet.json.read_text())
     assert len(doc["stacks"]) == 19 and doc["violations"] == []
     stack = doc["stacks"]["partner-acme-voice"]
     assert stack["changeSummary"] == {"create": len(stack["steps"])}
@@ -109,9 +86,9 @@ def test_against_shows_updates_creates_and_deletes_with_changed_paths(cli, repo_
     assert "~ tenant-quota" in run.out
 
 
-def test_against_with_all_deletes_a_removed_partner(cli, planned_all: PlannedAll, tmp_path: Path) -> None:
-    old = planned_all.json  # `plan --all` of the unedited fleet; the copy's cache is as that plan left it
-    repo_copy = Path(shutil.copytree(planned_all.root, tmp_path / "repo", symlinks=True))
+def test_against_with_all_deletes_a_removed_partner(cli, planned_fleet: PlannedFleet, tmp_path: Path) -> None:
+    old = planned_fleet.json  # `plan --all` of the unedited fleet; the copy's cache is as that plan left it
+    repo_copy = Path(shutil.copytree(planned_fleet.root, tmp_path / "repo", symlinks=True))
     (repo_copy / "partners" / "sunrise-telecom.yaml").unlink()
     (repo_copy / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
     new = tmp_path / "new.json"
