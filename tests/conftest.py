@@ -115,6 +115,26 @@ class Run:
     """Standard error."""
 
 
+def run_captured(*args: str, code: int = 0, root: Path | None = None) -> Run:
+    """`cli` for module- and session-scoped fixtures (`capsys` is per test): the same environment and checks, the
+    output captured with `contextlib.redirect_stdout`/`redirect_stderr` (the consoles print to the current streams)."""
+    import contextlib
+    import io
+
+    argv = (["--root", str(root)] if root is not None else []) + list(args)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("COLUMNS", "200")
+        monkeypatch.delenv("PLATFORMCTL_ROOT", raising=False)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            exit_code = main(argv)
+    result = Run(exit_code, stdout.getvalue(), stderr.getvalue())
+    assert exit_code == code, f"exit {exit_code} (wanted {code})\nstdout:\n{result.out}\nstderr:\n{result.err}"
+    if "--debug" not in args:
+        assert "Traceback" not in result.out + result.err, result.err
+    return result
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
     """`cli(*args, code=0, root=None)`: run platformctl, assert its exit code and that no traceback leaked."""
@@ -133,6 +153,52 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return result
 
     return run
+
+
+def import_program(root: Path) -> None:
+    """Import every module of the program's packages (`platformctl.offline.keys.program_packages`: the program's
+    and the engine's) from this checkout, except `__main__` scripts.
+
+    A plan's cache keys hash the modules of those packages that the planning process imported from outside the
+    project planned (platformctl.offline.keys): a test process imports them from this checkout, so a key depends on
+    which of them the process had imported when it planned the project. A fixture whose cache tests reuse in copies
+    of its project calls this before planning: the set is complete from then on, the copies' keys equal the
+    fixture's, and a copy's plan reads the cache instead of planning every stack again."""
+    import importlib
+    import pkgutil
+
+    from platformctl.offline.keys import program_packages
+
+    for top in sorted(program_packages(root)):
+        package = importlib.import_module(top)
+        for module in pkgutil.walk_packages(getattr(package, "__path__", []), f"{top}."):
+            if module.name.rpartition(".")[2] != "__main__":
+                importlib.import_module(module.name)
+
+
+@dataclass
+class PlannedFleet:
+    root: Path
+    """The repository copy after the plan (its result cache holds every stack): read only, copied by a test that
+    plans in it or edits it."""
+    json: Path
+    """The plan's `--json` document."""
+    run: Run
+    """The command's exit code and output."""
+
+
+@pytest.fixture(scope="session")
+def planned_fleet(tmp_path_factory: pytest.TempPathFactory) -> PlannedFleet:
+    """`platformctl plan --all --json --workers 2` of a fresh copy of the example fleet (nothing cached: every stack
+    planned, in two worker processes), once per session: the tests that need a cold plan of every stack read it.
+    Nothing writes to it: a test that plans in the repository or edits it works on a copy, whose plans read the
+    cache this plan left (`import_program`)."""
+    import_program(ROOT)
+    base = tmp_path_factory.mktemp("planned-fleet")
+    root = copy_repo(ROOT, base / "repo")
+    out = base / "plan.json"
+    run = run_captured("plan", "--all", "--json", str(out), "--workers", "2", root=root)
+    return PlannedFleet(root, out, run)
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:
@@ -191,7 +257,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> st
 
 SHARED_PLAN_GROUP = "fleet"
 """pytest-xdist group of every module that reads the session's `fleet`: one worker plans each stack once."""
-SHARED_PLANS = (SHARED_PLAN_GROUP, "published_calsync_plan")
+SHARED_PLANS = (SHARED_PLAN_GROUP, "planned_fleet", "published_calsync_plan")
 """Session-scoped plans that several modules read: the modules reading one of them run on one worker, in a group
 named after it (a module reading two goes with the first)."""
 

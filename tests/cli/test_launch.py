@@ -16,8 +16,11 @@ from scripts.fleet import copy_repo
 from tests.conftest import ROOT
 
 PLATFORMCTL = Path(sys.executable).with_name("platformctl")
-MARKED = "Pod identity of partner"
-"""A resource description in components/partner_tenant.py: edited in each copy to tell the copies' plans apart."""
+COMPONENT = "components/snowflake_organization.py"
+"""A component of the `global` stack, the one stack that reads no other: a plan of it runs the program and this
+component and nothing else."""
+MARKED = "Platform region"
+"""The Snowflake region accounts' comment in COMPONENT: edited in each copy to tell the copies' plans apart."""
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -28,17 +31,17 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _marked_copy(target: Path, mark: str) -> Path:
     root = copy_repo(ROOT, target)
-    module = root / "components" / "partner_tenant.py"
+    module = root / COMPONENT
     text = module.read_text(encoding="utf-8")
     assert MARKED in text
-    module.write_text(text.replace(MARKED, f"Pod identity ({mark}) of partner"), encoding="utf-8")
+    module.write_text(text.replace(MARKED, f"Platform ({mark}) region"), encoding="utf-8")
     return root
 
 
-def _descriptions(plan_file: Path) -> str:
+def _comments(plan_file: Path) -> str:
     document = json.loads(plan_file.read_text(encoding="utf-8"))
-    steps = document["stacks"]["partner-acme-voice"]["steps"]
-    return " ".join(str(step["newState"]["inputs"].get("description", "")) for step in steps if "newState" in step)
+    steps = document["stacks"]["global"]["steps"]
+    return " ".join(str(step["newState"]["inputs"].get("comment", "")) for step in steps if "newState" in step)
 
 
 def test_root_names_the_checkout_whose_program_is_planned_and_two_checkouts_do_not_mix(tmp_path: Path) -> None:
@@ -50,7 +53,7 @@ def test_root_names_the_checkout_whose_program_is_planned_and_two_checkouts_do_n
     for root, other, mark, unwanted in cases:
         out = tmp_path / f"{root.name}.json"
         run = subprocess.run(
-            [str(PLATFORMCTL), "--root", str(root), "plan", "partner-acme-voice", "--no-cache", "--json", str(out)],
+            [str(PLATFORMCTL), "--root", str(root), "plan", "global", "--no-cache", "--json", str(out)],
             cwd=other,  # a project folder too: --root must win
             env=_env(PLATFORMCTL_ROOT=str(other)),
             capture_output=True,
@@ -58,10 +61,10 @@ def test_root_names_the_checkout_whose_program_is_planned_and_two_checkouts_do_n
             timeout=600,
         )
         assert run.returncode == 0, run.stderr
-        descriptions = _descriptions(out)
-        assert f"({mark})" in descriptions
-        assert f"({unwanted})" not in descriptions
-        assert MARKED not in descriptions  # not the tool's own checkout's component either
+        comments = _comments(out)
+        assert f"({mark})" in comments
+        assert f"({unwanted})" not in comments
+        assert MARKED not in comments  # not the tool's own checkout's component either
 
 
 def test_outside_any_project_help_works_and_a_command_is_bad_input_naming_root(tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import tree_snapshot
+from tests.conftest import PlannedFleet, tree_snapshot
 
 SPEC = "partners/acme-voice.yaml"
 
@@ -20,11 +21,10 @@ def test_single_stack_prints_a_tree(cli, repo_copy: Path) -> None:
     assert "1 stack(s): 61 to create" in run.out
 
 
-def test_all_prints_a_summary_table_and_writes_the_preview_json(cli, repo_copy: Path, tmp_path: Path) -> None:
-    out = tmp_path / "plan.json"
-    run = cli("plan", "--all", "--json", str(out), "--workers", "2", root=repo_copy)
+def test_all_prints_a_summary_table_and_writes_the_preview_json(planned_fleet: PlannedFleet) -> None:
+    run = planned_fleet.run
     assert "region-eu-central" in run.out and "19 stack(s)" in run.out
-    doc = json.loads(out.read_text())
+    doc = json.loads(planned_fleet.json.read_text())
     assert len(doc["stacks"]) == 19 and doc["violations"] == []
     stack = doc["stacks"]["partner-acme-voice"]
     assert stack["changeSummary"] == {"create": len(stack["steps"])}
@@ -86,9 +86,9 @@ def test_against_shows_updates_creates_and_deletes_with_changed_paths(cli, repo_
     assert "~ tenant-quota" in run.out
 
 
-def test_against_with_all_deletes_a_removed_partner(cli, repo_copy: Path, tmp_path: Path) -> None:
-    old = tmp_path / "old.json"
-    cli("plan", "--all", "--json", str(old), root=repo_copy)
+def test_against_with_all_deletes_a_removed_partner(cli, planned_fleet: PlannedFleet, tmp_path: Path) -> None:
+    old = planned_fleet.json  # `plan --all` of the unedited fleet; the copy's cache is as that plan left it
+    repo_copy = Path(shutil.copytree(planned_fleet.root, tmp_path / "repo", symlinks=True))
     (repo_copy / "partners" / "sunrise-telecom.yaml").unlink()
     (repo_copy / "stacks" / "Pulumi.partner-sunrise-telecom.yaml").unlink()
     new = tmp_path / "new.json"

@@ -11,21 +11,21 @@ import pytest
 
 from cli.app import main
 from fleet.repo import STATE_DIR
-from scripts.fleet import copy_repo
 from tests.cli.test_ci_preview import change, git, project_repo  # noqa: F401  (the module's git fixture)
-from tests.conftest import ROOT
+from tests.conftest import PlannedFleet
 
 
 @dataclass
 class Fleet:
     root: Path
-    """A copy of the repository (the example fleet in stacks/)."""
+    """A copy of the repository (the example fleet in stacks/) with every stack in its result cache."""
     whole: Path
-    """`plan --all --json`."""
+    """`plan --all --json`, every stack planned (nothing cached)."""
     shards: dict[int, list[Path]]
-    """Shard count → `plan --all --shard K/N --json` of each K."""
+    """Shard count → `plan --all --shard K/N --json` of each K, read from the cache."""
     cold: Path
-    """Shard 2/3 planned before anything was cached."""
+    """Shard 2/3 planned with `--no-cache` (every stack it plans planned, none read from the cache) before the
+    others."""
 
 
 def platformctl(*args: str, code: int = 0) -> None:
@@ -34,20 +34,21 @@ def platformctl(*args: str, code: int = 0) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleet_plans(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
-    """The example fleet planned whole and in 2 and 3 shards, once for the module (each is a fleet plan)."""
+def fleet_plans(planned_fleet: PlannedFleet, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The example fleet planned whole (the session's cold `plan --all`, shared with test_plan: read, never
+    written) and, in a copy of that plan's repository (with its cache), shard 2/3 planned with `--no-cache` (every
+    stack it needs planned, none read), then every shard of 2 and of 3 read from the cache. The cold and the warm
+    shard 2/3 come from one repository: their `shard` blocks carry its stacks' cache keys."""
     out = tmp_path_factory.mktemp("shards")
-    root = copy_repo(ROOT, out / "repo")
+    root = Path(shutil.copytree(planned_fleet.root, out / "repo", symlinks=True))
     cold = out / "cold.json"
-    platformctl("--root", str(root), "plan", "--all", "--shard", "2/3", "--json", str(cold))
-    whole = out / "whole.json"
-    platformctl("--root", str(root), "plan", "--all", "--json", str(whole))
+    platformctl("--root", str(root), "plan", "--all", "--shard", "2/3", "--no-cache", "--json", str(cold))
     shards = {}
     for count in (2, 3):
         shards[count] = [out / f"shard-{index}-of-{count}.json" for index in range(1, count + 1)]
         for index, path in enumerate(shards[count], 1):
             platformctl("--root", str(root), "plan", "--all", "--shard", f"{index}/{count}", "--json", str(path))
-    return Fleet(root, whole, shards, cold)
+    return Fleet(root, planned_fleet.json, shards, cold)
 
 
 @pytest.mark.parametrize("count", [2, 3])
