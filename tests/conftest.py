@@ -202,12 +202,14 @@ def planned_fleet(tmp_path_factory: pytest.TempPathFactory) -> PlannedFleet:
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under the repository's partners/ and stacks/ (to prove nothing was written)."""
+    """Every file under the repository's partners/ and stacks/ (to prove nothing was written), but Python's own
+    bytecode caches: partners/ is also a package, and where PYTHONDONTWRITEBYTECODE is not set (most machines)
+    importing it writes partners/__pycache__/."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for folder in ("partners", "stacks")
         for p in sorted((root / folder).rglob("*"))
-        if p.is_file()
+        if p.is_file() and "__pycache__" not in p.relative_to(root).parts
     }
 
 
