@@ -266,7 +266,7 @@ named after it (a module reading two goes with the first)."""
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
-    """Under pytest-xdist (`./dev test` runs `-n auto --dist loadgroup`) a module whose tests share expensive setup
+    """Under pytest-xdist (`./dev test` runs `-n CORES+2 --dist loadgroup`) a module whose tests share expensive setup
     runs on one worker: the modules that read `fleet` (or another of SHARED_PLANS) together, and each module with a
     module-scoped fixture (a server, a planned fleet copy) by itself; every other test goes wherever a worker is free.
 

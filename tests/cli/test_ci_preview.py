@@ -12,9 +12,6 @@ import pytest
 from fleet.program import top_level_entries
 from tests.conftest import ROOT
 
-SPREAD_OVER_WORKERS = True
-"""Each test branches from `base` by itself: under pytest-xdist every worker makes its own `project_repo` and the
-tests (minutes of planning together) spread over the workers instead of queueing on one (tests/conftest.py)."""
 PROJECT = tuple(top_level_entries(ROOT))
 """The program and its data, as derived from its imports, with the specs and stack files."""
 
@@ -25,7 +22,9 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def project_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git repository holding the project at a `base` commit; each test branches from it."""
+    """A git repository holding the project at a `base` commit; each test branches from it. Module-scoped, so the
+    module runs on one pytest-xdist worker (tests/conftest.py): the base side's plans, kept in the repository's
+    `.platformctl/ci-cache/<sha>`, are then made once instead of once per worker."""
     repo = tmp_path_factory.mktemp("ci") / "platform"
     repo.mkdir()
     for item in PROJECT:
