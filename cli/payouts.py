@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.groups import Commands, command_group
 from services.payouts.money import PERIOD_HELP
+
+if TYPE_CHECKING:
+    from platformctl.billing import Connection
+    from platformctl.developer_accounts import DeveloperConnection
 
 billing_app = command_group(
     "billing",
@@ -21,14 +25,39 @@ payouts_app = command_group(
 )
 
 
+CreateFlag = Annotated[bool, typer.Option("--yes", help="Create the account without asking.")]
+LiveFlag = Annotated[bool, typer.Option("--live", help="Allow a live STRIPE_API_KEY.")]
+LinkFlag = Annotated[
+    bool, typer.Option("--link", help="Make a fresh onboarding link (Stripe's links are single use, minutes long).")
+]
+
+
+def _print_connection(result: Connection | DeveloperConnection, label: str, noun: str, payee_id: str) -> None:
+    """What `billing connect` and `connect-developer` found or made, in the same lines."""
+    from cli.context import out
+    from cli.render import plain
+    from platformctl.billing import STRIPE_ACCOUNT_KEY
+
+    verb = "created" if result.created else "found"
+    plain(
+        out,
+        f"{label}: {verb} Stripe account {result.account} ({result.country}, {result.currency}, "
+        f"{result.service_agreement} service agreement; transfers: {result.transfers})",
+    )
+    for path in result.recorded:
+        plain(out, f"recorded {STRIPE_ACCOUNT_KEY} in {path}")
+    if result.link:
+        plain(out, f"onboarding link for the {noun} (single use, expires within minutes): {result.link}")
+    if result.transfers != "active":
+        plain(out, f"payouts to {payee_id} are held until it finishes onboarding; they are paid by the next run after")
+
+
 @billing_app.command("connect")
 def connect(
     partner: Annotated[str, typer.Argument(help="Partner id.")],
-    yes: Annotated[bool, typer.Option("--yes", help="Create the account without asking.")] = False,
-    live: Annotated[bool, typer.Option("--live", help="Allow a live STRIPE_API_KEY.")] = False,
-    link: Annotated[
-        bool, typer.Option("--link", help="Make a fresh onboarding link (Stripe's links are single use, minutes long).")
-    ] = False,
+    yes: CreateFlag = False,
+    live: LiveFlag = False,
+    link: LinkFlag = False,
 ) -> None:
     """Find or create the partner's Stripe Connect Express account; record it in its stack file; print an onboarding
     link while the account cannot receive transfers yet.
@@ -41,7 +70,7 @@ def connect(
     """
     import os
 
-    from cli.context import confirm, err, open_repo, out
+    from cli.context import confirm, err, open_repo
     from cli.render import plain
     from platformctl import billing
     from services.payouts.stripe_gateway import StripeGateway
@@ -52,30 +81,17 @@ def connect(
     if not plan["existing"]:
         confirm(yes, f"find or create a Stripe Express account for {partner} ({plan['country']}, {plan['currency']})")
     result = billing.connect(repo, partner, gateway, link=link)
-    verb = "created" if result.created else "found"
-    plain(
-        out,
-        f"{partner}: {verb} Stripe account {result.account} ({result.country}, {result.currency}, "
-        f"{result.service_agreement} service agreement; transfers: {result.transfers})",
-    )
-    if result.recorded:
-        plain(out, f"recorded platform:stripeAccount in stacks/Pulumi.partner-{partner}.yaml")
-    if result.link:
-        plain(out, f"onboarding link for the partner (single use, expires within minutes): {result.link}")
+    _print_connection(result, partner, "partner", partner)
     for warning in result.warnings:
         plain(err, f"warning: {warning}", "yellow")
-    if result.transfers != "active":
-        plain(out, f"payouts to {partner} are held until it finishes onboarding; they are paid by the next run after")
 
 
 @billing_app.command("connect-developer")
 def connect_developer(
     developer: Annotated[str, typer.Argument(help="Developer id (the `developer.id` of its integration specs).")],
-    yes: Annotated[bool, typer.Option("--yes", help="Create the account without asking.")] = False,
-    live: Annotated[bool, typer.Option("--live", help="Allow a live STRIPE_API_KEY.")] = False,
-    link: Annotated[
-        bool, typer.Option("--link", help="Make a fresh onboarding link (Stripe's links are single use, minutes long).")
-    ] = False,
+    yes: CreateFlag = False,
+    live: LiveFlag = False,
+    link: LinkFlag = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Find or create a marketplace developer's Stripe Connect Express account; record it in each of its
@@ -112,18 +128,7 @@ def connect_developer(
     if as_json:
         out.print(json.dumps(result.as_dict(), indent=2), markup=False)
         return
-    verb = "created" if result.created else "found"
-    plain(
-        out,
-        f"developer {developer}: {verb} Stripe account {result.account} ({result.country}, {result.currency}, "
-        f"{result.service_agreement} service agreement; transfers: {result.transfers})",
-    )
-    for path in result.recorded:
-        plain(out, f"recorded platform:stripeAccount in {path}")
-    if result.link:
-        plain(out, f"onboarding link for the developer (single use, expires within minutes): {result.link}")
-    if result.transfers != "active":
-        plain(out, f"payouts to {developer} are held until it finishes onboarding; they are paid by the next run after")
+    _print_connection(result, f"developer {developer}", "developer", developer)
 
 
 @payouts_app.command("run")

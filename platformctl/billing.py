@@ -21,7 +21,7 @@ from foundation.yamlio import load_yaml_file, validation_problems
 from partners.spec import PartnerSpec
 from services.payouts import runner
 from services.payouts.report import Report
-from services.payouts.stripe_gateway import PARTNER_METADATA, StripeGateway, transfers_capability
+from services.payouts.stripe_gateway import Payee, StripeGateway, transfers_capability
 
 STRIPE_ACCOUNT_KEY = "platform:stripeAccount"
 _ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
@@ -52,7 +52,7 @@ def stripe_account_of(repo: Repo, partner_id: str, kind: str = "partner") -> str
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _ACCOUNT_ID.fullmatch(value):
-        raise InputError.single(f"stacks/Pulumi.{stack}.yaml", f"config.{STRIPE_ACCOUNT_KEY}", "not acct_...")
+        raise InputError.single(repo.display(repo.stack_file(stack)), f"config.{STRIPE_ACCOUNT_KEY}", "not acct_...")
     return value
 
 
@@ -136,7 +136,8 @@ class Connection:
     partner: str
     account: str
     created: bool
-    recorded: bool
+    recorded: list[str]
+    """The stack file that now records the account (empty when it did already)."""
     country: str
     currency: str
     service_agreement: str
@@ -173,24 +174,10 @@ def connect(repo: Repo, partner_id: str, gateway: StripeGateway, link: bool = Fa
     """Find or create the partner's Express account (idempotent by partner id), record it in its stack file, and
     make an onboarding Account Link when the account is new, cannot receive transfers yet, or `link` asks."""
     plan = account_request(repo, partner_id)
-    account = None
-    if plan["existing"]:
-        account = gateway.retrieve_account(plan["existing"])
-        _check_owner(partner_id, plan["existing"], account)
-    if account is None:
-        account = gateway.find_account(partner_id)
-    created = account is None
-    if account is None:
-        account = gateway.create_account(
-            partner_id, plan["country"], plan["currency"], plan["email"], plan["service_agreement"]
-        )
-    recorded = record_stripe_account(repo.root, partner_id, account["id"])
-    transfers = transfers_capability(account)
-    url = None
-    if link or created or transfers != "active":
-        onboarding: Onboarding = plan["onboarding"]
-        url = gateway.create_account_link(account["id"], onboarding.refresh_url, onboarding.return_url)["url"]
-    agreement = (account.get("tos_acceptance") or {}).get("service_agreement") or plan["service_agreement"]
+    stack_file = repo.display(repo.stack_file(partner_stack(partner_id)))
+    account, created = find_or_create_account(gateway, Payee("partner", partner_id), plan, stack_file)
+    recorded = [stack_file] if record_stripe_account(repo.root, partner_id, account["id"]) else []
+    transfers, url, agreement = onboarding_state(gateway, account, plan, fresh_link=link or created)
     warnings = []
     if agreement != plan["service_agreement"] or account.get("country", plan["country"]) != plan["country"]:
         # Stripe: "After the connected account's service agreement is accepted, the type of service agreement can't
@@ -215,16 +202,46 @@ def connect(repo: Repo, partner_id: str, gateway: StripeGateway, link: bool = Fa
     )
 
 
-def _check_owner(partner_id: str, account_id: str, account: dict[str, Any] | None) -> None:
-    """A recorded id must be this partner's account: a stack file pointing elsewhere would pay someone else."""
-    owner = ((account or {}).get("metadata") or {}).get(PARTNER_METADATA)
-    if account is None or owner != partner_id:
-        said = "no such account" if account is None else f"its metadata partner is {owner!r}"
-        raise InputError.single(
-            f"stacks/Pulumi.partner-{partner_id}.yaml",
-            f"config.{STRIPE_ACCOUNT_KEY}",
-            f"{account_id} is not {partner_id}'s Stripe account (Stripe: {said})",
-        )
+def find_or_create_account(
+    gateway: StripeGateway, who: Payee, request: Mapping[str, Any], stack_file: str
+) -> tuple[dict[str, Any], bool]:
+    """`who`'s Express account and whether this call opened it: the id its stack file records (which must be `who`'s
+    account: a stack file pointing elsewhere would pay someone else), else the account whose metadata names `who`,
+    else a new one (idempotent by payee), opened with `request`'s country, currency, email and service agreement."""
+    existing = request["existing"]
+    account = None
+    if existing:
+        account = gateway.retrieve_account(existing)
+        owner = ((account or {}).get("metadata") or {}).get(who.metadata_key)
+        if account is None or owner != who.id:
+            said = "no such account" if account is None else f"its metadata {who.metadata_key} is {owner!r}"
+            raise InputError.single(
+                stack_file,
+                f"config.{STRIPE_ACCOUNT_KEY}",
+                f"{existing} is not {who.id}'s Stripe account (Stripe: {said})",
+            )
+    if account is None:
+        account = gateway.find_account(who)
+    if account is not None:
+        return account, False
+    created = gateway.create_account(
+        who, request["country"], request["currency"], request["email"], request["service_agreement"]
+    )
+    return created, True
+
+
+def onboarding_state(
+    gateway: StripeGateway, account: dict[str, Any], request: Mapping[str, Any], fresh_link: bool
+) -> tuple[str, str | None, str]:
+    """The account's `transfers` capability, an onboarding Account Link (made when `fresh_link` asks or the account
+    cannot receive transfers yet, else None), and the service agreement it is under."""
+    transfers = transfers_capability(account)
+    url = None
+    if fresh_link or transfers != "active":
+        onboarding: Onboarding = request["onboarding"]
+        url = gateway.create_account_link(account["id"], onboarding.refresh_url, onboarding.return_url)["url"]
+    agreement = (account.get("tos_acceptance") or {}).get("service_agreement") or request["service_agreement"]
+    return transfers, url, agreement
 
 
 def run_payouts(

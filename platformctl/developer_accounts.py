@@ -22,13 +22,15 @@ from foundation.naming import is_partner_id
 from foundation.stacks import integration_stack
 from integrations.spec import IntegrationSpec
 from platformctl.billing import (
-    Onboarding,
+    STRIPE_ACCOUNT_KEY,
+    find_or_create_account,
     load_connect_facts,
+    onboarding_state,
     record_stripe_account,
     service_agreement,
     stripe_account_of,
 )
-from services.payouts.stripe_gateway import DEVELOPER_METADATA, Payee, StripeGateway, transfers_capability
+from services.payouts.stripe_gateway import Payee, StripeGateway
 
 
 @dataclass
@@ -96,8 +98,8 @@ def account_request(repo: Repo, developer_id: str) -> dict[str, Any]:
     recorded = {a for a in (stripe_account_of(repo, s.id, "integration") for s in specs) if a}
     if len(recorded) > 1:
         raise InputError.single(
-            f"stacks/Pulumi.integration-{first.id}.yaml",
-            "config.platform:stripeAccount",
+            repo.display(repo.stack_file(integration_stack(first.id))),
+            f"config.{STRIPE_ACCOUNT_KEY}",
             f"{developer_id}'s stacks record different accounts ({', '.join(sorted(recorded))}); keep one",
         )
     facts = load_connect_facts()
@@ -130,34 +132,16 @@ def connect_developer(
     """Find or create the developer's Express account, record it in each of its integration stacks, and make an
     onboarding link when the account is new, cannot receive transfers yet, or `link` asks."""
     request = account_request(repo, developer_id)
-    who = Payee("developer", developer_id)
-    account = gateway.retrieve_account(request["existing"]) if request["existing"] else None
-    if request["existing"]:
-        owner = ((account or {}).get("metadata") or {}).get(DEVELOPER_METADATA)
-        if account is None or owner != developer_id:
-            raise InputError.single(
-                f"stacks/Pulumi.integration-{request['integrations'][0]}.yaml",
-                "config.platform:stripeAccount",
-                f"{request['existing']} is not {developer_id}'s Stripe account (Stripe metadata developer: {owner!r})",
-            )
-    if account is None:
-        account = gateway.find_account(who)
-    created = account is None
-    if account is None:
-        account = gateway.create_account(
-            who, request["country"], request["currency"], request["email"], request["service_agreement"]
-        )
+    stack_files = {iid: repo.display(repo.stack_file(integration_stack(iid))) for iid in request["integrations"]}
+    account, created = find_or_create_account(
+        gateway, Payee("developer", developer_id), request, stack_files[request["integrations"][0]]
+    )
     recorded = [
-        f"stacks/Pulumi.integration-{iid}.yaml"
+        stack_files[iid]
         for iid in request["integrations"]
         if record_stripe_account(repo.root, iid, account["id"], warn, kind="integration")
     ]
-    transfers = transfers_capability(account)
-    url = None
-    if link or created or transfers != "active":
-        onboarding: Onboarding = request["onboarding"]
-        url = gateway.create_account_link(account["id"], onboarding.refresh_url, onboarding.return_url)["url"]
-    agreement = (account.get("tos_acceptance") or {}).get("service_agreement") or request["service_agreement"]
+    transfers, url, agreement = onboarding_state(gateway, account, request, fresh_link=link or created)
     return DeveloperConnection(
         developer_id,
         account["id"],

@@ -78,3 +78,24 @@ def test_connect_developer_refusals_exit_2_and_write_nothing(
     run = cli("billing", "connect-developer", developer, "--yes", code=2, root=repo_copy)
     assert field in run.err and reason in run.err, run.err
     assert tree_snapshot(repo_copy) == before and not fake.accounts
+
+
+def test_a_stack_file_naming_a_partners_account_of_the_same_id_is_refused(
+    repo_copy: Path, cli: Callable[..., Any], fake: FakeStripe
+) -> None:
+    """Partner and developer ids share one pattern: an account whose metadata names *partner* tempo-labs, recorded by
+    hand in the developer's stack file, is not developer tempo-labs's account (it would pay the partner)."""
+    from services.payouts.stripe_gateway import StripeGateway
+
+    _publish(cli, repo_copy, INTEGRATIONS / "calsync.yaml", "calsync")
+    gateway = StripeGateway.from_env({"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": fake.base})
+    partners = gateway.create_account("tempo-labs", "US", "USD", "x@tempo.example")["id"]
+    stack_file = repo_copy / "stacks/Pulumi.integration-calsync.yaml"
+    stack = yaml.safe_load(stack_file.read_text())
+    stack["config"]["platform:stripeAccount"] = partners  # by hand
+    stack_file.write_text(yaml.safe_dump(stack))
+    before = tree_snapshot(repo_copy)
+    run = cli("billing", "connect-developer", "tempo-labs", "--yes", code=2, root=repo_copy)
+    assert "stacks/Pulumi.integration-calsync.yaml: config.platform:stripeAccount" in run.err, run.err
+    assert f"{partners} is not tempo-labs's Stripe account" in run.err and "metadata developer is None" in run.err
+    assert tree_snapshot(repo_copy) == before and len(fake.accounts) == 1
