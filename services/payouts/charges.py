@@ -8,19 +8,11 @@ Read from the warehouse's RAW.INSTALLS with THE definition of an active install
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 from typing import Any
 
 from foundation.warehouse_schema import active_installs_sql
 from services.payouts import money
 from services.payouts.money import Adjustment
-
-
-def month_bounds(period: str) -> tuple[str, str]:
-    """(last day, first day) of a YYYY-MM period, as ACTIVE_INSTALLS_SQL binds them."""
-    year, month = (int(part) for part in period.split("-"))
-    return dt.date(year, month, calendar.monthrange(year, month)[1]).isoformat(), f"{period}-01"
 
 
 class ChargeBook:
@@ -44,7 +36,7 @@ class ChargeBook:
                 "SELECT PARTNER_ID, INTEGRATION_ID, CURRENCY, MONTHLY_MINOR FROM ("
                 + active_installs_sql(self.conn.database)
                 + ") WHERE MONTHLY_MINOR > 0",
-                month_bounds(month),
+                money.month_bounds(month),
             )
             found: dict[str, list[Adjustment]] = {}
             priced_in: dict[str, set[str]] = {}

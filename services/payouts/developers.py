@@ -18,7 +18,6 @@ developer's first statement that no run stated (a run that never happened) is st
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -87,10 +86,8 @@ class ActiveInstall:
 
 def active_installs(conn: Any, period: str) -> list[ActiveInstall]:
     """Every install active in `period`, with the developer's price fixed at install."""
-    year, month = (int(part) for part in period.split("-"))
-    last = dt.date(year, month, calendar.monthrange(year, month)[1])
     cur = conn.cursor()
-    cur.execute(active_installs_sql(conn.database), (last.isoformat(), dt.date(year, month, 1).isoformat()))
+    cur.execute(active_installs_sql(conn.database), money.month_bounds(period))
     return [
         ActiveInstall(row[0], row[1], row[2], row[6] or None, None if row[7] is None else int(row[7]))
         for row in cur.fetchall()

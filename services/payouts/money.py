@@ -8,6 +8,7 @@ due_minor    = payout_minor + the signed adjustment lines (credits, corrections,
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from collections.abc import Iterable
@@ -107,6 +108,12 @@ def previous_period(period: str) -> str:
 def next_period(period: str) -> str:
     year, month = int(period[:4]), int(period[5:])
     return f"{year + 1}-01" if month == 12 else f"{year}-{month + 1:02d}"
+
+
+def month_bounds(period: str) -> tuple[str, str]:
+    """(last day, first day) of a YYYY-MM period: what ACTIVE_INSTALLS_SQL binds, in its order."""
+    year, month = int(period[:4]), int(period[5:])
+    return dt.date(year, month, calendar.monthrange(year, month)[1]).isoformat(), f"{period}-01"
 
 
 def _integer(value: Any) -> Any:
