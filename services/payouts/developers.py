@@ -156,7 +156,7 @@ def pay_developers(
     installs = active_installs(conn, period)
     stated = store.index()
     results: list[PayoutResult] = []
-    settle_args = (store, gateway, dry_run, now, region)
+    run = _Settling(store, gateway, dry_run, now, region)
     installs_in: dict[str, list[ActiveInstall]] = {period: installs}
     for developer in sorted(developers.values(), key=lambda d: d.id):
         if region is not None and developer.home_region != region:
@@ -172,9 +172,7 @@ def pay_developers(
                 )
         for month in months:
             if statements[month].get("status") in RETRIED and month != period:
-                results.append(
-                    _settle(developer, month, statements[month], [], statements, store, gateway, dry_run, now, region)
-                )
+                results.append(run.settle(developer, month, statements[month], [], statements))
         # A month after the developer's first statement that no run stated (the run never happened): stated now,
         # oldest first, like the partners' (nothing owed is dropped); one with nothing earned is left unstated.
         for month in _unstated(months, period):
@@ -182,7 +180,7 @@ def pay_developers(
                 installs_in[month] = active_installs(conn, month)
             lines, problems = statement_lines(developer, listings, installs_in[month])
             if lines or problems:
-                outcome = _new_month(developer, month, None, lines, problems, months, statements, settle_args)
+                outcome = run.new_month(developer, month, None, lines, problems, months, statements)
                 if outcome is not None and outcome.status != FAILED:
                     months = sorted({*months, month})
                     statements[month] = outcome.statement
@@ -201,7 +199,7 @@ def pay_developers(
                     )
                 )
             continue
-        outcome = _new_month(developer, period, previous, lines, problems, months, statements, settle_args)
+        outcome = run.new_month(developer, period, previous, lines, problems, months, statements)
         results += [outcome] if outcome is not None else []
     return results
 
@@ -217,125 +215,134 @@ def _unstated(months: list[str], period: str) -> list[str]:
     return gaps
 
 
-def _new_month(
-    developer: Developer,
-    month: str,
-    previous: dict[str, Any] | None,
-    lines: list[dict[str, Any]],
-    problems: list[str],
-    months: list[str],
-    statements: dict[str, dict[str, Any]],
-    settle_args: tuple[Any, ...],
-) -> PayoutResult | None:
-    """State `month` (or restate a retried one) taking the open carries of earlier months; None: nothing to state."""
-    if problems:
-        return PayoutResult(
-            f"developer:{developer.id}", FAILED, previous or {}, reason="; ".join(problems), period=month
-        )
-    open_carries = [
-        m
-        for m in months
-        if m < month and statements[m].get("status") == "carried" and not statements[m].get("carried_into")
-    ]
-    if not lines and not open_carries and previous is None:
-        return None
-    store, gateway, dry_run, now, region = settle_args
-    result = _settle(developer, month, previous, lines, statements, store, gateway, dry_run, now, region, open_carries)
-    if previous is None:
-        for source in open_carries:  # taken (write() records it too): a later month does not take them again
-            statements[source]["carried_into"] = month
-    return result
+@dataclass(frozen=True)
+class _Settling:
+    """What every month of one run is stated and paid with."""
 
+    store: StatementStore
+    gateway: StripeGateway | None
+    dry_run: bool
+    now: dt.datetime
+    region: str | None
+    """The region whose run this is (recorded on each statement), or None."""
 
-def _settle(
-    developer: Developer,
-    month: str,
-    previous: dict[str, Any] | None,
-    lines: list[dict[str, Any]],
-    statements: dict[str, dict[str, Any]],
-    store: StatementStore,
-    gateway: StripeGateway | None,
-    dry_run: bool,
-    now: dt.datetime,
-    region: str | None,
-    carries: list[str] | None = None,
-) -> PayoutResult:
-    """State (or restate) one month and pay it if it can be paid. A restated month keeps its lines and carries; one
-    whose transfer was requested keeps the request's amount (what its key moved or will move)."""
-    who = Payee("developer", developer.id)
-    if previous:
-        statement = dict(previous)
-    else:
-        carried_in: list[dict[str, Any]] = [
-            {"from": m, "amount_minor": int(statements[m]["due_minor"])} for m in carries or []
+    def new_month(
+        self,
+        developer: Developer,
+        month: str,
+        previous: dict[str, Any] | None,
+        lines: list[dict[str, Any]],
+        problems: list[str],
+        months: list[str],
+        statements: dict[str, dict[str, Any]],
+    ) -> PayoutResult | None:
+        """State `month` (or restate a retried one) taking the open carries of earlier months; None: nothing to
+        state."""
+        if problems:
+            return PayoutResult(
+                f"developer:{developer.id}", FAILED, previous or {}, reason="; ".join(problems), period=month
+            )
+        open_carries = [
+            m
+            for m in months
+            if m < month and statements[m].get("status") == "carried" and not statements[m].get("carried_into")
         ]
-        payout = payout_of(lines)
-        statement = {
-            "developer": developer.id,
-            "period": month,
-            "currency": developer.currency,
-            "lines": lines,
-            "carried_in": carried_in,
-            "payout_minor": payout,
-            "due_minor": payout + sum(int(c["amount_minor"]) for c in carried_in),
-        }
-    statement.update(
-        {
-            "status": "pending",
-            "reason": "",
-            "transfer": statement.get("transfer"),
-            "requested": statement.get("requested"),
-            "stripe_answer": statement.get("stripe_answer"),
-            "carried_into": None,
-            "region": region,
-            "updated_at": now.isoformat(timespec="seconds"),
-        }
-    )
-    due, currency = int(statement["due_minor"]), str(statement["currency"])
-    result = PayoutResult(f"developer:{developer.id}", WOULD_PAY, statement, due_minor=due, period=month)
-
-    def write() -> str:
-        if not previous:
-            for source in carries or []:  # the hand-over is recorded on the source first (a crash repeats it)
+        if not lines and not open_carries and previous is None:
+            return None
+        result = self.settle(developer, month, previous, lines, statements, open_carries)
+        if previous is None:
+            for source in open_carries:  # taken (write() records it too): a later month does not take them again
                 statements[source]["carried_into"] = month
-                store.put(source, developer.id, statements[source])
-        return store.put(month, developer.id, statement)
-
-    def record(status: str, statement_status: str, reason: str) -> PayoutResult:
-        result.status, result.reason = status, reason
-        statement["status"], statement["reason"] = statement_status, reason
-        if not dry_run:
-            result.location = write()
         return result
 
-    hold = money.below_minimum(due, currency)
-    if hold is not None:
-        result.attention = currency not in money.STRIPE_MINIMUM_MINOR and due > 0
-        return record(CARRIED, "carried", f"{hold}; carried onto the developer's next new statement")
-    account = developer.stripe_account
-    if account is None:
-        return record(HELD, "held", f"no Stripe account (run: platformctl billing connect-developer {developer.id})")
-    if dry_run or gateway is None:
-        result.reason = f"{money.format_minor(due, currency)} to {account}"
-        return result
-    try:
-        details = gateway.retrieve_account(account)
-    except StripeError as exc:
-        return record(FAILED, "failed", f"{exc}; retried by the next run")
-    owner = ((details or {}).get("metadata") or {}).get(DEVELOPER_METADATA)
-    if details is None or owner != developer.id:
-        return record(
-            FAILED, "failed", f"its DEVELOPERS row names {account}, which is not its Stripe account; nothing sent"
+    def settle(
+        self,
+        developer: Developer,
+        month: str,
+        previous: dict[str, Any] | None,
+        lines: list[dict[str, Any]],
+        statements: dict[str, dict[str, Any]],
+        carries: list[str] | None = None,
+    ) -> PayoutResult:
+        """State (or restate) one month and pay it if it can be paid. A restated month keeps its lines and carries; one
+        whose transfer was requested keeps the request's amount (what its key moved or will move)."""
+        store, gateway, dry_run, now, region = self.store, self.gateway, self.dry_run, self.now, self.region
+        who = Payee("developer", developer.id)
+        if previous:
+            statement = dict(previous)
+        else:
+            carried_in: list[dict[str, Any]] = [
+                {"from": m, "amount_minor": int(statements[m]["due_minor"])} for m in carries or []
+            ]
+            payout = payout_of(lines)
+            statement = {
+                "developer": developer.id,
+                "period": month,
+                "currency": developer.currency,
+                "lines": lines,
+                "carried_in": carried_in,
+                "payout_minor": payout,
+                "due_minor": payout + sum(int(c["amount_minor"]) for c in carried_in),
+            }
+        statement.update(
+            {
+                "status": "pending",
+                "reason": "",
+                "transfer": statement.get("transfer"),
+                "requested": statement.get("requested"),
+                "stripe_answer": statement.get("stripe_answer"),
+                "carried_into": None,
+                "region": region,
+                "updated_at": now.isoformat(timespec="seconds"),
+            }
         )
-    capability = transfers_capability(details)
-    if capability != "active":
-        return record(
-            HELD,
-            "held",
-            f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
-            f"developer must finish onboarding (platformctl billing connect-developer {developer.id} --link)",
-        )
-    paid = pay(gateway, who, month, previous or None, statement, account, record, write)
-    if paid.status == PAID:
-        paid.reason = f"{paid.reason} ({len(statement['lines'])} installs)"
-    return paid
+        due, currency = int(statement["due_minor"]), str(statement["currency"])
+        result = PayoutResult(f"developer:{developer.id}", WOULD_PAY, statement, due_minor=due, period=month)
+
+        def write() -> str:
+            if not previous:
+                for source in carries or []:  # the hand-over is recorded on the source first (a crash repeats it)
+                    statements[source]["carried_into"] = month
+                    store.put(source, developer.id, statements[source])
+            return store.put(month, developer.id, statement)
+
+        def record(status: str, statement_status: str, reason: str) -> PayoutResult:
+            result.status, result.reason = status, reason
+            statement["status"], statement["reason"] = statement_status, reason
+            if not dry_run:
+                result.location = write()
+            return result
+
+        hold = money.below_minimum(due, currency)
+        if hold is not None:
+            result.attention = currency not in money.STRIPE_MINIMUM_MINOR and due > 0
+            return record(CARRIED, "carried", f"{hold}; carried onto the developer's next new statement")
+        account = developer.stripe_account
+        if account is None:
+            return record(
+                HELD, "held", f"no Stripe account (run: platformctl billing connect-developer {developer.id})"
+            )
+        if dry_run or gateway is None:
+            result.reason = f"{money.format_minor(due, currency)} to {account}"
+            return result
+        try:
+            details = gateway.retrieve_account(account)
+        except StripeError as exc:
+            return record(FAILED, "failed", f"{exc}; retried by the next run")
+        owner = ((details or {}).get("metadata") or {}).get(DEVELOPER_METADATA)
+        if details is None or owner != developer.id:
+            return record(
+                FAILED, "failed", f"its DEVELOPERS row names {account}, which is not its Stripe account; nothing sent"
+            )
+        capability = transfers_capability(details)
+        if capability != "active":
+            return record(
+                HELD,
+                "held",
+                f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
+                f"developer must finish onboarding (platformctl billing connect-developer {developer.id} --link)",
+            )
+        paid = pay(gateway, who, month, previous or None, statement, account, record, write)
+        if paid.status == PAID:
+            paid.reason = f"{paid.reason} ({len(statement['lines'])} installs)"
+        return paid
