@@ -20,13 +20,12 @@ from foundation.warehouse_schema import (
     install_merge_statement,
     integration_merge_statement,
 )
-from services.payouts import job, runner
+from services.payouts import job, money, runner
 from services.payouts.stripe_gateway import Payee
 from tests.services.payouts_harness import connect_with_schema, copy_warehouse, gateway, stripe_env
 from tests.services.stripe_fake import FakeStripe, StripeServer
 
 PERIOD = "2026-10"
-NOW = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -128,6 +127,8 @@ def account_for(fake: FakeStripe, onboarded: bool = True) -> str:
 
 
 def run(tmp_path: Path, fake: FakeStripe, period: str = PERIOD) -> job.Report:
+    """The region's run for `period`, on the 5th of the month after it."""
+    year, month = (int(part) for part in money.next_period(period).split("-"))
     return runner.run(
         period,
         region="eu-central",
@@ -137,7 +138,7 @@ def run(tmp_path: Path, fake: FakeStripe, period: str = PERIOD) -> job.Report:
         dry_run=False,
         live=False,
         env=stripe_env(fake),
-        now=NOW if period == PERIOD else dt.datetime(2026, 12, 5, tzinfo=dt.UTC),
+        now=dt.datetime(year, month, 5, tzinfo=dt.UTC),
     )
 
 
@@ -243,17 +244,7 @@ def test_amounts_below_the_minimum_carry_until_payable_and_move_once(
     assert [r.status for r in run(tmp_path, fake).developers] == [job.CARRIED]
     november = run(tmp_path, fake, period="2026-11").developers
     assert [(r.period, r.status, r.due_minor) for r in november] == [("2026-11", job.CARRIED, 44)]
-    december = runner.run(
-        "2026-12",
-        region="eu-central",
-        warehouse_url=f"local:{tmp_path / 'wh'}",
-        statements=str(tmp_path / "st"),
-        adjustments_file=None,
-        dry_run=False,
-        live=False,
-        env=stripe_env(fake),
-        now=dt.datetime(2027, 1, 5, tzinfo=dt.UTC),
-    )
+    december = run(tmp_path, fake, period="2026-12")
     assert [r.status for r in december.developers if r.period == "2026-12"] == [job.PAID]
     assert [t["amount"] for t in fake.transfers] == [66]
     assert stored(tmp_path, "2026-11")["carried_into"] == "2026-12"
@@ -281,17 +272,7 @@ def test_a_month_no_run_stated_is_stated_and_paid_by_the_next_run(
     states and pays November too (it was skipped for good: the developer's installs earned nothing that month)."""
     seed(tmp_path / "wh", account_for(fake))
     assert [r.status for r in run(tmp_path, fake).developers] == [job.PAID]
-    december = runner.run(
-        "2026-12",
-        region="eu-central",
-        warehouse_url=f"local:{tmp_path / 'wh'}",
-        statements=str(tmp_path / "st"),
-        adjustments_file=None,
-        dry_run=False,
-        live=False,
-        env=stripe_env(fake),
-        now=dt.datetime(2027, 1, 5, tzinfo=dt.UTC),
-    )
+    december = run(tmp_path, fake, period="2026-12")
     assert [(r.period, r.status) for r in december.developers] == [("2026-11", job.PAID), ("2026-12", job.PAID)]
     assert [(t["metadata"]["period"], t["amount"]) for t in fake.transfers] == [
         (PERIOD, 1526),
