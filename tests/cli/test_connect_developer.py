@@ -4,7 +4,7 @@ right service agreement, recorded in its integrations' stack files through the c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,9 @@ import yaml
 
 from tests.conftest import tree_snapshot
 from tests.integrations.conftest import integration_file
-from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
+from tests.services.stripe_fake import TEST_KEY, FakeStripe
 
 INTEGRATIONS = Path(__file__).resolve().parents[2] / "integrations" / "examples"
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        monkeypatch.setenv("STRIPE_API_KEY", TEST_KEY)
-        monkeypatch.setenv("STRIPE_API_BASE", server.base)
-        yield server
 
 
 def _publish(cli: Callable[..., Any], repo: Path, spec: Path, integration_id: str) -> None:

@@ -4,7 +4,7 @@ onboarding links, terms from the warehouse's PARTNERS table (not from partners/*
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,6 @@ from tests.services.payouts_harness import ROOT, copy_warehouse, gateway, seed, 
 from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 
 ACME = ROOT / "partners/acme-voice.yaml"
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        monkeypatch.setenv("STRIPE_API_KEY", TEST_KEY)
-        monkeypatch.setenv("STRIPE_API_BASE", server.base)
-        yield server
 
 
 SPREAD_OVER_WORKERS = True

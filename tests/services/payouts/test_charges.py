@@ -4,7 +4,6 @@ in the partner's currency), deducted from the payout; more charges than payout i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,10 @@ from services import warehouse
 from services.payouts import job, money
 from services.payouts.statements import LocalStatements
 from tests.services.payouts_harness import ROOT, gateway, seed, seed_terms, terms_of, usage_row
-from tests.services.stripe_fake import FakeStripe, StripeServer
+from tests.services.stripe_fake import FakeStripe
 
 PERIOD = "2026-10"
 ACME = ROOT / "partners/acme-voice.yaml"  # EUR, professional: 1003 min x 0.015 -> gross 1504, share 0.30 -> 451
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        yield server
 
 
 def setup(wh: Path, fake: FakeStripe, price: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,9 @@ from foundation.warehouse_schema import (
 from services.payouts import job, money, runner
 from services.payouts.stripe_gateway import Payee
 from tests.services.payouts_harness import connect_with_schema, copy_warehouse, gateway, stripe_env
-from tests.services.stripe_fake import FakeStripe, StripeServer
+from tests.services.stripe_fake import FakeStripe
 
 PERIOD = "2026-10"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        yield server
 
 
 LISTED_EUR = {"calsync": 900, "notes": 333}

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from foundation.errors import InputError
 from services.payouts.stripe_gateway import StripeError, StripeGateway, transfers_capability
 from tests.services.payouts_harness import gateway
-from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        yield server
+from tests.services.stripe_fake import TEST_KEY, FakeStripe
 
 
 def test_same_key_other_parameters_is_an_idempotency_error(fake: FakeStripe) -> None:

@@ -5,7 +5,6 @@ checked."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from services import warehouse
 from services.payouts import job
 from services.payouts.statements import LocalStatements
 from tests.services.payouts_harness import ROOT, copy_warehouse, gateway, seed, seed_terms, terms_of, usage_row
-from tests.services.stripe_fake import FakeStripe, StripeServer
+from tests.services.stripe_fake import FakeStripe
 
 PERIOD = "2026-10"
 SPECS = {
@@ -30,12 +29,6 @@ KNOWN = {
     "sakura-calls": (335, 502, 200),  # 502.5 JPY: half a yen, to even; 502 x 0.40 = 200.8
     "pampas-voz": (1234, 13574, 2714),  # 135.74 BRL; 13574 x 0.20 = 2714.8
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        yield server
 
 
 SPREAD_OVER_WORKERS = True

@@ -24,7 +24,7 @@ from tests.services.payouts_harness import (
     terms_of,
     usage_row,
 )
-from tests.services.stripe_fake import FakeStripe, StripeServer
+from tests.services.stripe_fake import FakeStripe
 
 PERIOD = "2026-10"
 NOW = dt.datetime(2026, 11, 6, tzinfo=dt.UTC)
@@ -32,12 +32,6 @@ SPECS = {
     "acme-voice": ROOT / "partners/acme-voice.yaml",
     "sakura-calls": ROOT / "partners/sakura-calls.yaml",
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        yield server
 
 
 @pytest.fixture
