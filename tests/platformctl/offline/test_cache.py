@@ -13,11 +13,13 @@ import pytest
 from fleet.repo import Repo
 from foundation.errors import InputError
 from foundation.stacks import parse_stack_name, region_stack
-from platformctl.offline.planner import StackPlan
+from platformctl.offline.planner import StackPlan, plan_stacks
 from platformctl.offline.results import dated_facts, step_resources
 from platformctl.offline.store import CachedResult, ResultCache, masked_references, preview_text
 from platformctl.planning import PlanResult, document_text, policy_resources, run_plan
-from tests.platformctl.offline.warm_cache import WarmRepo, import_planned_modules, warm_repo
+from scripts.fleet import copy_repo
+from tests.conftest import ROOT
+from tests.platformctl.offline.warm_cache import WarmRepo, warm_repo
 
 PARTNER = [parse_stack_name("partner-acme-voice")]
 ROOT_COPY_SOURCE = Path(__file__).resolve().parents[3]
@@ -37,19 +39,19 @@ def entries(root: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def both_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackPlan]:
-    """Both partners and what they read, planned cold in a scratch copy before the templates below (warm_cache).
-    Read only (test_policy_resources_read_back_from_steps_equal_the_recorded_ones reads acme-voice's plan)."""
-    return import_planned_modules(tmp_path_factory.mktemp("scratch"), BOTH)
+    """Both partners and what they read, planned cold in a scratch copy. Read only
+    (test_policy_resources_read_back_from_steps_equal_the_recorded_ones reads acme-voice's plan)."""
+    return plan_stacks(Repo(copy_repo(ROOT, tmp_path_factory.mktemp("scratch") / "repo")), BOTH, workers=1)
 
 
 @pytest.fixture(scope="module")
-def warm_partner(tmp_path_factory: pytest.TempPathFactory, both_plans: dict[str, StackPlan]) -> WarmRepo:
+def warm_partner(tmp_path_factory: pytest.TempPathFactory) -> WarmRepo:
     """The repository after a cold plan of acme-voice through its cache, planned once; tests plan in copies."""
     return warm_repo(tmp_path_factory.mktemp("warm-partner"), PARTNER)
 
 
 @pytest.fixture(scope="module")
-def warm_both(tmp_path_factory: pytest.TempPathFactory, both_plans: dict[str, StackPlan]) -> WarmRepo:
+def warm_both(tmp_path_factory: pytest.TempPathFactory) -> WarmRepo:
     """The repository after a cold plan of both partners through its cache, planned once; tests plan in copies."""
     return warm_repo(tmp_path_factory.mktemp("warm-both"), BOTH)
 

@@ -76,7 +76,7 @@ def warm_at(
             directory = tmp_path_factory.mktemp("warm")
             scratch = copy_repo(ROOT, directory / "spec")
             set_domain(scratch, domain)
-            expected = cold_plan((scratch / SPEC).read_bytes())  # first: imports what such a plan needs (warm_cache)
+            expected = cold_plan((scratch / SPEC).read_bytes())
             templates[domain] = warm = warm_repo(directory, BOTH, lambda root: set_domain(root, domain))
             # The cache was empty: a cold plan, which is the same in any folder (what sharing `cold_plan` relies on).
             assert (warm.json_text, sorted((v.stack, v.policy, v.message) for v in warm.violations)) == expected

@@ -4,10 +4,10 @@ of the cache start from a warm cache, and that cold plan was most of what each o
 A copy is used only if its cache serves it as a plan of the copy would find it: every entry under the key this
 process computes for the copy, and the requested stacks' findings under the copy's policy context. The key holds
 the program fingerprint, which counts every module of the program's packages this process imported from outside
-the planned folder (platformctl/offline/keys.py): a plan run in this process imports more of them, so a template
-planned before those imports has other keys than its later copies. A module therefore plans its stacks once in a
-scratch copy before its templates (`import_planned_modules`); should a copy's entries still not be valid there,
-the copy's cache is filled by a cold plan of its own, as the tests did before they shared one.
+the planned folder (platformctl/offline/keys.py): a template therefore imports them all first (`import_program`,
+as `planned_fleet` does), so that its copies' keys are its own; should a copy's entries still not be valid there
+(a test imported a program module from another folder meanwhile), the copy's cache is filled by a cold plan of its
+own, as the tests did before they shared one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fleet.repo import Repo, active
 from foundation.stacks import StackName
-from platformctl.offline.planner import StackPlan, plan_stacks, with_dependencies
+from platformctl.offline.planner import with_dependencies
 from platformctl.offline.results import stack_keys
 from platformctl.offline.store import ResultCache
 from platformctl.planning import run_plan
@@ -28,13 +28,7 @@ from policies.context import context_for
 from policies.model import Violation
 from policies.rules import context_fingerprint
 from scripts.fleet import copy_repo
-from tests.conftest import ROOT
-
-
-def import_planned_modules(directory: Path, stacks: list[StackName]) -> dict[str, StackPlan]:
-    """Plan `stacks` cold in a scratch copy under `directory` (in this process, as the tests plan), so that the
-    program modules such a plan imports are imported before a template's keys are computed; the plans."""
-    return plan_stacks(Repo(copy_repo(ROOT, directory / "scratch")), stacks, workers=1)
+from tests.conftest import ROOT, import_program
 
 
 def cache_serves(root: Path, stacks: list[StackName]) -> bool:
@@ -84,6 +78,7 @@ class WarmRepo:
 
 def warm_repo(directory: Path, stacks: list[StackName], edit: Callable[[Path], None] | None = None) -> WarmRepo:
     """Copy the repository under `directory`, apply `edit`, plan `stacks` cold through the copy's cache."""
+    import_program(ROOT)
     root = copy_repo(ROOT, directory / "template")
     if edit is not None:
         edit(root)
