@@ -28,8 +28,8 @@ from foundation.warehouse_schema import DEVELOPERS, INTEGRATIONS, active_install
 from services.payouts import money
 from services.payouts.report import ALREADY_PAID, CARRIED, FAILED, HELD, PAID, WOULD_PAY, PayoutResult
 from services.payouts.statements import StatementStore
-from services.payouts.stripe_gateway import DEVELOPER_METADATA, Payee, StripeError, StripeGateway, transfers_capability
-from services.payouts.transfers import pay
+from services.payouts.stripe_gateway import DEVELOPER_METADATA, Payee, StripeError, StripeGateway
+from services.payouts.transfers import not_onboarded, pay
 
 RETRIED = frozenset({"pending", "held", "failed"})
 """Statement statuses a later run settles again."""
@@ -319,9 +319,7 @@ class _Settling:
             return record(CARRIED, "carried", f"{hold}; carried onto the developer's next new statement")
         account = developer.stripe_account
         if account is None:
-            return record(
-                HELD, "held", f"no Stripe account (run: platformctl billing connect-developer {developer.id})"
-            )
+            return record(HELD, "held", f"no Stripe account (run: {who.connect_command})")
         if dry_run or gateway is None:
             result.reason = f"{money.format_minor(due, currency)} to {account}"
             return result
@@ -334,14 +332,9 @@ class _Settling:
             return record(
                 FAILED, "failed", f"its DEVELOPERS row names {account}, which is not its Stripe account; nothing sent"
             )
-        capability = transfers_capability(details)
-        if capability != "active":
-            return record(
-                HELD,
-                "held",
-                f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
-                f"developer must finish onboarding (platformctl billing connect-developer {developer.id} --link)",
-            )
+        hold_reason = not_onboarded(account, details, who)
+        if hold_reason is not None:
+            return record(HELD, "held", hold_reason)
         paid = pay(gateway, who, month, previous or None, statement, account, record, write)
         if paid.status == PAID:
             paid.reason = f"{paid.reason} ({len(statement['lines'])} installs)"

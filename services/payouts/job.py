@@ -47,8 +47,8 @@ from services.payouts.report import (
     Report,
 )
 from services.payouts.statements import StatementStore
-from services.payouts.stripe_gateway import PARTNER_METADATA, Payee, StripeError, StripeGateway, transfers_capability
-from services.payouts.transfers import pay
+from services.payouts.stripe_gateway import PARTNER_METADATA, Payee, StripeError, StripeGateway
+from services.payouts.transfers import not_onboarded, pay
 
 
 @dataclass
@@ -348,22 +348,17 @@ class _Run:
         account, problem = self._account(terms)
         if problem:
             return record(FAILED, "failed", problem)
+        who = Payee("partner", partner)
         if account is None:
-            return record(HELD, "held", f"no Stripe account (run: platformctl billing connect {partner})")
+            return record(HELD, "held", f"no Stripe account (run: {who.connect_command})")
         if self.dry_run or self.gateway is None:
             outcome.reason = f"{money.format_minor(due, currency)} to {account}"
             carries.clear()  # shown on this statement; a real run would hand them over here
             return outcome
-        details = self.accounts[partner][1] or {}
-        capability = transfers_capability(details)
-        if capability != "active":
-            return record(
-                HELD,
-                "held",
-                f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
-                f"partner must finish onboarding (a fresh link: platformctl billing connect {partner} --link)",
-            )
-        return pay(self.gateway, Payee("partner", partner), month, previous, statement, account, record, write)
+        hold_reason = not_onboarded(account, self.accounts[partner][1] or {}, who)
+        if hold_reason is not None:
+            return record(HELD, "held", hold_reason)
+        return pay(self.gateway, who, month, previous, statement, account, record, write)
 
     def _lines(
         self, partner: str, month: str, previous: dict[str, Any] | None, carries: list[Carry]

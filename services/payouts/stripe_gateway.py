@@ -47,6 +47,12 @@ class Payee:
     def label(self) -> str:
         return self.id if self.kind == "partner" else f"developer {self.id}"
 
+    @property
+    def connect_command(self) -> str:
+        """The command that opens (or, with --link, resumes onboarding of) the payee's Stripe account."""
+        command = "connect" if self.kind == "partner" else "connect-developer"
+        return f"platformctl billing {command} {self.id}"
+
     def transfer_key(self, period: str) -> str:
         """`payout:<partner>:<period>`, `payout:developer:<id>:<period>`."""
         return f"payout:{self.id}:{period}" if self.kind == "partner" else f"payout:developer:{self.id}:{period}"

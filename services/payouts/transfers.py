@@ -16,7 +16,19 @@ from services.payouts.stripe_gateway import (
     transfer_idempotency_key,
     transfer_mismatches,
     transfer_request,
+    transfers_capability,
 )
+
+
+def not_onboarded(account: str, details: dict[str, Any], who: Payee) -> str | None:
+    """Why `who`'s account cannot be paid yet (its `transfers` capability is not active), or None."""
+    capability = transfers_capability(details)
+    if capability == "active":
+        return None
+    return (
+        f"Stripe account {account} cannot receive transfers yet (capabilities.transfers: {capability}): the "
+        f"{who.kind} must finish onboarding (a fresh link: {who.connect_command} --link)"
+    )
 
 
 def transfer_record(transfer: dict[str, Any], who: Payee) -> dict[str, Any]:
