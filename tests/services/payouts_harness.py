@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from foundation.warehouse_schema import SCHEMAS, USAGE_EVENTS, partner_merge_sql, partner_rows_json
+from foundation.warehouse_schema import USAGE_EVENTS, partner_merge_sql, partner_rows_json
 from partners.prices import load_prices
 from partners.spec import load_spec
 from partners.terms import partner_terms
@@ -40,14 +40,12 @@ def usage_row(partner: str, period: str, minutes: int, rate: str, currency: str,
 
 _template = tempfile.TemporaryDirectory(prefix="payouts-warehouse-")
 """An embedded warehouse with the schema and nothing else, made once per test process (removed at its exit)."""
-_schema_current: set[Path] = set()
-"""Warehouse folders this process made from the template, whose schema is therefore current."""
 
 
 def connect_with_schema(directory: Path) -> Any:
-    """A connection to the embedded warehouse under `directory`, its schema made (if absent) as `ensure_schema` makes
-    it. A new folder starts as a copy of the template: fakesnow compiles each of ensure_schema's statements with
-    sqlglot, about a second per call, which every payouts test would otherwise pay two or three times."""
+    """A connection to the embedded warehouse under `directory`, its schema made by `ensure_schema`. A new folder
+    starts as a copy of a template made once per process: making the schema compiles each of its statements with
+    fakesnow's sqlglot, which every payouts test would otherwise pay; on a copy, ensure_schema finds it current."""
     template = Path(_template.name)
     if not any(template.iterdir()):
         conn = warehouse.connect(f"local:{template}")
@@ -58,23 +56,16 @@ def connect_with_schema(directory: Path) -> Any:
     directory = directory.resolve()
     if not directory.exists():
         shutil.copytree(template, directory)
-        _schema_current.add(directory)
     conn = warehouse.connect(f"local:{directory}")
-    if directory not in _schema_current:  # made by someone else (a meter, the job): bring its schema up to date
-        warehouse.ensure_schema(conn)
-    else:  # the session's schema as ensure_schema leaves it (CREATE SCHEMA makes the new schema the current one)
-        conn.cursor().execute(f"USE SCHEMA {conn.database}.{list(SCHEMAS)[-1]}")
+    warehouse.ensure_schema(conn)
     return conn
 
 
 def copy_warehouse(source: Path, target: Path) -> Path:
     """`target`: a copy of the closed embedded warehouse under `source` (a module's seeded start, made once and only
-    ever copied), for one test to change. A copy of a warehouse whose schema is current is current too."""
-    source, target = source.resolve(), target.resolve()
-    shutil.copytree(source, target)
-    if source in _schema_current:
-        _schema_current.add(target)
-    return target
+    ever copied), for one test to change."""
+    shutil.copytree(source.resolve(), target.resolve())
+    return target.resolve()
 
 
 def seed(directory: Path, rows: list[dict[str, Any]]) -> None:

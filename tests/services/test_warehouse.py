@@ -14,7 +14,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from foundation.currencies import to_minor
 from foundation.errors import InputError, PlatformError
-from foundation.warehouse_schema import API_REQUESTS, TABLES, USAGE_EVENTS, VIEWS, partner_merge_sql, partner_rows_json
+from foundation.warehouse_schema import (
+    API_REQUESTS,
+    INSTALLS,
+    PARTNERS,
+    TABLES,
+    USAGE_EVENTS,
+    VIEWS,
+    partner_merge_sql,
+    partner_rows_json,
+)
 from services.warehouse import KEY_ENV, LOCAL_DATABASE, connect, ensure_schema, merge_rows, snowflake_params
 from tests.conftest import Plan
 
@@ -44,6 +53,73 @@ def test_ensure_schema_creates_every_table_and_view_and_is_repeatable(conn: Any)
     for view in VIEWS:
         cur.execute(f"SELECT * FROM {LOCAL_DATABASE}.{view.schema}.{view.name}")
         cur.fetchall()
+
+
+def _statements(conn: Any) -> list[str]:
+    """The statements fakesnow is asked to run on `conn` from now on (a list that grows)."""
+    seen: list[str] = []
+    cursor = conn.cursor
+
+    def recording_cursor(*args: Any, **kwargs: Any) -> Any:
+        cur = cursor(*args, **kwargs)
+        execute = cur.execute
+
+        def recorded(command: str, *rest: Any, **options: Any) -> Any:
+            seen.append(command)
+            return execute(command, *rest, **options)
+
+        cur.execute = recorded
+        return cur
+
+    conn._conn.cursor = recording_cursor
+    return seen
+
+
+def _current_schema(conn: Any) -> str:
+    cur = conn.cursor()
+    cur.execute("SELECT CURRENT_SCHEMA()")
+    return str(cur.fetchone()[0])
+
+
+def test_ensure_schema_on_a_current_warehouse_runs_no_ddl_and_leaves_the_session_as_the_ddl_would(
+    tmp_path: Path,
+) -> None:
+    made = connect(f"local:{tmp_path / 'wh'}")
+    ensure_schema(made)
+    after_ddl = _current_schema(made)
+    made.close()
+    again = connect(f"local:{tmp_path / 'wh'}")
+    try:
+        statements = _statements(again)
+        ensure_schema(again)
+        assert statements == [f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS"]
+        assert _current_schema(again) == after_ddl == "ANALYTICS"
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(
+    "drift",
+    [
+        f"DROP VIEW {LOCAL_DATABASE}.ANALYTICS.MRR",
+        # Made by an older version: same name, another statement (and so no digest of today's statement).
+        f"CREATE OR REPLACE VIEW {LOCAL_DATABASE}.ANALYTICS.MRR AS SELECT 1 AS PARTNER_ID",
+        f"ALTER TABLE {LOCAL_DATABASE}.RAW.PARTNERS DROP COLUMN MONTHLY_MINUTES_QUOTA",
+        f"DROP TABLE {LOCAL_DATABASE}.RAW.INSTALLS",
+    ],
+)
+def test_ensure_schema_brings_a_drifted_warehouse_back(conn: Any, drift: str) -> None:
+    made = {table.name: sorted(_columns(conn, table.name)) for table in (PARTNERS, INSTALLS)}
+    mrr_columns = _columns(conn, "MRR")
+    conn.cursor().execute(drift)
+    statements = _statements(conn)
+    ensure_schema(conn)
+    assert len(statements) > 1  # the whole DDL ran again
+    assert {table: sorted(_columns(conn, table)) for table in made} == made  # a column added back comes last
+    assert _columns(conn, "MRR") == mrr_columns
+    statements.clear()
+    ensure_schema(conn)
+    assert statements == [f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS"]
 
 
 def test_component_deploys_the_same_tables_and_views(fleet: Plan) -> None:
