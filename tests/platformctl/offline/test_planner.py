@@ -84,3 +84,74 @@ def test_plan_stacks_returns_the_requested_stack_and_what_it_reads_in_planning_o
     assert region.preview()["changeSummary"]["create"] == len(region.recording.resources) - sum(
         1 for r in region.recording.resources if r.read_id
     )
+
+
+HEAP_PROBE = """
+import gc, sys, weakref
+from pathlib import Path
+from fleet.repo import Repo
+from foundation.stacks import parse_stack_name
+from platformctl.offline import planner
+
+class Node:
+    pass
+
+root = Path(sys.argv[1])
+sys.path.insert(0, str(root))
+planner.plan_stacks(Repo(root), [parse_stack_name("global")], workers=1)
+frozen = gc.get_freeze_count()
+held = Node()
+held.self = held  # a cycle (only the collector frees it), alive while the next plan runs
+dropped_later = weakref.ref(held)
+planner.plan_stacks(Repo(root), [parse_stack_name("global")], workers=1)
+del held
+gc.collect()
+print(frozen, dropped_later() is None)
+"""
+
+
+def test_the_first_plan_in_a_process_freezes_its_imports_and_later_garbage_is_still_collected(
+    repo_copy: Path,
+) -> None:
+    """The heap a plan needs (SDK, providers, program: hundreds of thousands of objects) is frozen once, after the
+    process's first plan, so full collections stop traversing it; what the caller holds during later plans is not
+    frozen with it (it would never be freed)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HEAP_PROBE, str(repo_copy)], cwd=repo_copy, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    frozen, collected = done.stdout.split()
+    assert int(frozen) > 100_000  # the SDK and the provider SDKs
+    assert collected == "True"
+
+
+def test_a_planning_worker_freezes_its_imports_before_it_plans(repo_copy: Path) -> None:
+    import gc
+    import multiprocessing
+    import os
+
+    # The worker's initializer, in a forked child (as the pool runs it) so this process's heap is left as it is.
+    read, write = os.pipe()
+    child = multiprocessing.get_context("fork").Process(
+        target=_report_frozen_after_warm_up, args=(repo_copy, write), daemon=True
+    )
+    child.start()
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        frozen_in_worker = int(pipe.read())
+    child.join(60)
+    assert child.exitcode == 0
+    assert frozen_in_worker > gc.get_freeze_count()  # more than it inherited: its own imports
+
+
+def _report_frozen_after_warm_up(root: Path, write: int) -> None:
+    import gc
+    import os
+
+    from platformctl.offline.planner import _warm_worker
+
+    _warm_worker(root)
+    os.write(write, str(gc.get_freeze_count()).encode())
