@@ -7,10 +7,13 @@ the one idempotent batch write (insert-if-absent by the table's key).
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -92,6 +95,8 @@ def _connect_local(directory: str) -> Any:
     import duckdb
     from fakesnow.instance import FakeSnow
 
+    _remove_stage_folder_at_exit()
+
     # fakesnow copies DB-API results through Arrow and says so on every fetch; it is not our concern.
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
     instance = FakeSnow(db_path=path)
@@ -109,6 +114,17 @@ def _connect_local(directory: str) -> Any:
             raise PlatformError(message) from None
         raise PlatformError(f"cannot open the warehouse under {directory}: {str(exc).splitlines()[0]}") from None
     return _LocalConnection(conn, instance)
+
+
+@functools.cache
+def _remove_stage_folder_at_exit() -> None:
+    """fakesnow makes a temporary folder for stages when it is imported and never removes it ("TODO: clean up temp
+    files on exit", fakesnow/transforms/stage.py, 0.12.1): every command and meter that opened the embedded
+    warehouse left an empty `fakesnow_bucket_*` in the temporary folder. Nothing here uses stages, and what a stage
+    held there was this process's alone (the next one gets another folder)."""
+    from fakesnow.transforms import stage
+
+    atexit.register(shutil.rmtree, stage.LOCAL_BUCKET_PATH, ignore_errors=True)
 
 
 class _RecentResults(dict[str, Any]):

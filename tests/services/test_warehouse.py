@@ -271,3 +271,25 @@ def test_bad_snowflake_urls(url: str, env: dict[str, str], message: str) -> None
         snowflake_params(url, env)
     assert message in str(caught.value)
     assert "secret" not in str(caught.value)
+
+
+def test_a_process_that_opened_the_embedded_warehouse_leaves_nothing_in_the_temporary_folder(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    script = (
+        "import sys; from services import warehouse; c = warehouse.connect('local:' + sys.argv[1]); "
+        "warehouse.ensure_schema(c); c.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "wh")],
+        env={**os.environ, "TMPDIR": str(temporary)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(temporary.iterdir()) == []  # fakesnow's stage folder (fakesnow_bucket_*) went with the process
