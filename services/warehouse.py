@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -118,13 +119,20 @@ def _connect_local(directory: str) -> Any:
 
 @functools.cache
 def _remove_stage_folder_at_exit() -> None:
-    """fakesnow makes a temporary folder for stages when it is imported and never removes it ("TODO: clean up temp
-    files on exit", fakesnow/transforms/stage.py, 0.12.1): every command and meter that opened the embedded
-    warehouse left an empty `fakesnow_bucket_*` in the temporary folder. Nothing here uses stages, and what a stage
-    held there was this process's alone (the next one gets another folder)."""
-    from fakesnow.transforms import stage
+    atexit.register(remove_stage_folder)
 
-    atexit.register(shutil.rmtree, stage.LOCAL_BUCKET_PATH, ignore_errors=True)
+
+def remove_stage_folder() -> None:
+    """Remove the temporary folder fakesnow made for stages when it was imported (if it was).
+
+    fakesnow never removes it ("TODO: clean up temp files on exit", fakesnow/transforms/stage.py, 0.12.1): every
+    command, meter and flusher that opened the embedded warehouse left an empty `fakesnow_bucket_*` behind. Nothing
+    here uses stages, and what a stage held there was this process's alone (the next one gets another folder).
+    Opening the embedded warehouse registers this to run at exit; the meter, which uvicorn ends with the SIGTERM it
+    received (no exit handlers), calls it when it has stopped."""
+    stage = sys.modules.get("fakesnow.transforms.stage")
+    if stage is not None:
+        shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)
 
 
 class _RecentResults(dict[str, Any]):

@@ -237,6 +237,7 @@ def serve(config: ServeConfig) -> None:
         deadline = time.monotonic() + DRAIN_SECONDS - HTTP_GRACE_SECONDS - 1.0
         await asyncio.to_thread(flusher.stop, deadline)
         log.info("meter stopped, %d events stay in the spool", state.spool.pending)
+        warehouse.remove_stage_folder()
 
     app = build_app(state, lifespan=lifespan)
     server = uvicorn.Server(

@@ -39,9 +39,14 @@ USAGE = (
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Meter]:
-    running = Meter(tmp_path_factory.mktemp("meter")).start()
+    workdir = tmp_path_factory.mktemp("meter")
+    temporary = workdir / "tmp"
+    temporary.mkdir()
+    running = Meter(workdir).start(env={"TMPDIR": str(temporary)})
     yield running
     assert running.stop() in (0, -signal.SIGTERM)
+    # The meter and its flusher opened the embedded warehouse; fakesnow's stage folders went with them.
+    assert list(temporary.iterdir()) == []
 
 
 @pytest.fixture
