@@ -306,11 +306,11 @@ def _local_schema_is_current(conn: _LocalConnection) -> bool:
     }
     if not set(SCHEMAS) <= schemas:
         return False
-    columns = set(
-        duck.execute(
-            "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE database_name = ?", [database]
-        ).fetchall()
+    table_columns = (  # duckdb_columns() lists views' columns too: a view standing where a table should is not one
+        "SELECT c.schema_name, c.table_name, c.column_name FROM duckdb_columns() c "
+        "JOIN duckdb_tables() t USING (database_name, schema_name, table_name) WHERE c.database_name = ?"
     )
+    columns = set(duck.execute(table_columns, [database]).fetchall())
     if not {(t.schema, t.name, c.name) for t in TABLES for c in t.columns} <= columns:
         return False
     comments = dict(

@@ -122,6 +122,16 @@ def test_ensure_schema_brings_a_drifted_warehouse_back(conn: Any, drift: str) ->
     assert statements == [f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS"]
 
 
+def test_a_view_in_a_tables_place_is_not_taken_for_the_table(conn: Any) -> None:
+    from snowflake.connector.errors import ProgrammingError
+
+    cur = conn.cursor()
+    cur.execute(f"ALTER TABLE {LOCAL_DATABASE}.RAW.INSTALLS RENAME TO INSTALLS_KEPT")
+    cur.execute(f"CREATE VIEW {LOCAL_DATABASE}.RAW.INSTALLS AS SELECT * FROM {LOCAL_DATABASE}.RAW.INSTALLS_KEPT")
+    with pytest.raises(ProgrammingError, match="view"):  # the DDL ran, and the engine refuses to make the table
+        ensure_schema(conn)
+
+
 def test_component_deploys_the_same_tables_and_views(fleet: Plan) -> None:
     stack = "region-eu-central"
     deployed = {r.inputs["name"]: r.inputs for r in fleet.resources(stack, "snowflake:index/table:Table")}
