@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
@@ -305,3 +306,11 @@ def _mark_groups(items: list[pytest.Item]) -> None:
         group = groups.get(item.nodeid.split("::", 1)[0])
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The collected test modules and what they import (about 400,000 objects) live as long as the test process:
+    frozen, as a planning process freezes its imports (platformctl/offline/planner.py, `_settle_heap`), so that
+    full collections during the tests stop traversing them."""
+    gc.collect()
+    gc.freeze()
