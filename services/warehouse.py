@@ -262,7 +262,8 @@ def _connect_snowflake(url: str) -> Any:
 
 
 def ensure_schema(conn: Any) -> None:
-    """Create the schemas, tables and views (if absent) in the connection's database."""
+    """Create the schemas, tables and views (if absent) in the connection's database; on the embedded warehouse,
+    nothing if they are all there as today's definitions make them (`_local_schema_is_current`)."""
     database = conn.database
     cur = conn.cursor()
     if isinstance(conn, _LocalConnection) and _local_schema_is_current(conn):
