@@ -117,22 +117,30 @@ def _connect_local(directory: str) -> Any:
     return _LocalConnection(conn, instance)
 
 
-@functools.cache
+_stage_folder: list[tuple[int, str]] = []
+"""(pid, path) of fakesnow's stage folder, recorded by the process that first opened the embedded warehouse."""
+
+
 def _remove_stage_folder_at_exit() -> None:
-    atexit.register(remove_stage_folder)
+    stage = sys.modules.get("fakesnow.transforms.stage")
+    # A forked child inherits its parent's record: the folder stays the parent's to remove.
+    if stage is not None and not _stage_folder and Path(stage.LOCAL_BUCKET_PATH).name.startswith("fakesnow_bucket_"):
+        _stage_folder.append((os.getpid(), stage.LOCAL_BUCKET_PATH))
+        atexit.register(remove_stage_folder)
 
 
 def remove_stage_folder() -> None:
-    """Remove the temporary folder fakesnow made for stages when it was imported (if it was).
+    """Remove the temporary folder fakesnow made for stages when this process imported it.
 
     fakesnow never removes it ("TODO: clean up temp files on exit", fakesnow/transforms/stage.py, 0.12.1): every
     command, meter and flusher that opened the embedded warehouse left an empty `fakesnow_bucket_*` behind. Nothing
     here uses stages, and what a stage held there was this process's alone (the next one gets another folder).
     Opening the embedded warehouse registers this to run at exit; the meter, which uvicorn ends with the SIGTERM it
-    received (no exit handlers), calls it when it has stopped."""
-    stage = sys.modules.get("fakesnow.transforms.stage")
-    if stage is not None:
-        shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)
+    received (no exit handlers), calls it when it has stopped. Only the folder recorded by this very process, and
+    only one named as fakesnow names it, is removed."""
+    for pid, path in _stage_folder:
+        if pid == os.getpid():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class _RecentResults(dict[str, Any]):
@@ -262,12 +270,19 @@ def _connect_snowflake(url: str) -> Any:
 
 
 def ensure_schema(conn: Any) -> None:
-    """Create the schemas, tables and views (if absent) in the connection's database; on the embedded warehouse,
-    nothing if they are all there as today's definitions make them (`_local_schema_is_current`)."""
+    """Create the schemas, tables and views (if absent) in the connection's database. Called right after `connect`,
+    outside a transaction (the embedded warehouse's check reads what is committed).
+
+    On the embedded warehouse, when they are all there as today's definitions and today's fakesnow make them
+    (`_local_schema_is_current`), only the tables' CREATE TABLE IF NOT EXISTS run: no-ops that make fakesnow record,
+    in this connection's in-memory catalog, the VARCHAR lengths INFORMATION_SCHEMA.COLUMNS reports (as Snowflake's
+    does). The schemas, the column additions and the views, most of the DDL's cost, are skipped."""
     database = conn.database
     cur = conn.cursor()
     if isinstance(conn, _LocalConnection) and _local_schema_is_current(conn):
-        # Where the DDL below would leave the session (CREATE SCHEMA makes the new schema the current one).
+        for table in TABLES:
+            cur.execute(table.create_sql(database))
+        # Where the whole DDL would leave the session (CREATE SCHEMA makes the new schema the current one).
         cur.execute(f"USE SCHEMA {database}.{list(SCHEMAS)[-1]}")
         return
     for schema in SCHEMAS:
@@ -288,15 +303,25 @@ def ensure_schema(conn: Any) -> None:
             conn.instance.duck_conn.execute(f"COMMENT ON VIEW {database}.{view.schema}.{view.name} IS '{comment}'")
 
 
+@functools.cache
+def _translator() -> str:
+    """What turned a view's Snowflake text into the SQL DuckDB stores (`NUMBER(38,0)` into `BIGINT`, say): another
+    version may translate it otherwise, and its views are then made again."""
+    from importlib.metadata import version
+
+    return " ".join(f"{name}={version(name)}" for name in ("fakesnow", "sqlglot", "duckdb"))
+
+
 def _view_digest(view: View, database: str) -> str:
-    return "platformctl-definition:" + hashlib.sha256(view.statement(database).encode()).hexdigest()
+    text = f"{_translator()}\n{view.statement(database)}"
+    return "platformctl-definition:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _local_schema_is_current(conn: _LocalConnection) -> bool:
     """Whether the embedded warehouse already holds what ensure_schema's DDL makes: every table with every column,
-    and every view made from today's statement (its DuckDB comment holds the statement's digest). fakesnow compiles
-    each DDL statement with sqlglot (about 10 ms each, 27 of them), and every writer and the meter's flusher call
-    ensure_schema when they connect; DuckDB's own catalog answers this in a millisecond."""
+    and every view made from today's statement by today's translator (its DuckDB comment holds their digest).
+    fakesnow compiles each DDL statement with sqlglot (about 10 ms each, 27 of them), and every writer and the
+    meter's flusher call ensure_schema when they connect; DuckDB's own catalog answers this in a millisecond."""
     duck = conn.instance.duck_conn
     database = conn.database
     schemas = {

@@ -81,21 +81,54 @@ def _current_schema(conn: Any) -> str:
     return str(cur.fetchone()[0])
 
 
-def test_ensure_schema_on_a_current_warehouse_runs_no_ddl_and_leaves_the_session_as_the_ddl_would(
+CURRENT_SCHEMA_STATEMENTS = [
+    *(table.create_sql(LOCAL_DATABASE) for table in TABLES),
+    f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS",
+]
+"""What ensure_schema runs on a current embedded warehouse: the tables' no-op creates, the session's schema."""
+
+
+def _information_schema_columns(conn: Any) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, "
+        "NUMERIC_SCALE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS ORDER BY 1, 2, ORDINAL_POSITION"
+    )
+    return [tuple(row) for row in cur.fetchall()]
+
+
+def test_ensure_schema_on_a_current_warehouse_skips_the_ddl_and_leaves_the_connection_as_the_ddl_would(
     tmp_path: Path,
 ) -> None:
     made = connect(f"local:{tmp_path / 'wh'}")
     ensure_schema(made)
-    after_ddl = _current_schema(made)
+    after_ddl = _current_schema(made), _information_schema_columns(made)
     made.close()
     again = connect(f"local:{tmp_path / 'wh'}")
     try:
         statements = _statements(again)
         ensure_schema(again)
-        assert statements == [f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS"]
-        assert _current_schema(again) == after_ddl == "ANALYTICS"
+        assert statements == CURRENT_SCHEMA_STATEMENTS
+        # The same session schema, and the same INFORMATION_SCHEMA (VARCHAR(64) reads 64, as on Snowflake).
+        assert (_current_schema(again), _information_schema_columns(again)) == after_ddl
+        assert after_ddl[0] == "ANALYTICS"
+        assert ("RAW", "USAGE_EVENTS", "EVENT_ID", "TEXT", 64) in [row[:5] for row in after_ddl[1]]
     finally:
         again.close()
+
+
+def test_views_made_by_another_translator_are_made_again(conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB keeps fakesnow's translation of a view, not its Snowflake text: an upgraded fakesnow, sqlglot or DuckDB
+    may translate it otherwise, so its views are made again."""
+    from services import warehouse
+
+    monkeypatch.setattr(warehouse, "_translator", lambda: "fakesnow=99.0 sqlglot=99.0 duckdb=99.0")
+    statements = _statements(conn)
+    ensure_schema(conn)
+    assert sum(s.startswith("CREATE OR REPLACE VIEW") for s in statements) == len(VIEWS)
+    statements.clear()
+    ensure_schema(conn)
+    assert statements == CURRENT_SCHEMA_STATEMENTS
 
 
 @pytest.mark.parametrize(
@@ -119,7 +152,7 @@ def test_ensure_schema_brings_a_drifted_warehouse_back(conn: Any, drift: str) ->
     assert _columns(conn, "MRR") == mrr_columns
     statements.clear()
     ensure_schema(conn)
-    assert statements == [f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS"]
+    assert statements == CURRENT_SCHEMA_STATEMENTS
 
 
 def test_a_view_in_a_tables_place_is_not_taken_for_the_table(conn: Any) -> None:
