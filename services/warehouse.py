@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -274,14 +274,12 @@ def ensure_schema(conn: Any) -> None:
     outside a transaction (the embedded warehouse's check reads what is committed).
 
     On the embedded warehouse, when they are all there as today's definitions and today's fakesnow make them
-    (`_local_schema_is_current`), only the tables' CREATE TABLE IF NOT EXISTS run: no-ops that make fakesnow record,
-    in this connection's in-memory catalog, the VARCHAR lengths INFORMATION_SCHEMA.COLUMNS reports (as Snowflake's
-    does). The schemas, the column additions and the views, most of the DDL's cost, are skipped."""
+    (`_local_schema_is_current`), no DDL runs: the connection is left as the DDL would leave it
+    (`_record_text_lengths`, and the session's schema)."""
     database = conn.database
     cur = conn.cursor()
     if isinstance(conn, _LocalConnection) and _local_schema_is_current(conn):
-        for table in TABLES:
-            cur.execute(table.create_sql(database))
+        _record_text_lengths(conn)
         # Where the whole DDL would leave the session (CREATE SCHEMA makes the new schema the current one).
         cur.execute(f"USE SCHEMA {database}.{list(SCHEMAS)[-1]}")
         return
@@ -301,6 +299,41 @@ def ensure_schema(conn: Any) -> None:
             # Literal, not a parameter: DuckDB's COMMENT ON takes no prepared parameters. The digest is hex.
             comment = _view_digest(view, database)
             conn.instance.duck_conn.execute(f"COMMENT ON VIEW {database}.{view.schema}.{view.name} IS '{comment}'")
+
+
+SNOWFLAKE_VARCHAR_DEFAULT = 16_777_216
+"""A VARCHAR's length when none is given (Snowflake's maximum; fakesnow records the same)."""
+
+
+def _record_text_lengths(conn: _LocalConnection) -> None:
+    """What fakesnow records when it runs a CREATE TABLE, recorded the same way without compiling one: each VARCHAR
+    column's length, in the connection's in-memory catalog, which INFORMATION_SCHEMA.COLUMNS reads
+    (CHARACTER_MAXIMUM_LENGTH 64 for a VARCHAR(64), as on Snowflake). fakesnow writes it with
+    `info_schema.insert_text_lengths_sql` (fakesnow/cursor.py, 0.12.1); a fakesnow without it gets the tables' no-op
+    CREATE TABLE IF NOT EXISTS instead (~70 ms)."""
+    insert_text_lengths_sql = _fakesnow_text_lengths_statement()
+    if insert_text_lengths_sql is None:
+        cur = conn.cursor()
+        for table in TABLES:
+            cur.execute(table.create_sql(conn.database))
+        return
+    for table in TABLES:
+        lengths = []
+        for column in table.columns:
+            varchar = re.fullmatch(r"VARCHAR(?:\((\d+)\))?", column.type)
+            if varchar:
+                lengths.append((column.name, int(varchar.group(1) or SNOWFLAKE_VARCHAR_DEFAULT)))
+        if lengths:
+            sql = insert_text_lengths_sql(conn.database, table.schema, table.name, lengths)
+            conn.instance.duck_conn.execute(sql)
+
+
+def _fakesnow_text_lengths_statement() -> Callable[[str, str, str, list[tuple[str, int]]], str] | None:
+    try:
+        from fakesnow.info_schema import insert_text_lengths_sql
+    except ImportError:
+        return None
+    return insert_text_lengths_sql
 
 
 @functools.cache

@@ -81,11 +81,8 @@ def _current_schema(conn: Any) -> str:
     return str(cur.fetchone()[0])
 
 
-CURRENT_SCHEMA_STATEMENTS = [
-    *(table.create_sql(LOCAL_DATABASE) for table in TABLES),
-    f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS",
-]
-"""What ensure_schema runs on a current embedded warehouse: the tables' no-op creates, the session's schema."""
+CURRENT_SCHEMA_STATEMENTS = [f"USE SCHEMA {LOCAL_DATABASE}.ANALYTICS"]
+"""What ensure_schema runs through fakesnow on a current embedded warehouse: the session's schema, nothing else."""
 
 
 def _information_schema_columns(conn: Any) -> list[tuple[Any, ...]]:
@@ -113,6 +110,26 @@ def test_ensure_schema_on_a_current_warehouse_skips_the_ddl_and_leaves_the_conne
         assert (_current_schema(again), _information_schema_columns(again)) == after_ddl
         assert after_ddl[0] == "ANALYTICS"
         assert ("RAW", "USAGE_EVENTS", "EVENT_ID", "TEXT", 64) in [row[:5] for row in after_ddl[1]]
+    finally:
+        again.close()
+
+
+def test_a_fakesnow_that_records_text_lengths_otherwise_gets_the_tables_no_op_creates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services import warehouse
+
+    made = connect(f"local:{tmp_path / 'wh'}")
+    ensure_schema(made)
+    after_ddl = _information_schema_columns(made)
+    made.close()
+    monkeypatch.setattr(warehouse, "_fakesnow_text_lengths_statement", lambda: None)
+    again = connect(f"local:{tmp_path / 'wh'}")
+    try:
+        statements = _statements(again)
+        ensure_schema(again)
+        assert statements == [*(table.create_sql(LOCAL_DATABASE) for table in TABLES), *CURRENT_SCHEMA_STATEMENTS]
+        assert _information_schema_columns(again) == after_ddl
     finally:
         again.close()
 
