@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
+from tests.services.payouts_harness import stripe_for_commands
+from tests.services.stripe_fake import FakeStripe
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    with StripeServer() as server:
-        monkeypatch.setenv("STRIPE_API_KEY", TEST_KEY)
-        monkeypatch.setenv("STRIPE_API_BASE", server.base)
+    with stripe_for_commands(monkeypatch) as server:
         yield server

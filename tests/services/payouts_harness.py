@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from foundation.warehouse_schema import USAGE_EVENTS, partner_merge_sql, partner_rows_json
 from partners.prices import load_prices
@@ -16,7 +20,7 @@ from partners.terms import partner_terms
 from partners.tiers import load_tiers
 from services import warehouse
 from services.payouts.stripe_gateway import StripeGateway
-from tests.services.stripe_fake import TEST_KEY, FakeStripe
+from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +98,15 @@ def seed_terms(directory: Path, rows: list[dict[str, Any]]) -> None:
 
 def stripe_env(fake: FakeStripe) -> dict[str, str]:
     return {"STRIPE_API_KEY": TEST_KEY, "STRIPE_API_BASE": fake.base}
+
+
+@contextlib.contextmanager
+def stripe_for_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    """The loopback Stripe, named to the commands a test runs by the environment variables they read."""
+    with StripeServer() as fake:
+        for key, value in stripe_env(fake).items():
+            monkeypatch.setenv(key, value)
+        yield fake
 
 
 def gateway(fake: FakeStripe) -> StripeGateway:

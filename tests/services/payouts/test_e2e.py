@@ -19,8 +19,8 @@ from moto.server import ThreadedMotoServer
 
 from services.payouts.money import latest_payable, period_end
 from tests.services.meter_harness import Meter, callback, free_port, post_callback
-from tests.services.payouts_harness import ROOT, seed_terms, terms_of
-from tests.services.stripe_fake import TEST_KEY, FakeStripe, StripeServer
+from tests.services.payouts_harness import ROOT, seed_terms, stripe_for_commands, terms_of
+from tests.services.stripe_fake import FakeStripe
 
 PERIOD = latest_payable(dt.datetime.now(dt.UTC))
 """What `--period previous` pays today: the latest month whose close window has passed."""
@@ -50,9 +50,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def stripe_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    with StripeServer() as fake:
-        monkeypatch.setenv("STRIPE_API_KEY", TEST_KEY)
-        monkeypatch.setenv("STRIPE_API_BASE", fake.base)
+    with stripe_for_commands(monkeypatch) as fake:
         yield fake
 
 
